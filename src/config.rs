@@ -1,0 +1,692 @@
+//! Configuration: a raw, all-optional, `deny_unknown_fields` YAML document, overridden by
+//! `TOOLGATE_*` environment variables, then resolved into a validated [`Config`].
+//! Every problem is collected and reported at once, before any port is bound.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Exit code for a configuration error (EX_CONFIG-style usage error, as linkerd does).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Environment variables with the `TOOLGATE_` prefix that are not config keys.
+const NON_CONFIG_ENV: &[&str] = &["TOOLGATE_TOKEN", "TOOLGATE_CONFIG", "TOOLGATE_LOG"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address of the HTTP listener (`toolgate serve`). Default 127.0.0.1:3000.
+    pub listen: Option<String>,
+    /// Base URL under which clients reach this server (used in links). Default http://{listen}.
+    pub public_url: Option<String>,
+    pub log: Option<RawLog>,
+    pub mcp: Option<RawMcp>,
+    pub store: Option<RawStore>,
+    pub tools: Option<RawTools>,
+    pub kubernetes: Option<RawKubernetes>,
+    pub stdio: Option<RawStdio>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// tracing filter, e.g. `info` or `toolgate=debug,info`. Default `info`.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// `dotted` (default, `k8s.get_resource`) or `underscored` (`k8s_get_resource`), for
+    /// clients that refuse dots. Calls are accepted in either form.
+    pub tool_names: Option<String>,
+    /// Browser origins allowed to call `/mcp` (scheme://host[:port|:*]). Requests with any
+    /// other `Origin` get 403. Default: loopback origins on any port.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `Host` names accepted (DNS-rebinding protection). Default: loopback names.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Keep MCP sessions in memory (`true`, default) or serve every request statelessly
+    /// (`false`, for several replicas behind a load balancer).
+    pub sessions: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite://PATH` (default `sqlite://toolgate.db`) or `postgres://…`.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTools {
+    /// Time limit of one tool call. Default 30.
+    pub timeout_seconds: Option<u64>,
+    /// Default output budget in bytes (`max_bytes` argument). Default 16384.
+    pub default_max_bytes: Option<usize>,
+    /// Largest `max_bytes` a caller may ask for. Default 1048576.
+    pub max_bytes_limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    /// Cluster used when a call names none. Default: the first configured cluster.
+    pub default_cluster: Option<String>,
+    /// Clusters toolgate may reach. Default: one cluster `default` from the kubeconfig's
+    /// current context (KUBECONFIG, ~/.kube/config) or the in-cluster service account.
+    pub clusters: Option<Vec<RawCluster>>,
+    /// Default `tail_lines` of `k8s.get_logs`. Default 500.
+    pub log_tail_lines: Option<i64>,
+    /// Timeout of one API request. Default 20.
+    pub request_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Name callers use in the `cluster` argument.
+    pub name: String,
+    /// Kubeconfig context to use. Default: the current context.
+    pub context: Option<String>,
+    /// Kubeconfig file. Default: KUBECONFIG or ~/.kube/config.
+    pub kubeconfig: Option<String>,
+    /// Use the in-cluster service account instead of a kubeconfig.
+    pub in_cluster: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdio {
+    /// Subject recorded for calls over stdio. Default: $USER, else `local`.
+    pub principal: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub log: LogConfig,
+    pub mcp: McpConfig,
+    pub store_url: String,
+    pub tools: ToolsConfig,
+    pub kubernetes: KubernetesConfig,
+    pub stdio_principal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolNames {
+    Dotted,
+    Underscored,
+}
+
+#[derive(Debug, Clone)]
+pub struct McpConfig {
+    pub tool_names: ToolNames,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub sessions: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolsConfig {
+    pub timeout: std::time::Duration,
+    pub default_max_bytes: usize,
+    pub max_bytes_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    pub default_cluster: String,
+    pub clusters: Vec<ClusterConfig>,
+    pub log_tail_lines: i64,
+    pub request_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A kubeconfig (file or the usual places) and optionally one of its contexts.
+    Kubeconfig {
+        path: Option<PathBuf>,
+        context: Option<String>,
+    },
+    /// The pod's service account.
+    InCluster,
+    /// Whatever `kube::Config::infer` finds (kubeconfig, else in-cluster).
+    Infer,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub source: ClusterSource,
+}
+
+/// All problems found while loading; printed one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Load from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// Load from an optional file and the given environment (testable).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let mut doc = match file {
+            None => Value::Object(Default::default()),
+            Some(path) => match std::fs::read_to_string(path) {
+                Err(e) => {
+                    return Err(ConfigError {
+                        problems: vec![format!("cannot read config file {}: {e}", path.display())],
+                    });
+                }
+                Ok(text) if text.trim().is_empty() => Value::Object(Default::default()),
+                Ok(text) => match serde_yaml::from_str::<Value>(&text) {
+                    Ok(Value::Null) => Value::Object(Default::default()),
+                    Ok(v @ Value::Object(_)) => v,
+                    Ok(_) => {
+                        return Err(ConfigError {
+                            problems: vec![format!(
+                                "{}: the top level must be a mapping of keys",
+                                path.display()
+                            )],
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ConfigError {
+                            problems: vec![format!("{}: {e}", path.display())],
+                        });
+                    }
+                },
+            },
+        };
+        apply_env(&mut doc, env, &mut problems);
+        let raw: RawConfig = match serde_json::from_value(doc) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let origin = file
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "environment".into());
+                problems.push(format!("{origin}: {e}"));
+                return Err(ConfigError { problems });
+            }
+        };
+        let config = resolve(raw, env, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// JSON Schema of the configuration file.
+    pub fn schema() -> Value {
+        serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or(Value::Null)
+    }
+}
+
+/// Leaf keys of the config, as paths (`["store","url"]`), from the raw type's schema.
+fn config_paths() -> Vec<Vec<String>> {
+    fn walk(schema: &Value, defs: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let schema = resolve_ref(schema, defs);
+        let props = schema.get("properties").and_then(Value::as_object);
+        match props {
+            // An object section with named keys: descend. Arrays and maps are leaves.
+            Some(props) if schema_type_is(schema, "object") => {
+                for (key, sub) in props {
+                    prefix.push(key.clone());
+                    walk(sub, defs, prefix, out);
+                    prefix.pop();
+                }
+            }
+            _ => out.push(prefix.clone()),
+        }
+    }
+    fn resolve_ref<'a>(schema: &'a Value, defs: &'a Value) -> &'a Value {
+        // Option<T> shows up as anyOf[{$ref}, {type:null}].
+        if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+            if let Some(first) = any
+                .iter()
+                .find(|s| s.get("type") != Some(&Value::String("null".into())))
+            {
+                return resolve_ref(first, defs);
+            }
+        }
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or_default();
+            if let Some(def) = defs.get(name) {
+                return def;
+            }
+        }
+        schema
+    }
+    fn schema_type_is(schema: &Value, t: &str) -> bool {
+        match schema.get("type") {
+            Some(Value::String(s)) => s == t,
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(t)),
+            _ => false,
+        }
+    }
+    let root = Config::schema();
+    let defs = root.get("$defs").cloned().unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    walk(&root, &defs, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Apply `TOOLGATE_*` overrides: nested keys joined with `_`, upper-cased
+/// (`store.url` ↔ `TOOLGATE_STORE_URL`). Values are read as YAML scalars or flow
+/// collections (`8080`, `true`, `[a, b]`).
+fn apply_env(doc: &mut Value, env: &[(String, String)], problems: &mut Vec<String>) {
+    let paths = config_paths();
+    let by_env: BTreeMap<String, &Vec<String>> = paths
+        .iter()
+        .map(|p| (format!("TOOLGATE_{}", p.join("_").to_ascii_uppercase()), p))
+        .collect();
+    for (name, value) in env {
+        if !name.starts_with("TOOLGATE_") || NON_CONFIG_ENV.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(path) = by_env.get(name) else {
+            let close: Vec<&str> = by_env
+                .keys()
+                .filter(|k| strsim::levenshtein(k, name) <= 3)
+                .map(String::as_str)
+                .collect();
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", close.join(", "))
+            };
+            problems.push(format!(
+                "environment variable {name} is not a config key{hint}"
+            ));
+            continue;
+        };
+        let parsed: Value = match serde_yaml::from_str::<Value>(value) {
+            Ok(v @ (Value::Array(_) | Value::Bool(_) | Value::Number(_))) => v,
+            _ => Value::String(value.clone()),
+        };
+        let mut cursor = &mut *doc;
+        for (i, key) in path.iter().enumerate() {
+            let Value::Object(map) = cursor else {
+                problems.push(format!(
+                    "{name}: cannot override `{}`: the file sets a non-mapping there",
+                    path[..i].join(".")
+                ));
+                break;
+            };
+            if i + 1 == path.len() {
+                map.insert(key.clone(), parsed.clone());
+                break;
+            }
+            cursor = map
+                .entry(key.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+}
+
+fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>) -> Config {
+    let listen_text = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            problems.push(format!(
+                "listen: `{listen_text}` is not an address; expected IP:PORT such as 127.0.0.1:3000"
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 3000))
+        }
+    };
+    let public_url = match raw.public_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            url.trim_end_matches('/').to_string()
+        }
+        Some(url) => {
+            problems.push(format!(
+                "public_url: `{url}` must start with http:// or https://"
+            ));
+            String::new()
+        }
+        None => format!("http://{listen}"),
+    };
+
+    let raw_log = raw.log.unwrap_or_default();
+    let format = match raw_log.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            problems.push(format!(
+                "log.format: `{other}` is not supported; expected `text` or `json`"
+            ));
+            LogFormat::Text
+        }
+    };
+    let level = raw_log.level.unwrap_or_else(|| "info,rmcp=warn".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        problems.push(format!("log.level: `{level}` is not a tracing filter; expected e.g. `info` or `toolgate=debug,info`"));
+    }
+
+    let raw_mcp = raw.mcp.unwrap_or_default();
+    let tool_names = match raw_mcp.tool_names.as_deref() {
+        None | Some("dotted") => ToolNames::Dotted,
+        Some("underscored") => ToolNames::Underscored,
+        Some(other) => {
+            problems.push(format!(
+                "mcp.tool_names: `{other}` is not supported; expected `dotted` or `underscored`"
+            ));
+            ToolNames::Dotted
+        }
+    };
+    let allowed_origins = raw_mcp.allowed_origins.unwrap_or_else(|| {
+        [
+            "http://localhost:*",
+            "http://127.0.0.1:*",
+            "http://[::1]:*",
+            "https://localhost:*",
+            "https://127.0.0.1:*",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    for origin in &allowed_origins {
+        if origin != "null" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+            problems.push(format!(
+                "mcp.allowed_origins: `{origin}` must include a scheme, e.g. https://{origin}:443 or http://{origin}:*"
+            ));
+        }
+    }
+    let allowed_hosts = raw_mcp.allowed_hosts.unwrap_or_else(|| {
+        ["localhost", "127.0.0.1", "::1", "[::1]"]
+            .map(String::from)
+            .to_vec()
+    });
+    if !listen.ip().is_loopback()
+        && allowed_hosts.iter().all(|h| is_loopback_host(h))
+        && !listen.ip().is_unspecified()
+    {
+        // A non-loopback listener with only loopback Host names would refuse every remote client.
+        problems.push(format!(
+            "mcp.allowed_hosts: listening on {listen} but only loopback Host names are allowed; add the names clients use"
+        ));
+    }
+
+    let store_url = raw
+        .store
+        .and_then(|s| s.url)
+        .unwrap_or_else(|| "sqlite://toolgate.db".into());
+    if !(store_url.starts_with("sqlite:")
+        || store_url.starts_with("postgres://")
+        || store_url.starts_with("postgresql://"))
+    {
+        problems.push(format!(
+            "store.url: `{store_url}` is not supported; expected sqlite://PATH or postgres://…"
+        ));
+    }
+
+    let raw_tools = raw.tools.unwrap_or_default();
+    let timeout_seconds = raw_tools.timeout_seconds.unwrap_or(30);
+    if timeout_seconds == 0 || timeout_seconds > 3600 {
+        problems.push(format!(
+            "tools.timeout_seconds: {timeout_seconds} is out of range; expected 1..=3600"
+        ));
+    }
+    let max_bytes_limit = raw_tools.max_bytes_limit.unwrap_or(1 << 20);
+    let default_max_bytes = raw_tools.default_max_bytes.unwrap_or(16384);
+    if default_max_bytes < 1024 {
+        problems.push(format!(
+            "tools.default_max_bytes: {default_max_bytes} is too small; expected at least 1024"
+        ));
+    }
+    if default_max_bytes > max_bytes_limit {
+        problems.push(format!(
+            "tools.default_max_bytes ({default_max_bytes}) is larger than tools.max_bytes_limit ({max_bytes_limit})"
+        ));
+    }
+
+    let raw_k8s = raw.kubernetes.unwrap_or_default();
+    let clusters: Vec<ClusterConfig> = match raw_k8s.clusters {
+        None => vec![ClusterConfig {
+            name: "default".into(),
+            source: ClusterSource::Infer,
+        }],
+        Some(list) if list.is_empty() => {
+            problems.push("kubernetes.clusters: the list is empty; omit it to use the current kubeconfig context".into());
+            Vec::new()
+        }
+        Some(list) => {
+            let mut out: Vec<ClusterConfig> = Vec::new();
+            for c in list {
+                if c.name.trim().is_empty() {
+                    problems.push("kubernetes.clusters: a cluster has an empty name".into());
+                    continue;
+                }
+                if out.iter().any(|o| o.name == c.name) {
+                    problems.push(format!(
+                        "kubernetes.clusters: the name `{}` appears twice",
+                        c.name
+                    ));
+                }
+                let in_cluster = c.in_cluster.unwrap_or(false);
+                if in_cluster && (c.context.is_some() || c.kubeconfig.is_some()) {
+                    problems.push(format!(
+                        "kubernetes.clusters[{}]: in_cluster cannot be combined with context or kubeconfig",
+                        c.name
+                    ));
+                }
+                if let Some(path) = &c.kubeconfig {
+                    if !Path::new(path).exists() {
+                        problems.push(format!(
+                            "kubernetes.clusters[{}].kubeconfig: file `{path}` does not exist",
+                            c.name
+                        ));
+                    }
+                }
+                let source = if in_cluster {
+                    ClusterSource::InCluster
+                } else {
+                    ClusterSource::Kubeconfig {
+                        path: c.kubeconfig.map(PathBuf::from),
+                        context: c.context,
+                    }
+                };
+                out.push(ClusterConfig {
+                    name: c.name,
+                    source,
+                });
+            }
+            out
+        }
+    };
+    let default_cluster = match raw_k8s.default_cluster {
+        Some(name) => {
+            if !clusters.iter().any(|c| c.name == name) {
+                let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+                problems.push(format!(
+                    "kubernetes.default_cluster: `{name}` is not a configured cluster; clusters: {}",
+                    names.join(", ")
+                ));
+            }
+            name
+        }
+        None => clusters
+            .first()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "default".into()),
+    };
+    let log_tail_lines = raw_k8s.log_tail_lines.unwrap_or(500);
+    if !(1..=100_000).contains(&log_tail_lines) {
+        problems.push(format!(
+            "kubernetes.log_tail_lines: {log_tail_lines} is out of range; expected 1..=100000"
+        ));
+    }
+    let request_timeout_seconds = raw_k8s.request_timeout_seconds.unwrap_or(20);
+    if request_timeout_seconds == 0 || request_timeout_seconds > 600 {
+        problems.push(format!(
+            "kubernetes.request_timeout_seconds: {request_timeout_seconds} is out of range; expected 1..=600"
+        ));
+    }
+
+    let stdio_principal = raw
+        .stdio
+        .and_then(|s| s.principal)
+        .or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "USER")
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|| "local".into());
+
+    Config {
+        listen,
+        public_url,
+        log: LogConfig { format, level },
+        mcp: McpConfig {
+            tool_names,
+            allowed_origins,
+            allowed_hosts,
+            sessions: raw_mcp.sessions.unwrap_or(true),
+        },
+        store_url,
+        tools: ToolsConfig {
+            timeout: std::time::Duration::from_secs(timeout_seconds),
+            default_max_bytes,
+            max_bytes_limit,
+        },
+        kubernetes: KubernetesConfig {
+            default_cluster,
+            clusters,
+            log_tail_lines,
+            request_timeout: std::time::Duration::from_secs(request_timeout_seconds),
+        },
+        stdio_principal,
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut problems = Vec::new();
+        resolve(RawConfig::default(), &[], &mut problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_run_without_a_file() {
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.store_url, "sqlite://toolgate.db");
+        assert_eq!(c.kubernetes.default_cluster, "default");
+        assert_eq!(c.kubernetes.clusters[0].source, ClusterSource::Infer);
+        assert_eq!(c.kubernetes.log_tail_lines, 500);
+        assert_eq!(c.tools.default_max_bytes, 16384);
+    }
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_LISTEN", "127.0.0.1:4000"),
+                ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
+                ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
+                ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
+                ("TOOLGATE_TOKEN", "ignored-here"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 4000);
+        assert_eq!(c.store_url, "postgres://db/toolgate");
+        assert_eq!(c.kubernetes.log_tail_lines, 42);
+        assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
+    }
+
+    #[test]
+    fn env_beats_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:5000\nlog:\n  format: json\n").expect("write");
+        let c = Config::load_from(Some(&path), &env(&[("TOOLGATE_LISTEN", "127.0.0.1:6000")]))
+            .expect("valid");
+        assert_eq!(c.listen.port(), 6000);
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "listen: nowhere\nlog:\n  format: xml\nkubernetes:\n  default_cluster: prod\n  log_tail_lines: 0\n",
+        )
+        .expect("write");
+        let err =
+            Config::load_from(Some(&path), &env(&[("TOOLGATE_LISTN", "x")])).expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("listen: `nowhere`"), "{text}");
+        assert!(text.contains("log.format: `xml`"), "{text}");
+        assert!(text.contains("default_cluster: `prod`"), "{text}");
+        assert!(text.contains("log_tail_lines: 0"), "{text}");
+        assert!(
+            text.contains("TOOLGATE_LISTN is not a config key (did you mean TOOLGATE_LISTEN?)"),
+            "{text}"
+        );
+        assert_eq!(err.problems.len(), 5, "{text}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "kubernetes:\n  clusterz: []\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown field `clusterz`"),
+            "{err}"
+        );
+    }
+}

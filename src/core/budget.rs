@@ -1,0 +1,323 @@
+//! Output budgets: bound the serialized structured output of a call to `max_bytes`, cutting a
+//! tool's big array and handing out a `cursor` that continues exactly where the cut was made.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::core::context::Page;
+use crate::core::error::{ToolError, ToolErrorKind};
+
+/// Arguments the core owns on budgeted tools; stripped before the tool sees its args.
+pub const MAX_BYTES_ARG: &str = "max_bytes";
+pub const CURSOR_ARG: &str = "cursor";
+/// Output field where a tool puts its upstream continuation token.
+pub const CONTINUE_FIELD: &str = "continue";
+
+/// What a cursor carries: the tool and query it belongs to, and where to go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct CursorData {
+    /// Tool name.
+    t: String,
+    /// Hash of the query arguments, so a cursor is not replayed on another query.
+    h: String,
+    /// Upstream continuation token to fetch from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    /// Items of that upstream page already delivered.
+    #[serde(default)]
+    s: usize,
+}
+
+/// Short hash of the query arguments (without the budget and paging arguments).
+pub fn query_hash(args: &Map<String, Value>) -> String {
+    let mut query = args.clone();
+    query.remove(MAX_BYTES_ARG);
+    query.remove(CURSOR_ARG);
+    query.remove(CONTINUE_FIELD);
+    // serde_json's Map is ordered by key, so this serialization is canonical.
+    let bytes = serde_json::to_vec(&Value::Object(query)).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn encode(data: &CursorData) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(data).unwrap_or_default())
+}
+
+/// Decode a cursor given back by a caller; it must belong to this tool and query.
+pub fn decode_cursor(cursor: &str, tool: &str, hash: &str) -> Result<Page, ToolError> {
+    let invalid = || {
+        ToolError::invalid_arguments(format!(
+            "argument `cursor`: not a cursor issued by {tool}; pass the `cursor` value of the previous answer unchanged, or omit it to start from the beginning"
+        ))
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .map_err(|_| invalid())?;
+    let data: CursorData = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if data.t != tool {
+        return Err(invalid());
+    }
+    if data.h != hash {
+        return Err(ToolError::invalid_arguments(format!(
+            "argument `cursor`: it belongs to a call of {tool} with different arguments; repeat the original arguments with it, or omit it to start a new query"
+        )));
+    }
+    Ok(Page {
+        upstream: data.u,
+        skip: data.s,
+    })
+}
+
+/// Cut `output[items_field]` so that the serialized output fits `max_bytes`.
+///
+/// The tool returned a whole upstream page (starting at `page.upstream`); the first
+/// `page.skip` items were delivered before and are dropped here. Adds `truncated`, and
+/// `cursor` when there is more (either the rest of this page or the upstream's next page).
+pub fn apply(
+    output: Value,
+    items_field: &str,
+    page: &Page,
+    max_bytes: usize,
+    tool: &str,
+    hash: &str,
+) -> Result<Value, ToolError> {
+    let Value::Object(mut out) = output else {
+        return Err(ToolError::internal(format!(
+            "{tool} returned a non-object output"
+        )));
+    };
+    let mut items = match out.remove(items_field) {
+        Some(Value::Array(items)) => items,
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => {
+            return Err(ToolError::internal(format!(
+                "{tool}: output field `{items_field}` is not an array"
+            )));
+        }
+    };
+    let upstream_next = match out.remove(CONTINUE_FIELD) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    };
+    let skip = page.skip.min(items.len());
+    items.drain(..skip);
+    let available = items.len();
+
+    // The largest cursor this answer could carry, so the envelope estimate is an upper bound.
+    let worst_cursor = encode(&CursorData {
+        t: tool.to_string(),
+        h: hash.to_string(),
+        u: page.upstream.clone().max(upstream_next.clone()),
+        s: page.skip + available,
+    });
+    let mut envelope = out.clone();
+    envelope.insert(items_field.to_string(), Value::Array(Vec::new()));
+    envelope.insert("truncated".into(), Value::Bool(true));
+    envelope.insert("remaining".into(), Value::from(available));
+    envelope.insert("cursor".into(), Value::String(worst_cursor));
+    if let Some(next) = &upstream_next {
+        envelope.insert(CONTINUE_FIELD.into(), Value::String(next.clone()));
+    }
+    let envelope_size = serialized_len(&Value::Object(envelope));
+    if envelope_size > max_bytes {
+        return Err(too_large(
+            tool,
+            envelope_size,
+            max_bytes,
+            "even without any item the answer",
+        ));
+    }
+
+    let mut used = envelope_size;
+    let mut fit = 0;
+    for (i, item) in items.iter().enumerate() {
+        let cost = serialized_len(item) + usize::from(i > 0);
+        if used + cost > max_bytes {
+            break;
+        }
+        used += cost;
+        fit += 1;
+    }
+    if fit == 0 && available > 0 {
+        let first = serialized_len(&items[0]);
+        return Err(too_large(
+            tool,
+            envelope_size + first,
+            max_bytes,
+            "one item of the answer",
+        ));
+    }
+
+    let truncated = fit < available;
+    items.truncate(fit);
+    out.insert(items_field.to_string(), Value::Array(items));
+    out.insert("truncated".into(), Value::Bool(truncated));
+    let next = if truncated {
+        out.insert("remaining".into(), Value::from(available - fit));
+        Some(CursorData {
+            t: tool.into(),
+            h: hash.into(),
+            u: page.upstream.clone(),
+            s: page.skip + fit,
+        })
+    } else {
+        if let Some(next) = &upstream_next {
+            // The whole page fit: the upstream token is as good as the cursor.
+            out.insert(CONTINUE_FIELD.into(), Value::String(next.clone()));
+        }
+        upstream_next.map(|u| CursorData {
+            t: tool.into(),
+            h: hash.into(),
+            u: Some(u),
+            s: 0,
+        })
+    };
+    if let Some(next) = next {
+        out.insert("cursor".into(), Value::String(encode(&next)));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Refuse an answer of a tool without a cuttable array when it is over the hard limit.
+pub fn check_whole(output: &Value, max_bytes: usize, tool: &str) -> Result<(), ToolError> {
+    let size = serialized_len(output);
+    if size > max_bytes {
+        return Err(too_large(tool, size, max_bytes, "the answer"));
+    }
+    Ok(())
+}
+
+fn too_large(tool: &str, size: usize, max_bytes: usize, what: &str) -> ToolError {
+    ToolError::new(
+        ToolErrorKind::OutputTooLarge,
+        format!(
+            "{tool}: {what} is {size} bytes, over max_bytes {max_bytes}; raise `max_bytes` or narrow the query (selectors, namespace, fewer lines)"
+        ),
+    )
+}
+
+pub fn serialized_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rows(n: usize) -> Vec<Value> {
+        (0..n)
+            .map(|i| json!([format!("pod-{i:04}"), "default", "Running"]))
+            .collect()
+    }
+
+    #[test]
+    fn small_answers_pass_untouched() {
+        let out = apply(
+            json!({"rows": rows(3)}),
+            "rows",
+            &Page::default(),
+            4096,
+            "t",
+            "h",
+        )
+        .expect("fits");
+        assert_eq!(out["rows"].as_array().map(Vec::len), Some(3));
+        assert_eq!(out["truncated"], json!(false));
+        assert!(out.get("cursor").is_none());
+    }
+
+    #[test]
+    fn cut_answers_fit_and_continue_exactly_once() {
+        let all = rows(500);
+        let hash = "abc";
+        let mut seen = Vec::new();
+        let mut page = Page::default();
+        loop {
+            let out = apply(
+                json!({"kind": "Pod", "rows": all.clone()}),
+                "rows",
+                &page,
+                2048,
+                "t",
+                hash,
+            )
+            .expect("fits");
+            assert!(serialized_len(&out) <= 2048, "answer over budget");
+            seen.extend(out["rows"].as_array().cloned().unwrap_or_default());
+            match out.get("cursor").and_then(Value::as_str) {
+                Some(cursor) => {
+                    assert_eq!(out["truncated"], json!(true));
+                    page = decode_cursor(cursor, "t", hash).expect("own cursor");
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn upstream_continue_becomes_the_cursor_when_the_page_fits() {
+        let out = apply(
+            json!({"rows": rows(2), "continue": "tok"}),
+            "rows",
+            &Page::default(),
+            4096,
+            "t",
+            "h",
+        )
+        .expect("fits");
+        assert_eq!(out["truncated"], json!(false));
+        let page = decode_cursor(out["cursor"].as_str().expect("cursor"), "t", "h").expect("valid");
+        assert_eq!(
+            page,
+            Page {
+                upstream: Some("tok".into()),
+                skip: 0
+            }
+        );
+    }
+
+    #[test]
+    fn cursors_are_bound_to_tool_and_query() {
+        let out = apply(
+            json!({"rows": rows(100)}),
+            "rows",
+            &Page::default(),
+            1024,
+            "t",
+            "h1",
+        )
+        .expect("fits");
+        let cursor = out["cursor"].as_str().expect("cursor");
+        assert!(decode_cursor(cursor, "other", "h1").is_err());
+        let err = decode_cursor(cursor, "t", "h2").expect_err("other query");
+        assert!(err.message.contains("different arguments"));
+        assert!(decode_cursor("not-a-cursor!", "t", "h1").is_err());
+    }
+
+    #[test]
+    fn an_item_larger_than_the_budget_is_a_clear_error() {
+        let big = json!({"rows": [ "x".repeat(5000) ]});
+        let err = apply(big, "rows", &Page::default(), 1024, "t", "h").expect_err("too large");
+        assert_eq!(err.kind, ToolErrorKind::OutputTooLarge);
+        assert!(err.message.contains("raise `max_bytes`"));
+    }
+}

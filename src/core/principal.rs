@@ -1,0 +1,29 @@
+//! Who is calling. Authentication (local tokens, Zitadel) produces a `Principal`; the core
+//! and the tools only ever see this type.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// Stable subject id (token `sub`, or the local user for stdio).
+    pub sub: String,
+    /// Display name.
+    pub name: String,
+    /// Roles/permissions granted to the principal.
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn new(sub: impl Into<String>, name: impl Into<String>, roles: Vec<String>) -> Self {
+        Self {
+            sub: sub.into(),
+            name: name.into(),
+            roles,
+        }
+    }
+
+    /// The caller of an unauthenticated loopback surface (until authentication lands).
+    pub fn local(sub: &str) -> Self {
+        Self::new(sub, sub, vec!["toolgate.caller".to_string()])
+    }
+}

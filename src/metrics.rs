@@ -1,0 +1,109 @@
+//! Prometheus metrics (text format at `/metrics`): tool calls by tool, transport and outcome,
+//! a latency histogram per tool, and upstream errors by upstream. Process-wide, so any module
+//! can record without plumbing.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    tool: String,
+    transport: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ToolLabels {
+    tool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+struct Metrics {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    latency: Family<ToolLabels, Histogram>,
+    upstream_errors: Family<UpstreamLabels, Counter>,
+}
+
+fn new_latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let mut registry = Registry::with_prefix("toolgate");
+        let calls = Family::<CallLabels, Counter>::default();
+        let latency = Family::<ToolLabels, Histogram>::new_with_constructor(
+            new_latency_histogram as fn() -> Histogram,
+        );
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "tool_calls",
+            "Tool calls by tool, transport and outcome",
+            calls.clone(),
+        );
+        registry.register(
+            "tool_call_duration_seconds",
+            "Tool call latency in seconds",
+            latency.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Failed calls to upstream systems",
+            upstream_errors.clone(),
+        );
+        Metrics {
+            registry,
+            calls,
+            latency,
+            upstream_errors,
+        }
+    })
+}
+
+/// Record one finished tool call.
+pub fn tool_call(tool: &str, transport: &str, outcome: &str, elapsed: Duration) {
+    let m = metrics();
+    m.calls
+        .get_or_create(&CallLabels {
+            tool: tool.into(),
+            transport: transport.into(),
+            outcome: outcome.into(),
+        })
+        .inc();
+    m.latency
+        .get_or_create(&ToolLabels { tool: tool.into() })
+        .observe(elapsed.as_secs_f64());
+}
+
+/// Record one failed call to an upstream (`kubernetes`, `prometheus`…).
+pub fn upstream_error(upstream: &str) {
+    metrics()
+        .upstream_errors
+        .get_or_create(&UpstreamLabels {
+            upstream: upstream.into(),
+        })
+        .inc();
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &metrics().registry).is_err() {
+        out.clear();
+    }
+    out
+}

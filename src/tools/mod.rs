@@ -1,0 +1,14 @@
+//! Tool families, one module each. `all()` is the registry's content.
+
+use std::sync::Arc;
+
+use crate::core::tool::Tool;
+
+pub mod k8s;
+
+/// Every tool toolgate offers.
+pub fn all() -> Vec<Arc<dyn Tool>> {
+    let mut tools = Vec::new();
+    tools.extend(k8s::tools());
+    tools
+}

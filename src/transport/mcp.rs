@@ -1,0 +1,129 @@
+//! MCP over stdio and streamable HTTP (rmcp): tools/list from the registry, tools/call through
+//! the dispatch core. A tool that ran and failed is `isError: true` with a message the model can
+//! act on; an unknown tool is a JSON-RPC error (invalid params) listing the closest names.
+
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+
+use crate::config::ToolNames;
+use crate::core::dispatch::{CallRequest, Dispatcher};
+use crate::core::principal::Principal;
+use crate::core::registry::{self, Registry};
+
+/// Transport labels used in metrics, logs and (later) audit.
+pub const STDIO: &str = "mcp-stdio";
+pub const HTTP: &str = "mcp-http";
+
+/// The MCP face of the server. Cheap to clone: one per MCP session.
+#[derive(Clone)]
+pub struct McpServer {
+    dispatcher: Arc<Dispatcher>,
+    tools: Arc<Vec<rmcp::model::Tool>>,
+    transport: &'static str,
+    principal: Principal,
+}
+
+impl McpServer {
+    pub fn new(
+        dispatcher: Arc<Dispatcher>,
+        names: ToolNames,
+        transport: &'static str,
+        principal: Principal,
+    ) -> Self {
+        let tools = Arc::new(mcp_tools(dispatcher.registry(), names));
+        Self {
+            dispatcher,
+            tools,
+            transport,
+            principal,
+        }
+    }
+}
+
+/// The registry as MCP tool definitions, in the configured naming style.
+pub fn mcp_tools(registry: &Registry, names: ToolNames) -> Vec<rmcp::model::Tool> {
+    registry
+        .entries()
+        .iter()
+        .filter_map(|entry| {
+            let spec = entry.spec();
+            let name = match names {
+                ToolNames::Dotted => spec.name.to_string(),
+                ToolNames::Underscored => registry::underscored(spec.name),
+            };
+            let value = json!({
+                "name": name,
+                "title": spec.title,
+                "description": format!("{} [risk: {}{}]", spec.description, spec.risk.as_str(),
+                    if spec.risk.needs_approval() { ", needs human approval" } else { "" }),
+                "inputSchema": Value::Object((*entry.input_schema).clone()),
+                "outputSchema": Value::Object((*entry.output_schema).clone()),
+                "annotations": registry::annotations(spec),
+            });
+            match serde_json::from_value(value) {
+                Ok(tool) => Some(tool),
+                Err(e) => {
+                    tracing::error!(tool = spec.name, error = %e, "cannot describe tool for MCP");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "toolgate gives SRE tools over Kubernetes and observability. Read tools run at once. \
+                 Write tools need a human approval. Big answers are cut at `max_bytes`: continue with the `cursor` they return.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items((*self.tools).clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let call = CallRequest {
+            principal: self.principal.clone(),
+            transport: self.transport,
+            tool: request.name.to_string(),
+            args,
+            request_id: request_id_text(&context),
+        };
+        match self.dispatcher.dispatch(call).await {
+            Err(unknown) => Err(ErrorData::invalid_params(
+                unknown.to_string(),
+                Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
+            )),
+            Ok(Ok(output)) => Ok(CallToolResult::structured(output).into()),
+            Ok(Err(err)) => Ok(CallToolResult::error(vec![ContentBlock::text(err.message)]).into()),
+        }
+    }
+}
+
+fn request_id_text(context: &RequestContext<RoleServer>) -> String {
+    match serde_json::to_value(&context.id) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
