@@ -70,6 +70,8 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client (kube, reqwest); ring needs no C toolchain extras.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => {

@@ -191,3 +191,192 @@ fn outcome_label(kind: ToolErrorKind) -> &'static str {
         ToolErrorKind::Internal => "internal_error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::kube::KubeAdapter;
+    use crate::config::Config;
+    use crate::core::tool::{Risk, TypedTool, typed};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+    use std::time::Duration;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct CountParams {
+        /// How many rows.
+        n: u32,
+        /// Sleep this long first (ms).
+        #[serde(default)]
+        sleep_ms: u64,
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct CountOutput {
+        rows: Vec<u32>,
+        page_start: Option<String>,
+    }
+
+    struct Count;
+    impl TypedTool for Count {
+        type Params = CountParams;
+        type Output = CountOutput;
+        const NAME: &'static str = "test.count";
+        const TITLE: &'static str = "Count";
+        const DESCRIPTION: &'static str = "Counts.";
+        const RISK: Risk = Risk::Read;
+        const BUDGET_FIELD: Option<&'static str> = Some("rows");
+        async fn call(&self, ctx: &ToolContext, p: CountParams) -> Result<CountOutput, ToolError> {
+            tokio::time::sleep(Duration::from_millis(p.sleep_ms)).await;
+            Ok(CountOutput {
+                rows: (0..p.n).collect(),
+                page_start: ctx.page.upstream.clone(),
+            })
+        }
+    }
+
+    #[derive(Deserialize, JsonSchema)]
+    struct Nothing {}
+
+    struct Wipe(Arc<std::sync::atomic::AtomicUsize>);
+    impl TypedTool for Wipe {
+        type Params = Nothing;
+        type Output = serde_json::Value;
+        const NAME: &'static str = "test.wipe";
+        const TITLE: &'static str = "Wipe";
+        const DESCRIPTION: &'static str = "Wipes.";
+        const RISK: Risk = Risk::Critical;
+        async fn call(&self, _: &ToolContext, _: Nothing) -> Result<serde_json::Value, ToolError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({}))
+        }
+    }
+
+    fn dispatcher(runs: Arc<std::sync::atomic::AtomicUsize>) -> Dispatcher {
+        let config = Config::default();
+        let registry = Registry::new(vec![typed(Count), typed(Wipe(runs))]).expect("registry");
+        let adapters = Adapters {
+            kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
+        };
+        let mut settings = config.tools.clone();
+        settings.timeout = Duration::from_millis(200);
+        Dispatcher::new(Arc::new(registry), Arc::new(adapters), settings)
+    }
+
+    fn req(tool: &str, args: Value) -> CallRequest {
+        CallRequest {
+            principal: Principal::local("tester"),
+            transport: "test",
+            tool: tool.into(),
+            args,
+            request_id: "1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_tools_name_the_closest() {
+        let d = dispatcher(Default::default());
+        let err = d
+            .dispatch(req("test.cont", json!({})))
+            .await
+            .expect_err("unknown");
+        assert_eq!(
+            err.suggestions.first().map(String::as_str),
+            Some("test.count")
+        );
+        assert!(err.to_string().contains("did you mean: test.count"));
+    }
+
+    #[tokio::test]
+    async fn invalid_arguments_never_reach_the_tool() {
+        let d = dispatcher(Default::default());
+        let err = d
+            .dispatch(req("test.count", json!({"n": "three"})))
+            .await
+            .expect("known")
+            .expect_err("invalid");
+        assert_eq!(err.kind, ToolErrorKind::InvalidArguments);
+        assert!(err.message.contains("`n`"), "{}", err.message);
+        // Whole-number floats (A2A/protobuf) are accepted as integers.
+        let ok = d
+            .dispatch(req("test.count", json!({"n": 3.0})))
+            .await
+            .expect("known")
+            .expect("valid");
+        assert_eq!(ok["rows"], json!([0, 1, 2]));
+    }
+
+    #[tokio::test]
+    async fn non_read_tools_are_refused_and_not_run() {
+        let runs: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let d = dispatcher(runs.clone());
+        let err = d
+            .dispatch(req("test.wipe", json!({})))
+            .await
+            .expect("known")
+            .expect_err("refused");
+        assert_eq!(err.kind, ToolErrorKind::ApprovalRequired);
+        assert!(err.message.contains("no approval queue is configured"));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn slow_tools_time_out() {
+        let d = dispatcher(Default::default());
+        let err = d
+            .dispatch(req("test.count", json!({"n": 1, "sleep_ms": 2000})))
+            .await
+            .expect("known")
+            .expect_err("timeout");
+        assert_eq!(err.kind, ToolErrorKind::Timeout);
+    }
+
+    #[tokio::test]
+    async fn budget_cuts_and_cursor_continues_through_dispatch() {
+        let d = dispatcher(Default::default());
+        let mut seen = Vec::new();
+        let mut args = json!({"n": 3000, "max_bytes": 1024});
+        loop {
+            let out = d
+                .dispatch(req("test.count", args.clone()))
+                .await
+                .expect("known")
+                .expect("ok");
+            assert!(budget::serialized_len(&out) <= 1024);
+            seen.extend(
+                out["rows"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| v.as_u64()),
+            );
+            match out.get("cursor").and_then(Value::as_str) {
+                Some(c) => args = json!({"n": 3000, "max_bytes": 1024, "cursor": c}),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..3000).collect::<Vec<u64>>());
+        // A cursor replayed with other arguments is refused.
+        let first = d
+            .dispatch(req("test.count", json!({"n": 3000, "max_bytes": 1024})))
+            .await
+            .expect("known")
+            .expect("ok");
+        let cursor = first["cursor"].as_str().expect("cursor").to_string();
+        let err = d
+            .dispatch(req("test.count", json!({"n": 10, "cursor": cursor})))
+            .await
+            .expect("known")
+            .expect_err("other query");
+        assert!(err.message.contains("different arguments"));
+        let err = d
+            .dispatch(req("test.count", json!({"n": 10, "max_bytes": 10_000_000})))
+            .await
+            .expect("known")
+            .expect_err("over limit");
+        assert!(err.message.contains("max_bytes"));
+    }
+}

@@ -1,0 +1,444 @@
+//! End-to-end MCP: the rmcp client in-process (HTTP and stdio child process), raw HTTP for the
+//! 2026-07-28 stateless form and Origin checks, all against the fake API server.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use serde_json::{Value, json};
+
+use crate::fake_kube::FakeKube;
+use crate::harness;
+
+pub const READ_TOOLS: [&str; 5] =
+    ["k8s.get_resource", "k8s.list_resources", "k8s.get_logs", "k8s.describe_resource", "k8s.get_events"];
+pub const WRITE_TOOLS: [&str; 4] =
+    ["k8s.exec_command", "k8s.apply_manifest", "k8s.delete_resource", "k8s.rollout_restart"];
+
+/// The base64 of the secret value seeded below; must never leave toolgate.
+pub const SECRET_B64: &str = "aHVudGVyMi1zdXBlci1zZWNyZXQ=";
+
+/// A cluster with a web deployment, its pods, logs, events and a Secret.
+pub async fn seeded_fake() -> FakeKube {
+    let fake = FakeKube::start().await;
+    fake.insert(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}}},
+        "status": {"replicas": 2, "readyReplicas": 1, "updatedReplicas": 2, "availableReplicas": 1}
+    }));
+    fake.insert(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "podIP": "10.0.0.7",
+                   "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                   "containerStatuses": [{"name": "app", "ready": false, "restartCount": 4, "image": "nginx:1.27",
+                       "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                       "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}
+    }));
+    fake.insert(json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "web-0.oom", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "shop"},
+        "type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container app",
+        "count": 7, "firstTimestamp": "2026-11-23T10:00:00Z", "lastTimestamp": "2026-11-23T10:05:00Z"
+    }));
+    fake.insert(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "db-credentials", "namespace": "shop"},
+        "data": {"password": SECRET_B64, "user": "YWRtaW4="}
+    }));
+    let now = jiff::Timestamp::now();
+    let lines: Vec<(String, String)> = (0..20)
+        .map(|i| {
+            let at = now - jiff::SignedDuration::from_secs(60 - i);
+            let text = if i % 5 == 0 { format!("ERROR request {i} failed") } else { format!("INFO request {i} ok") };
+            (at.to_string(), text)
+        })
+        .collect();
+    fake.set_logs("shop", "web-0", "app", lines, false);
+    fake
+}
+
+pub async fn http_client(url: &str) -> RunningService<RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_uri(format!("{url}/mcp"));
+    ().serve(transport).await.expect("MCP handshake over HTTP")
+}
+
+pub async fn call(client: &RunningService<RoleClient, ()>, name: &str, args: Value) -> CallToolResult {
+    let Value::Object(map) = args else { panic!("arguments must be an object") };
+    client
+        .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(map))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: protocol error {e}"))
+}
+
+pub fn text_of(result: &CallToolResult) -> String {
+    serde_json::to_value(&result.content)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.get("text").and_then(Value::as_str).map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// Values of column `column` in a compact list answer (`columns` + `rows`).
+pub fn column(sc: &Value, column: &str) -> Vec<String> {
+    let columns = sc["columns"].as_array().cloned().unwrap_or_default();
+    let Some(i) = columns.iter().position(|c| c.as_str() == Some(column)) else {
+        panic!("no column `{column}` in {sc}");
+    };
+    sc["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|row| match &row[i] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn http_lists_tools_with_annotations_and_schemas() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+    let info = client.peer_info().expect("server info");
+    assert_eq!(info.server_info.name, "toolgate");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let by_name: BTreeMap<String, Value> = tools
+        .iter()
+        .map(|t| (t.name.to_string(), serde_json::to_value(t).expect("tool json")))
+        .collect();
+    for name in READ_TOOLS {
+        let tool = by_name.get(name).unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(tool["annotations"]["readOnlyHint"], json!(true), "{name}");
+        assert_eq!(tool["annotations"]["destructiveHint"], json!(false), "{name}");
+        assert_eq!(tool["inputSchema"]["type"], json!("object"), "{name}");
+        assert_eq!(tool["outputSchema"]["type"], json!("object"), "{name}");
+    }
+    for name in WRITE_TOOLS {
+        let tool = by_name.get(name).unwrap_or_else(|| panic!("{name} not listed"));
+        assert_eq!(tool["annotations"]["readOnlyHint"], json!(false), "{name}");
+        assert_eq!(tool["annotations"]["destructiveHint"], json!(true), "{name}");
+        assert!(tool["inputSchema"]["properties"]["dry_run"].is_object(), "{name} has dry_run");
+        assert!(tool["description"].as_str().unwrap_or_default().contains("needs human approval"), "{name}");
+    }
+    // Budgeted list tools publish the core's budget arguments and answer fields.
+    let list = &by_name["k8s.list_resources"];
+    assert!(list["inputSchema"]["properties"]["max_bytes"].is_object());
+    assert!(list["inputSchema"]["properties"]["cursor"].is_object());
+    assert!(list["outputSchema"]["properties"]["truncated"].is_object());
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn every_read_tool_answers_over_http() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+
+    let list = call(&client, "k8s.list_resources", json!({"kind": "po", "namespace": "shop"})).await;
+    assert_ne!(list.is_error, Some(true), "{}", text_of(&list));
+    let sc = list.structured_content.clone().expect("structured");
+    assert_eq!(column(&sc, "name"), vec!["web-0"]);
+    assert!(text_of(&list).contains("web-0"), "text rendering carries the answer");
+
+    let get = call(&client, "k8s.get_resource", json!({"kind": "Deployment", "name": "web", "namespace": "shop"})).await;
+    assert_ne!(get.is_error, Some(true), "{}", text_of(&get));
+    assert!(text_of(&get).contains("nginx:1.27"));
+
+    let logs = call(&client, "k8s.get_logs", json!({"pod": "web-0", "namespace": "shop", "tail_lines": 10, "grep": "ERROR"})).await;
+    assert_ne!(logs.is_error, Some(true), "{}", text_of(&logs));
+    let lines = logs.structured_content.clone().expect("structured")["lines"].clone();
+    let lines = lines.as_array().cloned().unwrap_or_default();
+    assert_eq!(lines.len(), 2, "tail 10 of 20 lines, 2 of them ERROR: {lines:?}");
+    assert!(lines.iter().all(|l| l.to_string().contains("ERROR")));
+
+    let describe = call(&client, "k8s.describe_resource", json!({"kind": "pod", "name": "web-0", "namespace": "shop"})).await;
+    assert_ne!(describe.is_error, Some(true), "{}", text_of(&describe));
+    let text = text_of(&describe);
+    assert!(text.contains("OOMKilled"), "last termination reason shown: {text}");
+    assert!(text.contains("Back-off restarting failed container"), "recent events shown: {text}");
+
+    let events = call(&client, "k8s.get_events", json!({"namespace": "shop", "type": "Warning"})).await;
+    assert_ne!(events.is_error, Some(true), "{}", text_of(&events));
+    assert!(text_of(&events).contains("BackOff"));
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn bad_arguments_and_unknown_tools_are_explained() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+
+    let bad = call(&client, "k8s.list_resources", json!({"kind": "pods", "limit": "ten"})).await;
+    assert_eq!(bad.is_error, Some(true));
+    let msg = text_of(&bad);
+    assert!(msg.contains("`limit`") && msg.contains("integer"), "{msg}");
+
+    let unknown_arg = call(&client, "k8s.get_logs", json!({"pod": "web-0", "namespace": "shop", "tail": 5})).await;
+    assert_eq!(unknown_arg.is_error, Some(true));
+    assert!(text_of(&unknown_arg).contains("unknown argument `tail`"), "{}", text_of(&unknown_arg));
+
+    let err = client
+        .call_tool(CallToolRequestParams::new("k8s.get_log").with_arguments(serde_json::Map::new()))
+        .await
+        .expect_err("unknown tool is a protocol error");
+    let text = err.to_string();
+    assert!(text.contains("unknown tool `k8s.get_log`") && text.contains("k8s.get_logs"), "{text}");
+
+    // The underscored form of a name is accepted too.
+    let underscored = call(&client, "k8s_list_resources", json!({"kind": "pods", "namespace": "shop"})).await;
+    assert_ne!(underscored.is_error, Some(true), "{}", text_of(&underscored));
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn write_tools_are_refused_without_touching_the_cluster() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+    let calls = [
+        ("k8s.delete_resource", json!({"kind": "deploy", "name": "web", "namespace": "shop"})),
+        ("k8s.rollout_restart", json!({"kind": "deployment", "name": "web", "namespace": "shop"})),
+        ("k8s.exec_command", json!({"pod": "web-0", "namespace": "shop", "command": ["echo", "hi"]})),
+        (
+            "k8s.apply_manifest",
+            json!({"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: shop\n"}),
+        ),
+    ];
+    for (name, args) in calls {
+        let result = call(&client, name, args).await;
+        assert_eq!(result.is_error, Some(true), "{name} must be refused");
+        let msg = text_of(&result);
+        assert!(msg.contains("approval") && msg.contains("Nothing was executed"), "{name}: {msg}");
+    }
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert_eq!(fake.count(method, "/"), 0, "no {method} reached the API server");
+    }
+    assert_eq!(fake.count("GET", "/exec"), 0, "no exec reached the API server");
+    assert!(fake.get("apps/v1", "Deployment", Some("shop"), "web").is_some());
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn secret_data_never_leaves_the_server() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+    let calls = [
+        ("k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})),
+        ("k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop", "output": "yaml"})),
+        ("k8s.list_resources", json!({"kind": "secrets", "namespace": "shop", "output": "json"})),
+        ("k8s.list_resources", json!({"kind": "secrets", "namespace": "shop"})),
+        ("k8s.describe_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})),
+    ];
+    for (name, args) in calls {
+        let result = call(&client, name, args.clone()).await;
+        assert_ne!(result.is_error, Some(true), "{name} {args}: {}", text_of(&result));
+        let everything = serde_json::to_string(&result).expect("json");
+        assert!(everything.contains("db-credentials"), "{name} answered about the secret");
+        assert!(!everything.contains(SECRET_B64), "{name} {args} leaked secret data: {everything}");
+        assert!(!everything.contains("YWRtaW4="), "{name} {args} leaked secret data");
+    }
+    let get = call(&client, "k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})).await;
+    let text = text_of(&get);
+    assert!(text.contains("password") && text.contains("user"), "key names are shown: {text}");
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn a_500_pod_list_is_cut_and_continued_until_every_pod_was_seen_once() {
+    let fake = FakeKube::start().await;
+    fake.seed_pods(500, &["a", "b", "c", "d", "e"]);
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut args = json!({"kind": "pods", "max_bytes": 4096});
+    let mut pages = 0;
+    loop {
+        let result = call(&client, "k8s.list_resources", args.clone()).await;
+        assert_ne!(result.is_error, Some(true), "{}", text_of(&result));
+        let sc = result.structured_content.clone().expect("structured");
+        let size = serde_json::to_vec(&sc).expect("json").len();
+        assert!(size <= 4096, "page of {size} bytes is over max_bytes");
+        let names = column(&sc, "name");
+        let namespaces = column(&sc, "namespace");
+        for (ns, name) in namespaces.iter().zip(names) {
+            *seen.entry(format!("{ns}/{name}")).or_default() += 1;
+        }
+        pages += 1;
+        match sc.get("cursor").and_then(Value::as_str) {
+            Some(cursor) => {
+                assert_eq!(sc["truncated"], json!(true));
+                args = json!({"kind": "pods", "max_bytes": 4096, "cursor": cursor});
+            }
+            None => break,
+        }
+        assert!(pages < 500, "cursor loop does not end");
+    }
+    assert!(pages > 2, "500 pods cannot fit in 4 KiB");
+    assert_eq!(seen.len(), 500, "every pod seen");
+    assert!(seen.values().all(|&n| n == 1), "no pod seen twice");
+    client.cancel().await.ok();
+}
+
+async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("{url}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.json(&body).send().await.expect("POST /mcp")
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}})
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_and_loopback_origins_allowed() {
+    let fake = FakeKube::start().await;
+    let tg = harness::start(&fake, "").await;
+    let evil = post_mcp(&tg.url, &[("origin", "https://evil.example")], initialize_body()).await;
+    assert_eq!(evil.status(), 403);
+    let local = post_mcp(&tg.url, &[("origin", "http://localhost:6274")], initialize_body()).await;
+    assert_eq!(local.status(), 200);
+
+    let tg2 = harness::start(&fake, "mcp:\n  allowed_origins: [\"https://console.example:443\"]\n").await;
+    let allowed = post_mcp(&tg2.url, &[("origin", "https://console.example")], initialize_body()).await;
+    assert_eq!(allowed.status(), 200);
+    let refused = post_mcp(&tg2.url, &[("origin", "http://localhost:6274")], initialize_body()).await;
+    assert_eq!(refused.status(), 403);
+}
+
+/// Read the single JSON-RPC message of a response (JSON, or the data line of an SSE stream).
+async fn rpc_message(resp: reqwest::Response) -> Value {
+    let text = resp.text().await.expect("body");
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC message in {text}"))
+}
+
+#[tokio::test]
+async fn protocol_2026_07_28_stateless_requests_are_served() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}
+    });
+    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "k8s.list_resources")];
+    let resp = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "k8s.list_resources", "arguments": {"kind": "pods", "namespace": "shop"}, "_meta": meta}}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("mcp-session-id").is_none(), "2026-07-28 has no sessions");
+    let msg = rpc_message(resp).await;
+    assert_eq!(msg["id"], json!(7), "{msg}");
+    assert!(msg["result"]["structuredContent"].to_string().contains("web-0"), "{msg}");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_rpc_errors() {
+    let fake = FakeKube::start().await;
+    let tg = harness::start(&fake, "").await;
+    let resp = post_mcp(&tg.url, &[], json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": "nope"})).await;
+    let msg = rpc_message(resp).await;
+    assert!(msg["error"]["code"].as_i64().is_some(), "JSON-RPC error expected: {msg}");
+}
+
+#[tokio::test]
+async fn stdio_serves_the_same_tools_with_the_rmcp_client() {
+    let fake = seeded_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(&config, harness::config_yaml(&fake, "")).expect("config");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
+    cmd.arg("stdio").arg("--config").arg(&config).env_remove("TOOLGATE_LISTEN");
+    let transport = TokioChildProcess::new(cmd).expect("spawn toolgate stdio");
+    let client = ().serve(transport).await.expect("MCP handshake over stdio");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(tools.iter().any(|t| t.name == "k8s.get_logs"));
+    let list = call(&client, "k8s.list_resources", json!({"kind": "deploy", "namespace": "shop"})).await;
+    assert_ne!(list.is_error, Some(true), "{}", text_of(&list));
+    assert_eq!(column(&list.structured_content.clone().expect("structured"), "name"), vec!["web"]);
+    let refused = call(&client, "k8s.rollout_restart", json!({"kind": "deployment", "name": "web", "namespace": "shop"})).await;
+    assert_eq!(refused.is_error, Some(true));
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let http = reqwest::Client::new();
+    let health = http.get(format!("{}/healthz", tg.url)).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = http.get(format!("{}/readyz", tg.url)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200, "the fake cluster answers");
+
+    let client = http_client(&tg.url).await;
+    call(&client, "k8s.list_resources", json!({"kind": "pods", "namespace": "shop"})).await;
+    call(&client, "k8s.list_resources", json!({"kind": "pods", "limit": "x"})).await;
+    let metrics = http.get(format!("{}/metrics", tg.url)).send().await.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains(r#"toolgate_tool_calls_total{tool="k8s.list_resources",transport="mcp-http",outcome="ok"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"outcome="invalid_arguments""#), "{metrics}");
+    assert!(metrics.contains("toolgate_tool_call_duration_seconds_bucket"), "{metrics}");
+    client.cancel().await.ok();
+
+    // A cluster that does not answer makes the server not ready, but it keeps serving.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead = dir.path().join("dead.kubeconfig");
+    std::fs::write(
+        &dead,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: dead\n  context:\n    cluster: dead\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: dead\n",
+    )
+    .expect("kubeconfig");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(
+        &config,
+        format!("kubernetes:\n  clusters:\n    - name: dead\n      kubeconfig: {}\n  request_timeout_seconds: 2\n", dead.display()),
+    )
+    .expect("config");
+    let cfg = toolgate::config::Config::load_from(Some(&config), &[]).expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(toolgate::app::serve_on(listener, cfg, token.clone()));
+    let ready = http.get(format!("{url}/readyz")).timeout(Duration::from_secs(10)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    assert!(ready.text().await.unwrap_or_default().contains("dead"));
+    let health = http.get(format!("{url}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    token.cancel();
+}

@@ -1,0 +1,112 @@
+//! The official Python MCP SDK client (tests/python/mcp_driver.py, in the test venv) against
+//! toolgate over stdio and over streamable HTTP.
+
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::harness;
+use crate::mcp::{READ_TOOLS, SECRET_B64, WRITE_TOOLS, seeded_fake};
+
+async fn drive(plan: Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_driver.py");
+    let mut child = tokio::process::Command::new(harness::python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the Python MCP client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(plan.to_string().as_bytes()).await.expect("write plan");
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("Python client finished in time")
+        .expect("Python client ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "Python client failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {stderr}"))
+}
+
+fn calls() -> Value {
+    json!([
+        {"name": "k8s.list_resources", "arguments": {"kind": "pods", "namespace": "shop"}},
+        {"name": "k8s.get_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
+        {"name": "k8s.get_logs", "arguments": {"pod": "web-0", "namespace": "shop", "tail_lines": 5}},
+        {"name": "k8s.describe_resource", "arguments": {"kind": "pod", "name": "web-0", "namespace": "shop"}},
+        {"name": "k8s.get_events", "arguments": {"namespace": "shop"}},
+        {"name": "k8s.list_resources", "arguments": {"kind": "pods", "limit": "ten"}},
+        {"name": "k8s.nonexistent", "arguments": {}},
+        {"name": "k8s.delete_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
+        {"name": "k8s.get_resource", "arguments": {"kind": "secret", "name": "db-credentials", "namespace": "shop"}}
+    ])
+}
+
+fn check_report(report: &Value) {
+    assert_eq!(report["serverInfo"]["name"], json!("toolgate"));
+    let listed: Vec<&str> = report["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    for name in READ_TOOLS.iter().chain(WRITE_TOOLS.iter()) {
+        assert!(listed.contains(name), "{name} listed: {listed:?}");
+    }
+    let results = report["results"].as_array().expect("results");
+    for (i, r) in results.iter().take(5).enumerate() {
+        assert_eq!(r["isError"], json!(false), "read call {i}: {r}");
+        assert!(r["structuredContent"].is_object(), "read call {i} has structured content");
+    }
+    assert!(results[0]["text"].as_str().unwrap_or_default().contains("web-0"));
+    assert_eq!(results[5]["isError"], json!(true));
+    assert!(results[5]["text"].as_str().unwrap_or_default().contains("`limit`"));
+    assert_eq!(results[6]["protocolError"]["code"], json!(-32602), "{}", results[6]);
+    assert_eq!(results[7]["isError"], json!(true));
+    assert!(results[7]["text"].as_str().unwrap_or_default().contains("approval"));
+    assert_eq!(results[8]["isError"], json!(false));
+    assert!(!results[8].to_string().contains(SECRET_B64), "secret data leaked to the Python client");
+}
+
+#[tokio::test]
+async fn python_sdk_over_stdio() {
+    let fake = seeded_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(&config, harness::config_yaml(&fake, "")).expect("config");
+    let report = drive(json!({
+        "transport": "stdio",
+        "command": [env!("CARGO_BIN_EXE_toolgate"), "stdio", "--config", config],
+        "calls": calls(),
+    }))
+    .await;
+    check_report(&report);
+}
+
+#[tokio::test]
+async fn python_sdk_over_http_with_cursor_paging() {
+    let fake = seeded_fake().await;
+    fake.seed_pods(500, &["p1", "p2", "p3", "p4", "p5"]);
+    let tg = harness::start(&fake, "").await;
+    let report = drive(json!({
+        "transport": "http",
+        "url": format!("{}/mcp", tg.url),
+        "calls": calls(),
+        "follow_cursor": {"name": "k8s.list_resources", "arguments": {"kind": "pods", "label_selector": "", "max_bytes": 8192}},
+    }))
+    .await;
+    check_report(&report);
+    let pages = report["pages"].as_array().expect("pages");
+    assert!(pages.len() > 2, "the 501-pod list is cut into several pages");
+    let mut names: Vec<String> = Vec::new();
+    for page in pages {
+        let cols = page["columns"].as_array().expect("columns");
+        let ni = cols.iter().position(|c| c == "name").expect("name column");
+        let si = cols.iter().position(|c| c == "namespace").expect("namespace column");
+        for row in page["rows"].as_array().expect("rows") {
+            names.push(format!("{}/{}", row[si].as_str().unwrap_or_default(), row[ni].as_str().unwrap_or_default()));
+        }
+    }
+    let total = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(total, 501, "500 seeded pods + web-0");
+    assert_eq!(names.len(), 501, "no pod twice");
+}
