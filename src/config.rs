@@ -270,13 +270,12 @@ fn config_paths() -> Vec<Vec<String>> {
     }
     fn resolve_ref<'a>(schema: &'a Value, defs: &'a Value) -> &'a Value {
         // Option<T> shows up as anyOf[{$ref}, {type:null}].
-        if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
-            if let Some(first) = any
+        if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+            && let Some(first) = any
                 .iter()
                 .find(|s| s.get("type") != Some(&Value::String("null".into())))
-            {
-                return resolve_ref(first, defs);
-            }
+        {
+            return resolve_ref(first, defs);
         }
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             let name = r.rsplit('/').next().unwrap_or_default();
@@ -310,7 +309,10 @@ fn apply_env(doc: &mut Value, env: &[(String, String)], problems: &mut Vec<Strin
         .map(|p| (format!("TOOLGATE_{}", p.join("_").to_ascii_uppercase()), p))
         .collect();
     for (name, value) in env {
-        if !name.starts_with("TOOLGATE_") || NON_CONFIG_ENV.contains(&name.as_str()) {
+        if !name.starts_with("TOOLGATE_")
+            || NON_CONFIG_ENV.contains(&name.as_str())
+            || is_service_link(name)
+        {
             continue;
         }
         let Some(path) = by_env.get(name) else {
@@ -351,6 +353,14 @@ fn apply_env(doc: &mut Value, env: &[(String, String)], problems: &mut Vec<Strin
                 .or_insert_with(|| Value::Object(Default::default()));
         }
     }
+}
+
+/// Kubernetes injects `{SERVICE}_SERVICE_HOST`, `{SERVICE}_PORT…` for a Service named
+/// `toolgate`; those are not config keys and must not stop the pod.
+fn is_service_link(name: &str) -> bool {
+    name.starts_with("TOOLGATE_SERVICE_")
+        || name == "TOOLGATE_PORT"
+        || name.starts_with("TOOLGATE_PORT_")
 }
 
 fn is_loopback_host(host: &str) -> bool {
@@ -507,13 +517,13 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                         c.name
                     ));
                 }
-                if let Some(path) = &c.kubeconfig {
-                    if !Path::new(path).exists() {
-                        problems.push(format!(
-                            "kubernetes.clusters[{}].kubeconfig: file `{path}` does not exist",
-                            c.name
-                        ));
-                    }
+                if let Some(path) = &c.kubeconfig
+                    && !Path::new(path).exists()
+                {
+                    problems.push(format!(
+                        "kubernetes.clusters[{}].kubeconfig: file `{path}` does not exist",
+                        c.name
+                    ));
                 }
                 let source = if in_cluster {
                     ClusterSource::InCluster

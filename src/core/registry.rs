@@ -72,10 +72,10 @@ impl Registry {
                 .map_err(|e| RegistryError::BadSchema(spec.name.to_string(), e))?;
             let i = entries.len();
             for alias in [spec.name.to_string(), underscored(spec.name)] {
-                if let Some(prev) = index.insert(alias.clone(), i) {
-                    if prev != i {
-                        return Err(RegistryError::Duplicate(alias));
-                    }
+                if let Some(prev) = index.insert(alias.clone(), i)
+                    && prev != i
+                {
+                    return Err(RegistryError::Duplicate(alias));
                 }
             }
             entries.push(Entry {

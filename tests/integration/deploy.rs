@@ -1,0 +1,541 @@
+//! `deploy/`: the Kustomize base and overlay rendered by the real `kubectl kustomize` (offline),
+//! and checks that what they render fits toolgate: namespace, limits, probes, a locked-down pod,
+//! RBAC, network policy, and a config file that toolgate's own loader accepts. Also checks that
+//! the Containerfile and the Cosign policy agree with the manifests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+use toolgate::config::{ClusterSource, Config, LogFormat};
+
+const NAMESPACE: &str = "pipe-system";
+const BASE: &str = "deploy/kustomize/base";
+const REPLICAS: &str = "deploy/kustomize/overlays/replicas";
+const CLUSTER_SCOPED: [&str; 3] = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
+const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `kubectl kustomize DIR`, parsed into one YAML value per document.
+fn render(dir: &str) -> Vec<Value> {
+    // An empty HOME: no kubeconfig, plugins or caches of the developer's can take part.
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(repo().join(dir))
+        .env("HOME", home.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run kubectl (scripts/test installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir} failed: {stderr}"
+    );
+    assert!(
+        !stderr.to_lowercase().contains("deprecated"),
+        "kubectl kustomize {dir} warns: {stderr}"
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 output");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect();
+    assert!(!docs.is_empty(), "kubectl kustomize {dir} rendered nothing");
+    docs
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_sequence()
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn container(deployment: &Value) -> &Value {
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .expect("containers");
+    containers
+        .iter()
+        .find(|c| c["name"] == "toolgate")
+        .expect("container `toolgate`")
+}
+
+/// The env entries named `name` of the toolgate container.
+fn env_entries<'a>(deployment: &'a Value, name: &str) -> Vec<&'a Value> {
+    container(deployment)["env"]
+        .as_sequence()
+        .map(|env| env.iter().filter(|e| e["name"] == name).collect())
+        .unwrap_or_default()
+}
+
+/// A probe's port as a number, resolving a named port through the container's ports.
+fn probe_port(container: &Value, probe: &str) -> u64 {
+    let port = &container[probe]["httpGet"]["port"];
+    if let Some(n) = port.as_u64() {
+        return n;
+    }
+    let name = text(port);
+    container["ports"]
+        .as_sequence()
+        .and_then(|ports| ports.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["containerPort"].as_u64())
+        .unwrap_or_else(|| {
+            panic!("{probe} names port `{name}`, which the container does not declare")
+        })
+}
+
+/// Whether a ClusterRole grants `verb` on `resource` (`pods/exec` for a subresource) in `group`,
+/// with RBAC's `*` matching.
+fn allows(role: &Value, group: &str, resource: &str, verb: &str) -> bool {
+    let any = |list: &Value, want: &str| strings(list).iter().any(|v| *v == "*" || *v == want);
+    role["rules"].as_sequence().expect("rules").iter().any(|r| {
+        any(&r["apiGroups"], group) && any(&r["resources"], resource) && any(&r["verbs"], verb)
+    })
+}
+
+/// The shipped `config.yaml`, written to a file as the pod sees it at /etc/toolgate.
+fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
+    let configmap = find(docs, "ConfigMap", "toolgate-config");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, text(&configmap["data"]["config.yaml"])).expect("write config");
+    (dir, path)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_namespaced_object_is_in_pipe_system() {
+    for dir in [BASE, REPLICAS] {
+        let docs = render(dir);
+        for doc in &docs {
+            let kind = text(&doc["kind"]);
+            let name = text(&doc["metadata"]["name"]);
+            if CLUSTER_SCOPED.contains(&kind) {
+                assert!(
+                    doc["metadata"]["namespace"].is_null(),
+                    "{dir}: cluster-scoped {kind} {name} has a namespace"
+                );
+            } else {
+                assert_eq!(
+                    doc["metadata"]["namespace"], NAMESPACE,
+                    "{dir}: {kind} {name}"
+                );
+            }
+            assert_eq!(
+                doc["metadata"]["labels"]["app.kubernetes.io/name"], "toolgate",
+                "{dir}: {kind} {name}"
+            );
+        }
+        find(&docs, "Namespace", NAMESPACE);
+        for binding in ["toolgate-read", "toolgate-write"] {
+            let binding = find(&docs, "ClusterRoleBinding", binding);
+            let subjects = binding["subjects"].as_sequence().expect("subjects");
+            assert_eq!(subjects.len(), 1, "{binding:?}");
+            assert_eq!(subjects[0]["kind"], "ServiceAccount");
+            assert_eq!(subjects[0]["name"], "toolgate");
+            assert_eq!(subjects[0]["namespace"], NAMESPACE);
+            assert_eq!(binding["roleRef"]["name"], binding["metadata"]["name"]);
+        }
+    }
+}
+
+#[test]
+fn deployment_has_limits_probes_and_a_locked_down_pod() {
+    let docs = render(BASE);
+    let deployment = find(&docs, "Deployment", "toolgate");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment);
+
+    assert_eq!(c["image"], "ghcr.io/pipe/toolgate:0.1.0");
+    assert_eq!(c["resources"]["limits"]["cpu"], "500m");
+    assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
+    assert_eq!(c["resources"]["requests"]["cpu"], "100m");
+    assert_eq!(c["resources"]["requests"]["memory"], "128Mi");
+
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(probe_port(c, "livenessProbe"), 3000);
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(probe_port(c, "readinessProbe"), 3000);
+
+    assert_eq!(pod["serviceAccountName"], "toolgate");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(strings(&sc["capabilities"]["drop"]), ["ALL"]);
+
+    // The config is the ConfigMap at /etc/toolgate; the SQLite store lives on the emptyDir.
+    let mount = |path: &str| {
+        let m = c["volumeMounts"]
+            .as_sequence()
+            .and_then(|ms| ms.iter().find(|m| m["mountPath"] == path))
+            .unwrap_or_else(|| panic!("nothing mounted at {path}"));
+        let volumes = pod["volumes"].as_sequence().expect("volumes");
+        volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .expect("mounted volume exists")
+    };
+    assert_eq!(
+        mount("/etc/toolgate")["configMap"]["name"],
+        "toolgate-config"
+    );
+    assert!(mount("/var/lib/toolgate")["emptyDir"].is_mapping());
+    let store = env_entries(deployment, "TOOLGATE_STORE_URL");
+    assert_eq!(store.len(), 1);
+    assert_eq!(store[0]["value"], "sqlite:///var/lib/toolgate/toolgate.db");
+
+    let service = find(&docs, "Service", "toolgate");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(service["spec"]["ports"][0]["port"], 3000);
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn service_links_are_off_because_toolgate_refuses_their_variables() {
+    let docs = render(BASE);
+    let deployment = find(&docs, "Deployment", "toolgate");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["enableServiceLinks"],
+        false
+    );
+    // What Kubernetes would inject for the Service `toolgate` if they were on.
+    let (_dir, path) = shipped_config(&docs);
+    let links = pairs(&[
+        ("TOOLGATE_SERVICE_HOST", "10.96.0.10"),
+        ("TOOLGATE_SERVICE_PORT", "3000"),
+        ("TOOLGATE_PORT", "tcp://10.96.0.10:3000"),
+    ]);
+    let err =
+        Config::load_from(Some(&path), &links).expect_err("service-link variables are refused");
+    assert!(
+        err.to_string()
+            .contains("TOOLGATE_SERVICE_HOST is not a config key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replicas_overlay_runs_two_with_the_store_url_from_a_secret() {
+    let docs = render(REPLICAS);
+    let deployment = find(&docs, "Deployment", "toolgate");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let store = env_entries(deployment, "TOOLGATE_STORE_URL");
+    assert_eq!(store.len(), 1, "{store:?}");
+    assert!(
+        store[0]["value"].is_null(),
+        "a literal value would win over the Secret: {store:?}"
+    );
+    let secret = &store[0]["valueFrom"]["secretKeyRef"];
+    assert_eq!(secret["name"], "toolgate-store");
+    assert_eq!(secret["key"], "url");
+    // Everything else is the base's.
+    assert_eq!(
+        container(deployment)["resources"]["limits"]["memory"],
+        "1Gi"
+    );
+    // The base policy allows no egress to a database; the overlay adds PostgreSQL's port.
+    let egress = find(&docs, "CiliumNetworkPolicy", "toolgate-postgres");
+    assert_eq!(
+        egress["spec"]["egress"][0]["toPorts"][0]["ports"][0]["port"],
+        "5432"
+    );
+}
+
+#[test]
+fn write_role_grants_exec_and_read_role_grants_no_writes() {
+    let docs = render(BASE);
+    let read = find(&docs, "ClusterRole", "toolgate-read");
+    let write = find(&docs, "ClusterRole", "toolgate-write");
+
+    for rule in read["rules"].as_sequence().expect("rules") {
+        for verb in strings(&rule["verbs"]) {
+            assert!(
+                READ_VERBS.contains(&verb),
+                "read role grants `{verb}`: {rule:?}"
+            );
+        }
+    }
+    for (group, resource) in [
+        ("", "pods"),
+        ("", "pods/log"),
+        ("", "events"),
+        ("apps", "deployments"),
+        ("argoproj.io", "applications"),
+    ] {
+        for verb in READ_VERBS {
+            assert!(
+                allows(read, group, resource, verb),
+                "read role lacks {verb} {group}/{resource}"
+            );
+        }
+    }
+    assert!(allows(read, "", "secrets", "get") && allows(read, "", "secrets", "list"));
+    assert!(
+        !allows(read, "", "secrets", "watch"),
+        "secrets must be get/list only"
+    );
+    // Subresources whose `get` runs commands or proxies into the cluster: never without approval.
+    for resource in [
+        "pods/exec",
+        "pods/attach",
+        "pods/portforward",
+        "pods/proxy",
+        "nodes/proxy",
+        "services/proxy",
+    ] {
+        assert!(
+            !allows(read, "", resource, "get"),
+            "read role grants get on {resource}"
+        );
+    }
+
+    assert!(allows(write, "", "pods/exec", "create"));
+    for resource in ["deployments", "statefulsets", "daemonsets"] {
+        for verb in ["create", "update", "patch", "delete"] {
+            assert!(
+                allows(write, "apps", resource, verb),
+                "write role lacks {verb} apps/{resource}"
+            );
+        }
+    }
+    assert!(allows(write, "", "pods", "delete"));
+    assert!(
+        !allows(write, "", "secrets", "get"),
+        "the write role is for workloads only"
+    );
+}
+
+#[test]
+fn shipped_config_is_accepted_by_toolgate() {
+    let docs = render(BASE);
+    let (_dir, path) = shipped_config(&docs);
+    let config =
+        Config::load_from(Some(&path), &[]).unwrap_or_else(|e| panic!("shipped config.yaml: {e}"));
+    assert_eq!(config.listen.to_string(), "0.0.0.0:3000");
+    assert_eq!(config.public_url, "http://toolgate.pipe-system.svc:3000");
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert!(!config.mcp.sessions);
+    for host in [
+        "toolgate",
+        "toolgate.pipe-system.svc",
+        "toolgate.pipe-system.svc.cluster.local",
+        "localhost",
+    ] {
+        assert!(
+            config.mcp.allowed_hosts.iter().any(|h| h == host),
+            "{host} missing from allowed_hosts"
+        );
+    }
+    assert_eq!(config.kubernetes.clusters.len(), 1);
+    assert_eq!(config.kubernetes.clusters[0].name, "in-cluster");
+    assert_eq!(
+        config.kubernetes.clusters[0].source,
+        ClusterSource::InCluster
+    );
+
+    // With the environment the Deployment sets: the base's literal value, the overlay's Secret.
+    let deployment = find(&docs, "Deployment", "toolgate");
+    let store = text(&env_entries(deployment, "TOOLGATE_STORE_URL")[0]["value"]);
+    let config =
+        Config::load_from(Some(&path), &pairs(&[("TOOLGATE_STORE_URL", store)])).expect("base env");
+    assert_eq!(config.store_url, "sqlite:///var/lib/toolgate/toolgate.db");
+    let postgres = "postgres://toolgate:pw@postgres.pipe-system.svc:5432/toolgate";
+    let config = Config::load_from(Some(&path), &pairs(&[("TOOLGATE_STORE_URL", postgres)]))
+        .expect("overlay env");
+    assert_eq!(config.store_url, postgres);
+}
+
+#[test]
+fn network_policy_admits_port_3000_and_egress_to_the_api_server_and_dns() {
+    let docs = render(BASE);
+    let policy = find(&docs, "CiliumNetworkPolicy", "toolgate");
+    assert_eq!(policy["apiVersion"], "cilium.io/v2");
+    assert_eq!(
+        policy["spec"]["endpointSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "toolgate"
+    );
+    let ingress = policy["spec"]["ingress"].as_sequence().expect("ingress");
+    for rule in ingress {
+        for to in rule["toPorts"]
+            .as_sequence()
+            .expect("every ingress rule names its port")
+        {
+            for port in to["ports"].as_sequence().expect("ports") {
+                assert_eq!(port["port"], "3000", "{rule:?}");
+            }
+        }
+    }
+    let from_label = |key: &str, value: &str| {
+        ingress.iter().find(|r| {
+            r["fromEndpoints"]
+                .as_sequence()
+                .is_some_and(|eps| eps.iter().any(|e| e["matchLabels"][key] == value))
+        })
+    };
+    assert!(
+        from_label(
+            "k8s:io.cilium.k8s.namespace.labels.pipe.ameide.io/agents",
+            "true"
+        )
+        .is_some()
+    );
+    let monitoring =
+        from_label("k8s:io.kubernetes.pod.namespace", "monitoring").expect("monitoring rule");
+    assert_eq!(
+        monitoring["toPorts"][0]["rules"]["http"][0]["path"],
+        "/metrics"
+    );
+
+    let egress = policy["spec"]["egress"].as_sequence().expect("egress");
+    assert!(
+        egress
+            .iter()
+            .any(|r| strings(&r["toEntities"]).contains(&"kube-apiserver"))
+    );
+    let dns = egress
+        .iter()
+        .find(|r| r["toEndpoints"][0]["matchLabels"]["k8s:k8s-app"] == "kube-dns")
+        .expect("DNS egress rule");
+    let mut protocols: Vec<&str> = dns["toPorts"][0]["ports"]
+        .as_sequence()
+        .expect("ports")
+        .iter()
+        .map(|p| text(&p["protocol"]))
+        .collect();
+    protocols.sort_unstable();
+    assert_eq!(protocols, ["TCP", "UDP"]);
+}
+
+#[test]
+fn containerfile_agrees_with_the_deployment() {
+    let containerfile =
+        std::fs::read_to_string(repo().join("deploy/Containerfile")).expect("deploy/Containerfile");
+    let instruction = |name: &str| {
+        containerfile
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+            .unwrap_or_else(|| panic!("no {name}in deploy/Containerfile"))
+    };
+    let cmd: Vec<String> = serde_json::from_str(instruction("CMD ")).expect("CMD is a JSON array");
+    let entrypoint: Vec<String> =
+        serde_json::from_str(instruction("ENTRYPOINT ")).expect("ENTRYPOINT is a JSON array");
+    assert_eq!(entrypoint, ["/usr/local/bin/toolgate"]);
+    assert!(instruction("FROM ").starts_with("gcr.io/distroless/cc-debian12:nonroot"));
+
+    let docs = render(BASE);
+    let deployment = find(&docs, "Deployment", "toolgate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment);
+    // The pod runs the image's CMD, so its --config must be the ConfigMap's key where it is mounted.
+    assert!(c["command"].is_null() && c["args"].is_null());
+    let arg = |flag: &str| {
+        let i = cmd
+            .iter()
+            .position(|a| a == flag)
+            .unwrap_or_else(|| panic!("CMD lacks {flag}"));
+        cmd[i + 1].clone()
+    };
+    let config_path = arg("--config");
+    let config_path = Path::new(&config_path);
+    let mounted = c["volumeMounts"]
+        .as_sequence()
+        .and_then(|ms| {
+            ms.iter()
+                .find(|m| config_path.parent() == Some(Path::new(text(&m["mountPath"]))))
+        })
+        .expect("--config lies in a mounted directory");
+    let volume = pod["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == mounted["name"])
+        .expect("volume");
+    let configmap = find(&docs, "ConfigMap", text(&volume["configMap"]["name"]));
+    let key = config_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name");
+    assert!(
+        configmap["data"][key].is_string(),
+        "ConfigMap lacks key {key}"
+    );
+
+    let port: u64 = arg("--listen")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("--listen port");
+    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(port));
+    assert_eq!(instruction("EXPOSE "), port.to_string());
+    let user = instruction("USER ")
+        .split(':')
+        .next()
+        .and_then(|u| u.parse::<u64>().ok())
+        .expect("numeric USER");
+    assert_eq!(pod["securityContext"]["runAsUser"].as_u64(), Some(user));
+}
+
+#[test]
+fn cosign_policy_admits_only_this_repos_workflow_signatures_for_the_deployed_image() {
+    let path = repo().join("deploy/cosign/clusterimagepolicy.yaml");
+    let policy: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read policy")).expect("YAML");
+    assert_eq!(policy["apiVersion"], "policy.sigstore.dev/v1beta1");
+    assert_eq!(policy["kind"], "ClusterImagePolicy");
+    let glob = text(&policy["spec"]["images"][0]["glob"]);
+    assert_eq!(glob, "ghcr.io/pipe/toolgate*");
+    let docs = render(BASE);
+    let image = text(&container(find(&docs, "Deployment", "toolgate"))["image"]);
+    // policy-controller's glob: `*` is any run of characters other than `/`.
+    let rest = image
+        .strip_prefix(glob.trim_end_matches('*'))
+        .expect("image under the glob");
+    assert!(!rest.contains('/'), "{image} is not matched by {glob}");
+
+    let identity = &policy["spec"]["authorities"][0]["keyless"]["identities"][0];
+    assert_eq!(
+        identity["issuer"],
+        "https://token.actions.githubusercontent.com"
+    );
+    let subject =
+        regex::Regex::new(text(&identity["subjectRegExp"])).expect("subjectRegExp compiles");
+    let workflow = "https://github.com/pipe/toolgate/.github/workflows/release.yml";
+    assert!(subject.is_match(&format!("{workflow}@refs/heads/main")));
+    assert!(subject.is_match(&format!("{workflow}@refs/tags/v0.1.0")));
+    assert!(!subject.is_match(&format!("{workflow}@refs/pull/7/merge")));
+    assert!(!subject.is_match(
+        "https://github.com/someone/toolgate/.github/workflows/release.yml@refs/heads/main"
+    ));
+}
