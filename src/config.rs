@@ -689,6 +689,19 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_service_links_are_not_config_errors() {
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_SERVICE_HOST", "10.0.0.1"),
+                ("TOOLGATE_PORT", "tcp://10.0.0.1:3000"),
+                ("TOOLGATE_PORT_3000_TCP_ADDR", "10.0.0.1"),
+            ]),
+        );
+        assert!(c.is_ok(), "{:?}", c.err());
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.yaml");
