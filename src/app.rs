@@ -15,8 +15,15 @@ use crate::core::registry::Registry;
 use crate::transport::http::{AppState, router};
 use crate::transport::mcp::{self, McpServer};
 
+/// Install ring as the process-wide TLS crypto provider (kube and reqwest both use rustls;
+/// ring needs no C toolchain beyond cc). Idempotent.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Build the dispatch core from a validated config. Does no network I/O.
 pub fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
+    init_crypto();
     let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
     let adapters = Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),

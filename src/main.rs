@@ -70,8 +70,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for every client (kube, reqwest); ring needs no C toolchain extras.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    toolgate::app::init_crypto();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => {

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::context::Page;
 use crate::core::error::{ToolError, ToolErrorKind};
+use crate::core::tool::Budget;
 
 /// Arguments the core owns on budgeted tools; stripped before the tool sees its args.
 pub const MAX_BYTES_ARG: &str = "max_bytes";
@@ -75,16 +76,18 @@ pub fn decode_cursor(cursor: &str, tool: &str, hash: &str) -> Result<Page, ToolE
 /// Cut `output[items_field]` so that the serialized output fits `max_bytes`.
 ///
 /// The tool returned a whole upstream page (starting at `page.upstream`); the first
-/// `page.skip` items were delivered before and are dropped here. Adds `truncated`, and
-/// `cursor` when there is more (either the rest of this page or the upstream's next page).
+/// `page.skip` items (the last ones with `keep_last`) were delivered before and are dropped
+/// here. Adds `truncated`, and `cursor` when there is more (either the rest of this page or
+/// the upstream's next page).
 pub fn apply(
     output: Value,
-    items_field: &str,
+    budget: Budget,
     page: &Page,
     max_bytes: usize,
     tool: &str,
     hash: &str,
 ) -> Result<Value, ToolError> {
+    let items_field = budget.items_field;
     let Value::Object(mut out) = output else {
         return Err(ToolError::internal(format!(
             "{tool} returned a non-object output"
@@ -104,6 +107,10 @@ pub fn apply(
         _ => None,
     };
     let skip = page.skip.min(items.len());
+    if budget.keep_last {
+        // Walk from the end: reverse, cut like a head, reverse back.
+        items.reverse();
+    }
     items.drain(..skip);
     let available = items.len();
 
@@ -154,6 +161,9 @@ pub fn apply(
 
     let truncated = fit < available;
     items.truncate(fit);
+    if budget.keep_last {
+        items.reverse();
+    }
     out.insert(items_field.to_string(), Value::Array(items));
     out.insert("truncated".into(), Value::Bool(truncated));
     let next = if truncated {
@@ -222,6 +232,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const ROWS: Budget = Budget {
+        items_field: "rows",
+        keep_last: false,
+    };
+
     fn rows(n: usize) -> Vec<Value> {
         (0..n)
             .map(|i| json!([format!("pod-{i:04}"), "default", "Running"]))
@@ -232,7 +247,7 @@ mod tests {
     fn small_answers_pass_untouched() {
         let out = apply(
             json!({"rows": rows(3)}),
-            "rows",
+            ROWS,
             &Page::default(),
             4096,
             "t",
@@ -253,7 +268,7 @@ mod tests {
         loop {
             let out = apply(
                 json!({"kind": "Pod", "rows": all.clone()}),
-                "rows",
+                ROWS,
                 &page,
                 2048,
                 "t",
@@ -274,10 +289,45 @@ mod tests {
     }
 
     #[test]
+    fn keep_last_delivers_the_newest_items_first_then_walks_back() {
+        let all = rows(300);
+        let tail = Budget {
+            items_field: "rows",
+            keep_last: true,
+        };
+        let first = apply(
+            json!({"rows": all.clone()}),
+            tail,
+            &Page::default(),
+            1024,
+            "t",
+            "h",
+        )
+        .expect("fits");
+        let first_rows = first["rows"].as_array().cloned().unwrap_or_default();
+        assert_eq!(first_rows.last(), all.last(), "the newest item is kept");
+        let mut pages = vec![first_rows];
+        let mut cursor = first["cursor"].as_str().map(str::to_string);
+        while let Some(c) = cursor {
+            let page = decode_cursor(&c, "t", "h").expect("cursor");
+            let out =
+                apply(json!({"rows": all.clone()}), tail, &page, 1024, "t", "h").expect("fits");
+            pages.push(out["rows"].as_array().cloned().unwrap_or_default());
+            cursor = out["cursor"].as_str().map(str::to_string);
+        }
+        pages.reverse();
+        assert_eq!(
+            pages.concat(),
+            all,
+            "older pages put back in front give every item once, in order"
+        );
+    }
+
+    #[test]
     fn upstream_continue_becomes_the_cursor_when_the_page_fits() {
         let out = apply(
             json!({"rows": rows(2), "continue": "tok"}),
-            "rows",
+            ROWS,
             &Page::default(),
             4096,
             "t",
@@ -299,7 +349,7 @@ mod tests {
     fn cursors_are_bound_to_tool_and_query() {
         let out = apply(
             json!({"rows": rows(100)}),
-            "rows",
+            ROWS,
             &Page::default(),
             1024,
             "t",
@@ -316,7 +366,7 @@ mod tests {
     #[test]
     fn an_item_larger_than_the_budget_is_a_clear_error() {
         let big = json!({"rows": [ "x".repeat(5000) ]});
-        let err = apply(big, "rows", &Page::default(), 1024, "t", "h").expect_err("too large");
+        let err = apply(big, ROWS, &Page::default(), 1024, "t", "h").expect_err("too large");
         assert_eq!(err.kind, ToolErrorKind::OutputTooLarge);
         assert!(err.message.contains("raise `max_bytes`"));
     }

@@ -170,7 +170,7 @@ impl Dispatcher {
             }
         };
         match spec.budget {
-            Some(b) => budget::apply(output, b.items_field, &page, max_bytes, spec.name, &hash),
+            Some(b) => budget::apply(output, b, &page, max_bytes, spec.name, &hash),
             None => {
                 budget::check_whole(&output, max_bytes, spec.name)?;
                 Ok(output)

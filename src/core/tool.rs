@@ -60,6 +60,9 @@ impl Risk {
 pub struct Budget {
     /// Top-level array field of the output that the core may cut (e.g. `rows`, `lines`).
     pub items_field: &'static str,
+    /// Keep the last items when cutting (logs: the newest lines matter most); the cursor then
+    /// walks backwards to the older items.
+    pub keep_last: bool,
 }
 
 /// Static description of a tool.
@@ -109,6 +112,8 @@ pub trait TypedTool: Send + Sync + 'static {
     const OPEN_WORLD: bool = true;
     /// `Some(field)` when the output has a large top-level array that the core may cut.
     const BUDGET_FIELD: Option<&'static str> = None;
+    /// Cut from the front instead of the back (see [`Budget::keep_last`]).
+    const BUDGET_KEEP_LAST: bool = false;
 
     fn call(
         &self,
@@ -130,11 +135,14 @@ impl<T: TypedTool> Typed<T> {
             title: T::TITLE,
             description: T::DESCRIPTION,
             risk: T::RISK,
-            budget: T::BUDGET_FIELD.map(|items_field| Budget { items_field }),
+            budget: T::BUDGET_FIELD.map(|items_field| Budget {
+                items_field,
+                keep_last: T::BUDGET_KEEP_LAST,
+            }),
             idempotent: T::IDEMPOTENT,
             open_world: T::OPEN_WORLD,
-            input_schema: Arc::new(schema_object::<T::Params>()),
-            output_schema: Arc::new(schema_object::<T::Output>()),
+            input_schema: Arc::new(schema_object::<T::Params>(Contract::Deserialize)),
+            output_schema: Arc::new(schema_object::<T::Output>(Contract::Serialize)),
         };
         Self { inner, spec }
     }
@@ -166,9 +174,21 @@ impl<T: TypedTool> Tool for Typed<T> {
     }
 }
 
-/// JSON Schema (draft 2020-12, inlined sub-schemas) of a type, as a JSON object.
-pub fn schema_object<S: JsonSchema>() -> Map<String, Value> {
+/// Which side of serde a schema describes: what a type accepts (params) or what it emits
+/// (outputs: fields skipped when empty are then not `required`).
+#[derive(Debug, Clone, Copy)]
+pub enum Contract {
+    Deserialize,
+    Serialize,
+}
+
+/// JSON Schema (draft 2020-12) of a type, as a JSON object.
+pub fn schema_object<S: JsonSchema>(contract: Contract) -> Map<String, Value> {
     let settings = schemars::generate::SchemaSettings::draft2020_12();
+    let settings = match contract {
+        Contract::Deserialize => settings.for_deserialize(),
+        Contract::Serialize => settings.for_serialize(),
+    };
     let schema = settings.into_generator().into_root_schema_for::<S>();
     match schema.to_value() {
         Value::Object(map) => map,

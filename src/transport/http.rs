@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -49,12 +52,94 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         LocalSessionManager::default().into(),
         mcp_config,
     );
+    let mcp_routes = Router::new()
+        .fallback_service(mcp_service)
+        .layer(axum::middleware::from_fn(jsonrpc_framing_errors));
     Router::new()
-        .nest_service("/mcp", mcp_service)
+        .nest("/mcp", mcp_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Largest MCP request body accepted (rmcp's own limit).
+const MAX_MCP_BODY: usize = 4 * 1024 * 1024;
+
+/// rmcp answers a JSON body it cannot read as a JSON-RPC message with a plain-text 415; MCP
+/// clients expect a JSON-RPC error. Re-frame those: -32700 for bytes that are not JSON, -32600
+/// for JSON that is not a valid request, with the request's id when it has one.
+async fn jsonrpc_framing_errors(req: Request, next: Next) -> Response {
+    let is_json_post = req.method() == Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+    if !is_json_post {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_MCP_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return jsonrpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                format!("Invalid Request: body over {MAX_MCP_BODY} bytes"),
+            );
+        }
+    };
+    let parsed = serde_json::from_slice::<Value>(&bytes);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = response.status();
+    let plain = !response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json") || ct.contains("event-stream"));
+    if !(plain
+        && (status == StatusCode::UNSUPPORTED_MEDIA_TYPE || status == StatusCode::BAD_REQUEST))
+    {
+        return response;
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    match parsed {
+        Err(e) => jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32700,
+            format!("Parse error: {e}"),
+        ),
+        Ok(value) => {
+            let id = value.get("id").cloned().unwrap_or(Value::Null);
+            jsonrpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                format!(
+                    "Invalid Request: {}; expected a JSON-RPC 2.0 object {{\"jsonrpc\":\"2.0\",\"id\":…,\"method\":…,\"params\":{{…}}}} with params of the method's shape",
+                    detail.trim()
+                ),
+            )
+        }
+    }
+}
+
+fn jsonrpc_error(status: StatusCode, id: Value, code: i64, message: String) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

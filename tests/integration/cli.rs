@@ -20,18 +20,40 @@ fn config_problems_are_all_reported_with_exit_64_before_binding() {
     drop(holder);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\nlog:\n  format: xml\ntools:\n  timeout_seconds: 0\nnope: 1\n"))
-        .expect("write");
-    let out = toolgate().args(["serve", "--config"]).arg(&path).output().expect("run");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:{port}\nlog:\n  format: xml\ntools:\n  timeout_seconds: 0\nnope: 1\n"
+        ),
+    )
+    .expect("write");
+    let out = toolgate()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown field `nope`"), "{err}");
 
-    std::fs::write(&path, format!("listen: 127.0.0.1:{port}\nlog:\n  format: xml\ntools:\n  timeout_seconds: 0\n")).expect("write");
-    let out = toolgate().args(["serve", "--config"]).arg(&path).env("TOOLGATE_STORE_URL", "mysql://x").output().expect("run");
+    std::fs::write(
+        &path,
+        format!("listen: 127.0.0.1:{port}\nlog:\n  format: xml\ntools:\n  timeout_seconds: 0\n"),
+    )
+    .expect("write");
+    let out = toolgate()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("TOOLGATE_STORE_URL", "mysql://x")
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    for expected in ["log.format: `xml`", "tools.timeout_seconds: 0", "store.url: `mysql://x`"] {
+    for expected in [
+        "log.format: `xml`",
+        "tools.timeout_seconds: 0",
+        "store.url: `mysql://x`",
+    ] {
         assert!(err.contains(expected), "missing `{expected}` in {err}");
     }
     // Nothing was bound: the port is still free.
@@ -44,7 +66,12 @@ fn tools_lists_every_tool_with_risk_and_approval() {
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let list = list.as_array().expect("array");
-    let find = |name: &str| list.iter().find(|t| t["name"] == name).cloned().unwrap_or_else(|| panic!("{name} missing"));
+    let find = |name: &str| {
+        list.iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
     assert_eq!(find("k8s.get_logs")["risk"], "read");
     assert_eq!(find("k8s.get_logs")["needs_approval"], false);
     assert_eq!(find("k8s.delete_resource")["risk"], "write");
@@ -52,13 +79,21 @@ fn tools_lists_every_tool_with_risk_and_approval() {
 
     let table = toolgate().arg("tools").output().expect("run");
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.lines().any(|l| l.starts_with("k8s.exec_command") && l.contains("write") && l.contains("required")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("k8s.exec_command")
+            && l.contains("write")
+            && l.contains("required")),
+        "{text}"
+    );
 }
 
 #[test]
 fn tool_schemas_match_the_types() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tool-schemas");
-    let out = toolgate().args(["schemas", "--check", "--dir", dir]).output().expect("run");
+    let out = toolgate()
+        .args(["schemas", "--check", "--dir", dir])
+        .output()
+        .expect("run");
     assert!(
         out.status.success(),
         "tool-schemas/ drifted; run `cargo run -- schemas`: {}",
@@ -70,7 +105,11 @@ fn tool_schemas_match_the_types() {
         std::fs::copy(entry.path(), tmp.path().join(entry.file_name())).expect("copy");
     }
     std::fs::write(tmp.path().join("k8s.get_logs.json"), "{}\n").expect("tamper");
-    let out = toolgate().args(["schemas", "--check", "--dir"]).arg(tmp.path()).output().expect("run");
+    let out = toolgate()
+        .args(["schemas", "--check", "--dir"])
+        .arg(tmp.path())
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("k8s.get_logs.json: differs"));
 }

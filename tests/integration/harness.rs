@@ -11,8 +11,6 @@ use crate::fake_kube::FakeKube;
 pub struct Toolgate {
     /// `http://127.0.0.1:PORT`
     pub url: String,
-    /// The config file (for `toolgate stdio --config`).
-    pub config_path: PathBuf,
     shutdown: CancellationToken,
     _dir: TempDir,
 }
@@ -37,7 +35,9 @@ pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
     std::fs::write(&config_path, config_yaml(fake, extra)).expect("write config");
     // The process environment is left out so a developer's TOOLGATE_* cannot change tests.
     let config = Config::load_from(Some(&config_path), &[]).expect("test config is valid");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
@@ -46,7 +46,17 @@ pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
             eprintln!("toolgate test server stopped: {e:#}");
         }
     });
-    Toolgate { url, config_path, shutdown, _dir: dir }
+    Toolgate {
+        url,
+        shutdown,
+        _dir: dir,
+    }
+}
+
+/// An HTTP client for tests (after installing the TLS provider reqwest needs).
+pub fn http() -> reqwest::Client {
+    toolgate::app::init_crypto();
+    reqwest::Client::new()
 }
 
 /// The Python interpreter of the test venv (made by the README's test command).

@@ -13,10 +13,19 @@ use serde_json::{Value, json};
 use crate::fake_kube::FakeKube;
 use crate::harness;
 
-pub const READ_TOOLS: [&str; 5] =
-    ["k8s.get_resource", "k8s.list_resources", "k8s.get_logs", "k8s.describe_resource", "k8s.get_events"];
-pub const WRITE_TOOLS: [&str; 4] =
-    ["k8s.exec_command", "k8s.apply_manifest", "k8s.delete_resource", "k8s.rollout_restart"];
+pub const READ_TOOLS: [&str; 5] = [
+    "k8s.get_resource",
+    "k8s.list_resources",
+    "k8s.get_logs",
+    "k8s.describe_resource",
+    "k8s.get_events",
+];
+pub const WRITE_TOOLS: [&str; 4] = [
+    "k8s.exec_command",
+    "k8s.apply_manifest",
+    "k8s.delete_resource",
+    "k8s.rollout_restart",
+];
 
 /// The base64 of the secret value seeded below; must never leave toolgate.
 pub const SECRET_B64: &str = "aHVudGVyMi1zdXBlci1zZWNyZXQ=";
@@ -55,11 +64,15 @@ pub async fn seeded_fake() -> FakeKube {
         "data": {"password": SECRET_B64, "user": "YWRtaW4="}
     }));
     let now = jiff::Timestamp::now();
-    let lines: Vec<(String, String)> = (0..20)
+    let lines: Vec<(jiff::Timestamp, String)> = (0..20)
         .map(|i| {
             let at = now - jiff::SignedDuration::from_secs(60 - i);
-            let text = if i % 5 == 0 { format!("ERROR request {i} failed") } else { format!("INFO request {i} ok") };
-            (at.to_string(), text)
+            let text = if i % 5 == 0 {
+                format!("ERROR request {i} failed")
+            } else {
+                format!("INFO request {i} ok")
+            };
+            (at, text)
         })
         .collect();
     fake.set_logs("shop", "web-0", "app", lines, false);
@@ -67,16 +80,42 @@ pub async fn seeded_fake() -> FakeKube {
 }
 
 pub async fn http_client(url: &str) -> RunningService<RoleClient, ()> {
+    toolgate::app::init_crypto();
     let transport = StreamableHttpClientTransport::from_uri(format!("{url}/mcp"));
     ().serve(transport).await.expect("MCP handshake over HTTP")
 }
 
-pub async fn call(client: &RunningService<RoleClient, ()>, name: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else { panic!("arguments must be an object") };
-    client
+pub async fn call(
+    client: &RunningService<RoleClient, ()>,
+    name: &str,
+    args: Value,
+) -> CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    let result = client
         .call_tool(CallToolRequestParams::new(name.to_string()).with_arguments(map))
         .await
-        .unwrap_or_else(|e| panic!("{name}: protocol error {e}"))
+        .unwrap_or_else(|e| panic!("{name}: protocol error {e}"));
+    // Clients (the Python SDK does) check structured output against the published schema.
+    if let Some(sc) = &result.structured_content {
+        let tools = client.list_all_tools().await.expect("tools/list");
+        let tool = tools
+            .iter()
+            .find(|t| t.name == name || t.name.replace('.', "_") == name)
+            .unwrap_or_else(|| panic!("{name} listed"));
+        let schema = Value::Object((*tool.output_schema.clone().expect("outputSchema")).clone());
+        let validator = jsonschema::validator_for(&schema).expect("output schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(sc)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{name}: structured output does not match its outputSchema: {errors:?}"
+        );
+    }
+    result
 }
 
 pub fn text_of(result: &CallToolResult) -> String {
@@ -114,25 +153,52 @@ async fn http_lists_tools_with_annotations_and_schemas() {
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
     let info = client.peer_info().expect("server info");
-    assert_eq!(info.server_info.name, "toolgate");
+    let server = info.server_info.as_ref().expect("serverInfo");
+    assert_eq!(server.name, "toolgate");
     let tools = client.list_all_tools().await.expect("tools/list");
     let by_name: BTreeMap<String, Value> = tools
         .iter()
-        .map(|t| (t.name.to_string(), serde_json::to_value(t).expect("tool json")))
+        .map(|t| {
+            (
+                t.name.to_string(),
+                serde_json::to_value(t).expect("tool json"),
+            )
+        })
         .collect();
     for name in READ_TOOLS {
-        let tool = by_name.get(name).unwrap_or_else(|| panic!("{name} not listed"));
+        let tool = by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
         assert_eq!(tool["annotations"]["readOnlyHint"], json!(true), "{name}");
-        assert_eq!(tool["annotations"]["destructiveHint"], json!(false), "{name}");
+        assert_eq!(
+            tool["annotations"]["destructiveHint"],
+            json!(false),
+            "{name}"
+        );
         assert_eq!(tool["inputSchema"]["type"], json!("object"), "{name}");
         assert_eq!(tool["outputSchema"]["type"], json!("object"), "{name}");
     }
     for name in WRITE_TOOLS {
-        let tool = by_name.get(name).unwrap_or_else(|| panic!("{name} not listed"));
+        let tool = by_name
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not listed"));
         assert_eq!(tool["annotations"]["readOnlyHint"], json!(false), "{name}");
-        assert_eq!(tool["annotations"]["destructiveHint"], json!(true), "{name}");
-        assert!(tool["inputSchema"]["properties"]["dry_run"].is_object(), "{name} has dry_run");
-        assert!(tool["description"].as_str().unwrap_or_default().contains("needs human approval"), "{name}");
+        assert_eq!(
+            tool["annotations"]["destructiveHint"],
+            json!(true),
+            "{name}"
+        );
+        assert!(
+            tool["inputSchema"]["properties"]["dry_run"].is_object(),
+            "{name} has dry_run"
+        );
+        assert!(
+            tool["description"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("needs human approval"),
+            "{name}"
+        );
     }
     // Budgeted list tools publish the core's budget arguments and answer fields.
     let list = &by_name["k8s.list_resources"];
@@ -148,30 +214,68 @@ async fn every_read_tool_answers_over_http() {
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
 
-    let list = call(&client, "k8s.list_resources", json!({"kind": "po", "namespace": "shop"})).await;
+    let list = call(
+        &client,
+        "k8s.list_resources",
+        json!({"kind": "po", "namespace": "shop"}),
+    )
+    .await;
     assert_ne!(list.is_error, Some(true), "{}", text_of(&list));
     let sc = list.structured_content.clone().expect("structured");
     assert_eq!(column(&sc, "name"), vec!["web-0"]);
-    assert!(text_of(&list).contains("web-0"), "text rendering carries the answer");
+    assert!(
+        text_of(&list).contains("web-0"),
+        "text rendering carries the answer"
+    );
 
-    let get = call(&client, "k8s.get_resource", json!({"kind": "Deployment", "name": "web", "namespace": "shop"})).await;
+    let get = call(
+        &client,
+        "k8s.get_resource",
+        json!({"kind": "Deployment", "name": "web", "namespace": "shop"}),
+    )
+    .await;
     assert_ne!(get.is_error, Some(true), "{}", text_of(&get));
     assert!(text_of(&get).contains("nginx:1.27"));
 
-    let logs = call(&client, "k8s.get_logs", json!({"pod": "web-0", "namespace": "shop", "tail_lines": 10, "grep": "ERROR"})).await;
+    let logs = call(
+        &client,
+        "k8s.get_logs",
+        json!({"pod": "web-0", "namespace": "shop", "tail_lines": 10, "grep": "ERROR"}),
+    )
+    .await;
     assert_ne!(logs.is_error, Some(true), "{}", text_of(&logs));
     let lines = logs.structured_content.clone().expect("structured")["lines"].clone();
     let lines = lines.as_array().cloned().unwrap_or_default();
-    assert_eq!(lines.len(), 2, "tail 10 of 20 lines, 2 of them ERROR: {lines:?}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "tail 10 of 20 lines, 2 of them ERROR: {lines:?}"
+    );
     assert!(lines.iter().all(|l| l.to_string().contains("ERROR")));
 
-    let describe = call(&client, "k8s.describe_resource", json!({"kind": "pod", "name": "web-0", "namespace": "shop"})).await;
+    let describe = call(
+        &client,
+        "k8s.describe_resource",
+        json!({"kind": "pod", "name": "web-0", "namespace": "shop"}),
+    )
+    .await;
     assert_ne!(describe.is_error, Some(true), "{}", text_of(&describe));
     let text = text_of(&describe);
-    assert!(text.contains("OOMKilled"), "last termination reason shown: {text}");
-    assert!(text.contains("Back-off restarting failed container"), "recent events shown: {text}");
+    assert!(
+        text.contains("OOMKilled"),
+        "last termination reason shown: {text}"
+    );
+    assert!(
+        text.contains("Back-off restarting failed container"),
+        "recent events shown: {text}"
+    );
 
-    let events = call(&client, "k8s.get_events", json!({"namespace": "shop", "type": "Warning"})).await;
+    let events = call(
+        &client,
+        "k8s.get_events",
+        json!({"namespace": "shop", "type": "Warning"}),
+    )
+    .await;
     assert_ne!(events.is_error, Some(true), "{}", text_of(&events));
     assert!(text_of(&events).contains("BackOff"));
     client.cancel().await.ok();
@@ -183,25 +287,52 @@ async fn bad_arguments_and_unknown_tools_are_explained() {
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
 
-    let bad = call(&client, "k8s.list_resources", json!({"kind": "pods", "limit": "ten"})).await;
+    let bad = call(
+        &client,
+        "k8s.list_resources",
+        json!({"kind": "pods", "limit": "ten"}),
+    )
+    .await;
     assert_eq!(bad.is_error, Some(true));
     let msg = text_of(&bad);
     assert!(msg.contains("`limit`") && msg.contains("integer"), "{msg}");
 
-    let unknown_arg = call(&client, "k8s.get_logs", json!({"pod": "web-0", "namespace": "shop", "tail": 5})).await;
+    let unknown_arg = call(
+        &client,
+        "k8s.get_logs",
+        json!({"pod": "web-0", "namespace": "shop", "tail": 5}),
+    )
+    .await;
     assert_eq!(unknown_arg.is_error, Some(true));
-    assert!(text_of(&unknown_arg).contains("unknown argument `tail`"), "{}", text_of(&unknown_arg));
+    assert!(
+        text_of(&unknown_arg).contains("unknown argument `tail`"),
+        "{}",
+        text_of(&unknown_arg)
+    );
 
     let err = client
         .call_tool(CallToolRequestParams::new("k8s.get_log").with_arguments(serde_json::Map::new()))
         .await
         .expect_err("unknown tool is a protocol error");
     let text = err.to_string();
-    assert!(text.contains("unknown tool `k8s.get_log`") && text.contains("k8s.get_logs"), "{text}");
+    assert!(
+        text.contains("unknown tool `k8s.get_log`") && text.contains("k8s.get_logs"),
+        "{text}"
+    );
 
     // The underscored form of a name is accepted too.
-    let underscored = call(&client, "k8s_list_resources", json!({"kind": "pods", "namespace": "shop"})).await;
-    assert_ne!(underscored.is_error, Some(true), "{}", text_of(&underscored));
+    let underscored = call(
+        &client,
+        "k8s_list_resources",
+        json!({"kind": "pods", "namespace": "shop"}),
+    )
+    .await;
+    assert_ne!(
+        underscored.is_error,
+        Some(true),
+        "{}",
+        text_of(&underscored)
+    );
     client.cancel().await.ok();
 }
 
@@ -211,9 +342,18 @@ async fn write_tools_are_refused_without_touching_the_cluster() {
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
     let calls = [
-        ("k8s.delete_resource", json!({"kind": "deploy", "name": "web", "namespace": "shop"})),
-        ("k8s.rollout_restart", json!({"kind": "deployment", "name": "web", "namespace": "shop"})),
-        ("k8s.exec_command", json!({"pod": "web-0", "namespace": "shop", "command": ["echo", "hi"]})),
+        (
+            "k8s.delete_resource",
+            json!({"kind": "deploy", "name": "web", "namespace": "shop"}),
+        ),
+        (
+            "k8s.rollout_restart",
+            json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
+        ),
+        (
+            "k8s.exec_command",
+            json!({"pod": "web-0", "namespace": "shop", "command": ["echo", "hi"]}),
+        ),
         (
             "k8s.apply_manifest",
             json!({"manifest": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: shop\n"}),
@@ -223,13 +363,27 @@ async fn write_tools_are_refused_without_touching_the_cluster() {
         let result = call(&client, name, args).await;
         assert_eq!(result.is_error, Some(true), "{name} must be refused");
         let msg = text_of(&result);
-        assert!(msg.contains("approval") && msg.contains("Nothing was executed"), "{name}: {msg}");
+        assert!(
+            msg.contains("approval") && msg.contains("Nothing was executed"),
+            "{name}: {msg}"
+        );
     }
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
-        assert_eq!(fake.count(method, "/"), 0, "no {method} reached the API server");
+        assert_eq!(
+            fake.count(method, "/"),
+            0,
+            "no {method} reached the API server"
+        );
     }
-    assert_eq!(fake.count("GET", "/exec"), 0, "no exec reached the API server");
-    assert!(fake.get("apps/v1", "Deployment", Some("shop"), "web").is_some());
+    assert_eq!(
+        fake.count("GET", "/exec"),
+        0,
+        "no exec reached the API server"
+    );
+    assert!(
+        fake.get("apps/v1", "Deployment", Some("shop"), "web")
+            .is_some()
+    );
     client.cancel().await.ok();
 }
 
@@ -239,23 +393,60 @@ async fn secret_data_never_leaves_the_server() {
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
     let calls = [
-        ("k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})),
-        ("k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop", "output": "yaml"})),
-        ("k8s.list_resources", json!({"kind": "secrets", "namespace": "shop", "output": "json"})),
-        ("k8s.list_resources", json!({"kind": "secrets", "namespace": "shop"})),
-        ("k8s.describe_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})),
+        (
+            "k8s.get_resource",
+            json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"}),
+        ),
+        (
+            "k8s.get_resource",
+            json!({"kind": "secret", "name": "db-credentials", "namespace": "shop", "output": "yaml"}),
+        ),
+        (
+            "k8s.list_resources",
+            json!({"kind": "secrets", "namespace": "shop", "output": "json"}),
+        ),
+        (
+            "k8s.list_resources",
+            json!({"kind": "secrets", "namespace": "shop"}),
+        ),
+        (
+            "k8s.describe_resource",
+            json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"}),
+        ),
     ];
     for (name, args) in calls {
         let result = call(&client, name, args.clone()).await;
-        assert_ne!(result.is_error, Some(true), "{name} {args}: {}", text_of(&result));
+        assert_ne!(
+            result.is_error,
+            Some(true),
+            "{name} {args}: {}",
+            text_of(&result)
+        );
         let everything = serde_json::to_string(&result).expect("json");
-        assert!(everything.contains("db-credentials"), "{name} answered about the secret");
-        assert!(!everything.contains(SECRET_B64), "{name} {args} leaked secret data: {everything}");
-        assert!(!everything.contains("YWRtaW4="), "{name} {args} leaked secret data");
+        assert!(
+            everything.contains("db-credentials"),
+            "{name} answered about the secret"
+        );
+        assert!(
+            !everything.contains(SECRET_B64),
+            "{name} {args} leaked secret data: {everything}"
+        );
+        assert!(
+            !everything.contains("YWRtaW4="),
+            "{name} {args} leaked secret data"
+        );
     }
-    let get = call(&client, "k8s.get_resource", json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"})).await;
+    let get = call(
+        &client,
+        "k8s.get_resource",
+        json!({"kind": "secret", "name": "db-credentials", "namespace": "shop"}),
+    )
+    .await;
     let text = text_of(&get);
-    assert!(text.contains("password") && text.contains("user"), "key names are shown: {text}");
+    assert!(
+        text.contains("password") && text.contains("user"),
+        "key names are shown: {text}"
+    );
     client.cancel().await.ok();
 }
 
@@ -296,7 +487,7 @@ async fn a_500_pod_list_is_cut_and_continued_until_every_pod_was_seen_once() {
 }
 
 async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
-    let mut req = reqwest::Client::new()
+    let mut req = harness::http()
         .post(format!("{url}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
@@ -316,15 +507,39 @@ fn initialize_body() -> Value {
 async fn foreign_origins_are_refused_and_loopback_origins_allowed() {
     let fake = FakeKube::start().await;
     let tg = harness::start(&fake, "").await;
-    let evil = post_mcp(&tg.url, &[("origin", "https://evil.example")], initialize_body()).await;
+    let evil = post_mcp(
+        &tg.url,
+        &[("origin", "https://evil.example")],
+        initialize_body(),
+    )
+    .await;
     assert_eq!(evil.status(), 403);
-    let local = post_mcp(&tg.url, &[("origin", "http://localhost:6274")], initialize_body()).await;
+    let local = post_mcp(
+        &tg.url,
+        &[("origin", "http://localhost:6274")],
+        initialize_body(),
+    )
+    .await;
     assert_eq!(local.status(), 200);
 
-    let tg2 = harness::start(&fake, "mcp:\n  allowed_origins: [\"https://console.example:443\"]\n").await;
-    let allowed = post_mcp(&tg2.url, &[("origin", "https://console.example")], initialize_body()).await;
+    let tg2 = harness::start(
+        &fake,
+        "mcp:\n  allowed_origins: [\"https://console.example:443\"]\n",
+    )
+    .await;
+    let allowed = post_mcp(
+        &tg2.url,
+        &[("origin", "https://console.example")],
+        initialize_body(),
+    )
+    .await;
     assert_eq!(allowed.status(), 200);
-    let refused = post_mcp(&tg2.url, &[("origin", "http://localhost:6274")], initialize_body()).await;
+    let refused = post_mcp(
+        &tg2.url,
+        &[("origin", "http://localhost:6274")],
+        initialize_body(),
+    )
+    .await;
     assert_eq!(refused.status(), 403);
 }
 
@@ -350,7 +565,11 @@ async fn protocol_2026_07_28_stateless_requests_are_served() {
         "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}
     });
-    let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/call"), ("mcp-name", "k8s.list_resources")];
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "k8s.list_resources"),
+    ];
     let resp = post_mcp(
         &tg.url,
         &headers,
@@ -359,19 +578,47 @@ async fn protocol_2026_07_28_stateless_requests_are_served() {
     )
     .await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("mcp-session-id").is_none(), "2026-07-28 has no sessions");
+    assert!(
+        resp.headers().get("mcp-session-id").is_none(),
+        "2026-07-28 has no sessions"
+    );
     let msg = rpc_message(resp).await;
     assert_eq!(msg["id"], json!(7), "{msg}");
-    assert!(msg["result"]["structuredContent"].to_string().contains("web-0"), "{msg}");
+    assert!(
+        msg["result"]["structuredContent"]
+            .to_string()
+            .contains("web-0"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn malformed_requests_get_json_rpc_errors() {
     let fake = FakeKube::start().await;
     let tg = harness::start(&fake, "").await;
-    let resp = post_mcp(&tg.url, &[], json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": "nope"})).await;
+    let resp = post_mcp(
+        &tg.url,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": "nope"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
     let msg = rpc_message(resp).await;
-    assert!(msg["error"]["code"].as_i64().is_some(), "JSON-RPC error expected: {msg}");
+    assert_eq!(msg["error"]["code"], json!(-32600), "{msg}");
+    assert_eq!(msg["id"], json!(9), "{msg}");
+
+    let garbage = harness::http()
+        .post(format!("{}/mcp", tg.url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body("{not json")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(garbage.status(), 400);
+    let msg = rpc_message(garbage).await;
+    assert_eq!(msg["error"]["code"], json!(-32700), "{msg}");
+    assert_eq!(msg["id"], Value::Null);
 }
 
 #[tokio::test]
@@ -381,15 +628,34 @@ async fn stdio_serves_the_same_tools_with_the_rmcp_client() {
     let config = dir.path().join("toolgate.yaml");
     std::fs::write(&config, harness::config_yaml(&fake, "")).expect("config");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
-    cmd.arg("stdio").arg("--config").arg(&config).env_remove("TOOLGATE_LISTEN");
+    cmd.arg("stdio")
+        .arg("--config")
+        .arg(&config)
+        .env_remove("TOOLGATE_LISTEN");
     let transport = TokioChildProcess::new(cmd).expect("spawn toolgate stdio");
     let client = ().serve(transport).await.expect("MCP handshake over stdio");
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(tools.iter().any(|t| t.name == "k8s.get_logs"));
-    let list = call(&client, "k8s.list_resources", json!({"kind": "deploy", "namespace": "shop"})).await;
+    let list = call(
+        &client,
+        "k8s.list_resources",
+        json!({"kind": "deploy", "namespace": "shop"}),
+    )
+    .await;
     assert_ne!(list.is_error, Some(true), "{}", text_of(&list));
-    assert_eq!(column(&list.structured_content.clone().expect("structured"), "name"), vec!["web"]);
-    let refused = call(&client, "k8s.rollout_restart", json!({"kind": "deployment", "name": "web", "namespace": "shop"})).await;
+    assert_eq!(
+        column(
+            &list.structured_content.clone().expect("structured"),
+            "name"
+        ),
+        vec!["web"]
+    );
+    let refused = call(
+        &client,
+        "k8s.rollout_restart",
+        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
+    )
+    .await;
     assert_eq!(refused.is_error, Some(true));
     client.cancel().await.ok();
 }
@@ -398,22 +664,53 @@ async fn stdio_serves_the_same_tools_with_the_rmcp_client() {
 async fn health_readiness_and_metrics() {
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
-    let http = reqwest::Client::new();
-    let health = http.get(format!("{}/healthz", tg.url)).send().await.expect("healthz");
+    let http = harness::http();
+    let health = http
+        .get(format!("{}/healthz", tg.url))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
-    let ready = http.get(format!("{}/readyz", tg.url)).send().await.expect("readyz");
+    let ready = http
+        .get(format!("{}/readyz", tg.url))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200, "the fake cluster answers");
 
     let client = http_client(&tg.url).await;
-    call(&client, "k8s.list_resources", json!({"kind": "pods", "namespace": "shop"})).await;
-    call(&client, "k8s.list_resources", json!({"kind": "pods", "limit": "x"})).await;
-    let metrics = http.get(format!("{}/metrics", tg.url)).send().await.expect("metrics").text().await.expect("text");
+    call(
+        &client,
+        "k8s.list_resources",
+        json!({"kind": "pods", "namespace": "shop"}),
+    )
+    .await;
+    call(
+        &client,
+        "k8s.list_resources",
+        json!({"kind": "pods", "limit": "x"}),
+    )
+    .await;
+    let metrics = http
+        .get(format!("{}/metrics", tg.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(
         metrics.contains(r#"toolgate_tool_calls_total{tool="k8s.list_resources",transport="mcp-http",outcome="ok"}"#),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"outcome="invalid_arguments""#), "{metrics}");
-    assert!(metrics.contains("toolgate_tool_call_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains(r#"outcome="invalid_arguments""#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("toolgate_tool_call_duration_seconds_bucket"),
+        "{metrics}"
+    );
     client.cancel().await.ok();
 
     // A cluster that does not answer makes the server not ready, but it keeps serving.
@@ -431,14 +728,25 @@ async fn health_readiness_and_metrics() {
     )
     .expect("config");
     let cfg = toolgate::config::Config::load_from(Some(&config), &[]).expect("config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let token = tokio_util::sync::CancellationToken::new();
     tokio::spawn(toolgate::app::serve_on(listener, cfg, token.clone()));
-    let ready = http.get(format!("{url}/readyz")).timeout(Duration::from_secs(10)).send().await.expect("readyz");
+    let ready = http
+        .get(format!("{url}/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap_or_default().contains("dead"));
-    let health = http.get(format!("{url}/healthz")).send().await.expect("healthz");
+    let health = http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     token.cancel();
 }

@@ -19,12 +19,18 @@ async fn drive(plan: Value) -> Value {
         .spawn()
         .expect("start the Python MCP client");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(plan.to_string().as_bytes()).await.expect("write plan");
-    drop(stdin);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(120), child.wait_with_output())
+    stdin
+        .write_all(plan.to_string().as_bytes())
         .await
-        .expect("Python client finished in time")
-        .expect("Python client ran");
+        .expect("write plan");
+    drop(stdin);
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .expect("Python client finished in time")
+    .expect("Python client ran");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "Python client failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {stderr}"))
@@ -46,23 +52,54 @@ fn calls() -> Value {
 
 fn check_report(report: &Value) {
     assert_eq!(report["serverInfo"]["name"], json!("toolgate"));
-    let listed: Vec<&str> = report["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    let listed: Vec<&str> = report["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
     for name in READ_TOOLS.iter().chain(WRITE_TOOLS.iter()) {
         assert!(listed.contains(name), "{name} listed: {listed:?}");
     }
     let results = report["results"].as_array().expect("results");
     for (i, r) in results.iter().take(5).enumerate() {
         assert_eq!(r["isError"], json!(false), "read call {i}: {r}");
-        assert!(r["structuredContent"].is_object(), "read call {i} has structured content");
+        assert!(
+            r["structuredContent"].is_object(),
+            "read call {i} has structured content"
+        );
     }
-    assert!(results[0]["text"].as_str().unwrap_or_default().contains("web-0"));
+    assert!(
+        results[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("web-0")
+    );
     assert_eq!(results[5]["isError"], json!(true));
-    assert!(results[5]["text"].as_str().unwrap_or_default().contains("`limit`"));
-    assert_eq!(results[6]["protocolError"]["code"], json!(-32602), "{}", results[6]);
+    assert!(
+        results[5]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`limit`")
+    );
+    assert_eq!(
+        results[6]["protocolError"]["code"],
+        json!(-32602),
+        "{}",
+        results[6]
+    );
     assert_eq!(results[7]["isError"], json!(true));
-    assert!(results[7]["text"].as_str().unwrap_or_default().contains("approval"));
+    assert!(
+        results[7]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approval")
+    );
     assert_eq!(results[8]["isError"], json!(false));
-    assert!(!results[8].to_string().contains(SECRET_B64), "secret data leaked to the Python client");
+    assert!(
+        !results[8].to_string().contains(SECRET_B64),
+        "secret data leaked to the Python client"
+    );
 }
 
 #[tokio::test]
@@ -94,14 +131,24 @@ async fn python_sdk_over_http_with_cursor_paging() {
     .await;
     check_report(&report);
     let pages = report["pages"].as_array().expect("pages");
-    assert!(pages.len() > 2, "the 501-pod list is cut into several pages");
+    assert!(
+        pages.len() > 2,
+        "the 501-pod list is cut into several pages"
+    );
     let mut names: Vec<String> = Vec::new();
     for page in pages {
         let cols = page["columns"].as_array().expect("columns");
         let ni = cols.iter().position(|c| c == "name").expect("name column");
-        let si = cols.iter().position(|c| c == "namespace").expect("namespace column");
+        let si = cols
+            .iter()
+            .position(|c| c == "namespace")
+            .expect("namespace column");
         for row in page["rows"].as_array().expect("rows") {
-            names.push(format!("{}/{}", row[si].as_str().unwrap_or_default(), row[ni].as_str().unwrap_or_default()));
+            names.push(format!(
+                "{}/{}",
+                row[si].as_str().unwrap_or_default(),
+                row[ni].as_str().unwrap_or_default()
+            ));
         }
     }
     let total = names.len();

@@ -1,0 +1,11 @@
+//! Upstream adapters, one module each: a trait the tools use and a real implementation.
+//! Adapters import nothing of toolgate's but errors and config.
+
+pub mod kube;
+
+use std::sync::Arc;
+
+/// Every adapter the tools can reach, built once from the config.
+pub struct Adapters {
+    pub kube: Arc<dyn kube::Kube>,
+}

@@ -1,0 +1,271 @@
+//! `k8s.get_events`: recent events, newest first, filtered by namespace, involved object and
+//! type; also the event rows `k8s.describe_resource` shows.
+
+use ::kube::api::ListParams;
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::rows::str_at;
+use super::target::{cluster, items, list_json, missing_namespace, tool_error};
+use crate::adapters::kube::Cluster;
+use crate::core::context::ToolContext;
+use crate::core::error::ToolError;
+use crate::core::tool::{Risk, TypedTool};
+
+/// Events read to find the newest ones (the API returns them in storage order, not by time).
+const SCAN_LIMIT: usize = 5000;
+const PAGE: u32 = 500;
+
+/// Event type filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    /// Namespace; omit for all namespaces.
+    pub namespace: Option<String>,
+    /// Kind of the involved object (`pod`, `deploy`, `Node`…); resolved like kubectl.
+    pub kind: Option<String>,
+    /// Name of the involved object.
+    pub name: Option<String>,
+    /// Only `Normal` or only `Warning` events.
+    #[serde(rename = "type")]
+    pub event_type: Option<EventType>,
+    /// Newest events to return (default 100).
+    #[schemars(range(min = 1, max = 5000))]
+    pub limit: Option<usize>,
+    /// Configured cluster name; default: the default cluster.
+    pub cluster: Option<String>,
+}
+
+/// One event, compact.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EventRow {
+    /// Time since the event was last seen (`5m`).
+    pub last_seen: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub reason: String,
+    /// Involved object as `Kind/name`.
+    pub object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub message: String,
+    /// How often it happened, when more than once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    /// Reporting component (`kubelet`, `deployment-controller`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EventsOutput {
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Matching events seen in total (before `limit`).
+    pub total: usize,
+    /// Newest first.
+    pub events: Vec<EventRow>,
+}
+
+pub struct GetEvents;
+
+impl TypedTool for GetEvents {
+    type Params = EventsParams;
+    type Output = EventsOutput;
+    const NAME: &'static str = "k8s.get_events";
+    const TITLE: &'static str = "Get Kubernetes events";
+    const DESCRIPTION: &'static str = "List recent Kubernetes events, newest first, optionally for one namespace, one involved object (kind/name) or one type (Warning shows failures: BackOff, FailedScheduling, Unhealthy…). Start here when something is broken; use k8s.describe_resource for one object's events with its state.";
+    const RISK: Risk = Risk::Read;
+    const IDEMPOTENT: bool = true;
+    const BUDGET_FIELD: Option<&'static str> = Some("events");
+
+    async fn call(&self, ctx: &ToolContext, p: EventsParams) -> Result<EventsOutput, ToolError> {
+        let c = cluster(ctx, p.cluster.as_deref()).await?;
+        let kind = match p.kind.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(k) => Some(c.resolve(k, None).await.map_err(tool_error)?.info.kind),
+            None => None,
+        };
+        let namespace = p
+            .namespace
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from);
+        let mut selector = Vec::new();
+        if let Some(k) = &kind {
+            selector.push(format!("involvedObject.kind={k}"));
+        }
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            selector.push(format!("involvedObject.name={n}"));
+        }
+        if let Some(t) = p.event_type {
+            selector.push(format!("type={t:?}"));
+        }
+        let mut events = fetch_events(&c, namespace.as_deref(), &selector.join(",")).await?;
+        // The selector runs on the server; this keeps answers right on servers that ignore it.
+        events.retain(|e| {
+            kind.as_deref()
+                .is_none_or(|k| str_at(e, &["involvedObject", "kind"]) == k)
+                && p.name
+                    .as_deref()
+                    .is_none_or(|n| n.is_empty() || str_at(e, &["involvedObject", "name"]) == n)
+                && p.event_type
+                    .is_none_or(|t| str_at(e, &["type"]) == format!("{t:?}"))
+        });
+        if events.is_empty()
+            && let Some(ns) = &namespace
+            && let Some(err) = missing_namespace(&c, ns).await
+        {
+            return Err(err);
+        }
+        let total = events.len();
+        let rows = newest_rows(
+            events,
+            p.limit.unwrap_or(100),
+            namespace.is_none(),
+            Timestamp::now(),
+        );
+        Ok(EventsOutput {
+            cluster: c.name().to_string(),
+            namespace,
+            total,
+            events: rows,
+        })
+    }
+}
+
+/// Events matching `field_selector` in `namespace` (all when `None`), up to [`SCAN_LIMIT`].
+pub async fn fetch_events(
+    c: &Cluster,
+    namespace: Option<&str>,
+    field_selector: &str,
+) -> Result<Vec<Value>, ToolError> {
+    let path = match namespace {
+        Some(ns) => format!("/api/v1/namespaces/{ns}/events"),
+        None => "/api/v1/events".to_string(),
+    };
+    let mut out: Vec<Value> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut lp = ListParams::default().limit(PAGE);
+        if !field_selector.is_empty() {
+            lp = lp.fields(field_selector);
+        }
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let list = list_json(c, path.clone(), &lp).await.map_err(tool_error)?;
+        out.extend(items(&list).iter().cloned());
+        token = list
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        if token.is_none() || out.len() >= SCAN_LIMIT {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// When an event last happened: series, lastTimestamp, eventTime, firstTimestamp, creation.
+pub fn last_seen(e: &Value) -> Option<Timestamp> {
+    let paths: [&[&str]; 5] = [
+        &["series", "lastObservedTime"],
+        &["lastTimestamp"],
+        &["eventTime"],
+        &["firstTimestamp"],
+        &["metadata", "creationTimestamp"],
+    ];
+    paths.iter().find_map(|p| {
+        super::rows::at(e, p)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+    })
+}
+
+/// Sort newest first, keep `limit`, and render compact rows.
+pub fn newest_rows(
+    mut events: Vec<Value>,
+    limit: usize,
+    with_namespace: bool,
+    now: Timestamp,
+) -> Vec<EventRow> {
+    events.sort_by_key(|e| std::cmp::Reverse(last_seen(e)));
+    events.truncate(limit);
+    events.iter().map(|e| row(e, with_namespace, now)).collect()
+}
+
+fn row(e: &Value, with_namespace: bool, now: Timestamp) -> EventRow {
+    let count = super::rows::at(e, &["series", "count"])
+        .and_then(Value::as_i64)
+        .or_else(|| e.get("count").and_then(Value::as_i64))
+        .filter(|c| *c > 1);
+    let source = [
+        str_at(e, &["source", "component"]),
+        str_at(e, &["reportingComponent"]),
+    ]
+    .into_iter()
+    .find(|s| !s.is_empty())
+    .unwrap_or("")
+    .to_string();
+    let obj_kind = str_at(e, &["involvedObject", "kind"]);
+    let obj_name = str_at(e, &["involvedObject", "name"]);
+    let field = str_at(e, &["involvedObject", "fieldPath"]);
+    let mut object = format!("{obj_kind}/{obj_name}");
+    if !field.is_empty() {
+        object.push_str(&format!(" ({field})"));
+    }
+    EventRow {
+        last_seen: last_seen(e)
+            .map(|t| super::rows::human_age(now.as_second() - t.as_second()))
+            .unwrap_or_default(),
+        event_type: str_at(e, &["type"]).to_string(),
+        reason: str_at(e, &["reason"]).to_string(),
+        object,
+        namespace: with_namespace.then(|| str_at(e, &["metadata", "namespace"]).to_string()),
+        message: str_at(e, &["message"]).trim().to_string(),
+        count,
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn newest_first_with_compact_fields() {
+        let now: Timestamp = "2024-06-01T12:00:00Z".parse().expect("ts");
+        let events = vec![
+            json!({"metadata": {"namespace": "a", "creationTimestamp": "2024-06-01T10:00:00Z"}, "type": "Normal", "reason": "Pulled",
+                   "involvedObject": {"kind": "Pod", "name": "p1"}, "message": "pulled\n", "lastTimestamp": "2024-06-01T11:00:00Z", "count": 1,
+                   "source": {"component": "kubelet"}}),
+            json!({"metadata": {"namespace": "a"}, "type": "Warning", "reason": "BackOff",
+                   "involvedObject": {"kind": "Pod", "name": "p1", "fieldPath": "spec.containers{app}"}, "message": "Back-off restarting",
+                   "series": {"count": 12, "lastObservedTime": "2024-06-01T11:58:00Z"}, "reportingComponent": "kubelet"}),
+            json!({"metadata": {"namespace": "b"}, "type": "Normal", "reason": "Old", "involvedObject": {"kind": "Node", "name": "n"},
+                   "message": "x", "eventTime": "2024-05-01T00:00:00Z"}),
+        ];
+        let rows = newest_rows(events, 2, true, now);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].reason, "BackOff");
+        assert_eq!(rows[0].last_seen, "2m");
+        assert_eq!(rows[0].count, Some(12));
+        assert_eq!(rows[0].object, "Pod/p1 (spec.containers{app})");
+        assert_eq!(rows[1].message, "pulled");
+        assert_eq!(rows[1].count, None);
+        assert_eq!(rows[1].namespace.as_deref(), Some("a"));
+        assert_eq!(rows[1].source, "kubelet");
+    }
+}

@@ -1,0 +1,277 @@
+//! `k8s.get_logs`: the tail of one container's log, optionally filtered by substring or regex.
+
+use ::kube::api::{Api, LogParams};
+use k8s_openapi::api::core::v1::Pod;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::target::{Omitted, target, tool_error};
+use crate::core::context::ToolContext;
+use crate::core::error::ToolError;
+use crate::core::tool::{Risk, TypedTool};
+
+/// Upper bound of log bytes fetched, so a chatty container cannot exhaust memory.
+const LIMIT_BYTES: i64 = 8 << 20;
+const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsParams {
+    /// Pod name.
+    pub pod: String,
+    /// Namespace; default: the cluster context's namespace.
+    pub namespace: Option<String>,
+    /// Container; required when the pod has several (the error lists them).
+    pub container: Option<String>,
+    /// Lines from the end of the log to fetch (default from the server config, usually 500).
+    #[schemars(range(min = 1, max = 100000))]
+    pub tail_lines: Option<i64>,
+    /// Only lines newer than this many seconds.
+    #[schemars(range(min = 1))]
+    pub since_seconds: Option<i64>,
+    /// Log of the previous (crashed) instance of the container.
+    #[serde(default)]
+    pub previous: bool,
+    /// Keep only matching lines: a substring, or a regex written `/…/` (e.g. `/(?i)error|timeout/`).
+    pub grep: Option<String>,
+    /// Configured cluster name; default: the default cluster.
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LogsOutput {
+    pub cluster: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub previous: bool,
+    /// Lines returned (after `grep`).
+    pub count: usize,
+    /// Lines fetched before `grep` filtered them (only with `grep`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned: Option<usize>,
+    /// Log lines, oldest first.
+    pub lines: Vec<String>,
+}
+
+pub struct GetLogs;
+
+impl TypedTool for GetLogs {
+    type Params = LogsParams;
+    type Output = LogsOutput;
+    const NAME: &'static str = "k8s.get_logs";
+    const TITLE: &'static str = "Get container logs";
+    const DESCRIPTION: &'static str = "Read the last lines of a pod container's log (or of its previous, crashed instance with previous=true), optionally filtered with grep (substring, or /regex/). Narrow with tail_lines, since_seconds or grep rather than paging through everything.";
+    const RISK: Risk = Risk::Read;
+    const IDEMPOTENT: bool = true;
+    const BUDGET_FIELD: Option<&'static str> = Some("lines");
+    const BUDGET_KEEP_LAST: bool = true;
+
+    async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
+        let filter = Grep::parse(p.grep.as_deref())?;
+        let t = target(
+            ctx,
+            p.cluster.as_deref(),
+            "pods",
+            Some("v1"),
+            p.namespace.as_deref(),
+            Omitted::DefaultNamespace,
+        )
+        .await?;
+        let namespace = t
+            .namespace
+            .clone()
+            .unwrap_or_else(|| t.cluster.default_namespace().to_string());
+        let pod = t.get(&p.pod).await?;
+        let container = pick_container(&pod, &p.pod, p.container.as_deref())?;
+        let tail = p
+            .tail_lines
+            .unwrap_or_else(|| ctx.adapters.kube.log_tail_lines());
+        let lp = LogParams {
+            container: Some(container.clone()),
+            tail_lines: Some(tail.max(1)),
+            since_seconds: p.since_seconds,
+            previous: p.previous,
+            limit_bytes: Some(LIMIT_BYTES),
+            ..LogParams::default()
+        };
+        let api: Api<Pod> = Api::namespaced(t.cluster.client(), &namespace);
+        let text = t
+            .cluster
+            .read(|| api.logs(&p.pod, &lp))
+            .await
+            .map_err(|e| {
+                let mut err = tool_error(e);
+                if p.previous && err.message.contains("previous terminated container") {
+                    err.message
+                        .push_str("; the container has not restarted: omit `previous`");
+                }
+                err
+            })?;
+        let all: Vec<&str> = text.lines().collect();
+        let scanned = all.len();
+        let lines: Vec<String> = all
+            .into_iter()
+            .filter(|l| filter.matches(l))
+            .map(String::from)
+            .collect();
+        Ok(LogsOutput {
+            cluster: t.cluster.name().to_string(),
+            namespace,
+            pod: p.pod,
+            container,
+            previous: p.previous,
+            count: lines.len(),
+            scanned: filter.is_some().then_some(scanned),
+            lines,
+        })
+    }
+}
+
+/// Which container to read: the one asked for, the pod's default-container annotation, or the
+/// only one; otherwise an error naming them.
+pub fn pick_container(
+    pod: &Value,
+    pod_name: &str,
+    requested: Option<&str>,
+) -> Result<String, ToolError> {
+    let names = |field: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("name").and_then(Value::as_str).map(String::from))
+            .collect()
+    };
+    let containers = names("containers");
+    let init = names("initContainers");
+    let ephemeral = names("ephemeralContainers");
+    let listing = || {
+        let mut text = containers.join(", ");
+        if !init.is_empty() {
+            text.push_str(&format!(" (init: {})", init.join(", ")));
+        }
+        if !ephemeral.is_empty() {
+            text.push_str(&format!(" (ephemeral: {})", ephemeral.join(", ")));
+        }
+        text
+    };
+    if let Some(c) = requested.filter(|c| !c.trim().is_empty()) {
+        if containers
+            .iter()
+            .chain(&init)
+            .chain(&ephemeral)
+            .any(|n| n == c)
+        {
+            return Ok(c.to_string());
+        }
+        return Err(ToolError::not_found(format!(
+            "container '{c}' not found in pod '{pod_name}'; containers: {}",
+            listing()
+        )));
+    }
+    if let Some(d) = pod
+        .pointer(&format!(
+            "/metadata/annotations/{}",
+            DEFAULT_CONTAINER.replace('/', "~1")
+        ))
+        .and_then(Value::as_str)
+        && containers.iter().any(|n| n == d)
+    {
+        return Ok(d.to_string());
+    }
+    match containers.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(ToolError::not_found(format!(
+            "pod '{pod_name}' has no containers"
+        ))),
+        _ => Err(ToolError::invalid_arguments(format!(
+            "pod '{pod_name}' has several containers; pass `container`, one of: {}",
+            listing()
+        ))),
+    }
+}
+
+/// A line filter: substring, or regex when written `/…/`.
+pub enum Grep {
+    None,
+    Substring(String),
+    Regex(regex::Regex),
+}
+
+impl Grep {
+    pub fn parse(pattern: Option<&str>) -> Result<Grep, ToolError> {
+        let Some(p) = pattern.filter(|p| !p.is_empty()) else {
+            return Ok(Grep::None);
+        };
+        if p.len() >= 2 && p.starts_with('/') && p.ends_with('/') {
+            let re = regex::Regex::new(&p[1..p.len() - 1]).map_err(|e| {
+                ToolError::invalid_arguments(format!("argument `grep`: invalid regex: {e}"))
+            })?;
+            return Ok(Grep::Regex(re));
+        }
+        Ok(Grep::Substring(p.to_string()))
+    }
+
+    pub fn is_some(&self) -> bool {
+        !matches!(self, Grep::None)
+    }
+
+    pub fn matches(&self, line: &str) -> bool {
+        match self {
+            Grep::None => true,
+            Grep::Substring(s) => line.contains(s.as_str()),
+            Grep::Regex(re) => re.is_match(line),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn grep_is_substring_or_slash_regex() {
+        let g = Grep::parse(Some("ERROR")).expect("ok");
+        assert!(g.matches("x ERROR y") && !g.matches("error"));
+        let g = Grep::parse(Some("/(?i)error|time(out)?/")).expect("ok");
+        assert!(g.matches("an Error") && g.matches("TIMEOUT") && !g.matches("fine"));
+        let g = Grep::parse(Some("/")).expect("a lone slash is a substring");
+        assert!(g.matches("a/b"));
+        assert!(Grep::parse(Some("/([/")).is_err());
+        assert!(!Grep::parse(None).expect("ok").is_some());
+    }
+
+    #[test]
+    fn containers_are_picked_or_listed() {
+        let pod = json!({"metadata": {"annotations": {}}, "spec": {
+            "containers": [{"name": "app"}, {"name": "proxy"}], "initContainers": [{"name": "migrate"}]}});
+        let err = pick_container(&pod, "web", None).expect_err("ambiguous");
+        assert_eq!(
+            err.message,
+            "pod 'web' has several containers; pass `container`, one of: app, proxy (init: migrate)"
+        );
+        assert_eq!(
+            pick_container(&pod, "web", Some("migrate")).expect("init ok"),
+            "migrate"
+        );
+        let err = pick_container(&pod, "web", Some("nope")).expect_err("unknown");
+        assert!(
+            err.message
+                .contains("container 'nope' not found in pod 'web'"),
+            "{}",
+            err.message
+        );
+        let mut pod2 = pod.clone();
+        pod2["metadata"]["annotations"][DEFAULT_CONTAINER] = json!("proxy");
+        assert_eq!(
+            pick_container(&pod2, "web", None).expect("annotation"),
+            "proxy"
+        );
+        let single = json!({"spec": {"containers": [{"name": "only"}]}});
+        assert_eq!(pick_container(&single, "p", None).expect("single"), "only");
+    }
+}

@@ -1,0 +1,463 @@
+//! The fake driven by kube-rs clients, the way toolgate talks to a cluster.
+
+use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{
+    Api, AttachParams, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams,
+    PostParams, WatchEvent, WatchParams,
+};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Discovery, Scope};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::{FakeKube, objects};
+
+#[tokio::test]
+async fn aggregated_discovery_resolves_builtin_and_custom_kinds() {
+    let fake = FakeKube::start().await;
+    let discovery = Discovery::new(fake.client().await)
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"))
+        .expect("Widget");
+    assert_eq!(
+        (ar.plural.as_str(), caps.scope.clone()),
+        ("widgets", Scope::Namespaced)
+    );
+    let (ar, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+        .expect("Deployment");
+    assert_eq!(ar.plural, "deployments");
+    assert!(caps.supports_operation("patch"));
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "scale")
+    );
+    let (_, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Node"))
+        .expect("Node");
+    assert_eq!(caps.scope, Scope::Cluster);
+    let discovery_calls: Vec<String> = fake.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        discovery_calls,
+        ["/apis", "/api"],
+        "two aggregated requests, no per-group fan-out"
+    );
+}
+
+#[tokio::test]
+async fn dynamic_paged_lists_see_every_object_once_and_filter() {
+    let fake = FakeKube::start().await;
+    fake.seed_pods(23, &["a", "b"]);
+    let client = fake.client().await;
+    let discovery = Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("discovery");
+    let (ar, _) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .expect("Pod");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+    let (mut seen, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let mut lp = ListParams::default().limit(5);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = api.list(&lp).await.expect("page");
+        seen.extend(page.items.iter().map(|o| {
+            format!(
+                "{}/{}",
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default()
+            )
+        }));
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            break;
+        }
+        assert!(page.metadata.remaining_item_count.is_some());
+    }
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!((total, seen.len()), (23, 23));
+
+    let web = api
+        .list(&ListParams::default().labels("app in (web),pod-template-hash"))
+        .await
+        .expect("labels");
+    assert!(
+        !web.items.is_empty()
+            && web
+                .items
+                .iter()
+                .all(|p| p.labels().get("app").map(String::as_str) == Some("web"))
+    );
+    let on_node = api
+        .list(&ListParams::default().fields("spec.nodeName=node-2,status.phase=Running"))
+        .await
+        .expect("fields");
+    assert!(!on_node.items.is_empty() && on_node.items.len() < 23);
+    let err = api
+        .list(&ListParams::default().fields("spec.bogus=1"))
+        .await
+        .expect_err("unsupported field");
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 400));
+    let meta = Api::<Pod>::namespaced(client, "a")
+        .list_metadata(&ListParams::default())
+        .await
+        .expect("metadata list");
+    assert_eq!(meta.items.len(), 12);
+    assert!(meta.items[0].metadata.uid.is_some());
+}
+
+use kube::ResourceExt;
+
+#[tokio::test]
+async fn table_output_has_kubectl_columns() {
+    let fake = FakeKube::start().await;
+    fake.seed_deployment("default", "web", 2);
+    let client = fake.client().await;
+    let req = http::Request::get("/apis/apps/v1/namespaces/default/deployments")
+        .header("Accept", "application/json;as=Table;g=meta.k8s.io;v=v1")
+        .body(Vec::new())
+        .expect("request");
+    let table: Value = client.request(req).await.expect("table");
+    assert_eq!(table["kind"], "Table");
+    let cols: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["priority"] == 0)
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(cols, ["Name", "Ready", "Up-to-date", "Available", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][1], "2/2");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+}
+
+#[tokio::test]
+async fn logs_honour_container_tail_since_and_limit() {
+    let fake = FakeKube::start().await;
+    let mut pod = objects::pod("default", "two");
+    pod["spec"]["containers"] =
+        json!([{"name": "app", "image": "a"}, {"name": "sidecar", "image": "b"}]);
+    fake.insert(pod);
+    let old = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_secs(3600))
+        .expect("ts");
+    fake.set_logs(
+        "default",
+        "two",
+        "app",
+        vec![
+            (old, "old line".into()),
+            (jiff::Timestamp::now(), "new line".into()),
+        ],
+        false,
+    );
+    fake.set_logs(
+        "default",
+        "two",
+        "app",
+        vec![(old, "before crash".into())],
+        true,
+    );
+    let pods: Api<Pod> = Api::default_namespaced(fake.client().await);
+    let err = pods
+        .logs("two", &LogParams::default())
+        .await
+        .expect_err("container required");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 400 && s.message.contains("choose one of: [app sidecar]")),
+        "{err:?}"
+    );
+    let lp = |f: fn(&mut LogParams)| {
+        let mut lp = LogParams {
+            container: Some("app".into()),
+            ..LogParams::default()
+        };
+        f(&mut lp);
+        lp
+    };
+    assert_eq!(
+        pods.logs("two", &lp(|_| {})).await.expect("all"),
+        "old line\nnew line\n"
+    );
+    assert_eq!(
+        pods.logs("two", &lp(|l| l.tail_lines = Some(1)))
+            .await
+            .expect("tail"),
+        "new line\n"
+    );
+    assert_eq!(
+        pods.logs("two", &lp(|l| l.since_seconds = Some(60)))
+            .await
+            .expect("since"),
+        "new line\n"
+    );
+    assert_eq!(
+        pods.logs("two", &lp(|l| l.limit_bytes = Some(3)))
+            .await
+            .expect("limit"),
+        "old"
+    );
+    assert_eq!(
+        pods.logs("two", &lp(|l| l.previous = true))
+            .await
+            .expect("previous"),
+        "before crash\n"
+    );
+    let stamped = pods
+        .logs("two", &lp(|l| l.timestamps = true))
+        .await
+        .expect("timestamps");
+    assert!(
+        stamped.lines().all(|l| l
+            .split_once(' ')
+            .is_some_and(|(t, _)| t.parse::<jiff::Timestamp>().is_ok())),
+        "{stamped}"
+    );
+    let mut stream = pods
+        .log_stream("two", &lp(|_| {}))
+        .await
+        .expect("stream")
+        .lines();
+    assert_eq!(
+        stream.next().await.transpose().expect("line"),
+        Some("old line".into())
+    );
+}
+
+#[tokio::test]
+async fn exec_over_websocket_reports_output_and_exit_codes() {
+    let fake = FakeKube::start().await;
+    fake.insert(objects::pod("default", "web-0"));
+    let pods: Api<Pod> = Api::default_namespaced(fake.client().await);
+    let mut proc = pods
+        .exec(
+            "web-0",
+            ["echo", "hello", "world"],
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    proc.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let status = proc
+        .take_status()
+        .expect("status")
+        .await
+        .expect("status sent");
+    assert_eq!(
+        (out.as_str(), status.status.as_deref()),
+        ("hello world\n", Some("Success"))
+    );
+
+    let mut proc = pods
+        .exec(
+            "web-0",
+            ["sh", "-c", "exit 3"],
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec");
+    let status = proc
+        .take_status()
+        .expect("status")
+        .await
+        .expect("status sent");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let code = status.details.and_then(|d| d.causes).and_then(|c| {
+        c.into_iter()
+            .find(|c| c.reason.as_deref() == Some("ExitCode"))
+    });
+    assert_eq!(code.and_then(|c| c.message).as_deref(), Some("3"));
+
+    let mut proc = pods
+        .exec(
+            "web-0",
+            ["cat"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .expect("exec cat");
+    let mut stdin = proc.stdin().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"ping\n")
+        .await
+        .expect("write");
+    // Shutting stdin down makes kube-rs send the v5 close signal for channel 0.
+    tokio::io::AsyncWriteExt::shutdown(&mut stdin)
+        .await
+        .expect("close stdin");
+    let mut echoed = String::new();
+    proc.stdout()
+        .expect("stdout")
+        .read_to_string(&mut echoed)
+        .await
+        .expect("read");
+    assert_eq!(echoed, "ping\n");
+    assert_eq!(fake.execs().len(), 3);
+    assert_eq!(fake.count("GET", "/pods/web-0/exec"), 3);
+}
+
+#[tokio::test]
+async fn server_side_apply_conflicts_dry_runs_and_creates() {
+    let fake = FakeKube::start().await;
+    let client = fake.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"k": v}});
+    let rv = fake.resource_version();
+    let dry = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("toolgate").dry_run(),
+            &Patch::Apply(cm("1")),
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(
+        dry.data.unwrap_or_default().get("k").map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        fake.get("v1", "ConfigMap", Some("default"), "cfg")
+            .is_none()
+    );
+    assert_eq!(fake.resource_version(), rv);
+    cms.patch(
+        "cfg",
+        &PatchParams::apply("toolgate"),
+        &Patch::Apply(cm("1")),
+    )
+    .await
+    .expect("apply create");
+    cms.patch(
+        "cfg",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "edited"}})),
+    )
+    .await
+    .expect("merge patch");
+    let err = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("toolgate"),
+            &Patch::Apply(cm("2")),
+        )
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 409 && s.message.contains(".data.k")),
+        "{err:?}"
+    );
+    let forced = cms
+        .patch(
+            "cfg",
+            &PatchParams::apply("toolgate").force(),
+            &Patch::Apply(cm("2")),
+        )
+        .await
+        .expect("forced");
+    assert_eq!(
+        forced.data.unwrap_or_default().get("k").map(String::as_str),
+        Some("2")
+    );
+    let managers: Vec<String> = forced
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"toolgate".to_string()), "{managers:?}");
+
+    let dup = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(cm("x")).expect("cm"),
+        )
+        .await
+        .expect_err("exists");
+    assert!(
+        matches!(&dup, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists"),
+        "{dup:?}"
+    );
+    let nameless = cms
+        .create(&PostParams::default(), &ConfigMap::default())
+        .await
+        .expect_err("invalid");
+    assert!(
+        matches!(&nameless, kube::Error::Api(s) if s.code == 422 && s.reason == "Invalid"),
+        "{nameless:?}"
+    );
+    let missing = cms.get("nope").await.expect_err("missing");
+    assert!(
+        matches!(&missing, kube::Error::Api(s) if s.code == 404 && s.reason == "NotFound"),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn deletes_propagate_or_orphan() {
+    let fake = FakeKube::start().await;
+    fake.seed_deployment("default", "a", 2);
+    fake.seed_deployment("default", "b", 2);
+    let client = fake.client().await;
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys
+        .delete("a", &DeleteParams::foreground().dry_run())
+        .await
+        .expect("dry-run delete");
+    assert_eq!(fake.list("v1", "Pod", Some("default")).len(), 4);
+    deploys
+        .delete("a", &DeleteParams::foreground())
+        .await
+        .expect("foreground delete");
+    assert_eq!(fake.list("v1", "Pod", Some("default")).len(), 2);
+    deploys
+        .delete("b", &DeleteParams::orphan())
+        .await
+        .expect("orphan delete");
+    let rs = fake.list("apps/v1", "ReplicaSet", Some("default"));
+    assert_eq!(rs.len(), 1);
+    assert!(
+        rs[0].pointer("/metadata/ownerReferences/0").is_none(),
+        "orphaned"
+    );
+    assert_eq!(fake.list("v1", "Pod", Some("default")).len(), 2);
+}
+
+#[tokio::test]
+async fn watch_streams_changes_after_a_resource_version() {
+    let fake = FakeKube::start().await;
+    let client = fake.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut events = cms
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    fake.insert(objects::configmap("default", "late", &[("a", "b")]));
+    match events.try_next().await.expect("event") {
+        Some(WatchEvent::Added(cm)) => assert_eq!(cm.name_any(), "late"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

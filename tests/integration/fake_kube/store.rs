@@ -1,0 +1,208 @@
+//! The in-memory object store: objects keyed by type and `namespace/name`, the global
+//! resourceVersion counter, watch fan-out, pod logs and the request journal.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::registry::{self, ResourceType};
+
+/// One HTTP request the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw (still percent-encoded) query string, `""` when absent.
+    pub query: String,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    /// The request body (lossy UTF-8), `""` when empty.
+    pub body: String,
+}
+
+/// One exec session, recorded when it ends.
+#[derive(Debug, Clone)]
+pub struct ExecRecord {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub command: Vec<String>,
+    pub stdin: Vec<u8>,
+    pub exit_code: i32,
+    /// The negotiated WebSocket subprotocol, e.g. `v5.channel.k8s.io`.
+    pub protocol: String,
+}
+
+/// A change to an object, fanned out to watchers.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub group: &'static str,
+    pub plural: &'static str,
+    pub namespace: String,
+    pub event_type: &'static str,
+    pub object: Value,
+    pub rv: u64,
+}
+
+pub type LogKey = (String, String, String, bool);
+type TypeKey = (&'static str, &'static str);
+type ObjKey = (String, String);
+
+const HISTORY: usize = 10_000;
+
+pub struct Inner {
+    rv: u64,
+    objects: BTreeMap<TypeKey, BTreeMap<ObjKey, Value>>,
+    pub history: VecDeque<WatchEvent>,
+    pub watch_tx: broadcast::Sender<WatchEvent>,
+    pub logs: HashMap<LogKey, Vec<(Timestamp, String)>>,
+    pub requests: Vec<RecordedRequest>,
+    pub execs: Vec<ExecRecord>,
+    /// Counter for generated names and seeded objects.
+    pub seq: u64,
+}
+
+pub fn now_rfc3339() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn tkey(rt: &ResourceType) -> TypeKey {
+    (rt.group, rt.plural)
+}
+
+impl Inner {
+    pub fn new() -> Self {
+        let (watch_tx, _) = broadcast::channel(4096);
+        Self {
+            rv: 1000,
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            watch_tx,
+            logs: HashMap::new(),
+            requests: Vec::new(),
+            execs: Vec::new(),
+            seq: 0,
+        }
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&tkey(rt))?
+            .get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Objects of a type in `namespace/name` order, optionally within one namespace.
+    pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<&Value> {
+        let Some(m) = self.objects.get(&tkey(rt)) else {
+            return Vec::new();
+        };
+        match ns {
+            Some(ns) => m
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v)
+                .collect(),
+            None => m.values().collect(),
+        }
+    }
+
+    /// `(type, namespace, name)` of every stored object matching `pred` (for garbage collection
+    /// and namespace cleanup).
+    pub fn keys_where(
+        &self,
+        pred: impl Fn(&ResourceType, &Value) -> bool,
+    ) -> Vec<(&'static ResourceType, String, String)> {
+        let mut out = Vec::new();
+        for ((group, plural), m) in &self.objects {
+            if let Some(rt) = registry::by_plural(group, "v1", plural) {
+                out.extend(
+                    m.iter()
+                        .filter(|(_, v)| pred(rt, v))
+                        .map(|((ns, name), _)| (rt, ns.clone(), name.clone())),
+                );
+            }
+        }
+        out
+    }
+
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        registry::by_plural("", "v1", "namespaces").is_some_and(|rt| self.get(rt, "", ns).is_some())
+    }
+
+    fn emit(
+        &mut self,
+        rt: &'static ResourceType,
+        event_type: &'static str,
+        object: Value,
+        rv: u64,
+    ) {
+        let ev = WatchEvent {
+            group: rt.group,
+            plural: rt.plural,
+            namespace: meta_str(&object, "namespace").to_string(),
+            event_type,
+            object,
+            rv,
+        };
+        if self.history.len() >= HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(ev.clone());
+        let _ = self.watch_tx.send(ev);
+    }
+
+    /// Stores `obj` with a fresh resourceVersion and notifies watchers; returns the stored object.
+    pub fn put(&mut self, rt: &'static ResourceType, mut obj: Value) -> Value {
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = (
+            meta_str(&obj, "namespace").to_string(),
+            meta_str(&obj, "name").to_string(),
+        );
+        let existed = self
+            .objects
+            .entry(tkey(rt))
+            .or_default()
+            .insert(key, obj.clone())
+            .is_some();
+        self.emit(
+            rt,
+            if existed { "MODIFIED" } else { "ADDED" },
+            obj.clone(),
+            rv,
+        );
+        obj
+    }
+
+    /// Removes an object and notifies watchers; returns it as it was last stored.
+    pub fn remove(&mut self, rt: &'static ResourceType, ns: &str, name: &str) -> Option<Value> {
+        let obj = self
+            .objects
+            .get_mut(&tkey(rt))?
+            .remove(&(ns.to_string(), name.to_string()))?;
+        let rv = self.next_rv();
+        let mut gone = obj.clone();
+        gone["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.emit(rt, "DELETED", gone, rv);
+        Some(obj)
+    }
+}
