@@ -600,29 +600,3 @@ async fn missing_objects_are_not_found() {
     );
     assert_eq!(fake.count("GET", "/api/v1/namespaces/nowhere"), 1);
 }
-
-#[tokio::test]
-async fn zz_manual_serve() {
-    if std::env::var("FAKE_KUBE_SERVE").is_err() {
-        return;
-    }
-    let fake = FakeKube::start().await;
-    fake.seed_pods(20, &["default", "prod"]);
-    fake.seed_deployment("default", "shop", 2);
-    let p = objects::pod("default", "solo");
-    fake.insert(objects::event(
-        &p,
-        "Warning",
-        "BackOff",
-        "Back-off restarting failed container",
-    ));
-    fake.insert(p);
-    fake.insert(objects::widget("default", "w1"));
-    fake.set_log_lines("default", "solo", "app", &["one", "two", "three", "four"]);
-    std::fs::write(
-        "/tmp/fakekube.cfg",
-        std::fs::read_to_string(&fake.kubeconfig).unwrap(),
-    )
-    .unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(1500)).await;
-}

@@ -461,3 +461,120 @@ async fn watch_streams_changes_after_a_resource_version() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn malformed_requests_get_status_errors() {
+    let fake = FakeKube::start().await;
+    fake.insert(objects::pod("default", "p"));
+    let client = fake.client().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let cases: &[(&str, String, &str, &str, u16)] = &[
+        (
+            "POST",
+            pods.into(),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":"x"}"#,
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/services".into(),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"ports":[1]}}"#,
+            400,
+        ),
+        (
+            "POST",
+            pods.into(),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"Bad_Name"}}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/nope/configmaps".into(),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"}}"#,
+            404,
+        ),
+        (
+            "POST",
+            pods.into(),
+            "application/vnd.kubernetes.protobuf",
+            "k8s\0",
+            415,
+        ),
+        (
+            "PATCH",
+            format!("{pods}/p"),
+            "application/merge-patch+json",
+            r#"{"metadata":5}"#,
+            400,
+        ),
+        (
+            "PATCH",
+            format!("{pods}/p"),
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"","value":7}]"#,
+            400,
+        ),
+        ("PATCH", format!("{pods}/p"), "text/plain", "x", 415),
+        (
+            "PATCH",
+            format!("{pods}/p"),
+            "application/apply-patch+yaml",
+            "apiVersion: v1\nkind: Pod\n",
+            422,
+        ),
+        (
+            "PUT",
+            format!("{pods}/p"),
+            "application/json",
+            r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"q"}}"#,
+            400,
+        ),
+        ("DELETE", format!("{pods}/p"), "application/json", "[]", 400),
+        ("GET", "/api/v1/pods?limit=abc".into(), "", "", 400),
+        ("GET", "/api/v1/pods?continue=garbage".into(), "", "", 400),
+        (
+            "GET",
+            "/api/v1/pods?labelSelector=a%20in%20(".into(),
+            "",
+            "",
+            400,
+        ),
+        ("GET", "/api/v1/frobs".into(), "", "", 404),
+        (
+            "GET",
+            "/api/v1/namespaces/default/pods/p/log?container=nope".into(),
+            "",
+            "",
+            400,
+        ),
+        ("POST", "/api/v1/pods".into(), "application/json", "{}", 405),
+    ];
+    for (method, uri, ct, body, code) in cases {
+        let mut req = http::Request::builder().method(*method).uri(uri.as_str());
+        if !ct.is_empty() {
+            req = req.header("content-type", *ct);
+        }
+        let req = req.body(body.as_bytes().to_vec()).expect("request");
+        let err = client
+            .request::<Value>(req)
+            .await
+            .expect_err(&format!("{method} {uri} {body}"));
+        match err {
+            kube::Error::Api(s) => assert_eq!(
+                (s.code, s.status.as_ref().map(|_| ())),
+                (*code, Some(())),
+                "{method} {uri}: {s:?}"
+            ),
+            other => panic!("{method} {uri}: not a Status error: {other:?}"),
+        }
+    }
+    let pod: Pod = Api::default_namespaced(client)
+        .get("p")
+        .await
+        .expect("server still up");
+    assert_eq!(pod.name_any(), "p");
+}

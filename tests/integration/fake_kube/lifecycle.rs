@@ -147,7 +147,7 @@ pub fn on_create(inner: &mut Inner, rt: &ResourceType, o: &mut Value) {
                 o["spec"]["clusterIPs"] = json!([ip]);
             }
             if let Some(ports) = o.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-                for p in ports {
+                for p in ports.iter_mut().filter(|p| p.is_object()) {
                     if p.get("protocol").is_none() {
                         p["protocol"] = json!("TCP");
                     }

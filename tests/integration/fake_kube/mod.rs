@@ -5,6 +5,7 @@
 mod apply;
 #[cfg(test)]
 mod client_tests;
+mod delete;
 mod discovery;
 mod exec;
 mod handlers;
@@ -18,6 +19,7 @@ mod status;
 mod store;
 mod table;
 mod watch;
+mod write;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -180,7 +182,7 @@ impl FakeKube {
             !meta_str(&obj, "name").is_empty(),
             "FakeKube::insert: metadata.name is required"
         );
-        handlers::stamp_new(rt, &mut obj);
+        write::stamp_new(rt, &mut obj);
         let mut inner = self.shared.lock();
         if rt.namespaced {
             if meta_str(&obj, "namespace").is_empty() {
@@ -191,7 +193,7 @@ impl FakeKube {
                 && let Some(ns_rt) = registry::by_kind("v1", "Namespace")
             {
                 let mut nso = objects::namespace(&ns);
-                handlers::stamp_new(ns_rt, &mut nso);
+                write::stamp_new(ns_rt, &mut nso);
                 inner.put(ns_rt, nso);
             }
         }
@@ -465,7 +467,19 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     } else {
         None
     };
-    route(shared, &segs, req, ws).unwrap_or_else(IntoResponse::into_response)
+    // A bug in the fake must surface as a 500 Status, not as a dropped connection.
+    let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        route(shared, &segs, req, ws)
+    }));
+    match routed {
+        Ok(result) => result.unwrap_or_else(IntoResponse::into_response),
+        Err(_) => ApiError::new(
+            500,
+            "InternalError",
+            "Internal error occurred: the fake API server panicked (see test output)",
+        )
+        .into_response(),
+    }
 }
 
 fn route(shared: Arc<Shared>, segs: &[&str], req: Req, ws: Option<WebSocketUpgrade>) -> ApiResult {
@@ -526,8 +540,8 @@ fn resource(
             watch::watch(shared, &t, &req)
         }
         (None, _) if *m == Method::GET => handlers::list(&shared, &t, &req),
-        (None, _) if *m == Method::POST => handlers::create(&shared, &t, &req),
-        (None, _) if *m == Method::DELETE => handlers::delete_collection(&shared, &t, &req),
+        (None, _) if *m == Method::POST => write::create(&shared, &t, &req),
+        (None, _) if *m == Method::DELETE => delete::delete_collection(&shared, &t, &req),
         (Some(name), Some("log")) if *m == Method::GET => {
             logs::logs(&shared, t.ns.as_deref().unwrap_or(""), name, &req.params)
         }
@@ -540,9 +554,9 @@ fn resource(
         ),
         (Some(_), Some("log" | "exec")) => Err(ApiError::method_not_allowed()),
         (Some(_), _) if *m == Method::GET => handlers::get(&shared, &t, &req),
-        (Some(_), _) if *m == Method::PUT => handlers::update(&shared, &t, &req),
-        (Some(_), _) if *m == Method::PATCH => handlers::patch(&shared, &t, &req),
-        (Some(_), None) if *m == Method::DELETE => handlers::delete(&shared, &t, &req),
+        (Some(_), _) if *m == Method::PUT => write::update(&shared, &t, &req),
+        (Some(_), _) if *m == Method::PATCH => write::patch(&shared, &t, &req),
+        (Some(_), None) if *m == Method::DELETE => delete::delete(&shared, &t, &req),
         _ => Err(ApiError::method_not_allowed()),
     }
 }

@@ -249,10 +249,6 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
-pub fn by_uid_kind(kind: &str) -> impl Iterator<Item = &'static ResourceType> {
-    RESOURCES.iter().filter(move |r| r.kind == kind)
-}
-
 pub fn in_group(group: &str) -> impl Iterator<Item = &'static ResourceType> {
     RESOURCES.iter().filter(move |r| r.group == group)
 }

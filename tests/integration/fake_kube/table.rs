@@ -117,7 +117,7 @@ fn format_labels(m: Option<&Value>) -> String {
 type Col = (&'static str, &'static str, i32);
 
 fn columns(kind: &str) -> Vec<Col> {
-    let mut cols: Vec<Col> = match kind {
+    match kind {
         "Pod" => vec![
             ("Name", "string", 0),
             ("Ready", "string", 0),
@@ -224,9 +224,7 @@ fn columns(kind: &str) -> Vec<Col> {
             ("Name", "string", 1),
         ],
         _ => vec![("Name", "string", 0), ("Age", "string", 0)],
-    };
-    cols.shrink_to_fit();
-    cols
+    }
 }
 
 fn pod_status(p: &Value) -> String {
