@@ -1,4 +1,5 @@
-//! Wiring: config → adapters → registry → dispatcher → transports; signals and graceful drain.
+//! Wiring: config → adapters → registry → policy, store → dispatcher → transports; background
+//! work (expiry sweeper, policy reload on SIGHUP); signals and graceful drain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adapters::Adapters;
 use crate::adapters::kube::KubeAdapter;
-use crate::config::Config;
+use crate::auth::Authenticator;
+use crate::auth::local::LocalTokens;
+use crate::config::{AuthConfig, Config, ConfigError};
+use crate::core::approval::Gate;
 use crate::core::dispatch::Dispatcher;
+use crate::core::notify::Webhook;
+use crate::core::policy::{PolicyHandle, PolicySet};
 use crate::core::principal::Principal;
 use crate::core::registry::Registry;
+use crate::store::Store;
 use crate::transport::http::{AppState, router};
 use crate::transport::mcp::{self, McpServer};
 
@@ -21,22 +28,121 @@ pub fn init_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Build the dispatch core from a validated config. Does no network I/O.
-pub fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
+/// The policy set the config names: its directory, or the built-in default.
+pub fn load_policy(config: &Config) -> Result<PolicyHandle, ConfigError> {
+    let set = match &config.policies_dir {
+        Some(dir) => PolicySet::load_dir(dir).map_err(|e| ConfigError {
+            problems: e.problems,
+        })?,
+        None => PolicySet::builtin_default(),
+    };
+    Ok(PolicyHandle::new(set, config.policies_dir.clone()))
+}
+
+/// Who HTTP callers are.
+pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigError> {
+    match &config.auth {
+        AuthConfig::Local {
+            tokens_file,
+            anonymous,
+        } => {
+            // Anonymous callers exist only on loopback (config refuses local auth elsewhere).
+            let anonymous = anonymous.then(|| Principal::local("local"));
+            let tokens = match tokens_file {
+                Some(path) => LocalTokens::load(path, anonymous).map_err(|e| ConfigError {
+                    problems: vec![e.to_string()],
+                })?,
+                None => LocalTokens::new(Vec::new(), anonymous),
+            };
+            Ok(Arc::new(tokens))
+        }
+    }
+}
+
+/// The dispatch core, built from a validated config: opens the store, loads the policy,
+/// marks calls cut off by a crash as interrupted. Policy and token-file problems are
+/// `ConfigError`s (exit 64), found before any port is bound.
+pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     init_crypto();
     let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
     let adapters = Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
     };
-    Ok(Arc::new(Dispatcher::new(
+    let policy = Arc::new(load_policy(config)?);
+    let store = Store::connect(&config.store_url)
+        .await
+        .with_context(|| "opening the store (store.url)".to_string())?;
+    let webhook = match &config.approvals.webhook_url {
+        Some(url) => Some(Webhook::new(url.clone()).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let gate = Gate::new(policy, store, config.public_url.clone(), webhook);
+    let dispatcher = Dispatcher::new(
         Arc::new(registry),
         Arc::new(adapters),
         config.tools.clone(),
-    )))
+        gate,
+    );
+    let interrupted = dispatcher
+        .recover_interrupted()
+        .await
+        .context("recovering interrupted calls")?;
+    if interrupted > 0 {
+        tracing::warn!(
+            count = interrupted,
+            "calls were cut off by the last stop; marked interrupted, not re-run"
+        );
+    }
+    Ok(dispatcher)
+}
+
+/// Background work of a running server until `shutdown`: expire overdue requests, reload the
+/// policy on SIGHUP.
+pub fn spawn_background(dispatcher: Arc<Dispatcher>, every: Duration, shutdown: CancellationToken) {
+    let sweeper = dispatcher.clone();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {
+                    if let Err(e) = sweeper.sweep_expired().await {
+                        tracing::warn!(error = %e, "expiry sweep failed");
+                    }
+                    // Replicas: a call left `executing` by a dead peer is found here.
+                    if sweeper.gate().store.backend_name() != "sqlite"
+                        && let Err(e) = sweeper.recover_interrupted().await
+                    {
+                        tracing::warn!(error = %e, "interrupted-call sweep failed");
+                    }
+                }
+            }
+        }
+    });
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = hup.recv() => match dispatcher.gate().policy.reload() {
+                    Ok(rules) => tracing::info!(rules, "policy reloaded"),
+                    Err(e) => tracing::error!(error = %e, "policy reload failed; keeping the previous policy"),
+                },
+            }
+        }
+    });
 }
 
 /// `toolgate serve`: HTTP until SIGTERM/ctrl-c, then drain for at most 10 s.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Everything that can be wrong with the configuration is found before the port is bound.
+    let dispatcher = build(&config).await?;
+    let auth = authenticator(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -47,7 +153,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining open requests");
         signal.cancel();
     });
-    serve_on(listener, config, shutdown).await
+    serve_built(listener, config, dispatcher, auth, shutdown).await
 }
 
 /// Serve HTTP on an already bound listener until `shutdown` is cancelled (tests bind port 0).
@@ -56,14 +162,31 @@ pub async fn serve_on(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let dispatcher = build(&config)?;
+    let dispatcher = build(&config).await?;
+    let auth = authenticator(&config)?;
+    serve_built(listener, config, dispatcher, auth, shutdown).await
+}
+
+async fn serve_built(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    dispatcher: Arc<Dispatcher>,
+    auth: Arc<dyn Authenticator>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let local = listener.local_addr().context("listener address")?;
+    spawn_background(
+        dispatcher.clone(),
+        config.approvals.sweep_interval,
+        shutdown.clone(),
+    );
     let state = AppState {
         dispatcher,
         config: Arc::new(config),
+        auth,
     };
     let app = router(state, shutdown.clone());
-    tracing::info!(addr = %local, "toolgate listening (MCP at /mcp)");
+    tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");
     let graceful = shutdown.clone();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { graceful.cancelled().await });
@@ -76,10 +199,17 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// `toolgate stdio`: MCP over stdin/stdout for IDEs; logs go to stderr.
+/// `toolgate stdio`: MCP over stdin/stdout for IDEs; logs go to stderr. The caller is the
+/// configured local user with role `toolgate.caller`: it can request approvals, never grant them.
 pub async fn stdio(config: Config) -> anyhow::Result<()> {
     use rmcp::ServiceExt;
-    let dispatcher = build(&config)?;
+    let dispatcher = build(&config).await?;
+    let shutdown = CancellationToken::new();
+    spawn_background(
+        dispatcher.clone(),
+        config.approvals.sweep_interval,
+        shutdown.clone(),
+    );
     let principal = Principal::local(&config.stdio_principal);
     let server = McpServer::new(dispatcher, config.mcp.tool_names, mcp::STDIO, principal);
     let running = server
@@ -90,6 +220,7 @@ pub async fn stdio(config: Config) -> anyhow::Result<()> {
         result = running.waiting() => { result.context("MCP stdio session")?; }
         _ = wait_for_signal() => {}
     }
+    shutdown.cancel();
     Ok(())
 }
 

@@ -14,7 +14,13 @@ use serde_json::Value;
 pub const EXIT_CONFIG: i32 = 64;
 
 /// Environment variables with the `TOOLGATE_` prefix that are not config keys.
-const NON_CONFIG_ENV: &[&str] = &["TOOLGATE_TOKEN", "TOOLGATE_CONFIG", "TOOLGATE_LOG"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "TOOLGATE_TOKEN",
+    "TOOLGATE_CONFIG",
+    "TOOLGATE_LOG",
+    "TOOLGATE_SERVER",
+    "TOOLGATE_TEST_PYTHON",
+];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +35,38 @@ pub struct RawConfig {
     pub tools: Option<RawTools>,
     pub kubernetes: Option<RawKubernetes>,
     pub stdio: Option<RawStdio>,
+    pub auth: Option<RawAuth>,
+    pub policies: Option<RawPolicies>,
+    pub approvals: Option<RawApprovals>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// `local` (default): static bearer tokens, loopback listeners only.
+    pub mode: Option<String>,
+    /// YAML list of `{token | token_sha256, sub, name, roles}`.
+    pub tokens_file: Option<String>,
+    /// Whether a loopback request without a token is served as the local user with role
+    /// `toolgate.caller` (default true). Approving always needs a token.
+    pub anonymous: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicies {
+    /// Directory of policy files (`*.yaml`). Default: `policies` when it exists, else the
+    /// built-in default policy.
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// Slack-compatible incoming-webhook URL told about each new request and decision.
+    pub webhook_url: Option<String>,
+    /// How often pending requests past their TTL are expired. Default 5.
+    pub sweep_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +157,24 @@ pub struct Config {
     pub tools: ToolsConfig,
     pub kubernetes: KubernetesConfig,
     pub stdio_principal: String,
+    pub auth: AuthConfig,
+    /// `None`: the built-in default policy.
+    pub policies_dir: Option<PathBuf>,
+    pub approvals: ApprovalsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    Local {
+        tokens_file: Option<PathBuf>,
+        anonymous: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ApprovalsConfig {
+    pub webhook_url: Option<String>,
+    pub sweep_interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,7 +636,67 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         })
         .unwrap_or_else(|| "local".into());
 
+    let raw_auth = raw.auth.unwrap_or_default();
+    let auth = match raw_auth.mode.as_deref() {
+        None | Some("local") => {
+            if !listen.ip().is_loopback() {
+                problems.push(format!(
+                    "auth.mode: `local` (static tokens) is only allowed on a loopback listener, but listen is {listen}; listen on 127.0.0.1 or use an identity provider"
+                ));
+            }
+            let tokens_file = raw_auth.tokens_file.map(PathBuf::from);
+            if let Some(path) = &tokens_file
+                && !path.exists()
+            {
+                problems.push(format!(
+                    "auth.tokens_file: file `{}` does not exist",
+                    path.display()
+                ));
+            }
+            AuthConfig::Local {
+                tokens_file,
+                anonymous: raw_auth.anonymous.unwrap_or(true),
+            }
+        }
+        Some(other) => {
+            problems.push(format!(
+                "auth.mode: `{other}` is not supported; expected `local`"
+            ));
+            AuthConfig::Local {
+                tokens_file: None,
+                anonymous: false,
+            }
+        }
+    };
+    let policies_dir = match raw.policies.and_then(|p| p.dir) {
+        Some(dir) => {
+            if !Path::new(&dir).is_dir() {
+                problems.push(format!("policies.dir: `{dir}` is not a directory"));
+            }
+            Some(PathBuf::from(dir))
+        }
+        None => Some(PathBuf::from("policies")).filter(|p| p.join("default.yaml").is_file()),
+    };
+    let raw_approvals = raw.approvals.unwrap_or_default();
+    if let Some(url) = &raw_approvals.webhook_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        problems.push("approvals.webhook_url: must start with http:// or https://".to_string());
+    }
+    let sweep = raw_approvals.sweep_interval_seconds.unwrap_or(5);
+    if sweep == 0 || sweep > 3600 {
+        problems.push(format!(
+            "approvals.sweep_interval_seconds: {sweep} is out of range; expected 1..=3600"
+        ));
+    }
+
     Config {
+        auth,
+        policies_dir,
+        approvals: ApprovalsConfig {
+            webhook_url: raw_approvals.webhook_url,
+            sweep_interval: std::time::Duration::from_secs(sweep),
+        },
         listen,
         public_url,
         log: LogConfig { format, level },

@@ -5,9 +5,12 @@
 
 pub mod adapters;
 pub mod app;
+pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod metrics;
+pub mod store;
 pub mod telemetry;
 pub mod tool_schemas;
 pub mod tools;

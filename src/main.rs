@@ -40,6 +40,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decide on held calls over the REST API (bearer token from TOOLGATE_TOKEN).
+    Approvals {
+        /// Server to talk to.
+        #[arg(
+            long,
+            env = "TOOLGATE_SERVER",
+            default_value = "http://127.0.0.1:3000",
+            global = true
+        )]
+        server: String,
+        #[command(subcommand)]
+        cmd: toolgate::cli::approvals::ApprovalsCommand,
+    },
+    /// Explain or check the policy files.
+    Policy {
+        /// YAML config file (for `policies.dir`).
+        #[arg(long, env = "TOOLGATE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: PolicyCommand,
+    },
+    /// Inspect the hash-chained audit log in the store.
+    Audit {
+        /// YAML config file (for `store.url`).
+        #[arg(long, env = "TOOLGATE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: AuditCommand,
+    },
     /// Write tool-schemas/ from the tool types, or check it is up to date.
     Schemas {
         /// Fail (exit 1) if the files differ from the types instead of writing them.
@@ -48,6 +77,41 @@ enum Command {
         /// Directory of the schema files.
         #[arg(long, default_value = "tool-schemas")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Which rule decides a call, and why.
+    Explain {
+        /// Tool name, e.g. k8s.delete_resource.
+        #[arg(long)]
+        tool: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Subject of the caller.
+        #[arg(long, default_value = "someone")]
+        principal: String,
+        /// Roles of the caller, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+    /// Validate the policy files (bad CEL is reported with file, rule and column).
+    Check,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken link (exit 1 when broken).
+    Verify,
+    /// Print the most recent records, oldest first.
+    Tail {
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -89,6 +153,27 @@ fn main() -> ExitCode {
             toolgate::telemetry::init(&config.log);
             run(|rt| rt.block_on(toolgate::app::stdio(config)))
         }
+        Command::Approvals { server, cmd } => match runtime() {
+            Ok(rt) => rt.block_on(toolgate::cli::approvals::run(&server, cmd)),
+            Err(e) => {
+                eprintln!("toolgate: cannot start the runtime: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Policy { config, cmd } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            policy(&config, cmd)
+        }
+        Command::Audit { config, cmd } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            run(|rt| rt.block_on(audit(&config, cmd)))
+        }
         Command::Tools { json } => print_tools(json),
         Command::Schemas { check, dir } => schemas(check, &dir),
     }
@@ -104,10 +189,16 @@ fn run(f: impl FnOnce(&tokio::runtime::Runtime) -> anyhow::Result<()>) -> ExitCo
     };
     match f(&rt) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("toolgate: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<toolgate::config::ConfigError>() {
+            Some(config_error) => {
+                eprintln!("toolgate: {config_error}");
+                ExitCode::from(EXIT_CONFIG as u8)
+            }
+            None => {
+                eprintln!("toolgate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -206,4 +297,110 @@ fn schemas(check: bool, dir: &std::path::Path) -> ExitCode {
             }
         }
     }
+}
+
+fn policy(config: &Config, cmd: PolicyCommand) -> ExitCode {
+    use toolgate::core::policy::{PolicyInput, explain};
+    let handle = match toolgate::app::load_policy(config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("toolgate: {e}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    let set = handle.current();
+    let source = config
+        .policies_dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|| "built-in default policy".into());
+    match cmd {
+        PolicyCommand::Check => {
+            println!("{source}: {} rules, all valid", set.rule_count());
+            ExitCode::SUCCESS
+        }
+        PolicyCommand::Explain {
+            tool,
+            args,
+            principal,
+            roles,
+        } => {
+            let registry = match registry() {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            let entry = match registry.get(&tool) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("toolgate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args: serde_json::Value = match serde_json::from_str(&args) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                _ => {
+                    eprintln!(
+                        "toolgate: --args must be a JSON object, e.g. '{{\"namespace\":\"prod\"}}'"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let principal =
+                toolgate::core::principal::Principal::new(principal.clone(), principal, roles);
+            let target = entry.tool.target(&args);
+            let input = PolicyInput {
+                tool: entry.spec().name,
+                risk: entry.spec().risk,
+                args: &args,
+                principal: &principal,
+                target: &target,
+            };
+            println!("{}", explain(&set, &input));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
+    let store = toolgate::store::Store::connect(&config.store_url).await?;
+    match cmd {
+        AuditCommand::Verify => {
+            let report = store.audit_verify().await?;
+            match report.first_broken {
+                None => println!("audit chain intact: {} records", report.records),
+                Some(broken) => {
+                    anyhow::bail!(
+                        "audit chain broken at record {}: {} ({} records)",
+                        broken.seq,
+                        broken.reason,
+                        report.records
+                    )
+                }
+            }
+        }
+        AuditCommand::Tail { lines, json } => {
+            for rec in store.audit_tail(lines).await? {
+                if json {
+                    println!("{}", serde_json::to_string(&rec)?);
+                } else {
+                    let e = &rec.entry;
+                    println!(
+                        "{:>6}  {}  {:<12} {:<22} {:<18} {:<10} {}{}",
+                        rec.seq,
+                        toolgate::core::approval::rfc3339(e.at_ms),
+                        e.principal_sub,
+                        e.tool,
+                        e.decision,
+                        e.transport,
+                        e.approval_id
+                            .as_deref()
+                            .map(|a| format!("approval={a} "))
+                            .unwrap_or_default(),
+                        e.result_summary.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }

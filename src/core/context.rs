@@ -1,9 +1,15 @@
 //! What a tool gets besides its params: who calls, through which transport, the page to
-//! continue from, and the adapters (upstreams) it may use.
+//! continue from, the adapters (upstreams) it may use, a read-only view of approvals, and a
+//! way to report progress.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
 
 use crate::adapters::Adapters;
+use crate::core::error::ToolError;
 use crate::core::principal::Principal;
 
 /// Where a cut or paged answer continues: decoded from the core's `cursor` argument.
@@ -17,6 +23,23 @@ pub struct Page {
     pub skip: usize,
 }
 
+/// Read-only access to approval requests, for the `approval.status` tool. Tools never change
+/// approvals: deciding is the core's job.
+pub trait ApprovalLookup: Send + Sync {
+    /// The request as its requester may see it (state, decisions, result), or NotFound.
+    fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Value, ToolError>>;
+    /// Wait until the request changes (or `timeout` passes); returns the new status.
+    fn wait_change<'a>(
+        &'a self,
+        id: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Value, ToolError>>;
+}
+
+/// Progress reports of a long call (`progress`, `total`, message); the transport turns them
+/// into its own notifications (MCP `notifications/progress`).
+pub type ProgressSink = Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>;
+
 /// Per-call context handed to a tool.
 pub struct ToolContext {
     pub principal: Principal,
@@ -24,4 +47,8 @@ pub struct ToolContext {
     pub request_id: String,
     pub page: Page,
     pub adapters: Arc<Adapters>,
+    /// Present when the server has an approval queue.
+    pub approvals: Option<Arc<dyn ApprovalLookup>>,
+    /// Present when the caller asked for progress notifications.
+    pub progress: Option<ProgressSink>,
 }

@@ -1,7 +1,8 @@
-//! The one entry every transport calls: look up, validate, gate, invoke with a timeout, apply
-//! the output budget, record metrics and a span. Transports only translate to and from this.
+//! The one entry every transport calls: look up, validate, decide by policy (allow, hold for
+//! approval, deny), invoke with a timeout, apply the output budget, audit, record metrics and a
+//! span. Transports only translate to and from this.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -9,16 +10,19 @@ use tracing::Instrument;
 
 use crate::adapters::Adapters;
 use crate::config::ToolsConfig;
+use crate::core::approval::{Gate, StoreLookup, redact_args};
+use crate::core::audit::{self, Record};
 use crate::core::budget;
-use crate::core::context::{Page, ToolContext};
+use crate::core::context::{Page, ProgressSink, ToolContext};
 use crate::core::error::{ToolError, ToolErrorKind};
+use crate::core::policy::{Effect, PolicyInput};
 use crate::core::principal::Principal;
-use crate::core::registry::{Registry, UnknownTool};
+use crate::core::registry::{Entry, Registry, UnknownTool};
 use crate::core::validate;
 use crate::metrics;
 
 /// One tool call as a transport hands it over.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallRequest {
     pub principal: Principal,
     /// `mcp-stdio`, `mcp-http`, `jsonrpc`, `a2a`…
@@ -27,6 +31,8 @@ pub struct CallRequest {
     /// The arguments object (`null` is read as `{}`).
     pub args: Value,
     pub request_id: String,
+    /// Where progress reports go, when the caller asked for them.
+    pub progress: Option<ProgressSink>,
 }
 
 /// The answer of a call that reached a tool (or was refused by the core): structured output,
@@ -37,15 +43,26 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     adapters: Arc<Adapters>,
     settings: ToolsConfig,
+    gate: Gate,
+    lookup: Arc<StoreLookup>,
 }
 
 impl Dispatcher {
-    pub fn new(registry: Arc<Registry>, adapters: Arc<Adapters>, settings: ToolsConfig) -> Self {
-        Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        adapters: Arc<Adapters>,
+        settings: ToolsConfig,
+        gate: Gate,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<Dispatcher>| Self {
             registry,
             adapters,
             settings,
-        }
+            gate,
+            lookup: Arc::new(StoreLookup {
+                dispatcher: me.clone(),
+            }),
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -54,6 +71,14 @@ impl Dispatcher {
 
     pub fn adapters(&self) -> &Arc<Adapters> {
         &self.adapters
+    }
+
+    pub fn settings(&self) -> &ToolsConfig {
+        &self.settings
+    }
+
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Dispatch one call. `Err(UnknownTool)` is a protocol-level error (the request names
@@ -76,10 +101,15 @@ impl Dispatcher {
             transport = req.transport,
             risk = spec.risk.as_str(),
             decision = tracing::field::Empty,
+            approval_id = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
-        let result = self.run(entry, req.clone()).instrument(span.clone()).await;
+        let transport = req.transport;
+        let result = self.run(entry, req).instrument(span.clone()).await;
         let outcome = match &result {
+            Ok(v) if v.get("status").and_then(Value::as_str) == Some("approval_required") => {
+                "approval_required"
+            }
             Ok(_) => "ok",
             Err(e) => outcome_label(e.kind),
         };
@@ -88,11 +118,11 @@ impl Dispatcher {
             Ok(_) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "tool call done"),
             Err(e) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = %e.message, "tool call failed"),
         });
-        metrics::tool_call(spec.name, req.transport, outcome, started.elapsed());
+        metrics::tool_call(spec.name, transport, outcome, started.elapsed());
         Ok(result)
     }
 
-    async fn run(&self, entry: &crate::core::registry::Entry, req: CallRequest) -> CallResult {
+    async fn run(&self, entry: &Entry, req: CallRequest) -> CallResult {
         let spec = entry.spec();
         let mut args = match req.args {
             Value::Null => Value::Object(Map::new()),
@@ -101,26 +131,13 @@ impl Dispatcher {
         validate::normalize_numbers(&mut args);
         validate::check(&entry.validator, &entry.input_schema, &args)
             .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", spec.name)))?;
-
-        // Until the approval gate exists, nothing but read tools may run.
-        if spec.risk.needs_approval() {
-            tracing::Span::current().record("decision", "approval_required");
-            return Err(ToolError::new(
-                ToolErrorKind::ApprovalRequired,
-                format!(
-                    "{} is a {} tool: it needs a human approval before it runs, and no approval queue is configured on this server. Nothing was executed. Ask an operator to run it, or use a read tool to inspect the state instead.",
-                    spec.name,
-                    spec.risk.as_str()
-                ),
-            ));
-        }
-        tracing::Span::current().record("decision", "allow");
-
         let Value::Object(mut map) = args else {
             return Err(ToolError::invalid_arguments(
                 "arguments must be a JSON object",
             ));
         };
+
+        // The core's own budget arguments never reach the tool, the policy or the queue.
         let mut page = Page::default();
         let mut max_bytes = self.settings.max_bytes_limit;
         let mut hash = String::new();
@@ -143,39 +160,95 @@ impl Dispatcher {
                 page = budget::decode_cursor(&cursor, spec.name, &hash)?;
             }
         }
-
+        let args = Value::Object(map);
+        let target = entry.tool.target(&args);
+        let decision = self.gate.policy.current().decide(&PolicyInput {
+            tool: spec.name,
+            risk: spec.risk,
+            args: &args,
+            principal: &req.principal,
+            target: &target,
+        });
         let ctx = ToolContext {
             principal: req.principal,
             transport: req.transport,
             request_id: req.request_id,
             page: page.clone(),
             adapters: self.adapters.clone(),
+            approvals: Some(self.lookup.clone()),
+            progress: req.progress,
         };
-        let output = match tokio::time::timeout(
-            self.settings.timeout,
-            entry.tool.invoke(&ctx, Value::Object(map)),
-        )
-        .await
-        {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(ToolError::new(
-                    ToolErrorKind::Timeout,
-                    format!(
-                        "{} did not finish within {} s; narrow the query (namespace, selectors, fewer lines) and try again",
-                        spec.name,
-                        self.settings.timeout.as_secs()
-                    ),
-                ));
+        let span = tracing::Span::current();
+        match decision.effect {
+            Effect::Deny { message } => {
+                span.record("decision", "deny");
+                self.audit(Record {
+                    principal: &ctx.principal,
+                    transport: ctx.transport,
+                    tool: spec.name,
+                    args: redact_args(entry, &args),
+                    decision: "denied",
+                    rule: Some(decision.rule.clone()),
+                    approval_id: None,
+                    result_summary: Some(message.clone()),
+                    trace_id: Some(ctx.request_id.clone()),
+                })
+                .await?;
+                return Err(ToolError::forbidden(format!(
+                    "{message} (policy rule {}). Nothing was executed.",
+                    decision.rule
+                )));
             }
+            Effect::RequireApproval(rule) => {
+                span.record("decision", "require_approval");
+                let answer = self
+                    .request_approval(entry, &ctx, args, &target, &rule, &decision.rule)
+                    .await?;
+                if let Some(id) = answer.get("approval_id").and_then(Value::as_str) {
+                    span.record("approval_id", id);
+                }
+                return Ok(answer);
+            }
+            Effect::Allow => span.record("decision", "allow"),
         };
-        match spec.budget {
+
+        let limit = spec
+            .max_seconds
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(self.settings.timeout);
+        let invoked = match tokio::time::timeout(limit, entry.tool.invoke(&ctx, args.clone())).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(ToolError::new(
+                ToolErrorKind::Timeout,
+                format!(
+                    "{} did not finish within {} s; narrow the query (namespace, selectors, fewer lines) and try again",
+                    spec.name,
+                    limit.as_secs()
+                ),
+            )),
+        };
+        let result = invoked.and_then(|output| match spec.budget {
             Some(b) => budget::apply(output, b, &page, max_bytes, spec.name, &hash),
             None => {
                 budget::check_whole(&output, max_bytes, spec.name)?;
                 Ok(output)
             }
-        }
+        });
+        // Fail closed: an answer whose audit record cannot be written is not given out.
+        self.audit(Record {
+            principal: &ctx.principal,
+            transport: ctx.transport,
+            tool: spec.name,
+            args: redact_args(entry, &args),
+            decision: "allowed",
+            rule: Some(decision.rule),
+            approval_id: None,
+            result_summary: Some(audit::summarize(&result)),
+            trace_id: Some(ctx.request_id.clone()),
+        })
+        .await?;
+        result
     }
 }
 
@@ -254,7 +327,24 @@ mod tests {
         }
     }
 
-    fn dispatcher(runs: Arc<std::sync::atomic::AtomicUsize>) -> Dispatcher {
+    const TEST_POLICY: &str = r#"
+rules:
+  - name: callers-read
+    risk: [read]
+    roles: [toolgate.caller]
+    effect: allow
+  - name: wipe-needs-two
+    tools: ["test.*"]
+    risk: [critical]
+    roles: [toolgate.caller]
+    effect:
+      require_approval: {approvals: 2, approver_roles: [toolgate.approver], ttl: 1h, reason_required: true}
+"#;
+
+    /// A dispatcher with the test tools, a test policy and a SQLite store in a temp dir.
+    async fn dispatcher(
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> (Arc<Dispatcher>, tempfile::TempDir) {
         let config = Config::default();
         let registry = Registry::new(vec![typed(Count), typed(Wipe(runs))]).expect("registry");
         let adapters = Adapters {
@@ -262,7 +352,25 @@ mod tests {
         };
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(200);
-        Dispatcher::new(Arc::new(registry), Arc::new(adapters), settings)
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        ))
+        .await
+        .expect("store");
+        let policy = crate::core::policy::PolicySet::from_sources(&[("test.yaml", TEST_POLICY)])
+            .expect("policy");
+        let gate = Gate::new(
+            Arc::new(crate::core::policy::PolicyHandle::new(policy, None)),
+            store,
+            "http://toolgate.test".into(),
+            None,
+        );
+        (
+            Dispatcher::new(Arc::new(registry), Arc::new(adapters), settings, gate),
+            dir,
+        )
     }
 
     fn req(tool: &str, args: Value) -> CallRequest {
@@ -272,12 +380,13 @@ mod tests {
             tool: tool.into(),
             args,
             request_id: "1".into(),
+            progress: None,
         }
     }
 
     #[tokio::test]
     async fn unknown_tools_name_the_closest() {
-        let d = dispatcher(Default::default());
+        let (d, _dir) = dispatcher(Default::default()).await;
         let err = d
             .dispatch(req("test.cont", json!({})))
             .await
@@ -291,7 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_arguments_never_reach_the_tool() {
-        let d = dispatcher(Default::default());
+        let (d, _dir) = dispatcher(Default::default()).await;
         let err = d
             .dispatch(req("test.count", json!({"n": "three"})))
             .await
@@ -309,22 +418,140 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn non_read_tools_are_refused_and_not_run() {
+    async fn policy_holds_critical_calls_until_two_other_people_approve() {
         let runs: Arc<std::sync::atomic::AtomicUsize> = Default::default();
-        let d = dispatcher(runs.clone());
-        let err = d
+        let (d, _dir) = dispatcher(runs.clone()).await;
+        let held = d
             .dispatch(req("test.wipe", json!({})))
             .await
             .expect("known")
-            .expect_err("refused");
-        assert_eq!(err.kind, ToolErrorKind::ApprovalRequired);
-        assert!(err.message.contains("no approval queue is configured"));
+            .expect("held");
+        assert_eq!(held["status"], "approval_required");
+        assert_eq!(held["required_approvals"], 2);
+        let id = held["approval_id"].as_str().expect("id").to_string();
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "held calls do not run"
+        );
+
+        let bob = Principal::new("bob", "Bob", vec!["toolgate.approver".into()]);
+        let carol = Principal::new("carol", "Carol", vec!["toolgate.approver".into()]);
+        let tester_as_approver =
+            Principal::new("tester", "Tester", vec!["toolgate.approver".into()]);
+        let caller = Principal::new("dave", "Dave", vec!["toolgate.caller".into()]);
+        use crate::core::approval::ApprovalError;
+        assert!(matches!(
+            d.approve(&tester_as_approver, &id, Some("mine".into()))
+                .await,
+            Err(ApprovalError::SelfApproval)
+        ));
+        assert!(matches!(
+            d.approve(&caller, &id, Some("x".into())).await,
+            Err(ApprovalError::Forbidden(_))
+        ));
+        assert!(matches!(
+            d.approve(&bob, &id, None).await,
+            Err(ApprovalError::ReasonRequired)
+        ));
+        let one = d
+            .approve(&bob, &id, Some("looks right".into()))
+            .await
+            .expect("first approval");
+        assert_eq!(one.state, crate::store::ApprovalState::Pending);
+        assert!(matches!(
+            d.approve(&bob, &id, Some("again".into())).await,
+            Err(ApprovalError::AlreadyDecided)
+        ));
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "1 of 2 approvals does not run it"
+        );
+        let two = d
+            .approve(&carol, &id, Some("agreed".into()))
+            .await
+            .expect("second approval");
+        assert_eq!(two.state, crate::store::ApprovalState::Executed);
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "ran exactly once"
+        );
+        assert!(matches!(
+            d.approve(&carol, &id, Some("x".into())).await,
+            Err(ApprovalError::AlreadyDecided) | Err(ApprovalError::NotPending(_))
+        ));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let report = d.gate().store.audit_verify().await.expect("verify");
+        assert!(report.first_broken.is_none());
+        let trail: Vec<String> = d
+            .approval_audit(&id)
+            .await
+            .expect("trail")
+            .into_iter()
+            .map(|r| r.entry.decision)
+            .collect();
+        assert_eq!(
+            trail,
+            vec!["approval_requested", "approved", "approved", "executed"]
+        );
+    }
+
+    #[tokio::test]
+    async fn principals_without_a_role_are_denied_and_audited() {
+        let (d, _dir) = dispatcher(Default::default()).await;
+        let mut r = req("test.count", json!({"n": 1}));
+        r.principal = Principal::new("nobody", "Nobody", Vec::new());
+        let err = d.dispatch(r).await.expect("known").expect_err("denied");
+        assert_eq!(err.kind, ToolErrorKind::Forbidden);
+        assert!(
+            err.message.contains("Nothing was executed"),
+            "{}",
+            err.message
+        );
+        let tail = d.gate().store.audit_tail(1).await.expect("tail");
+        assert_eq!(tail[0].entry.decision, "denied");
+        assert_eq!(tail[0].entry.principal_sub, "nobody");
+    }
+
+    #[tokio::test]
+    async fn denied_and_cancelled_requests_never_run() {
+        let runs: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let (d, _dir) = dispatcher(runs.clone()).await;
+        let bob = Principal::new("bob", "Bob", vec!["toolgate.approver".into()]);
+        let first = d
+            .dispatch(req("test.wipe", json!({})))
+            .await
+            .expect("known")
+            .expect("held");
+        let id = first["approval_id"].as_str().expect("id").to_string();
+        let denied = d
+            .deny(&bob, &id, Some("not now".into()))
+            .await
+            .expect("deny");
+        assert_eq!(denied.state, crate::store::ApprovalState::Denied);
+        let second = d
+            .dispatch(req("test.wipe", json!({})))
+            .await
+            .expect("known")
+            .expect("held");
+        let id2 = second["approval_id"].as_str().expect("id").to_string();
+        assert!(
+            d.cancel(&bob, &id2).await.is_err(),
+            "only the requester cancels"
+        );
+        let requester = Principal::local("tester");
+        let cancelled = d.cancel(&requester, &id2).await.expect("cancel");
+        assert_eq!(cancelled.state, crate::store::ApprovalState::Cancelled);
+        assert!(d.approve(&bob, &id2, Some("late".into())).await.is_err());
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn slow_tools_time_out() {
-        let d = dispatcher(Default::default());
+        let (d, _dir) = dispatcher(Default::default()).await;
         let err = d
             .dispatch(req("test.count", json!({"n": 1, "sleep_ms": 2000})))
             .await
@@ -335,7 +562,7 @@ mod tests {
 
     #[tokio::test]
     async fn budget_cuts_and_cursor_continues_through_dispatch() {
-        let d = dispatcher(Default::default());
+        let (d, _dir) = dispatcher(Default::default()).await;
         let mut seen = Vec::new();
         let mut args = json!({"n": 3000, "max_bytes": 1024});
         loop {

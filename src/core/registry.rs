@@ -172,5 +172,45 @@ fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Map<String, Value>) 
     }
     input.entry("type").or_insert_with(|| json!("object"));
     output.entry("type").or_insert_with(|| json!("object"));
-    (input, output)
+    (input, with_approval_answer(output))
+}
+
+/// Policy may hold any call for approval, so every tool may also answer with the
+/// `approval_required` object: the published output schema is "the tool's output, or that".
+fn with_approval_answer(mut output: Map<String, Value>) -> Map<String, Value> {
+    let defs = output.remove("$defs");
+    let schema_uri = output.remove("$schema");
+    let mut wrapped = Map::new();
+    if let Some(uri) = schema_uri {
+        wrapped.insert("$schema".into(), uri);
+    }
+    wrapped.insert("type".into(), json!("object"));
+    wrapped.insert(
+        "anyOf".into(),
+        json!([Value::Object(output), approval_required_schema()]),
+    );
+    if let Some(defs) = defs {
+        wrapped.insert("$defs".into(), defs);
+    }
+    wrapped
+}
+
+/// The answer of a call that policy held for a human approval.
+pub fn approval_required_schema() -> Value {
+    json!({
+        "type": "object",
+        "title": "approval_required",
+        "description": "The call was not executed: it waits for human approval. Poll approval.status with approval_id.",
+        "properties": {
+            "status": {"const": "approval_required"},
+            "approval_id": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "required_approvals": {"type": "integer"},
+            "approver_roles": {"type": "array", "items": {"type": "string"}},
+            "approve_url": {"type": "string"},
+            "preview": {"type": ["string", "null"]},
+            "next": {"type": "string"}
+        },
+        "required": ["status", "approval_id", "expires_at", "required_approvals", "approve_url"]
+    })
 }

@@ -55,6 +55,48 @@ impl Risk {
     }
 }
 
+/// What a call acts on, for policy conditions, approvals and audit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct Target {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Target {
+    /// The usual argument names: `cluster`, `namespace`, `kind`, and `name` (or `pod`).
+    pub fn from_args(args: &Value) -> Target {
+        let text = |key: &str| args.get(key).and_then(Value::as_str).map(str::to_string);
+        Target {
+            cluster: text("cluster"),
+            namespace: text("namespace"),
+            kind: text("kind").or_else(|| args.get("pod").map(|_| "Pod".to_string())),
+            name: text("name").or_else(|| text("pod")),
+        }
+    }
+}
+
+/// What a write would do, computed before approval and shown to approvers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct Preview {
+    /// One line: "would restart deployment shop/web: 3 pods", "would delete …".
+    pub summary: String,
+    /// Unified diff of the live object vs. the dry-run result, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// The target's resourceVersion when the preview was made; execution stops if it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
+    /// Tool-specific details (dependents, pods, documents…).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
 /// Output-budget behaviour of a tool whose answer can be large.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
@@ -79,6 +121,8 @@ pub struct ToolSpec {
     pub idempotent: bool,
     /// Whether the tool reaches systems outside toolgate (MCP `openWorldHint`).
     pub open_world: bool,
+    /// Own time limit, when it differs from the configured one.
+    pub max_seconds: Option<u64>,
     /// JSON Schema of the arguments (object). Generated from the params type.
     pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of the structured output (object). Generated from the output type.
@@ -95,6 +139,37 @@ pub trait Tool: Send + Sync + 'static {
         ctx: &'a ToolContext,
         args: Value,
     ) -> BoxFuture<'a, Result<Value, ToolError>>;
+
+    /// What the call acts on (for policy and approvals); arguments are already validated.
+    fn target(&self, args: &Value) -> Target {
+        Target::from_args(args)
+    }
+
+    /// Arguments as they may be shown to approvers and written to the audit log, after the
+    /// core hashed the schema's secret-marked fields. Default: unchanged.
+    fn redact_args(&self, args: &Value) -> Value {
+        args.clone()
+    }
+
+    /// For tools that change something: what the call would do, by a dry run. `None` when the
+    /// tool has no preview.
+    fn preview<'a>(
+        &'a self,
+        _ctx: &'a ToolContext,
+        _args: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<Preview>, ToolError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The target's current version (Kubernetes resourceVersion), re-read before an approved
+    /// call runs. `None` when the tool cannot tell or the target does not exist.
+    fn target_version<'a>(
+        &'a self,
+        _ctx: &'a ToolContext,
+        _args: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<String>, ToolError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The typed way to write a tool: params and output are Rust types, schemas come from schemars,
@@ -110,6 +185,9 @@ pub trait TypedTool: Send + Sync + 'static {
     const IDEMPOTENT: bool = false;
     /// Whether the tool reaches systems outside toolgate (clusters, metrics backends...).
     const OPEN_WORLD: bool = true;
+    /// Time limit of one call when it must differ from `tools.timeout_seconds` (e.g. a tool
+    /// that waits for a human).
+    const MAX_SECONDS: Option<u64> = None;
     /// `Some(field)` when the output has a large top-level array that the core may cut.
     const BUDGET_FIELD: Option<&'static str> = None;
     /// Cut from the front instead of the back (see [`Budget::keep_last`]).
@@ -120,6 +198,35 @@ pub trait TypedTool: Send + Sync + 'static {
         ctx: &ToolContext,
         params: Self::Params,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
+
+    /// What the call acts on; `None` = read `cluster`/`namespace`/`kind`/`name` from the args.
+    fn target(&self, _params: &Self::Params) -> Option<Target> {
+        None
+    }
+
+    /// Arguments fit for approvers and the audit log (e.g. Secret data removed from a
+    /// manifest); `None` = unchanged.
+    fn redact_args(&self, _args: &Value) -> Option<Value> {
+        None
+    }
+
+    /// What the call would do (dry run), for approvers. Default: no preview.
+    fn preview(
+        &self,
+        _ctx: &ToolContext,
+        _params: &Self::Params,
+    ) -> impl Future<Output = Result<Option<Preview>, ToolError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The target's current resourceVersion, re-read before an approved call runs.
+    fn target_version(
+        &self,
+        _ctx: &ToolContext,
+        _params: &Self::Params,
+    ) -> impl Future<Output = Result<Option<String>, ToolError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// Wraps a [`TypedTool`] into a [`Tool`] with its generated schemas.
@@ -141,6 +248,7 @@ impl<T: TypedTool> Typed<T> {
             }),
             idempotent: T::IDEMPOTENT,
             open_world: T::OPEN_WORLD,
+            max_seconds: T::MAX_SECONDS,
             input_schema: Arc::new(schema_object::<T::Params>(Contract::Deserialize)),
             output_schema: Arc::new(schema_object::<T::Output>(Contract::Serialize)),
         };
@@ -172,6 +280,45 @@ impl<T: TypedTool> Tool for Typed<T> {
                 .map_err(|e| ToolError::internal(format!("cannot serialize output: {e}")))
         })
     }
+
+    fn redact_args(&self, args: &Value) -> Value {
+        self.inner.redact_args(args).unwrap_or_else(|| args.clone())
+    }
+
+    fn target(&self, args: &Value) -> Target {
+        serde_json::from_value::<T::Params>(args.clone())
+            .ok()
+            .and_then(|p| self.inner.target(&p))
+            .unwrap_or_else(|| Target::from_args(args))
+    }
+
+    fn preview<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<Preview>, ToolError>> {
+        Box::pin(async move {
+            let params = typed_params::<T>(args)?;
+            self.inner.preview(ctx, &params).await
+        })
+    }
+
+    fn target_version<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<String>, ToolError>> {
+        Box::pin(async move {
+            let params = typed_params::<T>(args)?;
+            self.inner.target_version(ctx, &params).await
+        })
+    }
+}
+
+fn typed_params<T: TypedTool>(args: &Value) -> Result<T::Params, ToolError> {
+    serde_json::from_value(args.clone()).map_err(|e| {
+        ToolError::invalid_arguments(format!("arguments do not match the schema: {e}"))
+    })
 }
 
 /// Which side of serde a schema describes: what a type accepts (params) or what it emits

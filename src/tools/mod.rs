@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use crate::core::tool::Tool;
 
+pub mod approval;
 pub mod k8s;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
     let mut tools = Vec::new();
     tools.extend(k8s::tools());
+    tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

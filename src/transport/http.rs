@@ -16,6 +16,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::core::dispatch::Dispatcher;
 use crate::core::principal::Principal;
@@ -26,6 +27,7 @@ use crate::transport::mcp::{self, McpServer};
 pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     pub config: Arc<Config>,
+    pub auth: Arc<dyn Authenticator>,
 }
 
 /// The whole HTTP application. `shutdown` ends open MCP streams on graceful shutdown.
@@ -40,13 +42,14 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let dispatcher = state.dispatcher.clone();
     let names = state.config.mcp.tool_names;
     let mcp_service = StreamableHttpService::new(
-        // No authentication yet on HTTP: the caller is the anonymous loopback user.
+        // The caller of each request comes from the auth middleware (request extensions);
+        // this fallback principal has no roles, so policy refuses everything it asks.
         move || {
             Ok(McpServer::new(
                 dispatcher.clone(),
                 names,
                 mcp::HTTP,
-                Principal::local("http-anonymous"),
+                Principal::new("unauthenticated", "unauthenticated", Vec::new()),
             ))
         },
         LocalSessionManager::default().into(),
@@ -54,9 +57,15 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     );
     let mcp_routes = Router::new()
         .fallback_service(mcp_service)
-        .layer(axum::middleware::from_fn(jsonrpc_framing_errors));
+        .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .nest("/mcp", mcp_routes)
+        .merge(crate::transport::approvals::routes())
+        .merge(crate::transport::approvals_page::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use crate::config::ToolNames;
+use crate::core::context::ProgressSink;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::principal::Principal;
 use crate::core::registry::{self, Registry};
@@ -102,12 +104,39 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        // Over HTTP the auth middleware put the caller into the request; stdio has one user.
+        let principal = match context.extensions.get::<http::request::Parts>() {
+            Some(parts) => parts
+                .extensions
+                .get::<Principal>()
+                .cloned()
+                .unwrap_or_else(|| {
+                    Principal::new("unauthenticated", "unauthenticated", Vec::new())
+                }),
+            None => self.principal.clone(),
+        };
+        let progress: Option<ProgressSink> = context.meta.get_progress_token().map(|token| {
+            let peer = context.peer.clone();
+            let sink: ProgressSink = Arc::new(move |progress, total, message| {
+                let peer = peer.clone();
+                let mut param =
+                    ProgressNotificationParam::new(token.clone(), progress).with_message(message);
+                if let Some(total) = total {
+                    param = param.with_total(total);
+                }
+                tokio::spawn(async move {
+                    let _ = peer.notify_progress(param).await;
+                });
+            });
+            sink
+        });
         let call = CallRequest {
-            principal: self.principal.clone(),
+            principal,
             transport: self.transport,
             tool: request.name.to_string(),
             args,
             request_id: request_id_text(&context),
+            progress,
         };
         match self.dispatcher.dispatch(call).await {
             Err(unknown) => Err(ErrorData::invalid_params(

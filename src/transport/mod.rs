@@ -1,4 +1,6 @@
 //! Transports translate between a wire protocol and the dispatch core; nothing else.
 
+pub mod approvals;
+pub mod approvals_page;
 pub mod http;
 pub mod mcp;

@@ -1,6 +1,6 @@
 //! Starting toolgate for tests: a config pointing at the fake API server, HTTP on 127.0.0.1:0.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +11,8 @@ use crate::fake_kube::FakeKube;
 pub struct Toolgate {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// The store this server uses (`sqlite://…` in the temp dir unless the test gave one).
+    pub store_url: String,
     shutdown: CancellationToken,
     _dir: TempDir,
 }
@@ -21,20 +23,68 @@ impl Drop for Toolgate {
     }
 }
 
-/// Config YAML for a toolgate that reaches `fake` as cluster `fake`, plus `extra` top-level YAML.
-pub fn config_yaml(fake: &FakeKube, extra: &str) -> String {
+/// Test principals in every test server's tokens file.
+pub const ALICE: &str = "alice-token-0123456789";
+pub const BOB: &str = "bob-token-0123456789";
+pub const CAROL: &str = "carol-token-0123456789";
+
+/// Extra approvers in every tokens file (for concurrency tests).
+pub const APPROVERS: usize = 100;
+
+pub fn approver(i: usize) -> String {
+    format!("approver-{i:03}-token-0123456789")
+}
+
+/// Config YAML for a toolgate that reaches `fake` as cluster `fake`, keeps its store, tokens
+/// file and nothing else in `dir`, uses the repository's policies, plus `extra` top-level YAML
+/// (which may override `store`).
+pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
+    let tokens = dir.join("tokens.yaml");
+    let mut list = format!(
+        "- {{token: {ALICE}, sub: alice, name: Alice, roles: [toolgate.caller]}}\n\
+         - {{token: {BOB}, sub: bob, name: Bob, roles: [toolgate.caller, toolgate.approver]}}\n\
+         - {{token: {CAROL}, sub: carol, name: Carol, roles: [toolgate.approver]}}\n"
+    );
+    for i in 0..APPROVERS {
+        list.push_str(&format!(
+            "- {{token: {}, sub: approver-{i}, roles: [toolgate.approver]}}\n",
+            approver(i)
+        ));
+    }
+    std::fs::write(&tokens, list).expect("write tokens");
+    let store = if extra.contains("store:") {
+        String::new()
+    } else {
+        format!(
+            "store:\n  url: sqlite://{}\n",
+            dir.join("toolgate.db").display()
+        )
+    };
+    let policies = if extra.contains("policies:") {
+        String::new()
+    } else {
+        format!(
+            "policies:\n  dir: {}\n",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies")
+        )
+    };
     format!(
-        "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n{extra}",
-        fake.kubeconfig.display()
+        "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n\
+         auth:\n  tokens_file: {}\n\
+         approvals:\n  sweep_interval_seconds: 1\n\
+         {store}{policies}{extra}",
+        fake.kubeconfig.display(),
+        tokens.display(),
     )
 }
 
 pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join("toolgate.yaml");
-    std::fs::write(&config_path, config_yaml(fake, extra)).expect("write config");
+    std::fs::write(&config_path, config_yaml(fake, dir.path(), extra)).expect("write config");
     // The process environment is left out so a developer's TOOLGATE_* cannot change tests.
     let config = Config::load_from(Some(&config_path), &[]).expect("test config is valid");
+    let store_url = config.store_url.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -46,11 +96,26 @@ pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
             eprintln!("toolgate test server stopped: {e:#}");
         }
     });
+    // Wait until the server answers (it opens its store before serving).
+    let client = http();
+    for _ in 0..100 {
+        if client.get(format!("{url}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     Toolgate {
         url,
+        store_url,
         shutdown,
         _dir: dir,
     }
+}
+
+/// Same as `start`; the tokens ALICE (caller), BOB (caller + approver), CAROL (approver) are
+/// always configured.
+pub async fn start_with_tokens(fake: &FakeKube, extra: &str) -> Toolgate {
+    start(fake, extra).await
 }
 
 /// An HTTP client for tests (after installing the TLS provider reqwest needs).

@@ -204,7 +204,12 @@ async fn http_lists_tools_with_annotations_and_schemas() {
     let list = &by_name["k8s.list_resources"];
     assert!(list["inputSchema"]["properties"]["max_bytes"].is_object());
     assert!(list["inputSchema"]["properties"]["cursor"].is_object());
-    assert!(list["outputSchema"]["properties"]["truncated"].is_object());
+    assert!(list["outputSchema"]["anyOf"][0]["properties"]["truncated"].is_object());
+    // Any call may be held for approval, so that answer is part of every output schema.
+    assert_eq!(
+        list["outputSchema"]["anyOf"][1]["title"],
+        json!("approval_required")
+    );
     client.cancel().await.ok();
 }
 
@@ -337,7 +342,7 @@ async fn bad_arguments_and_unknown_tools_are_explained() {
 }
 
 #[tokio::test]
-async fn write_tools_are_refused_without_touching_the_cluster() {
+async fn write_tools_wait_for_approval_and_only_dry_runs_reach_the_cluster() {
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
     let client = http_client(&tg.url).await;
@@ -361,25 +366,34 @@ async fn write_tools_are_refused_without_touching_the_cluster() {
     ];
     for (name, args) in calls {
         let result = call(&client, name, args).await;
-        assert_eq!(result.is_error, Some(true), "{name} must be refused");
-        let msg = text_of(&result);
+        assert_ne!(result.is_error, Some(true), "{name}: {}", text_of(&result));
+        let sc = result.structured_content.clone().expect("structured");
+        assert_eq!(sc["status"], json!("approval_required"), "{name}: {sc}");
         assert!(
-            msg.contains("approval") && msg.contains("Nothing was executed"),
-            "{name}: {msg}"
+            sc["approval_id"].as_str().is_some_and(|id| !id.is_empty()),
+            "{name}: {sc}"
+        );
+        assert!(
+            sc["approve_url"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("/approvals/"),
+            "{name}: {sc}"
         );
     }
-    for method in ["POST", "PUT", "PATCH", "DELETE"] {
-        assert_eq!(
-            fake.count(method, "/"),
-            0,
-            "no {method} reached the API server"
-        );
+    // Previews are dry runs: every write request that reached the API server was one.
+    for r in fake.requests() {
+        if ["POST", "PUT", "PATCH", "DELETE"].contains(&r.method.as_str()) {
+            // kube sends dryRun in the query for patches and in DeleteOptions for deletes.
+            let dry = r.query.contains("dryRun=All") || r.body.contains("\"dryRun\":[\"All\"]");
+            assert!(
+                dry,
+                "a real write reached the API server: {} {}?{}",
+                r.method, r.path, r.query
+            );
+        }
     }
-    assert_eq!(
-        fake.count("GET", "/exec"),
-        0,
-        "no exec reached the API server"
-    );
+    assert!(fake.execs().is_empty(), "no command ran in a pod");
     assert!(
         fake.get("apps/v1", "Deployment", Some("shop"), "web")
             .is_some()
@@ -626,7 +640,7 @@ async fn stdio_serves_the_same_tools_with_the_rmcp_client() {
     let fake = seeded_fake().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("toolgate.yaml");
-    std::fs::write(&config, harness::config_yaml(&fake, "")).expect("config");
+    std::fs::write(&config, harness::config_yaml(&fake, dir.path(), "")).expect("config");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
     cmd.arg("stdio")
         .arg("--config")
@@ -650,13 +664,14 @@ async fn stdio_serves_the_same_tools_with_the_rmcp_client() {
         ),
         vec!["web"]
     );
-    let refused = call(
+    let held = call(
         &client,
         "k8s.rollout_restart",
         json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
     )
     .await;
-    assert_eq!(refused.is_error, Some(true));
+    let sc = held.structured_content.clone().expect("structured");
+    assert_eq!(sc["status"], json!("approval_required"), "{sc}");
     client.cancel().await.ok();
 }
 
@@ -724,7 +739,11 @@ async fn health_readiness_and_metrics() {
     let config = dir.path().join("toolgate.yaml");
     std::fs::write(
         &config,
-        format!("kubernetes:\n  clusters:\n    - name: dead\n      kubeconfig: {}\n  request_timeout_seconds: 2\n", dead.display()),
+        format!(
+            "kubernetes:\n  clusters:\n    - name: dead\n      kubeconfig: {}\n  request_timeout_seconds: 2\nstore:\n  url: sqlite://{}\n",
+            dead.display(),
+            dir.path().join("t.db").display()
+        ),
     )
     .expect("config");
     let cfg = toolgate::config::Config::load_from(Some(&config), &[]).expect("config");

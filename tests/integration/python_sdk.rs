@@ -88,12 +88,12 @@ fn check_report(report: &Value) {
         "{}",
         results[6]
     );
-    assert_eq!(results[7]["isError"], json!(true));
-    assert!(
-        results[7]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("approval")
+    assert_eq!(results[7]["isError"], json!(false), "{}", results[7]);
+    assert_eq!(
+        results[7]["structuredContent"]["status"],
+        json!("approval_required"),
+        "{}",
+        results[7]
     );
     assert_eq!(results[8]["isError"], json!(false));
     assert!(
@@ -107,7 +107,7 @@ async fn python_sdk_over_stdio() {
     let fake = seeded_fake().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("toolgate.yaml");
-    std::fs::write(&config, harness::config_yaml(&fake, "")).expect("config");
+    std::fs::write(&config, harness::config_yaml(&fake, dir.path(), "")).expect("config");
     let report = drive(json!({
         "transport": "stdio",
         "command": [env!("CARGO_BIN_EXE_toolgate"), "stdio", "--config", config],

@@ -4,14 +4,19 @@
 use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::preview::{
+    cap_diff, changed_lines, ellipsis, for_diff, looks_like_secret, mark_secret_changes,
+    object_key, object_label, scrub, secret_values, to_yaml, unified_diff,
+};
 use super::redact::sanitize;
 use super::rows::str_at;
 use super::target::{Target, cluster, missing_namespace, tool_error};
+use crate::adapters::kube::Cluster;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
 
 pub const FIELD_MANAGER: &str = "toolgate";
 
@@ -68,76 +73,15 @@ impl TypedTool for ApplyManifest {
     const IDEMPOTENT: bool = true;
 
     async fn call(&self, ctx: &ToolContext, p: ApplyParams) -> Result<ApplyOutput, ToolError> {
-        let docs = parse_documents(&p.manifest)?;
-        if docs.is_empty() {
-            return Err(ToolError::invalid_arguments(
-                "argument `manifest`: no documents found",
-            ));
-        }
-        let c = cluster(ctx, p.cluster.as_deref()).await?;
-        let default_ns = p
-            .namespace
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| c.default_namespace().to_string());
-
-        // Resolve everything first: a typo in document 3 must not leave documents 1–2 applied.
-        let mut planned: Vec<(Target, String, Value)> = Vec::new();
-        for (i, mut doc) in docs.into_iter().enumerate() {
-            let label = doc_label(i, &doc);
-            let api_version = str_at(&doc, &["apiVersion"]).to_string();
-            let kind = str_at(&doc, &["kind"]).to_string();
-            let name = str_at(&doc, &["metadata", "name"]).to_string();
-            if api_version.is_empty() || kind.is_empty() || name.is_empty() {
-                return Err(ToolError::invalid_arguments(format!(
-                    "{label}: apiVersion, kind and metadata.name are required"
-                )));
-            }
-            let resolved = c.resolve(&kind, Some(&api_version)).await.map_err(|e| {
-                let mut err = tool_error(e);
-                err.message = format!("{label}: {}", err.message);
-                err
-            })?;
-            // Apply needs the exact Kind; accept `deployment` or `deploy` and send `Deployment`.
-            doc["kind"] = Value::String(resolved.info.kind.clone());
-            let namespace = if resolved.namespaced() {
-                let own = str_at(&doc, &["metadata", "namespace"]).to_string();
-                if let Some(asked) = p.namespace.as_deref().filter(|n| !n.trim().is_empty())
-                    && !own.is_empty()
-                    && own != asked
-                {
-                    return Err(ToolError::invalid_arguments(format!(
-                        "{label}: its namespace '{own}' does not match the `namespace` argument '{asked}'"
-                    )));
-                }
-                let ns = if own.is_empty() {
-                    default_ns.clone()
-                } else {
-                    own
-                };
-                doc["metadata"]["namespace"] = Value::String(ns.clone());
-                Some(ns)
-            } else {
-                // Cluster-scoped objects have no namespace; a stray one would be refused.
-                if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.remove("namespace");
-                }
-                None
-            };
-            planned.push((
-                Target {
-                    cluster: c.clone(),
-                    kind: resolved,
-                    namespace,
-                },
-                name,
-                doc,
-            ));
-        }
-
+        let (c, planned) = plan(ctx, &p).await?;
         let mut results = Vec::new();
         let mut first_error: Option<ToolError> = None;
-        for (t, name, doc) in planned {
+        for Planned {
+            target: t,
+            name,
+            doc,
+        } in planned
+        {
             let (applied, error) = apply_one(&t, &name, doc, p.dry_run).await;
             if first_error.is_none() {
                 first_error = error;
@@ -158,6 +102,270 @@ impl TypedTool for ApplyManifest {
             results,
         })
     }
+
+    /// Policy and approvers see the namespace (the argument, or the one every document names)
+    /// and, for a single document, its kind and name.
+    fn target(&self, p: &ApplyParams) -> Option<CallTarget> {
+        let docs = parse_documents(&p.manifest).ok()?;
+        let mut namespaces: Vec<&str> = docs
+            .iter()
+            .map(|d| str_at(d, &["metadata", "namespace"]))
+            .filter(|n| !n.is_empty())
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let namespace = p
+            .namespace
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| match namespaces.as_slice() {
+                [one] => Some((*one).to_string()),
+                _ => None,
+            });
+        let single = |path: &[&str]| match docs.as_slice() {
+            [doc] => Some(str_at(doc, path).to_string()).filter(|s| !s.is_empty()),
+            _ => None,
+        };
+        Some(CallTarget {
+            cluster: p.cluster.clone().filter(|c| !c.trim().is_empty()),
+            namespace,
+            kind: single(&["kind"]),
+            name: single(&["metadata", "name"]),
+        })
+    }
+
+    /// The manifest with every Secret's values replaced by key names and sizes; unchanged when
+    /// it holds no Secret; a placeholder when it cannot be parsed (it may hold values).
+    fn redact_args(&self, args: &Value) -> Option<Value> {
+        let manifest = args.get("manifest")?.as_str()?;
+        let redacted = match parse_documents(manifest) {
+            Ok(docs) if !docs.iter().any(looks_like_secret) => return None,
+            Ok(_) => redact_manifest(manifest).unwrap_or_else(|_| UNREADABLE_MANIFEST.into()),
+            Err(_) => UNREADABLE_MANIFEST.into(),
+        };
+        let mut out = args.clone();
+        out["manifest"] = Value::String(redacted);
+        Some(out)
+    }
+
+    /// Server-side apply of every document with dryRun=All, and a diff of each live object
+    /// (nothing when it does not exist yet) against the result, Secrets redacted.
+    async fn preview(
+        &self,
+        ctx: &ToolContext,
+        p: &ApplyParams,
+    ) -> Result<Option<Preview>, ToolError> {
+        let (c, planned) = plan(ctx, p).await?;
+        let mut secrets: Vec<String> = secret_values(planned.iter().map(|pl| &pl.doc));
+        let mut phrases = Vec::new();
+        let mut documents = Vec::new();
+        let mut diffs = Vec::new();
+        let mut versions = Vec::new();
+        let mut first_error: Option<ToolError> = None;
+        let mut failed = 0usize;
+        for pl in &planned {
+            let t = &pl.target;
+            let ns = t.namespace.as_deref();
+            let key = object_key(&t.kind.info.singular, ns, &pl.name);
+            let label = object_label(&t.kind.info.singular, ns, &pl.name);
+            let live = t.get_opt(&pl.name).await?;
+            versions.push(version_entry(&key, live.as_ref()));
+            let mut entry = json!({
+                "key": key, "kind": t.kind.info.kind, "api_version": t.kind.info.api_version(),
+                "name": pl.name, "namespace": ns,
+            });
+            match patch_doc(t, &pl.name, pl.doc.clone(), true).await {
+                Ok(after) => {
+                    let before_view = live.as_ref().map(for_diff).unwrap_or(Value::Null);
+                    let mut after_view = for_diff(&after);
+                    mark_secret_changes(&mut after_view, live.as_ref(), &after);
+                    let diff = unified_diff(
+                        &to_yaml(&before_view)?,
+                        &to_yaml(&after_view)?,
+                        &format!("live: {key}"),
+                        &format!("after apply: {key}"),
+                    );
+                    let lines = diff.as_deref().map(changed_lines).unwrap_or(0);
+                    let action = match (&live, &diff) {
+                        (None, _) => {
+                            phrases.push(format!("would create {label}"));
+                            "create"
+                        }
+                        (Some(_), Some(_)) => {
+                            phrases.push(format!(
+                                "would change {label} ({lines} line{})",
+                                if lines == 1 { "" } else { "s" }
+                            ));
+                            "change"
+                        }
+                        (Some(_), None) => {
+                            phrases.push(format!("{label} unchanged"));
+                            "unchanged"
+                        }
+                    };
+                    entry["action"] = json!(action);
+                    entry["changed_lines"] = json!(lines);
+                    diffs.extend(diff);
+                }
+                Err(mut e) => {
+                    // An API error may quote the document, values included.
+                    secrets.extend(secret_values(live.iter()));
+                    e.message = scrub(&e.message, &secrets);
+                    failed += 1;
+                    phrases.push(format!("{label} would fail: {}", ellipsis(&e.message, 200)));
+                    entry["action"] = json!("fail");
+                    entry["error"] = json!(e.message);
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+            documents.push(entry);
+        }
+        if failed == planned.len()
+            && let Some(e) = first_error
+        {
+            // The call would change nothing: tell the agent now instead of queueing it.
+            return Err(e);
+        }
+        let mut summary = summarize(&phrases);
+        if p.dry_run {
+            summary = format!("dry run only, nothing is stored: {summary}");
+        }
+        let diff = (!diffs.is_empty()).then(|| cap_diff(diffs.concat()));
+        Ok(Some(Preview {
+            summary,
+            diff,
+            target_version: Some(versions.join(",")),
+            detail: json!({"cluster": c.name(), "failed": failed, "documents": documents}),
+        }))
+    }
+
+    /// `kind/namespace/name=resourceVersion` of every document's live object (`absent` when
+    /// it does not exist), in document order: any change, creation or deletion shows.
+    async fn target_version(
+        &self,
+        ctx: &ToolContext,
+        p: &ApplyParams,
+    ) -> Result<Option<String>, ToolError> {
+        let (_, planned) = plan(ctx, p).await?;
+        let mut versions = Vec::new();
+        for pl in &planned {
+            let t = &pl.target;
+            let key = object_key(&t.kind.info.singular, t.namespace.as_deref(), &pl.name);
+            let live = t.get_opt(&pl.name).await?;
+            versions.push(version_entry(&key, live.as_ref()));
+        }
+        Ok(Some(versions.join(",")))
+    }
+}
+
+/// Shown instead of a manifest that cannot be parsed (it may hold Secret values).
+const UNREADABLE_MANIFEST: &str =
+    "(manifest not shown: it is not valid YAML and may hold Secret values)";
+/// Documents named one by one in a preview summary; the rest are counted.
+const SUMMARY_DOCUMENTS: usize = 8;
+
+fn version_entry(key: &str, live: Option<&Value>) -> String {
+    match live {
+        Some(obj) => format!("{key}={}", str_at(obj, &["metadata", "resourceVersion"])),
+        None => format!("{key}=absent"),
+    }
+}
+
+fn summarize(phrases: &[String]) -> String {
+    let mut out = phrases
+        .iter()
+        .take(SUMMARY_DOCUMENTS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if phrases.len() > SUMMARY_DOCUMENTS {
+        out.push_str(&format!(
+            "; … and {} more documents",
+            phrases.len() - SUMMARY_DOCUMENTS
+        ));
+    }
+    out
+}
+
+/// One document ready to apply: its resolved kind and namespace, name, and the document with
+/// the exact Kind and namespace set.
+struct Planned {
+    target: Target,
+    name: String,
+    doc: Value,
+}
+
+/// Parse and resolve every document first: a typo in document 3 must not leave documents 1–2
+/// applied.
+async fn plan(ctx: &ToolContext, p: &ApplyParams) -> Result<(Cluster, Vec<Planned>), ToolError> {
+    let docs = parse_documents(&p.manifest)?;
+    if docs.is_empty() {
+        return Err(ToolError::invalid_arguments(
+            "argument `manifest`: no documents found",
+        ));
+    }
+    let c = cluster(ctx, p.cluster.as_deref()).await?;
+    let default_ns = p
+        .namespace
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| c.default_namespace().to_string());
+
+    let mut planned = Vec::new();
+    for (i, mut doc) in docs.into_iter().enumerate() {
+        let label = doc_label(i, &doc);
+        let api_version = str_at(&doc, &["apiVersion"]).to_string();
+        let kind = str_at(&doc, &["kind"]).to_string();
+        let name = str_at(&doc, &["metadata", "name"]).to_string();
+        if api_version.is_empty() || kind.is_empty() || name.is_empty() {
+            return Err(ToolError::invalid_arguments(format!(
+                "{label}: apiVersion, kind and metadata.name are required"
+            )));
+        }
+        let resolved = c.resolve(&kind, Some(&api_version)).await.map_err(|e| {
+            let mut err = tool_error(e);
+            err.message = format!("{label}: {}", err.message);
+            err
+        })?;
+        // Apply needs the exact Kind; accept `deployment` or `deploy` and send `Deployment`.
+        doc["kind"] = Value::String(resolved.info.kind.clone());
+        let namespace = if resolved.namespaced() {
+            let own = str_at(&doc, &["metadata", "namespace"]).to_string();
+            if let Some(asked) = p.namespace.as_deref().filter(|n| !n.trim().is_empty())
+                && !own.is_empty()
+                && own != asked
+            {
+                return Err(ToolError::invalid_arguments(format!(
+                    "{label}: its namespace '{own}' does not match the `namespace` argument '{asked}'"
+                )));
+            }
+            let ns = if own.is_empty() {
+                default_ns.clone()
+            } else {
+                own
+            };
+            doc["metadata"]["namespace"] = Value::String(ns.clone());
+            Some(ns)
+        } else {
+            // Cluster-scoped objects have no namespace; a stray one would be refused.
+            if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("namespace");
+            }
+            None
+        };
+        planned.push(Planned {
+            target: Target {
+                cluster: c.clone(),
+                kind: resolved,
+                namespace,
+            },
+            name,
+            doc,
+        });
+    }
+    Ok((c, planned))
 }
 
 /// Apply one document; on failure the result carries the message and the error is returned too.
@@ -176,28 +384,14 @@ async fn apply_one(
         error: None,
         object: None,
     };
-    let before = match t.get_opt(name).await {
-        Ok(b) => b,
-        Err(e) => {
-            out.error = Some(e.message.clone());
-            return (out, Some(e));
-        }
+    let outcome = match t.get_opt(name).await {
+        Ok(before) => patch_doc(t, name, doc, dry_run)
+            .await
+            .map(|after| (before, after)),
+        Err(e) => Err(e),
     };
-    let api: Api<DynamicObject> = match &t.namespace {
-        Some(ns) => Api::namespaced_with(t.cluster.client(), ns, &t.kind.resource),
-        None => Api::all_with(t.cluster.client(), &t.kind.resource),
-    };
-    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
-    if dry_run {
-        pp = pp.dry_run();
-    }
-    match t
-        .cluster
-        .write(api.patch(name, &pp, &Patch::Apply(&doc)))
-        .await
-    {
-        Ok(obj) => {
-            let mut after = serde_json::to_value(&obj).unwrap_or(Value::Null);
+    match outcome {
+        Ok((before, mut after)) => {
             let rv = |v: &Value| str_at(v, &["metadata", "resourceVersion"]).to_string();
             out.action = match &before {
                 None => "created",
@@ -211,7 +405,32 @@ async fn apply_one(
             .into();
             sanitize(&mut after);
             out.object = Some(after);
+            (out, None)
         }
+        Err(e) => {
+            out.error = Some(e.message.clone());
+            (out, Some(e))
+        }
+    }
+}
+
+/// Server-side apply of one document (optionally dryRun=All): the object as the API server
+/// returned it, unredacted. Errors name the object.
+async fn patch_doc(t: &Target, name: &str, doc: Value, dry_run: bool) -> Result<Value, ToolError> {
+    let api: Api<DynamicObject> = match &t.namespace {
+        Some(ns) => Api::namespaced_with(t.cluster.client(), ns, &t.kind.resource),
+        None => Api::all_with(t.cluster.client(), &t.kind.resource),
+    };
+    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run {
+        pp = pp.dry_run();
+    }
+    match t
+        .cluster
+        .write(api.patch(name, &pp, &Patch::Apply(&doc)))
+        .await
+    {
+        Ok(obj) => Ok(serde_json::to_value(&obj).unwrap_or(Value::Null)),
         Err(e) => {
             let missing_ns = match (&t.namespace, e.is_not_found()) {
                 (Some(ns), true) => missing_namespace(&t.cluster, ns).await,
@@ -219,11 +438,9 @@ async fn apply_one(
             };
             let mut err = missing_ns.unwrap_or_else(|| tool_error(e));
             err.message = format!("{}: {}", t.describe(name), err.message);
-            out.error = Some(err.message.clone());
-            return (out, Some(err));
+            Err(err)
         }
     }
-    (out, None)
 }
 
 /// Whether a dry-run result differs from the stored object in anything but bookkeeping.
@@ -255,6 +472,10 @@ fn doc_label(index: usize, doc: &Value) -> String {
 pub fn redact_manifest(manifest: &str) -> Result<String, ToolError> {
     let mut out = Vec::new();
     for mut doc in parse_documents(manifest)? {
+        // `kind: secret` is applied as a Secret too; `sanitize` knows only the exact Kind.
+        if looks_like_secret(&doc) {
+            doc["kind"] = Value::String("Secret".into());
+        }
         sanitize(&mut doc);
         out.push(
             serde_yaml::to_string(&doc)

@@ -8,18 +8,22 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::logs::pick_container;
+use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
 use super::target::{Omitted, target, tool_error};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Preview, Risk, TypedTool};
 
 /// Bytes kept of each of stdout and stderr; the rest is read and dropped.
 const OUTPUT_CAP: usize = 64 * 1024;
 const DEFAULT_TIMEOUT: u64 = 20;
+/// Characters of the command line shown in a preview summary (the detail has it all).
+const COMMAND_IN_SUMMARY: usize = 200;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +160,76 @@ impl TypedTool for ExecCommand {
         out.exit_code = code;
         out.error = error;
         Ok(out)
+    }
+
+    /// Exec has no dry run: the preview checks the pod and container and names the command.
+    async fn preview(
+        &self,
+        ctx: &ToolContext,
+        p: &ExecParams,
+    ) -> Result<Option<Preview>, ToolError> {
+        if p.command.first().is_none_or(|c| c.trim().is_empty()) {
+            return Err(ToolError::invalid_arguments(
+                "argument `command`: give at least the program to run",
+            ));
+        }
+        let t = target(
+            ctx,
+            p.cluster.as_deref(),
+            "pods",
+            Some("v1"),
+            p.namespace.as_deref(),
+            Omitted::DefaultNamespace,
+        )
+        .await?;
+        let namespace = t
+            .namespace
+            .clone()
+            .unwrap_or_else(|| t.cluster.default_namespace().to_string());
+        let pod = t.get(&p.pod).await?;
+        let container = pick_container(&pod, &p.pod, p.container.as_deref())?;
+        let line = shell_line(&p.command);
+        let mut summary = format!(
+            "would run `{}` in pod {namespace}/{}, container {container}",
+            ellipsis(&line, COMMAND_IN_SUMMARY),
+            p.pod
+        );
+        let phase = str_at(&pod, &["status", "phase"]);
+        if phase != "Running" {
+            summary = format!(
+                "would fail: pod '{}' is {phase}, not Running: commands run only in running pods",
+                p.pod
+            );
+        } else if p.dry_run {
+            summary = format!("dry run only, nothing runs: {summary}");
+        }
+        Ok(Some(Preview {
+            summary,
+            diff: None,
+            // No target check: a pod's resourceVersion moves with every status update.
+            target_version: None,
+            detail: json!({
+                "cluster": t.cluster.name(),
+                "namespace": namespace,
+                "pod": p.pod,
+                "container": container,
+                "command": p.command,
+                "node": str_at(&pod, &["spec", "nodeName"]),
+                "phase": phase,
+                "timeout_seconds": p.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT).clamp(1, 300),
+            }),
+        }))
+    }
+
+    /// Always `None`: a pod's resourceVersion changes with every status update (probes,
+    /// restarts, conditions), so comparing it would refuse most approved execs for no reason.
+    /// The command runs against whatever pod has the name when it is approved.
+    async fn target_version(
+        &self,
+        _ctx: &ToolContext,
+        _p: &ExecParams,
+    ) -> Result<Option<String>, ToolError> {
+        Ok(None)
     }
 }
 

@@ -16,6 +16,7 @@ mod exec;
 mod get;
 mod list;
 mod logs;
+mod preview;
 pub mod redact;
 mod restart;
 pub mod rows;

@@ -60,10 +60,12 @@ fn redact_secret(obj: &mut Map<String, Value>) {
         }
     }
     if let Some(Value::Object(data)) = obj.remove("stringData") {
+        // The API server writes stringData over data: its value is the one that counts.
         for (name, v) in data {
             let bytes = v.as_str().map(str::len);
-            if !keys.iter().any(|(k, _)| k == &name) {
-                keys.push((name, bytes));
+            match keys.iter_mut().find(|(k, _)| k == &name) {
+                Some(entry) => entry.1 = bytes,
+                None => keys.push((name, bytes)),
             }
         }
     }

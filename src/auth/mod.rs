@@ -1,0 +1,68 @@
+//! Who is calling over HTTP. An `Authenticator` turns request headers into a `Principal`; the
+//! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
+
+pub mod local;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::core::principal::Principal;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No credentials, and this surface needs some.
+    #[error("authentication required: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// Credentials given but not valid. The message never echoes the token.
+    #[error("invalid bearer token")]
+    Invalid,
+}
+
+pub trait Authenticator: Send + Sync {
+    /// The principal behind a request's headers.
+    fn authenticate<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+    ) -> BoxFuture<'a, Result<Principal, AuthError>>;
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// axum middleware: authenticate and put the `Principal` into the request's extensions.
+pub async fn authenticate(
+    State(auth): State<Arc<dyn Authenticator>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match auth.authenticate(req.headers()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(err) => {
+            let body = json!({"error": {"code": "unauthenticated", "message": err.to_string()}});
+            (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::WWW_AUTHENTICATE, "Bearer"),
+                    (header::CONTENT_TYPE, "application/json"),
+                ],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}

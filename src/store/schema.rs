@@ -1,0 +1,110 @@
+//! Tables and their creation. Only `ensure` runs DDL; the other store files only read and write rows.
+//!
+//! The DDL is the common subset of SQLite and PostgreSQL: timestamps are BIGINT unix
+//! milliseconds, JSON is TEXT, booleans are BIGINT 0/1 (what the `Any` driver carries).
+
+use super::{Backend, Store, StoreError};
+
+/// Bump with a new step in `ensure` when a table changes.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// Serializes DDL across replicas starting at once: concurrent `CREATE TABLE IF NOT EXISTS` on
+/// PostgreSQL can fail with a unique violation in the catalog. (ASCII "tg-schem".)
+const PG_SCHEMA_LOCK: i64 = 0x7467_2d73_6368_656d;
+
+const DDL: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS toolgate_schema (
+        id BIGINT PRIMARY KEY,
+        version BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS approvals (
+        id TEXT PRIMARY KEY,
+        tool TEXT NOT NULL,
+        args TEXT NOT NULL,
+        args_sha256 TEXT NOT NULL,
+        target TEXT NOT NULL,
+        risk TEXT NOT NULL,
+        requester_sub TEXT NOT NULL,
+        requester_name TEXT NOT NULL,
+        requester_transport TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL,
+        required_approvals BIGINT NOT NULL,
+        approver_roles TEXT NOT NULL,
+        reason_required BIGINT NOT NULL,
+        allow_target_change BIGINT NOT NULL,
+        rule TEXT NOT NULL,
+        preview TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT,
+        result TEXT,
+        updated_at_ms BIGINT NOT NULL
+    )",
+    // expire_due and mark_interrupted scan by state.
+    "CREATE INDEX IF NOT EXISTS approvals_state_expires ON approvals (state, expires_at_ms)",
+    "CREATE INDEX IF NOT EXISTS approvals_created ON approvals (created_at_ms)",
+    // The primary key is what makes an approver count once.
+    "CREATE TABLE IF NOT EXISTS approval_decisions (
+        approval_id TEXT NOT NULL REFERENCES approvals (id),
+        approver_sub TEXT NOT NULL,
+        approver_name TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        reason TEXT,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (approval_id, approver_sub)
+    )",
+    // seq is the chain position; the primary key rejects a second writer of the same position.
+    "CREATE TABLE IF NOT EXISTS audit (
+        seq BIGINT PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        principal_sub TEXT NOT NULL,
+        principal_name TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        rule TEXT,
+        approval_id TEXT,
+        result_summary TEXT,
+        trace_id TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS audit_approval ON audit (approval_id)",
+];
+
+/// Creates missing tables and refuses a database written by a newer toolgate.
+pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
+    if store.backend == Backend::Sqlite {
+        // Readers do not block the writer; persistent in the file. Must run outside a transaction.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&store.pool)
+            .await?;
+    }
+    let mut tx = store.begin_write().await?;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+            .bind(PG_SCHEMA_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for statement in DDL {
+        sqlx::query(*statement).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO toolgate_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(SCHEMA_VERSION)
+    .execute(&mut *tx)
+    .await?;
+    let version: i64 = sqlx::query_scalar("SELECT version FROM toolgate_schema WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Db(format!(
+            "database schema version {version} is newer than this toolgate supports ({SCHEMA_VERSION}); upgrade toolgate"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! The approval gate end to end: a write tool over MCP is held, approved over REST by another
+//! person, executed exactly once against the fake API server, and `approval.status` returns the
+//! result; expiry; a SIGKILLed server; two replicas sharing a real PostgreSQL.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+use crate::fake_kube::FakeKube;
+use crate::harness::{self, ALICE, BOB, CAROL};
+use crate::mcp::{call, seeded_fake, text_of};
+use crate::postgres::PgCluster;
+
+/// An MCP client over HTTP that authenticates with `token`.
+pub async fn client_as(url: &str, token: &str) -> RunningService<RoleClient, ()> {
+    toolgate::app::init_crypto();
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp"))
+        .auth_header(token.to_string());
+    let transport = StreamableHttpClientTransport::from_config(config);
+    ().serve(transport).await.expect("MCP handshake")
+}
+
+/// POST /api/v1/approvals/{id}/{action} as `token`: (HTTP status, body).
+pub async fn decide(
+    url: &str,
+    token: &str,
+    id: &str,
+    action: &str,
+    reason: Option<&str>,
+) -> (u16, Value) {
+    let resp = harness::http()
+        .post(format!("{url}/api/v1/approvals/{id}/{action}"))
+        .bearer_auth(token)
+        .json(&json!({"reason": reason}))
+        .send()
+        .await
+        .expect("REST call");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get_approval(url: &str, token: &str, id: &str) -> Value {
+    harness::http()
+        .get(format!("{url}/api/v1/approvals/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET approval")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Real (not dry-run) writes the fake API server received for paths containing `path`.
+fn real_writes(fake: &FakeKube, method: &str, path: &str) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.contains(path) && !r.query.contains("dryRun"))
+        .count()
+}
+
+async fn request_restart(url: &str) -> String {
+    let alice = client_as(url, ALICE).await;
+    let held = call(
+        &alice,
+        "k8s.rollout_restart",
+        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
+    )
+    .await;
+    let sc = held
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| panic!("structured: {}", text_of(&held)));
+    assert_eq!(sc["status"], json!("approval_required"), "{sc}");
+    alice.cancel().await.ok();
+    sc["approval_id"].as_str().expect("approval_id").to_string()
+}
+
+#[tokio::test]
+async fn held_write_runs_once_after_another_person_approves_and_status_returns_the_result() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let alice = client_as(&tg.url, ALICE).await;
+    let held = call(
+        &alice,
+        "k8s.rollout_restart",
+        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
+    )
+    .await;
+    let sc = held.structured_content.clone().expect("structured");
+    let id = sc["approval_id"].as_str().expect("id").to_string();
+    assert_eq!(sc["required_approvals"], json!(1));
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/web"),
+        0,
+        "held, not run"
+    );
+
+    let pending = call(&alice, "approval.status", json!({"approval_id": id})).await;
+    assert_eq!(
+        pending.structured_content.clone().expect("sc")["state"],
+        json!("pending")
+    );
+
+    // Self-approval is refused even for someone holding the approver role elsewhere.
+    let (status, body) = decide(&tg.url, ALICE, &id, "approve", Some("mine")).await;
+    assert_eq!(status, 403, "{body}");
+
+    // Alice waits on approval.status while Bob approves.
+    let (url, approval) = (tg.url.clone(), id.clone());
+    let approver = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        decide(&url, BOB, &approval, "approve", Some("restart is safe")).await
+    });
+    let waited = call(
+        &alice,
+        "approval.status",
+        json!({"approval_id": id, "wait_seconds": 20}),
+    )
+    .await;
+    let (status, body) = approver.await.expect("approver task");
+    assert_eq!(status, 200, "{body}");
+    let st = waited.structured_content.clone().expect("sc");
+    assert!(
+        ["approved", "executing", "executed"].contains(&st["state"].as_str().unwrap_or_default()),
+        "{st}"
+    );
+
+    let done = call(
+        &alice,
+        "approval.status",
+        json!({"approval_id": id, "wait_seconds": 5}),
+    )
+    .await;
+    let done = done.structured_content.clone().expect("sc");
+    assert_eq!(done["state"], json!("executed"), "{done}");
+    assert_eq!(done["decisions"][0]["approver_sub"], json!("bob"));
+    assert!(
+        done["result"].is_object(),
+        "the execution result is returned: {done}"
+    );
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/web"),
+        1,
+        "executed exactly once"
+    );
+    let deployment = fake
+        .get("apps/v1", "Deployment", Some("shop"), "web")
+        .expect("deployment");
+    assert!(
+        deployment["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string(),
+        "the stored call ran: {deployment}"
+    );
+
+    // A second approval cannot run it again.
+    let (status, _) = decide(&tg.url, CAROL, &id, "approve", Some("me too")).await;
+    assert_eq!(status, 409);
+    assert_eq!(real_writes(&fake, "PATCH", "/deployments/web"), 1);
+    alice.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn denied_and_expired_requests_never_run() {
+    let fake = seeded_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("short.yaml"),
+        "rules:\n  - name: read\n    risk: [read]\n    roles: [toolgate.caller]\n    effect: allow\n  - name: write-short\n    risk: [write]\n    roles: [toolgate.caller]\n    effect:\n      require_approval: {approvals: 1, approver_roles: [toolgate.approver], ttl: 2s}\n",
+    )
+    .expect("policy");
+    let tg = harness::start(
+        &fake,
+        &format!("policies:\n  dir: {}\n", dir.path().display()),
+    )
+    .await;
+
+    let denied = request_restart(&tg.url).await;
+    let (status, body) = decide(&tg.url, BOB, &denied, "deny", Some("not during the sale")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], json!("denied"));
+    let (status, _) = decide(&tg.url, CAROL, &denied, "approve", Some("late")).await;
+    assert_eq!(status, 409);
+
+    let expiring = request_restart(&tg.url).await;
+    let mut state = Value::Null;
+    for _ in 0..50 {
+        state = get_approval(&tg.url, BOB, &expiring).await["state"].clone();
+        if state == json!("expired") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        state,
+        json!("expired"),
+        "the sweeper expires requests past their TTL"
+    );
+    let (status, body) = decide(&tg.url, BOB, &expiring, "approve", Some("too late")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/web"),
+        0,
+        "nothing ran"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Server {
+    child: tokio::process::Child,
+    url: String,
+}
+
+async fn spawn_server(config: &std::path::Path, port: u16) -> Server {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--config",
+    ])
+    .arg(config)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .kill_on_drop(true);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOOLGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let child = cmd.spawn().expect("spawn toolgate serve");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = harness::http();
+    for _ in 0..200 {
+        if http.get(format!("{url}/healthz")).send().await.is_ok() {
+            return Server { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("toolgate serve did not come up on {url}");
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_nothing_and_runs_nothing_twice() {
+    let fake = seeded_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(&config, harness::config_yaml(&fake, dir.path(), "")).expect("config");
+    let port = free_port();
+    let mut server = spawn_server(&config, port).await;
+
+    let alice = client_as(&server.url, ALICE).await;
+    let slow = call(&alice, "k8s.exec_command", json!({"pod": "web-0", "namespace": "shop", "command": ["sleep", "3"], "timeout_seconds": 20})).await;
+    let slow_id = slow.structured_content.clone().expect("sc")["approval_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let pending_id = request_restart(&server.url).await;
+    alice.cancel().await.ok();
+
+    // Approve the slow exec: the server is killed while the command runs.
+    let url = server.url.clone();
+    let sid = slow_id.clone();
+    let approving =
+        tokio::spawn(async move { decide(&url, BOB, &sid, "approve", Some("go")).await });
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = get_approval(&server.url, BOB, &slow_id).await["state"].clone();
+        if state == json!("executing") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(state, json!("executing"), "the approved exec is running");
+    server.child.start_kill().expect("SIGKILL");
+    let _ = server.child.wait().await;
+    let _ = approving.await;
+
+    let restarted = spawn_server(&config, port).await;
+    let slow_view = get_approval(&restarted.url, BOB, &slow_id).await;
+    assert_eq!(slow_view["state"], json!("interrupted"), "{slow_view}");
+    let pending_view = get_approval(&restarted.url, BOB, &pending_id).await;
+    assert_eq!(
+        pending_view["state"],
+        json!("pending"),
+        "pending requests survive: {pending_view}"
+    );
+    // The fake records an exec when its command ends (3 s after it started).
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        fake.execs().len(),
+        1,
+        "an interrupted call is never re-run by itself"
+    );
+
+    let (status, body) = decide(
+        &restarted.url,
+        BOB,
+        &pending_id,
+        "approve",
+        Some("after restart"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], json!("executed"), "{body}");
+    assert_eq!(real_writes(&fake, "PATCH", "/deployments/web"), 1);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .output()
+        .expect("audit verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+}
+
+#[tokio::test]
+async fn two_replicas_on_postgres_execute_a_call_exactly_once() {
+    let pg = PgCluster::start();
+    let fake = seeded_fake().await;
+    let extra = format!("store:\n  url: {}\n", pg.url);
+    let a = harness::start(&fake, &extra).await;
+    let b = harness::start(&fake, &extra).await;
+
+    let id = request_restart(&a.url).await;
+    let seen_by_b = get_approval(&b.url, BOB, &id).await;
+    assert_eq!(seen_by_b["state"], json!("pending"), "{seen_by_b}");
+
+    let mut tasks = Vec::new();
+    for i in 0..harness::APPROVERS {
+        let url = if i % 2 == 0 {
+            a.url.clone()
+        } else {
+            b.url.clone()
+        };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            decide(&url, &harness::approver(i), &id, "approve", Some("race")).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        match status {
+            200 => ok += 1,
+            409 => {}
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one approval counted");
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/web"),
+        1,
+        "executed exactly once"
+    );
+    let view = get_approval(&b.url, BOB, &id).await;
+    assert_eq!(view["state"], json!("executed"), "{view}");
+    assert_eq!(view["decisions"].as_array().map(Vec::len), Some(1));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args(["audit", "verify"])
+        .env("TOOLGATE_STORE_URL", &pg.url)
+        .output()
+        .expect("audit verify");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn tampering_with_the_audit_log_is_detected() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = client_as(&tg.url, ALICE).await;
+    for _ in 0..3 {
+        call(
+            &client,
+            "k8s.list_resources",
+            json!({"kind": "pods", "namespace": "shop"}),
+        )
+        .await;
+    }
+    client.cancel().await.ok();
+    let path = tg.store_url.trim_start_matches("sqlite://").to_string();
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
+            .args(["audit", "verify"])
+            .env("TOOLGATE_STORE_URL", &tg.store_url)
+            .output()
+            .expect("audit verify")
+    };
+    assert!(verify().status.success());
+    // Edit one record behind toolgate's back, as an intruder with database access would.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&format!("sqlite://{path}"))
+            .await
+            .expect("connect");
+        sqlx::query("UPDATE audit SET decision = 'denied' WHERE seq = 2")
+            .execute(&mut conn)
+            .await
+            .expect("update");
+    }
+    let out = verify();
+    assert!(!out.status.success(), "a tampered chain fails verification");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("record 2"),
+        "the broken record is named: {err}"
+    );
+}

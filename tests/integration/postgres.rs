@@ -1,0 +1,684 @@
+//! A real, temporary PostgreSQL (Debian's `postgresql` package) and the store's multi-replica
+//! guarantees against it: shared approvals, exactly-once execution, one audit chain.
+//!
+//! `PgCluster` is reusable by other test modules: `let pg = PgCluster::start();` then
+//! `pg.url` (or `pg.create_database("name")` for a fresh database); dropping it stops the server
+//! and deletes its directory.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use serde_json::json;
+use tempfile::TempDir;
+use toolgate::store::{
+    ApprovalState, AuditEntry, DecisionOutcome, DecisionRecord, NewApproval, Requester, Store,
+};
+
+const PACKAGE_HINT: &str = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; \
+     install them with `apt-get install -y postgresql`";
+
+/// A PostgreSQL server on 127.0.0.1, owned by the test that started it.
+pub struct PgCluster {
+    /// `postgres://postgres@127.0.0.1:PORT/postgres` (trust auth, no password).
+    pub url: String,
+    pub port: u16,
+    bin: PathBuf,
+    as_postgres_user: bool,
+    dir: TempDir,
+}
+
+impl PgCluster {
+    /// initdb + pg_ctl start on a free port; panics (never skips) when the binaries are missing.
+    pub fn start() -> PgCluster {
+        let bin = pg_bin();
+        // initdb refuses to run as root: run the server as the `postgres` user then.
+        let as_postgres_user = is_root();
+        // Under /tmp so the postgres user can reach it whatever TMPDIR says.
+        let dir = tempfile::Builder::new()
+            .prefix("toolgate-pg-")
+            .tempdir_in("/tmp")
+            .expect("create temp dir for PostgreSQL");
+        if as_postgres_user {
+            let out = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .output()
+                .expect("run chown");
+            assert!(
+                out.status.success(),
+                "chown postgres {}: {}",
+                dir.path().display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut cluster = PgCluster {
+            url: String::new(),
+            port: 0,
+            bin,
+            as_postgres_user,
+            dir,
+        };
+        let data = cluster.data_dir();
+        let out = cluster.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A free port can be taken between probing and binding: retry with another.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let socket_dir = path_str(cluster.dir.path()).to_string();
+            let options = format!(
+                "-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            );
+            let log = cluster.dir.path().join("log");
+            let out = cluster.run(
+                "pg_ctl",
+                &[
+                    "-D",
+                    path_str(&data),
+                    "-o",
+                    &options,
+                    "-l",
+                    path_str(&log),
+                    "-w",
+                    "start",
+                ],
+            );
+            if out.status.success() {
+                cluster.port = port;
+                cluster.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+                return cluster;
+            }
+            last_error = format!(
+                "{}{}\n--- server log ---\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        panic!("PostgreSQL did not start: {last_error}");
+    }
+
+    /// Creates database `name` (letters, digits, `_`) and returns its URL.
+    pub fn create_database(&self, name: &str) -> String {
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "database name `{name}` must be letters, digits and _"
+        );
+        let port = self.port.to_string();
+        let out = self.run(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", name],
+        );
+        assert!(
+            out.status.success(),
+            "createdb {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Output {
+        let program = self.bin.join(program);
+        let mut cmd = if self.as_postgres_user {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(&program);
+            cmd
+        } else {
+            Command::new(&program)
+        };
+        cmd.args(args)
+            // The server must not inherit the test's working directory (root-only under /root).
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", program.display()))
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let data = self.data_dir();
+            let _ = self.run(
+                "pg_ctl",
+                &["-D", path_str(&data), "stop", "-m", "immediate", "-w"],
+            );
+        }
+        // TempDir removes the directory (root may delete the postgres-owned files).
+    }
+}
+
+/// `/usr/lib/postgresql/15/bin`, else the newest installed major version.
+fn pg_bin() -> PathBuf {
+    let preferred = Path::new("/usr/lib/postgresql/15/bin");
+    if preferred.join("initdb").exists() {
+        return preferred.to_path_buf();
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((major, bin))
+        })
+        .collect();
+    found.sort();
+    match found.pop() {
+        Some((_, bin)) => bin,
+        None => panic!("{PACKAGE_HINT}"),
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("probe a free port")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+fn approval(id: &str, required: u32) -> NewApproval {
+    NewApproval {
+        id: id.to_string(),
+        tool: "k8s.restart".to_string(),
+        args: json!({"namespace": "prod", "name": "api"}),
+        args_sha256: "cd".repeat(32),
+        target: json!({"cluster": "prod", "namespace": "prod", "name": "api"}),
+        risk: "write".to_string(),
+        requester: Requester {
+            sub: "agent".to_string(),
+            name: "SRECoder".to_string(),
+            transport: "a2a".to_string(),
+        },
+        created_at_ms: toolgate::store::now_ms(),
+        expires_at_ms: toolgate::store::now_ms() + 600_000,
+        required_approvals: required,
+        approver_roles: vec!["sre".to_string()],
+        reason_required: false,
+        allow_target_change: true,
+        rule: "writes".to_string(),
+        preview: json!({"resourceVersion": "7"}),
+    }
+}
+
+fn approve(sub: &str) -> DecisionRecord {
+    DecisionRecord {
+        approver_sub: sub.to_string(),
+        approver_name: sub.to_string(),
+        decision: "approve".to_string(),
+        reason: None,
+        at_ms: toolgate::store::now_ms(),
+    }
+}
+
+fn audit_entry(replica: usize, i: usize) -> AuditEntry {
+    AuditEntry {
+        at_ms: toolgate::store::now_ms(),
+        principal_sub: format!("replica-{replica}"),
+        principal_name: "SRECoder".to_string(),
+        transport: "mcp_http".to_string(),
+        tool: "obs.query_metrics".to_string(),
+        args: json!({"query": "up", "i": i}),
+        decision: "allow".to_string(),
+        rule: None,
+        approval_id: None,
+        result_summary: Some("ok".to_string()),
+        trace_id: None,
+    }
+}
+
+async fn two_replicas(pg: &PgCluster) -> (Store, Store) {
+    let a = Store::connect(&pg.url).await.expect("replica a connects");
+    let b = Store::connect(&pg.url).await.expect("replica b connects");
+    assert_eq!(a.backend_name(), "postgres");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_approvals_and_decisions() {
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    a.ping().await.expect("ping");
+    a.insert_approval(&approval("shared", 2))
+        .await
+        .expect("insert via a");
+    let seen = b
+        .get_approval("shared")
+        .await
+        .expect("get")
+        .expect("b sees it");
+    assert_eq!(seen.state, ApprovalState::Pending);
+    assert_eq!(seen.preview["resourceVersion"], "7");
+    assert!(seen.allow_target_change);
+
+    let out = b
+        .add_decision("shared", &approve("alice"), toolgate::store::now_ms())
+        .await
+        .expect("decide via b");
+    assert_eq!(
+        out,
+        DecisionOutcome::Recorded {
+            approvals: 1,
+            state: ApprovalState::Pending
+        }
+    );
+    let out = a
+        .add_decision("shared", &approve("alice"), toolgate::store::now_ms())
+        .await
+        .expect("again via a");
+    assert_eq!(out, DecisionOutcome::AlreadyDecided);
+    let listed = a
+        .list_approvals(Some(ApprovalState::Pending), 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].decisions.len(), 1);
+    assert_eq!(listed[0].decisions[0].approver_sub, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_approvers_on_two_replicas_execute_exactly_once() {
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    a.insert_approval(&approval("race", 1))
+        .await
+        .expect("insert");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let now = toolgate::store::now_ms();
+            let outcome = store
+                .add_decision("race", &approve(&format!("approver-{i}")), now)
+                .await
+                .expect("add_decision");
+            let executed = store
+                .transition(
+                    "race",
+                    ApprovalState::Approved,
+                    ApprovalState::Executing,
+                    None,
+                    None,
+                    now,
+                )
+                .await
+                .expect("transition");
+            (outcome, executed)
+        }));
+    }
+    let results = futures::future::join_all(tasks).await;
+    let results: Vec<_> = results.into_iter().map(|r| r.expect("task")).collect();
+    let executions = results.iter().filter(|(_, executed)| *executed).count();
+    assert_eq!(executions, 1, "exactly one replica may execute the call");
+    let recorded: Vec<_> = results
+        .iter()
+        .filter(|(o, _)| matches!(o, DecisionOutcome::Recorded { .. }))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(
+        recorded[0].0,
+        DecisionOutcome::Recorded {
+            approvals: 1,
+            state: ApprovalState::Approved
+        }
+    );
+    assert!(results.iter().all(|(o, _)| matches!(
+        o,
+        DecisionOutcome::Recorded { .. } | DecisionOutcome::NotPending(_)
+    )));
+    let final_state = b.get_approval("race").await.expect("get").expect("found");
+    assert_eq!(final_state.state, ApprovalState::Executing);
+    assert_eq!(final_state.decisions.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_approvers_count_each_once_for_n_of_m() {
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    a.insert_approval(&approval("three", 3))
+        .await
+        .expect("insert");
+    let mut tasks = Vec::new();
+    // 20 approvers, each trying twice (once per replica): double counting would show up here.
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let sub = format!("approver-{}", i / 2);
+        tasks.push(tokio::spawn(async move {
+            store
+                .add_decision("three", &approve(&sub), toolgate::store::now_ms())
+                .await
+                .expect("add_decision")
+        }));
+    }
+    let outcomes: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let mut counts: Vec<u32> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            DecisionOutcome::Recorded { approvals, .. } => Some(*approvals),
+            _ => None,
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![1, 2, 3], "{outcomes:?}");
+    let approved = outcomes
+        .iter()
+        .filter(|o| {
+            **o == DecisionOutcome::Recorded {
+                approvals: 3,
+                state: ApprovalState::Approved,
+            }
+        })
+        .count();
+    assert_eq!(approved, 1);
+    let stored = a.get_approval("three").await.expect("get").expect("found");
+    assert_eq!(stored.state, ApprovalState::Approved);
+    assert_eq!(stored.decisions.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_audit_appends_from_two_replicas_form_one_chain() {
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    let mut tasks = Vec::new();
+    for (replica, store) in [a.clone(), b.clone()].into_iter().enumerate() {
+        for i in 0..50 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append_audit(&audit_entry(replica, i))
+                    .await
+                    .expect("append")
+            }));
+        }
+    }
+    for task in futures::future::join_all(tasks).await {
+        task.expect("task");
+    }
+    let report = b.audit_verify().await.expect("verify");
+    assert_eq!(report.records, 100);
+    assert!(report.first_broken.is_none(), "{report:?}");
+    let tail = a.audit_tail(1_000).await.expect("tail");
+    let seqs: Vec<i64> = tail.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+    assert_eq!(
+        tail.iter()
+            .filter(|r| r.entry.principal_sub == "replica-1")
+            .count(),
+        50
+    );
+    for pair in tail.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_connecting_at_once_to_a_fresh_database_both_succeed() {
+    let pg = PgCluster::start();
+    for round in 0..3 {
+        let url = Arc::new(pg.create_database(&format!("fresh_{round}")));
+        let connects = (0..4).map(|_| {
+            let url = Arc::clone(&url);
+            tokio::spawn(async move { Store::connect(&url).await })
+        });
+        let stores: Vec<Store> = futures::future::join_all(connects)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task").expect("concurrent connect"))
+            .collect();
+        stores[0]
+            .insert_approval(&approval("after-connect", 1))
+            .await
+            .expect("schema usable");
+        assert!(
+            stores[3]
+                .get_approval("after-connect")
+                .await
+                .expect("get")
+                .is_some()
+        );
+    }
+}
+
+/// The dialect-sensitive statements (RETURNING, ON CONFLICT, typed NULLs, FOR UPDATE) on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_store_operation_works_on_postgres() {
+    let pg = PgCluster::start();
+    let store = Store::connect(&pg.create_database("parity"))
+        .await
+        .expect("connect");
+    let now = toolgate::store::now_ms();
+
+    let mut due = approval("due", 1);
+    due.expires_at_ms = now - 1;
+    store.insert_approval(&due).await.expect("insert");
+    assert_eq!(
+        store
+            .add_decision("due", &approve("alice"), now)
+            .await
+            .expect("d"),
+        DecisionOutcome::Expired
+    );
+    let mut due2 = approval("due2", 1);
+    due2.expires_at_ms = now - 1;
+    store.insert_approval(&due2).await.expect("insert");
+    assert_eq!(
+        store.expire_due(now).await.expect("expire"),
+        vec!["due2".to_string()]
+    );
+
+    store
+        .insert_approval(&approval("run", 1))
+        .await
+        .expect("insert");
+    let mut deny = approve("bob");
+    deny.decision = "deny".to_string();
+    store
+        .insert_approval(&approval("deny", 2))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.add_decision("deny", &deny, now).await.expect("d"),
+        DecisionOutcome::Recorded {
+            approvals: 0,
+            state: ApprovalState::Denied
+        }
+    );
+    assert!(matches!(
+        store
+            .add_decision("run", &approve("alice"), now)
+            .await
+            .expect("d"),
+        DecisionOutcome::Recorded {
+            state: ApprovalState::Approved,
+            ..
+        }
+    ));
+    assert!(
+        !store
+            .transition(
+                "run",
+                ApprovalState::Pending,
+                ApprovalState::Executing,
+                None,
+                None,
+                now
+            )
+            .await
+            .expect("t")
+    );
+    assert!(
+        store
+            .transition(
+                "run",
+                ApprovalState::Approved,
+                ApprovalState::Executing,
+                None,
+                None,
+                now
+            )
+            .await
+            .expect("t")
+    );
+    assert_eq!(
+        store.mark_interrupted(now).await.expect("mark"),
+        vec!["run".to_string()]
+    );
+    let run = store
+        .get_approval("run")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(run.state, ApprovalState::Interrupted);
+    assert!(
+        !store
+            .transition(
+                "run",
+                ApprovalState::Interrupted,
+                ApprovalState::Executing,
+                None,
+                None,
+                now
+            )
+            .await
+            .expect("t")
+    );
+
+    store
+        .insert_approval(&approval("done", 1))
+        .await
+        .expect("insert");
+    for (from, to) in [
+        (ApprovalState::Pending, ApprovalState::Approved),
+        (ApprovalState::Approved, ApprovalState::Executing),
+    ] {
+        assert!(
+            store
+                .transition("done", from, to, None, None, now)
+                .await
+                .expect("t")
+        );
+    }
+    let result = json!({"ok": true});
+    assert!(
+        store
+            .transition(
+                "done",
+                ApprovalState::Executing,
+                ApprovalState::Failed,
+                Some("upstream 500"),
+                Some(&result),
+                now + 1
+            )
+            .await
+            .expect("t")
+    );
+    let done = store
+        .get_approval("done")
+        .await
+        .expect("get")
+        .expect("found");
+    assert_eq!(done.state_reason.as_deref(), Some("upstream 500"));
+    assert_eq!(done.result, Some(result));
+    assert_eq!(done.updated_at_ms, now + 1);
+
+    let states: Vec<_> = store
+        .list_approvals(None, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.state)
+        .collect();
+    assert_eq!(states.len(), 5);
+    assert_eq!(
+        store
+            .list_approvals(Some(ApprovalState::Expired), 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+
+    for i in 0..3 {
+        let mut e = audit_entry(0, i);
+        e.approval_id = Some("done".to_string());
+        store.append_audit(&e).await.expect("append");
+    }
+    assert_eq!(
+        store.audit_for_approval("done").await.expect("for").len(),
+        3
+    );
+    assert!(
+        store
+            .audit_verify()
+            .await
+            .expect("verify")
+            .first_broken
+            .is_none()
+    );
+    // Tamper through a second connection, as an operator with psql would.
+    let psql_port = pg.port.to_string();
+    let out = Command::new(pg.bin.join("psql"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &psql_port,
+            "-U",
+            "postgres",
+            "-d",
+            "parity",
+            "-c",
+            "UPDATE audit SET decision = 'allowed' WHERE seq = 2",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = store.audit_verify().await.expect("verify");
+    assert_eq!(report.first_broken.expect("broken").seq, 2);
+}
