@@ -426,3 +426,144 @@ async fn tampering_with_the_audit_log_is_detected() {
         "the broken record is named: {err}"
     );
 }
+
+#[tokio::test]
+async fn a_target_changed_since_the_preview_is_not_executed() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let id = request_restart(&tg.url).await;
+    // Someone scales the deployment after the preview was made.
+    let mut live = fake
+        .get("apps/v1", "Deployment", Some("shop"), "web")
+        .expect("deployment");
+    live["spec"]["replicas"] = json!(5);
+    fake.insert(live);
+    let (status, body) = decide(&tg.url, BOB, &id, "approve", Some("ok")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], json!("failed"), "{body}");
+    let reason = body["state_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("target changed since approval"), "{reason}");
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/web"),
+        0,
+        "nothing ran"
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_hears_of_requests_and_decisions() {
+    use axum::routing::post;
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().expect("lock").push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+
+    let fake = seeded_fake().await;
+    let tg = harness::start(
+        &fake,
+        &format!("approvals:\n  webhook_url: {hook}\n  sweep_interval_seconds: 1\n"),
+    )
+    .await;
+    let id = request_restart(&tg.url).await;
+    let (status, _) = decide(&tg.url, BOB, &id, "approve", Some("fine")).await;
+    assert_eq!(status, 200);
+    let mut texts = Vec::new();
+    for _ in 0..50 {
+        texts = received
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|b| b["text"].as_str().map(str::to_string))
+            .collect();
+        if texts.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("asks to run `k8s.rollout_restart`") && t.contains(&id)),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("Bob approved")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t.contains("ok")), "{texts:?}");
+}
+
+#[derive(Clone, Default)]
+struct ProgressLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl rmcp::ClientHandler for ProgressLog {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(params.message.unwrap_or_default());
+    }
+}
+
+#[tokio::test]
+async fn waiting_on_approval_status_sends_progress_notifications() {
+    use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let id = request_restart(&tg.url).await;
+    let log = ProgressLog::default();
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", tg.url))
+        .auth_header(ALICE.to_string());
+    let client = log
+        .clone()
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("handshake");
+    let (url, approval) = (tg.url.clone(), id.clone());
+    let approver = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        decide(&url, BOB, &approval, "approve", Some("ok")).await
+    });
+    let Value::Object(args) = json!({"approval_id": id, "wait_seconds": 30}) else {
+        unreachable!()
+    };
+    let mut params = CallToolRequestParams::new("approval.status").with_arguments(args);
+    params.meta = Some(RequestMetaObject::with_progress_token(ProgressToken(
+        NumberOrString::String("wait-1".into()),
+    )));
+    let result = client.call_tool(params).await.expect("approval.status");
+    assert_eq!(approver.await.expect("task").0, 200);
+    let state = result.structured_content.clone().expect("sc")["state"].clone();
+    assert_ne!(
+        state,
+        json!("pending"),
+        "it answered once the request changed"
+    );
+    let messages = log.0.lock().expect("lock").clone();
+    assert!(
+        !messages.is_empty(),
+        "progress notifications were sent while waiting"
+    );
+    assert!(
+        messages[0].contains("waiting for approval: pending"),
+        "{messages:?}"
+    );
+    client.cancel().await.ok();
+}

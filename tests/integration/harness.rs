@@ -60,6 +60,11 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
             dir.join("toolgate.db").display()
         )
     };
+    let approvals = if extra.contains("approvals:") {
+        ""
+    } else {
+        "approvals:\n  sweep_interval_seconds: 1\n"
+    };
     let policies = if extra.contains("policies:") {
         String::new()
     } else {
@@ -71,8 +76,7 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     format!(
         "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n\
          auth:\n  tokens_file: {}\n\
-         approvals:\n  sweep_interval_seconds: 1\n\
-         {store}{policies}{extra}",
+         {approvals}{store}{policies}{extra}",
         fake.kubeconfig.display(),
         tokens.display(),
     )
