@@ -56,6 +56,9 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
             };
             Ok(Arc::new(tokens))
         }
+        AuthConfig::Zitadel(_) => Err(ConfigError {
+            problems: vec!["auth.mode zitadel: wiring in progress".into()],
+        }),
     }
 }
 

@@ -50,6 +50,20 @@ pub struct RawAuth {
     /// Whether a loopback request without a token is served as the local user with role
     /// `toolgate.caller` (default true). Approving always needs a token.
     pub anonymous: Option<bool>,
+    /// `zitadel`: the issuer URL, e.g. https://acme.zitadel.cloud.
+    pub issuer: Option<String>,
+    /// `zitadel`: the project whose roles become the principal's roles.
+    pub project_id: Option<String>,
+    /// `zitadel`: accepted token audiences. Default: the project id.
+    pub audiences: Option<Vec<String>>,
+    /// `zitadel`: API-app client id for introspecting opaque tokens (Basic auth).
+    pub introspection_client_id: Option<String>,
+    /// `zitadel`: its secret (prefer the TOOLGATE_AUTH_INTROSPECTION_CLIENT_SECRET variable).
+    pub introspection_client_secret: Option<String>,
+    /// `zitadel`: or an API-app key file (`{"type":"application",…}`) for private-key JWT.
+    pub introspection_key_file: Option<String>,
+    /// `zitadel`: timeout of calls to the issuer, seconds. Default 5.
+    pub timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -169,6 +183,41 @@ pub enum AuthConfig {
         tokens_file: Option<PathBuf>,
         anonymous: bool,
     },
+    Zitadel(ZitadelSettings),
+}
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZitadelSettings {
+    pub issuer: String,
+    pub project_id: String,
+    pub audiences: Vec<String>,
+    pub introspection: Option<IntrospectionSettings>,
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntrospectionSettings {
+    Basic {
+        client_id: String,
+        client_secret: Secret,
+    },
+    KeyFile(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -658,9 +707,73 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 anonymous: raw_auth.anonymous.unwrap_or(true),
             }
         }
+        Some("zitadel") => {
+            let issuer = raw_auth
+                .issuer
+                .clone()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string();
+            let loopback_http =
+                issuer.starts_with("http://127.0.0.1") || issuer.starts_with("http://localhost");
+            if issuer.is_empty() {
+                problems.push(
+                    "auth.issuer: required with auth.mode zitadel, e.g. https://acme.zitadel.cloud"
+                        .into(),
+                );
+            } else if !issuer.starts_with("https://") && !loopback_http {
+                problems.push(format!("auth.issuer: `{issuer}` must be an https:// URL (http only on loopback, for tests)"));
+            }
+            let project_id = raw_auth.project_id.clone().unwrap_or_default();
+            if project_id.trim().is_empty() {
+                problems.push("auth.project_id: required with auth.mode zitadel (the project whose roles count)".into());
+            }
+            let audiences = raw_auth
+                .audiences
+                .clone()
+                .unwrap_or_else(|| vec![project_id.clone()]);
+            let introspection = match (
+                raw_auth.introspection_client_id.clone(),
+                raw_auth.introspection_client_secret.clone(),
+                raw_auth.introspection_key_file.clone(),
+            ) {
+                (None, None, None) => None,
+                (Some(client_id), Some(secret), None) => Some(IntrospectionSettings::Basic {
+                    client_id,
+                    client_secret: Secret(secret),
+                }),
+                (None, None, Some(file)) => {
+                    if !Path::new(&file).is_file() {
+                        problems.push(format!(
+                            "auth.introspection_key_file: file `{file}` does not exist"
+                        ));
+                    }
+                    Some(IntrospectionSettings::KeyFile(PathBuf::from(file)))
+                }
+                _ => {
+                    problems.push(
+                        "auth: give introspection_client_id with introspection_client_secret, or introspection_key_file alone".into(),
+                    );
+                    None
+                }
+            };
+            let timeout = raw_auth.timeout_seconds.unwrap_or(5);
+            if timeout == 0 || timeout > 60 {
+                problems.push(format!(
+                    "auth.timeout_seconds: {timeout} is out of range; expected 1..=60"
+                ));
+            }
+            AuthConfig::Zitadel(ZitadelSettings {
+                issuer,
+                project_id,
+                audiences,
+                introspection,
+                timeout: std::time::Duration::from_secs(timeout),
+            })
+        }
         Some(other) => {
             problems.push(format!(
-                "auth.mode: `{other}` is not supported; expected `local`"
+                "auth.mode: `{other}` is not supported; expected `local` or `zitadel`"
             ));
             AuthConfig::Local {
                 tokens_file: None,

@@ -2,6 +2,7 @@
 //! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
 
 pub mod local;
+pub mod service_token;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};

@@ -387,6 +387,8 @@ impl Dispatcher {
         approve: bool,
     ) -> Result<ApprovalView, ApprovalError> {
         let store = &self.gate().store;
+        // Approver roles are permissions: roles plus what the policy's `permissions:` grants.
+        let approver = &self.gate().policy.current().effective(approver);
         let rec = store
             .get_approval(id)
             .await?

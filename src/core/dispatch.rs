@@ -162,15 +162,18 @@ impl Dispatcher {
         }
         let args = Value::Object(map);
         let target = entry.tool.target(&args);
-        let decision = self.gate.policy.current().decide(&PolicyInput {
+        let policy = self.gate.policy.current();
+        // Rules and approvals see permissions: roles plus what the policy's `permissions:` grants.
+        let principal = policy.effective(&req.principal);
+        let decision = policy.decide(&PolicyInput {
             tool: spec.name,
             risk: spec.risk,
             args: &args,
-            principal: &req.principal,
+            principal: &principal,
             target: &target,
         });
         let ctx = ToolContext {
-            principal: req.principal,
+            principal,
             transport: req.transport,
             request_id: req.request_id,
             page: page.clone(),

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Authenticator};
-use crate::config::Config;
+use crate::config::{AuthConfig, Config};
 use crate::core::dispatch::Dispatcher;
 use crate::core::principal::Principal;
 use crate::transport::mcp::{self, McpServer};
@@ -59,17 +59,119 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .fallback_service(mcp_service)
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
         .layer(axum::middleware::from_fn_with_state(
-            state.auth.clone(),
-            auth::authenticate,
+            state.clone(),
+            mcp_auth,
         ));
     Router::new()
         .nest("/mcp", mcp_routes)
         .merge(crate::transport::approvals::routes())
         .merge(crate::transport::approvals_page::routes())
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(protected_resource),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// The permission a caller of `/mcp` must hold.
+pub const CALLER_PERMISSION: &str = "toolgate.caller";
+
+/// Scopes a client should ask the authorization server for.
+fn scopes(config: &Config) -> Vec<String> {
+    match &config.auth {
+        AuthConfig::Zitadel(z) => vec![
+            "openid".to_string(),
+            format!("urn:zitadel:iam:org:project:id:{}:aud", z.project_id),
+            "urn:zitadel:iam:org:projects:roles".to_string(),
+        ],
+        AuthConfig::Local { .. } => Vec::new(),
+    }
+}
+
+/// RFC 9728 protected-resource metadata: where MCP clients find the authorization server.
+async fn protected_resource(State(state): State<AppState>) -> Response {
+    let config = &state.config;
+    let mut doc = json!({
+        "resource": format!("{}/mcp", config.public_url),
+        "resource_name": "toolgate",
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": scopes(config),
+    });
+    if let AuthConfig::Zitadel(z) = &config.auth {
+        doc["authorization_servers"] = json!([z.issuer]);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
+}
+
+/// MCP authorization (spec 2025-11-25): no or bad token → 401 with a `WWW-Authenticate`
+/// challenge naming the resource metadata; a valid token without the caller permission → 403.
+/// The client's token stops here: tools never see it and it is never sent upstream.
+async fn mcp_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let metadata = format!(
+        "{}/.well-known/oauth-protected-resource",
+        state.config.public_url
+    );
+    let scope = scopes(&state.config).join(" ");
+    let challenge = |extra: &str| {
+        let mut value = format!("Bearer resource_metadata=\"{metadata}\"");
+        if !scope.is_empty() {
+            value.push_str(&format!(", scope=\"{scope}\""));
+        }
+        value.push_str(extra);
+        value
+    };
+    let principal = match state.auth.authenticate(req.headers()).await {
+        Ok(p) => p,
+        Err(err) => {
+            let status = match err {
+                auth::AuthError::Missing | auth::AuthError::Invalid => StatusCode::UNAUTHORIZED,
+                #[allow(unreachable_patterns)]
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let extra = if matches!(err, auth::AuthError::Invalid) {
+                ", error=\"invalid_token\""
+            } else {
+                ""
+            };
+            return (
+                status,
+                [
+                    (header::WWW_AUTHENTICATE, challenge(extra)),
+                    (header::CONTENT_TYPE, "application/json".to_string()),
+                ],
+                json!({"error": {"code": "unauthenticated", "message": err.to_string()}})
+                    .to_string(),
+            )
+                .into_response();
+        }
+    };
+    if !state
+        .dispatcher
+        .gate()
+        .policy
+        .current()
+        .check_permission(&principal, CALLER_PERMISSION)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::WWW_AUTHENTICATE, challenge(", error=\"insufficient_scope\"")), (header::CONTENT_TYPE, "application/json".to_string())],
+            json!({"error": {"code": "forbidden", "message": format!("calling tools needs the permission {CALLER_PERMISSION}")}}).to_string(),
+        )
+            .into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
 }
 
 /// Largest MCP request body accepted (rmcp's own limit).

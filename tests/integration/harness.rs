@@ -27,6 +27,8 @@ impl Drop for Toolgate {
 pub const ALICE: &str = "alice-token-0123456789";
 pub const BOB: &str = "bob-token-0123456789";
 pub const CAROL: &str = "carol-token-0123456789";
+/// Holds only the identity-provider role `sre-oncall`, which maps to nothing by default.
+pub const DAVE: &str = "dave-token-0123456789";
 
 /// Extra approvers in every tokens file (for concurrency tests).
 pub const APPROVERS: usize = 100;
@@ -43,7 +45,8 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     let mut list = format!(
         "- {{token: {ALICE}, sub: alice, name: Alice, roles: [toolgate.caller]}}\n\
          - {{token: {BOB}, sub: bob, name: Bob, roles: [toolgate.caller, toolgate.approver]}}\n\
-         - {{token: {CAROL}, sub: carol, name: Carol, roles: [toolgate.approver]}}\n"
+         - {{token: {CAROL}, sub: carol, name: Carol, roles: [toolgate.approver]}}\n\
+         - {{token: {DAVE}, sub: dave, name: Dave, roles: [sre-oncall]}}\n"
     );
     for i in 0..APPROVERS {
         list.push_str(&format!(
@@ -73,26 +76,35 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
             concat!(env!("CARGO_MANIFEST_DIR"), "/policies")
         )
     };
+    // An `auth:` block in `extra` gets the tokens file added instead of a second `auth:` key.
+    let tokens_line = format!("auth:\n  tokens_file: {}\n", tokens.display());
+    let (auth, extra) = if extra.contains("auth:\n") {
+        (String::new(), extra.replacen("auth:\n", &tokens_line, 1))
+    } else {
+        (tokens_line, extra.to_string())
+    };
     format!(
         "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n\
-         auth:\n  tokens_file: {}\n\
-         {approvals}{store}{policies}{extra}",
+         {auth}{approvals}{store}{policies}{extra}",
         fake.kubeconfig.display(),
-        tokens.display(),
     )
 }
 
 pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config_path = dir.path().join("toolgate.yaml");
-    std::fs::write(&config_path, config_yaml(fake, dir.path(), extra)).expect("write config");
-    // The process environment is left out so a developer's TOOLGATE_* cannot change tests.
-    let config = Config::load_from(Some(&config_path), &[]).expect("test config is valid");
-    let store_url = config.store_url.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}");
+    let config_path = dir.path().join("toolgate.yaml");
+    // The server's own address, so links it hands out (approve_url, resource metadata) work.
+    let own = format!("listen: {addr}\npublic_url: {url}\n");
+    std::fs::write(&config_path, own + &config_yaml(fake, dir.path(), extra))
+        .expect("write config");
+    // The process environment is left out so a developer's TOOLGATE_* cannot change tests.
+    let config = Config::load_from(Some(&config_path), &[]).expect("test config is valid");
+    let store_url = config.store_url.clone();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 mod approvals_api;
 mod approvals_web;
+mod authz;
 mod cli;
 mod deploy;
 mod fake_kube;
@@ -12,3 +13,4 @@ mod kubectl;
 mod mcp;
 mod postgres;
 mod python_sdk;
+mod service_token;

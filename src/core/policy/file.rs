@@ -21,6 +21,9 @@ pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 struct RawFile {
     #[serde(default)]
     rules: Vec<Yaml>,
+    /// Identity-provider roles → the toolgate permissions they grant.
+    #[serde(default)]
+    permissions: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// One rule as written. Read field by field (not derived) so each problem names its field.
@@ -169,6 +172,7 @@ pub(crate) fn parse_file(
     file: &str,
     text: &str,
     rules: &mut Vec<Rule>,
+    grants: &mut std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     problems: &mut Vec<String>,
 ) {
     if text.trim().is_empty() {
@@ -181,6 +185,14 @@ pub(crate) fn parse_file(
             return;
         }
     };
+    for (role, permissions) in raw.permissions {
+        if permissions.iter().any(|p| p.trim().is_empty()) {
+            problems.push(format!(
+                "{file}: permissions of role `{role}`: an empty permission name"
+            ));
+        }
+        grants.entry(role).or_default().extend(permissions);
+    }
     let mut names: Vec<String> = Vec::new();
     for (index, value) in raw.rules.into_iter().enumerate() {
         let label = match value.get("name").and_then(Yaml::as_str) {

@@ -127,6 +127,8 @@ pub struct PolicyErrors {
 pub struct PolicySet {
     rules: Vec<Rule>,
     env: Arc<Env>,
+    /// Identity-provider role → permissions it grants (the `permissions:` map of the files).
+    grants: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -156,9 +158,10 @@ impl PolicySet {
     pub fn from_sources(sources: &[(&str, &str)]) -> Result<PolicySet, PolicyErrors> {
         let env = condition::environment();
         let mut rules = Vec::new();
+        let mut grants = std::collections::BTreeMap::new();
         let mut problems = Vec::new();
         for (name, text) in sources {
-            file::parse_file(&env, name, text, &mut rules, &mut problems);
+            file::parse_file(&env, name, text, &mut rules, &mut grants, &mut problems);
         }
         if problems.is_empty() && rules.is_empty() {
             let names: Vec<&str> = sources.iter().map(|(name, _)| *name).collect();
@@ -172,7 +175,7 @@ impl PolicySet {
             ));
         }
         if problems.is_empty() {
-            Ok(PolicySet { rules, env })
+            Ok(PolicySet { rules, env, grants })
         } else {
             Err(PolicyErrors { problems })
         }
@@ -188,6 +191,7 @@ impl PolicySet {
                 PolicySet {
                     rules: Vec::new(),
                     env: condition::environment(),
+                    grants: Default::default(),
                 }
             }
         }
@@ -195,6 +199,30 @@ impl PolicySet {
 
     pub fn decide(&self, input: &PolicyInput) -> Decision {
         self.evaluate(input).0
+    }
+
+    /// Every permission a principal holds: its roles (a role named like a permission is that
+    /// permission) plus what the `permissions:` map grants those roles.
+    pub fn permissions(&self, principal: &Principal) -> std::collections::BTreeSet<String> {
+        let mut out: std::collections::BTreeSet<String> = principal.roles.iter().cloned().collect();
+        for role in &principal.roles {
+            if let Some(granted) = self.grants.get(role) {
+                out.extend(granted.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The one decision on permissions, used by the gate and by every surface.
+    pub fn check_permission(&self, principal: &Principal, permission: &str) -> bool {
+        self.permissions(principal).contains(permission)
+    }
+
+    /// The principal with its roles expanded to its permissions, as rules and approvals see it.
+    pub fn effective(&self, principal: &Principal) -> Principal {
+        let mut p = principal.clone();
+        p.roles = self.permissions(principal).into_iter().collect();
+        p
     }
 
     pub fn rule_count(&self) -> usize {
