@@ -2,6 +2,7 @@
 //! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
 
 pub mod local;
+pub mod zitadel;
 pub mod service_token;
 
 use axum::extract::{Request, State};
@@ -22,6 +23,27 @@ pub enum AuthError {
     /// Credentials given but not valid. The message never echoes the token.
     #[error("invalid bearer token")]
     Invalid,
+    /// The identity provider could not be asked, so the token was not checked (→ 503).
+    #[error("the identity provider is unavailable; try again shortly")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// The HTTP answer for this error: 401 with `WWW-Authenticate`, or 503 with `Retry-After`.
+    pub fn response(&self) -> Response {
+        let (status, code) = match self {
+            AuthError::Missing | AuthError::Invalid => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
+        };
+        let body = json!({"error": {"code": code, "message": self.to_string()}}).to_string();
+        let json = (header::CONTENT_TYPE, "application/json");
+        match self {
+            AuthError::Unavailable => {
+                (status, [(header::RETRY_AFTER, "5"), json], body).into_response()
+            }
+            _ => (status, [(header::WWW_AUTHENTICATE, "Bearer"), json], body).into_response(),
+        }
+    }
 }
 
 pub trait Authenticator: Send + Sync {
@@ -53,17 +75,6 @@ pub async fn authenticate(
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
-        Err(err) => {
-            let body = json!({"error": {"code": "unauthenticated", "message": err.to_string()}});
-            (
-                StatusCode::UNAUTHORIZED,
-                [
-                    (header::WWW_AUTHENTICATE, "Bearer"),
-                    (header::CONTENT_TYPE, "application/json"),
-                ],
-                body.to_string(),
-            )
-                .into_response()
-        }
+        Err(err) => err.response(),
     }
 }
