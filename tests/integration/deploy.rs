@@ -118,25 +118,9 @@ fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Load the shipped config. Until an identity provider mode exists (Zitadel, the next piece of
-/// work), toolgate refuses it for exactly one reason — static local tokens are loopback-only and
-/// the pod listens on 0.0.0.0 — so check that this is the only problem, then load it on a
-/// loopback address to check everything else.
+/// Load the shipped config (as the pod would, with the given environment).
 fn load_shipped(path: &Path, env: &[(String, String)]) -> Config {
-    match Config::load_from(Some(path), env) {
-        Ok(config) => config,
-        Err(e) => {
-            assert_eq!(e.problems.len(), 1, "{e}");
-            assert!(
-                e.problems[0].contains("auth.mode: `local`") && e.problems[0].contains("loopback"),
-                "{e}"
-            );
-            let mut env = env.to_vec();
-            env.push(("TOOLGATE_LISTEN".into(), "127.0.0.1:3000".into()));
-            Config::load_from(Some(path), &env)
-                .unwrap_or_else(|e| panic!("shipped config.yaml: {e}"))
-        }
-    }
+    Config::load_from(Some(path), env).unwrap_or_else(|e| panic!("shipped config.yaml: {e}"))
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -362,6 +346,8 @@ fn shipped_config_is_accepted_by_toolgate() {
         serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("yaml");
     assert_eq!(raw["listen"], "0.0.0.0:3000");
     let config = load_shipped(&path, &[]);
+    // Network listeners need an identity provider: static local tokens are loopback-only.
+    assert!(matches!(config.auth, toolgate::config::AuthConfig::Zitadel(_)), "{:?}", config.auth);
     assert_eq!(config.public_url, "http://toolgate.pipe-system.svc:3000");
     assert_eq!(config.log.format, LogFormat::Json);
     assert!(!config.mcp.sessions);

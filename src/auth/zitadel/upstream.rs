@@ -78,6 +78,7 @@ impl Breaker {
         };
     }
 
+    #[cfg(test)]
     pub(super) fn is_open(&self) -> bool {
         !matches!(self.state, State::Closed { .. })
     }
