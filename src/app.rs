@@ -60,11 +60,16 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
             use crate::auth::zitadel::{IntrospectionAuth, ZitadelConfig, ZitadelVerifier};
             use crate::config::IntrospectionSettings;
             let introspection = z.introspection.as_ref().map(|i| match i {
-                IntrospectionSettings::Basic { client_id, client_secret } => IntrospectionAuth::Basic {
+                IntrospectionSettings::Basic {
+                    client_id,
+                    client_secret,
+                } => IntrospectionAuth::Basic {
                     client_id: client_id.clone(),
                     client_secret: client_secret.expose().to_string(),
                 },
-                IntrospectionSettings::KeyFile(path) => IntrospectionAuth::PrivateKeyJwt { key_file: path.clone() },
+                IntrospectionSettings::KeyFile(path) => IntrospectionAuth::PrivateKeyJwt {
+                    key_file: path.clone(),
+                },
             });
             // No I/O here: discovery and keys are fetched on the first token.
             let verifier = ZitadelVerifier::new(ZitadelConfig {
@@ -74,7 +79,9 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
                 introspection,
                 timeout: z.timeout,
             })
-            .map_err(|e| ConfigError { problems: vec![format!("auth: {e}")] })?;
+            .map_err(|e| ConfigError {
+                problems: vec![format!("auth: {e}")],
+            })?;
             Ok(Arc::new(verifier))
         }
     }

@@ -2,8 +2,8 @@
 //! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
 
 pub mod local;
-pub mod zitadel;
 pub mod service_token;
+pub mod zitadel;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -32,7 +32,9 @@ impl AuthError {
     /// The HTTP answer for this error: 401 with `WWW-Authenticate`, or 503 with `Retry-After`.
     pub fn response(&self) -> Response {
         let (status, code) = match self {
-            AuthError::Missing | AuthError::Invalid => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            AuthError::Missing | AuthError::Invalid => {
+                (StatusCode::UNAUTHORIZED, "unauthenticated")
+            }
             AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
         };
         let body = json!({"error": {"code": code, "message": self.to_string()}}).to_string();
@@ -76,5 +78,23 @@ pub async fn authenticate(
             next.run(req).await
         }
         Err(err) => err.response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_503_with_retry_after_and_the_rest_401_with_a_challenge() {
+        let r = AuthError::Unavailable.response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        for err in [AuthError::Missing, AuthError::Invalid] {
+            let r = err.response();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        }
     }
 }

@@ -65,16 +65,8 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The same 401 as `auth::authenticate`.
 fn unauthenticated(err: &AuthError) -> Response {
-    let body = json!({"error": {"code": "unauthenticated", "message": err.to_string()}});
-    (
-        StatusCode::UNAUTHORIZED,
-        [
-            (header::WWW_AUTHENTICATE, "Bearer"),
-            (header::CONTENT_TYPE, "application/json"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
+    // 401 for missing/invalid tokens, 503 when the identity provider could not be asked.
+    err.response()
 }
 
 /// Every error of this API: `{"error": {"code", "message"}}` with a matching status.

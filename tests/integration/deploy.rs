@@ -347,7 +347,11 @@ fn shipped_config_is_accepted_by_toolgate() {
     assert_eq!(raw["listen"], "0.0.0.0:3000");
     let config = load_shipped(&path, &[]);
     // Network listeners need an identity provider: static local tokens are loopback-only.
-    assert!(matches!(config.auth, toolgate::config::AuthConfig::Zitadel(_)), "{:?}", config.auth);
+    assert!(
+        matches!(config.auth, toolgate::config::AuthConfig::Zitadel(_)),
+        "{:?}",
+        config.auth
+    );
     assert_eq!(config.public_url, "http://toolgate.pipe-system.svc:3000");
     assert_eq!(config.log.format, LogFormat::Json);
     assert!(!config.mcp.sessions);

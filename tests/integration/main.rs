@@ -14,3 +14,4 @@ mod mcp;
 mod postgres;
 mod python_sdk;
 mod service_token;
+mod zitadel;

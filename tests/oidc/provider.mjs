@@ -13,6 +13,8 @@
 //     "keyFileIntrospectors": [{ "client_id", "key_file" }]         (private_key_jwt; the key
 //          is generated here and written to key_file in Zitadel's API-app key format)
 //   }
+// Tokens are requested with client_credentials and `resource=<URI>` (RFC 8707); the resource
+// becomes `aud`, except `urn:zitadel:iam:org:project:id:{projectId}:aud` → `aud: projectId`.
 // Prints one line `{"issuer": "http://127.0.0.1:PORT"}` on stdout once it listens.
 //
 // Admin routes (test-only, not part of any IdP):
@@ -26,6 +28,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 
 import Provider from 'oidc-provider';
+
+// stdout carries only the ready line (the test may stop reading it): everything else → stderr.
+console.log = console.error;
+console.info = console.error;
+process.stdout.on('error', () => {});
 
 const realNow = Date.now.bind(Date);
 let clockOffsetMs = 0;
@@ -109,6 +116,10 @@ const providerClients = [
   ...keyFileClients,
 ];
 
+// Resource indicators must be URIs; Zitadel's own way of asking for a project audience is the
+// scope `urn:zitadel:iam:org:project:id:{projectId}:aud`, so that URI yields `aud: projectId`.
+const ZITADEL_AUD = /^urn:zitadel:iam:org:project:id:([^:]+):aud$/;
+
 function resourceServer(client, resource) {
   const conf = byClientId.get(client?.clientId) ?? {};
   const alg = conf.alg ?? 'RS256';
@@ -122,7 +133,7 @@ function resourceServer(client, resource) {
   }
   return {
     scope: 'openid',
-    audience: resource,
+    audience: ZITADEL_AUD.exec(resource)?.[1] ?? resource,
     accessTokenTTL: conf.ttl ?? 600,
     accessTokenFormat: conf.format ?? 'jwt',
     jwt: { sign },
@@ -137,8 +148,16 @@ function buildProvider(issuer) {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: true },
-      revocation: { enabled: true },
+      // Any confidential client may introspect (the verifier checks `aud` itself); a client
+      // revokes only its own tokens.
+      introspection: {
+        enabled: true,
+        allowedPolicy: (_ctx, client) => client.clientAuthMethod !== 'none',
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,

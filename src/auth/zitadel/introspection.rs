@@ -136,7 +136,6 @@ impl ClientAuth {
                 };
                 let assertion = jsonwebtoken::encode(&header, &claims, key)
                     .map_err(|_| "cannot sign the client assertion with the key file's key")?;
-                form.push(("client_id", client_id.clone()));
                 form.push(("client_assertion_type", ASSERTION_TYPE.to_string()));
                 form.push(("client_assertion", assertion));
                 Ok(request.form(&form))
@@ -184,7 +183,13 @@ impl AnswerCache {
             .map(|(v, _)| v.clone())
     }
 
-    pub(super) fn put(&mut self, digest: [u8; 32], verified: Verified, lifetime: Duration, now: Instant) {
+    pub(super) fn put(
+        &mut self,
+        digest: [u8; 32],
+        verified: Verified,
+        lifetime: Duration,
+        now: Instant,
+    ) {
         if lifetime.is_zero() {
             return;
         }
@@ -224,7 +229,10 @@ mod tests {
 
     #[test]
     fn answers_live_until_exp_but_never_longer_than_five_minutes() {
-        assert_eq!(cache_lifetime(Some(1_000 + 60), 1_000), Duration::from_secs(60));
+        assert_eq!(
+            cache_lifetime(Some(1_000 + 60), 1_000),
+            Duration::from_secs(60)
+        );
         assert_eq!(cache_lifetime(Some(1_000 + 3_600), 1_000), MAX_CACHE);
         assert_eq!(cache_lifetime(None, 1_000), MAX_CACHE);
         assert_eq!(cache_lifetime(Some(900), 1_000), Duration::ZERO);
@@ -237,7 +245,8 @@ mod tests {
         let d = token_digest("opaque-token-a");
         c.put(d, verified("a"), Duration::from_secs(60), t0);
         assert_eq!(
-            c.get(&d, t0 + Duration::from_secs(59)).map(|v| v.principal.sub),
+            c.get(&d, t0 + Duration::from_secs(59))
+                .map(|v| v.principal.sub),
             Some("a".to_string())
         );
         assert!(c.get(&d, t0 + Duration::from_secs(60)).is_none());
@@ -259,7 +268,10 @@ mod tests {
             c.get(&token_digest("t0"), t0).is_none(),
             "closest to expiry evicted"
         );
-        assert!(c.get(&token_digest(&format!("t{}", CACHE_CAPACITY + 9)), t0).is_some());
+        assert!(
+            c.get(&token_digest(&format!("t{}", CACHE_CAPACITY + 9)), t0)
+                .is_some()
+        );
     }
 
     #[test]

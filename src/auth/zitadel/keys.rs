@@ -85,9 +85,13 @@ pub(super) struct KeyState {
 pub(super) enum Lookup {
     Found(VerifyKey),
     /// Fetch the set first (unknown kid, or a stale set); `fallback` is the stale key if any.
-    Fetch { fallback: Option<VerifyKey> },
+    Fetch {
+        fallback: Option<VerifyKey>,
+    },
     /// Unknown kid and a fetch happened too recently; `failed` when that fetch failed.
-    Unknown { failed: bool },
+    Unknown {
+        failed: bool,
+    },
 }
 
 impl KeyState {
@@ -192,7 +196,10 @@ mod tests {
     fn unknown_kid_refetches_at_most_once_per_interval() {
         let t0 = Instant::now();
         let mut s = KeyState::default();
-        assert!(matches!(s.lookup("a", t0), Lookup::Fetch { fallback: None }));
+        assert!(matches!(
+            s.lookup("a", t0),
+            Lookup::Fetch { fallback: None }
+        ));
         s.fetched(set("a"), t0);
         assert!(matches!(s.lookup("a", t0), Lookup::Found(_)));
         assert!(matches!(

@@ -180,7 +180,9 @@ impl ZitadelVerifier {
     async fn verify_jwt(&self, token: &str) -> Result<Verified, VerifyError> {
         // `alg: none` and unknown algorithms fail here: jsonwebtoken has no variant for them.
         let header = decode_header(token).map_err(|_| {
-            VerifyError::Invalid("malformed JWT header or an algorithm that is never accepted".into())
+            VerifyError::Invalid(
+                "malformed JWT header or an algorithm that is never accepted".into(),
+            )
         })?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(VerifyError::Invalid(format!(
@@ -272,7 +274,9 @@ impl ZitadelVerifier {
         }
     }
 
-    async fn fetch_keys(&self) -> Result<std::collections::HashMap<String, VerifyKey>, VerifyError> {
+    async fn fetch_keys(
+        &self,
+    ) -> Result<std::collections::HashMap<String, VerifyKey>, VerifyError> {
         let discovery = self.discovery().await?;
         let doc = self.upstream.get_json(&discovery.jwks_uri, "JWKS").await?;
         let set = parse_jwks(&doc).map_err(|m| VerifyError::Unavailable(format!("JWKS: {m}")))?;
@@ -301,7 +305,10 @@ impl ZitadelVerifier {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
         let doc = self.upstream.get_json(&url, "OIDC discovery").await?;
         let bad = |m: &str| VerifyError::Unavailable(format!("OIDC discovery: {m}"));
-        let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        let issuer = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if issuer.trim_end_matches('/') != self.issuer {
             return Err(bad("the document names another issuer"));
         }
@@ -353,10 +360,15 @@ impl ZitadelVerifier {
                 .body
                 .get("error")
                 .and_then(Value::as_str)
-                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                .filter(|c| {
+                    c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
                 .map(|c| format!(", {c}"))
                 .unwrap_or_default();
-            tracing::error!(status = answer.status.as_u16(), "the issuer refused toolgate's introspection request; check the introspection credentials");
+            tracing::error!(
+                status = answer.status.as_u16(),
+                "the issuer refused toolgate's introspection request; check the introspection credentials"
+            );
             return Err(VerifyError::Unavailable(format!(
                 "token introspection: the issuer refused toolgate's request (HTTP {}{code}); check the introspection client credentials",
                 answer.status.as_u16()
@@ -389,17 +401,28 @@ impl ZitadelVerifier {
         }
         let sub = ["sub", "client_id"]
             .iter()
-            .find_map(|k| body.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+            .find_map(|k| {
+                body.get(*k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
             .ok_or_else(|| VerifyError::Invalid("introspection names no subject".into()))?
             .to_string();
         let verified = self.verified(&body, sub);
-        self.lock_answers()
-            .put(digest, verified.clone(), cache_lifetime(exp, now), Instant::now());
+        self.lock_answers().put(
+            digest,
+            verified.clone(),
+            cache_lifetime(exp, now),
+            Instant::now(),
+        );
         Ok(verified)
     }
 
     fn audience_accepted(&self, aud: Option<&Value>) -> bool {
-        let accepted = |a: &Value| a.as_str().is_some_and(|a| self.audiences.iter().any(|x| x == a));
+        let accepted = |a: &Value| {
+            a.as_str()
+                .is_some_and(|a| self.audiences.iter().any(|x| x == a))
+        };
         match aud {
             Some(Value::Array(items)) => items.iter().any(accepted),
             Some(single) => accepted(single),
@@ -412,7 +435,12 @@ impl ZitadelVerifier {
         let (roles, org_ids) = roles_from_claims(claims, &self.project_id);
         let name = ["name", "preferred_username", "username"]
             .iter()
-            .find_map(|k| claims.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()))
+            .find_map(|k| {
+                claims
+                    .get(*k)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            })
             .map(str::to_string)
             .unwrap_or_else(|| sub.clone());
         Verified {
@@ -452,7 +480,9 @@ fn jwt_problem(kind: &ErrorKind) -> String {
         ErrorKind::InvalidAudience => "token audience not accepted".into(),
         ErrorKind::InvalidIssuer => "token from another issuer".into(),
         ErrorKind::InvalidSignature => "bad signature".into(),
-        ErrorKind::InvalidAlgorithm => "the token's algorithm does not match its signing key".into(),
+        ErrorKind::InvalidAlgorithm => {
+            "the token's algorithm does not match its signing key".into()
+        }
         ErrorKind::MissingRequiredClaim(c) => format!("required claim `{c}` missing"),
         ErrorKind::InvalidClaimFormat(c) => format!("claim `{c}` malformed"),
         _ => "malformed token".into(),
@@ -550,7 +580,10 @@ mod tests {
         }
         assert!(matches!(v.verify("").await, Err(VerifyError::Invalid(_))));
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert!(matches!(v.verify(&huge).await, Err(VerifyError::Invalid(_))));
+        assert!(matches!(
+            v.verify(&huge).await,
+            Err(VerifyError::Invalid(_))
+        ));
     }
 
     #[tokio::test]

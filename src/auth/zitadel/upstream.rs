@@ -22,11 +22,17 @@ const MAX_BODY: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe is out; another may go once `since` is a cooldown old (a dropped probe must
     /// not wedge the breaker).
-    HalfOpen { since: Instant },
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 /// Circuit breaker state machine; time is passed in so tests can drive it.
@@ -238,13 +244,19 @@ mod tests {
         b.failure(t0);
         assert!(b.is_open());
         assert!(!b.allow(t0 + Duration::from_secs(29)), "open: fail fast");
-        assert!(b.allow(t0 + Duration::from_secs(30)), "cooldown over: probe");
+        assert!(
+            b.allow(t0 + Duration::from_secs(30)),
+            "cooldown over: probe"
+        );
         assert!(
             !b.allow(t0 + Duration::from_secs(31)),
             "only one probe at a time"
         );
         b.failure(t0 + Duration::from_secs(31));
-        assert!(!b.allow(t0 + Duration::from_secs(60)), "failed probe re-opens");
+        assert!(
+            !b.allow(t0 + Duration::from_secs(60)),
+            "failed probe re-opens"
+        );
         assert!(b.allow(t0 + Duration::from_secs(61)));
         b.success();
         assert!(!b.is_open());
