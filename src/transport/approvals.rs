@@ -7,12 +7,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::AuthError;
@@ -570,6 +570,7 @@ async fn openapi_json() -> Response {
 mod tests {
     use super::*;
     use crate::store::{DecisionRecord, Requester};
+    use serde_json::json;
 
     /// Field names of a JSON object.
     fn keys(v: &Value) -> Vec<String> {
