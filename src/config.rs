@@ -64,6 +64,12 @@ pub struct RawAuth {
     pub introspection_key_file: Option<String>,
     /// `zitadel`: timeout of calls to the issuer, seconds. Default 5.
     pub timeout_seconds: Option<u64>,
+    /// `zitadel`: client id of the web app the approvals page signs people in with
+    /// (authorization code + PKCE). Without it the page cannot sign anyone in.
+    pub web_client_id: Option<String>,
+    /// `zitadel`: its secret, if the app is confidential (prefer the
+    /// TOOLGATE_AUTH_WEB_CLIENT_SECRET variable).
+    pub web_client_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -209,6 +215,10 @@ pub struct ZitadelSettings {
     pub audiences: Vec<String>,
     pub introspection: Option<IntrospectionSettings>,
     pub timeout: std::time::Duration,
+    /// The approvals page's web app (authorization code + PKCE); `None`: no page login.
+    pub web_client_id: Option<String>,
+    /// Its secret (Basic auth at the token endpoint) when the app is confidential.
+    pub web_client_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -769,6 +779,15 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 audiences,
                 introspection,
                 timeout: std::time::Duration::from_secs(timeout),
+                web_client_id: raw_auth
+                    .web_client_id
+                    .clone()
+                    .filter(|id| !id.trim().is_empty()),
+                web_client_secret: raw_auth
+                    .web_client_secret
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(Secret),
             })
         }
         Some(other) => {

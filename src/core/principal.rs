@@ -11,6 +11,9 @@ pub struct Principal {
     pub name: String,
     /// Roles/permissions granted to the principal.
     pub roles: Vec<String>,
+    /// Organisation id (Zitadel: the user's resource owner, else the org of its roles); "" when unknown.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub org: String,
 }
 
 impl Principal {
@@ -19,7 +22,13 @@ impl Principal {
             sub: sub.into(),
             name: name.into(),
             roles,
+            org: String::new(),
         }
+    }
+
+    pub fn with_org(mut self, org: impl Into<String>) -> Self {
+        self.org = org.into();
+        self
     }
 
     /// The caller of an unauthenticated loopback surface (until authentication lands).

@@ -273,6 +273,10 @@ async fn jwt_access_tokens_are_verified_with_the_issuers_keys() {
     );
     assert_eq!(verified.org_ids, vec![ORG]);
     assert_eq!(
+        verified.principal.org, ORG,
+        "the org reaches policy conditions as principal.org"
+    );
+    assert_eq!(
         v.verify_token(&token).await.expect("same token"),
         verified.principal
     );

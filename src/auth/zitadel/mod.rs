@@ -443,8 +443,15 @@ impl ZitadelVerifier {
             })
             .map(str::to_string)
             .unwrap_or_else(|| sub.clone());
+        // The user's own organisation when the token says it, else the org its roles belong to.
+        let org = claims
+            .get("urn:zitadel:iam:user:resourceowner:id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| org_ids.first().cloned())
+            .unwrap_or_default();
         Verified {
-            principal: Principal::new(sub, name, roles),
+            principal: Principal::new(sub, name, roles).with_org(org),
             org_ids,
             expires_at: claims.get("exp").and_then(Value::as_u64),
         }

@@ -151,8 +151,7 @@ pub(crate) fn input_context(env: &Arc<Env>, input: &PolicyInput) -> Context<'sta
     p.insert("sub", Value::from(principal.sub.as_str()));
     p.insert("name", Value::from(principal.name.as_str()));
     p.insert("roles", Value::from(roles));
-    // Principals carry no organisation yet; the field exists so conditions can name it.
-    p.insert("org", Value::from(""));
+    p.insert("org", Value::from(principal.org.as_str()));
     ctx.add_variable_from_value("principal", p);
     let target = input.target;
     let text = |v: &Option<String>| Value::from(v.as_deref().unwrap_or(""));
