@@ -214,6 +214,23 @@ impl Dispatcher {
             }
             Effect::Allow => span.record("decision", "allow"),
         };
+        // A call that can change something is recorded before it runs, so an audit log that
+        // cannot be written stops it (fail closed); reads are recorded once, with their result.
+        let changes_something = spec.risk != crate::core::tool::Risk::Read;
+        if changes_something {
+            self.audit(Record {
+                principal: &ctx.principal,
+                transport: ctx.transport,
+                tool: spec.name,
+                args: redact_args(entry, &args),
+                decision: "allowed",
+                rule: Some(decision.rule.clone()),
+                approval_id: None,
+                result_summary: None,
+                trace_id: Some(ctx.request_id.clone()),
+            })
+            .await?;
+        }
 
         let limit = spec
             .max_seconds
@@ -239,12 +256,17 @@ impl Dispatcher {
             }
         });
         // Fail closed: an answer whose audit record cannot be written is not given out.
+        let outcome = match (changes_something, result.is_ok()) {
+            (false, _) => "allowed",
+            (true, true) => "executed",
+            (true, false) => "failed",
+        };
         self.audit(Record {
             principal: &ctx.principal,
             transport: ctx.transport,
             tool: spec.name,
             args: redact_args(entry, &args),
-            decision: "allowed",
+            decision: outcome,
             rule: Some(decision.rule),
             approval_id: None,
             result_summary: Some(audit::summarize(&result)),
@@ -348,6 +370,13 @@ rules:
     async fn dispatcher(
         runs: Arc<std::sync::atomic::AtomicUsize>,
     ) -> (Arc<Dispatcher>, tempfile::TempDir) {
+        dispatcher_with(runs, TEST_POLICY).await
+    }
+
+    async fn dispatcher_with(
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+        policy_text: &str,
+    ) -> (Arc<Dispatcher>, tempfile::TempDir) {
         let config = Config::default();
         let registry = Registry::new(vec![typed(Count), typed(Wipe(runs))]).expect("registry");
         let adapters = Adapters {
@@ -362,7 +391,7 @@ rules:
         ))
         .await
         .expect("store");
-        let policy = crate::core::policy::PolicySet::from_sources(&[("test.yaml", TEST_POLICY)])
+        let policy = crate::core::policy::PolicySet::from_sources(&[("test.yaml", policy_text)])
             .expect("policy");
         let gate = Gate::new(
             Arc::new(crate::core::policy::PolicyHandle::new(policy, None)),
@@ -500,6 +529,28 @@ rules:
             trail,
             vec!["approval_requested", "approved", "approved", "executed"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_policy_allows_is_audited_before_and_after_it_runs() {
+        let runs: Arc<std::sync::atomic::AtomicUsize> = Default::default();
+        let allow_all = "rules:\n  - name: all\n    roles: [toolgate.caller]\n    effect: allow\n";
+        let (d, _dir) = dispatcher_with(runs.clone(), allow_all).await;
+        d.dispatch(req("test.wipe", json!({})))
+            .await
+            .expect("known")
+            .expect("ran");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let trail: Vec<String> = d
+            .gate()
+            .store
+            .audit_tail(2)
+            .await
+            .expect("tail")
+            .into_iter()
+            .map(|r| r.entry.decision)
+            .collect();
+        assert_eq!(trail, vec!["allowed", "executed"]);
     }
 
     #[tokio::test]
