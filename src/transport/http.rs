@@ -65,6 +65,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     Router::new()
         .nest("/mcp", mcp_routes)
         .merge(crate::transport::approvals::routes())
+        .merge(crate::transport::jsonrpc::routes(state.clone()))
         .merge(crate::transport::approvals_page::routes())
         .route(
             "/.well-known/oauth-protected-resource",
@@ -117,7 +118,11 @@ async fn protected_resource(State(state): State<AppState>) -> Response {
 /// MCP authorization (spec 2025-11-25): no or bad token → 401 with a `WWW-Authenticate`
 /// challenge naming the resource metadata; a valid token without the caller permission → 403.
 /// The client's token stops here: tools never see it and it is never sent upstream.
-async fn mcp_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn mcp_auth(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let metadata = format!(
         "{}/.well-known/oauth-protected-resource",
         state.config.public_url

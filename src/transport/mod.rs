@@ -3,4 +3,5 @@
 pub mod approvals;
 pub mod approvals_page;
 pub mod http;
+pub mod jsonrpc;
 pub mod mcp;
