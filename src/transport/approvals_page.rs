@@ -247,7 +247,7 @@ impl FromRequestParts<AppState> for PageUser {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _state: &AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Some(sessions) = parts.extensions.get::<Arc<Sessions>>().cloned() else {
             return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response());
@@ -272,10 +272,21 @@ impl FromRequestParts<AppState> for PageUser {
                 .find_map(|s| path.strip_suffix(s))
                 .unwrap_or("/approvals")
         };
-        Err(redirect(&format!(
-            "/approvals/login?next={}",
-            safe_next(back)
-        )))
+        let login = format!("/approvals/login?next={}", safe_next(back));
+        if parts.method != Method::GET && matches!(state.config.auth, AuthConfig::Zitadel(_)) {
+            // A form post must not be redirected on to the issuer (the page's CSP allows forms
+            // only to this origin, redirects included): ask for a click instead.
+            let body = html! {
+                h1 { "Your session has ended" }
+                p.error role="alert" { "Sign in again, then repeat what you were doing." }
+                p { a #sign-in href=(login) { "Sign in" } }
+            };
+            return Err(page(
+                StatusCode::UNAUTHORIZED,
+                layout("Sign in", None, body),
+            ));
+        }
+        Err(redirect(&login))
     }
 }
 
@@ -679,10 +690,12 @@ async fn oidc_authorize(
     let Some(client_id) = z.web_client_id.as_deref() else {
         return Err(OidcFailure(
             StatusCode::SERVICE_UNAVAILABLE,
-            "This page cannot sign anyone in: page login needs auth.web_client_id (a Zitadel web \
-             app using the authorization code flow with PKCE, redirect URI \
-             {public_url}/approvals/callback). API callers are not affected."
-                .into(),
+            format!(
+                "This page cannot sign anyone in: page login needs auth.web_client_id (a Zitadel \
+                 web app using the authorization code flow with PKCE, redirect URI {}). API \
+                 callers are not affected.",
+                callback_url(state)
+            ),
         ));
     };
     let discovery = oidc.discovery(z).await?;

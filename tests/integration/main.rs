@@ -12,6 +12,7 @@ mod k8s_previews;
 mod k8s_tools;
 mod kubectl;
 mod mcp;
+mod oidc_login;
 mod postgres;
 mod python_sdk;
 mod service_token;

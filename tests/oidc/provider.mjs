@@ -8,13 +8,22 @@
 //                   "format": "jwt" | "opaque",              (default "jwt")
 //                   "alg": "RS256" | "PS256" | "ES256" | "EdDSA" | "HS256",  (default "RS256")
 //                   "ttl": seconds,                          (default 600)
-//                   "claims": { ...extra access-token claims, e.g. Zitadel role objects } }],
+//                   "claims": { ...extra access-token claims, e.g. Zitadel role objects },
+//                   Optional, for a browser sign-in client (authorization code + PKCE):
+//                   "grant_types": ["authorization_code"], "redirect_uris": [...],
+//                   "token_endpoint_auth_method": "none" (public client: PKCE required) }],
 //     "introspectors": [{ "client_id", "client_secret" }],          (client_secret_basic)
 //     "keyFileIntrospectors": [{ "client_id", "key_file" }]         (private_key_jwt; the key
 //          is generated here and written to key_file in Zitadel's API-app key format)
 //   }
 // Tokens are requested with client_credentials and `resource=<URI>` (RFC 8707); the resource
 // becomes `aud`, except `urn:zitadel:iam:org:project:id:{projectId}:aud` → `aud: projectId`.
+// An authorization-code client is a native app (RFC 8252 §7.3: a loopback redirect URI matches
+// on any port, so `http://127.0.0.1/approvals/callback` fits a server on a random port). It
+// asks for its audience the Zitadel way, with the scope
+// `urn:zitadel:iam:org:project:id:{projectId}:aud`: that scope becomes its resource, so its
+// access token is a JWT with `aud: projectId` and the client's `claims`. Dev interactions are
+// on when such a client exists: any login name signs in (it becomes `sub`), then a consent page.
 // Prints one line `{"issuer": "http://127.0.0.1:PORT"}` on stdout once it listens.
 //
 // Admin routes (test-only, not part of any IdP):
@@ -98,13 +107,26 @@ const keyFileClients = (config.keyFileIntrospectors ?? []).map((k, i) => {
 
 const HS256_SECRET = crypto.randomBytes(32);
 
+const isCodeClient = (c) => (c.grant_types ?? []).includes('authorization_code');
+const codeClients = clients.filter(isCodeClient);
+
 const providerClients = [
-  ...clients.map((c) => ({
+  ...clients.filter((c) => !isCodeClient(c)).map((c) => ({
     client_id: c.client_id,
     client_secret: c.client_secret,
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
+  })),
+  ...codeClients.map((c) => ({
+    client_id: c.client_id,
+    ...(c.client_secret ? { client_secret: c.client_secret } : {}),
+    application_type: 'native',
+    grant_types: c.grant_types,
+    response_types: ['code'],
+    redirect_uris: c.redirect_uris ?? [],
+    token_endpoint_auth_method: c.token_endpoint_auth_method
+      ?? (c.client_secret ? 'client_secret_basic' : 'none'),
   })),
   ...(config.introspectors ?? []).map((c) => ({
     client_id: c.client_id,
@@ -119,6 +141,13 @@ const providerClients = [
 // Resource indicators must be URIs; Zitadel's own way of asking for a project audience is the
 // scope `urn:zitadel:iam:org:project:id:{projectId}:aud`, so that URI yields `aud: projectId`.
 const ZITADEL_AUD = /^urn:zitadel:iam:org:project:id:([^:]+):aud$/;
+
+// An authorization-code client's resource: the Zitadel audience scope it asked for.
+function defaultResource(ctx, client) {
+  if (!codeClients.some((c) => c.client_id === client?.clientId)) return undefined;
+  const scopes = String(ctx.oidc.params?.scope ?? '').split(' ');
+  return scopes.find((s) => ZITADEL_AUD.test(s));
+}
 
 function resourceServer(client, resource) {
   const conf = byClientId.get(client?.clientId) ?? {};
@@ -146,7 +175,7 @@ function buildProvider(issuer) {
     // Newest RSA key first so it is also the default for anything not pinned to a kid.
     jwks: { keys: [...rsaKeys].reverse().concat([ecKey, edKey]) },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: codeClients.length > 0 },
       clientCredentials: { enabled: true },
       // Any confidential client may introspect (the verifier checks `aud` itself); a client
       // revokes only its own tokens.
@@ -160,7 +189,7 @@ function buildProvider(issuer) {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => undefined,
+        defaultResource,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, resource, client) => resourceServer(client, resource),
       },
