@@ -333,6 +333,34 @@ impl Dispatcher {
         }))
     }
 
+    /// Record a request refused before it reached a tool (bad token, missing permission, identity
+    /// provider down). Nothing of the token is kept. The request is refused whatever happens
+    /// here, so a failed write is only logged.
+    pub async fn audit_refusal(
+        &self,
+        transport: &str,
+        who: Option<&Principal>,
+        decision: &str,
+        reason: &str,
+    ) {
+        let anonymous = Principal::new("anonymous", "anonymous", Vec::new());
+        let principal = who.unwrap_or(&anonymous);
+        let record = Record {
+            principal,
+            transport,
+            tool: "-",
+            args: Value::Null,
+            decision,
+            rule: None,
+            approval_id: None,
+            result_summary: Some(reason.to_string()),
+            trace_id: None,
+        };
+        if let Err(e) = self.audit(record).await {
+            tracing::error!(error = %e.message, "could not audit a refused request");
+        }
+    }
+
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
         let rec = self
             .gate()
@@ -393,12 +421,12 @@ impl Dispatcher {
             .get_approval(id)
             .await?
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        if !rec
+        let refused = if !rec
             .approver_roles
             .iter()
             .any(|r| approver.roles.contains(r))
         {
-            return Err(ApprovalError::Forbidden(format!(
+            Some(ApprovalError::Forbidden(format!(
                 "deciding on this request needs one of the roles {}; you have {}",
                 rec.approver_roles.join(", "),
                 if approver.roles.is_empty() {
@@ -406,10 +434,28 @@ impl Dispatcher {
                 } else {
                     approver.roles.join(", ")
                 }
-            )));
-        }
-        if approver.sub == rec.requester.sub {
-            return Err(ApprovalError::SelfApproval);
+            )))
+        } else if approver.sub == rec.requester.sub {
+            Some(ApprovalError::SelfApproval)
+        } else {
+            None
+        };
+        if let Some(err) = refused {
+            // A refused decision leaves its trace in the audit log, nothing else.
+            self.audit(Record {
+                principal: approver,
+                transport: APPROVAL_TRANSPORT,
+                tool: &rec.tool,
+                args: self.redacted(&rec),
+                decision: "decision_refused",
+                rule: Some(rec.rule.clone()),
+                approval_id: Some(id.to_string()),
+                result_summary: Some(err.to_string()),
+                trace_id: None,
+            })
+            .await
+            .map_err(|e| ApprovalError::Store(e.message))?;
+            return Err(err);
         }
         let reason = reason
             .map(|r| r.trim().to_string())

@@ -527,7 +527,15 @@ rules:
             .collect();
         assert_eq!(
             trail,
-            vec!["approval_requested", "approved", "approved", "executed"]
+            // The self-approval and the missing role were refused, and recorded.
+            vec![
+                "approval_requested",
+                "decision_refused",
+                "decision_refused",
+                "approved",
+                "approved",
+                "executed"
+            ]
         );
     }
 

@@ -58,7 +58,13 @@ impl FromRequestParts<AppState> for Caller {
         }
         match state.auth.authenticate(&parts.headers).await {
             Ok(principal) => Ok(Caller(principal)),
-            Err(err) => Err(unauthenticated(&err)),
+            Err(err) => {
+                state
+                    .dispatcher
+                    .audit_refusal("rest", None, "unauthenticated", &err.to_string())
+                    .await;
+                Err(unauthenticated(&err))
+            }
         }
     }
 }

@@ -139,6 +139,14 @@ pub(crate) async fn mcp_auth(
     let principal = match state.auth.authenticate(req.headers()).await {
         Ok(p) => p,
         Err(err) => {
+            // A first request without a token is how MCP clients discover the challenge: only
+            // refused credentials are worth an audit record.
+            if err != auth::AuthError::Missing {
+                state
+                    .dispatcher
+                    .audit_refusal(mcp::HTTP, None, "unauthenticated", &err.to_string())
+                    .await;
+            }
             let status = match err {
                 auth::AuthError::Missing | auth::AuthError::Invalid => StatusCode::UNAUTHORIZED,
                 #[allow(unreachable_patterns)]
@@ -168,6 +176,11 @@ pub(crate) async fn mcp_auth(
         .current()
         .check_permission(&principal, CALLER_PERMISSION)
     {
+        let reason = format!("calling tools needs the permission {CALLER_PERMISSION}");
+        state
+            .dispatcher
+            .audit_refusal(mcp::HTTP, Some(&principal), "forbidden", &reason)
+            .await;
         return (
             StatusCode::FORBIDDEN,
             [(header::WWW_AUTHENTICATE, challenge(", error=\"insufficient_scope\"")), (header::CONTENT_TYPE, "application/json".to_string())],

@@ -180,7 +180,13 @@ async fn approving_runs_the_held_call_exactly_once() {
         .collect();
     assert_eq!(
         audit,
-        ["approval_requested", "approved", "executed"],
+        // Alice's attempt to approve her own request was refused, and recorded.
+        [
+            "approval_requested",
+            "decision_refused",
+            "approved",
+            "executed"
+        ],
         "{view}"
     );
 }

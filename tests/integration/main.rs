@@ -7,6 +7,7 @@ mod deploy;
 mod fake_kube;
 mod gate;
 mod harness;
+mod hostile;
 mod jsonrpc;
 mod k8s_previews;
 mod k8s_tools;

@@ -12,14 +12,14 @@ use tempfile::TempDir;
 use toolgate::auth::zitadel::{IntrospectionAuth, VerifyError, ZitadelConfig, ZitadelVerifier};
 use toolgate::auth::{AuthError, Authenticator};
 
-const PROJECT: &str = "306810123456789012";
-const ORG: &str = "306810000000000001";
+pub(crate) const PROJECT: &str = "306810123456789012";
+pub(crate) const ORG: &str = "306810000000000001";
 /// Zitadel puts the project id into `aud`; that is the accepted audience here too.
-const AUD: &str = PROJECT;
+pub(crate) const AUD: &str = PROJECT;
 /// The resource indicator the provider turns into `aud: PROJECT` (Zitadel's audience scope).
-const RESOURCE: &str = "urn:zitadel:iam:org:project:id:306810123456789012:aud";
-const INTROSPECTOR: &str = "toolgate-api@toolgate";
-const INTROSPECTOR_SECRET: &str = "introspector-secret-0123456789";
+pub(crate) const RESOURCE: &str = "urn:zitadel:iam:org:project:id:306810123456789012:aud";
+pub(crate) const INTROSPECTOR: &str = "toolgate-api@toolgate";
+pub(crate) const INTROSPECTOR_SECRET: &str = "introspector-secret-0123456789";
 
 fn roles_claim() -> String {
     format!("urn:zitadel:iam:org:project:{PROJECT}:roles")
@@ -38,6 +38,8 @@ fn provider_config(key_file: &std::path::Path) -> Value {
             {"client_id": "array-bot", "client_secret": "array-bot-secret-0123456789",
              "claims": {"urn:zitadel:iam:org:project:roles": [{"toolgate.caller": {ORG: "acme.example"}}]}},
             {"client_id": "es-bot", "client_secret": "es-bot-secret-0123456789", "alg": "ES256"},
+            {"client_id": "other-bot", "client_secret": "other-bot-secret-0123456789",
+             "claims": {"urn:zitadel:iam:org:project:999999:roles": {"toolgate.approver": {ORG: "acme.example"}, "toolgate.caller": {ORG: "acme.example"}}}},
             {"client_id": "ed-bot", "client_secret": "ed-bot-secret-0123456789", "alg": "EdDSA"},
             {"client_id": "ps-bot", "client_secret": "ps-bot-secret-0123456789", "alg": "PS256"},
             {"client_id": "hs-bot", "client_secret": "hs-bot-secret-0123456789", "alg": "HS256"},
@@ -50,17 +52,17 @@ fn provider_config(key_file: &std::path::Path) -> Value {
 }
 
 /// `tests/oidc/provider.mjs` on 127.0.0.1, killed on drop.
-struct Provider {
-    issuer: String,
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
     child: Option<tokio::process::Child>,
     /// The API-app key file the provider wrote (private-key JWT introspection).
     key_file: PathBuf,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     _dir: TempDir,
 }
 
 impl Provider {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
         toolgate::app::init_crypto();
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -122,7 +124,7 @@ impl Provider {
     }
 
     /// A client_credentials token for `resource` (RFC 8707); `RESOURCE` gives `aud: PROJECT`.
-    async fn token(&self, client: &str, resource: &str) -> String {
+    pub(crate) async fn token(&self, client: &str, resource: &str) -> String {
         let response = self
             .http
             .post(format!("{}/token", self.issuer))
@@ -140,7 +142,7 @@ impl Provider {
             .to_string()
     }
 
-    async fn revoke(&self, client: &str, token: &str) {
+    pub(crate) async fn revoke(&self, client: &str, token: &str) {
         let status = self
             .http
             .post(format!("{}/token/revocation", self.issuer))
@@ -153,7 +155,7 @@ impl Provider {
         assert!(status.is_success(), "revocation: {status}");
     }
 
-    async fn admin(&self, path: &str) -> Value {
+    pub(crate) async fn admin(&self, path: &str) -> Value {
         self.http
             .post(format!("{}{path}", self.issuer))
             .send()
@@ -164,7 +166,7 @@ impl Provider {
             .expect("admin JSON")
     }
 
-    async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         self.http
             .get(format!("{}/__stats", self.issuer))
             .send()
@@ -186,14 +188,14 @@ impl Provider {
     }
 
     /// A token issued while the provider's clock is shifted by `offset` seconds.
-    async fn token_at(&self, offset: i64, client: &str) -> String {
+    pub(crate) async fn token_at(&self, offset: i64, client: &str) -> String {
         self.admin(&format!("/__clock?offset={offset}")).await;
         let token = self.token(client, RESOURCE).await;
         self.admin("/__clock?offset=0").await;
         token
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("kill provider");
         }
@@ -243,12 +245,12 @@ fn assert_unavailable(result: Result<impl std::fmt::Debug, VerifyError>, token: 
     }
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn payload_of(token: &str) -> Value {
+pub(crate) fn payload_of(token: &str) -> Value {
     use base64::Engine;
     let part = token.split('.').nth(1).expect("payload part");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
