@@ -161,17 +161,9 @@ impl Dispatcher {
             }
         }
         let args = Value::Object(map);
-        let target = entry.tool.target(&args);
         let policy = self.gate.policy.current();
         // Rules and approvals see permissions: roles plus what the policy's `permissions:` grants.
         let principal = policy.effective(&req.principal);
-        let decision = policy.decide(&PolicyInput {
-            tool: spec.name,
-            risk: spec.risk,
-            args: &args,
-            principal: &principal,
-            target: &target,
-        });
         let ctx = ToolContext {
             principal,
             transport: req.transport,
@@ -181,6 +173,24 @@ impl Dispatcher {
             approvals: Some(self.lookup.clone()),
             progress: req.progress,
         };
+        // What the call will really touch (e.g. the cluster's default namespace); if that
+        // cannot be found in time, what the arguments say.
+        let target = match tokio::time::timeout(
+            self.settings.timeout,
+            entry.tool.resolve_target(&ctx, &args),
+        )
+        .await
+        {
+            Ok(target) => target,
+            Err(_) => entry.tool.target(&args),
+        };
+        let decision = policy.decide(&PolicyInput {
+            tool: spec.name,
+            risk: spec.risk,
+            args: &args,
+            principal: &ctx.principal,
+            target: &target,
+        });
         let span = tracing::Span::current();
         match decision.effect {
             Effect::Deny { message } => {

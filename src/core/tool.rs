@@ -145,6 +145,16 @@ pub trait Tool: Send + Sync + 'static {
         Target::from_args(args)
     }
 
+    /// `target` with what the arguments leave to the upstream filled in (e.g. the namespace a
+    /// cluster uses when none is given), so policy decides on what will really be touched.
+    fn resolve_target<'a>(
+        &'a self,
+        _ctx: &'a ToolContext,
+        args: &'a Value,
+    ) -> BoxFuture<'a, Target> {
+        Box::pin(async move { self.target(args) })
+    }
+
     /// Arguments as they may be shown to approvers and written to the audit log, after the
     /// core hashed the schema's secret-marked fields. Default: unchanged.
     fn redact_args(&self, args: &Value) -> Value {

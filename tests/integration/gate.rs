@@ -567,3 +567,73 @@ async fn waiting_on_approval_status_sends_progress_notifications() {
     );
     client.cancel().await.ok();
 }
+
+#[tokio::test]
+async fn a_call_without_a_namespace_is_judged_by_the_namespace_it_will_touch() {
+    // The kubeconfig context's namespace is `prod-eu`: a delete that names no namespace
+    // deletes there, so the protected-namespace rule (2 approvals) applies.
+    let fake = seeded_fake().await;
+    fake.insert(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "prod-eu", "labels": {"app": "api"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "app", "image": "api:1"}]}}}
+    }));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("prod.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\ncontexts:\n- name: prod\n  context:\n    cluster: c\n    user: u\n    namespace: prod-eu\nusers:\n- name: u\n  user:\n    token: fake-token\ncurrent-context: prod\n",
+            fake.url
+        ),
+    )
+    .expect("kubeconfig");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!("- {{token: {ALICE}, sub: alice, roles: [toolgate.caller]}}\n"),
+    )
+    .expect("tokens");
+    let config = dir.path().join("toolgate.yaml");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::fs::write(
+        &config,
+        format!(
+            "kubernetes:\n  clusters:\n    - name: prod\n      kubeconfig: {}\nstore:\n  url: sqlite://{}\nauth:\n  tokens_file: {}\npolicies:\n  dir: {}\n",
+            kubeconfig.display(),
+            dir.path().join("t.db").display(),
+            tokens.display(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        ),
+    )
+    .expect("config");
+    let cfg = toolgate::config::Config::load_from(Some(&config), &[]).expect("config");
+    let token = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(toolgate::app::serve_on(listener, cfg, token.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let alice = client_as(&url, ALICE).await;
+    let held = call(
+        &alice,
+        "k8s.delete_resource",
+        json!({"kind": "deployment", "name": "api"}),
+    )
+    .await;
+    let sc = held
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| panic!("{}", text_of(&held)));
+    assert_eq!(sc["status"], json!("approval_required"), "{sc}");
+    assert_eq!(
+        sc["required_approvals"],
+        json!(2),
+        "judged as a delete in prod-eu: {sc}"
+    );
+    alice.cancel().await.ok();
+    token.cancel();
+}
