@@ -48,65 +48,19 @@ fn provider_config() -> Value {
     })
 }
 
-/// `tests/oidc/provider.mjs` on 127.0.0.1, killed on drop.
-struct Provider {
-    issuer: String,
-    _child: tokio::process::Child,
+/// The shared test provider (tests/integration/zitadel.rs) with this file's clients.
+struct Provider(crate::zitadel::Provider);
+
+impl std::ops::Deref for Provider {
+    type Target = crate::zitadel::Provider;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Provider {
     async fn start() -> Self {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        toolgate::app::init_crypto();
-        assert!(
-            repo().join("node_modules/oidc-provider").exists(),
-            "this test needs node and the npm package oidc-provider: run `npm ci` in {}",
-            repo().display()
-        );
-        let mut child = tokio::process::Command::new("node")
-            .arg(repo().join("tests/oidc/provider.mjs"))
-            .arg("0")
-            .current_dir(repo())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(provider_config().to_string().as_bytes())
-            .await
-            .expect("write provider config");
-        drop(stdin);
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the provider listens within 30 s")
-            .expect("read provider stdout")
-            .expect("the provider printed its issuer");
-        let ready: Value = serde_json::from_str(&line).expect("issuer line is JSON");
-        let issuer = ready["issuer"].as_str().expect("issuer").to_string();
-        let discovery = format!("{issuer}/.well-known/openid-configuration");
-        let http = reqwest::Client::new();
-        let mut up = false;
-        for _ in 0..100 {
-            if http
-                .get(&discovery)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "discovery never answered at {discovery}");
-        Self {
-            issuer,
-            _child: child,
-        }
+        Provider(crate::zitadel::Provider::start_with(|_| provider_config()).await)
     }
 
     async fn caller_token(&self) -> String {

@@ -63,6 +63,12 @@ pub(crate) struct Provider {
 
 impl Provider {
     pub(crate) async fn start() -> Self {
+        Self::start_with(provider_config).await
+    }
+
+    /// Start the provider with the clients `config` describes (given the path where the
+    /// provider writes its API-app key file).
+    pub(crate) async fn start_with(config: impl FnOnce(&std::path::Path) -> Value) -> Self {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
         toolgate::app::init_crypto();
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -84,7 +90,7 @@ impl Provider {
             .expect("node runs");
         let mut stdin = child.stdin.take().expect("stdin");
         stdin
-            .write_all(provider_config(&key_file).to_string().as_bytes())
+            .write_all(config(&key_file).to_string().as_bytes())
             .await
             .expect("write provider config");
         drop(stdin);
