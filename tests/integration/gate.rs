@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
-use rmcp::service::{RoleClient, RunningService};
+use rmcp::service::RoleClient;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
@@ -16,14 +16,7 @@ use crate::harness::{self, ALICE, BOB, CAROL};
 use crate::mcp::{call, seeded_fake, text_of};
 use crate::postgres::PgCluster;
 
-/// An MCP client over HTTP that authenticates with `token`.
-pub async fn client_as(url: &str, token: &str) -> RunningService<RoleClient, ()> {
-    toolgate::app::init_crypto();
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("{url}/mcp"))
-        .auth_header(token.to_string());
-    let transport = StreamableHttpClientTransport::from_config(config);
-    ().serve(transport).await.expect("MCP handshake")
-}
+pub use crate::approvals_api::{mcp_as as client_as, request_restart};
 
 /// POST /api/v1/approvals/{id}/{action} as `token`: (HTTP status, body).
 pub async fn decide(
@@ -62,23 +55,6 @@ fn real_writes(fake: &FakeKube, method: &str, path: &str) -> usize {
         .iter()
         .filter(|r| r.method == method && r.path.contains(path) && !r.query.contains("dryRun"))
         .count()
-}
-
-async fn request_restart(url: &str) -> String {
-    let alice = client_as(url, ALICE).await;
-    let held = call(
-        &alice,
-        "k8s.rollout_restart",
-        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
-    )
-    .await;
-    let sc = held
-        .structured_content
-        .clone()
-        .unwrap_or_else(|| panic!("structured: {}", text_of(&held)));
-    assert_eq!(sc["status"], json!("approval_required"), "{sc}");
-    alice.cancel().await.ok();
-    sc["approval_id"].as_str().expect("approval_id").to_string()
 }
 
 #[tokio::test]
@@ -179,14 +155,14 @@ async fn denied_and_expired_requests_never_run() {
     )
     .await;
 
-    let denied = request_restart(&tg.url).await;
+    let denied = request_restart(&tg.url, ALICE).await;
     let (status, body) = decide(&tg.url, BOB, &denied, "deny", Some("not during the sale")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], json!("denied"));
     let (status, _) = decide(&tg.url, CAROL, &denied, "approve", Some("late")).await;
     assert_eq!(status, 409);
 
-    let expiring = request_restart(&tg.url).await;
+    let expiring = request_restart(&tg.url, ALICE).await;
     let mut state = Value::Null;
     for _ in 0..50 {
         state = get_approval(&tg.url, BOB, &expiring).await["state"].clone();
@@ -266,7 +242,7 @@ async fn a_killed_server_loses_nothing_and_runs_nothing_twice() {
         .as_str()
         .expect("id")
         .to_string();
-    let pending_id = request_restart(&server.url).await;
+    let pending_id = request_restart(&server.url, ALICE).await;
     alice.cancel().await.ok();
 
     // Approve the slow exec: the server is killed while the command runs.
@@ -337,7 +313,7 @@ async fn two_replicas_on_postgres_execute_a_call_exactly_once() {
     let a = harness::start(&fake, &extra).await;
     let b = harness::start(&fake, &extra).await;
 
-    let id = request_restart(&a.url).await;
+    let id = request_restart(&a.url, ALICE).await;
     let seen_by_b = get_approval(&b.url, BOB, &id).await;
     assert_eq!(seen_by_b["state"], json!("pending"), "{seen_by_b}");
 
@@ -431,7 +407,7 @@ async fn tampering_with_the_audit_log_is_detected() {
 async fn a_target_changed_since_the_preview_is_not_executed() {
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
-    let id = request_restart(&tg.url).await;
+    let id = request_restart(&tg.url, ALICE).await;
     // Someone scales the deployment after the preview was made.
     let mut live = fake
         .get("apps/v1", "Deployment", Some("shop"), "web")
@@ -477,7 +453,7 @@ async fn the_webhook_hears_of_requests_and_decisions() {
         &format!("approvals:\n  webhook_url: {hook}\n  sweep_interval_seconds: 1\n"),
     )
     .await;
-    let id = request_restart(&tg.url).await;
+    let id = request_restart(&tg.url, ALICE).await;
     let (status, _) = decide(&tg.url, BOB, &id, "approve", Some("fine")).await;
     assert_eq!(status, 200);
     let mut texts = Vec::new();
@@ -527,7 +503,7 @@ async fn waiting_on_approval_status_sends_progress_notifications() {
     use rmcp::model::{CallToolRequestParams, NumberOrString, ProgressToken, RequestMetaObject};
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
-    let id = request_restart(&tg.url).await;
+    let id = request_restart(&tg.url, ALICE).await;
     let log = ProgressLog::default();
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", tg.url))
         .auth_header(ALICE.to_string());

@@ -215,18 +215,7 @@ async fn hostile_requests_are_refused_and_only_audited() {
 
     // Approval abuse: a caller approving, an approver approving its own request, a replay.
     let caller = provider.token("array-bot", RESOURCE).await;
-    let client = crate::gate::client_as(&tg.url, &caller).await;
-    let held = crate::mcp::call(
-        &client,
-        "k8s.rollout_restart",
-        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
-    )
-    .await;
-    let id = held.structured_content.clone().expect("sc")["approval_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    client.cancel().await.ok();
+    let id = crate::gate::request_restart(&tg.url, &caller).await;
     let (status, _) = crate::gate::decide(&tg.url, &caller, &id, "approve", Some("me")).await;
     assert_eq!(status, 403, "caller without the approver role");
     let approver_client = crate::gate::client_as(&tg.url, &genuine).await;

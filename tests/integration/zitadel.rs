@@ -607,17 +607,8 @@ async fn a_server_in_zitadel_mode_authorizes_mcp_and_approvals_by_token_roles() 
     )
     .await;
     assert_ne!(list.is_error, Some(true));
-    let held = crate::mcp::call(
-        &client,
-        "k8s.rollout_restart",
-        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
-    )
-    .await;
-    let id = held.structured_content.clone().expect("sc")["approval_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
     client.cancel().await.ok();
+    let id = crate::gate::request_restart(&tg.url, &caller).await;
 
     // It cannot approve (no approver role); ci-bot (approver) can, and the call runs.
     let (status, _) = crate::gate::decide(&tg.url, &caller, &id, "approve", Some("mine")).await;
