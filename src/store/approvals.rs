@@ -333,11 +333,11 @@ async fn set_state(
     Ok(())
 }
 
-fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
+pub(super) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Db(format!("encoding JSON: {e}")))
 }
 
-fn json_column<T: serde::de::DeserializeOwned>(
+pub(super) fn json_column<T: serde::de::DeserializeOwned>(
     row: &AnyRow,
     column: &str,
 ) -> Result<T, StoreError> {

@@ -10,6 +10,9 @@
 mod approvals;
 mod audit;
 mod schema;
+mod tasks;
+
+pub use tasks::{TaskQuery, TaskRecord};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -71,6 +71,22 @@ const DDL: &[&str] = &[
         hash TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS audit_approval ON audit (approval_id)",
+    // A2A tasks (src/store/tasks.rs): listed per owner, newest first; found by approval.
+    "CREATE TABLE IF NOT EXISTS a2a_tasks (
+        id TEXT PRIMARY KEY,
+        context_id TEXT NOT NULL,
+        owner_sub TEXT NOT NULL,
+        owner_name TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        state TEXT NOT NULL,
+        approval_id TEXT,
+        status TEXT NOT NULL,
+        result TEXT,
+        request TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS a2a_tasks_owner ON a2a_tasks (owner_sub, created_at_ms)",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

@@ -38,7 +38,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .enforce_origin_validation()
         .with_legacy_session_mode(state.config.mcp.sessions)
         .with_json_response(!state.config.mcp.sessions)
-        .with_cancellation_token(shutdown);
+        .with_cancellation_token(shutdown.clone());
     let dispatcher = state.dispatcher.clone();
     let names = state.config.mcp.tool_names;
     let mcp_service = StreamableHttpService::new(
@@ -66,6 +66,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .nest("/mcp", mcp_routes)
         .merge(crate::transport::approvals::routes())
         .merge(crate::transport::jsonrpc::routes(state.clone()))
+        .merge(crate::transport::a2a::routes(state.clone(), shutdown))
         .merge(crate::transport::approvals_page::routes())
         .route(
             "/.well-known/oauth-protected-resource",

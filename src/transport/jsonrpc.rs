@@ -59,14 +59,14 @@ pub fn routes(state: AppState) -> Router<AppState> {
 }
 
 /// A JSON-RPC error object, with optional `data`.
-struct RpcError {
-    code: i64,
-    message: String,
-    data: Option<Value>,
+pub(crate) struct RpcError {
+    pub(crate) code: i64,
+    pub(crate) message: String,
+    pub(crate) data: Option<Value>,
 }
 
 impl RpcError {
-    fn new(code: i64, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i64, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -74,12 +74,12 @@ impl RpcError {
         }
     }
 
-    fn with_data(mut self, data: Value) -> Self {
+    pub(crate) fn with_data(mut self, data: Value) -> Self {
         self.data = Some(data);
         self
     }
 
-    fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         let mut error = json!({"code": self.code, "message": self.message});
         if let Some(data) = &self.data {
             error["data"] = data.clone();
@@ -88,11 +88,11 @@ impl RpcError {
     }
 }
 
-fn error_response(id: Value, err: &RpcError) -> Value {
+pub(crate) fn error_response(id: Value, err: &RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": err.to_value()})
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -121,38 +121,9 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             .unwrap_or_else(|| Principal::new("unauthenticated", "unauthenticated", Vec::new())),
         has_token: crate::auth::bearer(req.headers()).is_some(),
     };
-    let bytes = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            let err = RpcError::new(
-                INVALID_REQUEST,
-                format!("Invalid Request: body over {MAX_BODY} bytes"),
-            )
-            .with_data(json!({"limit_bytes": MAX_BODY}));
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &error_response(Value::Null, &err),
-            );
-        }
-    };
-    if let Err(depth_at) = check_depth(&bytes, MAX_DEPTH) {
-        let err = RpcError::new(
-            INVALID_REQUEST,
-            format!("Invalid Request: JSON nested deeper than {MAX_DEPTH} levels"),
-        )
-        .with_data(json!({"max_depth": MAX_DEPTH, "offset": depth_at}));
-        return json_response(StatusCode::OK, &error_response(Value::Null, &err));
-    }
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            let err = RpcError::new(PARSE_ERROR, format!("Parse error: {e}")).with_data(json!({
-                "line": e.line(),
-                "column": e.column(),
-                "hint": "the body must be one JSON-RPC 2.0 request object or an array of them",
-            }));
-            return json_response(StatusCode::OK, &error_response(Value::Null, &err));
-        }
+    let value = match read_json(req.into_body()).await {
+        Ok(value) => value,
+        Err((status, err)) => return json_response(status, &error_response(Value::Null, &err)),
     };
     match value {
         Value::Array(items) => {
@@ -187,6 +158,42 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             None => StatusCode::NO_CONTENT.into_response(),
         },
     }
+}
+
+/// Reads a JSON-RPC body within the limits: over [`MAX_BODY`] bytes → 413 with -32600; nested
+/// deeper than [`MAX_DEPTH`] → -32600; not JSON → -32700 with line and column. Errors carry the
+/// HTTP status to answer with.
+pub(crate) async fn read_json(body: axum::body::Body) -> Result<Value, (StatusCode, RpcError)> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            RpcError::new(
+                INVALID_REQUEST,
+                format!("Invalid Request: body over {MAX_BODY} bytes"),
+            )
+            .with_data(json!({"limit_bytes": MAX_BODY})),
+        )
+    })?;
+    if let Err(depth_at) = check_depth(&bytes, MAX_DEPTH) {
+        return Err((
+            StatusCode::OK,
+            RpcError::new(
+                INVALID_REQUEST,
+                format!("Invalid Request: JSON nested deeper than {MAX_DEPTH} levels"),
+            )
+            .with_data(json!({"max_depth": MAX_DEPTH, "offset": depth_at})),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            StatusCode::OK,
+            RpcError::new(PARSE_ERROR, format!("Parse error: {e}")).with_data(json!({
+                "line": e.line(),
+                "column": e.column(),
+                "hint": "the body must be one JSON-RPC 2.0 request object or an array of them",
+            })),
+        )
+    })
 }
 
 /// Scan raw bytes for array/object nesting deeper than `max` (strings skipped). Returns the

@@ -1,5 +1,6 @@
 //! Transports translate between a wire protocol and the dispatch core; nothing else.
 
+pub mod a2a;
 pub mod approvals;
 pub mod approvals_page;
 pub mod http;
