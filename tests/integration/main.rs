@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per area.
+mod a2a;
 mod approvals_api;
 mod approvals_web;
 mod authz;
