@@ -507,3 +507,56 @@ async fn subscribers_see_a_denial_and_tasks_survive_a_restart() {
     .await;
     assert_eq!(view["state"], "denied");
 }
+
+#[tokio::test]
+async fn an_expired_approval_fails_the_task_and_a_policy_refusal_rejects_it() {
+    let fake = seeded_fake().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("short.yaml"),
+        "rules:\n  - name: read\n    risk: [read]\n    roles: [toolgate.caller]\n    effect: allow\n  - name: no-deletes\n    tools: [k8s.delete_resource]\n    effect:\n      deny: {message: deletes are done by the platform team}\n  - name: write-short\n    risk: [write]\n    roles: [toolgate.caller]\n    effect:\n      require_approval: {approvals: 1, approver_roles: [toolgate.approver], ttl: 2s}\n",
+    )
+    .expect("policy");
+    let tg = harness::start(
+        &fake,
+        &format!("policies:\n  dir: {}\n", dir.path().display()),
+    )
+    .await;
+
+    let refused = send_v1(
+        &tg,
+        ALICE,
+        json!({"tool": "k8s.delete_resource", "arguments": {"kind": "deployment", "name": "web", "namespace": "shop"}}),
+    )
+    .await;
+    assert_eq!(
+        refused["status"]["state"], "TASK_STATE_REJECTED",
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("platform team"), "{refused}");
+
+    let task = send_v1(&tg, ALICE, restart()).await;
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_AUTH_REQUIRED",
+        "{task}"
+    );
+    let res = harness::http()
+        .post(format!("{}/a2a", tg.url))
+        .bearer_auth(ALICE)
+        .header("A2A-Version", "1.0")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "SubscribeToTask", "params": {"id": task["id"]}}))
+        .send()
+        .await
+        .expect("subscribe");
+    let events = sse_until(res, |v| {
+        v.pointer("/result/statusUpdate/status/state") == Some(&json!("TASK_STATE_FAILED"))
+    })
+    .await;
+    let last = events.last().expect("events");
+    assert_eq!(
+        last["result"]["statusUpdate"]["status"]["state"], "TASK_STATE_FAILED",
+        "{events:?}"
+    );
+    assert!(last.to_string().contains("expired"), "{last}");
+    assert_eq!(real_patches(&fake), 0, "an expired request never runs");
+}
