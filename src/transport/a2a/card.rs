@@ -59,10 +59,11 @@ pub fn skills(registry: &Registry) -> Vec<Value> {
             for e in &entries {
                 let spec = e.spec();
                 description.push_str(&format!(
-                    "- {} ({}): {}\n",
+                    "- {} ({}): {}. Example: {}\n",
                     spec.name,
                     spec.risk.as_str(),
-                    spec.title
+                    spec.title,
+                    example(e)
                 ));
                 if !risks.contains(&spec.risk.as_str()) {
                     risks.push(spec.risk.as_str());
