@@ -281,6 +281,7 @@ for (const name of known) {
 writeFileSync(opt.report, `${report.join('\n')}\n`);
 for (const p of problems) console.log(`  ${opt.mode}: ${p}`);
 console.log(
-  `${opt.mode}: ${passed} scenarios pass, ${notApplicable} not applicable (baseline), ${problems.length} problems`,
+  `${opt.mode}: ${passed} scenarios pass, ${notApplicable} not applicable (baseline)` +
+    (problems.length ? `, ${problems.length} problem${problems.length === 1 ? '' : 's'}` : ''),
 );
 process.exit(problems.length ? 1 : 0);
