@@ -11,7 +11,8 @@
 //! `ResumableSessions` wraps it. A task drains each call's stream, forwards every event to the
 //! client while it is there and keeps the events; a stream that ended with the answer stays
 //! replayable for `KEEP_FOR`, within `MAX_KEPT_STREAMS` streams and `MAX_KEPT_BYTES` of answers
-//! (oldest dropped first). A `Last-Event-ID` of a kept stream replays what followed that event;
+//! (oldest dropped first). Whether the client read the answer cannot be known here (a lost
+//! connection shows only when a later write fails), so every answered stream is kept. A `Last-Event-ID` of a kept stream replays what followed that event;
 //! any other goes to rmcp (a call still running, the standalone GET stream).
 
 use std::collections::{HashMap, VecDeque};
@@ -32,9 +33,9 @@ use rmcp::transport::streamable_http_server::session::{
 /// How long an ended call stream can still be replayed.
 pub const KEEP_FOR: Duration = Duration::from_secs(60);
 /// At most this many ended streams are kept…
-pub const MAX_KEPT_STREAMS: usize = 1024;
+pub const MAX_KEPT_STREAMS: usize = 256;
 /// …holding at most this many bytes of messages (serialized JSON).
-pub const MAX_KEPT_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
 /// Events buffered towards a slow client before the drain waits for it.
 const FORWARD_CAPACITY: usize = 16;
 
@@ -69,6 +70,26 @@ fn parse_event_id(id: &str) -> Option<(usize, u64)> {
     Some((index.parse().ok()?, request.parse().ok()?))
 }
 
+/// The length of `message` as JSON, counted without building the text.
+fn json_len(message: &ServerJsonRpcMessage) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, message) {
+        Ok(()) => count.0,
+        // Unreachable for rmcp's types; count it as too big to keep rather than free.
+        Err(_) => MAX_KEPT_BYTES + 1,
+    }
+}
+
 fn is_answer(event: &ServerSseMessage) -> bool {
     matches!(
         event.message.as_deref(),
@@ -99,7 +120,7 @@ impl Kept {
         let bytes: usize = events
             .iter()
             .filter_map(|e| e.message.as_deref())
-            .map(|m| serde_json::to_vec(m).map_or(0, |v| v.len()))
+            .map(json_len)
             .sum();
         if bytes > MAX_KEPT_BYTES {
             return;
@@ -374,6 +395,9 @@ mod tests {
         assert!(kept.replay(&session, 7, 1).expect("kept").is_empty());
         assert!(kept.replay(&Arc::from("other"), 7, 0).is_none());
         assert!(kept.replay(&session, 8, 0).is_none());
+        let answer = event("1/7", true).message.expect("message");
+        let text = serde_json::to_vec(&*answer).expect("json");
+        assert_eq!(kept.bytes, text.len(), "kept bytes are the answer's JSON");
     }
 
     #[test]
