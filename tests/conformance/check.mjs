@@ -176,7 +176,10 @@ function conditionProblems(where, e) {
 }
 
 // ---- the suite's results -----------------------------------------------------------------
-const listing = execFileSync(process.execPath, [opt.suite, 'list', '--server'], { encoding: 'utf8' });
+const listing = execFileSync(process.execPath, [opt.suite, 'list', '--server'], {
+  encoding: 'utf8',
+  timeout: 60000,
+});
 const known = [...listing.matchAll(/^\s*-\s+([a-z0-9-]+)/gm)].map((m) => m[1]);
 if (known.length === 0) problem('the suite listed no server scenarios');
 
