@@ -12,8 +12,9 @@
 //! client while it is there and keeps the events; a stream that ended with the answer stays
 //! replayable for `KEEP_FOR`, within `MAX_KEPT_STREAMS` streams and `MAX_KEPT_BYTES` of answers
 //! (oldest dropped first). Whether the client read the answer cannot be known here (a lost
-//! connection shows only when a later write fails), so every answered stream is kept. A `Last-Event-ID` of a kept stream replays what followed that event;
-//! any other goes to rmcp (a call still running, the standalone GET stream).
+//! connection shows only when a later write fails), so every answered stream is kept.
+//! A `Last-Event-ID` of a kept stream replays what followed that event; any other goes to rmcp
+//! (a call still running, the standalone GET stream).
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
@@ -97,6 +98,35 @@ fn is_answer(event: &ServerSseMessage) -> bool {
     )
 }
 
+impl Ended {
+    /// A call stream's events as kept: `None` unless the stream ended with its answer (it was
+    /// cut off when rmcp moved the call to a resumed stream, or the session closed) and fits.
+    /// Called before taking the lock: counting the bytes serializes the messages.
+    fn of(events: Vec<ServerSseMessage>) -> Option<(u64, Ended)> {
+        let (_, request) = events
+            .iter()
+            .find_map(|e| e.event_id.as_deref().and_then(parse_event_id))?;
+        if !events.last().is_some_and(is_answer) {
+            return None;
+        }
+        let bytes: usize = events
+            .iter()
+            .filter_map(|e| e.message.as_deref())
+            .map(json_len)
+            .sum();
+        (bytes <= MAX_KEPT_BYTES).then(|| {
+            (
+                request,
+                Ended {
+                    events,
+                    at: Instant::now(),
+                    bytes,
+                },
+            )
+        })
+    }
+}
+
 impl Kept {
     fn remove(&mut self, key: &(SessionId, u64)) {
         if let Some(ended) = self.streams.remove(key) {
@@ -104,27 +134,10 @@ impl Kept {
         }
     }
 
-    /// Keep the events of a call stream that ended with its answer.
-    fn keep(&mut self, session: SessionId, events: Vec<ServerSseMessage>) {
-        let Some(request) = events
-            .iter()
-            .find_map(|e| e.event_id.as_deref().and_then(parse_event_id))
-            .map(|(_, request)| request)
-        else {
-            return;
-        };
-        if !events.last().is_some_and(is_answer) {
-            // Cut off (rmcp moved the call to a resumed stream, or the session closed).
-            return;
-        }
-        let bytes: usize = events
-            .iter()
-            .filter_map(|e| e.message.as_deref())
-            .map(json_len)
-            .sum();
-        if bytes > MAX_KEPT_BYTES {
-            return;
-        }
+    /// Keep a call stream that ended (see `Ended::of`), dropping expired and, past the limits,
+    /// the oldest streams.
+    fn insert(&mut self, session: SessionId, request: u64, ended: Ended) {
+        let bytes = ended.bytes;
         let now = Instant::now();
         while let Some(oldest) = self.order.front().cloned() {
             let expired = self
@@ -146,14 +159,14 @@ impl Kept {
         }
         self.order.push_back(key.clone());
         self.bytes += bytes;
-        self.streams.insert(
-            key,
-            Ended {
-                events,
-                at: now,
-                bytes,
-            },
-        );
+        self.streams.insert(key, Ended { at: now, ..ended });
+    }
+
+    #[cfg(test)]
+    fn keep(&mut self, session: SessionId, events: Vec<ServerSseMessage>) {
+        if let Some((request, ended)) = Ended::of(events) {
+            self.insert(session, request, ended);
+        }
     }
 
     /// The events after `index` of a kept stream, if it is kept and not expired.
@@ -224,8 +237,11 @@ impl ResumableSessions {
                 }
             }
             drop(client);
+            let ended = Ended::of(events);
             if let Ok(mut kept) = kept.lock() {
-                kept.keep(session, events);
+                if let Some((request, ended)) = ended {
+                    kept.insert(session, request, ended);
+                }
                 if let Some((key, notify)) = running {
                     // A resumed stream of the same call may have registered since.
                     if kept
