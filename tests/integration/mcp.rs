@@ -805,14 +805,21 @@ async fn sse_events_until(
     }
 }
 
-/// SEP-1699 (the conformance suite's `server-sse-polling`, whose own check needs its fixture
-/// tool): the client loses the POST stream of a call that is still running; reconnecting with
-/// GET and `Last-Event-ID` delivers the result produced while it was away.
-#[tokio::test]
-async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_event_id() {
+/// A call of `approval.status` waiting for a decision whose POST stream the client dropped
+/// after the priming event.
+struct CutCall {
+    tg: harness::Toolgate,
+    _fake: FakeKube,
+    approval: String,
+    auth: String,
+    session: String,
+    version: String,
+    last_event_id: String,
+}
+
+async fn cut_call() -> CutCall {
     use crate::approvals_api::request_restart;
-    use crate::gate::decide;
-    use crate::harness::{ALICE, BOB};
+    use crate::harness::ALICE;
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
     let approval = request_restart(&tg.url, ALICE).await;
@@ -843,7 +850,6 @@ async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_ev
     .await;
     assert_eq!(initialized.status(), 202);
 
-    // The call waits for a decision; the client takes the priming event and then goes away.
     let mut call = post_mcp(
         &tg.url,
         &headers,
@@ -868,16 +874,79 @@ async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_ev
         "no answer before the decision: {events:?}"
     );
     drop(call);
+    CutCall {
+        tg,
+        _fake: fake,
+        approval,
+        auth,
+        session,
+        version,
+        last_event_id,
+    }
+}
 
+impl CutCall {
+    /// Bob approves the restart, which ends the wait.
+    async fn decide(&self) {
+        let (status, body) = crate::gate::decide(
+            &self.tg.url,
+            harness::BOB,
+            &self.approval,
+            "approve",
+            Some("ok"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// GET /mcp with the session and the last event id the client saw.
+    async fn reconnect(&self) -> reqwest::Response {
+        let resumed = harness::http()
+            .get(format!("{}/mcp", self.tg.url))
+            .header("accept", "text/event-stream")
+            .header("authorization", &self.auth)
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", &self.version)
+            .header("last-event-id", &self.last_event_id)
+            .send()
+            .await
+            .expect("GET /mcp");
+        assert_eq!(resumed.status(), 200);
+        resumed
+    }
+}
+
+/// The answer to the cut call on a reconnected stream: the restart was approved and ran.
+async fn answer_on(mut resumed: reqwest::Response) {
+    let mut buffer = String::new();
+    let events = sse_events_until(&mut resumed, &mut buffer, |events| {
+        events.iter().any(|(_, data)| data.contains("\"id\":41"))
+    })
+    .await;
+    let answer: Value = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .find(|m| m["id"] == json!(41))
+        .expect("the answer to the call");
+    let state = &answer["result"]["structuredContent"]["state"];
+    assert_ne!(state, &json!("pending"), "{answer}");
+    assert!(answer["result"]["isError"] != json!(true), "{answer}");
+}
+
+/// SEP-1699 (the conformance suite's `server-sse-polling`, whose own check needs its fixture
+/// tool): the client loses the POST stream of a call that is still running; reconnecting with
+/// GET and `Last-Event-ID` delivers the result produced while it was away.
+#[tokio::test]
+async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_event_id() {
+    let cut = cut_call().await;
     // Decided while the client is disconnected: the call ends and answers into the void.
-    let (status, body) = decide(&tg.url, BOB, &approval, "approve", Some("ok")).await;
-    assert_eq!(status, 200, "{body}");
+    cut.decide().await;
     let answered =
         r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
     let mut metrics = String::new();
     for _ in 0..200 {
         metrics = harness::http()
-            .get(format!("{}/metrics", tg.url))
+            .get(format!("{}/metrics", cut.tg.url))
             .send()
             .await
             .expect("metrics")
@@ -893,29 +962,14 @@ async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_ev
         metrics.lines().any(|l| l.starts_with(answered)),
         "approval.status answered: {metrics}"
     );
+    answer_on(cut.reconnect().await).await;
+}
 
-    let mut resumed = harness::http()
-        .get(format!("{}/mcp", tg.url))
-        .header("accept", "text/event-stream")
-        .header("authorization", &auth)
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", &version)
-        .header("last-event-id", &last_event_id)
-        .send()
-        .await
-        .expect("GET /mcp");
-    assert_eq!(resumed.status(), 200);
-    let mut buffer = String::new();
-    let events = sse_events_until(&mut resumed, &mut buffer, |events| {
-        events.iter().any(|(_, data)| data.contains("\"id\":41"))
-    })
-    .await;
-    let answer: Value = events
-        .iter()
-        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
-        .find(|m| m["id"] == json!(41))
-        .expect("the answer to the call");
-    let state = &answer["result"]["structuredContent"]["state"];
-    assert_ne!(state, &json!("pending"), "{answer}");
-    assert!(answer["result"]["isError"] != json!(true), "{answer}");
+/// The same, reconnecting while the call still waits: the answer comes on the new stream.
+#[tokio::test]
+async fn a_call_whose_stream_was_cut_continues_on_the_reconnected_stream() {
+    let cut = cut_call().await;
+    let resumed = cut.reconnect().await;
+    cut.decide().await;
+    answer_on(resumed).await;
 }
