@@ -11,7 +11,6 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +20,7 @@ use crate::config::{AuthConfig, Config};
 use crate::core::dispatch::Dispatcher;
 use crate::core::principal::Principal;
 use crate::transport::mcp::{self, McpServer};
+use crate::transport::mcp_resume::ResumableSessions;
 
 /// What every HTTP handler may reach.
 #[derive(Clone)]
@@ -52,7 +52,8 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
                 Principal::new("unauthenticated", "unauthenticated", Vec::new()),
             ))
         },
-        LocalSessionManager::default().into(),
+        // rmcp's LocalSessionManager, with call streams that stay resumable after they ended.
+        ResumableSessions::default().into(),
         mcp_config,
     );
     let mcp_routes = Router::new()

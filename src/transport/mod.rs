@@ -6,3 +6,4 @@ pub mod approvals_page;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod mcp_resume;

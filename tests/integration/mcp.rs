@@ -769,3 +769,207 @@ async fn health_readiness_and_metrics() {
     assert_eq!(health.status(), 200);
     token.cancel();
 }
+
+/// Server-sent events read off a response so far: `(id, data)` of each complete event.
+async fn sse_events_until(
+    resp: &mut reqwest::Response,
+    buffer: &mut String,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    loop {
+        let events: Vec<(String, String)> = buffer
+            .split("\n\n")
+            .filter(|block| !block.trim().is_empty())
+            .take(buffer.matches("\n\n").count())
+            .map(|block| {
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim_start().to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                (field("id:"), field("data:"))
+            })
+            .collect();
+        if done(&events) {
+            return events;
+        }
+        match tokio::time::timeout(Duration::from_secs(60), resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => panic!("stream ended; events so far: {events:?}"),
+            Ok(Err(e)) => panic!("stream failed: {e}; events so far: {events:?}"),
+            Err(_) => panic!("no event within 60 s; events so far: {events:?}"),
+        }
+    }
+}
+
+/// A call of `approval.status` waiting for a decision whose POST stream the client dropped
+/// after the priming event.
+struct CutCall {
+    tg: harness::Toolgate,
+    _fake: FakeKube,
+    approval: String,
+    auth: String,
+    session: String,
+    version: String,
+    last_event_id: String,
+}
+
+async fn cut_call() -> CutCall {
+    use crate::approvals_api::request_restart;
+    use crate::harness::ALICE;
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let approval = request_restart(&tg.url, ALICE).await;
+    let auth = format!("Bearer {ALICE}");
+
+    let init = post_mcp(&tg.url, &[("authorization", &auth)], initialize_body()).await;
+    assert_eq!(init.status(), 200);
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    let version = rpc_message(init).await["result"]["protocolVersion"]
+        .as_str()
+        .expect("protocolVersion")
+        .to_string();
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let initialized = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(initialized.status(), 202);
+
+    let mut call = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+            "name": "approval.status", "arguments": {"approval_id": approval, "wait_seconds": 30}}}),
+    )
+    .await;
+    assert_eq!(call.status(), 200);
+    let mut buffer = String::new();
+    let events = sse_events_until(&mut call, &mut buffer, |events| {
+        events.iter().any(|(id, _)| !id.is_empty())
+    })
+    .await;
+    let last_event_id = events
+        .iter()
+        .rev()
+        .find(|(id, _)| !id.is_empty())
+        .map(|(id, _)| id.clone())
+        .expect("an event id");
+    assert!(
+        !events.iter().any(|(_, data)| data.contains("\"id\":41")),
+        "no answer before the decision: {events:?}"
+    );
+    drop(call);
+    CutCall {
+        tg,
+        _fake: fake,
+        approval,
+        auth,
+        session,
+        version,
+        last_event_id,
+    }
+}
+
+impl CutCall {
+    /// Bob approves the restart, which ends the wait.
+    async fn decide(&self) {
+        let (status, body) = crate::gate::decide(
+            &self.tg.url,
+            harness::BOB,
+            &self.approval,
+            "approve",
+            Some("ok"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// GET /mcp with the session and the last event id the client saw.
+    async fn reconnect(&self) -> reqwest::Response {
+        let resumed = harness::http()
+            .get(format!("{}/mcp", self.tg.url))
+            .header("accept", "text/event-stream")
+            .header("authorization", &self.auth)
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", &self.version)
+            .header("last-event-id", &self.last_event_id)
+            .send()
+            .await
+            .expect("GET /mcp");
+        assert_eq!(resumed.status(), 200);
+        resumed
+    }
+}
+
+/// The answer to the cut call on a reconnected stream: the restart was approved and ran.
+async fn answer_on(mut resumed: reqwest::Response) {
+    let mut buffer = String::new();
+    let events = sse_events_until(&mut resumed, &mut buffer, |events| {
+        events.iter().any(|(_, data)| data.contains("\"id\":41"))
+    })
+    .await;
+    let answer: Value = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .find(|m| m["id"] == json!(41))
+        .expect("the answer to the call");
+    let state = &answer["result"]["structuredContent"]["state"];
+    assert_ne!(state, &json!("pending"), "{answer}");
+    assert!(answer["result"]["isError"] != json!(true), "{answer}");
+}
+
+/// SEP-1699 (the conformance suite's `server-sse-polling`, whose own check needs its fixture
+/// tool): the client loses the POST stream of a call that is still running; reconnecting with
+/// GET and `Last-Event-ID` delivers the result produced while it was away.
+#[tokio::test]
+async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_event_id() {
+    let cut = cut_call().await;
+    // Decided while the client is disconnected: the call ends and answers into the void.
+    cut.decide().await;
+    let answered =
+        r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = harness::http()
+            .get(format!("{}/metrics", cut.tg.url))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if metrics.lines().any(|l| l.starts_with(answered)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with(answered)),
+        "approval.status answered: {metrics}"
+    );
+    answer_on(cut.reconnect().await).await;
+}
+
+/// The same, reconnecting while the call still waits: the answer comes on the new stream.
+#[tokio::test]
+async fn a_call_whose_stream_was_cut_continues_on_the_reconnected_stream() {
+    let cut = cut_call().await;
+    let resumed = cut.reconnect().await;
+    cut.decide().await;
+    answer_on(resumed).await;
+}

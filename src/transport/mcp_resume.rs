@@ -1,0 +1,449 @@
+//! MCP sessions whose call streams survive a lost connection (streamable HTTP "Resumability and
+//! Redelivery", SEP-1699).
+//!
+//! rmcp's `LocalSessionManager` gives every SSE event an id and sends a priming event with a
+//! `retry` hint, which tells clients they may reconnect with `Last-Event-ID`. It can resume a
+//! call's stream only while the call runs, though: once the answer has been sent — also into a
+//! connection the client had already lost — the stream is forgotten and the reconnecting client
+//! gets an empty stream, so the answer is lost. A long `approval.status` wait is exactly such a
+//! call.
+//!
+//! `ResumableSessions` wraps it. A task drains each call's stream, forwards every event to the
+//! client while it is there and keeps the events; a stream that ended with the answer stays
+//! replayable for `KEEP_FOR`, within `MAX_KEPT_STREAMS` streams and `MAX_KEPT_BYTES` of answers
+//! (oldest dropped first). Whether the client read the answer cannot be known here (a lost
+//! connection shows only when a later write fails), so every answered stream is kept.
+//! A `Last-Event-ID` of a kept stream replays what followed that event; any other goes to rmcp
+//! (a call still running, the standalone GET stream).
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, Stream, StreamExt};
+use rmcp::model::ServerJsonRpcMessage;
+use rmcp::transport::WorkerTransport;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
+};
+use rmcp::transport::streamable_http_server::session::{
+    EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
+};
+
+/// How long an ended call stream can still be replayed.
+pub const KEEP_FOR: Duration = Duration::from_secs(60);
+/// At most this many ended streams are kept…
+pub const MAX_KEPT_STREAMS: usize = 256;
+/// …holding at most this many bytes of messages (serialized JSON).
+pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
+/// Events buffered towards a slow client before the drain waits for it.
+const FORWARD_CAPACITY: usize = 16;
+
+type SseStream = Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync + 'static>>;
+
+/// A session manager that keeps ended call streams replayable (see the module docs).
+#[derive(Default)]
+pub struct ResumableSessions {
+    inner: LocalSessionManager,
+    kept: Arc<Mutex<Kept>>,
+}
+
+#[derive(Default)]
+struct Kept {
+    /// Call streams being drained now, and how to hear that one ended.
+    running: HashMap<(SessionId, u64), Arc<tokio::sync::Notify>>,
+    streams: HashMap<(SessionId, u64), Ended>,
+    /// Keys in the order their streams ended (oldest first).
+    order: VecDeque<(SessionId, u64)>,
+    bytes: usize,
+}
+
+struct Ended {
+    events: Vec<ServerSseMessage>,
+    at: Instant,
+    bytes: usize,
+}
+
+/// rmcp's event ids: `INDEX/HTTP_REQUEST_ID` on a call's stream, `INDEX` on the standalone one.
+fn parse_event_id(id: &str) -> Option<(usize, u64)> {
+    let (index, request) = id.split_once('/')?;
+    Some((index.parse().ok()?, request.parse().ok()?))
+}
+
+/// The length of `message` as JSON, counted without building the text.
+fn json_len(message: &ServerJsonRpcMessage) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, message) {
+        Ok(()) => count.0,
+        // Unreachable for rmcp's types; count it as too big to keep rather than free.
+        Err(_) => MAX_KEPT_BYTES + 1,
+    }
+}
+
+fn is_answer(event: &ServerSseMessage) -> bool {
+    matches!(
+        event.message.as_deref(),
+        Some(ServerJsonRpcMessage::Response(_) | ServerJsonRpcMessage::Error(_))
+    )
+}
+
+impl Ended {
+    /// A call stream's events as kept: `None` unless the stream ended with its answer (it was
+    /// cut off when rmcp moved the call to a resumed stream, or the session closed) and fits.
+    /// Called before taking the lock: counting the bytes serializes the messages.
+    fn of(events: Vec<ServerSseMessage>) -> Option<(u64, Ended)> {
+        let (_, request) = events
+            .iter()
+            .find_map(|e| e.event_id.as_deref().and_then(parse_event_id))?;
+        if !events.last().is_some_and(is_answer) {
+            return None;
+        }
+        let bytes: usize = events
+            .iter()
+            .filter_map(|e| e.message.as_deref())
+            .map(json_len)
+            .sum();
+        (bytes <= MAX_KEPT_BYTES).then(|| {
+            (
+                request,
+                Ended {
+                    events,
+                    at: Instant::now(),
+                    bytes,
+                },
+            )
+        })
+    }
+}
+
+impl Kept {
+    fn remove(&mut self, key: &(SessionId, u64)) {
+        if let Some(ended) = self.streams.remove(key) {
+            self.bytes -= ended.bytes;
+        }
+    }
+
+    /// Keep a call stream that ended (see `Ended::of`), dropping expired and, past the limits,
+    /// the oldest streams.
+    fn insert(&mut self, session: SessionId, request: u64, ended: Ended) {
+        let bytes = ended.bytes;
+        let now = Instant::now();
+        while let Some(oldest) = self.order.front().cloned() {
+            let expired = self
+                .streams
+                .get(&oldest)
+                .is_none_or(|e| now.duration_since(e.at) >= KEEP_FOR);
+            let full =
+                self.streams.len() >= MAX_KEPT_STREAMS || self.bytes + bytes > MAX_KEPT_BYTES;
+            if !(expired || full) {
+                break;
+            }
+            self.order.pop_front();
+            self.remove(&oldest);
+        }
+        let key = (session, request);
+        if self.streams.contains_key(&key) {
+            self.remove(&key);
+            self.order.retain(|k| k != &key);
+        }
+        self.order.push_back(key.clone());
+        self.bytes += bytes;
+        self.streams.insert(key, Ended { at: now, ..ended });
+    }
+
+    #[cfg(test)]
+    fn keep(&mut self, session: SessionId, events: Vec<ServerSseMessage>) {
+        if let Some((request, ended)) = Ended::of(events) {
+            self.insert(session, request, ended);
+        }
+    }
+
+    /// The events after `index` of a kept stream, if it is kept and not expired.
+    fn replay(
+        &self,
+        session: &SessionId,
+        request: u64,
+        index: usize,
+    ) -> Option<Vec<ServerSseMessage>> {
+        let ended = self.streams.get(&(session.clone(), request))?;
+        if ended.at.elapsed() >= KEEP_FOR {
+            return None;
+        }
+        Some(
+            ended
+                .events
+                .iter()
+                .filter(|e| {
+                    e.event_id
+                        .as_deref()
+                        .and_then(parse_event_id)
+                        .is_some_and(|(i, _)| i > index)
+                })
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl ResumableSessions {
+    fn replay(
+        &self,
+        session: &SessionId,
+        request: u64,
+        index: usize,
+    ) -> Option<Vec<ServerSseMessage>> {
+        self.kept.lock().ok()?.replay(session, request, index)
+    }
+
+    /// Forward `stream` to the client through a task that keeps its events when it ends with
+    /// an answer, whether or not the client was still there to read it.
+    fn drain(
+        &self,
+        session: SessionId,
+        stream: impl Stream<Item = ServerSseMessage> + Send + 'static,
+    ) -> SseStream {
+        let (mut client, rx) = futures::channel::mpsc::channel(FORWARD_CAPACITY);
+        let kept = self.kept.clone();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            let mut events = Vec::new();
+            let mut connected = true;
+            let mut running: Option<((SessionId, u64), Arc<tokio::sync::Notify>)> = None;
+            while let Some(event) = stream.next().await {
+                // Known as running before the client can see an id to resume from.
+                if running.is_none()
+                    && let Some((_, request)) = event.event_id.as_deref().and_then(parse_event_id)
+                    && let Ok(mut kept) = kept.lock()
+                {
+                    let key = (session.clone(), request);
+                    let notify = Arc::new(tokio::sync::Notify::new());
+                    kept.running.insert(key.clone(), notify.clone());
+                    running = Some((key, notify));
+                }
+                events.push(event.clone());
+                if connected && client.send(event).await.is_err() {
+                    connected = false;
+                }
+            }
+            drop(client);
+            let ended = Ended::of(events);
+            if let Ok(mut kept) = kept.lock() {
+                if let Some((request, ended)) = ended {
+                    kept.insert(session, request, ended);
+                }
+                if let Some((key, notify)) = running {
+                    // A resumed stream of the same call may have registered since.
+                    if kept
+                        .running
+                        .get(&key)
+                        .is_some_and(|n| Arc::ptr_eq(n, &notify))
+                    {
+                        kept.running.remove(&key);
+                    }
+                    notify.notify_waiters();
+                }
+            }
+        });
+        Box::pin(rx)
+    }
+}
+
+impl SessionManager for ResumableSessions {
+    type Error = LocalSessionManagerError;
+    type Transport = WorkerTransport<LocalSessionWorker>;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        self.inner.create_session().await
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: rmcp::model::ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        self.inner.initialize_session(id, message).await
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.inner.has_session(id).await
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        if let Ok(mut kept) = self.kept.lock() {
+            let gone: Vec<_> = kept
+                .streams
+                .keys()
+                .filter(|(s, _)| s == id)
+                .cloned()
+                .collect();
+            for key in gone {
+                kept.remove(&key);
+            }
+            kept.order.retain(|(s, _)| s != id);
+            kept.running.retain(|(s, _), _| s != id);
+        }
+        self.inner.close_session(id).await
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: rmcp::model::ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let stream = self.inner.create_stream(id, message).await?;
+        Ok(self.drain(id.clone(), stream))
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: rmcp::model::ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        self.inner.accept_message(id, message).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        self.inner.create_standalone_stream(id).await
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let Some((index, request)) = parse_event_id(&last_event_id) else {
+            // The standalone stream: rmcp replays its cache.
+            let stream: SseStream = Box::pin(self.inner.resume(id, last_event_id).await?);
+            return Ok(stream);
+        };
+        let replay = |events: Vec<ServerSseMessage>| -> SseStream {
+            Box::pin(futures::stream::iter(events))
+        };
+        if let Some(events) = self.replay(id, request, index) {
+            return Ok(replay(events));
+        }
+        // The call is still running: rmcp moves it to this stream; keep draining it.
+        let error = match self.inner.resume(id, last_event_id).await {
+            Ok(stream) => return Ok(self.drain(id.clone(), stream)),
+            Err(error) => error,
+        };
+        // rmcp has just let go of a call that answered; its drain is about to keep it.
+        let running = self
+            .kept
+            .lock()
+            .ok()
+            .and_then(|kept| kept.running.get(&(id.clone(), request)).cloned());
+        if let Some(notify) = running {
+            let ended = notify.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if let Some(events) = self.replay(id, request, index) {
+                return Ok(replay(events));
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), ended).await;
+            if let Some(events) = self.replay(id, request, index) {
+                return Ok(replay(events));
+            }
+        }
+        Err(error)
+    }
+
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
+        self.inner.restore_session(id).await
+    }
+
+    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
+        self.inner.event_store()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::ErrorData;
+    use rmcp::model::{JsonRpcError, NumberOrString};
+
+    fn event(id: &str, answer: bool) -> ServerSseMessage {
+        if answer {
+            let message = ServerJsonRpcMessage::Error(JsonRpcError::new(
+                Some(NumberOrString::Number(1)),
+                ErrorData::internal_error("the answer", None),
+            ));
+            ServerSseMessage::new(id, message)
+        } else {
+            ServerSseMessage::priming(id, Duration::from_secs(3))
+        }
+    }
+
+    #[test]
+    fn only_streams_that_ended_with_their_answer_are_kept_and_replayed_after_the_id() {
+        let mut kept = Kept::default();
+        let session: SessionId = Arc::from("s1");
+        kept.keep(session.clone(), vec![event("0/7", false)]);
+        assert!(
+            kept.replay(&session, 7, 0).is_none(),
+            "no answer, nothing kept"
+        );
+        kept.keep(
+            session.clone(),
+            vec![event("0/7", false), event("1/7", true)],
+        );
+        let after_priming = kept.replay(&session, 7, 0).expect("kept");
+        assert_eq!(after_priming.len(), 1);
+        assert_eq!(after_priming[0].event_id.as_deref(), Some("1/7"));
+        assert!(kept.replay(&session, 7, 1).expect("kept").is_empty());
+        assert!(kept.replay(&Arc::from("other"), 7, 0).is_none());
+        assert!(kept.replay(&session, 8, 0).is_none());
+        let answer = event("1/7", true).message.expect("message");
+        let text = serde_json::to_vec(&*answer).expect("json");
+        assert_eq!(kept.bytes, text.len(), "kept bytes are the answer's JSON");
+    }
+
+    #[test]
+    fn the_oldest_streams_go_first_when_the_limit_is_reached() {
+        let mut kept = Kept::default();
+        let session: SessionId = Arc::from("s1");
+        for request in 0..(MAX_KEPT_STREAMS as u64 + 5) {
+            kept.keep(
+                session.clone(),
+                vec![
+                    event(&format!("0/{request}"), false),
+                    event(&format!("1/{request}"), true),
+                ],
+            );
+        }
+        assert_eq!(kept.streams.len(), MAX_KEPT_STREAMS);
+        assert_eq!(kept.order.len(), MAX_KEPT_STREAMS);
+        assert!(kept.replay(&session, 0, 0).is_none(), "oldest dropped");
+        assert!(
+            kept.replay(&session, MAX_KEPT_STREAMS as u64 + 4, 0)
+                .is_some()
+        );
+        let bytes: usize = kept.streams.values().map(|e| e.bytes).sum();
+        assert_eq!(kept.bytes, bytes);
+    }
+
+    #[test]
+    fn event_ids_are_read_as_rmcp_writes_them() {
+        assert_eq!(parse_event_id("3/12"), Some((3, 12)));
+        assert_eq!(parse_event_id("3"), None);
+        assert_eq!(parse_event_id("x/1"), None);
+    }
+}
