@@ -68,9 +68,8 @@ impl Loki {
         match data.get("resultType").and_then(Value::as_str) {
             Some("streams") => {}
             Some("matrix") | Some("vector") => {
-                return Err(ObsError::Rejected {
+                return Err(ObsError::Unsupported {
                     upstream: "Loki",
-                    status: 200,
                     message: "this is a LogQL metric query (rate, count_over_time …), which returns numbers; this tool returns log lines: use a log query such as {app=\"web\"} |= \"error\"".into(),
                 });
             }

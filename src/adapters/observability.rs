@@ -110,6 +110,12 @@ pub enum ObsError {
         status: u16,
         message: String,
     },
+    /// A request the upstream would answer, but not in a form this tool can return.
+    #[error("{upstream}: {message}")]
+    Unsupported {
+        upstream: &'static str,
+        message: String,
+    },
     #[error("{upstream}: {message}")]
     NotFound {
         upstream: &'static str,
@@ -127,7 +133,9 @@ impl From<ObsError> for ToolError {
     fn from(e: ObsError) -> Self {
         let kind = match &e {
             ObsError::NotConfigured(_) | ObsError::Unavailable { .. } => ToolErrorKind::Upstream,
-            ObsError::Rejected { .. } => ToolErrorKind::InvalidArguments,
+            ObsError::Rejected { .. } | ObsError::Unsupported { .. } => {
+                ToolErrorKind::InvalidArguments
+            }
             ObsError::Unauthorized { .. } => ToolErrorKind::Forbidden,
             ObsError::NotFound { .. } => ToolErrorKind::NotFound,
             ObsError::BadAnswer { .. } => ToolErrorKind::Upstream,
@@ -296,5 +304,57 @@ fn bounded(text: &str) -> String {
     } else {
         let cut: String = text.chars().take(MAX).collect();
         format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsSettings;
+
+    fn upstream(url: &str, tls: TlsSettings) -> HttpUpstream {
+        HttpUpstream {
+            url: url.into(),
+            timeout: std::time::Duration::from_secs(1),
+            auth: HttpAuth::None,
+            tls,
+        }
+    }
+
+    #[test]
+    fn a_ca_file_that_is_not_pem_stops_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").expect("write");
+        let config = ObservabilityConfig {
+            tempo: Some(upstream(
+                "https://tempo:3200",
+                TlsSettings {
+                    ca_file: Some(ca),
+                    insecure_skip_verify: false,
+                },
+            )),
+            ..ObservabilityConfig::default()
+        };
+        let err = Observability::new(&config).err().expect("refused");
+        assert!(err.starts_with("observability.tempo: CA file"), "{err}");
+        let ok = ObservabilityConfig {
+            prometheus: Some(upstream(
+                "https://prom:9090",
+                TlsSettings {
+                    ca_file: None,
+                    insecure_skip_verify: true,
+                },
+            )),
+            ..ObservabilityConfig::default()
+        };
+        let built = Observability::new(&ok).expect("builds");
+        assert!(built.prometheus().is_ok());
+        assert_eq!(
+            built.loki().err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "loki is not configured: set observability.loki.url (or TOOLGATE_OBSERVABILITY_LOKI_URL)"
+            )
+        );
     }
 }

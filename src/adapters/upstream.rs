@@ -229,6 +229,12 @@ pub fn client(timeout: Duration, tls: &TlsSettings) -> Result<reqwest::Client, S
             .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("CA file {} is not PEM certificates: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
         builder = builder.tls_certs_merge(certs);
     }
     if tls.insecure_skip_verify {

@@ -331,7 +331,10 @@ async fn promql_instant_and_range_queries_on_a_real_prometheus() {
 #[tokio::test]
 async fn unavailable_upstreams_are_named_and_the_server_keeps_serving() {
     // A closed port for Prometheus, a listener that never answers for Loki, no Tempo at all.
-    let closed = free_port();
+    // Bound but not listening: connections are refused and no other test can take the port.
+    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+    reserved.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let closed = reserved.local_addr().expect("addr").port();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -30,7 +30,7 @@ impl Upstream {
         // Token endpoints must not bounce requests (and their credentials) elsewhere: the
         // shared client follows no redirects.
         let http = upstream::client(timeout, &TlsSettings::default())
-            .map_err(|e| format!("building the HTTP client for the issuer: {e}"))?;
+            .map_err(|e| format!("{e} (for the issuer)"))?;
         Ok(Self {
             inner: upstream::Upstream::new("the issuer", http, MAX_BODY),
         })
@@ -98,11 +98,11 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_issuer_is_unavailable_and_opens_the_breaker() {
-        // A port nobody listens on: bind, note it, close it.
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr").port()
-        };
+        // A port bound but not listening: connections are refused, and no test running in
+        // parallel can take it over meanwhile.
+        let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
+        reserved.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        let port = reserved.local_addr().expect("addr").port();
         let up = Upstream::new(Duration::from_secs(1)).expect("client");
         let url = format!("http://127.0.0.1:{port}/jwks");
         for _ in 0..BREAKER_THRESHOLD {

@@ -191,10 +191,11 @@ impl TypedTool for QueryMetrics {
             prometheus.range(&p.query, start, end, step).await?
         } else {
             let time = match &p.time {
-                Some(t) => Some(parse_time("time", t, now)?),
-                None => None,
+                Some(t) => parse_time("time", t, now)?,
+                None => now,
             };
-            prometheus.instant(&p.query, time).await?
+            out.time = Some(rfc3339(time));
+            prometheus.instant(&p.query, Some(time)).await?
         };
         out.warnings = answer.warnings;
         match answer.data {
@@ -211,10 +212,9 @@ impl TypedTool for QueryMetrics {
             QueryData::Vector(mut samples) => {
                 out.result_type = "vector".into();
                 out.series_total = samples.len();
-                out.time = samples
-                    .first()
-                    .map(|s| time_text(s.point.time))
-                    .or_else(|| p.time.is_none().then(|| rfc3339(now)));
+                if let Some(s) = samples.first() {
+                    out.time = Some(time_text(s.point.time));
+                }
                 samples.sort_by(|a, b| rank(b.point.value).total_cmp(&rank(a.point.value)));
                 out.truncated = samples.len() > max_series;
                 samples.truncate(max_series);
