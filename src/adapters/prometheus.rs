@@ -48,6 +48,26 @@ pub struct QueryAnswer {
     pub warnings: Vec<String>,
 }
 
+impl QueryAnswer {
+    /// The samples of an instant vector (empty for other result types).
+    pub fn samples(&self) -> &[Sample] {
+        match &self.data {
+            QueryData::Vector(s) => s,
+            _ => &[],
+        }
+    }
+
+    /// The one number a ratio-style query gives (`sum(good) / sum(total)`): a scalar, or a
+    /// vector of exactly one sample. `None` when there is no sample or several.
+    pub fn single_value(&self) -> Option<f64> {
+        match &self.data {
+            QueryData::Scalar(p) => Some(p.value),
+            QueryData::Vector(s) if s.len() == 1 => Some(s[0].point.value),
+            _ => None,
+        }
+    }
+}
+
 pub struct Prometheus {
     api: HttpApi,
 }
@@ -215,6 +235,36 @@ mod tests {
         assert!(point(&json!([1, "NaN"])).expect("nan").value.is_nan());
         assert_eq!(point(&json!([1, "0.25"])).expect("num").value, 0.25);
         assert!(point(&json!([1, "x"])).is_none());
+    }
+
+    #[test]
+    fn a_ratio_is_one_value() {
+        let one = QueryAnswer {
+            data: QueryData::Vector(vec![Sample {
+                labels: BTreeMap::new(),
+                point: Point {
+                    time: 1.0,
+                    value: 0.999,
+                },
+            }]),
+            warnings: Vec::new(),
+        };
+        assert_eq!(one.single_value(), Some(0.999));
+        assert_eq!(one.samples().len(), 1);
+        let none = QueryAnswer {
+            data: QueryData::Vector(Vec::new()),
+            warnings: Vec::new(),
+        };
+        assert_eq!(none.single_value(), None);
+        let scalar = QueryAnswer {
+            data: QueryData::Scalar(Point {
+                time: 1.0,
+                value: 2.0,
+            }),
+            warnings: Vec::new(),
+        };
+        assert_eq!(scalar.single_value(), Some(2.0));
+        assert!(scalar.samples().is_empty());
     }
 
     #[test]

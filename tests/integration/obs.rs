@@ -308,6 +308,40 @@ async fn promql_instant_and_range_queries_on_a_real_prometheus() {
     assert!(bad.contains("parse error"), "{bad}");
     assert!(bad.contains("unclosed left parenthesis"), "{bad}");
 
+    // The adapter API other modules (SLI windows) use directly.
+    let adapter =
+        toolgate::adapters::prometheus::Prometheus::new(&toolgate::config::HttpUpstream {
+            url: prom.url.clone(),
+            timeout: Duration::from_secs(5),
+            auth: toolgate::config::HttpAuth::None,
+            tls: toolgate::config::TlsSettings::default(),
+        })
+        .expect("adapter");
+    let answer = adapter
+        .instant("sum(up) / count(up)", None)
+        .await
+        .expect("instant");
+    assert_eq!(answer.single_value(), Some(1.0), "{answer:?}");
+    let end = jiff::Timestamp::now();
+    let start = end - jiff::SignedDuration::from_secs(30);
+    let matrix = adapter
+        .range("up", start, end, Duration::from_secs(1))
+        .await
+        .expect("range");
+    match matrix.data {
+        toolgate::adapters::prometheus::QueryData::Matrix(series) => {
+            assert_eq!(series.len(), 1);
+            assert_eq!(
+                series[0].labels.get("job").map(String::as_str),
+                Some("prometheus")
+            );
+            assert!(series[0].points.len() >= 2, "{series:?}");
+        }
+        other => panic!("expected a matrix, got {other:?}"),
+    }
+    let err = adapter.instant("up{", None).await.expect_err("bad query");
+    assert!(err.to_string().contains("parse error"), "{err}");
+
     // Arguments that cannot work are refused before Prometheus is asked.
     let mixed = tool(
         &client,
