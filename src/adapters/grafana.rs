@@ -2,6 +2,7 @@
 //! (`POST /api/annotations`). Links are built on the configured public URL; Grafana's own
 //! `url` field is the dashboard's path (`/d/{uid}/{slug}`).
 
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::observability::{HttpApi, ObsError};
@@ -37,6 +38,35 @@ pub struct NewAnnotation {
     pub text: String,
 }
 
+/// What the dashboard tools need from Grafana.
+pub trait Dashboards: Send + Sync {
+    /// Base URL of links people open.
+    fn public_url(&self) -> &str;
+    fn search<'a>(
+        &'a self,
+        q: &'a DashboardQuery,
+    ) -> BoxFuture<'a, Result<Vec<Dashboard>, ObsError>>;
+    /// Create an annotation (sent once, never retried); returns its id.
+    fn annotate<'a>(&'a self, a: &'a NewAnnotation) -> BoxFuture<'a, Result<i64, ObsError>>;
+}
+
+impl Dashboards for Grafana {
+    fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    fn search<'a>(
+        &'a self,
+        q: &'a DashboardQuery,
+    ) -> BoxFuture<'a, Result<Vec<Dashboard>, ObsError>> {
+        Box::pin(Grafana::search(self, q))
+    }
+
+    fn annotate<'a>(&'a self, a: &'a NewAnnotation) -> BoxFuture<'a, Result<i64, ObsError>> {
+        Box::pin(Grafana::annotate(self, a))
+    }
+}
+
 pub struct Grafana {
     api: HttpApi,
     public_url: String,
@@ -48,11 +78,6 @@ impl Grafana {
             api: HttpApi::new("Grafana", config, Vec::new())?,
             public_url: public_url.trim_end_matches('/').to_string(),
         })
-    }
-
-    /// Base URL of links people open.
-    pub fn public_url(&self) -> &str {
-        &self.public_url
     }
 
     pub async fn search(&self, q: &DashboardQuery) -> Result<Vec<Dashboard>, ObsError> {

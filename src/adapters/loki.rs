@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -31,6 +32,61 @@ impl Direction {
 pub struct Stream {
     pub labels: BTreeMap<String, String>,
     pub entries: Vec<(i128, String)>,
+}
+
+/// What the log tools need from a log backend.
+pub trait Logs: Send + Sync {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'a, Result<Vec<Stream>, ObsError>>;
+    fn labels(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<String>, ObsError>>;
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        query: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, ObsError>>;
+}
+
+impl Logs for Loki {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        limit: u32,
+        direction: Direction,
+    ) -> BoxFuture<'a, Result<Vec<Stream>, ObsError>> {
+        Box::pin(Loki::query_range(self, query, start, end, limit, direction))
+    }
+
+    fn labels(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> BoxFuture<'_, Result<Vec<String>, ObsError>> {
+        Box::pin(Loki::labels(self, start, end))
+    }
+
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        query: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, ObsError>> {
+        Box::pin(Loki::label_values(self, name, start, end, query))
+    }
 }
 
 pub struct Loki {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::grafana::Grafana;
-use super::loki::Loki;
-use super::prometheus::Prometheus;
-use super::tempo::Tempo;
+use super::grafana::{Dashboards, Grafana};
+use super::loki::{Logs, Loki};
+use super::prometheus::{Metrics, Prometheus};
+use super::tempo::{Tempo, Traces};
 use super::upstream::{self, CallError, Reply, Retry, Upstream};
 use crate::config::{HttpAuth, HttpUpstream, ObservabilityConfig};
 use crate::core::error::{ToolError, ToolErrorKind};
@@ -21,10 +21,10 @@ pub const MAX_BODY: usize = 32 << 20;
 /// The configured observability upstreams; `None` where the config has no URL.
 #[derive(Default)]
 pub struct Observability {
-    pub prometheus: Option<Arc<Prometheus>>,
-    pub loki: Option<Arc<Loki>>,
-    pub tempo: Option<Arc<Tempo>>,
-    pub grafana: Option<Arc<Grafana>>,
+    pub prometheus: Option<Arc<dyn Metrics>>,
+    pub loki: Option<Arc<dyn Logs>>,
+    pub tempo: Option<Arc<dyn Traces>>,
+    pub grafana: Option<Arc<dyn Dashboards>>,
 }
 
 impl Observability {
@@ -32,15 +32,17 @@ impl Observability {
     pub fn new(config: &ObservabilityConfig) -> Result<Self, String> {
         Ok(Self {
             prometheus: match &config.prometheus {
-                Some(c) => Some(Arc::new(Prometheus::new(c)?)),
+                Some(c) => Some(Arc::new(Prometheus::new(c)?) as Arc<dyn Metrics>),
                 None => None,
             },
             loki: match &config.loki {
-                Some(c) => Some(Arc::new(Loki::new(c, config.loki_tenant.clone())?)),
+                Some(c) => {
+                    Some(Arc::new(Loki::new(c, config.loki_tenant.clone())?) as Arc<dyn Logs>)
+                }
                 None => None,
             },
             tempo: match &config.tempo {
-                Some(c) => Some(Arc::new(Tempo::new(c)?)),
+                Some(c) => Some(Arc::new(Tempo::new(c)?) as Arc<dyn Traces>),
                 None => None,
             },
             grafana: match &config.grafana {
@@ -50,29 +52,29 @@ impl Observability {
                         .grafana_public_url
                         .clone()
                         .unwrap_or_else(|| c.url.clone()),
-                )?)),
+                )?) as Arc<dyn Dashboards>),
                 None => None,
             },
         })
     }
 
-    pub fn prometheus(&self) -> Result<&Prometheus, ObsError> {
+    pub fn prometheus(&self) -> Result<&dyn Metrics, ObsError> {
         self.prometheus
             .as_deref()
             .ok_or(ObsError::NotConfigured("prometheus"))
     }
 
-    pub fn loki(&self) -> Result<&Loki, ObsError> {
+    pub fn loki(&self) -> Result<&dyn Logs, ObsError> {
         self.loki.as_deref().ok_or(ObsError::NotConfigured("loki"))
     }
 
-    pub fn tempo(&self) -> Result<&Tempo, ObsError> {
+    pub fn tempo(&self) -> Result<&dyn Traces, ObsError> {
         self.tempo
             .as_deref()
             .ok_or(ObsError::NotConfigured("tempo"))
     }
 
-    pub fn grafana(&self) -> Result<&Grafana, ObsError> {
+    pub fn grafana(&self) -> Result<&dyn Dashboards, ObsError> {
         self.grafana
             .as_deref()
             .ok_or(ObsError::NotConfigured("grafana"))

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -65,6 +66,44 @@ impl QueryAnswer {
             QueryData::Vector(s) if s.len() == 1 => Some(s[0].point.value),
             _ => None,
         }
+    }
+}
+
+/// What tools and other modules (SLI windows) need from a metrics backend.
+pub trait Metrics: Send + Sync {
+    /// Evaluate `query` at `time` (default: the backend's now).
+    fn instant<'a>(
+        &'a self,
+        query: &'a str,
+        time: Option<Timestamp>,
+    ) -> BoxFuture<'a, Result<QueryAnswer, ObsError>>;
+    /// Evaluate `query` from `start` to `end` every `step`.
+    fn range<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<QueryAnswer, ObsError>>;
+}
+
+impl Metrics for Prometheus {
+    fn instant<'a>(
+        &'a self,
+        query: &'a str,
+        time: Option<Timestamp>,
+    ) -> BoxFuture<'a, Result<QueryAnswer, ObsError>> {
+        Box::pin(Prometheus::instant(self, query, time))
+    }
+
+    fn range<'a>(
+        &'a self,
+        query: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<QueryAnswer, ObsError>> {
+        Box::pin(Prometheus::range(self, query, start, end, step))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use futures::future::BoxFuture;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -45,6 +46,35 @@ pub struct TraceHit {
     pub duration_ms: u64,
     /// Spans that matched, from the span sets.
     pub matched_spans: u64,
+}
+
+/// What the trace tools need from a trace backend.
+pub trait Traces: Send + Sync {
+    /// All spans of a trace, in start order.
+    fn trace<'a>(&'a self, trace_id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, ObsError>>;
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+        limit: u32,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> BoxFuture<'a, Result<Vec<TraceHit>, ObsError>>;
+}
+
+impl Traces for Tempo {
+    fn trace<'a>(&'a self, trace_id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, ObsError>> {
+        Box::pin(Tempo::trace(self, trace_id))
+    }
+
+    fn search<'a>(
+        &'a self,
+        query: &'a str,
+        limit: u32,
+        start: Option<Timestamp>,
+        end: Option<Timestamp>,
+    ) -> BoxFuture<'a, Result<Vec<TraceHit>, ObsError>> {
+        Box::pin(Tempo::search(self, query, limit, start, end))
+    }
 }
 
 pub struct Tempo {
