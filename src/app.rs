@@ -95,6 +95,10 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
     let adapters = Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
+        observability: Arc::new(
+            crate::adapters::observability::Observability::new(&config.observability)
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+        ),
     };
     let policy = Arc::new(load_policy(config)?);
     let store = Store::connect(&config.store_url)

@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub policies: Option<RawPolicies>,
     pub approvals: Option<RawApprovals>,
+    pub observability: Option<RawObservability>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +182,7 @@ pub struct Config {
     /// `None`: the built-in default policy.
     pub policies_dir: Option<PathBuf>,
     pub approvals: ApprovalsConfig,
+    pub observability: ObservabilityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -822,7 +824,10 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         ));
     }
 
+    let observability = resolve_observability(raw.observability.unwrap_or_default(), problems);
+
     Config {
+        observability,
         auth,
         policies_dir,
         approvals: ApprovalsConfig {
@@ -852,6 +857,235 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         },
         stdio_principal,
     }
+}
+
+// ---- observability: Prometheus, Loki, Tempo, Grafana ----
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObservability {
+    /// Prometheus (or any server with its HTTP API) for `obs.query_metrics`.
+    pub prometheus: Option<RawObsUpstream>,
+    /// Loki for `obs.search_logs`.
+    pub loki: Option<RawLoki>,
+    /// Tempo for `obs.get_trace` and `obs.search_traces`.
+    pub tempo: Option<RawObsUpstream>,
+    /// Grafana for `obs.get_dashboard_url` and `obs.annotate`.
+    pub grafana: Option<RawGrafana>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawObsUpstream {
+    /// Base URL, e.g. http://prometheus.monitoring.svc:9090. Unset: the tools answer
+    /// "not configured".
+    pub url: Option<String>,
+    /// Timeout of one request, seconds. Default 30.
+    pub timeout_seconds: Option<u64>,
+    pub auth: Option<RawHttpAuth>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoki {
+    /// Base URL, e.g. http://loki.monitoring.svc:3100.
+    pub url: Option<String>,
+    /// Timeout of one request, seconds. Default 30.
+    pub timeout_seconds: Option<u64>,
+    pub auth: Option<RawHttpAuth>,
+    pub tls: Option<RawTls>,
+    /// Tenant sent as `X-Scope-OrgID` (multi-tenant Loki). Default: none.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrafana {
+    /// Base URL of the Grafana API, e.g. http://grafana.monitoring.svc:3000.
+    pub url: Option<String>,
+    /// Base URL people open in a browser, for dashboard links. Default: `url`.
+    pub public_url: Option<String>,
+    /// Timeout of one request, seconds. Default 30.
+    pub timeout_seconds: Option<u64>,
+    /// A service-account token goes in `auth.bearer_token`.
+    pub auth: Option<RawHttpAuth>,
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpAuth {
+    /// Sent as `Authorization: Bearer …` (prefer the TOOLGATE_OBSERVABILITY_<UPSTREAM>_AUTH_BEARER_TOKEN variable).
+    pub bearer_token: Option<String>,
+    /// Basic auth user (with `password`).
+    pub username: Option<String>,
+    /// Basic auth password (prefer the TOOLGATE_OBSERVABILITY_<UPSTREAM>_AUTH_PASSWORD variable).
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of CA certificates trusted in addition to the system roots.
+    pub ca_file: Option<String>,
+    /// Accept any server certificate (testing only). Default false.
+    pub insecure_skip_verify: Option<bool>,
+}
+
+/// Credentials of an HTTP upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HttpAuth {
+    #[default]
+    None,
+    Bearer(Secret),
+    Basic {
+        username: String,
+        password: Secret,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+/// One configured HTTP upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUpstream {
+    pub url: String,
+    pub timeout: std::time::Duration,
+    pub auth: HttpAuth,
+    pub tls: TlsSettings,
+}
+
+/// Which observability upstreams are configured (`None`: its tools say "not configured").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservabilityConfig {
+    pub prometheus: Option<HttpUpstream>,
+    pub loki: Option<HttpUpstream>,
+    /// Loki's `X-Scope-OrgID`.
+    pub loki_tenant: Option<String>,
+    pub tempo: Option<HttpUpstream>,
+    pub grafana: Option<HttpUpstream>,
+    /// Base of dashboard links; `grafana.url` unless `public_url` is set.
+    pub grafana_public_url: Option<String>,
+}
+
+fn resolve_observability(raw: RawObservability, problems: &mut Vec<String>) -> ObservabilityConfig {
+    let p = raw.prometheus.unwrap_or_default();
+    let t = raw.tempo.unwrap_or_default();
+    let l = raw.loki.unwrap_or_default();
+    let g = raw.grafana.unwrap_or_default();
+    let prometheus = resolve_upstream(
+        "prometheus",
+        p.url,
+        p.timeout_seconds,
+        p.auth,
+        p.tls,
+        problems,
+    );
+    let tempo = resolve_upstream("tempo", t.url, t.timeout_seconds, t.auth, t.tls, problems);
+    let loki = resolve_upstream("loki", l.url, l.timeout_seconds, l.auth, l.tls, problems);
+    if let Some(tenant) = &l.tenant
+        && (tenant.trim().is_empty() || tenant.contains(['\r', '\n']))
+    {
+        problems
+            .push("observability.loki.tenant: must be a non-empty single-line tenant id".into());
+    }
+    let grafana = resolve_upstream("grafana", g.url, g.timeout_seconds, g.auth, g.tls, problems);
+    let grafana_public_url = match g.public_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(url.trim_end_matches('/').to_string())
+        }
+        Some(url) => {
+            problems.push(format!(
+                "observability.grafana.public_url: `{url}` must start with http:// or https://"
+            ));
+            None
+        }
+        None => grafana.as_ref().map(|g| g.url.clone()),
+    };
+    ObservabilityConfig {
+        prometheus,
+        loki,
+        loki_tenant: l.tenant,
+        tempo,
+        grafana,
+        grafana_public_url,
+    }
+}
+
+fn resolve_upstream(
+    name: &str,
+    url: Option<String>,
+    timeout_seconds: Option<u64>,
+    auth: Option<RawHttpAuth>,
+    tls: Option<RawTls>,
+    problems: &mut Vec<String>,
+) -> Option<HttpUpstream> {
+    let key = format!("observability.{name}");
+    let url = url.filter(|u| !u.trim().is_empty())?;
+    let url = url.trim().trim_end_matches('/').to_string();
+    match reqwest::Url::parse(&url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                problems.push(format!(
+                    "{key}.url: must not carry credentials; use {key}.auth.username/password"
+                ));
+            }
+        }
+        _ => problems.push(format!(
+            "{key}.url: `{url}` is not an http:// or https:// URL"
+        )),
+    }
+    let timeout = timeout_seconds.unwrap_or(30);
+    if timeout == 0 || timeout > 600 {
+        problems.push(format!(
+            "{key}.timeout_seconds: {timeout} is out of range; expected 1..=600"
+        ));
+    }
+    let auth = auth.unwrap_or_default();
+    let auth = match (auth.bearer_token, auth.username, auth.password) {
+        (None, None, None) => HttpAuth::None,
+        (Some(token), None, None) if !token.is_empty() => HttpAuth::Bearer(Secret(token)),
+        (None, Some(username), Some(password)) => HttpAuth::Basic {
+            username,
+            password: Secret(password),
+        },
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            problems.push(format!(
+                "{key}.auth: basic auth needs both username and password"
+            ));
+            HttpAuth::None
+        }
+        _ => {
+            problems.push(format!(
+                "{key}.auth: give either bearer_token or username with password, not both"
+            ));
+            HttpAuth::None
+        }
+    };
+    let tls = tls.unwrap_or_default();
+    let ca_file = tls.ca_file.map(PathBuf::from);
+    if let Some(path) = &ca_file
+        && !path.is_file()
+    {
+        problems.push(format!(
+            "{key}.tls.ca_file: file `{}` does not exist",
+            path.display()
+        ));
+    }
+    Some(HttpUpstream {
+        url,
+        timeout: std::time::Duration::from_secs(timeout),
+        auth,
+        tls: TlsSettings {
+            ca_file,
+            insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
+        },
+    })
 }
 
 impl Default for Config {
@@ -959,5 +1193,75 @@ mod tests {
             err.to_string().contains("unknown field `clusterz`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn observability_upstreams_resolve_with_secrets_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "observability:\n  prometheus:\n    url: http://prom:9090/\n    timeout_seconds: 5\n  loki:\n    url: http://loki:3100\n    tenant: team-a\n    auth: {username: u}\n  grafana:\n    url: http://grafana:3000\n",
+        )
+        .expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("password missing");
+        assert!(
+            err.to_string()
+                .contains("observability.loki.auth: basic auth needs both username and password"),
+            "{err}"
+        );
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("TOOLGATE_OBSERVABILITY_LOKI_AUTH_PASSWORD", "pw"),
+                ("TOOLGATE_OBSERVABILITY_GRAFANA_AUTH_BEARER_TOKEN", "glsa_x"),
+            ]),
+        )
+        .expect("valid");
+        let o = &c.observability;
+        let prom = o.prometheus.as_ref().expect("prometheus");
+        assert_eq!(prom.url, "http://prom:9090");
+        assert_eq!(prom.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(o.loki_tenant.as_deref(), Some("team-a"));
+        assert_eq!(
+            o.loki.as_ref().map(|l| l.auth.clone()),
+            Some(HttpAuth::Basic {
+                username: "u".into(),
+                password: Secret("pw".into())
+            })
+        );
+        let grafana = o.grafana.as_ref().expect("grafana");
+        assert_eq!(grafana.auth, HttpAuth::Bearer(Secret("glsa_x".into())));
+        assert!(
+            !format!("{grafana:?}").contains("glsa_x"),
+            "secrets never print"
+        );
+        assert_eq!(o.grafana_public_url.as_deref(), Some("http://grafana:3000"));
+        assert!(o.tempo.is_none());
+    }
+
+    #[test]
+    fn bad_observability_settings_are_all_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "observability:\n  prometheus:\n    url: prom:9090\n    timeout_seconds: 0\n  tempo:\n    url: http://u:p@tempo:3200\n    tls: {ca_file: /nonexistent/ca.pem}\n",
+        )
+        .expect("write");
+        let text = Config::load_from(Some(&path), &[])
+            .expect_err("invalid")
+            .to_string();
+        for needle in [
+            "observability.prometheus.url: `prom:9090` is not an http:// or https:// URL",
+            "observability.prometheus.timeout_seconds: 0 is out of range",
+            "observability.tempo.url: must not carry credentials",
+            "observability.tempo.tls.ca_file: file `/nonexistent/ca.pem` does not exist",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+        std::fs::write(&path, "observability:\n  prometheus:\n    tenant: x\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("tenant is Loki's");
+        assert!(err.to_string().contains("unknown field `tenant`"), "{err}");
     }
 }

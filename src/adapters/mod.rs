@@ -1,11 +1,19 @@
 //! Upstream adapters, one module each: a trait the tools use and a real implementation.
 //! Adapters import nothing of toolgate's but errors and config.
 
+pub mod grafana;
 pub mod kube;
+pub mod loki;
+pub mod observability;
+pub mod prometheus;
+pub mod tempo;
+pub mod upstream;
 
 use std::sync::Arc;
 
 /// Every adapter the tools can reach, built once from the config.
 pub struct Adapters {
     pub kube: Arc<dyn kube::Kube>,
+    /// Prometheus, Loki, Tempo, Grafana (each only when configured).
+    pub observability: Arc<observability::Observability>,
 }

@@ -159,13 +159,15 @@ pub fn apply(
         ));
     }
 
+    // A tool that already left items out (a top-N cap) stays marked as truncated.
+    let tool_cut = out.get("truncated") == Some(&Value::Bool(true));
     let truncated = fit < available;
     items.truncate(fit);
     if budget.keep_last {
         items.reverse();
     }
     out.insert(items_field.to_string(), Value::Array(items));
-    out.insert("truncated".into(), Value::Bool(truncated));
+    out.insert("truncated".into(), Value::Bool(truncated || tool_cut));
     let next = if truncated {
         out.insert("remaining".into(), Value::from(available - fit));
         Some(CursorData {
@@ -361,6 +363,21 @@ mod tests {
         let err = decode_cursor(cursor, "t", "h2").expect_err("other query");
         assert!(err.message.contains("different arguments"));
         assert!(decode_cursor("not-a-cursor!", "t", "h1").is_err());
+    }
+
+    #[test]
+    fn a_tools_own_cut_stays_marked_when_everything_fits() {
+        let out = apply(
+            json!({"rows": rows(2), "truncated": true}),
+            ROWS,
+            &Page::default(),
+            4096,
+            "t",
+            "h",
+        )
+        .expect("fits");
+        assert_eq!(out["truncated"], json!(true));
+        assert!(out.get("cursor").is_none(), "nothing to page through");
     }
 
     #[test]

@@ -391,6 +391,7 @@ rules:
         let registry = Registry::new(vec![typed(Count), typed(Wipe(runs))]).expect("registry");
         let adapters = Adapters {
             kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
+            observability: Default::default(),
         };
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(200);

@@ -162,7 +162,7 @@ fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Map<String, Value>) 
         }
         let props = output.entry("properties").or_insert_with(|| json!({}));
         if let Value::Object(props) = props {
-            props.insert("truncated".into(), json!({"type": "boolean", "description": "Whether items were left out to fit max_bytes."}));
+            props.insert("truncated".into(), json!({"type": "boolean", "description": "Whether items were left out to fit max_bytes (or by a cap of the tool, such as a top-N)."}));
             props.insert("remaining".into(), json!({"type": "integer", "description": "Items of this page left out (when truncated)."}));
             props.insert(
                 "cursor".into(),

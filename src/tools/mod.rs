@@ -6,11 +6,13 @@ use crate::core::tool::Tool;
 
 pub mod approval;
 pub mod k8s;
+pub mod obs;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
     let mut tools = Vec::new();
     tools.extend(k8s::tools());
+    tools.extend(obs::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

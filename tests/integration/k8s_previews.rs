@@ -49,6 +49,7 @@ impl Env {
         };
         let adapters = Arc::new(Adapters {
             kube: Arc::new(KubeAdapter::new(&cfg)),
+            observability: Default::default(),
         });
         Env {
             fake,

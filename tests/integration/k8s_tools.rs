@@ -36,6 +36,7 @@ impl Env {
         }]);
         let adapters = Arc::new(Adapters {
             kube: Arc::new(KubeAdapter::new(&cfg)),
+            observability: Default::default(),
         });
         Env {
             fake,
@@ -272,6 +273,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
     // Construction does no I/O: this must not fail.
     let adapters = Arc::new(Adapters {
         kube: Arc::new(KubeAdapter::new(&cfg)),
+        observability: Default::default(),
     });
     let ctx = ToolContext {
         principal: Principal::local("t"),
