@@ -78,8 +78,22 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     };
     // An `auth:` block in `extra` gets the tokens file added instead of a second `auth:` key.
     let tokens_line = format!("auth:\n  tokens_file: {}\n", tokens.display());
-    let (auth, extra) = if extra.contains("auth:\n") {
-        (String::new(), extra.replacen("auth:\n", &tokens_line, 1))
+    // Only a top-level `auth:` (at the start of a line), not a nested one such as
+    // `observability.grafana.auth:`.
+    let top_level = if extra.starts_with("auth:\n") {
+        Some(0)
+    } else {
+        extra.find("\nauth:\n").map(|i| i + 1)
+    };
+    let (auth, extra) = if let Some(at) = top_level {
+        (
+            String::new(),
+            format!(
+                "{}{tokens_line}{}",
+                &extra[..at],
+                &extra[at + "auth:\n".len()..]
+            ),
+        )
     } else {
         (tokens_line, extra.to_string())
     };
