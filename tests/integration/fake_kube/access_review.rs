@@ -19,7 +19,7 @@
 //! Only these few fields are decoded by hand (protobuf varints and length-delimited fields).
 
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::Req;

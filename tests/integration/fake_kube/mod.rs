@@ -132,6 +132,10 @@ impl FakeKube {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let app = Router::new().fallback(handle).with_state(shared.clone());
+        // Like a real API server (Go's net/http): no Nagle delay on answers.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
