@@ -391,10 +391,10 @@ async fn measure(
         Ok(n) => f.pods_in_answer = n,
         Err(e) => f.failure = Some(format!("first answer: {e}")),
     }
-    if f.pods_in_answer < PODS {
+    if f.pods_in_answer < PODS || std::env::var_os("BENCH_DEBUG").is_some() {
         eprintln!(
             "  first answer: {}",
-            first.chars().take(600).collect::<String>()
+            first.chars().take(if std::env::var_os("BENCH_DEBUG").is_some() { 100_000 } else { 600 }).collect::<String>()
         );
     }
     if f.failure.is_none() && f.pods_in_answer < PODS {
