@@ -73,14 +73,16 @@ impl TypedTool for NoopWrite {
     }
 }
 
-async fn dispatcher(dir: &std::path::Path) -> Arc<Dispatcher> {
+async fn dispatcher(dir: &std::path::Path, store_url: Option<&str>) -> Arc<Dispatcher> {
     let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies-gate");
     let path = dir.join("toolgate.yaml");
     std::fs::write(
         &path,
         format!(
-            "store:\n  url: sqlite://{}\npolicies:\n  dir: {policies}\n",
-            dir.join("gate.db").display()
+            "store:\n  url: \"{}\"\npolicies:\n  dir: {policies}\n",
+            store_url
+                .map(String::from)
+                .unwrap_or_else(|| format!("sqlite://{}", dir.join("gate.db").display()))
         ),
     )
     .expect("write config");
@@ -175,7 +177,7 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let d = rt.block_on(dispatcher(dir.path()));
+    let d = rt.block_on(dispatcher(dir.path(), None));
 
     let mut c = Criterion::default().configure_from_args();
     c.bench_function("noop read, direct", |b| b.iter(|| rt.block_on(direct(&d))));
@@ -187,15 +189,22 @@ fn main() {
     });
     c.final_summary();
 
-    let sample = |n: usize, f: &dyn Fn() -> Duration| (0..n).map(|_| f()).collect::<Vec<_>>();
-    let time = |fut: &dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>| {
-        let t = Instant::now();
-        rt.block_on(fut());
-        t.elapsed()
-    };
-    let direct_t = sample(5000, &|| time(&|| Box::pin(direct(&d))));
-    let gate_t = sample(5000, &|| time(&|| Box::pin(through_gate(&d))));
-    let approval_t = sample(500, &|| time(&|| Box::pin(approval_round_trip(&d))));
+    let (mut direct_t, mut gate_t, mut approval_t) = (Vec::new(), Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..5000 {
+            let t = Instant::now();
+            direct(&d).await;
+            direct_t.push(t.elapsed());
+            let t = Instant::now();
+            through_gate(&d).await;
+            gate_t.push(t.elapsed());
+        }
+        for _ in 0..500 {
+            let t = Instant::now();
+            approval_round_trip(&d).await;
+            approval_t.push(t.elapsed());
+        }
+    });
     let (dp50, dp99) = percentiles(direct_t);
     let (gp50, gp99) = percentiles(gate_t);
     let (ap50, ap99) = percentiles(approval_t);
@@ -204,6 +213,18 @@ fn main() {
     println!("noop read, direct                  {dp50:>10.1} {dp99:>10.1}");
     println!("noop read, through the gate        {gp50:>10.1} {gp99:>10.1}");
     println!("approval round trip (SQLite)       {ap50:>10.1} {ap99:>10.1}");
+    // The same with the store in memory: what the gate costs besides the disk sync.
+    let mem = rt.block_on(dispatcher(dir.path(), Some("sqlite::memory:")));
+    let mut mem_t = Vec::new();
+    rt.block_on(async {
+        for _ in 0..5000 {
+            let t = Instant::now();
+            through_gate(&mem).await;
+            mem_t.push(t.elapsed());
+        }
+    });
+    let (mp50, mp99) = percentiles(mem_t);
+    println!("noop read, gate, in-memory SQLite  {mp50:>10.1} {mp99:>10.1}");
     let overhead = gp50 - dp50;
     println!(
         "gate overhead p50: {overhead:.1} µs (target <= 100 µs: {})",
