@@ -64,7 +64,8 @@ impl TypedTool for NoopWrite {
     type Output = NoopOutput;
     const NAME: &'static str = "bench.noop_write";
     const TITLE: &'static str = "No-op write";
-    const DESCRIPTION: &'static str = "Changes nothing, but is treated as a write (benchmark only).";
+    const DESCRIPTION: &'static str =
+        "Changes nothing, but is treated as a write (benchmark only).";
     const RISK: Risk = Risk::Write;
     const OPEN_WORLD: bool = false;
 

@@ -65,6 +65,9 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
+/// Makes the [`Server`] for one run.
+type Build = fn(&Args, &FakeKube, &Path) -> Result<Server>;
+
 /// How to start one server and make the equivalent call.
 struct Server {
     key: &'static str,
@@ -394,7 +397,14 @@ async fn measure(
     if f.pods_in_answer < PODS || std::env::var_os("BENCH_DEBUG").is_some() {
         eprintln!(
             "  first answer: {}",
-            first.chars().take(if std::env::var_os("BENCH_DEBUG").is_some() { 100_000 } else { 600 }).collect::<String>()
+            first
+                .chars()
+                .take(if std::env::var_os("BENCH_DEBUG").is_some() {
+                    100_000
+                } else {
+                    600
+                })
+                .collect::<String>()
         );
     }
     if f.failure.is_none() && f.pods_in_answer < PODS {
@@ -437,7 +447,8 @@ async fn measure(
             }
             Err(e) => {
                 f.bad_answers += 1;
-                f.failure.get_or_insert(format!("an answer under load: {e}"));
+                f.failure
+                    .get_or_insert(format!("an answer under load: {e}"));
             }
         }
     }
@@ -478,7 +489,7 @@ async fn main() -> Result<()> {
         .pool_max_idle_per_host(64)
         .build()?;
     let mut results: Vec<(&'static str, &'static str, Result<Figures>)> = Vec::new();
-    let builders: [(&str, fn(&Args, &FakeKube, &Path) -> Result<Server>); 3] =
+    let builders: [(&str, Build); 3] =
         [("toolgate", toolgate), ("go", go_peer), ("node", node_peer)];
     for (key, build) in builders {
         if a.only.as_deref().is_some_and(|o| o != key) {
@@ -524,12 +535,23 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ("p50 ms, concurrency 16", |f| f.c16.p50_ms, false),
         ("p99 ms, concurrency 16", |f| f.c16.p99_ms, false),
         ("exec to first tools/list, ms", |f| f.startup_ms, false),
-        ("peak RSS idle, MiB", |f| f.idle_rss_kb as f64 / 1024.0, false),
-        ("peak RSS under load, MiB", |f| f.load_rss_kb as f64 / 1024.0, false),
-        ("answer bytes (JSON-RPC message)", |f| f.answer_bytes as f64, false),
+        (
+            "peak RSS idle, MiB",
+            |f| f.idle_rss_kb as f64 / 1024.0,
+            false,
+        ),
+        (
+            "peak RSS under load, MiB",
+            |f| f.load_rss_kb as f64 / 1024.0,
+            false,
+        ),
+        (
+            "answer bytes (JSON-RPC message)",
+            |f| f.answer_bytes as f64,
+            false,
+        ),
         ("pods in answer", |f| f.pods_in_answer as f64, true),
     ];
-    let keys = ["toolgate", "go", "node"];
     let fmt = |v: f64| {
         if v >= 100.0 {
             format!("{v:.0}")
@@ -540,7 +562,12 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
     println!();
     println!(
         "{:<34} {:>12} {:>12} {:>12} {:>14} {:>14}",
-        "200 pods, 5 namespaces", "toolgate", "Go peer", "Node peer", "toolgate/Go", "toolgate/Node"
+        "200 pods, 5 namespaces",
+        "toolgate",
+        "Go peer",
+        "Node peer",
+        "toolgate/Go",
+        "toolgate/Node"
     );
     for (name, get, _) in rows.iter() {
         let cell = |k: &str| ok.get(k).map(|f| fmt(get(f))).unwrap_or_else(|| "-".into());
@@ -575,17 +602,51 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
     let mut targets = Vec::new();
     if let (Some(t), Some(g)) = (ok.get("toolgate"), ok.get("go")) {
         let checks: [(&str, f64, f64, bool); 6] = [
-            ("calls/s at c16 >= 10x Go", t.c16.calls_per_s / g.c16.calls_per_s, 10.0, true),
-            ("calls/s at c1 >= 5x Go", t.c1.calls_per_s / g.c1.calls_per_s, 5.0, true),
-            ("p99 at c16 <= 0.1x Go", t.c16.p99_ms / g.c16.p99_ms, 0.1, false),
-            ("idle RSS <= 0.2x Go", t.idle_rss_kb as f64 / g.idle_rss_kb as f64, 0.2, false),
-            ("startup <= 0.2x Go", t.startup_ms / g.startup_ms, 0.2, false),
-            ("answer bytes <= 0.5x Go", t.answer_bytes as f64 / g.answer_bytes as f64, 0.5, false),
+            (
+                "calls/s at c16 >= 10x Go",
+                t.c16.calls_per_s / g.c16.calls_per_s,
+                10.0,
+                true,
+            ),
+            (
+                "calls/s at c1 >= 5x Go",
+                t.c1.calls_per_s / g.c1.calls_per_s,
+                5.0,
+                true,
+            ),
+            (
+                "p99 at c16 <= 0.1x Go",
+                t.c16.p99_ms / g.c16.p99_ms,
+                0.1,
+                false,
+            ),
+            (
+                "idle RSS <= 0.2x Go",
+                t.idle_rss_kb as f64 / g.idle_rss_kb as f64,
+                0.2,
+                false,
+            ),
+            (
+                "startup <= 0.2x Go",
+                t.startup_ms / g.startup_ms,
+                0.2,
+                false,
+            ),
+            (
+                "answer bytes <= 0.5x Go",
+                t.answer_bytes as f64 / g.answer_bytes as f64,
+                0.5,
+                false,
+            ),
         ];
         println!();
         println!("targets (toolgate/Go, same run):");
         for (name, value, bound, at_least) in checks {
-            let met = if at_least { value >= bound } else { value <= bound };
+            let met = if at_least {
+                value >= bound
+            } else {
+                value <= bound
+            };
             println!(
                 "  {:<28} {:>9.3}  {}",
                 name,
@@ -613,9 +674,10 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
             .collect();
         std::fs::write(
             path,
-            serde_json::to_string_pretty(&json!({"seconds": a.seconds, "servers": servers, "targets": targets}))?,
+            serde_json::to_string_pretty(
+                &json!({"seconds": a.seconds, "servers": servers, "targets": targets}),
+            )?,
         )?;
     }
-    let _ = keys;
     Ok(())
 }

@@ -96,7 +96,10 @@ impl Session {
             .is_some_and(|c| c.starts_with("text/event-stream"));
         let text = resp.text().await?;
         if !status.is_success() {
-            bail!("{method}: HTTP {status}: {}", text.chars().take(300).collect::<String>());
+            bail!(
+                "{method}: HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            );
         }
         if !sse {
             return Ok(text);

@@ -169,7 +169,10 @@ pub fn result_text(output: &Value) -> String {
         return output.to_string();
     }
     let cell = |v: &Value, out: &mut String| match v {
-        Value::String(s) => out.extend(s.chars().map(|c| if c == '\t' || c == '\n' { ' ' } else { c })),
+        Value::String(s) => out.extend(
+            s.chars()
+                .map(|c| if c == '\t' || c == '\n' { ' ' } else { c }),
+        ),
         Value::Null => {}
         other => out.push_str(&other.to_string()),
     };

@@ -604,7 +604,11 @@ async fn missing_objects_are_not_found() {
 #[tokio::test]
 async fn auth_can_i_posts_a_protobuf_self_subject_access_review_and_is_allowed() {
     let fake = FakeKube::start().await;
-    let out = kubectl_ok(&fake, &["auth", "can-i", "list", "pods", "--all-namespaces"]).await;
+    let out = kubectl_ok(
+        &fake,
+        &["auth", "can-i", "list", "pods", "--all-namespaces"],
+    )
+    .await;
     assert_eq!(out.trim(), "yes");
     let review = fake
         .requests()

@@ -87,8 +87,10 @@ pub fn create(req: &Req) -> ApiResult {
         };
         let body = encode_response(&spec);
         let mut resp = (StatusCode::CREATED, body).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(PROTOBUF));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(PROTOBUF),
+        );
         return Ok(resp);
     }
     let spec = if is_protobuf {

@@ -503,7 +503,12 @@ fn route(shared: Arc<Shared>, segs: &[&str], req: Req, ws: Option<WebSocketUpgra
         ["apis", group, version] if get => discovery::resource_list(group, version),
         ["openapi", "v3"] if get => Ok(discovery::openapi_v3_index()),
         ["openapi", "v3", rest @ ..] if get => discovery::openapi_v3_doc(&rest.join("/")),
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] => {
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
             if req.method == Method::POST {
                 access_review::create(&req)
             } else {

@@ -198,7 +198,10 @@ async fn table_list_as_go_clients_ask_has_every_pod_of_every_namespace() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(&columns[..5], ["Name", "Ready", "Status", "Restarts", "Age"]);
+    assert_eq!(
+        &columns[..5],
+        ["Name", "Ready", "Status", "Restarts", "Age"]
+    );
     let rows = table["rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 200);
     for ns in namespaces {
