@@ -83,3 +83,54 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::audit::tests::entry;
+    use super::super::test_support::sqlite;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_each_get_their_own_record_in_one_valid_chain() {
+        let (store, _dir) = sqlite().await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                (i, store.append_audit(&entry(i)).await)
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            let (i, record) = t.await.expect("task");
+            let record = record.expect("append");
+            assert_eq!(
+                record.entry.at_ms,
+                entry(i).at_ms,
+                "the caller's own record"
+            );
+            seqs.push(record.seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=64).collect::<Vec<i64>>());
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 64);
+        assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    #[tokio::test]
+    async fn appends_fail_when_the_commit_fails() {
+        let (store, _dir) = sqlite().await;
+        store.append_audit(&entry(0)).await.expect("first append");
+        store.pool.close().await;
+        let waiting: Vec<_> = (1..4)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append_audit(&entry(i)).await })
+            })
+            .collect();
+        for w in waiting {
+            let err = w.await.expect("task").expect_err("nothing is committed");
+            assert!(err.to_string().starts_with("store: "), "{err}");
+        }
+    }
+}
