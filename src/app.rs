@@ -220,6 +220,11 @@ async fn serve_built(
     let app = router(state, shutdown.clone());
     tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");
     let graceful = shutdown.clone();
+    // No Nagle delay: an answer written in several pieces must not wait for the client's
+    // delayed ACK (40 ms on Linux) before its last piece goes out.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move { graceful.cancelled().await });
     tokio::select! {

@@ -35,10 +35,27 @@ const SELECT_AFTER: &str = "SELECT seq, at_ms, principal_sub, principal_name, tr
      WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 impl Store {
-    /// Appends one record at the end of the chain. Any failure is an error: the caller fails
+    /// Appends one record at the end of the chain and returns once it is committed. Appends of
+    /// concurrent callers are written together (group commit, see [`super::audit_writer`]): one
+    /// transaction and one sync for many records. Any failure is an error: the caller fails
     /// closed rather than act without an audit record.
     pub async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        let args = canonical_json(&e.args)?;
+        match &self.audit_writer {
+            Some(writer) => writer.append(e.clone()).await,
+            None => {
+                let mut records = self.append_audit_batch(std::slice::from_ref(e)).await?;
+                records
+                    .pop()
+                    .ok_or_else(|| StoreError::Db("audit append wrote no record".into()))
+            }
+        }
+    }
+
+    /// Appends records in order at the end of the chain in one transaction: all or none.
+    pub(crate) async fn append_audit_batch(
+        &self,
+        entries: &[AuditEntry],
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
@@ -49,42 +66,48 @@ impl Store {
         let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;
-        let (seq, prev_hash) = match last {
+        let (mut seq, mut prev_hash) = match last {
             Some(row) => (
-                row.try_get::<i64, _>("seq")? + 1,
+                row.try_get::<i64, _>("seq")?,
                 row.try_get::<String, _>("hash")?,
             ),
-            None => (1, GENESIS.to_string()),
+            None => (0, GENESIS.to_string()),
         };
-        let hash = chain_hash(&prev_hash, seq, &Fields::of(e, &args))?;
-        sqlx::query(
-            "INSERT INTO audit (seq, at_ms, principal_sub, principal_name, transport, tool, args, \
-             decision, rule, approval_id, result_summary, trace_id, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(seq)
-        .bind(e.at_ms)
-        .bind(e.principal_sub.as_str())
-        .bind(e.principal_name.as_str())
-        .bind(e.transport.as_str())
-        .bind(e.tool.as_str())
-        .bind(args.as_str())
-        .bind(e.decision.as_str())
-        .bind(e.rule.as_deref())
-        .bind(e.approval_id.as_deref())
-        .bind(e.result_summary.as_deref())
-        .bind(e.trace_id.as_deref())
-        .bind(prev_hash.as_str())
-        .bind(hash.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let mut records = Vec::with_capacity(entries.len());
+        for e in entries {
+            let args = canonical_json(&e.args)?;
+            seq += 1;
+            let hash = chain_hash(&prev_hash, seq, &Fields::of(e, &args))?;
+            sqlx::query(
+                "INSERT INTO audit (seq, at_ms, principal_sub, principal_name, transport, tool, args, \
+                 decision, rule, approval_id, result_summary, trace_id, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(seq)
+            .bind(e.at_ms)
+            .bind(e.principal_sub.as_str())
+            .bind(e.principal_name.as_str())
+            .bind(e.transport.as_str())
+            .bind(e.tool.as_str())
+            .bind(args.as_str())
+            .bind(e.decision.as_str())
+            .bind(e.rule.as_deref())
+            .bind(e.approval_id.as_deref())
+            .bind(e.result_summary.as_deref())
+            .bind(e.trace_id.as_deref())
+            .bind(prev_hash.as_str())
+            .bind(hash.as_str())
+            .execute(&mut *tx)
+            .await?;
+            records.push(AuditRecord {
+                seq,
+                entry: e.clone(),
+                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+                hash,
+            });
+        }
         tx.commit().await?;
-        Ok(AuditRecord {
-            seq,
-            entry: e.clone(),
-            prev_hash,
-            hash,
-        })
+        Ok(records)
     }
 
     /// The last `n` records, oldest → newest.

@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod audit_writer;
 mod schema;
 mod tasks;
 
@@ -255,6 +256,8 @@ pub(crate) enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Group commit of audit appends; `None` inside the writer task itself.
+    audit_writer: Option<audit_writer::AuditWriter>,
 }
 
 /// How long a caller waits for a pooled connection before the operation fails (closed).
@@ -291,8 +294,13 @@ impl Store {
                     .await?
             }
         };
-        let store = Store { pool, backend };
+        let mut store = Store {
+            pool,
+            backend,
+            audit_writer: None,
+        };
         schema::ensure(&store).await?;
+        store.audit_writer = Some(audit_writer::AuditWriter::spawn(store.clone()));
         Ok(store)
     }
 

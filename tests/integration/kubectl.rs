@@ -600,3 +600,27 @@ async fn missing_objects_are_not_found() {
     );
     assert_eq!(fake.count("GET", "/api/v1/namespaces/nowhere"), 1);
 }
+
+#[tokio::test]
+async fn auth_can_i_posts_a_protobuf_self_subject_access_review_and_is_allowed() {
+    let fake = FakeKube::start().await;
+    let out = kubectl_ok(
+        &fake,
+        &["auth", "can-i", "list", "pods", "--all-namespaces"],
+    )
+    .await;
+    assert_eq!(out.trim(), "yes");
+    let review = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/selfsubjectaccessreviews"))
+        .expect("a review reached the server");
+    assert_eq!(review.method, "POST");
+    // kubectl (client-go) sends the review in protobuf and reads the protobuf answer.
+    assert_eq!(
+        review.content_type.as_deref(),
+        Some("application/vnd.kubernetes.protobuf")
+    );
+    assert!(review.body.starts_with("k8s\0"), "protobuf envelope");
+    assert!(review.body.contains("list") && review.body.contains("pods"));
+}

@@ -113,7 +113,12 @@ impl TypedTool for ListResources {
             Some(limit),
             continue_token.as_deref(),
         );
-        let mut list = t.list(&lp).await?;
+        let format = p.output.unwrap_or_default();
+        let mut list = if format == ListFormat::Compact {
+            t.list_for_rows(&lp).await?
+        } else {
+            t.list(&lp).await?
+        };
         sanitize(&mut list);
         let objects = items(&list);
         if objects.is_empty()
@@ -131,7 +136,7 @@ impl TypedTool for ListResources {
             .pointer("/metadata/remainingItemCount")
             .and_then(Value::as_i64);
         let info = &t.kind.info;
-        let (columns, rows) = match p.output.unwrap_or_default() {
+        let (columns, rows) = match format {
             ListFormat::Compact => {
                 let with_namespace = info.namespaced && t.namespace.is_none();
                 let tbl = table(

@@ -17,6 +17,7 @@ mod get;
 mod list;
 mod logs;
 mod preview;
+mod prune;
 pub mod redact;
 mod restart;
 pub mod rows;

@@ -115,6 +115,25 @@ impl Target {
         }
     }
 
+    /// One page of the collection, read only for compact rows (see `prune`).
+    pub async fn list_for_rows(&self, lp: &ListParams) -> Result<Value, ToolError> {
+        let client = self.cluster.client();
+        let url_path = self.url_path();
+        self.cluster
+            .read(|| {
+                let client = client.clone();
+                let req = Request::new(url_path.clone()).list(lp);
+                async move {
+                    let text = client
+                        .request_text(req.map_err(::kube::Error::BuildRequest)?)
+                        .await?;
+                    super::prune::parse_list_for_rows(&text).map_err(::kube::Error::SerdeError)
+                }
+            })
+            .await
+            .map_err(tool_error)
+    }
+
     /// One page of the collection as a raw JSON list.
     pub async fn list(&self, lp: &ListParams) -> Result<Value, ToolError> {
         list_json(&self.cluster, self.url_path(), lp)

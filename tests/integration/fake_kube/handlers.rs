@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use super::registry::{self, ResourceType};
@@ -171,41 +172,97 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
             meta["remainingItemCount"] = json!(remaining);
         }
     }
-    let items: Vec<Value> = matching.into_iter().cloned().collect();
     let body = match shape(&req.accept) {
-        Shape::Table(v) => table::table(
-            t.rt,
-            &items,
-            meta,
-            req.params.get("includeObject").unwrap_or("Metadata"),
-            v,
-        ),
+        Shape::Table(v) => {
+            let items: Vec<Value> = matching.into_iter().cloned().collect();
+            table::table(
+                t.rt,
+                &items,
+                meta,
+                req.params.get("includeObject").unwrap_or("Metadata"),
+                v,
+            )
+        }
         Shape::Partial(v) => json!({
             "kind": "PartialObjectMetadataList",
             "apiVersion": format!("meta.k8s.io/{v}"),
             "metadata": meta,
-            "items": items.iter().map(|o| table::partial(o, v)).collect::<Vec<_>>(),
+            "items": matching.iter().map(|o| table::partial(o, v)).collect::<Vec<_>>(),
         }),
+        // Full objects are written straight from the store (no copies: lists can be large).
         Shape::Full => {
-            let items: Vec<Value> = items
-                .iter()
-                .map(|o| {
-                    if t.rt.is_builtin() {
-                        let mut o = o.clone();
-                        if let Some(m) = o.as_object_mut() {
-                            m.remove("apiVersion");
-                            m.remove("kind");
-                        }
-                        o
-                    } else {
-                        typed(t.rt, o)
-                    }
-                })
-                .collect();
-            json!({"kind": t.rt.list_kind(), "apiVersion": t.rt.api_version(), "metadata": meta, "items": items})
+            let body = FullList {
+                rt: t.rt,
+                meta: &meta,
+                items: &matching,
+            };
+            return Ok(bytes_response(
+                200,
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ));
         }
     };
     Ok(json_response(200, &body))
+}
+
+/// A `…List` of full objects as served: built-in kinds' items carry no `apiVersion`/`kind`,
+/// custom resources' items do.
+struct FullList<'a> {
+    rt: &'static ResourceType,
+    meta: &'a Value,
+    items: &'a [&'a Value],
+}
+
+struct FullItem<'a> {
+    rt: &'static ResourceType,
+    obj: &'a Value,
+}
+
+impl Serialize for FullList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("kind", &self.rt.list_kind())?;
+        m.serialize_entry("apiVersion", &self.rt.api_version())?;
+        m.serialize_entry("metadata", self.meta)?;
+        let items: Vec<FullItem<'_>> = self
+            .items
+            .iter()
+            .map(|obj| FullItem { rt: self.rt, obj })
+            .collect();
+        m.serialize_entry("items", &items)?;
+        m.end()
+    }
+}
+
+impl Serialize for FullItem<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(obj) = self.obj else {
+            return self.obj.serialize(s);
+        };
+        let mut m = s.serialize_map(None)?;
+        if !self.rt.is_builtin() {
+            m.serialize_entry("apiVersion", &self.rt.api_version())?;
+            m.serialize_entry("kind", self.rt.kind)?;
+        }
+        for (k, v) in obj {
+            if k != "apiVersion" && k != "kind" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+fn bytes_response(code: u16, body: Vec<u8>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(code)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, body).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// Route helper: the registry lookup with a Status 404 when the type is not served.

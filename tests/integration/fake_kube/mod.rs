@@ -2,6 +2,7 @@
 //! `kubectl` and kube-rs clients work against. See `objects` for seed builders.
 #![allow(dead_code)]
 
+mod access_review;
 mod apply;
 #[cfg(test)]
 mod client_tests;
@@ -19,6 +20,8 @@ mod status;
 mod store;
 mod table;
 mod watch;
+#[cfg(test)]
+mod wire_tests;
 mod write;
 
 use std::net::SocketAddr;
@@ -129,6 +132,10 @@ impl FakeKube {
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let app = Router::new().fallback(handle).with_state(shared.clone());
+        // Like a real API server (Go's net/http): no Nagle delay on answers.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -496,6 +503,18 @@ fn route(shared: Arc<Shared>, segs: &[&str], req: Req, ws: Option<WebSocketUpgra
         ["apis", group, version] if get => discovery::resource_list(group, version),
         ["openapi", "v3"] if get => Ok(discovery::openapi_v3_index()),
         ["openapi", "v3", rest @ ..] if get => discovery::openapi_v3_doc(&rest.join("/")),
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => {
+            if req.method == Method::POST {
+                access_review::create(&req)
+            } else {
+                Err(ApiError::method_not_allowed())
+            }
+        }
         ["api", version, rest @ ..] => resource(shared, "", version, rest, req, ws),
         ["apis", group, version, rest @ ..] => resource(shared, group, version, rest, req, ws),
         _ => Err(ApiError::no_route()),

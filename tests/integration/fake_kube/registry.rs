@@ -183,6 +183,18 @@ pub static RESOURCES: &[ResourceType] = &[
         ALL_VERBS,
         &[STATUS, SCALE]
     ),
+    // Create-only: `access_review` answers it (every request is allowed).
+    rt!(
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview",
+        "SelfSubjectAccessReview",
+        false,
+        &[],
+        &[],
+        &["create"],
+        &[]
+    ),
     rt!(
         "example.com",
         "widgets",
@@ -197,7 +209,7 @@ pub static RESOURCES: &[ResourceType] = &[
 ];
 
 /// Groups other than core, in discovery order.
-pub const GROUPS: &[&str] = &["apps", "example.com"];
+pub const GROUPS: &[&str] = &["apps", "authorization.k8s.io", "example.com"];
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
@@ -223,7 +235,7 @@ impl ResourceType {
 
     /// Built-in types omit `apiVersion`/`kind` on list items; custom resources keep them.
     pub fn is_builtin(&self) -> bool {
-        matches!(self.group, "" | "apps")
+        matches!(self.group, "" | "apps" | "authorization.k8s.io")
     }
 
     /// Kinds whose `metadata.generation` tracks spec changes.

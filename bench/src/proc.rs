@@ -1,0 +1,57 @@
+//! Memory of a process and its descendants from /proc (Linux): `VmRSS` (now) and `VmHWM`
+//! (peak resident size), in KiB.
+
+use std::collections::HashMap;
+
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `pid` and all its descendants (children of children too).
+pub fn tree(pid: u32) -> Vec<u32> {
+    let mut parent: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // The command name is in parentheses and may hold spaces: read after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent.entry(pp).or_default().push(p);
+            }
+        }
+    }
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(kids) = parent.get(&out[i]) {
+            out.extend(kids);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Sum of the current resident sizes of the tree.
+pub fn tree_rss_kb(pid: u32) -> u64 {
+    tree(pid).into_iter().map(|p| status_kb(p, "VmRSS")).sum()
+}
+
+/// Sum of the peak resident sizes of the processes alive in the tree now.
+pub fn tree_hwm_kb(pid: u32) -> u64 {
+    tree(pid).into_iter().map(|p| status_kb(p, "VmHWM")).sum()
+}
