@@ -38,6 +38,12 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub policies: Option<RawPolicies>,
     pub approvals: Option<RawApprovals>,
+    /// Inbound webhooks (Alertmanager).
+    pub webhooks: Option<crate::intents::config::RawWebhooks>,
+    /// Where intents (`sre.domain.intents.v1`) go.
+    pub intents: Option<crate::intents::config::RawIntents>,
+    /// Scheduled SLI windows from Prometheus.
+    pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +187,9 @@ pub struct Config {
     /// `None`: the built-in default policy.
     pub policies_dir: Option<PathBuf>,
     pub approvals: ApprovalsConfig,
+    pub webhooks: crate::intents::config::WebhooksConfig,
+    pub intents: crate::intents::config::IntentsConfig,
+    pub sli_calculation: crate::intents::config::SliConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +206,10 @@ pub enum AuthConfig {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -822,7 +835,13 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         ));
     }
 
+    let (webhooks, intents, sli_calculation) =
+        crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
+
     Config {
+        webhooks,
+        intents,
+        sli_calculation,
         auth,
         policies_dir,
         approvals: ApprovalsConfig {

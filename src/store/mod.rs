@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod intents;
 mod schema;
 
 use std::path::Path;
@@ -19,6 +20,8 @@ use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
+
+pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,3 +5,4 @@ pub mod approvals_page;
 pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod webhooks;
