@@ -1,8 +1,10 @@
 //! Integration tests: one binary, one module per area.
+mod alertmanager_webhook;
 mod approvals_api;
 mod approvals_web;
 mod authz;
 mod cli;
+mod daemons;
 mod deploy;
 mod fake_kube;
 mod gate;
