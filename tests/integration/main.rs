@@ -10,6 +10,7 @@ mod fake_kube;
 mod gate;
 mod harness;
 mod hostile;
+mod intents_nats;
 mod jsonrpc;
 mod k8s_previews;
 mod k8s_tools;
