@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::store::{DedupItem, IngestOutcome, NewIntent, Store, StoreError};
 
@@ -98,11 +98,24 @@ pub struct Signal {
     pub intents: Vec<Envelope>,
 }
 
+/// One caller's items waiting for a group commit.
+struct Pending {
+    items: Vec<DedupItem>,
+    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+}
+
 /// Handle to the outbox: writes intents and wakes the publisher. Cheap to clone.
+///
+/// Writes are group-committed: callers queue their items; whoever holds the commit lock writes
+/// everything queued in one transaction and answers each caller. With SQLite's one writer and a
+/// sync per commit, this is what lets concurrent webhook deliveries through at thousands of
+/// alerts per second.
 #[derive(Clone)]
 pub struct Intents {
     store: Store,
     wake: Arc<Notify>,
+    queue: Arc<std::sync::Mutex<Vec<Pending>>>,
+    commit: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Intents {
@@ -110,6 +123,8 @@ impl Intents {
         Intents {
             store,
             wake: Arc::new(Notify::new()),
+            queue: Arc::new(std::sync::Mutex::new(Vec::new())),
+            commit: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -130,6 +145,8 @@ impl Intents {
             .map(|s| {
                 Ok(DedupItem {
                     dedup_key: s.dedup_key.clone(),
+                    source: source.to_string(),
+                    window_ms,
                     intents: s
                         .intents
                         .iter()
@@ -138,14 +155,73 @@ impl Intents {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let outcome = self
-            .store
-            .ingest_deduplicated(source, &items, crate::store::now_ms(), window_ms)
-            .await?;
+        let (reply, mut answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .map_err(|_| StoreError::Db("intents queue poisoned".into()))?
+            .push(Pending { items, reply });
+        let fresh = loop {
+            let turn = self.commit.clone().lock_owned().await;
+            // The previous holder may have committed ours already.
+            match answer.try_recv() {
+                Ok(result) => break result,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    break Err("the group commit was interrupted".to_string());
+                }
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            // In a task of its own, so a caller that goes away cannot cut a commit in half.
+            let this = self.clone();
+            let _ = tokio::spawn(async move {
+                let _turn = turn;
+                this.commit_queued().await;
+            })
+            .await;
+        };
+        let fresh = fresh.map_err(StoreError::Db)?;
+        let mut outcome = IngestOutcome::default();
+        for (signal, new) in signals.iter().zip(&fresh) {
+            if *new {
+                outcome.new += 1;
+                outcome.intents += signal.intents.len();
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
         if outcome.intents > 0 {
             self.wake.notify_one();
         }
         Ok(outcome)
+    }
+
+    /// Writes everything queued in one transaction and answers each caller (commit lock held).
+    async fn commit_queued(&self) {
+        let batch: Vec<Pending> = match self.queue.lock() {
+            Ok(mut queue) => std::mem::take(&mut *queue),
+            Err(_) => return,
+        };
+        let mut items = Vec::new();
+        let mut lengths = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for pending in batch {
+            lengths.push(pending.items.len());
+            items.extend(pending.items);
+            replies.push(pending.reply);
+        }
+        let result = self
+            .store
+            .ingest_deduplicated(&items, crate::store::now_ms())
+            .await;
+        let mut offset = 0;
+        for (reply, len) in replies.into_iter().zip(lengths) {
+            let answer = match &result {
+                Ok(fresh) => Ok(fresh[offset..offset + len].to_vec()),
+                Err(e) => Err(e.to_string()),
+            };
+            offset += len;
+            // A caller that gave up (request cancelled) no longer listens; its items are written.
+            let _ = reply.send(answer);
+        }
     }
 
     pub(crate) fn wake_handle(&self) -> Arc<Notify> {

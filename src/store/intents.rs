@@ -31,10 +31,13 @@ pub struct NewIntent {
     pub envelope: String,
 }
 
-/// An inbound item: its dedup key and the intents it causes when the key is new.
+/// An inbound item: its dedup key (valid `window_ms` from now, recorded under `source`) and the
+/// intents it causes when the key is new.
 #[derive(Debug, Clone)]
 pub struct DedupItem {
     pub dedup_key: String,
+    pub source: String,
+    pub window_ms: i64,
     pub intents: Vec<NewIntent>,
 }
 
@@ -78,26 +81,29 @@ macro_rules! select_outbox {
 }
 
 impl Store {
-    /// Records the dedup keys of `items` (from `source`, valid for `window_ms`) and appends the
-    /// intents of every item whose key is new or expired, in one transaction.
+    /// Records the dedup keys of `items` and appends the intents of every item whose key is new
+    /// or expired, in one transaction. Returns, per item, whether it was new (a key repeated
+    /// within `items` is new at its first occurrence only).
     pub async fn ingest_deduplicated(
         &self,
-        source: &str,
         items: &[DedupItem],
         now_ms: i64,
-        window_ms: i64,
-    ) -> Result<IngestOutcome, StoreError> {
-        let mut outcome = IngestOutcome::default();
+    ) -> Result<Vec<bool>, StoreError> {
         // A key twice in one batch is a duplicate (and PostgreSQL refuses to upsert a row twice
         // in one statement).
         let mut seen = HashSet::with_capacity(items.len());
+        let first: Vec<bool> = items
+            .iter()
+            .map(|item| seen.insert(item.dedup_key.as_str()))
+            .collect();
         let unique: Vec<&DedupItem> = items
             .iter()
-            .filter(|item| seen.insert(item.dedup_key.as_str()))
+            .zip(&first)
+            .filter(|(_, first)| **first)
+            .map(|(item, _)| item)
             .collect();
-        outcome.duplicates = items.len() - unique.len();
         if unique.is_empty() {
-            return Ok(outcome);
+            return Ok(vec![false; items.len()]);
         }
         let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
@@ -129,9 +135,9 @@ impl Store {
             for item in chunk {
                 query = query
                     .bind(item.dedup_key.as_str())
-                    .bind(source)
+                    .bind(item.source.as_str())
                     .bind(now_ms)
-                    .bind(now_ms.saturating_add(window_ms));
+                    .bind(now_ms.saturating_add(item.window_ms));
             }
             query = query.bind(now_ms);
             for row in query.fetch_all(&mut *tx).await? {
@@ -143,14 +149,15 @@ impl Store {
             .filter(|item| fresh.contains(&item.dedup_key))
             .flat_map(|item| item.intents.iter())
             .collect();
-        outcome.new = fresh.len();
-        outcome.duplicates += unique.len() - fresh.len();
-        outcome.intents = intents.len();
         if !intents.is_empty() {
             append(&mut tx, &intents, now_ms).await?;
         }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(items
+            .iter()
+            .zip(first)
+            .map(|(item, first)| first && fresh.contains(&item.dedup_key))
+            .collect())
     }
 
     /// The oldest pending intents, in delivery order.
@@ -325,6 +332,8 @@ mod tests {
     fn item(key: &str, n: usize) -> DedupItem {
         DedupItem {
             dedup_key: key.to_string(),
+            source: "am".to_string(),
+            window_ms: 500,
             intents: (0..n)
                 .map(|i| NewIntent {
                     id: format!("{key}-{i}"),
@@ -341,34 +350,22 @@ mod tests {
     async fn duplicates_inside_the_window_are_dropped_and_expired_keys_count_again() {
         let (store, _dir) = sqlite().await;
         let out = store
-            .ingest_deduplicated(
-                "am",
-                &[item("a", 2), item("b", 1), item("a", 2)],
-                1_000,
-                500,
-            )
+            .ingest_deduplicated(&[item("a", 2), item("b", 1), item("a", 2)], 1_000)
             .await
             .expect("ingest");
-        assert_eq!(
-            out,
-            IngestOutcome {
-                new: 2,
-                duplicates: 1,
-                intents: 3
-            }
-        );
+        assert_eq!(out, [true, true, false]);
         // Inside the window: nothing new.
         let out = store
-            .ingest_deduplicated("am", &[item("a", 2), item("c", 1)], 1_400, 500)
+            .ingest_deduplicated(&[item("a", 2), item("c", 1)], 1_400)
             .await
             .expect("ingest");
-        assert_eq!((out.new, out.duplicates, out.intents), (1, 1, 1));
+        assert_eq!(out, [false, true]);
         // After the window, `a` is new again.
         let out = store
-            .ingest_deduplicated("am", &[item("a", 2)], 1_600, 500)
+            .ingest_deduplicated(&[item("a", 2)], 1_600)
             .await
             .expect("ingest");
-        assert_eq!((out.new, out.duplicates, out.intents), (1, 0, 2));
+        assert_eq!(out, [true]);
         let pending = store.pending_intents(100).await.expect("pending");
         let seqs: Vec<i64> = pending.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
@@ -382,11 +379,8 @@ mod tests {
     async fn sent_marks_a_range_and_failures_are_counted() {
         let (store, _dir) = sqlite().await;
         let items: Vec<DedupItem> = (0..250).map(|i| item(&format!("k{i}"), 1)).collect();
-        let out = store
-            .ingest_deduplicated("am", &items, 1, 1_000)
-            .await
-            .expect("ingest");
-        assert_eq!(out.intents, 250);
+        let out = store.ingest_deduplicated(&items, 1).await.expect("ingest");
+        assert!(out.iter().all(|new| *new));
         store
             .record_intent_failure(1, "nats: connection refused")
             .await
@@ -410,6 +404,6 @@ mod tests {
         assert_eq!(first[0].attempts, 1);
         assert_eq!(first[0].last_error, None, "cleared once sent");
         assert_eq!(first[0].sink.as_deref(), Some("nats"));
-        assert_eq!(store.prune_dedup(2_000).await.expect("prune"), 250);
+        assert_eq!(store.prune_dedup(1_000).await.expect("prune"), 250);
     }
 }
