@@ -11,6 +11,7 @@ mod gate;
 mod harness;
 mod hostile;
 mod intents_nats;
+mod intents_postgres;
 mod intents_sli;
 mod jsonrpc;
 mod k8s_previews;
