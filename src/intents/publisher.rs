@@ -232,6 +232,7 @@ async fn deliver(
                     error = %e,
                     "delivering an intent failed; retrying with backoff"
                 );
+                crate::metrics::upstream_error(sink.name());
                 if let Err(e) = store.record_intent_failure(intent.seq, &e).await {
                     tracing::warn!(error = %e, "recording the delivery failure failed");
                 }

@@ -226,6 +226,7 @@ pub fn spawn_with(
                         tracing::warn!(sli = %sli.name, "SLI total query returned no data; window skipped")
                     }
                     Err(e) => {
+                        crate::metrics::upstream_error("prometheus");
                         tracing::warn!(sli = %sli.name, error = %e, "SLI window not computed; trying at the next tick")
                     }
                 }

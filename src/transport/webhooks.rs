@@ -31,6 +31,11 @@ pub fn routes(config: &AlertmanagerWebhookConfig, intents: &Intents) -> Router<A
     if !config.enabled {
         return Router::new();
     }
+    if config.auth == WebhookAuth::None {
+        tracing::warn!(
+            "webhooks.alertmanager.auth is not set: anyone who reaches this port can post alerts; set a bearer token or basic auth matching Alertmanager's http_config"
+        );
+    }
     let hook = Arc::new(AlertmanagerHook {
         config: config.clone(),
         intents: intents.clone(),
