@@ -479,6 +479,52 @@ mod tests {
     }
 
     #[test]
+    fn every_problem_in_the_sections_is_reported() {
+        let raw: crate::config::RawConfig = serde_yaml::from_str(
+            "webhooks:\n  alertmanager:\n    auth: {bearer_token: x, username: u}\n    dedup_window_seconds: 0\n    auto_create_incident: {min_severity: page}\n\
+             intents:\n  sink: nats\n  nats: {subject: 'sre.>', stream: a.b}\n\
+             sli_calculation:\n  schedule: nope\n  slis:\n    - {name: s, good: '', total: up, window: 5x}\n",
+        )
+        .expect("yaml");
+        let mut problems = Vec::new();
+        let (webhooks, intents, sli) = resolve(
+            raw.webhooks,
+            raw.intents,
+            raw.sli_calculation,
+            &mut problems,
+        );
+        let text = problems.join("\n");
+        for want in [
+            "webhooks.alertmanager.auth: give either bearer_token",
+            "dedup_window_seconds: 0 is out of range",
+            "min_severity: `page` is not a severity",
+            "intents.nats.url: required",
+            "intents.nats.subject: `sre.>` is not a literal subject",
+            "intents.nats.stream: `a.b` is not a valid stream name",
+            "sli_calculation.schedule: `nope` is not a cron pattern",
+            "sli_calculation.slis[s].good: empty PromQL",
+            "sli_calculation.slis[s].window: `5x` is not a Prometheus duration",
+            "sli_calculation.prometheus_url: required",
+        ] {
+            assert!(text.contains(want), "missing `{want}` in:\n{text}");
+        }
+        assert_eq!(problems.len(), 10, "{text}");
+        assert_eq!(webhooks.alertmanager.auth, WebhookAuth::None);
+        assert!(matches!(intents.sink, IntentSink::Nats(_)));
+        assert_eq!(sli.slis.len(), 1);
+
+        let mut problems = Vec::new();
+        let (webhooks, intents, sli) = resolve(None, None, None, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let am = webhooks.alertmanager;
+        assert!(am.enabled && !am.auto_create_incident.enabled);
+        assert_eq!(am.dedup_window, Duration::from_secs(300));
+        assert_eq!(am.auto_create_incident.min_severity, Severity::High);
+        assert!(matches!(intents.sink, IntentSink::Log));
+        assert_eq!(sli.schedule, "*/5 * * * *");
+    }
+
+    #[test]
     fn severities_are_ordered() {
         assert!(Severity::Critical > Severity::High);
         assert!(Severity::High > Severity::Warning);
