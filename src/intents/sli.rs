@@ -56,6 +56,9 @@ impl PrometheusSli {
     }
 }
 
+/// Attempts of one query when Prometheus is unreachable or answers 5xx (queries are reads).
+const ATTEMPTS: u32 = 3;
+
 impl SliSource for PrometheusSli {
     fn scalar<'a>(
         &'a self,
@@ -63,64 +66,81 @@ impl SliSource for PrometheusSli {
         at: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Option<f64>, SliError>> {
         Box::pin(async move {
-            let query_err = |reason: String| SliError::Query {
-                query: promql.to_string(),
-                reason,
-            };
-            let time = format!("{}", at.as_millisecond() as f64 / 1000.0);
-            let response = self
-                .http
-                .post(format!("{}/api/v1/query", self.base))
-                .form(&[("query", promql), ("time", time.as_str())])
-                .send()
-                .await
-                .map_err(|e| SliError::Upstream(format!("{}: {e}", self.base)))?;
-            let status = response.status();
-            let body: Value = response.json().await.map_err(|e| {
-                SliError::Upstream(format!(
-                    "{}: HTTP {status}, body is not JSON: {e}",
-                    self.base
-                ))
-            })?;
-            if body["status"] == "error" {
-                return Err(query_err(format!(
-                    "{}: {}",
-                    body["errorType"].as_str().unwrap_or("error"),
-                    body["error"].as_str().unwrap_or("(no message)")
-                )));
-            }
-            if !status.is_success() || body["status"] != "success" {
-                return Err(SliError::Upstream(format!(
-                    "{}: HTTP {status} without a success status",
-                    self.base
-                )));
-            }
-            let data = &body["data"];
-            let sample = match data["resultType"].as_str() {
-                Some("scalar") => &data["result"],
-                Some("vector") => match data["result"].as_array().map(Vec::as_slice) {
-                    Some([]) => return Ok(None),
-                    Some([one]) => &one["value"],
-                    Some(many) => {
-                        return Err(query_err(format!(
-                            "returned {} series; an SLI query must return one (wrap it in sum())",
-                            many.len()
-                        )));
+            let mut delay = Duration::from_millis(250);
+            let mut attempt = 1;
+            loop {
+                match self.query_once(promql, at).await {
+                    Err(SliError::Upstream(_)) if attempt < ATTEMPTS => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
                     }
-                    None => return Err(query_err("vector result is not a list".into())),
-                },
-                other => {
+                    other => return other,
+                }
+            }
+        })
+    }
+}
+
+impl PrometheusSli {
+    async fn query_once(&self, promql: &str, at: jiff::Timestamp) -> Result<Option<f64>, SliError> {
+        let query_err = |reason: String| SliError::Query {
+            query: promql.to_string(),
+            reason,
+        };
+        let time = format!("{}", at.as_millisecond() as f64 / 1000.0);
+        let response = self
+            .http
+            .post(format!("{}/api/v1/query", self.base))
+            .form(&[("query", promql), ("time", time.as_str())])
+            .send()
+            .await
+            .map_err(|e| SliError::Upstream(format!("{}: {e}", self.base)))?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| {
+            SliError::Upstream(format!(
+                "{}: HTTP {status}, body is not JSON: {e}",
+                self.base
+            ))
+        })?;
+        if body["status"] == "error" {
+            return Err(query_err(format!(
+                "{}: {}",
+                body["errorType"].as_str().unwrap_or("error"),
+                body["error"].as_str().unwrap_or("(no message)")
+            )));
+        }
+        if !status.is_success() || body["status"] != "success" {
+            return Err(SliError::Upstream(format!(
+                "{}: HTTP {status} without a success status",
+                self.base
+            )));
+        }
+        let data = &body["data"];
+        let sample = match data["resultType"].as_str() {
+            Some("scalar") => &data["result"],
+            Some("vector") => match data["result"].as_array().map(Vec::as_slice) {
+                Some([]) => return Ok(None),
+                Some([one]) => &one["value"],
+                Some(many) => {
                     return Err(query_err(format!(
-                        "result type {other:?} is not a scalar or instant vector"
+                        "returned {} series; an SLI query must return one (wrap it in sum())",
+                        many.len()
                     )));
                 }
-            };
-            let value = sample[1]
-                .as_str()
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| query_err(format!("sample {sample} has no numeric value")))?;
-            Ok(Some(value))
-        })
+                None => return Err(query_err("vector result is not a list".into())),
+            },
+            other => {
+                return Err(query_err(format!(
+                    "result type {other:?} is not a scalar or instant vector"
+                )));
+            }
+        };
+        let value = sample[1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| query_err(format!("sample {sample} has no numeric value")))?;
+        Ok(Some(value))
     }
 }
 
