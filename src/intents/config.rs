@@ -525,6 +525,28 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_the_environment_and_never_print() {
+        let env: Vec<(String, String)> = [
+            (
+                "TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN",
+                "tok-98765",
+            ),
+            ("TOOLGATE_INTENTS_SINK", "nats"),
+            ("TOOLGATE_INTENTS_NATS_URL", "nats://nats.messaging:4222"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = crate::config::Config::load_from(None, &env).expect("valid");
+        assert_eq!(
+            c.webhooks.alertmanager.auth,
+            WebhookAuth::Bearer(Secret::new("tok-98765"))
+        );
+        assert!(matches!(&c.intents.sink, IntentSink::Nats(n) if n.subject == DEFAULT_SUBJECT));
+        assert!(!format!("{c:?}").contains("tok-98765"));
+    }
+
+    #[test]
     fn severities_are_ordered() {
         assert!(Severity::Critical > Severity::High);
         assert!(Severity::High > Severity::Warning);
