@@ -212,10 +212,19 @@ async fn serve_built(
         config.approvals.sweep_interval,
         shutdown.clone(),
     );
+    // Intents: the outbox publisher and the SLI schedule share the dispatcher's store.
+    let intents = crate::intents::Intents::new(dispatcher.gate().store.clone());
+    crate::intents::publisher::spawn(
+        &intents,
+        crate::intents::publisher::sink_for(&config.intents.sink),
+        shutdown.clone(),
+    );
+    crate::intents::sli::spawn(&config.sli_calculation, &intents, shutdown.clone());
     let state = AppState {
         dispatcher,
         config: Arc::new(config),
         auth,
+        intents,
     };
     let app = router(state, shutdown.clone());
     tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");

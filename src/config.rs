@@ -39,6 +39,12 @@ pub struct RawConfig {
     pub policies: Option<RawPolicies>,
     pub approvals: Option<RawApprovals>,
     pub observability: Option<RawObservability>,
+    /// Inbound webhooks (Alertmanager).
+    pub webhooks: Option<crate::intents::config::RawWebhooks>,
+    /// Where intents (`sre.domain.intents.v1`) go.
+    pub intents: Option<crate::intents::config::RawIntents>,
+    /// Scheduled SLI windows from Prometheus.
+    pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -183,6 +189,9 @@ pub struct Config {
     pub policies_dir: Option<PathBuf>,
     pub approvals: ApprovalsConfig,
     pub observability: ObservabilityConfig,
+    pub webhooks: crate::intents::config::WebhooksConfig,
+    pub intents: crate::intents::config::IntentsConfig,
+    pub sli_calculation: crate::intents::config::SliConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +208,10 @@ pub enum AuthConfig {
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -825,9 +838,14 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let observability = resolve_observability(raw.observability.unwrap_or_default(), problems);
+    let (webhooks, intents, sli_calculation) =
+        crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
 
     Config {
         observability,
+        webhooks,
+        intents,
+        sli_calculation,
         auth,
         policies_dir,
         approvals: ApprovalsConfig {

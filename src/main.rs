@@ -69,6 +69,14 @@ enum Command {
         #[command(subcommand)]
         cmd: AuditCommand,
     },
+    /// Inspect the intents outbox in the store.
+    Intents {
+        /// YAML config file (for `store.url`).
+        #[arg(long, env = "TOOLGATE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: toolgate::cli::intents::IntentsCommand,
+    },
     /// Write tool-schemas/ from the tool types, or check it is up to date.
     Schemas {
         /// Fail (exit 1) if the files differ from the types instead of writing them.
@@ -173,6 +181,13 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             run(|rt| rt.block_on(audit(&config, cmd)))
+        }
+        Command::Intents { config, cmd } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            run(|rt| rt.block_on(toolgate::cli::intents::run(&config.store_url, cmd)))
         }
         Command::Tools { json } => print_tools(json),
         Command::Schemas { check, dir } => schemas(check, &dir),

@@ -10,6 +10,7 @@
 mod approvals;
 mod audit;
 mod audit_writer;
+mod intents;
 mod schema;
 mod tasks;
 
@@ -23,6 +24,8 @@ use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
+
+pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

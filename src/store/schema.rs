@@ -87,6 +87,31 @@ const DDL: &[&str] = &[
         updated_at_ms BIGINT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS a2a_tasks_owner ON a2a_tasks (owner_sub, created_at_ms)",
+    // Inbound-signal idempotency (webhook deliveries, SLI ticks): a key seen before its
+    // expiry is a duplicate. Written in the same transaction as the intents it caused.
+    "CREATE TABLE IF NOT EXISTS intent_dedup (
+        dedup_key TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        seen_at_ms BIGINT NOT NULL,
+        expires_at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS intent_dedup_expires ON intent_dedup (expires_at_ms)",
+    // The intents outbox: seq is the delivery order; state is pending until a sink took it.
+    "CREATE TABLE IF NOT EXISTS intent_outbox (
+        seq BIGINT PRIMARY KEY,
+        id TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        intent_type TEXT NOT NULL,
+        correlation_id TEXT NOT NULL,
+        envelope TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        last_error TEXT,
+        sink TEXT,
+        sent_at_ms BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS intent_outbox_state ON intent_outbox (state, seq)",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

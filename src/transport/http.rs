@@ -28,6 +28,8 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     pub config: Arc<Config>,
     pub auth: Arc<dyn Authenticator>,
+    /// The intents outbox (webhooks write to it).
+    pub intents: crate::intents::Intents,
 }
 
 /// The whole HTTP application. `shutdown` ends open MCP streams on graceful shutdown.
@@ -69,6 +71,10 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .merge(crate::transport::jsonrpc::routes(state.clone()))
         .merge(crate::transport::a2a::routes(state.clone(), shutdown))
         .merge(crate::transport::approvals_page::routes())
+        .merge(crate::transport::webhooks::routes(
+            &state.config.webhooks.alertmanager,
+            &state.intents,
+        ))
         .route(
             "/.well-known/oauth-protected-resource",
             get(protected_resource),

@@ -7,3 +7,4 @@ pub mod http;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod mcp_resume;
+pub mod webhooks;

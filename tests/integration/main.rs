@@ -1,15 +1,20 @@
 //! Integration tests: one binary, one module per area.
 mod a2a;
+mod alertmanager_webhook;
 mod approvals_api;
 mod approvals_web;
 mod authz;
 mod cli;
+mod daemons;
 mod deploy;
 mod fake_kube;
 mod fake_obs;
 mod gate;
 mod harness;
 mod hostile;
+mod intents_nats;
+mod intents_postgres;
+mod intents_sli;
 mod jsonrpc;
 mod k8s_previews;
 mod k8s_tools;
