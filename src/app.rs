@@ -219,7 +219,12 @@ async fn serve_built(
         crate::intents::publisher::sink_for(&config.intents.sink),
         shutdown.clone(),
     );
-    crate::intents::sli::spawn(&config.sli_calculation, &intents, shutdown.clone());
+    crate::intents::sli::spawn(
+        &config.sli_calculation,
+        config.observability.prometheus.as_ref(),
+        &intents,
+        shutdown.clone(),
+    );
     let state = AppState {
         dispatcher,
         config: Arc::new(config),

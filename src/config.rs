@@ -840,6 +840,16 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     let observability = resolve_observability(raw.observability.unwrap_or_default(), problems);
     let (webhooks, intents, sli_calculation) =
         crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
+    if !sli_calculation.slis.is_empty()
+        && sli_calculation.prometheus_url.is_none()
+        && observability.prometheus.is_none()
+    {
+        problems.push(
+            "sli_calculation: SLIs need a Prometheus: set observability.prometheus.url \
+             (or sli_calculation.prometheus_url), e.g. http://prometheus.monitoring:9090"
+                .into(),
+        );
+    }
 
     Config {
         observability,
@@ -1199,6 +1209,31 @@ mod tests {
             ]),
         );
         assert!(c.is_ok(), "{:?}", c.err());
+    }
+
+    #[test]
+    fn sli_windows_use_the_observability_prometheus_unless_they_name_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        let slis = "sli_calculation:\n  slis:\n    - {name: a, good: sum(up), total: count(up), window: 5m}\n";
+        std::fs::write(&path, slis).expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("no Prometheus anywhere");
+        assert!(
+            err.to_string().contains("set observability.prometheus.url"),
+            "{err}"
+        );
+        let shared = format!("{slis}observability:\n  prometheus:\n    url: http://prom:9090\n");
+        std::fs::write(&path, shared).expect("write");
+        let c = Config::load_from(Some(&path), &[]).expect("the shared Prometheus serves SLIs");
+        assert_eq!(c.sli_calculation.prometheus_url, None);
+        assert!(c.observability.prometheus.is_some());
+        let own = format!("{slis}  prometheus_url: http://sli-prom:9090\n");
+        std::fs::write(&path, own).expect("write");
+        let c = Config::load_from(Some(&path), &[]).expect("an own Prometheus is fine too");
+        assert_eq!(
+            c.sli_calculation.prometheus_url.as_deref(),
+            Some("http://sli-prom:9090")
+        );
     }
 
     #[test]

@@ -442,12 +442,6 @@ fn resolve_sli(raw: RawSliCalculation, problems: &mut Vec<String>) -> SliConfig 
             window,
         });
     }
-    if !slis.is_empty() && prometheus_url.is_none() {
-        problems.push(
-            "sli_calculation.prometheus_url: required when SLIs are defined, e.g. http://prometheus.monitoring:9090"
-                .into(),
-        );
-    }
     SliConfig {
         schedule,
         prometheus_url,
@@ -504,11 +498,10 @@ mod tests {
             "sli_calculation.schedule: `nope` is not a cron pattern",
             "sli_calculation.slis[s].good: empty PromQL",
             "sli_calculation.slis[s].window: `5x` is not a Prometheus duration",
-            "sli_calculation.prometheus_url: required",
         ] {
             assert!(text.contains(want), "missing `{want}` in:\n{text}");
         }
-        assert_eq!(problems.len(), 10, "{text}");
+        assert_eq!(problems.len(), 9, "{text}");
         assert_eq!(webhooks.alertmanager.auth, WebhookAuth::None);
         assert!(matches!(intents.sink, IntentSink::Nats(_)));
         assert_eq!(sli.slis.len(), 1);

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{SliConfig, SliDefinition, parse_schedule};
 use super::{Envelope, IntentType, Intents, Signal};
+use crate::adapters::observability::ObsError;
+use crate::adapters::prometheus::{Metrics, Prometheus, QueryData};
+use crate::config::{HttpAuth, HttpUpstream, TlsSettings};
 
 pub const SOURCE: &str = "toolgate/sli";
 /// Dedup records of SLI ticks are kept this long (a tick is never evaluated twice in a day).
@@ -33,31 +36,32 @@ pub trait SliSource: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<f64>, SliError>>;
 }
 
-/// A minimal Prometheus `/api/v1/query` client.
-// The lead will switch this to the shared Prometheus adapter (src/adapters/prometheus.rs),
-// written in parallel; only this impl changes, SliSource stays.
+/// SLI numbers from the shared Prometheus adapter (src/adapters/prometheus.rs): its timeouts,
+/// retries with backoff, circuit breaker, auth and TLS options.
 pub struct PrometheusSli {
-    base: String,
-    http: reqwest::Client,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl PrometheusSli {
+    /// A Prometheus at `base` without credentials, with `timeout` per request.
     pub fn new(base: &str, timeout: Duration) -> Result<PrometheusSli, SliError> {
+        Self::for_upstream(&HttpUpstream {
+            url: base.trim_end_matches('/').to_string(),
+            timeout,
+            auth: HttpAuth::None,
+            tls: TlsSettings::default(),
+        })
+    }
+
+    /// The Prometheus of an upstream configuration (e.g. `observability.prometheus`).
+    pub fn for_upstream(upstream: &HttpUpstream) -> Result<PrometheusSli, SliError> {
         crate::app::init_crypto();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| SliError::Upstream(format!("http client: {e}")))?;
+        let prometheus = Prometheus::new(upstream).map_err(SliError::Upstream)?;
         Ok(PrometheusSli {
-            base: base.trim_end_matches('/').to_string(),
-            http,
+            metrics: Arc::new(prometheus),
         })
     }
 }
-
-/// Attempts of one query when Prometheus is unreachable or answers 5xx (queries are reads).
-const ATTEMPTS: u32 = 3;
 
 impl SliSource for PrometheusSli {
     fn scalar<'a>(
@@ -66,81 +70,32 @@ impl SliSource for PrometheusSli {
         at: jiff::Timestamp,
     ) -> BoxFuture<'a, Result<Option<f64>, SliError>> {
         Box::pin(async move {
-            let mut delay = Duration::from_millis(250);
-            let mut attempt = 1;
-            loop {
-                match self.query_once(promql, at).await {
-                    Err(SliError::Upstream(_)) if attempt < ATTEMPTS => {
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                        attempt += 1;
-                    }
-                    other => return other,
+            let query_err = |reason: String| SliError::Query {
+                query: promql.to_string(),
+                reason,
+            };
+            let answer = match self.metrics.instant(promql, Some(at)).await {
+                Ok(a) => a,
+                Err(e @ (ObsError::Rejected { .. } | ObsError::Unsupported { .. })) => {
+                    return Err(query_err(e.to_string()));
                 }
-            }
-        })
-    }
-}
-
-impl PrometheusSli {
-    async fn query_once(&self, promql: &str, at: jiff::Timestamp) -> Result<Option<f64>, SliError> {
-        let query_err = |reason: String| SliError::Query {
-            query: promql.to_string(),
-            reason,
-        };
-        let time = format!("{}", at.as_millisecond() as f64 / 1000.0);
-        let response = self
-            .http
-            .post(format!("{}/api/v1/query", self.base))
-            .form(&[("query", promql), ("time", time.as_str())])
-            .send()
-            .await
-            .map_err(|e| SliError::Upstream(format!("{}: {e}", self.base)))?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(|e| {
-            SliError::Upstream(format!(
-                "{}: HTTP {status}, body is not JSON: {e}",
-                self.base
-            ))
-        })?;
-        if body["status"] == "error" {
-            return Err(query_err(format!(
-                "{}: {}",
-                body["errorType"].as_str().unwrap_or("error"),
-                body["error"].as_str().unwrap_or("(no message)")
-            )));
-        }
-        if !status.is_success() || body["status"] != "success" {
-            return Err(SliError::Upstream(format!(
-                "{}: HTTP {status} without a success status",
-                self.base
-            )));
-        }
-        let data = &body["data"];
-        let sample = match data["resultType"].as_str() {
-            Some("scalar") => &data["result"],
-            Some("vector") => match data["result"].as_array().map(Vec::as_slice) {
-                Some([]) => return Ok(None),
-                Some([one]) => &one["value"],
-                Some(many) => {
-                    return Err(query_err(format!(
+                Err(e) => return Err(SliError::Upstream(e.to_string())),
+            };
+            match &answer.data {
+                QueryData::Scalar(p) => Ok(Some(p.value)),
+                QueryData::Vector(samples) => match samples.as_slice() {
+                    [] => Ok(None),
+                    [one] => Ok(Some(one.point.value)),
+                    many => Err(query_err(format!(
                         "returned {} series; an SLI query must return one (wrap it in sum())",
                         many.len()
-                    )));
-                }
-                None => return Err(query_err("vector result is not a list".into())),
-            },
-            other => {
-                return Err(query_err(format!(
-                    "result type {other:?} is not a scalar or instant vector"
-                )));
+                    ))),
+                },
+                _ => Err(query_err(
+                    "the result is not a scalar or an instant vector".to_string(),
+                )),
             }
-        };
-        let value = sample[1]
-            .as_str()
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| query_err(format!("sample {sample} has no numeric value")))?;
-        Ok(Some(value))
+        })
     }
 }
 
@@ -187,14 +142,22 @@ pub async fn evaluate(
 }
 
 /// Runs the schedule until `shutdown` (nothing when no SLIs are configured).
-pub fn spawn(config: &SliConfig, intents: &Intents, shutdown: CancellationToken) {
+/// The Prometheus is `sli_calculation.prometheus_url` when set, else `observability.prometheus`.
+pub fn spawn(
+    config: &SliConfig,
+    observability_prometheus: Option<&HttpUpstream>,
+    intents: &Intents,
+    shutdown: CancellationToken,
+) {
     if config.slis.is_empty() {
         return;
     }
-    let Some(url) = &config.prometheus_url else {
-        return;
+    let source = match (&config.prometheus_url, observability_prometheus) {
+        (Some(url), _) => PrometheusSli::new(url, config.timeout),
+        (None, Some(upstream)) => PrometheusSli::for_upstream(upstream),
+        (None, None) => return,
     };
-    let source = match PrometheusSli::new(url, config.timeout) {
+    let source = match source {
         Ok(s) => Arc::new(s) as Arc<dyn SliSource>,
         Err(e) => {
             tracing::error!(error = %e, "SLI windows disabled");
