@@ -1,13 +1,11 @@
 //! A2A at `/a2a`: the official Python a2a-sdk client (tests/python/a2a_driver.py) end to end, and
 //! raw JSON-RPC/SSE for the error codes, ownership, persistence and streaming of decisions.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::approvals_api::{api, real_patches};
 use crate::fake_kube::FakeKube;
@@ -15,28 +13,8 @@ use crate::harness::{self, ALICE, BOB, CAROL, Toolgate};
 use crate::mcp::seeded_fake;
 
 async fn drive(tg: &Toolgate, token: &str, approver: &str) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/a2a_driver.py");
-    let mut child = tokio::process::Command::new(harness::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the Python A2A client");
     let plan = json!({"url": tg.url, "token": token, "approver": approver});
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(plan.to_string().as_bytes())
-        .await
-        .expect("write plan");
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("Python client finished in time")
-        .expect("Python client ran");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "Python A2A client failed: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {stderr}"))
+    harness::run_python("a2a_driver.py", &plan).await
 }
 
 fn state(task: &Value) -> &str {

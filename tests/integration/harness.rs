@@ -167,3 +167,33 @@ pub fn python() -> PathBuf {
     );
     p
 }
+
+/// Runs a Python client script of tests/python in the test venv: the JSON `plan` on its stdin,
+/// its JSON report from stdout. Fails the test when the script fails or takes over 2 minutes.
+pub async fn run_python(script: &str, plan: &serde_json::Value) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = tokio::process::Command::new(python())
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(plan.to_string().as_bytes())
+        .await
+        .expect("write plan");
+    drop(stdin);
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{script} finished in time"))
+    .expect("Python client ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {stderr}"))
+}

@@ -1,39 +1,13 @@
 //! The official Python MCP SDK client (tests/python/mcp_driver.py, in the test venv) against
 //! toolgate over stdio and over streamable HTTP.
 
-use std::process::Stdio;
-
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::harness;
 use crate::mcp::{READ_TOOLS, SECRET_B64, WRITE_TOOLS, seeded_fake};
 
 async fn drive(plan: Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/mcp_driver.py");
-    let mut child = tokio::process::Command::new(harness::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the Python MCP client");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(plan.to_string().as_bytes())
-        .await
-        .expect("write plan");
-    drop(stdin);
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(120),
-        child.wait_with_output(),
-    )
-    .await
-    .expect("Python client finished in time")
-    .expect("Python client ran");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "Python client failed: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad report ({e}): {stderr}"))
+    harness::run_python("mcp_driver.py", &plan).await
 }
 
 fn calls() -> Value {

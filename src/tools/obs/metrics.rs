@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::time::{parse_duration, parse_time, rfc3339};
+use super::time::{parse_duration, parse_time, rfc3339, time_range};
 use crate::adapters::prometheus::{Point, QueryData};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -155,23 +155,7 @@ impl TypedTool for QueryMetrics {
             truncated: false,
         };
         let answer = if range {
-            let start = match &p.start {
-                Some(s) => parse_time("start", s, now)?,
-                None => {
-                    return Err(ToolError::invalid_arguments(
-                        "argument `start`: required for a range query, e.g. now-1h",
-                    ));
-                }
-            };
-            let end = match &p.end {
-                Some(e) => parse_time("end", e, now)?,
-                None => now,
-            };
-            if end <= start {
-                return Err(ToolError::invalid_arguments(format!(
-                    "`start` ({start}) must be before `end` ({end})"
-                )));
-            }
+            let (start, end) = time_range(p.start.as_deref(), p.end.as_deref(), now, None)?;
             let span = end.duration_since(start).as_secs_f64();
             let step = match &p.step {
                 Some(s) => parse_duration("step", s)?,

@@ -10,6 +10,35 @@ use crate::core::error::ToolError;
 
 const TIME_HELP: &str = "use now, now-1h (units ms s m h d w), an RFC3339 time such as 2026-11-23T10:00:00Z, or unix seconds";
 
+/// The `start`/`end` arguments of a query: `end` defaults to now, `start` to `default_start`
+/// (an error when `None`: the argument is required); `start` must come before `end`.
+pub fn time_range(
+    start: Option<&str>,
+    end: Option<&str>,
+    now: Timestamp,
+    default_start: Option<Timestamp>,
+) -> Result<(Timestamp, Timestamp), ToolError> {
+    let start = match (start, default_start) {
+        (Some(s), _) => parse_time("start", s, now)?,
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(ToolError::invalid_arguments(
+                "argument `start`: required for a range query, e.g. now-1h",
+            ));
+        }
+    };
+    let end = match end {
+        Some(e) => parse_time("end", e, now)?,
+        None => now,
+    };
+    if end <= start {
+        return Err(ToolError::invalid_arguments(format!(
+            "`start` ({start}) must be before `end` ({end})"
+        )));
+    }
+    Ok((start, end))
+}
+
 /// Parse `text` (argument `arg`) relative to `now`.
 pub fn parse_time(arg: &str, text: &str, now: Timestamp) -> Result<Timestamp, ToolError> {
     let t = text.trim();

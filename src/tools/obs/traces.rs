@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::time::{parse_time, rfc3339};
+use super::time::{rfc3339, time_range};
 use crate::adapters::tempo::Span;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -239,19 +239,12 @@ impl TypedTool for SearchTraces {
         p: SearchTracesParams,
     ) -> Result<SearchTracesOutput, ToolError> {
         let now = Timestamp::now();
-        let start = match &p.start {
-            Some(s) => parse_time("start", s, now)?,
-            None => now - jiff::SignedDuration::from_hours(1),
-        };
-        let end = match &p.end {
-            Some(e) => parse_time("end", e, now)?,
-            None => now,
-        };
-        if end <= start {
-            return Err(ToolError::invalid_arguments(format!(
-                "`start` ({start}) must be before `end` ({end})"
-            )));
-        }
+        let (start, end) = time_range(
+            p.start.as_deref(),
+            p.end.as_deref(),
+            now,
+            Some(now - jiff::SignedDuration::from_hours(1)),
+        )?;
         let query = p
             .query
             .filter(|q| !q.trim().is_empty())
