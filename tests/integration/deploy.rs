@@ -216,6 +216,32 @@ fn deployment_has_limits_probes_and_a_locked_down_pod() {
     let store = env_entries(deployment, "TOOLGATE_STORE_URL");
     assert_eq!(store.len(), 1);
     assert_eq!(store[0]["value"], "sqlite:///var/lib/toolgate/toolgate.db");
+    // The Alertmanager webhook is never left open: its bearer token comes from a Secret, and the
+    // shipped config with that variable requires it.
+    let hook = env_entries(
+        deployment,
+        "TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN",
+    );
+    assert_eq!(hook.len(), 1);
+    assert_eq!(
+        hook[0]["valueFrom"]["secretKeyRef"]["name"],
+        "toolgate-webhook"
+    );
+    let (_dir, path) = shipped_config(&docs);
+    let config = load_shipped(
+        &path,
+        &pairs(&[(
+            "TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN",
+            "s3cret-token",
+        )]),
+    );
+    assert!(
+        !matches!(
+            config.webhooks.alertmanager.auth,
+            toolgate::intents::config::WebhookAuth::None
+        ),
+        "the webhook requires the token"
+    );
 
     let service = find(&docs, "Service", "toolgate");
     assert_eq!(service["spec"]["type"], "ClusterIP");
