@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use toolgate::store::{IntentRecord, Store};
 
-use crate::daemons::{Daemon, eventually, free_port, require};
+use crate::daemons::{Daemon, dead_port, eventually, free_port, require};
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, Toolgate};
 
@@ -190,7 +190,7 @@ async fn dedup_records_and_pending_intents_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("toolgate.db");
     // A NATS sink nobody listens on: intents stay pending.
-    let dead = free_port();
+    let (_dead_socket, dead) = dead_port();
     let extra = webhook_config(&format!(
         "store:\n  url: sqlite://{}\nintents:\n  sink: nats\n  nats:\n    url: nats://127.0.0.1:{dead}\n    timeout_seconds: 1\n",
         db.display()

@@ -11,7 +11,16 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
-/// A port nothing listens on right now.
+/// A port that refuses connections for as long as the returned socket lives: bound, so no
+/// other test can take it, but not listening.
+pub fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(([127, 0, 0, 1], 0).into()).expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, port)
+}
+
+/// A port nothing listens on right now, for a server a test is about to start on it.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

@@ -11,6 +11,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 
+use crate::daemons::free_port;
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, ALICE, BOB, CAROL};
 use crate::mcp::{call, seeded_fake, text_of};
@@ -183,14 +184,6 @@ async fn denied_and_expired_requests_never_run() {
         0,
         "nothing ran"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 struct Server {

@@ -9,15 +9,16 @@ use serde_json::Value;
 use toolgate::intents::sli::{PrometheusSli, SliError, SliSource};
 use toolgate::store::Store;
 
-use crate::daemons::{Daemon, eventually, free_port, require};
+use crate::daemons::{Daemon, dead_port, eventually, free_port, require};
 use crate::fake_kube::FakeKube;
 use crate::harness;
 
 /// Prometheus scraping itself (up) and a port nothing listens on (down), every second.
-async fn prometheus(dir: &std::path::Path) -> (Daemon, String) {
+async fn prometheus(dir: &std::path::Path) -> (Daemon, String, tokio::net::TcpSocket) {
     require("prometheus", "prometheus");
     let port = free_port();
-    let dead = free_port();
+    // Held for the whole test (the daemon's lifetime): the scrape target must keep refusing.
+    let (dead_socket, dead) = dead_port();
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -50,13 +51,13 @@ async fn prometheus(dir: &std::path::Path) -> (Daemon, String) {
             == Some(2.0)
     })
     .await;
-    (daemon, url)
+    (daemon, url, dead_socket)
 }
 
 #[tokio::test]
 async fn cron_ticks_record_sli_windows_with_the_ratio_from_prometheus() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_prom, url) = prometheus(dir.path()).await;
+    let (_prom, url, _dead) = prometheus(dir.path()).await;
     let source = PrometheusSli::new(&url, Duration::from_secs(5)).expect("client");
 
     let fake = FakeKube::start().await;
@@ -161,7 +162,7 @@ async fn cron_ticks_record_sli_windows_with_the_ratio_from_prometheus() {
 #[tokio::test]
 async fn prometheus_errors_and_unreachable_servers_are_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_prom, url) = prometheus(dir.path()).await;
+    let (_prom, url, _dead) = prometheus(dir.path()).await;
     let source = PrometheusSli::new(&url, Duration::from_secs(5)).expect("client");
     let err = source
         .scalar("sum(rate(", jiff::Timestamp::now())

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::approvals_api::{api, mcp_as};
+use crate::daemons::free_port;
 use crate::fake_kube::FakeKube;
 use crate::fake_obs::{self, Fake};
 use crate::harness::{self, ALICE, BOB, Toolgate};
@@ -25,11 +26,6 @@ struct Prometheus {
     url: String,
     _child: tokio::process::Child,
     _dir: TempDir,
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 fn prometheus_binary() -> PathBuf {
@@ -366,9 +362,7 @@ async fn promql_instant_and_range_queries_on_a_real_prometheus() {
 async fn unavailable_upstreams_are_named_and_the_server_keeps_serving() {
     // A closed port for Prometheus, a listener that never answers for Loki, no Tempo at all.
     // Bound but not listening: connections are refused and no other test can take the port.
-    let reserved = tokio::net::TcpSocket::new_v4().expect("socket");
-    reserved.bind(([127, 0, 0, 1], 0).into()).expect("bind");
-    let closed = reserved.local_addr().expect("addr").port();
+    let (_reserved, closed) = crate::daemons::dead_port();
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -5,7 +5,7 @@
 //! `pg.url` (or `pg.create_database("name")` for a fresh database); dropping it stops the server
 //! and deletes its directory.
 
-use std::net::TcpListener;
+use crate::daemons::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -202,13 +202,6 @@ fn is_root() -> bool {
         .output()
         .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("probe a free port")
 }
 
 fn path_str(path: &Path) -> &str {
