@@ -294,80 +294,55 @@ async fn the_sign_in_redirect_carries_pkce_and_a_wrong_state_is_refused() {
     let pre_value = pre.split(';').next().unwrap_or_default().to_string();
 
     // A callback whose state is not this browser's is refused, and uses the sign-in up.
-    let wrong = http
-        .get(format!(
-            "{}/approvals/callback?code=stolen-code&state=not-the-state",
-            tg.url
-        ))
-        .header(COOKIE, &pre_value)
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-    assert!(set_cookie(&wrong, "toolgate_session").is_none());
-    let body = wrong.text().await.expect("body");
+    let (status, session, body) = callback(
+        &http,
+        &tg.url,
+        "code=stolen-code&state=not-the-state",
+        Some(&pre_value),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!session);
     assert!(body.contains("state mismatch"), "{body}");
     assert!(
         !body.contains("stolen-code") && !body.contains(&params["state"]),
         "{body}"
     );
-    let retry = http
-        .get(format!(
-            "{}/approvals/callback?code=stolen-code&state={}",
-            tg.url, params["state"]
-        ))
-        .header(COOKIE, &pre_value)
-        .send()
-        .await
-        .expect("callback");
+    let query = format!("code=stolen-code&state={}", params["state"]);
+    let (status, _, _) = callback(&http, &tg.url, &query, Some(&pre_value)).await;
     assert_eq!(
-        retry.status(),
+        status,
         StatusCode::BAD_REQUEST,
         "the refused sign-in is gone"
     );
 
     // Without the pre-login cookie, the right state is not enough either.
-    let login = http
-        .get(format!("{}/approvals/login", tg.url))
-        .send()
-        .await
-        .expect("GET login");
-    let to = reqwest::Url::parse(login.headers()[LOCATION].to_str().expect("ascii")).expect("URL");
-    let state = to
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .expect("state");
-    let no_cookie = http
-        .get(format!(
-            "{}/approvals/callback?code=x&state={state}",
-            tg.url
-        ))
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(no_cookie.status(), StatusCode::BAD_REQUEST);
+    let (state, _) = begin_sign_in(&http, &tg.url).await;
+    let (status, _, _) = callback(&http, &tg.url, &format!("code=x&state={state}"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // An error from the issuer (the person declined) is shown, not a session.
-    let pre = set_cookie(&login, "toolgate_oidc").expect("pre-login cookie");
-    let pre_value = pre.split(';').next().unwrap_or_default().to_string();
-    let declined = http
-        .get(format!(
-            "{}/approvals/callback?error=access_denied&state={state}",
-            tg.url
-        ))
-        .header(COOKIE, &pre_value)
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(declined.status(), StatusCode::UNAUTHORIZED);
-    assert!(set_cookie(&declined, "toolgate_session").is_none());
-    let body = declined.text().await.expect("body");
+    let (state, pre_value) = begin_sign_in(&http, &tg.url).await;
+    let query = format!("error=access_denied&state={state}");
+    let (status, session, body) = callback(&http, &tg.url, &query, Some(&pre_value)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!session);
     assert!(body.contains("access_denied"), "{body}");
 
     // An invented code is refused by the issuer's token endpoint.
+    let (state, pre_value) = begin_sign_in(&http, &tg.url).await;
+    let query = format!("code=invented-code&state={state}");
+    let (status, session, body) = callback(&http, &tg.url, &query, Some(&pre_value)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!session);
+    assert!(body.contains("invalid_grant"), "{body}");
+    assert!(!body.contains("invented-code"), "{body}");
+}
+
+/// Starts a page sign-in: the `state` sent to the issuer and the pre-login cookie (`name=value`).
+async fn begin_sign_in(http: &reqwest::Client, url: &str) -> (String, String) {
     let login = http
-        .get(format!("{}/approvals/login", tg.url))
+        .get(format!("{url}/approvals/login"))
         .send()
         .await
         .expect("GET login");
@@ -379,20 +354,25 @@ async fn the_sign_in_redirect_carries_pkce_and_a_wrong_state_is_refused() {
         .expect("state");
     let pre = set_cookie(&login, "toolgate_oidc").expect("pre-login cookie");
     let pre_value = pre.split(';').next().unwrap_or_default().to_string();
-    let invented = http
-        .get(format!(
-            "{}/approvals/callback?code=invented-code&state={state}",
-            tg.url
-        ))
-        .header(COOKIE, &pre_value)
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(invented.status(), StatusCode::UNAUTHORIZED);
-    assert!(set_cookie(&invented, "toolgate_session").is_none());
-    let body = invented.text().await.expect("body");
-    assert!(body.contains("invalid_grant"), "{body}");
-    assert!(!body.contains("invented-code"), "{body}");
+    (state, pre_value)
+}
+
+/// The sign-in callback with `query` (and the pre-login cookie when given): its status, whether
+/// it set a session cookie, and its body.
+async fn callback(
+    http: &reqwest::Client,
+    url: &str,
+    query: &str,
+    pre_login: Option<&str>,
+) -> (StatusCode, bool, String) {
+    let mut req = http.get(format!("{url}/approvals/callback?{query}"));
+    if let Some(cookie) = pre_login {
+        req = req.header(COOKIE, cookie);
+    }
+    let res = req.send().await.expect("callback");
+    let status = res.status();
+    let session = set_cookie(&res, "toolgate_session").is_some();
+    (status, session, res.text().await.expect("body"))
 }
 
 #[tokio::test]
