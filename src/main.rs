@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use toolgate::config::{Config, EXIT_CONFIG};
 
+/// mimalloc instead of glibc's malloc: a list call builds and drops thousands of small JSON
+/// values, and glibc's arenas spent a fifth of the server's CPU on them (bench/RESULTS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "toolgate",
