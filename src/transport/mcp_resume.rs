@@ -60,7 +60,7 @@ struct Kept {
 }
 
 struct Ended {
-    events: Vec<ServerSseMessage>,
+    events: Vec<KeptEvent>,
     at: Instant,
     bytes: usize,
 }
@@ -71,23 +71,48 @@ fn parse_event_id(id: &str) -> Option<(usize, u64)> {
     Some((index.parse().ok()?, request.parse().ok()?))
 }
 
-/// The length of `message` as JSON, counted without building the text.
-fn json_len(message: &ServerJsonRpcMessage) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+/// An event of an ended stream as kept: its message as JSON text, which takes a fraction of the
+/// memory of the parsed message (a 26 KB list answer is a tree of a few thousand values) and is
+/// what `MAX_KEPT_BYTES` counts. Parsed back only when a client resumes.
+struct KeptEvent {
+    event_id: Option<String>,
+    message: Option<String>,
+    retry: Option<Duration>,
+}
+
+impl KeptEvent {
+    fn of(event: &ServerSseMessage) -> Option<KeptEvent> {
+        let message = match event.message.as_deref() {
+            Some(m) => Some(serde_json::to_string(m).ok()?),
+            None => None,
+        };
+        Some(KeptEvent {
+            event_id: event.event_id.clone(),
+            message,
+            retry: event.retry,
+        })
     }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, message) {
-        Ok(()) => count.0,
-        // Unreachable for rmcp's types; count it as too big to keep rather than free.
-        Err(_) => MAX_KEPT_BYTES + 1,
+
+    fn bytes(&self) -> usize {
+        self.message.as_ref().map_or(0, String::len)
+    }
+
+    fn index(&self) -> Option<usize> {
+        self.event_id
+            .as_deref()
+            .and_then(parse_event_id)
+            .map(|(i, _)| i)
+    }
+
+    fn event(&self) -> Option<ServerSseMessage> {
+        // The struct is non-exhaustive: start from a constructor, then set every field.
+        let mut event = match &self.message {
+            Some(text) => ServerSseMessage::from_message(serde_json::from_str(text).ok()?),
+            None => ServerSseMessage::retry(Duration::ZERO),
+        };
+        event.event_id = self.event_id.clone();
+        event.retry = self.retry;
+        Some(event)
     }
 }
 
@@ -101,7 +126,7 @@ fn is_answer(event: &ServerSseMessage) -> bool {
 impl Ended {
     /// A call stream's events as kept: `None` unless the stream ended with its answer (it was
     /// cut off when rmcp moved the call to a resumed stream, or the session closed) and fits.
-    /// Called before taking the lock: counting the bytes serializes the messages.
+    /// Called before taking the lock: keeping serializes the messages.
     fn of(events: Vec<ServerSseMessage>) -> Option<(u64, Ended)> {
         let (_, request) = events
             .iter()
@@ -109,11 +134,11 @@ impl Ended {
         if !events.last().is_some_and(is_answer) {
             return None;
         }
-        let bytes: usize = events
+        let events = events
             .iter()
-            .filter_map(|e| e.message.as_deref())
-            .map(json_len)
-            .sum();
+            .map(KeptEvent::of)
+            .collect::<Option<Vec<_>>>()?;
+        let bytes: usize = events.iter().map(KeptEvent::bytes).sum();
         (bytes <= MAX_KEPT_BYTES).then(|| {
             (
                 request,
@@ -180,19 +205,12 @@ impl Kept {
         if ended.at.elapsed() >= KEEP_FOR {
             return None;
         }
-        Some(
-            ended
-                .events
-                .iter()
-                .filter(|e| {
-                    e.event_id
-                        .as_deref()
-                        .and_then(parse_event_id)
-                        .is_some_and(|(i, _)| i > index)
-                })
-                .cloned()
-                .collect(),
-        )
+        ended
+            .events
+            .iter()
+            .filter(|e| e.index().is_some_and(|i| i > index))
+            .map(KeptEvent::event)
+            .collect()
     }
 }
 
@@ -408,6 +426,15 @@ mod tests {
         let after_priming = kept.replay(&session, 7, 0).expect("kept");
         assert_eq!(after_priming.len(), 1);
         assert_eq!(after_priming[0].event_id.as_deref(), Some("1/7"));
+        let replayed = after_priming[0].message.as_deref().expect("the answer");
+        let original = event("1/7", true).message.expect("message");
+        assert_eq!(
+            serde_json::to_value(replayed).expect("json"),
+            serde_json::to_value(&*original).expect("json"),
+            "the replayed answer is the one sent"
+        );
+        let priming = kept.replay(&session, 7, usize::MAX).map(|v| v.len());
+        assert_eq!(priming, Some(0));
         assert!(kept.replay(&session, 7, 1).expect("kept").is_empty());
         assert!(kept.replay(&Arc::from("other"), 7, 0).is_none());
         assert!(kept.replay(&session, 8, 0).is_none());
