@@ -101,9 +101,10 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         ),
     };
     let policy = Arc::new(load_policy(config)?);
-    let store = Store::connect(&config.store_url)
+    let mut store = Store::connect(&config.store_url)
         .await
         .with_context(|| "opening the store (store.url)".to_string())?;
+    store.set_read_audit_durability(config.read_audit_durability);
     let webhook = match &config.approvals.webhook_url {
         Some(url) => Some(Webhook::new(url.clone()).map_err(anyhow::Error::msg)?),
         None => None,

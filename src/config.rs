@@ -126,6 +126,11 @@ pub struct RawMcp {
 pub struct RawStore {
     /// `sqlite://PATH` (default `sqlite://toolgate.db`) or `postgres://…`.
     pub url: Option<String>,
+    /// When the audit record of a read call reaches the disk. `deferred` (default): committed
+    /// before the answer (survives a crash of toolgate), synced within a second or by the next
+    /// synced record; a power loss can lose that last second of read records. `synced`: synced
+    /// before the answer, like the records of writes, approvals and decisions always are.
+    pub read_audit_durability: Option<crate::store::Durability>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +186,7 @@ pub struct Config {
     pub log: LogConfig,
     pub mcp: McpConfig,
     pub store_url: String,
+    pub read_audit_durability: crate::store::Durability,
     pub tools: ToolsConfig,
     pub kubernetes: KubernetesConfig,
     pub stdio_principal: String,
@@ -357,13 +363,20 @@ impl Config {
             },
         };
         apply_env(&mut doc, env, &mut problems);
-        let raw: RawConfig = match serde_json::from_value(doc) {
+        // The error names the key (`store.read_audit_durability: unknown variant …`).
+        let raw: RawConfig = match serde_path_to_error::deserialize(doc) {
             Ok(raw) => raw,
             Err(e) => {
                 let origin = file
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "environment".into());
-                problems.push(format!("{origin}: {e}"));
+                let path = e.path().to_string();
+                let e = e.into_inner();
+                if path.is_empty() || path == "." {
+                    problems.push(format!("{origin}: {e}"));
+                } else {
+                    problems.push(format!("{origin}: {path}: {e}"));
+                }
                 return Err(ConfigError { problems });
             }
         };
@@ -584,9 +597,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         ));
     }
 
-    let store_url = raw
-        .store
-        .and_then(|s| s.url)
+    let raw_store = raw.store.unwrap_or_default();
+    let read_audit_durability = raw_store
+        .read_audit_durability
+        .unwrap_or(crate::store::Durability::Deferred);
+    let store_url = raw_store
+        .url
         .unwrap_or_else(|| "sqlite://toolgate.db".into());
     if !(store_url.starts_with("sqlite:")
         || store_url.starts_with("postgres://")
@@ -872,6 +888,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             sessions: raw_mcp.sessions.unwrap_or(true),
         },
         store_url,
+        read_audit_durability,
         tools: ToolsConfig {
             timeout: std::time::Duration::from_secs(timeout_seconds),
             default_max_bytes,
@@ -1143,6 +1160,22 @@ mod tests {
         assert_eq!(c.kubernetes.clusters[0].source, ClusterSource::Infer);
         assert_eq!(c.kubernetes.log_tail_lines, 500);
         assert_eq!(c.tools.default_max_bytes, 16384);
+        assert_eq!(c.read_audit_durability, crate::store::Durability::Deferred);
+    }
+
+    #[test]
+    fn an_unknown_read_audit_durability_is_named_with_the_choices() {
+        let err = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_STORE_READ_AUDIT_DURABILITY", "fast")]),
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("read_audit_durability"), "{text}");
+        assert!(
+            text.contains("synced") && text.contains("deferred"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1152,6 +1185,7 @@ mod tests {
             &env(&[
                 ("TOOLGATE_LISTEN", "127.0.0.1:4000"),
                 ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
+                ("TOOLGATE_STORE_READ_AUDIT_DURABILITY", "synced"),
                 ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
                 ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
                 ("TOOLGATE_TOKEN", "ignored-here"),
@@ -1160,6 +1194,7 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.store_url, "postgres://db/toolgate");
+        assert_eq!(c.read_audit_durability, crate::store::Durability::Synced);
         assert_eq!(c.kubernetes.log_tail_lines, 42);
         assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
     }

@@ -196,19 +196,31 @@ impl Dispatcher {
         }
     }
 
-    /// Append an audit record; a failure here fails the caller (fail closed).
+    /// Append an audit record, synced to disk; a failure here fails the caller (fail closed).
     pub(crate) async fn audit(&self, record: Record<'_>) -> Result<(), ToolError> {
-        self.gate()
-            .store
-            .append_audit(&record.entry())
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(error = %e, "audit write failed; refusing the call");
-                ToolError::internal(format!(
-                    "the audit log could not be written, so nothing was done: {e}"
-                ))
-            })
+        self.audit_as(record, false).await
+    }
+
+    /// Append the record of a read that ran (it changed nothing): committed before the answer,
+    /// synced to disk as `store.read_audit_durability` says (see `store::Durability`).
+    pub(crate) async fn audit_read(&self, record: Record<'_>) -> Result<(), ToolError> {
+        self.audit_as(record, true).await
+    }
+
+    async fn audit_as(&self, record: Record<'_>, read: bool) -> Result<(), ToolError> {
+        let store = &self.gate().store;
+        let entry = record.entry();
+        let appended = if read {
+            store.append_read_audit(&entry).await
+        } else {
+            store.append_audit(&entry).await
+        };
+        appended.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "audit write failed; refusing the call");
+            ToolError::internal(format!(
+                "the audit log could not be written, so nothing was done: {e}"
+            ))
+        })
     }
 
     /// Policy said `require_approval`: preview, persist, audit, answer at once.

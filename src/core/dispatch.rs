@@ -271,7 +271,7 @@ impl Dispatcher {
             (true, true) => "executed",
             (true, false) => "failed",
         };
-        self.audit(Record {
+        let record = Record {
             principal: &ctx.principal,
             transport: ctx.transport,
             tool: spec.name,
@@ -281,8 +281,12 @@ impl Dispatcher {
             approval_id: None,
             result_summary: Some(audit::summarize(&result)),
             trace_id: Some(ctx.request_id.clone()),
-        })
-        .await?;
+        };
+        if changes_something {
+            self.audit(record).await?;
+        } else {
+            self.audit_read(record).await?;
+        }
         result
     }
 }

@@ -34,56 +34,97 @@ const SELECT_AFTER: &str = "SELECT seq, at_ms, principal_sub, principal_name, tr
      args, decision, rule, approval_id, result_summary, trace_id, prev_hash, hash FROM audit \
      WHERE seq > $1 ORDER BY seq LIMIT $2";
 
-impl Store {
-    /// Appends one record at the end of the chain and returns once it is committed. Appends of
-    /// concurrent callers are written together (group commit, see [`super::audit_writer`]): one
-    /// transaction and one sync for many records. Any failure is an error: the caller fails
-    /// closed rather than act without an audit record.
-    pub async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
-        match &self.audit_writer {
-            Some(writer) => writer.append(e.clone()).await,
-            None => {
-                let mut records = self.append_audit_batch(std::slice::from_ref(e)).await?;
-                records
-                    .pop()
-                    .ok_or_else(|| StoreError::Db("audit append wrote no record".into()))
-            }
-        }
-    }
+/// When a committed audit record must be on disk.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Synced to disk before the append returns (one fsync per commit, shared by a batch).
+    #[default]
+    Synced,
+    /// Committed before the append returns, so it survives a crash of toolgate, and in the
+    /// chain; synced to disk by the next synced commit or within [`DEFERRED_SYNC_WITHIN`]. A
+    /// power loss or kernel crash can lose that last second of records (never a record in the
+    /// middle of the chain: the loss is always a suffix). SQLite: the commit runs with
+    /// `synchronous=NORMAL` (WAL); PostgreSQL: `synchronous_commit = off`.
+    Deferred,
+}
 
-    /// Appends records in order at the end of the chain in one transaction: all or none.
-    pub(crate) async fn append_audit_batch(
-        &self,
-        entries: &[AuditEntry],
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
-                .bind(PG_AUDIT_LOCK)
-                .execute(&mut *tx)
-                .await?;
+/// A deferred record is on disk this long after its commit at the latest (SQLite; PostgreSQL's
+/// WAL writer flushes within three `wal_writer_delay`s, 600 ms by default).
+pub const DEFERRED_SYNC_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The end of the chain: seq and hash of the newest record.
+pub(crate) type Tail = (i64, String);
+
+const COLUMNS: &str = "seq, at_ms, principal_sub, principal_name, transport, tool, args, \
+     decision, rule, approval_id, result_summary, trace_id, prev_hash, hash";
+const COLUMN_COUNT: usize = 14;
+
+/// `INSERT INTO audit (…) VALUES ($1, …, $14), ($15, …)` for `rows` records: one statement, so
+/// the batch is one round trip and, on SQLite, atomic without an explicit transaction.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO audit ({COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
         }
-        let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (mut seq, mut prev_hash) = match last {
-            Some(row) => (
-                row.try_get::<i64, _>("seq")?,
-                row.try_get::<String, _>("hash")?,
-            ),
-            None => (0, GENESIS.to_string()),
-        };
-        let mut records = Vec::with_capacity(entries.len());
-        for e in entries {
-            let args = canonical_json(&e.args)?;
-            seq += 1;
-            let hash = chain_hash(&prev_hash, seq, &Fields::of(e, &args))?;
-            sqlx::query(
-                "INSERT INTO audit (seq, at_ms, principal_sub, principal_name, transport, tool, args, \
-                 decision, rule, approval_id, result_summary, trace_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(seq)
+        sql.push('(');
+        for c in 0..COLUMN_COUNT {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * COLUMN_COUNT + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Records for `entries` following `tail`, with their canonical args texts.
+fn chain(
+    entries: &[AuditEntry],
+    tail: &Tail,
+) -> Result<(Vec<AuditRecord>, Vec<String>), StoreError> {
+    let (mut seq, mut prev_hash) = tail.clone();
+    let mut records = Vec::with_capacity(entries.len());
+    let mut texts = Vec::with_capacity(entries.len());
+    for e in entries {
+        let args = canonical_json(&e.args)?;
+        seq += 1;
+        let hash = chain_hash(&prev_hash, seq, &Fields::of(e, &args))?;
+        records.push(AuditRecord {
+            seq,
+            entry: e.clone(),
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+        });
+        texts.push(args);
+    }
+    Ok((records, texts))
+}
+
+/// The INSERT of `records`, bound; `sql` is [`insert_sql`] (or statements around it), built
+/// from constant text and placeholder numbers only, never from values.
+fn bind_insert<'q>(
+    sql: String,
+    records: &'q [AuditRecord],
+    texts: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (r, args) in records.iter().zip(texts) {
+        let e = &r.entry;
+        q = q
+            .bind(r.seq)
             .bind(e.at_ms)
             .bind(e.principal_sub.as_str())
             .bind(e.principal_name.as_str())
@@ -95,19 +136,162 @@ impl Store {
             .bind(e.approval_id.as_deref())
             .bind(e.result_summary.as_deref())
             .bind(e.trace_id.as_deref())
-            .bind(prev_hash.as_str())
-            .bind(hash.as_str())
-            .execute(&mut *tx)
-            .await?;
-            records.push(AuditRecord {
-                seq,
-                entry: e.clone(),
-                prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
-                hash,
-            });
+            .bind(r.prev_hash.as_str())
+            .bind(r.hash.as_str());
+    }
+    q
+}
+
+async fn read_tail<'e, E>(executor: E) -> Result<Tail, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(executor)
+        .await?;
+    Ok(match last {
+        Some(row) => (
+            row.try_get::<i64, _>("seq")?,
+            row.try_get::<String, _>("hash")?,
+        ),
+        None => (0, GENESIS.to_string()),
+    })
+}
+
+impl Store {
+    /// Appends one record at the end of the chain and returns once it is committed and synced
+    /// to disk. Appends of concurrent callers are written together (group commit, see
+    /// [`super::audit_writer`]): one statement and one sync for many records. Any failure is an
+    /// error: the caller fails closed rather than act without an audit record.
+    pub async fn append_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.append_audit_as(e, Durability::Synced).await
+    }
+
+    /// Appends the record of a read (a call that changed nothing) with the durability
+    /// `store.read_audit_durability` names (deferred unless configured otherwise): committed,
+    /// in the chain and safe from a crash of toolgate before the answer, on disk within a
+    /// second. Every other record is synced before anything acts on it.
+    pub async fn append_read_audit(&self, e: &AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.append_audit_as(e, self.read_audit).await
+    }
+
+    async fn append_audit_as(
+        &self,
+        e: &AuditEntry,
+        durability: Durability,
+    ) -> Result<AuditRecord, StoreError> {
+        match &self.audit_writer {
+            Some(writer) => writer.append(e.clone(), durability).await,
+            None => {
+                let mut records = self
+                    .append_audit_batch(std::slice::from_ref(e), durability, &mut None)
+                    .await?;
+                records
+                    .pop()
+                    .ok_or_else(|| StoreError::Db("audit append wrote no record".into()))
+            }
         }
-        tx.commit().await?;
-        Ok(records)
+    }
+
+    /// Appends records in order at the end of the chain in one statement: all or none.
+    ///
+    /// PostgreSQL: in a transaction under the advisory lock, reading the tail there (replicas
+    /// share the chain). SQLite: `tail` is where this process's last append ended (`None`: read
+    /// it); the store's one connection serializes appends inside the process, and a record
+    /// appended by another process on the same file shows as a seq conflict, after which the
+    /// tail is read again and the batch retried once. `tail` is left at the new end on success
+    /// and cleared on failure.
+    pub(crate) async fn append_audit_batch(
+        &self,
+        entries: &[AuditEntry],
+        durability: Durability,
+        tail: &mut Option<Tail>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let insert = insert_sql(entries.len());
+        match self.backend {
+            Backend::Postgres => {
+                *tail = None;
+                let mut tx = self.begin_write().await?;
+                if durability == Durability::Deferred {
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                    .bind(PG_AUDIT_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let start = read_tail(&mut *tx).await?;
+                let (records, texts) = chain(entries, &start)?;
+                bind_insert(insert, &records, &texts)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(records)
+            }
+            Backend::Sqlite => {
+                // synchronous=NORMAL for this statement only; the connection is back at FULL
+                // before anything else can use it.
+                let sql = match durability {
+                    Durability::Synced => insert,
+                    Durability::Deferred => {
+                        format!("PRAGMA synchronous = NORMAL; {insert}; PRAGMA synchronous = FULL")
+                    }
+                };
+                let mut conn = self.pool.acquire().await?;
+                let mut retried = false;
+                loop {
+                    let start = match tail.take() {
+                        Some(t) => t,
+                        None => read_tail(&mut *conn).await?,
+                    };
+                    let (records, texts) = chain(entries, &start)?;
+                    match bind_insert(sql.clone(), &records, &texts)
+                        .execute(&mut *conn)
+                        .await
+                    {
+                        Ok(_) => {
+                            if let Some(last) = records.last() {
+                                *tail = Some((last.seq, last.hash.clone()));
+                            }
+                            return Ok(records);
+                        }
+                        Err(e) => {
+                            if durability == Durability::Deferred
+                                && sqlx::query("PRAGMA synchronous = FULL")
+                                    .execute(&mut *conn)
+                                    .await
+                                    .is_err()
+                            {
+                                // Never leave a connection that skips syncs in the pool.
+                                conn.close_on_drop();
+                            }
+                            let conflict =
+                                matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation());
+                            if conflict && !retried {
+                                retried = true;
+                                continue;
+                            }
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Syncs what deferred appends committed (SQLite: a passive WAL checkpoint, which syncs the
+    /// WAL first). PostgreSQL flushes on its own.
+    pub(crate) async fn sync_deferred_audit(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The last `n` records, oldest → newest.

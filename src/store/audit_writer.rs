@@ -10,6 +10,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::{DEFERRED_SYNC_WITHIN, Durability, Tail};
 use super::{AuditEntry, AuditRecord, Store, StoreError};
 
 /// Records committed together at most.
@@ -19,6 +20,7 @@ const QUEUE: usize = 4096;
 
 struct Job {
     entry: AuditEntry,
+    durability: Durability,
     done: oneshot::Sender<Result<AuditRecord, String>>,
 }
 
@@ -43,11 +45,19 @@ impl AuditWriter {
         AuditWriter { queue }
     }
 
-    /// Appends `entry`; returns once it is committed.
-    pub(crate) async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+    /// Appends `entry`; returns once it is committed (and synced, unless deferred).
+    pub(crate) async fn append(
+        &self,
+        entry: AuditEntry,
+        durability: Durability,
+    ) -> Result<AuditRecord, StoreError> {
         let (done, result) = oneshot::channel();
         self.queue
-            .send(Job { entry, done })
+            .send(Job {
+                entry,
+                durability,
+                done,
+            })
             .await
             .map_err(|_| StoreError::Db("the audit writer has stopped".into()))?;
         match result.await {
@@ -60,13 +70,54 @@ impl AuditWriter {
     }
 }
 
+/// Takes every waiting append (up to [`MAX_BATCH`]) and writes them in one statement. A batch
+/// is deferred only if all of its records are; after a deferred batch, a sync follows within
+/// [`DEFERRED_SYNC_WITHIN`] unless a synced commit (which syncs all before it) comes first.
 async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut tail: Option<Tail> = None;
+    let mut unsynced_since: Option<tokio::time::Instant> = None;
+    loop {
+        let received = match unsynced_since {
+            None => jobs.recv_many(&mut batch, MAX_BATCH).await,
+            Some(since) => {
+                let deadline = since + DEFERRED_SYNC_WITHIN;
+                match tokio::time::timeout_at(deadline, jobs.recv_many(&mut batch, MAX_BATCH)).await
+                {
+                    Ok(n) => n,
+                    Err(_) => {
+                        match store.sync_deferred_audit().await {
+                            Ok(()) => unsynced_since = None,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "syncing deferred audit records failed; retrying")
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let durability = if batch.iter().all(|j| j.durability == Durability::Deferred) {
+            Durability::Deferred
+        } else {
+            Durability::Synced
+        };
         let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
             batch.drain(..).map(|j| (j.entry, j.done)).unzip();
-        match store.append_audit_batch(&entries).await {
+        match store
+            .append_audit_batch(&entries, durability, &mut tail)
+            .await
+        {
             Ok(records) => {
+                unsynced_since = match durability {
+                    Durability::Synced => None,
+                    Durability::Deferred => {
+                        unsynced_since.or_else(|| Some(tokio::time::Instant::now()))
+                    }
+                };
                 for (done, record) in waiters.into_iter().zip(records) {
                     let _ = done.send(Ok(record));
                 }
@@ -82,12 +133,16 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
             }
         }
     }
+    if unsynced_since.is_some() {
+        let _ = store.sync_deferred_audit().await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::audit::tests::entry;
     use super::super::test_support::sqlite;
+    use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_each_get_their_own_record_in_one_valid_chain() {
@@ -115,6 +170,86 @@ mod tests {
         let report = store.audit_verify().await.expect("verify");
         assert_eq!(report.records, 64);
         assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    async fn synchronous(store: &Store) -> i64 {
+        let row = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .expect("pragma");
+        sqlx::Row::try_get::<i64, _>(&row, 0).expect("level")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_and_synced_appends_share_one_chain_and_leave_the_connection_syncing() {
+        let (store, _dir) = sqlite().await;
+        assert_eq!(synchronous(&store).await, 2, "FULL to begin with");
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 3 == 0 {
+                    store.append_audit(&entry(i)).await
+                } else {
+                    store.append_read_audit(&entry(i)).await
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task").expect("append");
+        }
+        // FULL again after the deferred statements, so approvals and decisions sync.
+        assert_eq!(synchronous(&store).await, 2);
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 40);
+        assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_appended_by_another_process_is_followed_not_overwritten() {
+        let (store, dir) = sqlite().await;
+        store.append_read_audit(&entry(0)).await.expect("first");
+        // Another process on the same file (the writer's remembered tail is now stale).
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let other = Store::connect(&url).await.expect("second store");
+        let theirs = other.append_audit(&entry(1)).await.expect("theirs");
+        assert_eq!(theirs.seq, 2);
+        let ours = store.append_read_audit(&entry(2)).await.expect("ours");
+        assert_eq!(
+            ours.seq, 3,
+            "the conflict made the writer read the tail again"
+        );
+        assert_eq!(ours.prev_hash, theirs.hash);
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 3);
+        assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deferred_records_are_synced_within_the_bound() {
+        let (store, dir) = sqlite().await;
+        let db = dir.path().join("store.db");
+        let marker = "deferred-marker-5f1e";
+        let mut e = entry(0);
+        e.trace_id = Some(marker.into());
+        let contains = |path: &std::path::Path| {
+            std::fs::read(path)
+                .map(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
+                .unwrap_or(false)
+        };
+        store.append_read_audit(&e).await.expect("append");
+        // Committed into the WAL; the database file gets it at the checkpoint, which syncs the
+        // WAL first.
+        assert!(
+            contains(&dir.path().join("store.db-wal")),
+            "committed to the WAL"
+        );
+        assert!(!contains(&db), "not yet checkpointed");
+        tokio::time::sleep(DEFERRED_SYNC_WITHIN + std::time::Duration::from_millis(500)).await;
+        assert!(
+            contains(&db),
+            "checkpointed (and so synced) within the bound"
+        );
     }
 
     #[tokio::test]

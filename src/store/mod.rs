@@ -25,6 +25,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
 
+pub use audit::{DEFERRED_SYNC_WITHIN, Durability};
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 
 #[derive(Debug, thiserror::Error)]
@@ -261,6 +262,8 @@ pub struct Store {
     backend: Backend,
     /// Group commit of audit appends; `None` inside the writer task itself.
     audit_writer: Option<audit_writer::AuditWriter>,
+    /// How reads' audit records reach the disk (`store.read_audit_durability`).
+    read_audit: Durability,
 }
 
 /// How long a caller waits for a pooled connection before the operation fails (closed).
@@ -285,6 +288,9 @@ impl Store {
                     .min_connections(1)
                     .idle_timeout(None)
                     .max_lifetime(None)
+                    // A local file needs no liveness check: pinging before every use cost a
+                    // round trip to SQLite's worker thread per statement.
+                    .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect(&driver_url)
                     .await?
@@ -301,10 +307,17 @@ impl Store {
             pool,
             backend,
             audit_writer: None,
+            read_audit: Durability::Deferred,
         };
         schema::ensure(&store).await?;
         store.audit_writer = Some(audit_writer::AuditWriter::spawn(store.clone()));
         Ok(store)
+    }
+
+    /// How the audit records of reads reach the disk (default [`Durability::Deferred`]); set
+    /// before the store is cloned.
+    pub fn set_read_audit_durability(&mut self, durability: Durability) {
+        self.read_audit = durability;
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -418,11 +418,14 @@ async fn concurrent_audit_appends_from_two_replicas_form_one_chain() {
     for (replica, store) in [a.clone(), b.clone()].into_iter().enumerate() {
         for i in 0..50 {
             let store = store.clone();
+            // Reads' records (deferred: synchronous_commit off) and others' interleave.
             tasks.push(tokio::spawn(async move {
-                store
-                    .append_audit(&audit_entry(replica, i))
-                    .await
-                    .expect("append")
+                let entry = audit_entry(replica, i);
+                if i % 2 == 0 {
+                    store.append_read_audit(&entry).await.expect("append read")
+                } else {
+                    store.append_audit(&entry).await.expect("append")
+                }
             }));
         }
     }

@@ -259,40 +259,136 @@ mod tests {
         let spec = json!({"nodeName": "node-1", "containers": [container("app")],
             "volumes": [{"name": "v"}], "serviceAccountName": "default"});
         vec![
-            ("", "Pod", pod("ok", spec.clone(), json!({"phase": "Running", "podIP": "10.0.0.1",
-                "conditions": conditions, "containerStatuses": [status(true, 0, running.clone(), json!({}))]}), json!({}))),
-            ("", "Pod", pod("crashloop", spec.clone(), json!({"phase": "Running",
-                "containerStatuses": [status(false, 7, json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}), crashed.clone())]}), json!({}))),
-            ("", "Pod", pod("restarted", spec.clone(), json!({"phase": "Running",
-                "containerStatuses": [status(true, 2, running.clone(), crashed.clone())]}), json!({}))),
-            ("", "Pod", pod("oom", spec.clone(), json!({"phase": "Running",
-                "containerStatuses": [status(false, 1, json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-01-01T00:05:00Z"}}), json!({}))]}), json!({}))),
-            ("", "Pod", pod("signal", spec.clone(), json!({"phase": "Running",
-                "containerStatuses": [status(false, 0, json!({"terminated": {"exitCode": 0, "signal": 9}}), json!({}))]}), json!({}))),
-            ("", "Pod", pod("completed-running", spec.clone(), json!({"phase": "Running", "conditions": conditions,
+            (
+                "",
+                "Pod",
+                pod(
+                    "ok",
+                    spec.clone(),
+                    json!({"phase": "Running", "podIP": "10.0.0.1",
+                "conditions": conditions, "containerStatuses": [status(true, 0, running.clone(), json!({}))]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "crashloop",
+                    spec.clone(),
+                    json!({"phase": "Running",
+                "containerStatuses": [status(false, 7, json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}), crashed.clone())]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "restarted",
+                    spec.clone(),
+                    json!({"phase": "Running",
+                "containerStatuses": [status(true, 2, running.clone(), crashed.clone())]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "oom",
+                    spec.clone(),
+                    json!({"phase": "Running",
+                "containerStatuses": [status(false, 1, json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-01-01T00:05:00Z"}}), json!({}))]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "signal",
+                    spec.clone(),
+                    json!({"phase": "Running",
+                "containerStatuses": [status(false, 0, json!({"terminated": {"exitCode": 0, "signal": 9}}), json!({}))]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "completed-running",
+                    spec.clone(),
+                    json!({"phase": "Running", "conditions": conditions,
                 "containerStatuses": [status(true, 0, running.clone(), json!({})),
-                    status(false, 0, json!({"terminated": {"exitCode": 0, "reason": "Completed"}}), json!({}))]}), json!({}))),
-            ("", "Pod", pod("init", json!({"nodeName": "node-2", "containers": [container("app"), container("side")],
-                "initContainers": [container("init-a"), container("init-b")]}), json!({"phase": "Pending",
+                    status(false, 0, json!({"terminated": {"exitCode": 0, "reason": "Completed"}}), json!({}))]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "init",
+                    json!({"nodeName": "node-2", "containers": [container("app"), container("side")],
+                "initContainers": [container("init-a"), container("init-b")]}),
+                    json!({"phase": "Pending",
                 "initContainerStatuses": [status(false, 0, json!({"terminated": {"exitCode": 0}}), json!({})),
-                    status(false, 3, json!({"waiting": {"reason": "CrashLoopBackOff"}}), crashed.clone())]}), json!({}))),
-            ("", "Pod", pod("evicted", spec.clone(), json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}), json!({}))),
-            ("", "Pod", pod("terminating", spec.clone(), json!({"phase": "Running",
+                    status(false, 3, json!({"waiting": {"reason": "CrashLoopBackOff"}}), crashed.clone())]}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "evicted",
+                    spec.clone(),
+                    json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+                    json!({}),
+                ),
+            ),
+            (
+                "",
+                "Pod",
+                pod(
+                    "terminating",
+                    spec.clone(),
+                    json!({"phase": "Running",
                 "containerStatuses": [status(true, 0, running, json!({}))]}),
-                json!({"deletionTimestamp": "2026-01-01T01:00:00Z", "finalizers": ["x"]}))),
-            ("apps", "Deployment", json!({"metadata": {"name": "web", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"a": "b"}},
+                    json!({"deletionTimestamp": "2026-01-01T01:00:00Z", "finalizers": ["x"]}),
+                ),
+            ),
+            (
+                "apps",
+                "Deployment",
+                json!({"metadata": {"name": "web", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"a": "b"}},
                 "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [container("app")]}}},
                 "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2, "observedGeneration": 4,
-                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}})),
-            ("", "Secret", json!({"metadata": {"name": "db", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
-                "kind": "Secret", "type": "Opaque", "data": {"user": "YQ==", "password": "Yg=="}})),
-            ("", "Node", json!({"metadata": {"name": "node-1", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]}}),
+            ),
+            (
+                "",
+                "Secret",
+                json!({"metadata": {"name": "db", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "kind": "Secret", "type": "Opaque", "data": {"user": "YQ==", "password": "Yg=="}}),
+            ),
+            (
+                "",
+                "Node",
+                json!({"metadata": {"name": "node-1", "creationTimestamp": "2026-01-01T00:00:00Z"},
                 "spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24", "taints": [{"key": "k"}]},
                 "status": {"capacity": {"cpu": "4"}, "images": [{"names": ["x"]}],
-                    "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}})),
-            ("example.com", "Widget", json!({"metadata": {"name": "w", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                    "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}),
+            ),
+            (
+                "example.com",
+                "Widget",
+                json!({"metadata": {"name": "w", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"},
                 "spec": {"size": 3},
-                "status": {"conditions": [{"type": "Synced", "status": "True"}, {"type": "Healthy", "status": "True"}, {"type": "Degraded", "status": "False"}]}})),
+                "status": {"conditions": [{"type": "Synced", "status": "True"}, {"type": "Healthy", "status": "True"}, {"type": "Degraded", "status": "False"}]}}),
+            ),
         ]
     }
 
@@ -308,7 +404,11 @@ mod tests {
                 let items = |v: &Value| v["items"].as_array().cloned().unwrap_or_default();
                 let expected = table(group, kind, &items(&whole), with_namespace, now);
                 let got = table(group, kind, &items(&pruned), with_namespace, now);
-                assert_eq!(got, expected, "{kind} {}", whole["items"][0]["metadata"]["name"]);
+                assert_eq!(
+                    got, expected,
+                    "{kind} {}",
+                    whole["items"][0]["metadata"]["name"]
+                );
             }
         }
     }
@@ -320,14 +420,20 @@ mod tests {
             "metadata": {"resourceVersion": "7", "continue": "x", "remainingItemCount": 3},
             "items": [obj]});
         let v = parse_list_for_rows(&doc.to_string()).expect("parses");
-        assert_eq!(v["metadata"], doc["metadata"], "the list's own metadata is kept whole");
+        assert_eq!(
+            v["metadata"], doc["metadata"],
+            "the list's own metadata is kept whole"
+        );
         assert_eq!(v["kind"], "PodList");
         let item = &v["items"][0];
         assert_eq!(
             item["metadata"],
             json!({"name": "crashloop", "namespace": "prod", "creationTimestamp": "2026-01-01T00:00:00Z"})
         );
-        assert_eq!(item["spec"], json!({"nodeName": "node-1", "containers": [{"name": "app"}]}));
+        assert_eq!(
+            item["spec"],
+            json!({"nodeName": "node-1", "containers": [{"name": "app"}]})
+        );
         assert_eq!(
             item["status"],
             json!({"phase": "Running", "containerStatuses": [{"ready": false, "restartCount": 7,
@@ -335,7 +441,10 @@ mod tests {
                 "lastState": {"terminated": {"finishedAt": "2026-01-01T00:03:00Z"}}}]})
         );
         assert!(parse_list_for_rows("{\"items\": [}").is_err());
-        assert!(parse_list_for_rows("{\"items\": []} x").is_err(), "trailing text");
+        assert!(
+            parse_list_for_rows("{\"items\": []} x").is_err(),
+            "trailing text"
+        );
     }
 
     #[test]
