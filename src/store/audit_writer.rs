@@ -78,6 +78,16 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
     let mut tail: Option<Tail> = None;
     let mut unsynced_since: Option<tokio::time::Instant> = None;
     loop {
+        // Due even when appends never pause (a busy writer never times out below).
+        if unsynced_since.is_some_and(|since| since.elapsed() >= DEFERRED_SYNC_WITHIN) {
+            unsynced_since = match store.sync_deferred_audit().await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "syncing deferred audit records failed; retrying");
+                    Some(tokio::time::Instant::now())
+                }
+            };
+        }
         let received = match unsynced_since {
             None => jobs.recv_many(&mut batch, MAX_BATCH).await,
             Some(since) => {
@@ -85,15 +95,7 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
                 match tokio::time::timeout_at(deadline, jobs.recv_many(&mut batch, MAX_BATCH)).await
                 {
                     Ok(n) => n,
-                    Err(_) => {
-                        match store.sync_deferred_audit().await {
-                            Ok(()) => unsynced_since = None,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "syncing deferred audit records failed; retrying")
-                            }
-                        }
-                        continue;
-                    }
+                    Err(_) => continue,
                 }
             }
         };
