@@ -203,6 +203,9 @@ struct Figures {
     startup_ms: f64,
     tools: usize,
     idle_rss_kb: u64,
+    /// Of the idle RSS, the anonymous (private) part: heap and stacks, without the pages of
+    /// the program's files that are resident (shared with the page cache).
+    idle_anon_kb: u64,
     load_rss_kb: u64,
     answer_bytes: usize,
     pods_in_answer: usize,
@@ -382,6 +385,7 @@ async fn measure(
     f.tools = tools;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     f.idle_rss_kb = proc::tree_hwm_kb(pid);
+    f.idle_anon_kb = proc::tree_anon_kb(pid);
     eprintln!(
         "  started in {startup_ms:.0} ms, {tools} tools, idle {} KiB",
         f.idle_rss_kb
@@ -527,7 +531,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         .filter_map(|(k, _, r)| r.as_ref().ok().map(|f| (*k, f)))
         .collect();
     type Row = (&'static str, fn(&Figures) -> f64, bool);
-    let rows: [Row; 11] = [
+    let rows: [Row; 12] = [
         ("calls/s, concurrency 1", |f| f.c1.calls_per_s, true),
         ("p50 ms, concurrency 1", |f| f.c1.p50_ms, false),
         ("p99 ms, concurrency 1", |f| f.c1.p99_ms, false),
@@ -538,6 +542,11 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         (
             "peak RSS idle, MiB",
             |f| f.idle_rss_kb as f64 / 1024.0,
+            false,
+        ),
+        (
+            "  of it anonymous (heap), MiB",
+            |f| f.idle_anon_kb as f64 / 1024.0,
             false,
         ),
         (
@@ -663,7 +672,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                 Ok(f) => json!({
                     "server": k, "label": label, "failure": f.failure,
                     "startup_ms": f.startup_ms, "tools": f.tools,
-                    "idle_rss_kb": f.idle_rss_kb, "load_rss_kb": f.load_rss_kb,
+                    "idle_rss_kb": f.idle_rss_kb, "idle_anon_kb": f.idle_anon_kb, "load_rss_kb": f.load_rss_kb,
                     "answer_bytes": f.answer_bytes, "pods_in_answer": f.pods_in_answer,
                     "distinct_answers": f.distinct_answers, "bad_answers": f.bad_answers,
                     "c1": {"calls": f.c1.calls, "errors": f.c1.errors, "calls_per_s": f.c1.calls_per_s, "p50_ms": f.c1.p50_ms, "p99_ms": f.c1.p99_ms},

@@ -1,5 +1,5 @@
-//! Memory of a process and its descendants from /proc (Linux): `VmRSS` (now) and `VmHWM`
-//! (peak resident size), in KiB.
+//! Memory of a process and its descendants from /proc (Linux): `VmRSS` (now), `VmHWM` (peak
+//! resident size) and `RssAnon` (the anonymous part of the resident size now), in KiB.
 
 use std::collections::HashMap;
 
@@ -54,4 +54,10 @@ pub fn tree_rss_kb(pid: u32) -> u64 {
 /// Sum of the peak resident sizes of the processes alive in the tree now.
 pub fn tree_hwm_kb(pid: u32) -> u64 {
     tree(pid).into_iter().map(|p| status_kb(p, "VmHWM")).sum()
+}
+
+/// Sum of the resident anonymous memory (heap, stacks) of the tree now: the RSS without the
+/// resident pages of mapped files such as the program itself.
+pub fn tree_anon_kb(pid: u32) -> u64 {
+    tree(pid).into_iter().map(|p| status_kb(p, "RssAnon")).sum()
 }

@@ -176,9 +176,14 @@ pub fn result_text(output: &Value) -> String {
         Value::Null => {}
         other => out.push_str(&other.to_string()),
     };
-    let mut head = output.as_object().cloned().unwrap_or_default();
-    head.remove("columns");
-    head.remove("rows");
+    // The other fields as JSON, without copying the rows.
+    let head: serde_json::Map<String, Value> = output
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "columns" && *k != "rows")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut out = Value::Object(head).to_string();
     for line in std::iter::once(columns).chain(rows.iter().filter_map(Value::as_array)) {
         out.push('\n');
