@@ -617,7 +617,13 @@ fn the_image_build_context_holds_the_whole_workspace_manifest() {
         }
     }
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
         .current_dir(ctx.path())
         .output()
         .expect("run cargo metadata");
