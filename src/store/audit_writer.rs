@@ -247,10 +247,15 @@ mod tests {
             "committed to the WAL"
         );
         assert!(!contains(&db), "not yet checkpointed");
-        tokio::time::sleep(DEFERRED_SYNC_WITHIN + std::time::Duration::from_millis(500)).await;
+        // Due after DEFERRED_SYNC_WITHIN; polled with slack for a loaded machine. Nothing else
+        // checkpoints this WAL (far below SQLite's 1000-page automatic checkpoint).
+        let deadline = std::time::Instant::now() + DEFERRED_SYNC_WITHIN * 4;
+        while !contains(&db) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         assert!(
             contains(&db),
-            "checkpointed (and so synced) within the bound"
+            "checkpointed (and so synced) after the bound"
         );
     }
 
