@@ -211,37 +211,9 @@ pub fn parse_schedule(pattern: &str) -> Result<croner::Cron, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A Prometheus duration (`90s`, `5m`, `1h30m`, `1d`, `1w`).
+/// A Prometheus duration (`90s`, `5m`, `1h30m`, `1d`, `1w`), not zero: the obs tools' parser.
 pub fn parse_prometheus_duration(text: &str) -> Option<Duration> {
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let millis = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(millis)?)?;
-        rest = &rest[unit_len..];
-    }
-    (total > 0).then(|| Duration::from_millis(total))
+    crate::tools::obs::time::duration_units(text.trim()).filter(|d| !d.is_zero())
 }
 
 pub fn resolve(

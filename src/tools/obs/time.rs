@@ -92,8 +92,8 @@ pub fn parse_duration(arg: &str, text: &str) -> Result<Duration, ToolError> {
     })
 }
 
-/// `1h30m`, `500ms`, `2d`: one or more number+unit pairs, integers only.
-fn duration_units(text: &str) -> Option<Duration> {
+/// `1h30m`, `500ms`, `2d`: one or more number+unit pairs, integers only (Prometheus' form).
+pub(crate) fn duration_units(text: &str) -> Option<Duration> {
     if text.is_empty() {
         return None;
     }
