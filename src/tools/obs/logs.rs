@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::time::{rfc3339, time_range};
+use super::time::{rfc3339, time_range_last_hour_by_default};
 use crate::adapters::loki::Direction;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -129,13 +129,7 @@ impl TypedTool for SearchLogs {
         ctx: &ToolContext,
         p: SearchLogsParams,
     ) -> Result<SearchLogsOutput, ToolError> {
-        let now = Timestamp::now();
-        let (start, end) = time_range(
-            p.start.as_deref(),
-            p.end.as_deref(),
-            now,
-            Some(now - jiff::SignedDuration::from_hours(1)),
-        )?;
+        let (start, end) = time_range_last_hour_by_default(p.start.as_deref(), p.end.as_deref())?;
         let loki = ctx.adapters.observability.loki()?;
         let mut out = SearchLogsOutput {
             mode: String::new(),

@@ -39,6 +39,20 @@ pub fn time_range(
     Ok((start, end))
 }
 
+/// [`time_range`] from now, `start` defaulting to an hour ago (log and trace searches).
+pub fn time_range_last_hour_by_default(
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<(Timestamp, Timestamp), ToolError> {
+    let now = Timestamp::now();
+    time_range(
+        start,
+        end,
+        now,
+        Some(now - jiff::SignedDuration::from_hours(1)),
+    )
+}
+
 /// Parse `text` (argument `arg`) relative to `now`.
 pub fn parse_time(arg: &str, text: &str, now: Timestamp) -> Result<Timestamp, ToolError> {
     let t = text.trim();

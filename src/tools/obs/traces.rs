@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::time::{rfc3339, time_range};
+use super::time::{rfc3339, time_range_last_hour_by_default};
 use crate::adapters::tempo::Span;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -238,13 +238,7 @@ impl TypedTool for SearchTraces {
         ctx: &ToolContext,
         p: SearchTracesParams,
     ) -> Result<SearchTracesOutput, ToolError> {
-        let now = Timestamp::now();
-        let (start, end) = time_range(
-            p.start.as_deref(),
-            p.end.as_deref(),
-            now,
-            Some(now - jiff::SignedDuration::from_hours(1)),
-        )?;
+        let (start, end) = time_range_last_hour_by_default(p.start.as_deref(), p.end.as_deref())?;
         let query = p
             .query
             .filter(|q| !q.trim().is_empty())
