@@ -2,12 +2,12 @@
 //! Adapters import nothing of toolgate's but errors and config.
 
 pub mod grafana;
+pub mod http;
 pub mod kube;
 pub mod loki;
 pub mod observability;
 pub mod prometheus;
 pub mod tempo;
-pub mod upstream;
 
 use std::sync::Arc;
 

@@ -1,0 +1,280 @@
+//! Credentials and where they come from. A `Secret` never prints; a `Credential` is a handle to
+//! a `SecretSource` that yields the current value when a request is built: an inline config
+//! value, an environment variable, or a file re-read when its modification time changes (a
+//! mounted Kubernetes Secret rotates in place). OpenBao (`secret_ref`) plugs in as another
+//! source. Values never reach a log line, an error or `Debug` output: only `describe()` does.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+
+/// A secret string that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Why a credential has no value now. Names the source, never a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set or empty")]
+    EnvMissing(String),
+    #[error("cannot read secret file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("secret file {0} is empty")]
+    FileEmpty(String),
+    #[error("{0}")]
+    Source(String),
+}
+
+/// Something that yields a credential's current value.
+pub trait SecretSource: Send + Sync {
+    /// The value now; sources cache and re-read as their backing store says it changed.
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>>;
+    /// Where the value comes from (`file /run/secrets/token`, `env GRAFANA_TOKEN`), for
+    /// messages and `Debug`. Never the value.
+    fn describe(&self) -> String;
+    /// The value when it was given inline in the config (so two configs compare equal).
+    fn inline_value(&self) -> Option<&Secret> {
+        None
+    }
+}
+
+/// A credential of an upstream: cheap to clone, prints only where it comes from.
+#[derive(Clone)]
+pub struct Credential(Arc<dyn SecretSource>);
+
+impl Credential {
+    pub fn from_source(source: Arc<dyn SecretSource>) -> Self {
+        Self(source)
+    }
+
+    /// A value given inline in the config (or a test).
+    pub fn inline(value: impl Into<String>) -> Self {
+        Self(Arc::new(Inline(Secret::new(value))))
+    }
+
+    /// The variable `name`, read once now: a process's environment does not change.
+    pub fn env(name: &str) -> Result<Self, SecretError> {
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => Ok(Self(Arc::new(Env {
+                name: name.to_string(),
+                value: Secret::new(v),
+            }))),
+            _ => Err(SecretError::EnvMissing(name.to_string())),
+        }
+    }
+
+    /// The file at `path` (surrounding whitespace trimmed), re-read whenever its modification
+    /// time changes. Read once now so a missing file is a start-up error.
+    pub fn file(path: impl Into<PathBuf>) -> Result<Self, SecretError> {
+        let source = FileSecret::new(path.into())?;
+        Ok(Self(Arc::new(source)))
+    }
+
+    pub async fn current(&self) -> Result<Secret, SecretError> {
+        self.0.current().await
+    }
+
+    pub fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({})", self.describe())
+    }
+}
+
+/// Credentials are equal when they come from the same place (and, inline, hold the same value).
+impl PartialEq for Credential {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || match (self.0.inline_value(), other.0.inline_value()) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => self.describe() == other.describe(),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Credential {}
+
+struct Inline(Secret);
+
+impl SecretSource for Inline {
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+
+    fn describe(&self) -> String {
+        "inline value".to_string()
+    }
+
+    fn inline_value(&self) -> Option<&Secret> {
+        Some(&self.0)
+    }
+}
+
+struct Env {
+    name: String,
+    value: Secret,
+}
+
+impl SecretSource for Env {
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        Box::pin(async move { Ok(self.value.clone()) })
+    }
+
+    fn describe(&self) -> String {
+        format!("env {}", self.name)
+    }
+}
+
+struct FileSecret {
+    path: PathBuf,
+    cached: Mutex<(Option<SystemTime>, Secret)>,
+}
+
+impl FileSecret {
+    fn new(path: PathBuf) -> Result<Self, SecretError> {
+        let (mtime, value) = read_file(&path)?;
+        Ok(Self {
+            path,
+            cached: Mutex::new((mtime, value)),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<SystemTime>, Secret)> {
+        // The cache holds no invariant a panic could break.
+        self.cached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn read_file(path: &Path) -> Result<(Option<SystemTime>, Secret), SecretError> {
+    let shown = path.display().to_string();
+    let mtime = std::fs::metadata(path)
+        .map_err(|e| SecretError::File {
+            path: shown.clone(),
+            reason: e.kind().to_string(),
+        })?
+        .modified()
+        .ok();
+    let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+        path: shown.clone(),
+        reason: e.kind().to_string(),
+    })?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(SecretError::FileEmpty(shown));
+    }
+    Ok((mtime, Secret::new(value)))
+}
+
+impl SecretSource for FileSecret {
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        Box::pin(async move {
+            let now = std::fs::metadata(&self.path)
+                .ok()
+                .and_then(|m| m.modified().ok());
+            {
+                let cached = self.lock();
+                if now.is_some() && now == cached.0 {
+                    return Ok(cached.1.clone());
+                }
+            }
+            // Changed (or unreadable for a moment during a rotation): read again; keep the
+            // last good value when the new one cannot be read.
+            match read_file(&self.path) {
+                Ok((mtime, value)) => {
+                    *self.lock() = (mtime, value.clone());
+                    Ok(value)
+                }
+                Err(e) => {
+                    tracing::warn!(source = %self.describe(), error = %e, "secret file unreadable; using the last value read");
+                    Ok(self.lock().1.clone())
+                }
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_credential_follows_the_file_and_never_prints_its_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first-value\n").expect("write");
+        let c = Credential::file(&path).expect("readable");
+        assert_eq!(c.current().await.expect("value").expose(), "first-value");
+        // A rotation writes a new file (new mtime); the next request sees the new value.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, "second-value").expect("rewrite");
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(later).expect("mtime");
+        assert_eq!(c.current().await.expect("value").expose(), "second-value");
+        // Removed mid-rotation: the last good value is kept rather than failing requests.
+        std::fs::remove_file(&path).expect("rm");
+        assert_eq!(c.current().await.expect("value").expose(), "second-value");
+        let shown = format!("{c:?} {}", c.describe());
+        assert!(
+            !shown.contains("first") && !shown.contains("second"),
+            "{shown}"
+        );
+        assert!(shown.contains("file "), "{shown}");
+    }
+
+    #[test]
+    fn missing_sources_are_start_up_errors_that_name_the_source() {
+        let e = Credential::file("/nonexistent/toolgate/token").expect_err("missing");
+        assert!(e.to_string().contains("/nonexistent/toolgate/token"), "{e}");
+        let e = Credential::env("TOOLGATE_TEST_SURELY_UNSET_VAR").expect_err("unset");
+        assert_eq!(
+            e.to_string(),
+            "environment variable TOOLGATE_TEST_SURELY_UNSET_VAR is not set or empty"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        assert!(matches!(
+            Credential::file(&empty),
+            Err(SecretError::FileEmpty(_))
+        ));
+    }
+
+    #[test]
+    fn inline_credentials_compare_by_value_without_showing_it() {
+        let a = Credential::inline("s3cr3t");
+        assert_eq!(a, Credential::inline("s3cr3t"));
+        assert_ne!(a, Credential::inline("other"));
+        assert!(!format!("{a:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,432 @@
+//! One HTTP upstream over reqwest: its client, credentials, retry policy and `Guard`. `send`
+//! makes every attempt go through the guard (breaker, metrics, health), puts the correlation
+//! id and the credentials on it, caps the answer's size, and retries idempotent requests with
+//! backoff. Owns no protocol knowledge; request bodies and credentials never reach an error or
+//! a log.
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, StatusCode};
+
+use super::auth::HttpAuth;
+use super::breaker::BreakerConfig;
+use super::client::{self, TlsSettings};
+use super::correlation;
+use super::guard::{Guard, Outcome};
+use super::retry::{Retry, RetryPolicy};
+
+/// Everything about how one upstream is called (each upstream's config block carries these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Total time of one attempt, answer included.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerConfig,
+    /// Larger answers are refused (and count as an upstream fault).
+    pub max_response_bytes: usize,
+    pub tls: TlsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            max_response_bytes: 32 << 20,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults with this total timeout.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+}
+
+/// An answer of the upstream (any status), body read up to the size limit.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The breaker is open: the upstream failed repeatedly and is left alone for a while.
+    #[error("circuit open after repeated failures of {0}; retrying later")]
+    CircuitOpen(String),
+    /// Transport failure, timeout, 5xx or 429 after every attempt, an oversized answer, or a
+    /// credential that could not be read.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One upstream: its client, credentials, retry policy and guard.
+pub struct Upstream {
+    guard: Guard,
+    http: reqwest::Client,
+    auth: HttpAuth,
+    retry: RetryPolicy,
+    max_body: usize,
+    /// Whether errors may name the URL's path (not when the path is the secret, as in a
+    /// Slack-style webhook).
+    show_url: bool,
+}
+
+impl Upstream {
+    /// `id` labels metrics and `/readyz`; `name` is how errors say it ("Prometheus").
+    pub fn new(id: &str, name: &str, settings: &Settings, auth: HttpAuth) -> Result<Self, String> {
+        let http = client::build(settings.connect_timeout, settings.timeout, &settings.tls)?;
+        Ok(Self {
+            guard: Guard::new(id, name, settings.breaker),
+            http,
+            auth,
+            retry: settings.retry,
+            max_body: settings.max_response_bytes,
+            show_url: true,
+        })
+    }
+
+    /// Errors and log lines of this upstream never name its URL.
+    pub fn hiding_urls(mut self) -> Self {
+        self.show_url = false;
+        self
+    }
+
+    fn describe(&self, e: reqwest::Error) -> String {
+        if self.show_url {
+            describe(e)
+        } else {
+            describe(e.without_url())
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.guard.name()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    pub fn breaker_open(&self) -> bool {
+        self.guard.breaker_open()
+    }
+
+    /// Send a request built by `build` (called once per attempt, so signed client assertions
+    /// are fresh). Reads retry transport errors, 429 and 5xx with backoff; writes go out once.
+    /// Other answers (2xx, 4xx) are returned as they are.
+    pub async fn send(
+        &self,
+        retry: Retry,
+        build: impl Fn() -> Result<RequestBuilder, String>,
+    ) -> Result<Reply, CallError> {
+        let attempts = self.retry.attempts_for(retry);
+        let mut last = String::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.retry.backoff(attempt)).await;
+            }
+            let permit = self
+                .guard
+                .admit()
+                .map_err(|open| CallError::CircuitOpen(open.0))?;
+            let request = match self.prepare(build()).await {
+                Ok(request) => request,
+                Err(message) => {
+                    // Nothing went out: the upstream is not to blame.
+                    self.guard.finish(permit, Outcome::Ok, None);
+                    return Err(CallError::Failed(message));
+                }
+            };
+            let (outcome, result) = self.attempt(request).await;
+            match result {
+                Ok(reply) if outcome.is_fault() => {
+                    last = format!(
+                        "{} answered HTTP {}{}",
+                        self.name(),
+                        reply.status.as_u16(),
+                        short_body(&reply.body)
+                    );
+                    self.guard.finish(permit, outcome, Some(&last));
+                }
+                Ok(reply) => {
+                    self.guard.finish(permit, outcome, None);
+                    return Ok(reply);
+                }
+                Err(message) => {
+                    self.guard.finish(permit, outcome, Some(&message));
+                    last = message;
+                }
+            }
+        }
+        tracing::warn!(
+            upstream = %self.guard.id(),
+            request_id = %correlation::current(),
+            error = %last,
+            attempts,
+            "upstream call failed"
+        );
+        Err(CallError::Failed(last))
+    }
+
+    /// Credentials and correlation headers on a built request.
+    async fn prepare(
+        &self,
+        built: Result<RequestBuilder, String>,
+    ) -> Result<RequestBuilder, String> {
+        let mut request = built?;
+        for (name, value) in correlation::headers() {
+            request = request.header(name, value);
+        }
+        self.auth
+            .apply(request)
+            .await
+            .map_err(|e| format!("credentials for {}: {e}", self.name()))
+    }
+
+    async fn attempt(&self, request: RequestBuilder) -> (Outcome, Result<Reply, String>) {
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return (fault_of(&e), Err(self.describe(e))),
+        };
+        let status = response.status();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > self.max_body {
+                        return (
+                            Outcome::TooLarge,
+                            Err(format!(
+                                "{} sent a response larger than {} bytes",
+                                self.name(),
+                                self.max_body
+                            )),
+                        );
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return (fault_of(&e), Err(self.describe(e))),
+            }
+        }
+        (
+            Outcome::of_status(status.as_u16()),
+            Ok(Reply { status, body }),
+        )
+    }
+}
+
+fn fault_of(e: &reqwest::Error) -> Outcome {
+    if e.is_timeout() {
+        Outcome::Timeout
+    } else if e.is_connect() {
+        Outcome::Connect
+    } else {
+        Outcome::Broken
+    }
+}
+
+/// A transport error without anything from the request (reqwest only names the URL).
+pub fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken response"
+    } else {
+        "request failed"
+    };
+    match e.url() {
+        Some(url) => {
+            let mut url = url.clone();
+            // Query strings may hold a user's query; the path is enough to say where.
+            url.set_query(None);
+            format!("{kind} ({})", url.as_str())
+        }
+        None => kind.to_string(),
+    }
+}
+
+/// The first line of an error body, for messages (": upstream said …"), bounded.
+fn short_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().next().unwrap_or_default().trim();
+    if line.is_empty() {
+        String::new()
+    } else {
+        let cut: String = line.chars().take(200).collect();
+        format!(": {cut}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::http::breaker::BREAKER_THRESHOLD;
+    use crate::adapters::http::secret::Credential;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server answering every request with `status` and `body`; counts requests and keeps
+    /// the last request's head.
+    async fn server(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, Arc<AtomicUsize>, Arc<Mutex<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let head = Arc::new(Mutex::new(String::new()));
+        let (counter, seen) = (hits.clone(), head.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                    String::from_utf8_lossy(&buf[..n]).into_owned();
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        (format!("http://{addr}/x"), hits, head)
+    }
+
+    fn fast_retries() -> Settings {
+        Settings {
+            retry: RetryPolicy {
+                attempts: 3,
+                backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(10),
+            },
+            ..Settings::with_timeout(Duration::from_secs(2))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_goes_out_once_and_a_read_is_retried() {
+        let (url, hits, _) = server("503 Service Unavailable", "busy").await;
+        let up = Upstream::new("t-retry", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let err = up
+            .send(Retry::Write, || Ok(up.http().post(&url)))
+            .await
+            .expect_err("503");
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "a write is sent once");
+        assert_eq!(
+            err,
+            CallError::Failed("Test answered HTTP 503: busy".into())
+        );
+        up.send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect_err("503");
+        assert_eq!(hits.load(Ordering::SeqCst), 1 + 3);
+    }
+
+    #[tokio::test]
+    async fn caller_errors_do_not_open_the_breaker_but_upstream_faults_do() {
+        let (url, hits, _) = server("404 Not Found", "{\"error\":\"no such thing\"}").await;
+        let up = Upstream::new("t-404", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        for _ in 0..(BREAKER_THRESHOLD * 3) {
+            let reply = up
+                .send(Retry::Read, || Ok(up.http().get(&url)))
+                .await
+                .expect("a 404 is an answer");
+            assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        }
+        assert!(!up.breaker_open(), "404s are the caller's fault");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            (BREAKER_THRESHOLD * 3) as usize
+        );
+        assert_eq!(up.guard().health().state, "ok");
+
+        let (url, hits, _) = server("500 Internal Server Error", "oops").await;
+        let up = Upstream::new("t-500", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let mut open = false;
+        for _ in 0..BREAKER_THRESHOLD {
+            if let Err(CallError::CircuitOpen(_)) =
+                up.send(Retry::Read, || Ok(up.http().get(&url))).await
+            {
+                open = true;
+            }
+        }
+        assert!(open && up.breaker_open(), "5xx faults open it");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            BREAKER_THRESHOLD as usize,
+            "every attempt counts; once open nothing goes out"
+        );
+        let h = up.guard().health();
+        assert_eq!(h.state, "down");
+        assert_eq!(
+            h.last_error.as_deref(),
+            Some("Test answered HTTP 500: oops")
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_correlation_id_and_credentials_and_big_answers_are_refused() {
+        let (url, _, head) = server("200 OK", "0123456789").await;
+        let settings = Settings {
+            max_response_bytes: 5,
+            ..fast_retries()
+        };
+        let up = Upstream::new(
+            "t-head",
+            "Test",
+            &settings,
+            HttpAuth::VaultToken(Credential::inline("hvs.test")),
+        )
+        .expect("up");
+        let id = "0b5f8c52-8f64-4f0c-9b1e-0c6a7f3d2e11".to_string();
+        let err = correlation::scope(id, up.send(Retry::Write, || Ok(up.http().get(&url))))
+            .await
+            .expect_err("10 bytes > 5");
+        assert_eq!(
+            err,
+            CallError::Failed("Test sent a response larger than 5 bytes".into())
+        );
+        let head = head
+            .lock()
+            .map(|h| h.to_ascii_lowercase())
+            .unwrap_or_default();
+        assert!(
+            head.contains("x-request-id: 0b5f8c52-8f64-4f0c-9b1e-0c6a7f3d2e11"),
+            "{head}"
+        );
+        assert!(
+            head.contains("traceparent: 00-0b5f8c528f644f0c9b1e0c6a7f3d2e11-"),
+            "{head}"
+        );
+        assert!(head.contains("x-vault-token: hvs.test"), "{head}");
+    }
+}
