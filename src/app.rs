@@ -22,11 +22,9 @@ use crate::store::Store;
 use crate::transport::http::{AppState, router};
 use crate::transport::mcp::{self, McpServer};
 
-/// Install ring as the process-wide TLS crypto provider (kube and reqwest both use rustls;
-/// ring needs no C toolchain beyond cc). Idempotent.
-pub fn init_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+/// The TLS crypto provider is the upstream kit's to install (kept here for callers outside
+/// the crate: the binary, tests).
+pub use crate::adapters::http::init_crypto;
 
 /// The policy set the config names: its directory, or the built-in default.
 pub fn load_policy(config: &Config) -> Result<PolicyHandle, ConfigError> {

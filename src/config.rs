@@ -156,6 +156,12 @@ pub struct RawKubernetes {
     pub log_tail_lines: Option<i64>,
     /// Timeout of one API request. Default 20.
     pub request_timeout_seconds: Option<u64>,
+    /// Retries of reads (the upstream kit's `attempts`, `backoff`, `max_backoff`). Default 3 attempts.
+    pub retry: Option<crate::adapters::http::config::RawRetry>,
+    /// One circuit breaker per cluster (`failures`, `cooldown`). Default 5 faults, 30s.
+    pub breaker: Option<crate::adapters::http::config::RawBreaker>,
+    /// Larger API answers are refused. Default 64 MiB.
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -209,25 +215,9 @@ pub enum AuthConfig {
     Zitadel(ZitadelSettings),
 }
 
-/// A secret string that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(secret.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+/// Credentials and upstream blocks are the upstream kit's types.
+pub use crate::adapters::http::config::Endpoint as HttpUpstream;
+pub use crate::adapters::http::{HttpAuth, Secret, TlsSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZitadelSettings {
@@ -296,6 +286,8 @@ pub struct KubernetesConfig {
     pub clusters: Vec<ClusterConfig>,
     pub log_tail_lines: i64,
     pub request_timeout: std::time::Duration,
+    /// Each cluster's client settings in the upstream kit's terms (retry, breaker, byte cap).
+    pub client: crate::adapters::http::Settings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -710,6 +702,25 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         ));
     }
     let request_timeout_seconds = raw_k8s.request_timeout_seconds.unwrap_or(20);
+    let mut kube_client = crate::adapters::http::config::resolve_settings(
+        "kubernetes",
+        &crate::adapters::http::config::EndpointFields {
+            timeout: None,
+            timeout_seconds: None,
+            connect_timeout: None,
+            retry: raw_k8s.retry.as_ref(),
+            breaker: raw_k8s.breaker.as_ref(),
+            max_response_bytes: raw_k8s.max_response_bytes,
+            auth: None,
+            tls: None,
+        },
+        problems,
+    );
+    if raw_k8s.max_response_bytes.is_none() {
+        kube_client.max_response_bytes = 64 << 20;
+    }
+    kube_client.timeout = std::time::Duration::from_secs(request_timeout_seconds.clamp(1, 600));
+    kube_client.connect_timeout = kube_client.timeout.min(std::time::Duration::from_secs(10));
     if request_timeout_seconds == 0 || request_timeout_seconds > 600 {
         problems.push(format!(
             "kubernetes.request_timeout_seconds: {request_timeout_seconds} is out of range; expected 1..=600"
@@ -781,7 +792,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 (None, None, None) => None,
                 (Some(client_id), Some(secret), None) => Some(IntrospectionSettings::Basic {
                     client_id,
-                    client_secret: Secret(secret),
+                    client_secret: Secret::new(secret),
                 }),
                 (None, None, Some(file)) => {
                     if !Path::new(&file).is_file() {
@@ -818,7 +829,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                     .web_client_secret
                     .clone()
                     .filter(|s| !s.is_empty())
-                    .map(Secret),
+                    .map(Secret::new),
             })
         }
         Some(other) => {
@@ -899,6 +910,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             clusters,
             log_tail_lines,
             request_timeout: std::time::Duration::from_secs(request_timeout_seconds),
+            client: kube_client,
         },
         stdio_principal,
     }
@@ -919,90 +931,25 @@ pub struct RawObservability {
     pub grafana: Option<RawGrafana>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawObsUpstream {
-    /// Base URL, e.g. http://prometheus.monitoring.svc:9090. Unset: the tools answer
-    /// "not configured".
-    pub url: Option<String>,
-    /// Timeout of one request, seconds. Default 30.
-    pub timeout_seconds: Option<u64>,
-    pub auth: Option<RawHttpAuth>,
-    pub tls: Option<RawTls>,
+crate::raw_endpoint! {
+    /// An observability upstream (the kit's keys only).
+    pub struct RawObsUpstream {}
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawLoki {
-    /// Base URL, e.g. http://loki.monitoring.svc:3100.
-    pub url: Option<String>,
-    /// Timeout of one request, seconds. Default 30.
-    pub timeout_seconds: Option<u64>,
-    pub auth: Option<RawHttpAuth>,
-    pub tls: Option<RawTls>,
-    /// Tenant sent as `X-Scope-OrgID` (multi-tenant Loki). Default: none.
-    pub tenant: Option<String>,
+crate::raw_endpoint! {
+    /// Loki.
+    pub struct RawLoki {
+        /// Tenant sent as `X-Scope-OrgID` (multi-tenant Loki). Default: none.
+        pub tenant: Option<String>,
+    }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawGrafana {
-    /// Base URL of the Grafana API, e.g. http://grafana.monitoring.svc:3000.
-    pub url: Option<String>,
-    /// Base URL people open in a browser, for dashboard links. Default: `url`.
-    pub public_url: Option<String>,
-    /// Timeout of one request, seconds. Default 30.
-    pub timeout_seconds: Option<u64>,
-    /// A service-account token goes in `auth.bearer_token`.
-    pub auth: Option<RawHttpAuth>,
-    pub tls: Option<RawTls>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawHttpAuth {
-    /// Sent as `Authorization: Bearer …` (prefer the TOOLGATE_OBSERVABILITY_<UPSTREAM>_AUTH_BEARER_TOKEN variable).
-    pub bearer_token: Option<String>,
-    /// Basic auth user (with `password`).
-    pub username: Option<String>,
-    /// Basic auth password (prefer the TOOLGATE_OBSERVABILITY_<UPSTREAM>_AUTH_PASSWORD variable).
-    pub password: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    /// PEM file of CA certificates trusted in addition to the system roots.
-    pub ca_file: Option<String>,
-    /// Accept any server certificate (testing only). Default false.
-    pub insecure_skip_verify: Option<bool>,
-}
-
-/// Credentials of an HTTP upstream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum HttpAuth {
-    #[default]
-    None,
-    Bearer(Secret),
-    Basic {
-        username: String,
-        password: Secret,
-    },
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsSettings {
-    pub ca_file: Option<PathBuf>,
-    pub insecure_skip_verify: bool,
-}
-
-/// One configured HTTP upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUpstream {
-    pub url: String,
-    pub timeout: std::time::Duration,
-    pub auth: HttpAuth,
-    pub tls: TlsSettings,
+crate::raw_endpoint! {
+    /// Grafana; a service-account token goes in `auth.bearer_token`.
+    pub struct RawGrafana {
+        /// Base URL people open in a browser, for dashboard links. Default: `url`.
+        pub public_url: Option<String>,
+    }
 }
 
 /// Which observability upstreams are configured (`None`: its tools say "not configured").
@@ -1019,27 +966,41 @@ pub struct ObservabilityConfig {
 }
 
 fn resolve_observability(raw: RawObservability, problems: &mut Vec<String>) -> ObservabilityConfig {
+    use crate::adapters::http::config::resolve as endpoint;
     let p = raw.prometheus.unwrap_or_default();
     let t = raw.tempo.unwrap_or_default();
     let l = raw.loki.unwrap_or_default();
     let g = raw.grafana.unwrap_or_default();
-    let prometheus = resolve_upstream(
-        "prometheus",
-        p.url,
-        p.timeout_seconds,
-        p.auth,
-        p.tls,
+    let prometheus = endpoint(
+        "observability.prometheus",
+        p.url.as_deref(),
+        p.endpoint_fields(),
         problems,
     );
-    let tempo = resolve_upstream("tempo", t.url, t.timeout_seconds, t.auth, t.tls, problems);
-    let loki = resolve_upstream("loki", l.url, l.timeout_seconds, l.auth, l.tls, problems);
+    let tempo = endpoint(
+        "observability.tempo",
+        t.url.as_deref(),
+        t.endpoint_fields(),
+        problems,
+    );
+    let loki = endpoint(
+        "observability.loki",
+        l.url.as_deref(),
+        l.endpoint_fields(),
+        problems,
+    );
     if let Some(tenant) = &l.tenant
         && (tenant.trim().is_empty() || tenant.contains(['\r', '\n']))
     {
         problems
             .push("observability.loki.tenant: must be a non-empty single-line tenant id".into());
     }
-    let grafana = resolve_upstream("grafana", g.url, g.timeout_seconds, g.auth, g.tls, problems);
+    let grafana = endpoint(
+        "observability.grafana",
+        g.url.as_deref(),
+        g.endpoint_fields(),
+        problems,
+    );
     let grafana_public_url = match g.public_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             Some(url.trim_end_matches('/').to_string())
@@ -1060,77 +1021,6 @@ fn resolve_observability(raw: RawObservability, problems: &mut Vec<String>) -> O
         grafana,
         grafana_public_url,
     }
-}
-
-fn resolve_upstream(
-    name: &str,
-    url: Option<String>,
-    timeout_seconds: Option<u64>,
-    auth: Option<RawHttpAuth>,
-    tls: Option<RawTls>,
-    problems: &mut Vec<String>,
-) -> Option<HttpUpstream> {
-    let key = format!("observability.{name}");
-    let url = url.filter(|u| !u.trim().is_empty())?;
-    let url = url.trim().trim_end_matches('/').to_string();
-    match reqwest::Url::parse(&url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
-            if !parsed.username().is_empty() || parsed.password().is_some() {
-                problems.push(format!(
-                    "{key}.url: must not carry credentials; use {key}.auth.username/password"
-                ));
-            }
-        }
-        _ => problems.push(format!(
-            "{key}.url: `{url}` is not an http:// or https:// URL"
-        )),
-    }
-    let timeout = timeout_seconds.unwrap_or(30);
-    if timeout == 0 || timeout > 600 {
-        problems.push(format!(
-            "{key}.timeout_seconds: {timeout} is out of range; expected 1..=600"
-        ));
-    }
-    let auth = auth.unwrap_or_default();
-    let auth = match (auth.bearer_token, auth.username, auth.password) {
-        (None, None, None) => HttpAuth::None,
-        (Some(token), None, None) if !token.is_empty() => HttpAuth::Bearer(Secret(token)),
-        (None, Some(username), Some(password)) => HttpAuth::Basic {
-            username,
-            password: Secret(password),
-        },
-        (None, Some(_), None) | (None, None, Some(_)) => {
-            problems.push(format!(
-                "{key}.auth: basic auth needs both username and password"
-            ));
-            HttpAuth::None
-        }
-        _ => {
-            problems.push(format!(
-                "{key}.auth: give either bearer_token or username with password, not both"
-            ));
-            HttpAuth::None
-        }
-    };
-    let tls = tls.unwrap_or_default();
-    let ca_file = tls.ca_file.map(PathBuf::from);
-    if let Some(path) = &ca_file
-        && !path.is_file()
-    {
-        problems.push(format!(
-            "{key}.tls.ca_file: file `{}` does not exist",
-            path.display()
-        ));
-    }
-    Some(HttpUpstream {
-        url,
-        timeout: std::time::Duration::from_secs(timeout),
-        auth,
-        tls: TlsSettings {
-            ca_file,
-            insecure_skip_verify: tls.insecure_skip_verify.unwrap_or(false),
-        },
-    })
 }
 
 impl Default for Config {
@@ -1309,17 +1199,20 @@ mod tests {
         let o = &c.observability;
         let prom = o.prometheus.as_ref().expect("prometheus");
         assert_eq!(prom.url, "http://prom:9090");
-        assert_eq!(prom.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(prom.settings.timeout, std::time::Duration::from_secs(5));
         assert_eq!(o.loki_tenant.as_deref(), Some("team-a"));
         assert_eq!(
             o.loki.as_ref().map(|l| l.auth.clone()),
             Some(HttpAuth::Basic {
                 username: "u".into(),
-                password: Secret("pw".into())
+                password: crate::adapters::http::Credential::inline("pw")
             })
         );
         let grafana = o.grafana.as_ref().expect("grafana");
-        assert_eq!(grafana.auth, HttpAuth::Bearer(Secret("glsa_x".into())));
+        assert_eq!(
+            grafana.auth,
+            HttpAuth::Bearer(crate::adapters::http::Credential::inline("glsa_x"))
+        );
         assert!(
             !format!("{grafana:?}").contains("glsa_x"),
             "secrets never print"

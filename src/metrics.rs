@@ -1,5 +1,5 @@
 //! Prometheus metrics (text format at `/metrics`): tool calls by tool, transport and outcome,
-//! a latency histogram per tool, and upstream errors by upstream. Process-wide, so any module
+//! a latency histogram per tool, and the upstream kit's per-upstream families. Process-wide, so any module
 //! can record without plumbing.
 
 use std::sync::OnceLock;
@@ -23,16 +23,10 @@ struct ToolLabels {
     tool: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct UpstreamLabels {
-    upstream: String,
-}
-
 struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: Family<ToolLabels, Histogram>,
-    upstream_errors: Family<UpstreamLabels, Counter>,
 }
 
 fn new_latency_histogram() -> Histogram {
@@ -49,7 +43,6 @@ fn metrics() -> &'static Metrics {
         let latency = Family::<ToolLabels, Histogram>::new_with_constructor(
             new_latency_histogram as fn() -> Histogram,
         );
-        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "tool_calls",
             "Tool calls by tool, transport and outcome",
@@ -60,16 +53,12 @@ fn metrics() -> &'static Metrics {
             "Tool call latency in seconds",
             latency.clone(),
         );
-        registry.register(
-            "upstream_errors",
-            "Failed calls to upstream systems",
-            upstream_errors.clone(),
-        );
+        // Per-upstream requests, latency and breaker state: the upstream kit's own families.
+        crate::adapters::http::metrics::register(&mut registry);
         Metrics {
             registry,
             calls,
             latency,
-            upstream_errors,
         }
     })
 }
@@ -87,16 +76,6 @@ pub fn tool_call(tool: &str, transport: &str, outcome: &str, elapsed: Duration) 
     m.latency
         .get_or_create(&ToolLabels { tool: tool.into() })
         .observe(elapsed.as_secs_f64());
-}
-
-/// Record one failed call to an upstream (`kubernetes`, `prometheus`…).
-pub fn upstream_error(upstream: &str) {
-    metrics()
-        .upstream_errors
-        .get_or_create(&UpstreamLabels {
-            upstream: upstream.into(),
-        })
-        .inc();
 }
 
 /// The Prometheus text exposition of every metric.

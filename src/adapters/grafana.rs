@@ -40,6 +40,11 @@ pub struct NewAnnotation {
 
 /// What the dashboard tools need from Grafana.
 pub trait Dashboards: Send + Sync {
+    /// The upstream's breaker and last results, for `/readyz` (fakes have none).
+    fn health(&self) -> Option<super::http::Health> {
+        None
+    }
+
     /// Base URL of links people open.
     fn public_url(&self) -> &str;
     fn search<'a>(
@@ -51,6 +56,10 @@ pub trait Dashboards: Send + Sync {
 }
 
 impl Dashboards for Grafana {
+    fn health(&self) -> Option<super::http::Health> {
+        Some(self.api.health())
+    }
+
     fn public_url(&self) -> &str {
         &self.public_url
     }

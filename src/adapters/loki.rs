@@ -36,6 +36,11 @@ pub struct Stream {
 
 /// What the log tools need from a log backend.
 pub trait Logs: Send + Sync {
+    /// The upstream's breaker and last results, for `/readyz` (fakes have none).
+    fn health(&self) -> Option<super::http::Health> {
+        None
+    }
+
     fn query_range<'a>(
         &'a self,
         query: &'a str,
@@ -59,6 +64,10 @@ pub trait Logs: Send + Sync {
 }
 
 impl Logs for Loki {
+    fn health(&self) -> Option<super::http::Health> {
+        Some(self.api.health())
+    }
+
     fn query_range<'a>(
         &'a self,
         query: &'a str,

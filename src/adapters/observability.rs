@@ -1,6 +1,6 @@
 //! What the observability adapters share: the holder of the configured upstreams, their
 //! error type (which names the upstream and quotes its own message), and an HTTP API client
-//! over `upstream::Upstream` (base URL, credentials, extra headers such as Loki's tenant).
+//! over the upstream kit's `Upstream` (base URL, credentials, extra headers such as Loki's tenant).
 
 use std::sync::Arc;
 
@@ -8,15 +8,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::grafana::{Dashboards, Grafana};
+use super::http::{CallError, Health, Reply, Retry, Upstream};
 use super::loki::{Logs, Loki};
 use super::prometheus::{Metrics, Prometheus};
 use super::tempo::{Tempo, Traces};
-use super::upstream::{self, CallError, Reply, Retry, Upstream};
-use crate::config::{HttpAuth, HttpUpstream, ObservabilityConfig};
+use crate::config::{HttpUpstream, ObservabilityConfig};
 use crate::core::error::{ToolError, ToolErrorKind};
-
-/// Largest answer read from an observability upstream; tools cut far below this.
-pub const MAX_BODY: usize = 32 << 20;
 
 /// The configured observability upstreams; `None` where the config has no URL.
 #[derive(Default)]
@@ -56,6 +53,18 @@ impl Observability {
                 None => None,
             },
         })
+    }
+
+    /// Health of each configured upstream, for `/readyz`.
+    pub fn health(&self) -> Vec<Health> {
+        let prometheus = self.prometheus.as_ref().and_then(|u| u.health());
+        let loki = self.loki.as_ref().and_then(|u| u.health());
+        let tempo = self.tempo.as_ref().and_then(|u| u.health());
+        let grafana = self.grafana.as_ref().and_then(|u| u.health());
+        [prometheus, loki, tempo, grafana]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     pub fn prometheus(&self) -> Result<&dyn Metrics, ObsError> {
@@ -151,7 +160,6 @@ pub struct HttpApi {
     /// Display name used in errors ("Prometheus").
     name: &'static str,
     base: String,
-    auth: HttpAuth,
     headers: Vec<(&'static str, String)>,
     upstream: Upstream,
 }
@@ -162,15 +170,20 @@ impl HttpApi {
         config: &HttpUpstream,
         headers: Vec<(&'static str, String)>,
     ) -> Result<Self, String> {
-        let http = upstream::client(config.timeout, &config.tls)
-            .map_err(|e| format!("observability.{}: {e}", name.to_ascii_lowercase()))?;
+        let id = name.to_ascii_lowercase();
+        let upstream = Upstream::new(&id, name, &config.settings, config.auth.clone())
+            .map_err(|e| format!("observability.{id}: {e}"))?;
         Ok(Self {
             name,
             base: config.url.trim_end_matches('/').to_string(),
-            auth: config.auth.clone(),
             headers,
-            upstream: Upstream::new(name, http, MAX_BODY),
+            upstream,
         })
+    }
+
+    /// Breaker state, last error and last success, for `/readyz`.
+    pub fn health(&self) -> Health {
+        self.upstream.guard().health()
     }
 
     pub fn name(&self) -> &'static str {
@@ -227,7 +240,7 @@ impl HttpApi {
         let reply = self
             .upstream
             .send(retry, || {
-                let mut request = upstream::authorize(build(), &self.auth);
+                let mut request = build();
                 for (name, value) in &self.headers {
                     request = request.header(*name, value);
                 }
@@ -315,12 +328,9 @@ mod tests {
     use crate::config::TlsSettings;
 
     fn upstream(url: &str, tls: TlsSettings) -> HttpUpstream {
-        HttpUpstream {
-            url: url.into(),
-            timeout: std::time::Duration::from_secs(1),
-            auth: HttpAuth::None,
-            tls,
-        }
+        let mut e = HttpUpstream::plain(url, std::time::Duration::from_secs(1));
+        e.settings.tls = tls;
+        e
     }
 
     #[test]
@@ -333,7 +343,7 @@ mod tests {
                 "https://tempo:3200",
                 TlsSettings {
                     ca_file: Some(ca),
-                    insecure_skip_verify: false,
+                    ..TlsSettings::default()
                 },
             )),
             ..ObservabilityConfig::default()
@@ -344,8 +354,8 @@ mod tests {
             prometheus: Some(upstream(
                 "https://prom:9090",
                 TlsSettings {
-                    ca_file: None,
                     insecure_skip_verify: true,
+                    ..TlsSettings::default()
                 },
             )),
             ..ObservabilityConfig::default()

@@ -71,6 +71,11 @@ impl QueryAnswer {
 
 /// What tools and other modules (SLI windows) need from a metrics backend.
 pub trait Metrics: Send + Sync {
+    /// The upstream's breaker and last results, for `/readyz` (fakes have none).
+    fn health(&self) -> Option<super::http::Health> {
+        None
+    }
+
     /// Evaluate `query` at `time` (default: the backend's now).
     fn instant<'a>(
         &'a self,
@@ -88,6 +93,10 @@ pub trait Metrics: Send + Sync {
 }
 
 impl Metrics for Prometheus {
+    fn health(&self) -> Option<super::http::Health> {
+        Some(self.api.health())
+    }
+
     fn instant<'a>(
         &'a self,
         query: &'a str,
@@ -153,7 +162,7 @@ impl Prometheus {
         self.answer(&reply)
     }
 
-    fn answer(&self, reply: &super::upstream::Reply) -> Result<QueryAnswer, ObsError> {
+    fn answer(&self, reply: &super::http::Reply) -> Result<QueryAnswer, ObsError> {
         // Errors come with 400 (bad_data), 422 (execution), 503 (timeout/canceled).
         let body: Value = match serde_json::from_slice(&reply.body) {
             Ok(v) => v,

@@ -50,6 +50,11 @@ pub struct TraceHit {
 
 /// What the trace tools need from a trace backend.
 pub trait Traces: Send + Sync {
+    /// The upstream's breaker and last results, for `/readyz` (fakes have none).
+    fn health(&self) -> Option<super::http::Health> {
+        None
+    }
+
     /// All spans of a trace, in start order.
     fn trace<'a>(&'a self, trace_id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, ObsError>>;
     fn search<'a>(
@@ -62,6 +67,10 @@ pub trait Traces: Send + Sync {
 }
 
 impl Traces for Tempo {
+    fn health(&self) -> Option<super::http::Health> {
+        Some(self.api.health())
+    }
+
     fn trace<'a>(&'a self, trace_id: &'a str) -> BoxFuture<'a, Result<Vec<Span>, ObsError>> {
         Box::pin(Tempo::trace(self, trace_id))
     }

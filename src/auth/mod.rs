@@ -54,6 +54,11 @@ pub trait Authenticator: Send + Sync {
         &'a self,
         headers: &'a HeaderMap,
     ) -> BoxFuture<'a, Result<Principal, AuthError>>;
+
+    /// The identity provider's breaker and last results, for `/readyz` (none for local tokens).
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        None
+    }
 }
 
 /// The bearer token of a request, if any.

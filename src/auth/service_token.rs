@@ -203,7 +203,7 @@ impl ServiceTokens {
                 client_secret: client_secret.clone(),
             },
         };
-        crate::app::init_crypto();
+        crate::adapters::http::init_crypto();
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
             .timeout(cfg.timeout)

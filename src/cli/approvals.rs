@@ -60,7 +60,7 @@ const TOKEN_ENV: &str = "TOOLGATE_TOKEN";
 
 /// Run one approvals subcommand against `server` (e.g. `http://127.0.0.1:3000`).
 pub async fn run(server: &str, cmd: ApprovalsCommand) -> ExitCode {
-    crate::app::init_crypto();
+    crate::adapters::http::init_crypto();
     let api = match Api::new(server) {
         Ok(api) => api,
         Err(e) => {

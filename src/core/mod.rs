@@ -9,6 +9,7 @@ pub mod error;
 pub mod notify;
 pub mod policy;
 pub mod principal;
+pub mod readiness;
 pub mod registry;
 pub mod tool;
 pub mod validate;

@@ -1,47 +1,62 @@
 //! Approval notifications: a Slack-compatible incoming webhook (`{"text": …}`) told about each
-//! new request and each decision. Best effort: a failing webhook is logged, never blocks a call.
+//! new request and each decision, through the upstream kit (timeouts, breaker, metrics,
+//! correlation id). Best effort: a failing webhook is logged, never blocks a call. A message is
+//! sent once (a POST is not idempotent: a lost answer must not post it twice).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::adapters::http::{CallError, HttpAuth, Retry, Settings, Upstream};
 
 #[derive(Clone)]
 pub struct Webhook {
-    client: reqwest::Client,
+    upstream: Arc<Upstream>,
     url: String,
 }
 
 impl Webhook {
     pub fn new(url: String) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("webhook client: {e}"))?;
-        Ok(Self { client, url })
+        let settings = Settings {
+            connect_timeout: Duration::from_secs(3),
+            max_response_bytes: 64 * 1024,
+            ..Settings::with_timeout(Duration::from_secs(5))
+        };
+        // The URL can carry a secret token: errors name the upstream, the kit strips queries.
+        let upstream = Upstream::new(
+            "approvals-webhook",
+            "the approvals webhook",
+            &settings,
+            HttpAuth::None,
+        )
+        .map_err(|e| format!("approvals.webhook_url: {e}"))?
+        .hiding_urls();
+        Ok(Self {
+            upstream: Arc::new(upstream),
+            url,
+        })
     }
 
-    /// Send in the background, retrying twice with backoff.
+    /// Send in the background.
     pub fn send(&self, text: String) {
         let hook = self.clone();
         tokio::spawn(async move {
             let body = serde_json::json!({ "text": text });
-            for attempt in 0..3u32 {
-                match hook.client.post(&hook.url).json(&body).send().await {
-                    Ok(resp) if resp.status().is_success() => return,
-                    Ok(resp) => tracing::warn!(
-                        status = resp.status().as_u16(),
-                        attempt,
-                        "approval webhook refused the message"
-                    ),
-                    // The URL can carry a secret token: log the error kind, not the URL.
-                    Err(e) => tracing::warn!(
-                        attempt,
-                        timeout = e.is_timeout(),
-                        connect = e.is_connect(),
-                        "approval webhook unreachable"
-                    ),
+            let sent = hook
+                .upstream
+                .send(Retry::Write, || {
+                    Ok(hook.upstream.http().post(&hook.url).json(&body))
+                })
+                .await;
+            match sent {
+                Ok(reply) if reply.status.is_success() => {}
+                Ok(reply) => tracing::warn!(
+                    status = reply.status.as_u16(),
+                    "approval webhook refused the message"
+                ),
+                Err(CallError::CircuitOpen(_)) => {
+                    tracing::warn!("approval webhook skipped: its breaker is open")
                 }
-                crate::metrics::upstream_error("webhook");
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                Err(CallError::Failed(_)) => tracing::warn!("approval webhook unreachable"),
             }
         });
     }

@@ -75,6 +75,11 @@ pub struct RawNats {
     pub credentials_file: Option<String>,
     /// Connect and publish-ack timeout, seconds. Default 5.
     pub timeout_seconds: Option<u64>,
+    /// Reconnects after the connection drops: `attempts` (default 10; 0 is not allowed) with
+    /// the kit's backoff (`backoff`, `max_backoff`); the next publish connects anew after that.
+    pub retry: Option<crate::adapters::http::config::RawRetry>,
+    /// Consecutive failed publishes that stop publishing for `cooldown` (the kit's breaker).
+    pub breaker: Option<crate::adapters::http::config::RawBreaker>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -167,6 +172,9 @@ pub struct NatsConfig {
     pub stream: String,
     pub credentials_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Bounded reconnects (`attempts`) and their backoff.
+    pub reconnect: crate::adapters::http::RetryPolicy,
+    pub breaker: crate::adapters::http::BreakerConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -332,6 +340,26 @@ fn resolve_intents(raw: RawIntents, problems: &mut Vec<String>) -> IntentsConfig
                     path.display()
                 ));
             }
+            // The kit's vocabulary and checks for `retry:` and `breaker:`.
+            let kit = crate::adapters::http::config::resolve_settings(
+                "intents.nats",
+                &crate::adapters::http::config::EndpointFields {
+                    timeout: None,
+                    timeout_seconds: None,
+                    connect_timeout: None,
+                    retry: nats.retry.as_ref(),
+                    breaker: nats.breaker.as_ref(),
+                    max_response_bytes: None,
+                    auth: None,
+                    tls: None,
+                },
+                problems,
+            );
+            let mut reconnect = kit.retry;
+            if nats.retry.as_ref().and_then(|r| r.attempts).is_none() {
+                reconnect.attempts = 10;
+            }
+            let breaker = kit.breaker;
             let timeout = nats.timeout_seconds.unwrap_or(5);
             if timeout == 0 || timeout > 300 {
                 problems.push(format!(
@@ -344,6 +372,8 @@ fn resolve_intents(raw: RawIntents, problems: &mut Vec<String>) -> IntentsConfig
                 stream,
                 credentials_file,
                 timeout: Duration::from_secs(timeout),
+                reconnect,
+                breaker,
             })
         }
         Some(other) => {

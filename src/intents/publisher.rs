@@ -56,12 +56,15 @@ impl Sink for LogSink {
 
 /// NATS JetStream: one message per intent on the subject, `Nats-Msg-Id` = idempotency key, so
 /// JetStream drops a redelivery inside the stream's duplicate window.
+/// Publishes pass the upstream kit's guard (breaker, metrics, health) like HTTP requests do.
 pub struct NatsSink {
     config: NatsConfig,
     state: Mutex<Option<NatsState>>,
+    guard: crate::adapters::http::Guard,
 }
 
 struct NatsState {
+    client: async_nats::Client,
     js: async_nats::jetstream::Context,
     stream_ready: bool,
 }
@@ -69,17 +72,28 @@ struct NatsState {
 impl NatsSink {
     pub fn new(config: NatsConfig) -> NatsSink {
         NatsSink {
+            guard: crate::adapters::http::Guard::new("nats", "NATS", config.breaker),
             config,
             state: Mutex::new(None),
         }
     }
 
-    async fn connect(&self) -> Result<async_nats::jetstream::Context, String> {
+    /// Breaker state and last results, for `/readyz`.
+    pub fn health(&self) -> crate::adapters::http::Health {
+        self.guard.health()
+    }
+
+    async fn connect(&self) -> Result<NatsState, String> {
+        let reconnect = self.config.reconnect;
         let mut options = async_nats::ConnectOptions::new()
             .name("toolgate")
             .connection_timeout(self.config.timeout)
-            // Reconnects in the background forever; publishes fail (and are retried) meanwhile.
-            .retry_on_initial_connect();
+            // Reconnects in the background, a bounded number of times with the kit's backoff;
+            // publishes fail (and are retried by the outbox) meanwhile, and a closed client is
+            // replaced by a new connection on the next publish.
+            .retry_on_initial_connect()
+            .max_reconnects(Some(reconnect.attempts as usize))
+            .reconnect_delay_callback(move |attempt| reconnect.backoff(attempt as u32));
         if let Some(path) = &self.config.credentials_file {
             options = options
                 .credentials_file(path)
@@ -90,9 +104,25 @@ impl NatsSink {
             .connect(self.config.url.as_str())
             .await
             .map_err(|e| format!("nats: connect: {e}"))?;
-        let mut js = async_nats::jetstream::new(client);
+        let mut js = async_nats::jetstream::new(client.clone());
         js.set_timeout(self.config.timeout);
-        Ok(js)
+        Ok(NatsState {
+            client,
+            js,
+            stream_ready: false,
+        })
+    }
+
+    async fn publish_guarded(&self, intent: &IntentRecord) -> Result<(), String> {
+        let permit = self.guard.admit().map_err(|open| open.to_string())?;
+        let result = self.publish_once(intent).await;
+        let outcome = match &result {
+            Ok(()) => crate::adapters::http::Outcome::Ok,
+            Err(_) => crate::adapters::http::Outcome::Connect,
+        };
+        self.guard
+            .finish(permit, outcome, result.as_ref().err().map(String::as_str));
+        result
     }
 }
 
@@ -102,13 +132,16 @@ impl Sink for NatsSink {
     }
 
     fn publish<'a>(&'a self, intent: &'a IntentRecord) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
+        Box::pin(self.publish_guarded(intent))
+    }
+}
+
+impl NatsSink {
+    async fn publish_once(&self, intent: &IntentRecord) -> Result<(), String> {
+        {
             let mut guard = self.state.lock().await;
             if guard.is_none() {
-                *guard = Some(NatsState {
-                    js: self.connect().await?,
-                    stream_ready: false,
-                });
+                *guard = Some(self.connect().await?);
             }
             let Some(state) = guard.as_mut() else {
                 return Err("nats: not connected".into());
@@ -143,12 +176,17 @@ impl Sink for NatsSink {
             match result {
                 Ok(_) => Ok(()),
                 Err(e) => {
-                    // The stream may be gone (server reset): check it again next time.
+                    // The stream may be gone (server reset): check it again next time. A
+                    // client that is not connected may have run out of reconnects: the next
+                    // publish connects anew.
                     state.stream_ready = false;
+                    if state.client.connection_state() != async_nats::connection::State::Connected {
+                        *guard = None;
+                    }
                     Err(e)
                 }
             }
-        })
+        }
     }
 }
 
@@ -232,7 +270,6 @@ async fn deliver(
                     error = %e,
                     "delivering an intent failed; retrying with backoff"
                 );
-                crate::metrics::upstream_error(sink.name());
                 if let Err(e) = store.record_intent_failure(intent.seq, &e).await {
                     tracing::warn!(error = %e, "recording the delivery failure failed");
                 }

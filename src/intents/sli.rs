@@ -13,7 +13,7 @@ use super::config::{SliConfig, SliDefinition, parse_schedule};
 use super::{Envelope, IntentType, Intents, Signal};
 use crate::adapters::observability::ObsError;
 use crate::adapters::prometheus::{Metrics, Prometheus, QueryData};
-use crate::config::{HttpAuth, HttpUpstream, TlsSettings};
+use crate::config::HttpUpstream;
 
 pub const SOURCE: &str = "toolgate/sli";
 /// Dedup records of SLI ticks are kept this long (a tick is never evaluated twice in a day).
@@ -45,17 +45,12 @@ pub struct PrometheusSli {
 impl PrometheusSli {
     /// A Prometheus at `base` without credentials, with `timeout` per request.
     pub fn new(base: &str, timeout: Duration) -> Result<PrometheusSli, SliError> {
-        Self::for_upstream(&HttpUpstream {
-            url: base.trim_end_matches('/').to_string(),
-            timeout,
-            auth: HttpAuth::None,
-            tls: TlsSettings::default(),
-        })
+        Self::for_upstream(&HttpUpstream::plain(base, timeout))
     }
 
     /// The Prometheus of an upstream configuration (e.g. `observability.prometheus`).
     pub fn for_upstream(upstream: &HttpUpstream) -> Result<PrometheusSli, SliError> {
-        crate::app::init_crypto();
+        crate::adapters::http::init_crypto();
         let prometheus = Prometheus::new(upstream).map_err(SliError::Upstream)?;
         Ok(PrometheusSli {
             metrics: Arc::new(prometheus),
@@ -209,7 +204,6 @@ pub fn spawn_with(
                         tracing::warn!(sli = %sli.name, "SLI total query returned no data; window skipped")
                     }
                     Err(e) => {
-                        crate::metrics::upstream_error("prometheus");
                         tracing::warn!(sli = %sli.name, error = %e, "SLI window not computed; trying at the next tick")
                     }
                 }

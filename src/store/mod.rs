@@ -327,6 +327,11 @@ impl Store {
         }
     }
 
+    /// Close every connection: later calls fail (readiness tests use it as a store outage).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

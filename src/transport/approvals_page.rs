@@ -573,7 +573,7 @@ impl OidcLogins {
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
-        crate::app::init_crypto();
+        crate::adapters::http::init_crypto();
         let client = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)

@@ -2,7 +2,6 @@
 //! `router()` builds it without a socket so tests can drive it with `oneshot`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -283,20 +282,20 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready only when every configured cluster answers.
+/// JSON, one entry per integration; 503 only when the store is down (see `core::readiness`).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let kube = state.dispatcher.adapters().kube.clone();
-    match tokio::time::timeout(Duration::from_secs(5), kube.check_ready()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready\n".to_string()),
-        Ok(Err(reason)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        ),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: clusters did not answer within 5 s\n".to_string(),
-        ),
-    }
+    let extra = state.auth.health().into_iter().collect();
+    let readiness = state.dispatcher.readiness(extra).await;
+    let status = if readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&readiness).unwrap_or_default(),
+    )
 }
 
 async fn metrics() -> impl IntoResponse {

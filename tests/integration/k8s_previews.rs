@@ -46,6 +46,7 @@ impl Env {
             clusters,
             log_tail_lines: 500,
             request_timeout: Duration::from_secs(5),
+            client: toolgate::adapters::http::Settings::default(),
         };
         let adapters = Arc::new(Adapters {
             kube: Arc::new(KubeAdapter::new(&cfg)),

@@ -94,6 +94,7 @@ fn kube_config(clusters: Vec<ClusterConfig>) -> KubernetesConfig {
         clusters,
         log_tail_lines: 500,
         request_timeout: Duration::from_secs(5),
+        client: toolgate::adapters::http::Settings::default(),
     }
 }
 

@@ -692,6 +692,14 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("readyz");
     assert_eq!(ready.status(), 200, "the fake cluster answers");
+    let body: serde_json::Value = ready.json().await.expect("readyz is JSON");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["integrations"]["store"]["state"], "ok", "{body}");
+    assert_eq!(
+        body["integrations"].as_object().map(|o| o.len()),
+        Some(2),
+        "store and one cluster: {body}"
+    );
 
     let client = http_client(&tg.url).await;
     call(
@@ -728,7 +736,8 @@ async fn health_readiness_and_metrics() {
     );
     client.cancel().await.ok();
 
-    // A cluster that does not answer makes the server not ready, but it keeps serving.
+    // A cluster that does not answer degrades the server but leaves it ready (only the store
+    // decides readiness), with the cluster's error and breaker state in the answer.
     let dir = tempfile::tempdir().expect("tempdir");
     let dead = dir.path().join("dead.kubeconfig");
     std::fs::write(
@@ -759,8 +768,19 @@ async fn health_readiness_and_metrics() {
         .send()
         .await
         .expect("readyz");
-    assert_eq!(ready.status(), 503);
-    assert!(ready.text().await.unwrap_or_default().contains("dead"));
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("readyz is JSON");
+    assert_eq!(body["status"], "degraded", "{body}");
+    let dead = &body["integrations"]["kubernetes/dead"];
+    assert_eq!(dead["state"], "down", "{body}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`dead`"),
+        "{body}"
+    );
+    assert!(dead["breaker"].is_string(), "{body}");
     let health = http
         .get(format!("{url}/healthz"))
         .send()

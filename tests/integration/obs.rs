@@ -305,14 +305,10 @@ async fn promql_instant_and_range_queries_on_a_real_prometheus() {
     assert!(bad.contains("unclosed left parenthesis"), "{bad}");
 
     // The adapter API other modules (SLI windows) use directly.
-    let adapter =
-        toolgate::adapters::prometheus::Prometheus::new(&toolgate::config::HttpUpstream {
-            url: prom.url.clone(),
-            timeout: Duration::from_secs(5),
-            auth: toolgate::config::HttpAuth::None,
-            tls: toolgate::config::TlsSettings::default(),
-        })
-        .expect("adapter");
+    let adapter = toolgate::adapters::prometheus::Prometheus::new(
+        &toolgate::config::HttpUpstream::plain(&prom.url, Duration::from_secs(5)),
+    )
+    .expect("adapter");
     let answer = adapter
         .instant("sum(up) / count(up)", None)
         .await

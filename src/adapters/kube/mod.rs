@@ -1,6 +1,8 @@
 //! Kubernetes adapter: owns one lazily built `kube::Client` per configured cluster, each
 //! cluster's discovery cache and kind resolution, and the request policy (per-request timeout,
-//! retries of reads, upstream-error metric). Shaping answers for a model is the tools' job.
+//! retries of reads). Every request passes the upstream kit's `GuardLayer` on kube's tower
+//! stack: a breaker per cluster, metrics, correlation id, byte cap. Shaping answers for a model
+//! is the tools' job.
 
 pub mod discovery;
 
@@ -14,15 +16,14 @@ use ::kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
+use crate::adapters::http::{
+    CircuitOpen, Guard, GuardLayer, Health, Retry, RetryPolicy, Settings, TimedOut,
+};
 use crate::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 pub use discovery::{KindInfo, Resolution};
 
 /// How often a discovery miss may trigger a refetch (a new CRD shows up within this delay).
 const DISCOVERY_REFRESH_MIN: Duration = Duration::from_secs(30);
-/// Retries of a read after a connection error or a 5xx.
-const READ_RETRIES: u32 = 2;
-/// Name under which upstream failures are counted.
-const UPSTREAM: &str = "kubernetes";
 
 /// Errors of the Kubernetes adapter, worded for the model that will read them.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -96,11 +97,36 @@ pub trait Kube: Send + Sync {
     fn default_cluster(&self) -> String;
     /// Default `tail_lines` of log reads (config `kubernetes.log_tail_lines`).
     fn log_tail_lines(&self) -> i64;
-    /// Whether every configured cluster answers (for `/readyz`); the error names the ones that do not.
-    fn check_ready(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Whether every configured cluster answers; the error names the ones that do not.
+    fn check_ready(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let problems: Vec<String> = self
+                .readiness()
+                .await
+                .into_iter()
+                .filter_map(|c| c.error)
+                .collect();
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        })
+    }
+    /// Each cluster probed once (its version endpoint), with its breaker and last results.
+    fn readiness(&self) -> BoxFuture<'_, Vec<ClusterReadiness>>;
     /// A connected handle for `name` (or the default cluster): client, discovery, request policy.
     /// Clients are built on first use and cached.
     fn cluster<'a>(&'a self, name: Option<&'a str>) -> BoxFuture<'a, Result<Cluster, KubeError>>;
+}
+
+/// One cluster as `/readyz` shows it.
+#[derive(Debug, Clone)]
+pub struct ClusterReadiness {
+    pub name: String,
+    /// Why the probe failed (names the cluster); `None`: it answered.
+    pub error: Option<String>,
+    pub health: Option<Health>,
 }
 
 /// A resolved kind: what the API calls it and how to reach it.
@@ -125,6 +151,9 @@ struct ClusterState {
     name: String,
     client: Client,
     timeout: Duration,
+    retry: RetryPolicy,
+    /// The kit's guard on this cluster's client (none for clients built elsewhere, e.g. mocks).
+    guard: Option<Arc<Guard>>,
     discovery: Mutex<Option<DiscoveryCache>>,
 }
 
@@ -137,14 +166,31 @@ pub struct Cluster {
 impl Cluster {
     /// A handle around an existing client (tests with a mocked API server use this).
     pub fn from_client(name: impl Into<String>, client: Client, timeout: Duration) -> Self {
+        Self::guarded(name, client, timeout, RetryPolicy::default(), None)
+    }
+
+    fn guarded(
+        name: impl Into<String>,
+        client: Client,
+        timeout: Duration,
+        retry: RetryPolicy,
+        guard: Option<Arc<Guard>>,
+    ) -> Self {
         Self {
             state: Arc::new(ClusterState {
                 name: name.into(),
                 client,
                 timeout,
+                retry,
+                guard,
                 discovery: Mutex::new(None),
             }),
         }
+    }
+
+    /// The cluster's breaker state and last results, when its client has the kit's guard.
+    pub fn health(&self) -> Option<Health> {
+        self.state.guard.as_ref().map(|g| g.health())
     }
 
     pub fn name(&self) -> &str {
@@ -221,22 +267,23 @@ impl Cluster {
     }
 
     /// Run an idempotent read with the request timeout, retrying connection errors and 5xx
-    /// twice with backoff and jitter.
+    /// with the kit's backoff (full jitter), as many attempts as `kubernetes.retry` says.
     pub async fn read<T, F, Fut>(&self, op: F) -> Result<T, KubeError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ::kube::Error>>,
     {
-        let mut attempt = 0;
+        let attempts = self.state.retry.attempts_for(Retry::Read);
+        let mut attempt = 1;
         loop {
             match self.attempt(op()).await {
                 Ok(v) => return Ok(v),
                 Err((err, retryable)) => {
-                    if !retryable || attempt >= READ_RETRIES {
+                    if !retryable || attempt >= attempts {
                         return Err(err);
                     }
+                    tokio::time::sleep(self.state.retry.backoff(attempt)).await;
                     attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
                 }
             }
         }
@@ -258,13 +305,10 @@ impl Cluster {
         match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(e).0),
-            Err(_) => {
-                crate::metrics::upstream_error(UPSTREAM);
-                Err(KubeError::Timeout {
-                    cluster: self.name().to_string(),
-                    after: limit,
-                })
-            }
+            Err(_) => Err(KubeError::Timeout {
+                cluster: self.name().to_string(),
+                after: limit,
+            }),
         }
     }
 
@@ -273,11 +317,12 @@ impl Cluster {
     where
         Fut: Future<Output = Result<T, ::kube::Error>>,
     {
+        // The kit's layer limits each request to the same time and records it; this bound
+        // also covers reading the answer's body.
         match tokio::time::timeout(self.state.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(e)),
             Err(_) => {
-                crate::metrics::upstream_error(UPSTREAM);
                 // A read that timed out is not retried: three timeouts would outlast the tool's limit.
                 Err((
                     KubeError::Timeout {
@@ -296,9 +341,6 @@ impl Cluster {
             ::kube::Error::Api(status) => {
                 let code = status.code;
                 let retryable = code >= 500 || code == 429;
-                if retryable {
-                    crate::metrics::upstream_error(UPSTREAM);
-                }
                 let message = if status.message.is_empty() {
                     format!(
                         "cluster `{cluster}`: the API server answered {code} {}",
@@ -316,18 +358,34 @@ impl Cluster {
                     retryable,
                 )
             }
-            ::kube::Error::HyperError(e) => {
-                crate::metrics::upstream_error(UPSTREAM);
-                (
-                    KubeError::Unreachable {
-                        cluster,
-                        message: e.to_string(),
-                    },
-                    true,
-                )
-            }
+            ::kube::Error::HyperError(e) => (
+                KubeError::Unreachable {
+                    cluster,
+                    message: e.to_string(),
+                },
+                true,
+            ),
             ::kube::Error::Service(e) => {
-                crate::metrics::upstream_error(UPSTREAM);
+                // The kit's own refusals: an open breaker is not retried (that is its point),
+                // nor a request that used up its time.
+                if let Some(open) = find_cause::<CircuitOpen>(e.as_ref()) {
+                    return (
+                        KubeError::Unreachable {
+                            cluster,
+                            message: open.to_string(),
+                        },
+                        false,
+                    );
+                }
+                if find_cause::<TimedOut>(e.as_ref()).is_some() {
+                    return (
+                        KubeError::Timeout {
+                            cluster,
+                            after: self.state.timeout,
+                        },
+                        false,
+                    );
+                }
                 (
                     KubeError::Unreachable {
                         cluster,
@@ -343,16 +401,13 @@ impl Cluster {
                 },
                 false,
             ),
-            other => {
-                crate::metrics::upstream_error(UPSTREAM);
-                (
-                    KubeError::Other {
-                        cluster,
-                        message: other.to_string(),
-                    },
-                    false,
-                )
-            }
+            other => (
+                KubeError::Other {
+                    cluster,
+                    message: other.to_string(),
+                },
+                false,
+            ),
         }
     }
 
@@ -364,16 +419,18 @@ impl Cluster {
     }
 }
 
-/// 100 ms, 300 ms (+ up to 100 ms jitter), so replicas do not retry in lockstep.
-fn backoff(attempt: u32) -> Duration {
-    let base = 100 * (3u64.pow(attempt.saturating_sub(1)));
-    let jitter = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0),
-    ) % 100;
-    Duration::from_millis(base + jitter)
+/// The first error of type `E` in a chain of sources.
+fn find_cause<'a, E: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -419,8 +476,19 @@ impl KubeAdapter {
             return Ok(c.clone());
         }
         // Failures are not cached: a kubeconfig written later is picked up on the next call.
-        let client = build_client(cfg, self.config.request_timeout).await?;
-        let cluster = Cluster::from_client(name, client, self.config.request_timeout);
+        let guard = Arc::new(Guard::new(
+            format!("kubernetes/{name}"),
+            format!("cluster {name}"),
+            self.config.client.breaker,
+        ));
+        let client = build_client(cfg, &self.config.client, guard.clone()).await?;
+        let cluster = Cluster::guarded(
+            name,
+            client,
+            self.config.request_timeout,
+            self.config.client.retry,
+            Some(guard),
+        );
         clusters.insert(name.to_string(), cluster.clone());
         Ok(cluster)
     }
@@ -449,34 +517,36 @@ impl Kube for KubeAdapter {
         self.config.log_tail_lines
     }
 
-    fn check_ready(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn readiness(&self) -> BoxFuture<'_, Vec<ClusterReadiness>> {
         Box::pin(async move {
-            let mut problems = Vec::new();
+            let mut out = Vec::new();
             for name in self.cluster_names() {
-                let outcome = match self.get_or_build(Some(&name)).await {
+                let (outcome, health) = match self.get_or_build(Some(&name)).await {
                     Ok(cluster) => {
                         let client = cluster.client();
-                        cluster
+                        let outcome = cluster
                             .read(|| client.apiserver_version())
                             .await
-                            .map(|_| ())
+                            .map(|_| ());
+                        (outcome, cluster.health())
                     }
-                    Err(e) => Err(e),
+                    Err(e) => (Err(e), None),
                 };
-                if let Err(e) = outcome {
+                let error = outcome.err().map(|e| {
                     let text = e.to_string();
-                    problems.push(if text.contains(&format!("`{name}`")) {
+                    if text.contains(&format!("`{name}`")) {
                         text
                     } else {
                         format!("cluster `{name}`: {text}")
-                    });
-                }
+                    }
+                });
+                out.push(ClusterReadiness {
+                    name,
+                    error,
+                    health,
+                });
             }
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                Err(problems.join("; "))
-            }
+            out
         })
     }
 
@@ -485,9 +555,15 @@ impl Kube for KubeAdapter {
     }
 }
 
-/// Build a client for one configured cluster. Connection-level retries of kube are off: the
-/// adapter retries reads itself, and never retries writes.
-async fn build_client(cfg: &ClusterConfig, timeout: Duration) -> Result<Client, KubeError> {
+/// Build a client for one configured cluster, with the kit's guard as the outermost layer.
+/// Connection-level retries of kube are off: the adapter retries reads itself, and never
+/// retries writes.
+async fn build_client(
+    cfg: &ClusterConfig,
+    settings: &Settings,
+    guard: Arc<Guard>,
+) -> Result<Client, KubeError> {
+    let timeout = settings.timeout;
     let cluster = cfg.name.clone();
     let config_error = |message: String| KubeError::Config {
         cluster: cluster.clone(),
@@ -517,8 +593,11 @@ async fn build_client(cfg: &ClusterConfig, timeout: Duration) -> Result<Client, 
         },
     };
     config.default_retry = false;
-    config.connect_timeout = Some(timeout.min(Duration::from_secs(10)));
-    Client::try_from(config).map_err(|e| config_error(format!("cannot build a client: {e}")))
+    config.connect_timeout = Some(settings.connect_timeout.min(timeout));
+    let builder = ::kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| config_error(format!("cannot build a client: {e}")))?;
+    let layer = GuardLayer::new(guard, timeout, settings.max_response_bytes);
+    Ok(builder.with_layer(&layer).build())
 }
 
 fn read_kubeconfig(path: Option<&std::path::Path>) -> Result<Kubeconfig, KubeconfigError> {
@@ -584,6 +663,7 @@ mod tests {
             clusters,
             log_tail_lines: 500,
             request_timeout: Duration::from_secs(5),
+            client: Settings::with_timeout(Duration::from_secs(5)),
         }
     }
 
@@ -789,11 +869,5 @@ mod tests {
                 .starts_with("cluster `t`: the API server is unreachable: "),
             "{err}"
         );
-    }
-
-    #[test]
-    fn backoff_grows() {
-        assert!(backoff(1) < Duration::from_millis(200));
-        assert!(backoff(2) >= Duration::from_millis(300));
     }
 }

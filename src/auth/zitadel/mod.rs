@@ -497,6 +497,10 @@ fn jwt_problem(kind: &ErrorKind) -> String {
 }
 
 impl Authenticator for ZitadelVerifier {
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        Some(self.upstream.health())
+    }
+
     fn authenticate<'a>(
         &'a self,
         headers: &'a HeaderMap,

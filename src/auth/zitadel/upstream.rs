@@ -1,4 +1,4 @@
-//! Calls to the issuer over the shared upstream plumbing (`adapters::upstream`: timeouts,
+//! Calls to the issuer over the upstream kit (`adapters::http`: timeouts,
 //! retries with backoff, circuit breaker). Adds only what the issuer needs: JSON answers and
 //! `VerifyError::Unavailable` for every failure. Request bodies (tokens, client credentials)
 //! never reach an error or a log line.
@@ -9,8 +9,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
 use super::VerifyError;
-use crate::adapters::upstream::{self, CallError, Retry};
-use crate::config::TlsSettings;
+use crate::adapters::http::{self, CallError, HttpAuth, Retry, Settings};
 
 /// Discovery documents, key sets and introspection answers are small; refuse anything larger.
 const MAX_BODY: usize = 1 << 20;
@@ -22,18 +21,20 @@ pub(super) struct Answer {
 }
 
 pub(super) struct Upstream {
-    inner: upstream::Upstream,
+    inner: http::Upstream,
 }
 
 impl Upstream {
     pub(super) fn new(timeout: Duration) -> Result<Self, String> {
         // Token endpoints must not bounce requests (and their credentials) elsewhere: the
-        // shared client follows no redirects.
-        let http = upstream::client(timeout, &TlsSettings::default())
+        // kit's clients follow no redirects.
+        let settings = Settings {
+            max_response_bytes: MAX_BODY,
+            ..Settings::with_timeout(timeout)
+        };
+        let inner = http::Upstream::new("issuer", "the issuer", &settings, HttpAuth::None)
             .map_err(|e| format!("{e} (for the issuer)"))?;
-        Ok(Self {
-            inner: upstream::Upstream::new("the issuer", http, MAX_BODY),
-        })
+        Ok(Self { inner })
     }
 
     pub(super) fn http(&self) -> &reqwest::Client {
@@ -88,12 +89,17 @@ impl Upstream {
     pub(super) fn breaker_open(&self) -> bool {
         self.inner.breaker_open()
     }
+
+    /// Breaker state and last results, for `/readyz`.
+    pub(super) fn health(&self) -> http::Health {
+        self.inner.guard().health()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::upstream::BREAKER_THRESHOLD;
+    use crate::adapters::http::BREAKER_THRESHOLD;
     use std::time::Instant;
 
     #[tokio::test]
@@ -105,9 +111,13 @@ mod tests {
         let port = reserved.local_addr().expect("addr").port();
         let up = Upstream::new(Duration::from_secs(1)).expect("client");
         let url = format!("http://127.0.0.1:{port}/jwks");
+        // Every attempt counts (reads are tried three times): open within the threshold.
         for _ in 0..BREAKER_THRESHOLD {
             match up.get_json(&url, "JWKS").await {
-                Err(VerifyError::Unavailable(m)) => assert!(m.contains("cannot connect"), "{m}"),
+                Err(VerifyError::Unavailable(m)) => assert!(
+                    m.contains("cannot connect") || m.contains("circuit open"),
+                    "{m}"
+                ),
                 other => panic!("expected Unavailable, got {other:?}"),
             }
         }

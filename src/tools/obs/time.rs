@@ -106,40 +106,9 @@ pub fn parse_duration(arg: &str, text: &str) -> Result<Duration, ToolError> {
     })
 }
 
-/// `1h30m`, `500ms`, `2d`: one or more number+unit pairs, integers only (Prometheus' form).
+/// `1h30m`, `500ms`, `2d` (the upstream kit's duration grammar, Prometheus' form).
 pub(crate) fn duration_units(text: &str) -> Option<Duration> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.checked_mul(60)?),
-            "h" => Duration::from_secs(n.checked_mul(3600)?),
-            "d" => Duration::from_secs(n.checked_mul(86_400)?),
-            "w" => Duration::from_secs(n.checked_mul(604_800)?),
-            "y" => Duration::from_secs(n.checked_mul(31_536_000)?),
-            _ => return None,
-        };
-        total = total.checked_add(d)?;
-    }
-    Some(total)
+    crate::adapters::http::parse_duration(text)
 }
 
 /// RFC3339 with the precision the value has.

@@ -1,0 +1,228 @@
+//! What `/readyz` reports: one entry per integration (`ok`, `degraded`, `down`, the breaker's
+//! state, last error, last success). Only the store decides readiness: without it nothing can
+//! be audited, so the replica must leave the load balancer (503). A cluster or an observability
+//! upstream that is down makes the replica `degraded` but ready (200): one bad cluster must not
+//! take every replica out of service. Clusters are probed; HTTP upstreams report what their
+//! last requests saw (a probe per readiness check would hammer them).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::adapters::http::{BreakerState, Health};
+use crate::core::dispatch::Dispatcher;
+
+/// How long the cluster probes may take in all.
+const PROBE_LIMIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// `ready`, `degraded` (ready, some integration is not ok) or `not_ready`.
+    pub status: &'static str,
+    pub integrations: BTreeMap<String, Integration>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.status != "not_ready"
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Integration {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success_at: Option<String>,
+}
+
+impl From<Health> for Integration {
+    fn from(h: Health) -> Self {
+        Self {
+            state: h.state,
+            breaker: Some(h.breaker),
+            last_error: h.last_error,
+            last_error_at: h.last_error_at,
+            last_success_at: h.last_success_at,
+        }
+    }
+}
+
+impl Integration {
+    fn plain(state: &'static str, error: Option<String>) -> Self {
+        Self {
+            state,
+            breaker: None,
+            last_error: error,
+            last_error_at: None,
+            last_success_at: None,
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Probe the store and the clusters, collect every upstream's health. `extra` adds
+    /// integrations the core does not hold (the identity provider).
+    pub async fn readiness(&self, extra: Vec<Health>) -> Readiness {
+        let mut integrations = BTreeMap::new();
+        let store = match tokio::time::timeout(PROBE_LIMIT, self.gate().store.ping()).await {
+            Ok(Ok(())) => Integration::plain("ok", None),
+            Ok(Err(e)) => Integration::plain("down", Some(e.to_string())),
+            Err(_) => {
+                Integration::plain("down", Some("the store did not answer within 5 s".into()))
+            }
+        };
+        let store_ok = store.state == "ok";
+        integrations.insert("store".to_string(), store);
+        let kube = self.adapters().kube.clone();
+        match tokio::time::timeout(PROBE_LIMIT, kube.readiness()).await {
+            Ok(clusters) => {
+                for c in clusters {
+                    let mut entry = c
+                        .health
+                        .map(Integration::from)
+                        .unwrap_or_else(|| Integration::plain("ok", None));
+                    if let Some(error) = c.error {
+                        entry.state = "down";
+                        entry.last_error = Some(error);
+                    }
+                    integrations.insert(format!("kubernetes/{}", c.name), entry);
+                }
+            }
+            Err(_) => {
+                integrations.insert(
+                    "kubernetes".to_string(),
+                    Integration::plain("down", Some("clusters did not answer within 5 s".into())),
+                );
+            }
+        }
+        for h in self
+            .adapters()
+            .observability
+            .health()
+            .into_iter()
+            .chain(extra)
+        {
+            integrations.insert(h.name.clone(), Integration::from(h));
+        }
+        let status = if !store_ok {
+            "not_ready"
+        } else if integrations.values().all(|i| i.state == "ok") {
+            "ready"
+        } else {
+            "degraded"
+        };
+        Readiness {
+            status,
+            integrations,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::Adapters;
+    use crate::adapters::kube::{Cluster, ClusterReadiness, Kube, KubeError};
+    use crate::core::approval::Gate;
+    use crate::core::registry::Registry;
+    use futures::future::BoxFuture;
+    use std::sync::Arc;
+
+    /// Two clusters: `good` answers, `bad` does not.
+    struct TwoClusters;
+
+    impl Kube for TwoClusters {
+        fn cluster_names(&self) -> Vec<String> {
+            vec!["good".into(), "bad".into()]
+        }
+        fn default_cluster(&self) -> String {
+            "good".into()
+        }
+        fn log_tail_lines(&self) -> i64 {
+            500
+        }
+        fn readiness(&self) -> BoxFuture<'_, Vec<ClusterReadiness>> {
+            Box::pin(async {
+                vec![
+                    ClusterReadiness {
+                        name: "good".into(),
+                        error: None,
+                        health: None,
+                    },
+                    ClusterReadiness {
+                        name: "bad".into(),
+                        error: Some("cluster `bad`: the API server is unreachable".into()),
+                        health: None,
+                    },
+                ]
+            })
+        }
+        fn cluster<'a>(
+            &'a self,
+            name: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Cluster, KubeError>> {
+            Box::pin(async move {
+                Err(KubeError::UnknownCluster {
+                    name: name.unwrap_or_default().into(),
+                    known: vec![],
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_cluster_degrades_and_only_the_store_makes_it_not_ready() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("t.db").display()
+        ))
+        .await
+        .expect("store");
+        let gate = Gate::new(
+            Arc::new(crate::core::policy::PolicyHandle::new(
+                crate::core::policy::PolicySet::builtin_default(),
+                None,
+            )),
+            store.clone(),
+            "http://toolgate.test".into(),
+            None,
+        );
+        let adapters = Adapters {
+            kube: Arc::new(TwoClusters),
+            observability: Default::default(),
+        };
+        let d = Dispatcher::new(
+            Arc::new(Registry::new(Vec::new()).expect("registry")),
+            Arc::new(adapters),
+            crate::config::Config::default().tools,
+            gate,
+        );
+        let r = d.readiness(Vec::new()).await;
+        assert!(r.is_ready());
+        assert_eq!(r.status, "degraded");
+        assert_eq!(r.integrations["store"].state, "ok");
+        assert_eq!(r.integrations["kubernetes/good"].state, "ok");
+        let bad = &r.integrations["kubernetes/bad"];
+        assert_eq!(bad.state, "down");
+        assert!(
+            bad.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("unreachable")
+        );
+
+        store.close().await;
+        let r = d.readiness(Vec::new()).await;
+        assert!(!r.is_ready(), "no store, no audit: not ready");
+        assert_eq!(r.status, "not_ready");
+        assert_eq!(r.integrations["store"].state, "down");
+    }
+}
