@@ -1,5 +1,6 @@
 //! Prometheus metrics (text format at `/metrics`): tool calls by tool, transport and outcome,
-//! a latency histogram per tool, and upstream errors by upstream. Process-wide, so any module
+//! a latency histogram per tool, upstream errors by upstream, and rows pruned by the retention
+//! job by table. Process-wide, so any module
 //! can record without plumbing.
 
 use std::sync::OnceLock;
@@ -28,11 +29,17 @@ struct UpstreamLabels {
     upstream: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: Family<ToolLabels, Histogram>,
     upstream_errors: Family<UpstreamLabels, Counter>,
+    retention_pruned: Family<TableLabels, Counter>,
 }
 
 fn new_latency_histogram() -> Histogram {
@@ -65,11 +72,18 @@ fn metrics() -> &'static Metrics {
             "Failed calls to upstream systems",
             upstream_errors.clone(),
         );
+        let retention_pruned = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "retention_pruned",
+            "Rows deleted by the retention job, by table",
+            retention_pruned.clone(),
+        );
         Metrics {
             registry,
             calls,
             latency,
             upstream_errors,
+            retention_pruned,
         }
     })
 }
@@ -99,6 +113,16 @@ pub fn upstream_error(upstream: &str) {
         .inc();
 }
 
+/// Record `rows` deleted from `table` by the retention job.
+pub fn retention_pruned(table: &str, rows: u64) {
+    metrics()
+        .retention_pruned
+        .get_or_create(&TableLabels {
+            table: table.into(),
+        })
+        .inc_by(rows);
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let mut out = String::new();
@@ -106,4 +130,18 @@ pub fn render() -> String {
         out.clear();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retention_counts_are_exposed_per_table() {
+        super::retention_pruned("test_table", 3);
+        super::retention_pruned("test_table", 2);
+        let text = super::render();
+        assert!(
+            text.contains("toolgate_retention_pruned_total{table=\"test_table\"} 5"),
+            "{text}"
+        );
+    }
 }
