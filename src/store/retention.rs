@@ -110,7 +110,9 @@ pub async fn sweep(store: &Store, retention: &Retention, now_ms: i64, batch: i64
             .await
         {
             Ok(n) => pruned.a2a_tasks = n,
-            Err(e) => tracing::warn!(table = "a2a_tasks", error = %e, "retention: prune failed; retrying next sweep"),
+            Err(e) => {
+                tracing::warn!(table = "a2a_tasks", error = %e, "retention: prune failed; retrying next sweep")
+            }
         }
     }
     if let Some(window) = retention.approvals {
@@ -122,7 +124,9 @@ pub async fn sweep(store: &Store, retention: &Retention, now_ms: i64, batch: i64
                 pruned.approvals = n.approvals;
                 pruned.approval_decisions = n.decisions;
             }
-            Err(e) => tracing::warn!(table = "approvals", error = %e, "retention: prune failed; retrying next sweep"),
+            Err(e) => {
+                tracing::warn!(table = "approvals", error = %e, "retention: prune failed; retrying next sweep")
+            }
         }
     }
     if let Some(window) = retention.outbox {
@@ -131,7 +135,9 @@ pub async fn sweep(store: &Store, retention: &Retention, now_ms: i64, batch: i64
             .await
         {
             Ok(n) => pruned.outbox = n,
-            Err(e) => tracing::warn!(table = "intent_outbox", error = %e, "retention: prune failed; retrying next sweep"),
+            Err(e) => {
+                tracing::warn!(table = "intent_outbox", error = %e, "retention: prune failed; retrying next sweep")
+            }
         }
     }
     for (table, rows) in [
@@ -347,8 +353,22 @@ mod tests {
             }
         }
         // Finished tasks whose approval is still open survive however old they are.
-        task_in(&store, "done-pending", "completed", Some("old-pending"), OLD).await;
-        task_in(&store, "done-executing", "failed", Some("old-executing"), OLD).await;
+        task_in(
+            &store,
+            "done-pending",
+            "completed",
+            Some("old-pending"),
+            OLD,
+        )
+        .await;
+        task_in(
+            &store,
+            "done-executing",
+            "failed",
+            Some("old-executing"),
+            OLD,
+        )
+        .await;
         task_in(&store, "held", "auth_required", Some("ref-held"), OLD).await;
         task_in(&store, "done-ref", "completed", Some("ref-done"), OLD).await;
         task_ids.extend(["done-pending", "done-executing", "held", "done-ref"].map(String::from));
@@ -396,11 +416,16 @@ mod tests {
             .await
             .expect("get")
             .expect("kept");
-        assert_eq!(new_executed.decisions.len(), 1, "kept requests keep decisions");
-        let remaining_decisions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM approval_decisions")
-            .fetch_one(&store.pool)
-            .await
-            .expect("count");
+        assert_eq!(
+            new_executed.decisions.len(),
+            1,
+            "kept requests keep decisions"
+        );
+        let remaining_decisions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM approval_decisions")
+                .fetch_one(&store.pool)
+                .await
+                .expect("count");
         // Kept with a decision: old approved/executing, new approved/executing/executed/failed/
         // denied/interrupted, ref-held.
         assert_eq!(remaining_decisions, 9);
@@ -496,7 +521,10 @@ mod tests {
         task_in(&store, "t", "completed", None, OLD).await;
         approval_in(&store, "a", Expired, OLD).await;
         intents(&store, &["k1".to_string(), "k2".to_string()], OLD).await;
-        store.mark_intents_sent(1, 2, "log", OLD).await.expect("mark");
+        store
+            .mark_intents_sent(1, 2, "log", OLD)
+            .await
+            .expect("mark");
         let only_approvals = Retention {
             outbox: None,
             a2a_tasks: None,
