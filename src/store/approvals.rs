@@ -334,9 +334,7 @@ impl Store {
         .await?;
         Ok(ids)
     }
-}
 
-impl Store {
     /// Deletes requests in a terminal state last changed before `updated_before_ms`, with their
     /// decisions, at most `batch` requests per transaction, until a transaction finds fewer;
     /// returns how many of each. Pending, approved and executing requests are never touched, nor
@@ -388,11 +386,11 @@ impl Store {
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        // Decisions first: they reference their request.
+        // Only `$n` placeholders are generated; every id is bound. Decisions go first: they
+        // reference their request.
         let mut decisions = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM approval_decisions WHERE approval_id IN ({placeholders})"
         )));
-        // Only `$n` placeholders are generated; every id is bound.
         let mut requests = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM approvals WHERE id IN ({placeholders})"
         )));
