@@ -1,5 +1,5 @@
 //! Wiring: config → adapters → registry → policy, store → dispatcher → transports; background
-//! work (expiry sweeper, policy reload on SIGHUP); signals and graceful drain.
+//! work (expiry sweeper, retention job, policy reload on SIGHUP); signals and graceful drain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,9 +127,15 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     Ok(dispatcher)
 }
 
-/// Background work of a running server until `shutdown`: expire overdue requests, reload the
-/// policy on SIGHUP.
-pub fn spawn_background(dispatcher: Arc<Dispatcher>, every: Duration, shutdown: CancellationToken) {
+/// Background work of a running server until `shutdown`: expire overdue requests, prune finished
+/// rows (`retention`), reload the policy on SIGHUP.
+pub fn spawn_background(
+    dispatcher: Arc<Dispatcher>,
+    every: Duration,
+    retention: crate::store::Retention,
+    shutdown: CancellationToken,
+) {
+    crate::store::retention::spawn(dispatcher.gate().store.clone(), retention, shutdown.clone());
     let sweeper = dispatcher.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -209,6 +215,7 @@ async fn serve_built(
     spawn_background(
         dispatcher.clone(),
         config.approvals.sweep_interval,
+        config.retention.clone(),
         shutdown.clone(),
     );
     // Intents: the outbox publisher and the SLI schedule share the dispatcher's store.
@@ -258,6 +265,7 @@ pub async fn stdio(config: Config) -> anyhow::Result<()> {
     spawn_background(
         dispatcher.clone(),
         config.approvals.sweep_interval,
+        config.retention.clone(),
         shutdown.clone(),
     );
     let principal = Principal::local(&config.stdio_principal);

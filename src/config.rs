@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub intents: Option<crate::intents::config::RawIntents>,
     /// Scheduled SLI windows from Prometheus.
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
+    /// How long finished rows are kept (audit records are never pruned).
+    pub retention: Option<RawRetention>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -94,6 +96,34 @@ pub struct RawApprovals {
     pub webhook_url: Option<String>,
     /// How often pending requests past their TTL are expired. Default 5.
     pub sweep_interval_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Sent outbox intents, counted from when they were sent. Default `7d`; `0` or `off` keeps
+    /// them forever.
+    pub outbox: Option<RawDuration>,
+    /// Finished A2A tasks (completed, failed, canceled, rejected), counted from their last
+    /// change. Default `30d`; `0` or `off` keeps them forever.
+    pub a2a_tasks: Option<RawDuration>,
+    /// Finished approval requests and their decisions, counted from their last change. Default
+    /// `90d`; `0` or `off` keeps them forever.
+    pub approvals: Option<RawDuration>,
+    /// How often the pruning job runs. Default `1h`; at least `1s`.
+    pub interval: Option<RawDuration>,
+}
+
+/// A duration as YAML or an environment variable gives it: `30s`, `5m`, `1h`, `7d` (text), or
+/// `0` (a number, as YAML reads it).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    untagged,
+    expecting = "expected a duration such as 30s, 5m, 1h or 7d, or 0 / off to keep the rows forever"
+)]
+pub enum RawDuration {
+    Text(String),
+    Number(u64),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -204,6 +234,7 @@ pub struct Config {
     pub webhooks: crate::intents::config::WebhooksConfig,
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
+    pub retention: crate::store::Retention,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -878,7 +909,10 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         );
     }
 
+    let retention = resolve_retention(raw.retention.unwrap_or_default(), problems);
+
     Config {
+        retention,
         observability,
         webhooks,
         intents,
@@ -913,6 +947,84 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             client: kube_client,
         },
         stdio_principal,
+    }
+}
+
+// ---- retention ----
+
+/// A retention window: `None` when `0` / `off`; a problem naming `retention.{key}` when it is no
+/// duration.
+fn retention_window(
+    key: &str,
+    raw: Option<RawDuration>,
+    default: std::time::Duration,
+    problems: &mut Vec<String>,
+) -> Option<std::time::Duration> {
+    let text = match raw {
+        None => return Some(default),
+        Some(RawDuration::Number(0)) => return None,
+        Some(RawDuration::Number(n)) => n.to_string(),
+        Some(RawDuration::Text(text)) => text,
+    };
+    let trimmed = text.trim();
+    if trimmed == "0" || trimmed.eq_ignore_ascii_case("off") {
+        return None;
+    }
+    match crate::intents::config::parse_prometheus_duration(trimmed) {
+        Some(window) => Some(window),
+        None => {
+            problems.push(format!(
+                "retention.{key}: `{text}` is not a duration; expected e.g. 30s, 5m, 1h or 7d, \
+                 or 0 / off to keep these rows forever"
+            ));
+            Some(default)
+        }
+    }
+}
+
+fn resolve_retention(raw: RawRetention, problems: &mut Vec<String>) -> crate::store::Retention {
+    use crate::store::Retention;
+    let outbox = retention_window("outbox", raw.outbox, Retention::DEFAULT_OUTBOX, problems);
+    let a2a_tasks = retention_window(
+        "a2a_tasks",
+        raw.a2a_tasks,
+        Retention::DEFAULT_A2A_TASKS,
+        problems,
+    );
+    let approvals = retention_window(
+        "approvals",
+        raw.approvals,
+        Retention::DEFAULT_APPROVALS,
+        problems,
+    );
+    let interval = match retention_window(
+        "interval",
+        raw.interval,
+        Retention::DEFAULT_INTERVAL,
+        problems,
+    ) {
+        Some(interval) if interval >= std::time::Duration::from_secs(1) => interval,
+        Some(interval) => {
+            problems.push(format!(
+                "retention.interval: {}ms is too short; expected at least 1s",
+                interval.as_millis()
+            ));
+            Retention::DEFAULT_INTERVAL
+        }
+        None => {
+            problems.push(
+                "retention.interval: cannot be 0 / off; to stop pruning set retention.outbox, \
+                 retention.a2a_tasks and retention.approvals to off"
+                    .into(),
+            );
+            Retention::DEFAULT_INTERVAL
+        }
+    };
+    Retention {
+        outbox,
+        a2a_tasks,
+        approvals,
+        interval,
     }
 }
 
@@ -1158,6 +1270,114 @@ mod tests {
         assert_eq!(
             c.sli_calculation.prometheus_url.as_deref(),
             Some("http://sli-prom:9090")
+        );
+    }
+
+    #[test]
+    fn retention_defaults_off_and_environment_overrides() {
+        use crate::store::Retention;
+        use std::time::Duration;
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.outbox, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(
+            c.retention.a2a_tasks,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            c.retention.approvals,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(c.retention.interval, Duration::from_secs(3_600));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "retention:\n  outbox: off\n  a2a_tasks: 0\n  approvals: 1h30m\n  interval: 30s\n",
+        )
+        .expect("write");
+        let c = Config::load_from(Some(&path), &[]).expect("valid");
+        assert_eq!(c.retention.outbox, None);
+        assert_eq!(c.retention.a2a_tasks, None);
+        assert_eq!(c.retention.approvals, Some(Duration::from_secs(5_400)));
+        assert_eq!(c.retention.interval, Duration::from_secs(30));
+
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("TOOLGATE_RETENTION_OUTBOX", "5m"),
+                ("TOOLGATE_RETENTION_A2A_TASKS", "7d"),
+                ("TOOLGATE_RETENTION_APPROVALS", "0"),
+                ("TOOLGATE_RETENTION_INTERVAL", "OFF"),
+            ]),
+        )
+        .expect_err("interval cannot be off");
+        assert_eq!(
+            err_lines(&c),
+            [
+                "retention.interval: cannot be 0 / off; to stop pruning set retention.outbox, retention.a2a_tasks and retention.approvals to off"
+            ]
+        );
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("TOOLGATE_RETENTION_OUTBOX", "5m"),
+                ("TOOLGATE_RETENTION_A2A_TASKS", "7d"),
+                ("TOOLGATE_RETENTION_APPROVALS", "0"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.retention.outbox, Some(Duration::from_secs(300)));
+        assert_eq!(c.retention.a2a_tasks, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.retention.approvals, None);
+    }
+
+    fn err_lines(e: &ConfigError) -> Vec<&str> {
+        e.problems.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn bad_retention_values_name_their_key() {
+        let err = Config::load_from(None, &env(&[("TOOLGATE_RETENTION_OUTBOX", "7 days")]))
+            .expect_err("invalid");
+        assert_eq!(
+            err_lines(&err),
+            [
+                "retention.outbox: `7 days` is not a duration; expected e.g. 30s, 5m, 1h or 7d, or 0 / off to keep these rows forever"
+            ]
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        // A number without a unit, a zero with one, and an interval below a second.
+        std::fs::write(
+            &path,
+            "retention:\n  a2a_tasks: 3600\n  approvals: 0s\n  interval: 500ms\n",
+        )
+        .expect("write");
+        let text = Config::load_from(Some(&path), &[])
+            .expect_err("invalid")
+            .to_string();
+        for needle in [
+            "retention.a2a_tasks: `3600` is not a duration",
+            "retention.approvals: `0s` is not a duration",
+            "retention.interval: 500ms is too short; expected at least 1s",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+        std::fs::write(&path, "retention:\n  sent: 1d\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("unknown key");
+        assert!(
+            err.to_string()
+                .contains("retention.sent: unknown field `sent`"),
+            "{err}"
+        );
+        std::fs::write(&path, "retention:\n  outbox: [1d]\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("not a scalar");
+        assert!(
+            err.to_string()
+                .contains("retention.outbox: expected a duration such as 30s"),
+            "{err}"
         );
     }
 

@@ -1,5 +1,6 @@
 //! Prometheus metrics (text format at `/metrics`): tool calls by tool, transport and outcome,
-//! a latency histogram per tool, and the upstream kit's per-upstream families. Process-wide, so any module
+//! a latency histogram per tool, the upstream kit's per-upstream families, and rows pruned by
+//! the retention job by table. Process-wide, so any module
 //! can record without plumbing.
 
 use std::sync::OnceLock;
@@ -23,10 +24,16 @@ struct ToolLabels {
     tool: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: Family<ToolLabels, Histogram>,
+    retention_pruned: Family<TableLabels, Counter>,
 }
 
 fn new_latency_histogram() -> Histogram {
@@ -55,10 +62,17 @@ fn metrics() -> &'static Metrics {
         );
         // Per-upstream requests, latency and breaker state: the upstream kit's own families.
         crate::adapters::http::metrics::register(&mut registry);
+        let retention_pruned = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "retention_pruned",
+            "Rows deleted by the retention job, by table",
+            retention_pruned.clone(),
+        );
         Metrics {
             registry,
             calls,
             latency,
+            retention_pruned,
         }
     })
 }
@@ -78,6 +92,16 @@ pub fn tool_call(tool: &str, transport: &str, outcome: &str, elapsed: Duration) 
         .observe(elapsed.as_secs_f64());
 }
 
+/// Record `rows` deleted from `table` by the retention job.
+pub fn retention_pruned(table: &str, rows: u64) {
+    metrics()
+        .retention_pruned
+        .get_or_create(&TableLabels {
+            table: table.into(),
+        })
+        .inc_by(rows);
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let mut out = String::new();
@@ -85,4 +109,18 @@ pub fn render() -> String {
         out.clear();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retention_counts_are_exposed_per_table() {
+        super::retention_pruned("test_table", 3);
+        super::retention_pruned("test_table", 2);
+        let text = super::render();
+        assert!(
+            text.contains("toolgate_retention_pruned_total{table=\"test_table\"} 5"),
+            "{text}"
+        );
+    }
 }

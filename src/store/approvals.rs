@@ -10,6 +10,8 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::retention::PrunedApprovals;
+use super::tasks::FINISHED_TASK_STATES;
 use super::{
     ApprovalRecord, ApprovalState, Backend, DecisionOutcome, DecisionRecord, NewApproval,
     Requester, Store, StoreError,
@@ -52,6 +54,29 @@ const LOCK_FOR_DECISION_SQLITE: &str =
     "SELECT state, expires_at_ms, required_approvals FROM approvals WHERE id = $1";
 const LOCK_FOR_DECISION_POSTGRES: &str =
     "SELECT state, expires_at_ms, required_approvals FROM approvals WHERE id = $1 FOR UPDATE";
+
+/// The terminal states ([`ApprovalState::is_terminal`]; a unit test keeps the two equal): only
+/// requests in these are ever pruned.
+pub(super) const FINISHED: [ApprovalState; 6] = [
+    ApprovalState::Executed,
+    ApprovalState::Failed,
+    ApprovalState::Denied,
+    ApprovalState::Expired,
+    ApprovalState::Cancelled,
+    ApprovalState::Interrupted,
+];
+
+// Finished, idle before $7, and named by no unfinished A2A task (that task still derives its state
+// from this request). The task subquery is uncorrelated: computed once, not once per request.
+const PRUNE_SELECT_SQLITE: &str = "SELECT id FROM approvals \
+     WHERE state IN ($1, $2, $3, $4, $5, $6) AND updated_at_ms < $7 \
+     AND id NOT IN (SELECT approval_id FROM a2a_tasks WHERE approval_id IS NOT NULL \
+     AND state NOT IN ($8, $9, $10, $11)) LIMIT $12";
+// Rows another replica is pruning right now are skipped rather than waited for.
+const PRUNE_SELECT_POSTGRES: &str = "SELECT id FROM approvals \
+     WHERE state IN ($1, $2, $3, $4, $5, $6) AND updated_at_ms < $7 \
+     AND id NOT IN (SELECT approval_id FROM a2a_tasks WHERE approval_id IS NOT NULL \
+     AND state NOT IN ($8, $9, $10, $11)) LIMIT $12 FOR UPDATE SKIP LOCKED";
 
 /// `state_reason` of requests the store itself expires or interrupts.
 const REASON_EXPIRED: &str = "expired before enough approvals";
@@ -309,6 +334,75 @@ impl Store {
         .await?;
         Ok(ids)
     }
+
+    /// Deletes requests in a terminal state last changed before `updated_before_ms`, with their
+    /// decisions, at most `batch` requests per transaction, until a transaction finds fewer;
+    /// returns how many of each. Pending, approved and executing requests are never touched, nor
+    /// a request still named by an A2A task that is not finished, nor any audit record.
+    pub async fn prune_finished_approvals(
+        &self,
+        updated_before_ms: i64,
+        batch: i64,
+    ) -> Result<PrunedApprovals, StoreError> {
+        let batch = batch.max(1);
+        let mut pruned = PrunedApprovals::default();
+        loop {
+            let (found, decisions) = self.prune_approvals_batch(updated_before_ms, batch).await?;
+            pruned.approvals += found;
+            pruned.decisions += decisions;
+            if found < batch.unsigned_abs() {
+                return Ok(pruned);
+            }
+            // Let waiting writers take the (SQLite: only) connection between two batches.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// One batch in one transaction: (requests deleted, decisions deleted).
+    async fn prune_approvals_batch(
+        &self,
+        updated_before_ms: i64,
+        limit: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let select = match self.backend {
+            Backend::Sqlite => PRUNE_SELECT_SQLITE,
+            Backend::Postgres => PRUNE_SELECT_POSTGRES,
+        };
+        let mut query = sqlx::query_scalar::<_, String>(select);
+        for state in FINISHED {
+            query = query.bind(state.as_str());
+        }
+        query = query.bind(updated_before_ms);
+        for state in FINISHED_TASK_STATES {
+            query = query.bind(state);
+        }
+        let ids = query.bind(limit).fetch_all(&mut *tx).await?;
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok((0, 0));
+        }
+        let placeholders = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Only `$n` placeholders are generated; every id is bound. Decisions go first: they
+        // reference their request.
+        let mut decisions = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM approval_decisions WHERE approval_id IN ({placeholders})"
+        )));
+        let mut requests = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM approvals WHERE id IN ({placeholders})"
+        )));
+        for id in &ids {
+            decisions = decisions.bind(id.as_str());
+            requests = requests.bind(id.as_str());
+        }
+        let gone_decisions = decisions.execute(&mut *tx).await?.rows_affected();
+        let gone_requests = requests.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok((gone_requests, gone_decisions))
+    }
 }
 
 /// Inside a decision transaction whose row lock is held, so the state check is a formality.
@@ -422,6 +516,15 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(cols, APPROVAL_COLUMNS);
         }
+    }
+
+    #[test]
+    fn finished_is_exactly_the_terminal_states() {
+        let terminal: Vec<ApprovalState> = ApprovalState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal, FINISHED.to_vec());
     }
 
     #[tokio::test]

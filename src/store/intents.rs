@@ -246,6 +246,29 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes `sent` outbox rows sent before `sent_before_ms`, at most `batch` per statement,
+    /// until a statement deletes fewer; returns how many. Pending rows are never touched, and
+    /// the newest row is always kept, so the next seq (`MAX(seq) + 1`) never goes back.
+    pub async fn prune_sent_intents(
+        &self,
+        sent_before_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        super::retention::in_batches(batch, |limit| async move {
+            let done = sqlx::query(
+                "DELETE FROM intent_outbox WHERE seq IN (SELECT seq FROM intent_outbox \
+                 WHERE state = 'sent' AND sent_at_ms < $1 \
+                 AND seq < (SELECT MAX(seq) FROM intent_outbox) ORDER BY seq LIMIT $2)",
+            )
+            .bind(sent_before_ms)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     /// Deletes dedup records that expired before `now_ms`.
     pub async fn prune_dedup(&self, now_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM intent_dedup WHERE expires_at_ms < $1")

@@ -4,6 +4,9 @@
 //! shared by replicas) through sqlx's `Any` driver. It must not import toolgate's core types
 //! (arrows go core → store): risk, target, args, preview and result are plain strings and JSON.
 //!
+//! Finished rows (sent intents, finished A2A tasks and approvals) are pruned by the retention job
+//! ([`retention`]); audit records never are.
+//!
 //! Every state change is one conditional statement (or one transaction that locks the row), so two
 //! approvers or two replicas racing can never move an approval twice.
 
@@ -11,10 +14,12 @@ mod approvals;
 mod audit;
 mod audit_writer;
 mod intents;
+pub mod retention;
 mod schema;
 mod tasks;
 
-pub use tasks::{TaskQuery, TaskRecord};
+pub use retention::{Pruned, PrunedApprovals, Retention};
+pub use tasks::{FINISHED_TASK_STATES, TaskQuery, TaskRecord};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::approvals::{json_column, to_json};
+use super::approvals::{FINISHED as FINISHED_APPROVALS, json_column, to_json};
 use super::{Store, StoreError};
 
 /// One stored task. `state` is the transport's own name for the state (the store does not
@@ -54,6 +54,17 @@ const SELECT_PAGE: &str = "SELECT id, context_id, owner_sub, owner_name, tool, s
      ORDER BY created_at_ms DESC, id DESC LIMIT $6";
 const COUNT: &str = "SELECT COUNT(*) FROM a2a_tasks \
      WHERE owner_sub = $1 AND ($2 = '' OR context_id = $2) AND ($3 = '' OR state = $3)";
+
+/// The states a task never leaves: the A2A transport's terminal states (`TaskState::is_terminal`
+/// in src/transport/a2a/wire.rs, spelled as it stores them). Only these tasks are ever pruned.
+pub const FINISHED_TASK_STATES: [&str; 4] = ["completed", "failed", "canceled", "rejected"];
+
+// A finished task, idle before $5, whose approval (if any) is not open. The open approvals are an
+// uncorrelated subquery, computed once per statement rather than once per task.
+const PRUNE_BATCH: &str = "DELETE FROM a2a_tasks WHERE id IN (SELECT id FROM a2a_tasks \
+     WHERE state IN ($1, $2, $3, $4) AND updated_at_ms < $5 \
+     AND (approval_id IS NULL OR approval_id NOT IN (SELECT id FROM approvals \
+     WHERE state NOT IN ($6, $7, $8, $9, $10, $11))) LIMIT $12)";
 
 impl Store {
     pub async fn insert_task(&self, t: &TaskRecord) -> Result<(), StoreError> {
@@ -133,6 +144,30 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok((tasks, total))
+    }
+
+    /// Deletes tasks in a [`FINISHED_TASK_STATES`] state last changed before `updated_before_ms`,
+    /// at most `batch` per statement, until a statement deletes fewer; returns how many. A task
+    /// whose approval request is still open (pending, approved, executing) is kept whatever its
+    /// state and age.
+    pub async fn prune_finished_tasks(
+        &self,
+        updated_before_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        super::retention::in_batches(batch, |limit| async move {
+            let mut query = sqlx::query(PRUNE_BATCH);
+            for state in FINISHED_TASK_STATES {
+                query = query.bind(state);
+            }
+            query = query.bind(updated_before_ms);
+            for state in FINISHED_APPROVALS {
+                query = query.bind(state.as_str());
+            }
+            let done = query.bind(limit).execute(&self.pool).await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

@@ -24,5 +24,6 @@ mod obs;
 mod oidc_login;
 mod postgres;
 mod python_sdk;
+mod retention;
 mod service_token;
 mod zitadel;

@@ -678,3 +678,163 @@ async fn every_store_operation_works_on_postgres() {
     let report = store.audit_verify().await.expect("verify");
     assert_eq!(report.first_broken.expect("broken").seq, 2);
 }
+
+/// Retention on PostgreSQL: the dialect-sensitive prunes (DELETE … IN (SELECT … LIMIT), FOR UPDATE
+/// SKIP LOCKED), run by two replicas at once over a backlog of several batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_prune_only_old_finished_rows_once() {
+    use toolgate::store::retention::sweep;
+    use toolgate::store::{DedupItem, NewIntent, Pruned, Retention, TaskRecord};
+
+    let pg = PgCluster::start();
+    let url = pg.create_database("retention");
+    let (a, b) = (
+        Store::connect(&url).await.expect("replica a"),
+        Store::connect(&url).await.expect("replica b"),
+    );
+    let now = toolgate::store::now_ms();
+    let old = now - 3_600_000;
+    let task = |id: &str, state: &str, approval_id: Option<&str>| TaskRecord {
+        id: id.to_string(),
+        context_id: "ctx".to_string(),
+        owner_sub: "agent".to_string(),
+        owner_name: "SRECoder".to_string(),
+        tool: "k8s.restart".to_string(),
+        state: state.to_string(),
+        approval_id: approval_id.map(str::to_string),
+        status: json!({}),
+        result: None,
+        request: json!({}),
+        created_at_ms: old,
+        updated_at_ms: old,
+    };
+    // 30 old finished requests, each with a decision, in several batches.
+    for i in 0..30 {
+        let id = format!("denied-{i}");
+        a.insert_approval(&approval(&id, 2)).await.expect("insert");
+        let mut deny = approve("bob");
+        deny.decision = "deny".to_string();
+        a.add_decision(&id, &deny, old).await.expect("deny");
+    }
+    a.insert_approval(&approval("open", 1))
+        .await
+        .expect("insert");
+    assert!(
+        a.transition(
+            "open",
+            ApprovalState::Pending,
+            ApprovalState::Approved,
+            None,
+            None,
+            old
+        )
+        .await
+        .expect("approve")
+    );
+    a.insert_approval(&approval("held", 1))
+        .await
+        .expect("insert");
+    assert!(
+        a.transition(
+            "held",
+            ApprovalState::Pending,
+            ApprovalState::Cancelled,
+            None,
+            None,
+            old
+        )
+        .await
+        .expect("cancel")
+    );
+    for i in 0..20 {
+        a.insert_task(&task(&format!("done-{i}"), "completed", None))
+            .await
+            .expect("task");
+    }
+    a.insert_task(&task("done-open", "completed", Some("open")))
+        .await
+        .expect("task");
+    a.insert_task(&task("waiting", "auth_required", Some("held")))
+        .await
+        .expect("task");
+    a.insert_task(&task("working", "working", None))
+        .await
+        .expect("task");
+    let items: Vec<DedupItem> = (0..25)
+        .map(|i| DedupItem {
+            dedup_key: format!("k{i}"),
+            source: "test".to_string(),
+            window_ms: 1,
+            intents: vec![NewIntent {
+                id: format!("k{i}"),
+                idempotency_key: format!("k{i}"),
+                intent_type: "IngestAlertRequested".to_string(),
+                correlation_id: format!("k{i}"),
+                envelope: "{}".to_string(),
+            }],
+        })
+        .collect();
+    a.ingest_deduplicated(&items, old).await.expect("ingest");
+    a.mark_intents_sent(1, 20, "nats", old).await.expect("mark");
+    for i in 0..3 {
+        a.append_audit(&audit_entry(0, i)).await.expect("audit");
+    }
+
+    let windows = Retention {
+        outbox: Some(std::time::Duration::from_secs(60)),
+        a2a_tasks: Some(std::time::Duration::from_secs(60)),
+        approvals: Some(std::time::Duration::from_secs(60)),
+        interval: std::time::Duration::from_secs(3_600),
+    };
+    // Each replica runs the store's prunes directly, so an error (a deadlock, a lock timeout)
+    // fails the test instead of being logged by the sweep.
+    let cut = now - 60_000;
+    let replica = |store: Store| async move {
+        let tasks = store.prune_finished_tasks(cut, 4).await.expect("tasks");
+        let approvals = store
+            .prune_finished_approvals(cut, 4)
+            .await
+            .expect("approvals");
+        let outbox = store.prune_sent_intents(cut, 4).await.expect("outbox");
+        Pruned {
+            a2a_tasks: tasks,
+            approvals: approvals.approvals,
+            approval_decisions: approvals.decisions,
+            outbox,
+        }
+    };
+    let (pa, pb) = tokio::join!(
+        tokio::spawn(replica(a.clone())),
+        tokio::spawn(replica(b.clone()))
+    );
+    let (pa, pb) = (pa.expect("replica a"), pb.expect("replica b"));
+    let sum = Pruned {
+        a2a_tasks: pa.a2a_tasks + pb.a2a_tasks,
+        approvals: pa.approvals + pb.approvals,
+        approval_decisions: pa.approval_decisions + pb.approval_decisions,
+        outbox: pa.outbox + pb.outbox,
+    };
+    assert_eq!(
+        sum,
+        Pruned {
+            a2a_tasks: 20,
+            approvals: 30,
+            approval_decisions: 30,
+            outbox: 20,
+        },
+        "replica a {pa:?}, replica b {pb:?}"
+    );
+    assert!(a.get_approval("open").await.expect("get").is_some());
+    assert!(
+        a.get_approval("held").await.expect("get").is_some(),
+        "named by a task still waiting on it"
+    );
+    for id in ["done-open", "waiting", "working"] {
+        assert!(a.get_task(id).await.expect("get").is_some(), "{id}");
+    }
+    assert_eq!(a.count_intents().await.expect("count"), (5, 0));
+    let report = b.audit_verify().await.expect("verify");
+    assert_eq!(report.records, 3);
+    assert!(report.first_broken.is_none(), "{report:?}");
+    assert_eq!(sweep(&b, &windows, now, 4).await, Pruned::default());
+}
