@@ -203,7 +203,8 @@ impl ServiceTokens {
                 client_secret: client_secret.clone(),
             },
         };
-        crate::app::init_crypto();
+        // reqwest is built without a TLS provider of its own: ring, as everywhere (idempotent).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
             .timeout(cfg.timeout)

@@ -394,6 +394,18 @@ fn json_payload_too_large(limit: usize, res: http::Response<ResponseBody<Body>>)
     res.map(Body::new)
 }
 
+/// Whether reading a body failed because the client stopped sending it (not its size).
+pub fn is_body_timeout(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// Largest body any route reads: the cap every request is held to.
 pub fn max_body(config: &Config) -> usize {
     MAX_MCP_BODY

@@ -160,7 +160,19 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 /// deeper than [`MAX_DEPTH`] → -32600; not JSON → -32700 with line and column. Errors carry the
 /// HTTP status to answer with.
 pub(crate) async fn read_json(body: axum::body::Body) -> Result<Value, (StatusCode, RpcError)> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        if crate::transport::inbound::is_body_timeout(&e) {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                RpcError::new(
+                    INVALID_REQUEST,
+                    format!(
+                        "Invalid Request: the body was not sent within {} s",
+                        crate::transport::inbound::BODY_READ_TIMEOUT.as_secs()
+                    ),
+                ),
+            );
+        }
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             RpcError::new(
