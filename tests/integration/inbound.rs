@@ -99,6 +99,9 @@ async fn raw(
     }
 }
 
+/// A route, the body a page would post to it, and headers it needs besides the test's.
+type Route<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+
 fn restart_call() -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools.call", "params": {"name": "k8s.rollout_restart", "arguments": {"kind": "deployment", "name": "web", "namespace": "shop"}}}).to_string()
 }
@@ -122,7 +125,7 @@ async fn cross_origin_text_plain_posts_are_refused_on_every_route_and_nothing_is
     let held = request_restart(&tg.url, ALICE).await;
     let approve = format!("/api/v1/approvals/{held}/approve");
     let bob = format!("Bearer {BOB}");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Route> = vec![
         ("/rpc", restart_call(), vec![]),
         ("/a2a", a2a_restart(), vec![]),
         (
