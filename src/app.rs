@@ -239,16 +239,15 @@ async fn serve_built(
     };
     let app = router(state, shutdown.clone());
     tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");
-    let graceful = shutdown.clone();
-    // No Nagle delay: an answer written in several pieces must not wait for the client's
-    // delayed ACK (40 ms on Linux) before its last piece goes out.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { graceful.cancelled().await });
+    // Connection cap, header read timeout and no Nagle delay live in the server loop.
+    let server = crate::transport::server::serve(
+        listener,
+        app,
+        shutdown.clone(),
+        crate::transport::server::Limits::default(),
+    );
     tokio::select! {
-        result = server => result.context("HTTP server")?,
+        () = server => {},
         _ = async move { shutdown.cancelled().await; tokio::time::sleep(Duration::from_secs(10)).await } => {
             tracing::warn!("drain deadline reached; closing remaining connections");
         }

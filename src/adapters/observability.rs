@@ -13,7 +13,6 @@ use super::loki::{Logs, Loki};
 use super::prometheus::{Metrics, Prometheus};
 use super::tempo::{Tempo, Traces};
 use crate::config::{HttpUpstream, ObservabilityConfig};
-use crate::core::error::{ToolError, ToolErrorKind};
 
 /// The configured observability upstreams; `None` where the config has no URL.
 #[derive(Default)]
@@ -138,21 +137,6 @@ pub enum ObsError {
         upstream: &'static str,
         message: String,
     },
-}
-
-impl From<ObsError> for ToolError {
-    fn from(e: ObsError) -> Self {
-        let kind = match &e {
-            ObsError::NotConfigured(_) | ObsError::Unavailable { .. } => ToolErrorKind::Upstream,
-            ObsError::Rejected { .. } | ObsError::Unsupported { .. } => {
-                ToolErrorKind::InvalidArguments
-            }
-            ObsError::Unauthorized { .. } => ToolErrorKind::Forbidden,
-            ObsError::NotFound { .. } => ToolErrorKind::NotFound,
-            ObsError::BadAnswer { .. } => ToolErrorKind::Upstream,
-        };
-        ToolError::new(kind, e.to_string())
-    }
 }
 
 /// An HTTP API under a base URL, with credentials and fixed headers, behind one breaker.

@@ -1,17 +1,18 @@
 //! Who is calling over HTTP. An `Authenticator` turns request headers into a `Principal`; the
 //! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
+//! `layer` is the one inbound authentication layer; `page_login` the approvals page's OIDC
+//! sign-in. Nothing here decides what a principal may do with a tool (that is the core's).
 
+pub mod layer;
 pub mod local;
+pub mod page_login;
 pub mod service_token;
 pub mod zitadel;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use serde_json::json;
-use std::sync::Arc;
 
 use crate::core::principal::Principal;
 
@@ -69,21 +70,6 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
-}
-
-/// axum middleware: authenticate and put the `Principal` into the request's extensions.
-pub async fn authenticate(
-    State(auth): State<Arc<dyn Authenticator>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    match auth.authenticate(req.headers()).await {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Err(err) => err.response(),
-    }
 }
 
 #[cfg(test)]

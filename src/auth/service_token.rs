@@ -9,6 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::adapters::http::{
+    CallError, HttpAuth, Retry, Secret, SecretError, SecretSource, Settings, Upstream,
+};
+use futures::future::BoxFuture;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,9 +28,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Token requests per `get_access_token` when the issuer is unreachable or answers 5xx.
 const MAX_ATTEMPTS: u32 = 3;
-/// First retry delay; doubles per attempt, with jitter.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// What a signing failure's message starts with (it names the key file's field, never the key).
+const SIGNING: &str = "cannot sign the assertion";
 /// Lifetime of the signed assertion (Zitadel accepts `iat` up to 1 h old).
 const ASSERTION_LIFETIME: u64 = 3600;
 /// Assumed lifetime when a token response has no `expires_in` (RFC 6749 makes it optional).
@@ -121,7 +124,9 @@ struct Inner {
     scope: String,
     grant: Grant,
     renew_before: Duration,
-    http: reqwest::Client,
+    /// The issuer through the upstream kit: timeouts, retries of transport errors and 5xx
+    /// (a token request changes nothing, so it is retried like a read), breaker, metrics.
+    upstream: Upstream,
     cached: Mutex<Option<Cached>>,
     /// Finished token attempts; a waiter that sees it move takes that attempt's outcome.
     attempts: AtomicU64,
@@ -177,12 +182,6 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
-/// Why one request to the issuer failed, and whether trying again may help.
-enum Failure {
-    Transient(String),
-    Final(ServiceTokenError),
-}
-
 impl ServiceTokens {
     /// Reads and validates the key file (JSON fields, `type` serviceaccount, PEM RSA key that
     /// signs) and builds the HTTP client. No network.
@@ -203,23 +202,27 @@ impl ServiceTokens {
                 client_secret: client_secret.clone(),
             },
         };
-        crate::adapters::http::init_crypto();
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.timeout)
-            .timeout(cfg.timeout)
-            // A token endpoint does not redirect; never resend credentials elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                ServiceTokenError::Unavailable(format!("cannot build the HTTP client: {e}"))
-            })?;
+        let mut settings = Settings {
+            max_response_bytes: 1 << 20,
+            ..Settings::with_timeout(cfg.timeout)
+        };
+        settings.retry.attempts = MAX_ATTEMPTS;
+        let upstream = Upstream::new(
+            "zitadel-service-token",
+            "the issuer (service token)",
+            &settings,
+            HttpAuth::None,
+        )
+        .map_err(|e| {
+            ServiceTokenError::Unavailable(format!("cannot build the HTTP client: {e}"))
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 scope: scope(cfg.project_id.as_deref(), &cfg.scopes),
                 issuer,
                 grant,
                 renew_before: cfg.renew_before,
-                http,
+                upstream,
                 cached: Mutex::new(None),
                 attempts: AtomicU64::new(0),
                 flight: tokio::sync::Mutex::new(Flight::default()),
@@ -270,6 +273,23 @@ impl ServiceTokens {
     }
 }
 
+/// The service token as an outbound credential: an upstream configured with
+/// `HttpAuth::Bearer(Credential::from_source(tokens))` sends a current token on every request.
+impl SecretSource for ServiceTokens {
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        Box::pin(async move {
+            self.get_access_token()
+                .await
+                .map(Secret::new)
+                .map_err(|e| SecretError::Source(e.to_string()))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("Zitadel service token from {}", self.inner.issuer)
+    }
+}
+
 impl Inner {
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<Cached>> {
         // The guarded value is replaced whole, so a poisoned lock still holds a consistent one.
@@ -295,30 +315,13 @@ impl Inner {
                 Err(_) => self.fallback_endpoint(),
             },
         };
-        let mut last = String::new();
-        for attempt in 1..=MAX_ATTEMPTS {
-            if attempt > 1 {
-                tokio::time::sleep(backoff(attempt - 1)).await;
-            }
-            let started = Instant::now();
-            match self.request_token(&endpoint).await {
-                Ok((token, expires_in)) => {
-                    tracing::debug!(issuer = %self.issuer, expires_in, "obtained a service token");
-                    return Ok(Cached {
-                        token,
-                        expires_at: started + Duration::from_secs(expires_in),
-                    });
-                }
-                Err(Failure::Final(err)) => return Err(err),
-                Err(Failure::Transient(why)) => {
-                    tracing::warn!(issuer = %self.issuer, attempt, error = %why, "token request failed");
-                    last = why;
-                }
-            }
-        }
-        Err(ServiceTokenError::Unavailable(format!(
-            "token endpoint {endpoint}: {last} (after {MAX_ATTEMPTS} attempts)"
-        )))
+        let started = Instant::now();
+        let (token, expires_in) = self.request_token(&endpoint).await?;
+        tracing::debug!(issuer = %self.issuer, expires_in, "obtained a service token");
+        Ok(Cached {
+            token,
+            expires_at: started + Duration::from_secs(expires_in),
+        })
     }
 
     fn fallback_endpoint(&self) -> String {
@@ -329,18 +332,18 @@ impl Inner {
     /// document (use the fallback for good); `Err` a transient failure.
     async fn discover(&self) -> Result<Option<String>, String> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let resp = self.http.get(&url).send().await.map_err(|e| {
-            let why = error_chain(&e);
-            tracing::debug!(issuer = %self.issuer, error = %why, "discovery failed");
-            why
-        })?;
-        if resp.status().is_server_error() {
-            return Err(format!("discovery answered HTTP {}", resp.status()));
-        }
-        if !resp.status().is_success() {
+        let resp = self
+            .upstream
+            .send(Retry::Read, || Ok(self.upstream.http().get(&url)))
+            .await
+            .map_err(|e| {
+                tracing::debug!(issuer = %self.issuer, error = %e, "discovery failed");
+                e.to_string()
+            })?;
+        if !resp.status.is_success() {
             return Ok(None);
         }
-        let doc: Value = match resp.json().await {
+        let doc: Value = match serde_json::from_slice(&resp.body) {
             Ok(doc) => doc,
             Err(_) => return Ok(None),
         };
@@ -357,62 +360,66 @@ impl Inner {
             .map(str::to_string))
     }
 
-    /// One token request: `Ok((access_token, expires_in))`.
-    async fn request_token(&self, endpoint: &str) -> Result<(String, u64), Failure> {
-        let request = match &self.grant {
-            Grant::JwtProfile {
-                key,
-                key_id,
-                user_id,
-            } => {
-                let assertion = sign_assertion(key, key_id, user_id, &self.issuer)
-                    .map_err(|why| Failure::Final(ServiceTokenError::KeyFile(why)))?;
-                self.http.post(endpoint).form(&[
-                    ("grant_type", JWT_BEARER_GRANT),
-                    ("assertion", &assertion),
-                    ("scope", &self.scope),
-                ])
-            }
-            Grant::ClientCredentials {
-                client_id,
-                client_secret,
-            } => self
-                .http
-                .post(endpoint)
-                // RFC 6749 §2.3.1: form-encode both parts before Basic.
-                .basic_auth(form_encode(client_id), Some(form_encode(client_secret)))
-                .form(&[("grant_type", "client_credentials"), ("scope", &self.scope)]),
-        };
-        let resp = request
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+    /// The token request (retried by the kit on transport errors and 5xx, with a freshly
+    /// signed assertion per attempt): `Ok((access_token, expires_in))`.
+    async fn request_token(&self, endpoint: &str) -> Result<(String, u64), ServiceTokenError> {
+        let attempts = MAX_ATTEMPTS;
+        let resp = self
+            .upstream
+            .send(Retry::Read, || {
+                let request = match &self.grant {
+                    Grant::JwtProfile {
+                        key,
+                        key_id,
+                        user_id,
+                    } => {
+                        let assertion = sign_assertion(key, key_id, user_id, &self.issuer)?;
+                        self.upstream.http().post(endpoint).form(&[
+                            ("grant_type", JWT_BEARER_GRANT),
+                            ("assertion", &assertion),
+                            ("scope", &self.scope),
+                        ])
+                    }
+                    Grant::ClientCredentials {
+                        client_id,
+                        client_secret,
+                    } => self
+                        .upstream
+                        .http()
+                        .post(endpoint)
+                        // RFC 6749 §2.3.1: form-encode both parts before Basic.
+                        .basic_auth(form_encode(client_id), Some(form_encode(client_secret)))
+                        .form(&[("grant_type", "client_credentials"), ("scope", &self.scope)]),
+                };
+                Ok(request.header(reqwest::header::ACCEPT, "application/json"))
+            })
             .await
-            .map_err(|e| Failure::Transient(error_chain(&e)))?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(Failure::Transient(format!("HTTP {status}")));
-        }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Failure::Transient(error_chain(&e)))?;
+            .map_err(|e| match e {
+                // Only signing can fail before a request goes out; its message names the key file.
+                CallError::Failed(why) if why.starts_with(SIGNING) => {
+                    ServiceTokenError::KeyFile(why)
+                }
+                other => ServiceTokenError::Unavailable(format!(
+                    "token endpoint {endpoint}: {other} (after {attempts} attempts)"
+                )),
+            })?;
+        let status = resp.status;
+        let body = resp.body;
         if !status.is_success() {
-            return Err(Failure::Final(
-                match serde_json::from_slice::<OAuthError>(&body) {
-                    Ok(e) => ServiceTokenError::Rejected {
-                        error: e.error,
-                        description: e.error_description.unwrap_or_default(),
-                    },
-                    Err(_) => ServiceTokenError::Unavailable(format!(
-                        "token endpoint {endpoint} answered HTTP {status} without an OAuth error body"
-                    )),
+            return Err(match serde_json::from_slice::<OAuthError>(&body) {
+                Ok(e) => ServiceTokenError::Rejected {
+                    error: e.error,
+                    description: e.error_description.unwrap_or_default(),
                 },
-            ));
+                Err(_) => ServiceTokenError::Unavailable(format!(
+                    "token endpoint {endpoint} answered HTTP {status} without an OAuth error body"
+                )),
+            });
         }
         let unusable = |why: &str| {
-            Failure::Final(ServiceTokenError::Unavailable(format!(
+            ServiceTokenError::Unavailable(format!(
                 "token endpoint {endpoint} answered HTTP {status} {why}"
-            )))
+            ))
         };
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| unusable("with a body that is not a token response"))?;
@@ -531,30 +538,6 @@ fn form_encode(s: &str) -> String {
     out
 }
 
-/// Exponential backoff with ±50 % jitter, so replicas do not retry in step.
-fn backoff(retry: u32) -> Duration {
-    let base = BACKOFF_BASE
-        .saturating_mul(1 << retry.saturating_sub(1).min(16))
-        .min(BACKOFF_CAP);
-    let jitter = getrandom::u32().unwrap_or(u32::MAX / 2);
-    base.mul_f64(0.5 + f64::from(jitter) / f64::from(u32::MAX))
-}
-
-/// An error and its causes in one line ("error sending request: … : Connection refused").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,13 +571,6 @@ mod tests {
             shown.contains("toolgate") && !shown.contains("hunter2"),
             "{shown}"
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= BACKOFF_BASE.mul_f64(1.5));
-        assert!(backoff(2) >= BACKOFF_BASE);
-        assert!(backoff(30) <= BACKOFF_CAP.mul_f64(1.5));
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub const APPROVAL_TRANSPORT: &str = "approval";
 
 /// Everything the gate needs besides the registry: policy, store, links, notifications.
 pub struct Gate {
-    pub policy: Arc<PolicyHandle>,
-    pub store: Store,
+    pub(crate) policy: Arc<PolicyHandle>,
+    pub(crate) store: Store,
     /// Base URL for `approve_url` links.
     pub public_url: String,
     pub webhook: Option<crate::core::notify::Webhook>,

@@ -77,7 +77,7 @@ impl Dispatcher {
         &self.settings
     }
 
-    pub fn gate(&self) -> &Gate {
+    pub(crate) fn gate(&self) -> &Gate {
         &self.gate
     }
 

@@ -1,4 +1,5 @@
-//! The dispatch core: registry, dispatch, output budget. Transports call only `dispatch`.
+//! The dispatch core: registry, dispatch, output budget. Transports call only the core: the
+//! dispatcher's methods and the store types re-exported here, never `crate::store` directly.
 
 pub mod approval;
 pub mod audit;
@@ -6,6 +7,7 @@ pub mod budget;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod facade;
 pub mod notify;
 pub mod policy;
 pub mod principal;
@@ -13,3 +15,9 @@ pub mod readiness;
 pub mod registry;
 pub mod tool;
 pub mod validate;
+
+/// The store's row types transports read and write through the dispatcher.
+pub use crate::store::{
+    ApprovalState, AuditRecord, DecisionRecord, Requester, StoreError, TaskQuery, TaskRecord,
+    now_ms,
+};

@@ -16,63 +16,45 @@ use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::AuthError;
+use crate::auth::layer::AuthLayer;
 use crate::core::approval::{ApprovalError, ApprovalView};
 use crate::core::principal::Principal;
-use crate::store::{ApprovalState, AuditRecord};
+use crate::core::{ApprovalState, AuditRecord};
 use crate::transport::http::AppState;
 
 /// Default and largest page of `GET /api/v1/approvals`.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-/// The REST routes (absolute paths), authenticated per request.
-pub fn routes() -> Router<AppState> {
+/// The REST routes (absolute paths) behind `auth`; the OpenAPI document is public.
+pub fn routes(auth: AuthLayer) -> Router<AppState> {
     Router::new()
         .route("/api/v1/approvals", get(list))
         .route("/api/v1/approvals/{id}", get(show))
         .route("/api/v1/approvals/{id}/approve", post(approve))
         .route("/api/v1/approvals/{id}/deny", post(deny))
         .route("/api/v1/approvals/{id}/cancel", post(cancel))
+        .route_layer(auth)
         .route("/api/v1/openapi.json", get(openapi_json))
 }
 
-/// The caller of an API request. This API always needs a bearer token: anonymous loopback
-/// callers (allowed on /mcp in local mode) get 401 here, since the queue shows every held call.
-/// The principal put into the request's extensions by `auth::authenticate`, when that
-/// middleware runs in front, is used as is; otherwise the app's authenticator is asked here,
-/// so both paths give the same principal and the same 401.
+/// The caller of an API request, as the inbound authentication layer found it. This API
+/// always needs a bearer token: anonymous loopback callers (allowed on /mcp in local mode) get
+/// 401 from the layer, since the queue shows every held call.
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        if crate::auth::bearer(&parts.headers).is_none() {
-            return Err(unauthenticated(&AuthError::Missing));
-        }
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(Caller(principal.clone()));
-        }
-        match state.auth.authenticate(&parts.headers).await {
-            Ok(principal) => Ok(Caller(principal)),
-            Err(err) => {
-                state
-                    .dispatcher
-                    .audit_refusal("rest", None, "unauthenticated", &err.to_string())
-                    .await;
-                Err(unauthenticated(&err))
-            }
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Missing only on a route without the layer: refuse rather than guess.
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| AuthError::Missing.response())
     }
-}
-
-/// The same 401 as `auth::authenticate`.
-fn unauthenticated(err: &AuthError) -> Response {
-    // 401 for missing/invalid tokens, 503 when the identity provider could not be asked.
-    err.response()
 }
 
 /// Every error of this API: `{"error": {"code", "message"}}` with a matching status.
@@ -575,7 +557,7 @@ async fn openapi_json() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{DecisionRecord, Requester};
+    use crate::core::{DecisionRecord, Requester};
     use serde_json::json;
 
     /// Field names of a JSON object.

@@ -1,7 +1,8 @@
 //! The approvals web page: `/approvals` (list), `/approvals/{id}` (detail with the preview
 //! diff, decisions, result and audit trail), approve/deny/cancel forms, and a token login with
 //! an in-memory server-side session (in `auth.mode: zitadel`, the login is instead the OIDC
-//! authorization-code flow with PKCE against the issuer). Server-rendered HTML (maud escapes every value), no
+//! authorization-code flow with PKCE against the issuer, whose protocol lives in
+//! `auth::page_login`). Server-rendered HTML (maud escapes every value), no
 //! JavaScript. It translates forms to the dispatcher's approval methods and must not decide
 //! anything itself: roles, self-approval, reasons and expiry are the core's.
 
@@ -16,17 +17,19 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use base64::Engine;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::auth::AuthError;
+use crate::auth::page_login::{
+    CallbackQuery, MAX_PENDING_LOGINS, OIDC_LOGIN_TTL, OidcFailure, OidcLogins, random_token,
+    same_secret,
+};
 use crate::config::{AuthConfig, ZitadelSettings};
 use crate::core::approval::{ApprovalError, ApprovalView, rfc3339};
 use crate::core::principal::Principal;
-use crate::store::{ApprovalState, AuditRecord};
+use crate::core::{ApprovalState, AuditRecord};
 use crate::transport::http::AppState;
 
 /// Session cookie (server-side session id) and the login form's double-submit cookie.
@@ -113,22 +116,6 @@ struct SessionMap {
 
 fn session_key(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
-}
-
-/// 256 random bits, URL-safe base64.
-fn random_token() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Equal strings, compared in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 impl Sessions {
@@ -476,185 +463,16 @@ async fn login(
     res
 }
 
-// ---- OIDC sign-in (auth.mode zitadel): authorization code + PKCE ----
+// ---- OIDC sign-in (auth.mode zitadel): the protocol is `auth::page_login`'s ----
 
 /// The pre-login cookie: binds a callback to the browser that started the sign-in.
 const OIDC_COOKIE: &str = "toolgate_oidc";
 const OIDC_COOKIE_PATH: &str = "/approvals/callback";
-/// How long a started sign-in may stay at the identity provider.
-const OIDC_LOGIN_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins in flight kept at most; the oldest go first.
-const MAX_PENDING_LOGINS: usize = 10_000;
-/// Largest discovery document or token response read from the issuer.
-const MAX_IDP_RESPONSE: usize = 256 * 1024;
-
-/// A sign-in sent to the identity provider, keyed by the SHA-256 of its pre-login cookie.
-struct PendingLogin {
-    state: String,
-    code_verifier: String,
-    next: String,
-    created: Instant,
-}
-
-/// The issuer's endpoints, from its discovery document.
-#[derive(Debug, Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-}
-
-/// Sign-ins in flight, the issuer's endpoints (discovered once) and an HTTP client.
-pub struct OidcLogins {
-    pending: Mutex<HashMap<[u8; 32], PendingLogin>>,
-    discovery: Mutex<Option<Arc<Discovery>>>,
-    http: Mutex<Option<reqwest::Client>>,
-    ttl: Duration,
-    max: usize,
-}
-
-/// Why a sign-in failed: the status and what the page says (never a token or secret).
-struct OidcFailure(StatusCode, String);
-
-impl OidcFailure {
-    fn unavailable(what: &str) -> Self {
-        OidcFailure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("The identity provider could not be reached ({what}); try again shortly."),
-        )
-    }
-}
-
-impl OidcLogins {
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            pending: Mutex::new(HashMap::new()),
-            discovery: Mutex::new(None),
-            http: Mutex::new(None),
-            ttl,
-            max: max.max(1),
-        }
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], PendingLogin>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Remembers a sign-in; returns its pre-login cookie value.
-    fn begin(&self, login: PendingLogin) -> Result<String, getrandom::Error> {
-        let id = random_token()?;
-        let mut map = self.lock_pending();
-        let ttl = self.ttl;
-        map.retain(|_, p| p.created.elapsed() < ttl);
-        while map.len() >= self.max {
-            let Some(oldest) = map.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| *k) else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-        map.insert(session_key(&id), login);
-        Ok(id)
-    }
-
-    /// Takes (one use only) the live sign-in of a pre-login cookie.
-    fn take(&self, id: &str) -> Option<PendingLogin> {
-        self.lock_pending()
-            .remove(&session_key(id))
-            .filter(|p| p.created.elapsed() < self.ttl)
-    }
-
-    fn client(&self, timeout: Duration) -> Result<reqwest::Client, OidcFailure> {
-        let mut guard = self
-            .http
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(c) = guard.as_ref() {
-            return Ok(c.clone());
-        }
-        crate::adapters::http::init_crypto();
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|_| OidcFailure::unavailable("no HTTP client"))?;
-        *guard = Some(client.clone());
-        Ok(client)
-    }
-
-    /// The issuer's discovery document, fetched on first use (and again after a failure).
-    async fn discovery(&self, z: &ZitadelSettings) -> Result<Arc<Discovery>, OidcFailure> {
-        let cached = self
-            .discovery
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        if let Some(d) = cached {
-            return Ok(d);
-        }
-        let http = self.client(z.timeout)?;
-        let url = format!("{}/.well-known/openid-configuration", z.issuer);
-        let response = http.get(&url).send().await.map_err(|e| {
-            tracing::warn!(error = %e.without_url(), "approvals page: OIDC discovery failed");
-            OidcFailure::unavailable("discovery")
-        })?;
-        if !response.status().is_success() {
-            tracing::warn!(status = %response.status(), "approvals page: OIDC discovery failed");
-            return Err(OidcFailure::unavailable("discovery"));
-        }
-        let body = read_capped(response).await?;
-        let d: Discovery = serde_json::from_slice(&body).map_err(|_| {
-            tracing::warn!("approvals page: OIDC discovery document is not valid");
-            OidcFailure::unavailable("discovery")
-        })?;
-        if d.issuer.trim_end_matches('/') != z.issuer {
-            tracing::warn!(issuer = %d.issuer, "approvals page: discovery names another issuer");
-            return Err(OidcFailure::unavailable("discovery names another issuer"));
-        }
-        let d = Arc::new(d);
-        *self
-            .discovery
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(d.clone());
-        Ok(d)
-    }
-}
-
-/// The body of an issuer response, refused beyond `MAX_IDP_RESPONSE` bytes.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, OidcFailure> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_IDP_RESPONSE {
-                    return Err(OidcFailure::unavailable("response too large"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(_) => return Err(OidcFailure::unavailable("response cut off")),
-        }
-    }
-}
-
-/// RFC 7636 S256: base64url(SHA-256(verifier)).
-fn pkce_challenge(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
 
 fn callback_url(state: &AppState) -> String {
     format!(
         "{}/approvals/callback",
         state.config.public_url.trim_end_matches('/')
-    )
-}
-
-fn oidc_scope(z: &ZitadelSettings) -> String {
-    format!(
-        "openid profile urn:zitadel:iam:org:project:id:{}:aud urn:zitadel:iam:org:projects:roles",
-        z.project_id
     )
 }
 
@@ -675,94 +493,28 @@ async fn oidc_start(
     z: &ZitadelSettings,
     next: &str,
 ) -> Response {
-    match oidc_authorize(state, oidc, z, next).await {
-        Ok(res) => res,
-        Err(failure) => sign_in_failed(failure),
-    }
-}
-
-async fn oidc_authorize(
-    state: &AppState,
-    oidc: &OidcLogins,
-    z: &ZitadelSettings,
-    next: &str,
-) -> Result<Response, OidcFailure> {
-    let Some(client_id) = z.web_client_id.as_deref() else {
-        return Err(OidcFailure(
+    let started = match oidc.authorize(z, &callback_url(state), next).await {
+        Ok(s) => s,
+        Err(failure) => return sign_in_failed(failure),
+    };
+    let Ok(location) = HeaderValue::from_str(&started.location) else {
+        return sign_in_failed(OidcFailure(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "This page cannot sign anyone in: page login needs auth.web_client_id (a Zitadel \
-                 web app using the authorization code flow with PKCE, redirect URI {}). API \
-                 callers are not affected.",
-                callback_url(state)
-            ),
+            "The identity provider could not be reached (bad authorization_endpoint); try again shortly.".into(),
         ));
     };
-    let discovery = oidc.discovery(z).await?;
-    let no_randomness = || {
-        OidcFailure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no randomness available for a sign-in".into(),
-        )
-    };
-    let csrf_state = random_token().map_err(|_| no_randomness())?;
-    let nonce = random_token().map_err(|_| no_randomness())?;
-    let code_verifier = random_token().map_err(|_| no_randomness())?;
-    let challenge = pkce_challenge(&code_verifier);
-    let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
-        .map_err(|_| OidcFailure::unavailable("bad authorization_endpoint"))?;
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", &callback_url(state))
-        .append_pair("scope", &oidc_scope(z))
-        .append_pair("state", &csrf_state)
-        .append_pair("nonce", &nonce)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let cookie_value = oidc
-        .begin(PendingLogin {
-            state: csrf_state,
-            code_verifier,
-            next: next.to_string(),
-            created: Instant::now(),
-        })
-        .map_err(|_| no_randomness())?;
     let mut res = StatusCode::SEE_OTHER.into_response();
-    let location = HeaderValue::from_str(url.as_str())
-        .map_err(|_| OidcFailure::unavailable("bad authorization_endpoint"))?;
     res.headers_mut().insert(header::LOCATION, location);
     if let Some(c) = set_cookie(
         OIDC_COOKIE,
-        &cookie_value,
+        &started.cookie,
         OIDC_COOKIE_PATH,
         OIDC_LOGIN_TTL.as_secs(),
         secure_cookies(state),
     ) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
-    Ok(res)
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenResponse {
-    access_token: Option<String>,
-    error: Option<String>,
-}
-
-/// An OAuth error code fit to show: RFC 6749 codes are short and plain.
-fn plain_code(code: &str) -> &str {
-    let plain = !code.is_empty()
-        && code.len() <= 64
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if plain { code } else { "error" }
+    res
 }
 
 /// `GET /approvals/callback?code&state`: finish the sign-in the browser started here.
@@ -775,6 +527,7 @@ async fn oidc_callback(
 ) -> Response {
     let secure = secure_cookies(&state);
     let clear = set_cookie(OIDC_COOKIE, "", OIDC_COOKIE_PATH, 0, secure);
+    let query = query.map(|Query(q)| q).unwrap_or_default();
     let mut res = match oidc_finish(&state, &sessions, &oidc, &headers, query).await {
         Ok((session, next)) => {
             let mut res = redirect(&next);
@@ -800,13 +553,13 @@ async fn oidc_callback(
     res
 }
 
-/// Checks the callback, redeems the code and opens a session: its cookie value and `next`.
+/// Finishes the sign-in and opens a session: its cookie value and `next`.
 async fn oidc_finish(
     state: &AppState,
     sessions: &Sessions,
     oidc: &OidcLogins,
     headers: &HeaderMap,
-    query: Result<Query<CallbackQuery>, QueryRejection>,
+    query: CallbackQuery,
 ) -> Result<(String, String), OidcFailure> {
     let AuthConfig::Zitadel(z) = &state.config.auth else {
         return Err(OidcFailure(
@@ -814,117 +567,15 @@ async fn oidc_finish(
             "Signing in through an identity provider is not configured here.".into(),
         ));
     };
-    let Some(client_id) = z.web_client_id.as_deref() else {
-        return Err(OidcFailure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "page login needs auth.web_client_id".into(),
-        ));
-    };
-    let query = query.map(|Query(q)| q).unwrap_or_default();
-    let expired = || {
-        OidcFailure(
-            StatusCode::BAD_REQUEST,
-            "This sign-in expired or was started in another browser; sign in again.".into(),
+    let (principal, next) = oidc
+        .finish(
+            z,
+            state.auth.as_ref(),
+            &callback_url(state),
+            cookie(headers, OIDC_COOKIE),
+            query,
         )
-    };
-    let pending = cookie(headers, OIDC_COOKIE)
-        .filter(|c| !c.is_empty())
-        .and_then(|c| oidc.take(c))
-        .ok_or_else(expired)?;
-    let given_state = query.state.as_deref().unwrap_or_default();
-    if given_state.is_empty() || !same_secret(&pending.state, given_state) {
-        return Err(OidcFailure(
-            StatusCode::BAD_REQUEST,
-            "This sign-in does not match the one this browser started (state mismatch); sign in again."
-                .into(),
-        ));
-    }
-    if let Some(error) = query.error.as_deref() {
-        return Err(OidcFailure(
-            StatusCode::UNAUTHORIZED,
-            format!(
-                "The identity provider did not sign you in ({}).",
-                plain_code(error)
-            ),
-        ));
-    }
-    let code = query
-        .code
-        .as_deref()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            OidcFailure(
-                StatusCode::BAD_REQUEST,
-                "The identity provider sent no authorization code.".into(),
-            )
-        })?;
-    let discovery = oidc.discovery(z).await?;
-    let http = oidc.client(z.timeout)?;
-    let redirect_uri = callback_url(state);
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri.as_str()),
-        ("client_id", client_id),
-        ("code_verifier", pending.code_verifier.as_str()),
-    ];
-    let mut request = http.post(&discovery.token_endpoint).form(&form);
-    if let Some(secret) = &z.web_client_secret {
-        request = request.basic_auth(client_id, Some(secret.expose()));
-    }
-    let response = request.send().await.map_err(|e| {
-        tracing::warn!(error = %e.without_url(), "approvals page: code exchange failed");
-        OidcFailure::unavailable("token endpoint")
-    })?;
-    let status = response.status();
-    let body = read_capped(response).await?;
-    let token: Option<TokenResponse> = serde_json::from_slice(&body).ok();
-    let access_token = match token {
-        Some(TokenResponse {
-            access_token: Some(t),
-            ..
-        }) if status.is_success() && !t.is_empty() => t,
-        other => {
-            let code = other
-                .and_then(|t| t.error)
-                .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-            let code = if code.starts_with("HTTP ") {
-                code
-            } else {
-                plain_code(&code).to_string()
-            };
-            tracing::warn!(%status, error = %code, "approvals page: code exchange refused");
-            return Err(OidcFailure(
-                if status.is_server_error() {
-                    StatusCode::BAD_GATEWAY
-                } else {
-                    StatusCode::UNAUTHORIZED
-                },
-                format!("The identity provider did not redeem the sign-in ({code})."),
-            ));
-        }
-    };
-    let mut auth_headers = HeaderMap::new();
-    let value = HeaderValue::from_str(&format!("Bearer {access_token}")).map_err(|_| {
-        OidcFailure(
-            StatusCode::UNAUTHORIZED,
-            "The identity provider's token was not accepted.".into(),
-        )
-    })?;
-    auth_headers.insert(header::AUTHORIZATION, value);
-    let principal = match state.auth.authenticate(&auth_headers).await {
-        Ok(p) => p,
-        Err(AuthError::Unavailable) => {
-            return Err(OidcFailure::unavailable("token check"));
-        }
-        Err(_) => {
-            return Err(OidcFailure(
-                StatusCode::FORBIDDEN,
-                "Your sign-in worked, but its token is not accepted here (project audience or roles); ask for access to the toolgate project."
-                    .into(),
-            ));
-        }
-    };
+        .await?;
     let session = sessions.create(principal.clone()).map_err(|_| {
         OidcFailure(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -932,7 +583,7 @@ async fn oidc_finish(
         )
     })?;
     tracing::info!(principal = %principal.sub, "approvals page sign-in (OIDC)");
-    Ok((session, safe_next(&pending.next).to_string()))
+    Ok((session, safe_next(&next).to_string()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1529,45 +1180,6 @@ mod tests {
         let short = Sessions::new(Duration::ZERO, 10);
         let d = short.create(p).expect("random");
         assert!(short.get(&d).is_none(), "expired");
-    }
-
-    #[test]
-    fn pkce_s256_matches_rfc_7636() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    #[test]
-    fn pending_sign_ins_are_one_shot_expiring_and_bounded() {
-        let pending = |next: &str| PendingLogin {
-            state: "s".into(),
-            code_verifier: "v".into(),
-            next: next.into(),
-            created: Instant::now(),
-        };
-        let logins = OidcLogins::new(Duration::from_secs(600), 2);
-        let a = logins.begin(pending("/approvals/a")).expect("random");
-        let b = logins.begin(pending("/approvals/b")).expect("random");
-        assert_eq!(
-            logins.take(&a).map(|p| p.next).as_deref(),
-            Some("/approvals/a")
-        );
-        assert!(logins.take(&a).is_none(), "a state is used once");
-        let _c = logins.begin(pending("/approvals/c")).expect("random");
-        let _d = logins.begin(pending("/approvals/d")).expect("random");
-        assert!(logins.take(&b).is_none(), "the oldest sign-in was dropped");
-        let short = OidcLogins::new(Duration::ZERO, 10);
-        let e = short.begin(pending("/approvals")).expect("random");
-        assert!(short.take(&e).is_none(), "expired");
-    }
-
-    #[test]
-    fn only_plain_error_codes_are_shown() {
-        assert_eq!(plain_code("access_denied"), "access_denied");
-        assert_eq!(plain_code("<script>"), "error");
-        assert_eq!(plain_code(""), "error");
     }
 
     #[test]

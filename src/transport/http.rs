@@ -1,5 +1,8 @@
-//! The HTTP surface: `/mcp` (streamable HTTP), `/healthz`, `/readyz`, `/metrics`.
-//! `router()` builds it without a socket so tests can drive it with `oneshot`.
+//! The HTTP surface: `/mcp` (streamable HTTP), `/healthz`, `/readyz`, `/metrics`, and the other
+//! transports' routes merged in, each tool and approval surface behind the one inbound
+//! authentication layer (`auth::layer`) and every route behind the inbound stack
+//! (`transport::inbound`). `router()` builds it without a socket so tests can drive it with
+//! `oneshot`. It reaches the core only through the dispatcher's methods.
 
 use std::sync::Arc;
 
@@ -10,13 +13,16 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::future::BoxFuture;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, Authenticator};
+use crate::auth::layer::{AuthLayer, Gatekeeper, Refusal, Surface};
+use crate::auth::{AuthError, Authenticator};
 use crate::config::{AuthConfig, Config};
 use crate::core::dispatch::Dispatcher;
+pub use crate::core::facade::CALLER_PERMISSION;
 use crate::core::principal::Principal;
 use crate::transport::mcp::{self, McpServer};
 use crate::transport::mcp_resume::ResumableSessions;
@@ -31,11 +37,76 @@ pub struct AppState {
     pub intents: crate::intents::Intents,
 }
 
+/// Transport label of the approval REST API in audit records.
+pub const REST: &str = "rest";
+
+impl Gatekeeper for Dispatcher {
+    fn permitted(&self, principal: &Principal, permission: &str) -> bool {
+        Dispatcher::permitted(self, principal, permission)
+    }
+
+    fn refused<'a>(
+        &'a self,
+        transport: &'a str,
+        who: Option<&'a Principal>,
+        decision: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.audit_refusal(transport, who, decision, reason))
+    }
+}
+
+impl AppState {
+    /// The authentication layer of a tool surface (`/mcp`, `/rpc`, `/a2a`): anonymous loopback
+    /// callers allowed (local mode), the caller permission required, MCP's challenge on refusal.
+    pub fn tool_auth(&self, transport: &'static str) -> AuthLayer {
+        let keeper: Arc<dyn Gatekeeper> = self.dispatcher.clone();
+        AuthLayer::new(
+            self.auth.clone(),
+            keeper,
+            Surface {
+                transport,
+                anonymous: true,
+                permission: Some(CALLER_PERMISSION),
+                refuse: challenge_refusal(&self.config),
+            },
+        )
+    }
+
+    /// The authentication layer of the approval API: a bearer token always (the queue shows
+    /// every held call), JSON errors.
+    pub fn api_auth(&self) -> AuthLayer {
+        let keeper: Arc<dyn Gatekeeper> = self.dispatcher.clone();
+        AuthLayer::new(
+            self.auth.clone(),
+            keeper,
+            Surface {
+                transport: REST,
+                anonymous: false,
+                permission: None,
+                refuse: Arc::new(|refusal: &Refusal| {
+                    match refusal {
+                    Refusal::Unauthenticated(err) => err.response(),
+                    Refusal::Forbidden { permission } => (
+                        StatusCode::FORBIDDEN,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        json!({"error": {"code": "forbidden", "message": format!("this API needs the permission {permission}")}})
+                            .to_string(),
+                    )
+                        .into_response(),
+                }
+                }),
+            },
+        )
+    }
+}
+
 /// The whole HTTP application. `shutdown` ends open MCP streams on graceful shutdown.
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
+    let (hosts, origins) = crate::transport::inbound::effective_lists(&state.config);
     let mcp_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(state.config.mcp.allowed_hosts.clone())
-        .with_allowed_origins(state.config.mcp.allowed_origins.clone())
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_legacy_session_mode(state.config.mcp.sessions)
         .with_json_response(!state.config.mcp.sessions)
@@ -43,7 +114,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let dispatcher = state.dispatcher.clone();
     let names = state.config.mcp.tool_names;
     let mcp_service = StreamableHttpService::new(
-        // The caller of each request comes from the auth middleware (request extensions);
+        // The caller of each request comes from the auth layer (request extensions);
         // this fallback principal has no roles, so policy refuses everything it asks.
         move || {
             Ok(McpServer::new(
@@ -60,15 +131,17 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp_routes = Router::new()
         .fallback_service(mcp_service)
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            mcp_auth,
-        ));
-    Router::new()
+        .layer(state.tool_auth(mcp::HTTP));
+    let routes = Router::new()
         .nest("/mcp", mcp_routes)
-        .merge(crate::transport::approvals::routes())
-        .merge(crate::transport::jsonrpc::routes(state.clone()))
-        .merge(crate::transport::a2a::routes(state.clone(), shutdown))
+        .merge(crate::transport::approvals::routes(state.api_auth()))
+        .merge(crate::transport::jsonrpc::routes(
+            state.tool_auth(crate::transport::jsonrpc::TRANSPORT),
+        ))
+        .merge(crate::transport::a2a::routes(
+            state.tool_auth(crate::transport::a2a::TRANSPORT),
+            shutdown,
+        ))
         .merge(crate::transport::approvals_page::routes())
         .merge(crate::transport::webhooks::routes(
             &state.config.webhooks.alertmanager,
@@ -84,12 +157,10 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+        .route("/metrics", get(metrics));
+    let config = state.config.clone();
+    crate::transport::inbound::apply(routes.with_state(state), &config)
 }
-
-/// The permission a caller of `/mcp` must hold.
-pub const CALLER_PERMISSION: &str = "toolgate.caller";
 
 /// Scopes a client should ask the authorization server for.
 fn scopes(config: &Config) -> Vec<String> {
@@ -122,81 +193,52 @@ async fn protected_resource(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// MCP authorization (spec 2025-11-25): no or bad token → 401 with a `WWW-Authenticate`
-/// challenge naming the resource metadata; a valid token without the caller permission → 403.
-/// The client's token stops here: tools never see it and it is never sent upstream.
-pub(crate) async fn mcp_auth(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let metadata = format!(
-        "{}/.well-known/oauth-protected-resource",
-        state.config.public_url
-    );
-    let scope = scopes(&state.config).join(" ");
-    let challenge = |extra: &str| {
-        let mut value = format!("Bearer resource_metadata=\"{metadata}\"");
-        if !scope.is_empty() {
-            value.push_str(&format!(", scope=\"{scope}\""));
-        }
-        value.push_str(extra);
-        value
-    };
-    let principal = match state.auth.authenticate(req.headers()).await {
-        Ok(p) => p,
-        Err(err) => {
-            // A first request without a token is how MCP clients discover the challenge: only
-            // refused credentials are worth an audit record.
-            if err != auth::AuthError::Missing {
-                state
-                    .dispatcher
-                    .audit_refusal(mcp::HTTP, None, "unauthenticated", &err.to_string())
-                    .await;
+/// MCP authorization (spec 2025-11-25), the refusal of every tool surface: no or bad token →
+/// 401 with a `WWW-Authenticate` challenge naming the resource metadata; a valid token without
+/// the caller permission → 403. The client's token stops at the layer: tools never see it.
+fn challenge_refusal(config: &Config) -> crate::auth::layer::Refuse {
+    let metadata = format!("{}/.well-known/oauth-protected-resource", config.public_url);
+    let scope = scopes(config).join(" ");
+    Arc::new(move |refusal: &Refusal| {
+        let challenge = |extra: &str| {
+            let mut value = format!("Bearer resource_metadata=\"{metadata}\"");
+            if !scope.is_empty() {
+                value.push_str(&format!(", scope=\"{scope}\""));
             }
-            let status = match err {
-                auth::AuthError::Missing | auth::AuthError::Invalid => StatusCode::UNAUTHORIZED,
-                #[allow(unreachable_patterns)]
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            let extra = if matches!(err, auth::AuthError::Invalid) {
-                ", error=\"invalid_token\""
-            } else {
-                ""
-            };
-            return (
-                status,
-                [
-                    (header::WWW_AUTHENTICATE, challenge(extra)),
-                    (header::CONTENT_TYPE, "application/json".to_string()),
-                ],
-                json!({"error": {"code": "unauthenticated", "message": err.to_string()}})
-                    .to_string(),
-            )
-                .into_response();
-        }
-    };
-    if !state
-        .dispatcher
-        .gate()
-        .policy
-        .current()
-        .check_permission(&principal, CALLER_PERMISSION)
-    {
-        let reason = format!("calling tools needs the permission {CALLER_PERMISSION}");
-        state
-            .dispatcher
-            .audit_refusal(mcp::HTTP, Some(&principal), "forbidden", &reason)
-            .await;
-        return (
-            StatusCode::FORBIDDEN,
-            [(header::WWW_AUTHENTICATE, challenge(", error=\"insufficient_scope\"")), (header::CONTENT_TYPE, "application/json".to_string())],
-            json!({"error": {"code": "forbidden", "message": format!("calling tools needs the permission {CALLER_PERMISSION}")}}).to_string(),
+            value.push_str(extra);
+            value
+        };
+        let (status, extra, code, message) = match refusal {
+            Refusal::Unauthenticated(err) => (
+                match err {
+                    AuthError::Missing | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+                    AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                },
+                if *err == AuthError::Invalid {
+                    ", error=\"invalid_token\""
+                } else {
+                    ""
+                },
+                "unauthenticated",
+                err.to_string(),
+            ),
+            Refusal::Forbidden { permission } => (
+                StatusCode::FORBIDDEN,
+                ", error=\"insufficient_scope\"",
+                "forbidden",
+                format!("calling tools needs the permission {permission}"),
+            ),
+        };
+        (
+            status,
+            [
+                (header::WWW_AUTHENTICATE, challenge(extra)),
+                (header::CONTENT_TYPE, "application/json".to_string()),
+            ],
+            json!({"error": {"code": code, "message": message}}).to_string(),
         )
-            .into_response();
-    }
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+            .into_response()
+    })
 }
 
 /// Largest MCP request body accepted (rmcp's own limit).

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
+use crate::auth::layer::AuthLayer;
 use crate::config::ToolNames;
 use crate::core::approval::ApprovalError;
 use crate::core::dispatch::CallRequest;
@@ -49,13 +50,8 @@ const METHODS: [&str; 4] = [
 ];
 
 /// `POST /rpc`, behind the same authentication as `/mcp` (401/403/503 before any JSON-RPC).
-pub fn routes(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/rpc", post(handle))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::transport::http::mcp_auth,
-        ))
+pub fn routes(auth: AuthLayer) -> Router<AppState> {
+    Router::new().route("/rpc", post(handle)).route_layer(auth)
 }
 
 /// A JSON-RPC error object, with optional `data`.
@@ -164,7 +160,19 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 /// deeper than [`MAX_DEPTH`] → -32600; not JSON → -32700 with line and column. Errors carry the
 /// HTTP status to answer with.
 pub(crate) async fn read_json(body: axum::body::Body) -> Result<Value, (StatusCode, RpcError)> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        if crate::transport::inbound::is_body_timeout(&e) {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                RpcError::new(
+                    INVALID_REQUEST,
+                    format!(
+                        "Invalid Request: the body was not sent within {} s",
+                        crate::transport::inbound::BODY_READ_TIMEOUT.as_secs()
+                    ),
+                ),
+            );
+        }
         (
             StatusCode::PAYLOAD_TOO_LARGE,
             RpcError::new(
@@ -315,7 +323,7 @@ async fn call(
     request_id: String,
 ) -> Result<Value, RpcError> {
     match method {
-        "tools.list" => tools_list(state),
+        "tools.list" => tools_list(state, caller),
         "tools.call" => tools_call(state, caller, params, request_id).await,
         "approvals.get" | "approvals.list" => {
             // As on the REST API: the queue shows every held call, so no anonymous readers.
@@ -339,8 +347,9 @@ async fn call(
     }
 }
 
-fn tools_list(state: &AppState) -> Result<Value, RpcError> {
-    let tools = crate::transport::mcp::mcp_tools(state.dispatcher.registry(), ToolNames::Dotted);
+fn tools_list(state: &AppState, caller: &Caller) -> Result<Value, RpcError> {
+    let visible = state.dispatcher.visible_tools(&caller.principal);
+    let tools = crate::transport::mcp::describe(visible, ToolNames::Dotted);
     let tools = serde_json::to_value(tools).map_err(|e| {
         RpcError::new(INTERNAL_ERROR, "Internal error: cannot describe the tools")
             .with_data(json!({"detail": e.to_string()}))
@@ -436,7 +445,7 @@ async fn approvals_get(state: &AppState, params: Option<Value>) -> Result<Value,
 }
 
 async fn approvals_list(state: &AppState, params: Option<Value>) -> Result<Value, RpcError> {
-    let valid: Vec<&str> = crate::store::ApprovalState::ALL
+    let valid: Vec<&str> = crate::core::ApprovalState::ALL
         .iter()
         .map(|s| s.as_str())
         .collect();

@@ -17,7 +17,7 @@ use crate::config::ToolNames;
 use crate::core::context::ProgressSink;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::principal::Principal;
-use crate::core::registry::{self, Registry};
+use crate::core::registry::{self, Entry, Registry};
 
 /// Transport labels used in metrics, logs and (later) audit.
 pub const STDIO: &str = "mcp-stdio";
@@ -51,9 +51,16 @@ impl McpServer {
 
 /// The registry as MCP tool definitions, in the configured naming style.
 pub fn mcp_tools(registry: &Registry, names: ToolNames) -> Vec<rmcp::model::Tool> {
-    registry
-        .entries()
-        .iter()
+    describe(registry.entries(), names)
+}
+
+/// MCP tool definitions of `entries`, in the configured naming style.
+pub fn describe<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    names: ToolNames,
+) -> Vec<rmcp::model::Tool> {
+    entries
+        .into_iter()
         .filter_map(|entry| {
             let spec = entry.spec();
             let name = match names {

@@ -240,6 +240,7 @@ async fn self_approval_is_refused_and_deny_never_runs() {
     let res = harness::http()
         .post(format!("{}{path}/deny", tg.url))
         .bearer_auth(CAROL)
+        .header("content-type", "application/json")
         .body("reason=x")
         .send()
         .await
@@ -247,6 +248,18 @@ async fn self_approval_is_refused_and_deny_never_runs() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let body: Value = res.json().await.expect("JSON error");
     assert_eq!(error_code(&body), "bad_request");
+    // A body not declared as JSON is refused before the API reads it (CSRF with simple
+    // requests), also as JSON.
+    let res = harness::http()
+        .post(format!("{}{path}/deny", tg.url))
+        .bearer_auth(CAROL)
+        .body("reason=x")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = res.json().await.expect("JSON error");
+    assert_eq!(error_code(&body), "unsupported_media_type");
 }
 
 #[tokio::test]

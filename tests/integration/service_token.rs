@@ -694,3 +694,61 @@ async fn client_credentials_against_a_real_oidc_provider() {
     }
     assert_eq!(provider.token_requests().await, 2, "4xx is not retried");
 }
+
+/// The service token is an outbound credential of the upstream kit: an upstream whose auth is
+/// the token source sends `Bearer <current token>`, fetched once and then served from cache.
+#[tokio::test]
+async fn an_upstream_authenticated_by_the_service_token_sends_it() {
+    use toolgate::adapters::http::{Credential, HttpAuth, Retry, Settings, Upstream};
+    let (fake, tokens, _dir) = key_file_setup(FakeOptions::default()).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/api",
+        axum::routing::get(move |headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                record.lock().unwrap_or_else(|e| e.into_inner()).push(auth);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/api", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let auth = HttpAuth::Bearer(Credential::from_source(Arc::new(tokens)));
+    assert!(format!("{auth:?}").contains("Zitadel service token from"));
+    let upstream = Upstream::new(
+        "service-token-test",
+        "Test",
+        &Settings::with_timeout(Duration::from_secs(5)),
+        auth,
+    )
+    .expect("upstream");
+    for _ in 0..2 {
+        let reply = upstream
+            .send(Retry::Read, || Ok(upstream.http().get(&url)))
+            .await
+            .expect("answer");
+        assert_eq!(reply.status, 200);
+    }
+    let expected = format!("Bearer opaque-token-{USER_ID}-1");
+    assert_eq!(
+        *seen.lock().unwrap_or_else(|e| e.into_inner()),
+        vec![expected.clone(), expected]
+    );
+    assert_eq!(
+        fake.token_requests(),
+        1,
+        "the token is cached between requests"
+    );
+}

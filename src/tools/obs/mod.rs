@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::adapters::observability::ObsError;
+use crate::core::error::{ToolError, ToolErrorKind};
 use crate::core::tool::{Tool, typed};
 
 mod grafana;
@@ -21,4 +23,20 @@ pub fn tools() -> Vec<Arc<dyn Tool>> {
         typed(grafana::GetDashboardUrl),
         typed(grafana::Annotate),
     ]
+}
+
+/// How an observability upstream's failure reads to the model (the adapter knows no tool errors).
+impl From<ObsError> for ToolError {
+    fn from(e: ObsError) -> Self {
+        let kind = match &e {
+            ObsError::NotConfigured(_) | ObsError::Unavailable { .. } => ToolErrorKind::Upstream,
+            ObsError::Rejected { .. } | ObsError::Unsupported { .. } => {
+                ToolErrorKind::InvalidArguments
+            }
+            ObsError::Unauthorized { .. } => ToolErrorKind::Forbidden,
+            ObsError::NotFound { .. } => ToolErrorKind::NotFound,
+            ObsError::BadAnswer { .. } => ToolErrorKind::Upstream,
+        };
+        ToolError::new(kind, e.to_string())
+    }
 }

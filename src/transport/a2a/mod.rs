@@ -25,8 +25,9 @@ use futures::Stream;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::layer::AuthLayer;
 use crate::core::principal::Principal;
-use crate::store::{TaskQuery, TaskRecord};
+use crate::core::{TaskQuery, TaskRecord};
 use crate::transport::http::AppState;
 use crate::transport::jsonrpc::{
     INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError, error_response,
@@ -67,16 +68,13 @@ const V03_METHODS: [&str; 5] = [
 ];
 
 /// `/a2a` behind the shared authentication layer, and the public agent card.
-pub fn routes(state: AppState, shutdown: CancellationToken) -> Router<AppState> {
+pub fn routes(auth: AuthLayer, shutdown: CancellationToken) -> Router<AppState> {
     let a2a = Router::new()
         .route(
             "/a2a",
             post(move |s: State<AppState>, req: Request| handle(s, req, shutdown.clone())),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state,
-            crate::transport::http::mcp_auth,
-        ));
+        .route_layer(auth);
     Router::new()
         .route("/.well-known/agent-card.json", get(agent_card))
         .merge(a2a)
@@ -540,7 +538,7 @@ async fn list_tasks(ctx: &Ctx, id: &Value, params: Map<String, Value>) -> Respon
         limit: page_size,
         after,
     };
-    let (found, total) = match ctx.state.dispatcher.gate().store.list_tasks(&query).await {
+    let (found, total) = match ctx.state.dispatcher.list_tasks(&query).await {
         Ok(r) => r,
         Err(e) => {
             return rpc_err(
@@ -650,7 +648,7 @@ type Tx = tokio::sync::mpsc::Sender<Result<Event, Infallible>>;
 /// Sends the change from `last` to `now`, then follows the task until it is terminal, the
 /// client goes away, or the server shuts down.
 async fn follow(ctx: &Ctx, id: &Value, mut last: TaskRecord, now: TaskRecord, tx: &Tx) {
-    let mut changes = ctx.state.dispatcher.gate().subscribe();
+    let mut changes = ctx.state.dispatcher.approval_changes();
     let mut current = now;
     loop {
         if current.state != last.state {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::core::approval::ApprovalError;
 use crate::core::dispatch::CallRequest;
 use crate::core::principal::Principal;
-use crate::store::{ApprovalState, StoreError, TaskRecord, now_ms};
+use crate::core::{ApprovalState, StoreError, TaskRecord, now_ms};
 use crate::transport::http::AppState;
 
 use super::wire::{IncomingMessage, TaskState};
@@ -92,7 +92,7 @@ pub async fn create(
             None
         }
     };
-    state.dispatcher.gate().store.insert_task(&task).await?;
+    state.dispatcher.insert_task(&task).await?;
     Ok((task, call))
 }
 
@@ -211,12 +211,12 @@ async fn save(
     prev: &TaskRecord,
     next: TaskRecord,
 ) -> Result<TaskRecord, TaskError> {
-    let store = &state.dispatcher.gate().store;
-    if store.update_task(&prev.id, &prev.state, &next).await? {
+    let dispatcher = &state.dispatcher;
+    if dispatcher.update_task(&prev.id, &prev.state, &next).await? {
         Ok(next)
     } else {
-        store
-            .get_task(&prev.id)
+        dispatcher
+            .task(&prev.id)
             .await?
             .ok_or_else(|| TaskError::NotFound(prev.id.clone()))
     }
@@ -231,9 +231,7 @@ pub async fn get(
 ) -> Result<TaskRecord, TaskError> {
     let task = state
         .dispatcher
-        .gate()
-        .store
-        .get_task(id)
+        .task(id)
         .await?
         .filter(|t| t.owner_sub == principal.sub)
         .ok_or_else(|| TaskError::NotFound(id.to_string()))?;

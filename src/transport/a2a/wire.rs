@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::TaskRecord;
+use crate::core::TaskRecord;
 
 /// Protocol version of one request, from its `A2A-Version` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
