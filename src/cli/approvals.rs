@@ -142,12 +142,14 @@ impl Api {
                 "--server `{base}` must start with http:// or https://"
             ));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // An approval that completes the count runs the call before the server answers.
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // The kit's client (rustls, no redirects that would carry the token elsewhere). An
+        // approval that completes the count runs the call before the server answers.
+        let client = crate::adapters::http::client::build(
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+            &crate::adapters::http::TlsSettings::default(),
+        )
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let token = std::env::var(TOKEN_ENV)
             .ok()
             .map(|t| t.trim().to_string())
