@@ -3,6 +3,10 @@
 //! retries of reads, upstream-error metric). Shaping answers for a model is the tools' job.
 
 pub mod discovery;
+pub mod ops;
+pub mod paths;
+#[cfg(test)]
+mod verifier;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +20,11 @@ use tokio::sync::Mutex;
 
 use crate::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 pub use discovery::{KindInfo, Resolution};
+pub use ops::{
+    DeleteOptions, EventFilter, ExecOutcome, ExecRequest, KubeOps, ListQuery, LogQuery,
+    Propagation, ServerVersion,
+};
+pub use paths::Resource;
 
 /// How often a discovery miss may trigger a refetch (a new CRD shows up within this delay).
 const DISCOVERY_REFRESH_MIN: Duration = Duration::from_secs(30);
@@ -55,6 +64,9 @@ pub enum KubeError {
     },
     #[error("cluster `{cluster}`: {message}")]
     Other { cluster: String, message: String },
+    /// A name that cannot be a path segment; nothing was sent.
+    #[error("{what} '{value}' cannot be used: Kubernetes names are never empty, '.' or '..'")]
+    InvalidSegment { what: String, value: String },
 }
 
 fn human_duration(d: Duration) -> String {
@@ -454,13 +466,7 @@ impl Kube for KubeAdapter {
             let mut problems = Vec::new();
             for name in self.cluster_names() {
                 let outcome = match self.get_or_build(Some(&name)).await {
-                    Ok(cluster) => {
-                        let client = cluster.client();
-                        cluster
-                            .read(|| client.apiserver_version())
-                            .await
-                            .map(|_| ())
-                    }
+                    Ok(cluster) => KubeOps::version(&cluster).await.map(|_| ()),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = outcome {

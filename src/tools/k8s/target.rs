@@ -16,7 +16,9 @@ pub fn tool_error(e: KubeError) -> ToolError {
         KubeError::UnknownCluster { .. } | KubeError::KindNotFound { .. } => {
             ToolErrorKind::NotFound
         }
-        KubeError::AmbiguousKind { .. } => ToolErrorKind::InvalidArguments,
+        KubeError::AmbiguousKind { .. } | KubeError::InvalidSegment { .. } => {
+            ToolErrorKind::InvalidArguments
+        }
         KubeError::Api { code, .. } => match code {
             404 => ToolErrorKind::NotFound,
             401 | 403 => ToolErrorKind::Forbidden,
