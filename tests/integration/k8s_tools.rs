@@ -1145,3 +1145,99 @@ async fn tool_metadata_is_complete() {
     assert_eq!(budget("k8s.get_logs"), Some("lines"));
     assert_eq!(budget("k8s.get_events"), Some("events"));
 }
+
+/// Names and namespaces that would reach other resources if put into a path as they are.
+const HOSTILE_NAMES: &[&str] = &[
+    "web-1/exec",
+    "x/proxy/y",
+    "../secrets/db",
+    "a?b",
+    "a#b",
+    "%2e%2e",
+];
+
+#[tokio::test]
+async fn hostile_names_never_leave_their_path_segment() {
+    let env = Env::start().await;
+    env.fake.insert(objects::pod("shop", "web-1"));
+    env.fake.seed_deployment("shop", "web", 1);
+    env.fake
+        .insert(objects::secret("shop", "db", &[("password", "hunter2")]));
+    let before = env.fake.requests().len();
+    for name in HOSTILE_NAMES {
+        let calls = [
+            (
+                "k8s.get_resource",
+                json!({"kind": "pod", "name": name, "namespace": "shop"}),
+            ),
+            (
+                "k8s.describe_resource",
+                json!({"kind": "pod", "name": name, "namespace": "shop"}),
+            ),
+            ("k8s.get_logs", json!({"pod": name, "namespace": "shop"})),
+            (
+                "k8s.exec_command",
+                json!({"pod": name, "namespace": "shop", "command": ["true"]}),
+            ),
+            (
+                "k8s.delete_resource",
+                json!({"kind": "pod", "name": name, "namespace": "shop", "dry_run": true}),
+            ),
+            (
+                "k8s.rollout_restart",
+                json!({"kind": "deploy", "name": name, "namespace": "shop", "dry_run": true}),
+            ),
+            (
+                "k8s.list_resources",
+                json!({"kind": "pods", "namespace": name}),
+            ),
+        ];
+        for (tool, args) in calls {
+            let e = env.err(tool, args.clone()).await;
+            assert_eq!(e.kind, ToolErrorKind::NotFound, "{tool} {args}: {e:?}");
+            assert_no_secrets(tool, &json!(e.message));
+        }
+    }
+    for bad in ["..", "."] {
+        let e = env
+            .err(
+                "k8s.get_resource",
+                json!({"kind": "pod", "name": bad, "namespace": "shop"}),
+            )
+            .await;
+        assert_eq!(e.kind, ToolErrorKind::InvalidArguments);
+        assert_eq!(
+            e.message,
+            format!("name '{bad}' cannot be used: Kubernetes names are never empty, '.' or '..'")
+        );
+    }
+    let requests = env.fake.requests();
+    assert!(requests.len() > before);
+    for r in &requests[before..] {
+        let segments: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+        assert!(
+            !segments
+                .iter()
+                .any(|s| matches!(*s, "." | ".." | "proxy" | "secrets")),
+            "{} {}",
+            r.method,
+            r.path
+        );
+        // At most an object's path (`/api/v1/namespaces/NS/pods/NAME`, `/apis/G/V/namespaces/NS/R/NAME`),
+        // plus the tools' own pod subresources.
+        let (object_len, sub) = if segments.first() == Some(&"apis") {
+            (7, None)
+        } else {
+            (6, segments.get(6))
+        };
+        assert!(segments.len() <= object_len + 1, "{} {}", r.method, r.path);
+        if segments.len() > object_len {
+            assert!(
+                matches!(sub, Some(&"log" | &"exec")),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}

@@ -5,7 +5,9 @@
 use ::kube::Client;
 use ::kube::core::ApiResource;
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{APIGroupList, APIResourceList, APIVersions};
+
+use super::paths;
 
 /// One resource type the cluster serves, at one group version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,9 +81,10 @@ pub enum Resolution {
 
 /// Fetch every group version's resource list. Failing aggregated groups (e.g. a down
 /// metrics-server) are skipped, as kubectl does; the core group and the group list must answer.
+/// Paths are built from encoded segments like every other request: the server names the groups.
 pub async fn discover(client: &Client) -> Result<Vec<KindInfo>, ::kube::Error> {
-    let core_versions = client.list_core_api_versions().await?;
-    let groups = client.list_api_groups().await?;
+    let core_versions: APIVersions = get(client, "/api".to_string()).await?;
+    let groups: APIGroupList = get(client, "/apis".to_string()).await?;
 
     // (group, version, group_version, preferred)
     let mut targets: Vec<(String, String, String, bool)> = Vec::new();
@@ -104,14 +107,16 @@ pub async fn discover(client: &Client) -> Result<Vec<KindInfo>, ::kube::Error> {
         }
     }
 
-    let fetched: Vec<_> = futures::stream::iter(targets.into_iter().map(
-        |(group, version, gv, preferred)| async move {
-            let list = if group.is_empty() {
-                client.list_core_api_resources(&version).await
-            } else {
-                client.list_api_group_resources(&gv).await
-            };
-            (group, version, gv, preferred, list)
+    let fetched: Vec<_> = futures::stream::iter(targets.into_iter().filter_map(
+        |(group, version, gv, preferred)| match paths::group_version(&group, &version) {
+            Ok(path) => Some(async move {
+                let list = get::<APIResourceList>(client, path).await;
+                (group, version, gv, preferred, list)
+            }),
+            Err(e) => {
+                tracing::warn!(group_version = %gv, error = %e, "discovery: skipping a group version that cannot be requested");
+                None
+            }
         },
     ))
     .buffer_unordered(8)
@@ -131,6 +136,16 @@ pub async fn discover(client: &Client) -> Result<Vec<KindInfo>, ::kube::Error> {
     // Deterministic order: the same query resolves the same way on every refresh.
     kinds.sort_by(|a, b| (&a.group, &a.version, &a.plural).cmp(&(&b.group, &b.version, &b.plural)));
     Ok(kinds)
+}
+
+async fn get<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: String,
+) -> Result<T, ::kube::Error> {
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(::kube::Error::HttpError)?;
+    client.request(req).await
 }
 
 fn kinds_of(group: &str, version: &str, preferred: bool, list: &APIResourceList) -> Vec<KindInfo> {

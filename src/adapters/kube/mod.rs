@@ -5,6 +5,10 @@
 //! is the tools' job.
 
 pub mod discovery;
+pub mod ops;
+pub mod paths;
+#[cfg(test)]
+mod verifier;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +25,11 @@ use crate::adapters::http::{
 };
 use crate::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 pub use discovery::{KindInfo, Resolution};
+pub use ops::{
+    DeleteOptions, EventFilter, ExecOutcome, ExecRequest, KubeOps, ListQuery, LogQuery,
+    Propagation, ServerVersion,
+};
+pub use paths::Resource;
 
 /// How often a discovery miss may trigger a refetch (a new CRD shows up within this delay).
 const DISCOVERY_REFRESH_MIN: Duration = Duration::from_secs(30);
@@ -56,6 +65,9 @@ pub enum KubeError {
     },
     #[error("cluster `{cluster}`: {message}")]
     Other { cluster: String, message: String },
+    /// A name that cannot be a path segment; nothing was sent.
+    #[error("{what} '{value}' cannot be used: Kubernetes names are never empty, '.' or '..'")]
+    InvalidSegment { what: String, value: String },
 }
 
 fn human_duration(d: Duration) -> String {
@@ -523,11 +535,7 @@ impl Kube for KubeAdapter {
             for name in self.cluster_names() {
                 let (outcome, health) = match self.get_or_build(Some(&name)).await {
                     Ok(cluster) => {
-                        let client = cluster.client();
-                        let outcome = cluster
-                            .read(|| client.apiserver_version())
-                            .await
-                            .map(|_| ());
+                        let outcome = KubeOps::version(&cluster).await.map(|_| ());
                         (outcome, cluster.health())
                     }
                     Err(e) => (Err(e), None),

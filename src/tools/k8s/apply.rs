@@ -1,7 +1,6 @@
 //! `k8s.apply_manifest`: server-side apply (field manager `toolgate`, force) of one or more
 //! YAML documents. Every document is checked and resolved before anything is applied.
 
-use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,13 +11,10 @@ use super::preview::{
 };
 use super::redact::sanitize;
 use super::rows::str_at;
-use super::target::{Target, cluster, missing_namespace, tool_error};
-use crate::adapters::kube::Cluster;
+use super::target::{Cluster, Target, cluster, missing_namespace, tool_error};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
-
-pub const FIELD_MANAGER: &str = "toolgate";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -417,23 +413,21 @@ async fn apply_one(
 /// Server-side apply of one document (optionally dryRun=All): the object as the API server
 /// returned it, unredacted. Errors name the object.
 async fn patch_doc(t: &Target, name: &str, doc: Value, dry_run: bool) -> Result<Value, ToolError> {
-    let api: Api<DynamicObject> = match &t.namespace {
-        Some(ns) => Api::namespaced_with(t.cluster.client(), ns, &t.kind.resource),
-        None => Api::all_with(t.cluster.client(), &t.kind.resource),
-    };
-    let mut pp = PatchParams::apply(FIELD_MANAGER).force();
-    if dry_run {
-        pp = pp.dry_run();
-    }
     match t
         .cluster
-        .write(api.patch(name, &pp, &Patch::Apply(&doc)))
+        .apply(
+            t.kind.info.resource(),
+            t.namespace.as_deref(),
+            name,
+            &doc,
+            dry_run,
+        )
         .await
     {
-        Ok(obj) => Ok(serde_json::to_value(&obj).unwrap_or(Value::Null)),
+        Ok(obj) => Ok(obj),
         Err(e) => {
             let missing_ns = match (&t.namespace, e.is_not_found()) {
-                (Some(ns), true) => missing_namespace(&t.cluster, ns).await,
+                (Some(ns), true) => missing_namespace(t.cluster.as_ref(), ns).await,
                 _ => None,
             };
             let mut err = missing_ns.unwrap_or_else(|| tool_error(e));

@@ -2,8 +2,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use ::kube::api::{DeleteParams, ListParams, PropagationPolicy};
-use ::kube::core::Request;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,8 +9,8 @@ use serde_json::{Value, json};
 use super::preview::{count_of, list_all, object_label};
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Omitted, Target, target, tool_error};
-use crate::adapters::kube::{Cluster, KubeError, ResolvedKind};
+use super::target::{Cluster, Omitted, Target, target, tool_error};
+use crate::adapters::kube::{DeleteOptions, KubeError, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, TypedTool};
@@ -276,26 +274,31 @@ async fn resolve_target(ctx: &ToolContext, p: &DeleteArgs) -> Result<Target, Too
     .await
 }
 
-fn delete_params(p: &DeleteArgs, dry_run: bool) -> DeleteParams {
-    DeleteParams {
+fn delete_params(p: &DeleteArgs, dry_run: bool) -> DeleteOptions {
+    use crate::adapters::kube::Propagation as Policy;
+    DeleteOptions {
         dry_run,
         grace_period_seconds: p.grace_period_seconds,
-        propagation_policy: p.propagation_policy.map(|pp| match pp {
-            Propagation::Foreground => PropagationPolicy::Foreground,
-            Propagation::Background => PropagationPolicy::Background,
-            Propagation::Orphan => PropagationPolicy::Orphan,
+        propagation: p.propagation_policy.map(|pp| match pp {
+            Propagation::Foreground => Policy::Foreground,
+            Propagation::Background => Policy::Background,
+            Propagation::Orphan => Policy::Orphan,
         }),
-        preconditions: None,
     }
 }
 
 /// DELETE one object; the API's answer (the object, or a Status).
-async fn send_delete(t: &Target, name: &str, dp: DeleteParams) -> Result<Value, ToolError> {
-    let client = t.cluster.client();
-    let req = Request::new(t.url_path())
-        .delete(name, &dp)
-        .map_err(|e| ToolError::internal(format!("cannot build the request: {e}")))?;
-    match t.cluster.write(client.request::<Value>(req)).await {
+async fn send_delete(t: &Target, name: &str, options: DeleteOptions) -> Result<Value, ToolError> {
+    match t
+        .cluster
+        .delete(
+            t.kind.info.resource(),
+            t.namespace.as_deref(),
+            name,
+            &options,
+        )
+        .await
+    {
         Ok(a) => Ok(a),
         Err(e) if e.is_not_found() => Err(t.not_found(name).await),
         Err(e) => Err(tool_error(e)),
@@ -398,7 +401,7 @@ async fn find_dependents(
             kind,
             namespace: Some(ns.clone()),
         };
-        match list_all(&lt, &ListParams::default(), true).await {
+        match list_all(&lt, &ListQuery::default().metadata_only()).await {
             Ok((items, more)) => {
                 out.incomplete |= more;
                 objects.extend(
@@ -543,7 +546,7 @@ async fn namespace_content(
             namespace: Some(ns.to_string()),
         };
         // Metadata only: counting Secrets must not fetch their values.
-        match list_all(&lt, &ListParams::default(), true).await {
+        match list_all(&lt, &ListQuery::default().metadata_only()).await {
             Ok((items, more)) => counts.push((singular, plural, items.len(), more)),
             Err(e) => unchecked.push(format!("{plural}: {}", e.message)),
         }
@@ -563,7 +566,7 @@ async fn custom_resources(c: &Cluster, crd: &Value) -> Result<(String, usize, bo
         kind,
         namespace: None,
     };
-    let (items, more) = list_all(&lt, &ListParams::default(), true).await?;
+    let (items, more) = list_all(&lt, &ListQuery::default().metadata_only()).await?;
     Ok((plural, items.len(), more))
 }
 

@@ -13,6 +13,7 @@ use super::events::{EventRow, fetch_events, newest_rows};
 use super::redact::{LAST_APPLIED, data_keys};
 use super::rows::{age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at};
 use super::target::{Omitted, target};
+use crate::adapters::kube::EventFilter;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, TypedTool};
@@ -107,16 +108,14 @@ impl TypedTool for DescribeResource {
         let now = Timestamp::now();
         let info = &t.kind.info;
 
-        let mut selector = vec![
-            format!("involvedObject.name={}", p.name),
-            format!("involvedObject.kind={}", info.kind),
-        ];
-        if let Some(ns) = &t.namespace {
-            selector.push(format!("involvedObject.namespace={ns}"));
-        }
+        let filter = EventFilter {
+            kind: Some(info.kind.clone()),
+            name: Some(p.name.clone()),
+            namespace: t.namespace.clone(),
+            event_type: None,
+        };
         let uid = str_at(&obj, &["metadata", "uid"]).to_string();
-        let mut events =
-            fetch_events(&t.cluster, t.namespace.as_deref(), &selector.join(",")).await?;
+        let mut events = fetch_events(t.cluster.as_ref(), t.namespace.as_deref(), &filter).await?;
         events.retain(|e| {
             str_at(e, &["involvedObject", "name"]) == p.name
                 && str_at(e, &["involvedObject", "kind"]) == info.kind

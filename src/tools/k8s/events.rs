@@ -1,15 +1,14 @@
 //! `k8s.get_events`: recent events, newest first, filtered by namespace, involved object and
 //! type; also the event rows `k8s.describe_resource` shows.
 
-use ::kube::api::ListParams;
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rows::str_at;
-use super::target::{cluster, items, list_json, missing_namespace, tool_error};
-use crate::adapters::kube::Cluster;
+use super::target::{cluster, items, missing_namespace, tool_error};
+use crate::adapters::kube::{EventFilter, KubeOps};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, TypedTool};
@@ -100,17 +99,13 @@ impl TypedTool for GetEvents {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .map(String::from);
-        let mut selector = Vec::new();
-        if let Some(k) = &kind {
-            selector.push(format!("involvedObject.kind={k}"));
-        }
-        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
-            selector.push(format!("involvedObject.name={n}"));
-        }
-        if let Some(t) = p.event_type {
-            selector.push(format!("type={t:?}"));
-        }
-        let mut events = fetch_events(&c, namespace.as_deref(), &selector.join(",")).await?;
+        let filter = EventFilter {
+            kind: kind.clone(),
+            name: p.name.clone().filter(|n| !n.is_empty()),
+            namespace: None,
+            event_type: p.event_type.map(|t| format!("{t:?}")),
+        };
+        let mut events = fetch_events(c.as_ref(), namespace.as_deref(), &filter).await?;
         // The selector runs on the server; this keeps answers right on servers that ignore it.
         events.retain(|e| {
             kind.as_deref()
@@ -123,7 +118,7 @@ impl TypedTool for GetEvents {
         });
         if events.is_empty()
             && let Some(ns) = &namespace
-            && let Some(err) = missing_namespace(&c, ns).await
+            && let Some(err) = missing_namespace(c.as_ref(), ns).await
         {
             return Err(err);
         }
@@ -143,27 +138,19 @@ impl TypedTool for GetEvents {
     }
 }
 
-/// Events matching `field_selector` in `namespace` (all when `None`), up to [`SCAN_LIMIT`].
+/// Events matching `filter` in `namespace` (all when `None`), up to [`SCAN_LIMIT`].
 pub async fn fetch_events(
-    c: &Cluster,
+    c: &dyn KubeOps,
     namespace: Option<&str>,
-    field_selector: &str,
+    filter: &EventFilter,
 ) -> Result<Vec<Value>, ToolError> {
-    let path = match namespace {
-        Some(ns) => format!("/api/v1/namespaces/{ns}/events"),
-        None => "/api/v1/events".to_string(),
-    };
     let mut out: Vec<Value> = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut lp = ListParams::default().limit(PAGE);
-        if !field_selector.is_empty() {
-            lp = lp.fields(field_selector);
-        }
-        if let Some(t) = &token {
-            lp = lp.continue_token(t);
-        }
-        let list = list_json(c, path.clone(), &lp).await.map_err(tool_error)?;
+        let list = c
+            .events(namespace, filter, PAGE, token.as_deref())
+            .await
+            .map_err(tool_error)?;
         out.extend(items(&list).iter().cloned());
         token = list
             .pointer("/metadata/continue")

@@ -3,24 +3,19 @@
 
 use std::time::Duration;
 
-use ::kube::api::{Api, AttachParams};
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::logs::pick_container;
 use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
 use super::target::{Omitted, target, tool_error};
+use crate::adapters::kube::ExecRequest;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, TypedTool};
 
-/// Bytes kept of each of stdout and stderr; the rest is read and dropped.
-const OUTPUT_CAP: usize = 64 * 1024;
 const DEFAULT_TIMEOUT: u64 = 20;
 /// Characters of the command line shown in a preview summary (the detail has it all).
 const COMMAND_IN_SUMMARY: usize = 200;
@@ -124,44 +119,25 @@ impl TypedTool for ExecCommand {
             return Ok(out);
         }
         let limit = Duration::from_secs(p.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT).clamp(1, 300));
-        let api: Api<Pod> = Api::namespaced(t.cluster.client(), &namespace);
-        let ap = AttachParams::default()
-            .container(container)
-            .stdin(false)
-            .stdout(true)
-            .stderr(true);
-        let run = async {
-            let mut process = api.exec(&p.pod, p.command.clone(), &ap).await?;
-            let status = process.take_status();
-            let (stdout, stderr) =
-                tokio::join!(read_capped(process.stdout()), read_capped(process.stderr()));
-            let status = match status {
-                Some(s) => s.await,
-                None => None,
-            };
-            let _ = process.join().await;
-            Ok::<_, ::kube::Error>((
-                stdout.map_err(::kube::Error::ReadEvents)?,
-                stderr.map_err(::kube::Error::ReadEvents)?,
-                status,
-            ))
+        let request = ExecRequest {
+            container,
+            command: p.command.clone(),
+            limit,
         };
-        let ((stdout, cut_out), (stderr, cut_err), status) = t.cluster.run_for(limit, run).await.map_err(|e| {
+        let outcome = t.cluster.exec(&namespace, &p.pod, &request).await.map_err(|e| {
             let mut err = tool_error(e);
             if err.kind == crate::core::error::ToolErrorKind::Timeout {
                 err.message = format!("the command did not finish within {} s; raise timeout_seconds or run something shorter", limit.as_secs());
             }
             err
         })?;
-        out.stdout = stdout;
-        out.stderr = stderr;
-        out.truncated = cut_out || cut_err;
-        let (code, error) = exit_code(status.as_ref());
-        out.exit_code = code;
-        out.error = error;
+        out.stdout = outcome.stdout;
+        out.stderr = outcome.stderr;
+        out.truncated = outcome.truncated;
+        out.exit_code = outcome.exit_code;
+        out.error = outcome.error;
         Ok(out)
     }
-
     /// Exec has no dry run: the preview checks the pod and container and names the command.
     async fn preview(
         &self,
@@ -230,104 +206,5 @@ impl TypedTool for ExecCommand {
         _p: &ExecParams,
     ) -> Result<Option<String>, ToolError> {
         Ok(None)
-    }
-}
-
-/// Read a stream to its end, keeping the first [`OUTPUT_CAP`] bytes.
-async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>) -> std::io::Result<(String, bool)> {
-    let Some(mut reader) = reader else {
-        return Ok((String::new(), false));
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut truncated = false;
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        let room = OUTPUT_CAP.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-        truncated |= n > room;
-    }
-    Ok((String::from_utf8_lossy(&kept).into_owned(), truncated))
-}
-
-/// Exit code from the exec status channel: Success → 0, NonZeroExitCode → its cause; a failure
-/// without an exit code (command not found…) → its message.
-pub fn exit_code(status: Option<&Status>) -> (Option<i32>, Option<String>) {
-    let Some(s) = status else {
-        return (None, Some("the API server sent no exit status".into()));
-    };
-    if s.status.as_deref() == Some("Success") {
-        return (Some(0), None);
-    }
-    let code = s
-        .details
-        .as_ref()
-        .and_then(|d| d.causes.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.reason.as_deref() == Some("ExitCode"))
-        .and_then(|c| c.message.as_deref())
-        .and_then(|m| m.trim().parse::<i32>().ok());
-    match code {
-        Some(c) => (Some(c), None),
-        None => (
-            None,
-            Some(
-                s.message
-                    .clone()
-                    .unwrap_or_else(|| "the command failed to run".into()),
-            ),
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{StatusCause, StatusDetails};
-
-    #[test]
-    fn exit_codes_come_from_the_status_channel() {
-        let ok = Status {
-            status: Some("Success".into()),
-            ..Status::default()
-        };
-        assert_eq!(exit_code(Some(&ok)), (Some(0), None));
-        let failed = Status {
-            status: Some("Failure".into()),
-            reason: Some("NonZeroExitCode".into()),
-            details: Some(StatusDetails {
-                causes: Some(vec![StatusCause {
-                    reason: Some("ExitCode".into()),
-                    message: Some("3".into()),
-                    field: None,
-                }]),
-                ..StatusDetails::default()
-            }),
-            ..Status::default()
-        };
-        assert_eq!(exit_code(Some(&failed)), (Some(3), None));
-        let broken = Status {
-            status: Some("Failure".into()),
-            message: Some("executable file not found".into()),
-            ..Status::default()
-        };
-        assert_eq!(
-            exit_code(Some(&broken)),
-            (None, Some("executable file not found".into()))
-        );
-    }
-
-    #[tokio::test]
-    async fn output_is_capped_but_drained() {
-        let data = vec![b'x'; OUTPUT_CAP + 10];
-        let (text, cut) = read_capped(Some(&data[..])).await.expect("read");
-        assert_eq!(text.len(), OUTPUT_CAP);
-        assert!(cut);
-        let (text, cut) = read_capped(Some(&b"hi"[..])).await.expect("read");
-        assert_eq!((text.as_str(), cut), ("hi", false));
     }
 }

@@ -123,7 +123,7 @@ impl TypedTool for ListResources {
         let objects = items(&list);
         if objects.is_empty()
             && let Some(ns) = &t.namespace
-            && let Some(err) = missing_namespace(&t.cluster, ns).await
+            && let Some(err) = missing_namespace(t.cluster.as_ref(), ns).await
         {
             return Err(err);
         }

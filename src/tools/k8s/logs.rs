@@ -1,12 +1,11 @@
 //! `k8s.get_logs`: the tail of one container's log, optionally filtered by substring or regex.
 
-use ::kube::api::{Api, LogParams};
-use k8s_openapi::api::core::v1::Pod;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::target::{Omitted, target, tool_error};
+use crate::adapters::kube::LogQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, TypedTool};
@@ -89,18 +88,16 @@ impl TypedTool for GetLogs {
         let tail = p
             .tail_lines
             .unwrap_or_else(|| ctx.adapters.kube.log_tail_lines());
-        let lp = LogParams {
+        let query = LogQuery {
             container: Some(container.clone()),
             tail_lines: Some(tail.max(1)),
             since_seconds: p.since_seconds,
             previous: p.previous,
             limit_bytes: Some(LIMIT_BYTES),
-            ..LogParams::default()
         };
-        let api: Api<Pod> = Api::namespaced(t.cluster.client(), &namespace);
         let text = t
             .cluster
-            .read(|| api.logs(&p.pod, &lp))
+            .logs(&namespace, &p.pod, &query)
             .await
             .map_err(|e| {
                 let mut err = tool_error(e);

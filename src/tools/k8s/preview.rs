@@ -7,15 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ::kube::api::ListParams;
-use ::kube::core::Request;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use similar::TextDiff;
 
 use super::redact::{LAST_APPLIED, is_secret, sanitize};
-use super::target::{Target, tool_error};
+use super::target::Target;
+use crate::adapters::kube::ListQuery;
 use crate::core::error::ToolError;
 
 /// Largest diff kept in a preview; longer ones are cut at a line boundary with a note.
@@ -211,40 +210,18 @@ pub fn selector_query(selector: &Value) -> Option<String> {
     }
 }
 
-/// Every item of a collection (full objects, or metadata only), following `continue` for at
-/// most [`MAX_PAGES`] pages. The flag tells whether more items were left unread.
-pub async fn list_all(
-    t: &Target,
-    lp: &ListParams,
-    metadata_only: bool,
-) -> Result<(Vec<Value>, bool), ToolError> {
-    let client = t.cluster.client();
-    let url = t.url_path();
+/// Every item of a collection (full objects, or metadata only when `query` says so),
+/// following `continue` for at most [`MAX_PAGES`] pages. The flag tells whether more items
+/// were left unread.
+pub async fn list_all(t: &Target, query: &ListQuery) -> Result<(Vec<Value>, bool), ToolError> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let mut page = lp.clone().limit(PAGE);
-        if let Some(c) = &token {
-            page = page.continue_token(c);
+        let mut page = query.clone().limit(PAGE);
+        if let Some(c) = token.take() {
+            page.continue_token = Some(c);
         }
-        let list: Value = t
-            .cluster
-            .read(|| {
-                let client = client.clone();
-                let request = Request::new(url.clone());
-                let req = if metadata_only {
-                    request.list_metadata(&page)
-                } else {
-                    request.list(&page)
-                };
-                async move {
-                    client
-                        .request::<Value>(req.map_err(::kube::Error::BuildRequest)?)
-                        .await
-                }
-            })
-            .await
-            .map_err(tool_error)?;
+        let list = t.list(&page).await?;
         if let Some(Value::Array(page_items)) = list.get("items") {
             items.extend(page_items.iter().cloned());
         }

@@ -1,25 +1,22 @@
 //! `k8s.rollout_restart`: restart a Deployment, StatefulSet or DaemonSet the way
 //! `kubectl rollout restart` does, by stamping the pod template with `restartedAt`.
 
-use ::kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::apply::FIELD_MANAGER;
 use super::preview::{
     cap_diff, count_of, list_all, object_label, selector_query, to_yaml, unified_diff,
 };
 use super::redact::sanitize;
 use super::rows::{at, str_at};
 use super::target::{Omitted, Target, target, tool_error};
+use crate::adapters::kube::ListQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, TypedTool};
 
-/// The annotation kubectl sets (kube's `restart()` uses another one).
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 const RESTARTABLE: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -225,23 +222,16 @@ async fn patch_restart(
     dry_run: bool,
 ) -> Result<Value, ToolError> {
     let namespace = t.namespace.clone().unwrap_or_default();
-    let patch =
-        json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}});
-    let mut pp = PatchParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
-    };
-    if dry_run {
-        pp = pp.dry_run();
-    }
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(t.cluster.client(), &namespace, &t.kind.resource);
-    let obj = t
-        .cluster
-        .write(api.patch(name, &pp, &Patch::Merge(&patch)))
+    t.cluster
+        .restart(
+            t.kind.info.resource(),
+            &namespace,
+            name,
+            restarted_at,
+            dry_run,
+        )
         .await
-        .map_err(tool_error)?;
-    Ok(serde_json::to_value(&obj).unwrap_or(Value::Null))
+        .map_err(tool_error)
 }
 
 /// Names of the pods a restart replaces: those the selector matches that are not finished
@@ -257,7 +247,7 @@ async fn running_pods(t: &Target, selector: &str) -> Result<(Vec<String>, bool),
         kind,
         namespace: t.namespace.clone(),
     };
-    let (items, more) = list_all(&pods, &ListParams::default().labels(selector), false).await?;
+    let (items, more) = list_all(&pods, &ListQuery::default().labels(selector)).await?;
     let names = items
         .iter()
         .filter(|p| !matches!(str_at(p, &["status", "phase"]), "Succeeded" | "Failed"))

@@ -1,14 +1,19 @@
 //! What every k8s tool does first: pick the cluster, resolve the kind, settle the namespace,
 //! and word failures so the model can fix its call ("namespace 'prod' not found; namespaces:
-//! a, b"). Also the raw JSON get/list requests the read tools share.
+//! a, b"). Also the get/list helpers the read tools share. Kubernetes is reached only through
+//! the adapter's [`KubeOps`]; no tool builds a URL or a kube-rs request.
 
-use ::kube::api::{GetParams, ListParams};
-use ::kube::core::{DynamicObject, Request, Resource};
+use std::sync::Arc;
+
 use serde_json::Value;
 
-use crate::adapters::kube::{Cluster, KubeError, ResolvedKind};
+use crate::adapters::kube::paths::NAMESPACES;
+use crate::adapters::kube::{KubeError, KubeOps, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::{ToolError, ToolErrorKind};
+
+/// One cluster as the tools hold it.
+pub type Cluster = Arc<dyn KubeOps>;
 
 /// Map an adapter error to the error class the core reports.
 pub fn tool_error(e: KubeError) -> ToolError {
@@ -16,7 +21,9 @@ pub fn tool_error(e: KubeError) -> ToolError {
         KubeError::UnknownCluster { .. } | KubeError::KindNotFound { .. } => {
             ToolErrorKind::NotFound
         }
-        KubeError::AmbiguousKind { .. } => ToolErrorKind::InvalidArguments,
+        KubeError::AmbiguousKind { .. } | KubeError::InvalidSegment { .. } => {
+            ToolErrorKind::InvalidArguments
+        }
         KubeError::Api { code, .. } => match code {
             404 => ToolErrorKind::NotFound,
             401 | 403 => ToolErrorKind::Forbidden,
@@ -33,7 +40,8 @@ pub fn tool_error(e: KubeError) -> ToolError {
 
 /// The cluster a call names, or the default one.
 pub async fn cluster(ctx: &ToolContext, name: Option<&str>) -> Result<Cluster, ToolError> {
-    ctx.adapters.kube.cluster(name).await.map_err(tool_error)
+    let cluster = ctx.adapters.kube.cluster(name).await.map_err(tool_error)?;
+    Ok(Arc::new(cluster))
 }
 
 /// Whether an omitted namespace means the context's namespace or all namespaces.
@@ -84,11 +92,6 @@ pub async fn target(
 }
 
 impl Target {
-    /// The collection URL, e.g. `/apis/apps/v1/namespaces/shop/deployments`.
-    pub fn url_path(&self) -> String {
-        DynamicObject::url_path(&self.kind.resource, self.namespace.as_deref())
-    }
-
     /// `deployment 'web' in namespace 'shop'` (for messages).
     pub fn describe(&self, name: &str) -> String {
         match &self.namespace {
@@ -97,9 +100,15 @@ impl Target {
         }
     }
 
+    async fn get_raw(&self, name: &str) -> Result<Value, KubeError> {
+        self.cluster
+            .get(self.kind.info.resource(), self.namespace.as_deref(), name)
+            .await
+    }
+
     /// One object as raw JSON, or a not-found error that says what exists instead.
     pub async fn get(&self, name: &str) -> Result<Value, ToolError> {
-        match get_json(&self.cluster, self.url_path(), name).await {
+        match self.get_raw(name).await {
             Ok(v) => Ok(v),
             Err(e) if e.is_not_found() => Err(self.not_found(name).await),
             Err(e) => Err(tool_error(e)),
@@ -108,35 +117,33 @@ impl Target {
 
     /// One object, or `None` when it does not exist.
     pub async fn get_opt(&self, name: &str) -> Result<Option<Value>, ToolError> {
-        match get_json(&self.cluster, self.url_path(), name).await {
+        match self.get_raw(name).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(tool_error(e)),
         }
     }
 
-    /// One page of the collection, read only for compact rows (see `prune`).
-    pub async fn list_for_rows(&self, lp: &ListParams) -> Result<Value, ToolError> {
-        let client = self.cluster.client();
-        let url_path = self.url_path();
-        self.cluster
-            .read(|| {
-                let client = client.clone();
-                let req = Request::new(url_path.clone()).list(lp);
-                async move {
-                    let text = client
-                        .request_text(req.map_err(::kube::Error::BuildRequest)?)
-                        .await?;
-                    super::prune::parse_list_for_rows(&text).map_err(::kube::Error::SerdeError)
-                }
-            })
+    /// One page of the collection, read only for compact rows (see `prune`): parsed from the
+    /// text the API server sent, keeping only what rows read.
+    pub async fn list_for_rows(&self, query: &ListQuery) -> Result<Value, ToolError> {
+        let text = self
+            .cluster
+            .list_text(self.kind.info.resource(), self.namespace.as_deref(), query)
             .await
-            .map_err(tool_error)
+            .map_err(tool_error)?;
+        super::prune::parse_list_for_rows(&text).map_err(|e| {
+            ToolError::upstream(format!(
+                "cluster `{}`: the API server sent a list that is not valid JSON: {e}",
+                self.cluster.name()
+            ))
+        })
     }
 
     /// One page of the collection as a raw JSON list.
-    pub async fn list(&self, lp: &ListParams) -> Result<Value, ToolError> {
-        list_json(&self.cluster, self.url_path(), lp)
+    pub async fn list(&self, query: &ListQuery) -> Result<Value, ToolError> {
+        self.cluster
+            .list(self.kind.info.resource(), self.namespace.as_deref(), query)
             .await
             .map_err(tool_error)
     }
@@ -144,12 +151,12 @@ impl Target {
     /// Why `name` was not found: a missing namespace (with the ones that exist), or close names.
     pub async fn not_found(&self, name: &str) -> ToolError {
         if let Some(ns) = &self.namespace
-            && let Some(err) = missing_namespace(&self.cluster, ns).await
+            && let Some(err) = missing_namespace(self.cluster.as_ref(), ns).await
         {
             return err;
         }
         let mut msg = format!("{} not found", self.describe(name));
-        if let Ok(list) = self.list(&ListParams::default().limit(500)).await {
+        if let Ok(list) = self.list(&ListQuery::default().limit(500)).await {
             let names: Vec<String> = items(&list)
                 .iter()
                 .filter_map(|i| {
@@ -189,15 +196,12 @@ impl Target {
 }
 
 /// `Some(error)` when namespace `ns` does not exist, listing the namespaces that do.
-pub async fn missing_namespace(cluster: &Cluster, ns: &str) -> Option<ToolError> {
-    match get_json(cluster, "/api/v1/namespaces".to_string(), ns).await {
+pub async fn missing_namespace(cluster: &dyn KubeOps, ns: &str) -> Option<ToolError> {
+    match cluster.get(NAMESPACES, None, ns).await {
         Err(e) if e.is_not_found() => {
-            let names = match list_json(
-                cluster,
-                "/api/v1/namespaces".to_string(),
-                &ListParams::default().limit(200),
-            )
-            .await
+            let names = match cluster
+                .list(NAMESPACES, None, &ListQuery::default().limit(200))
+                .await
             {
                 Ok(list) => items(&list)
                     .iter()
@@ -226,48 +230,14 @@ pub fn items(list: &Value) -> &[Value] {
         .unwrap_or(&[])
 }
 
-pub async fn get_json(cluster: &Cluster, url_path: String, name: &str) -> Result<Value, KubeError> {
-    let client = cluster.client();
-    cluster
-        .read(|| {
-            let client = client.clone();
-            let req = Request::new(url_path.clone()).get(name, &GetParams::default());
-            async move {
-                client
-                    .request::<Value>(req.map_err(::kube::Error::BuildRequest)?)
-                    .await
-            }
-        })
-        .await
-}
-
-pub async fn list_json(
-    cluster: &Cluster,
-    url_path: String,
-    lp: &ListParams,
-) -> Result<Value, KubeError> {
-    let client = cluster.client();
-    cluster
-        .read(|| {
-            let client = client.clone();
-            let req = Request::new(url_path.clone()).list(lp);
-            async move {
-                client
-                    .request::<Value>(req.map_err(::kube::Error::BuildRequest)?)
-                    .await
-            }
-        })
-        .await
-}
-
-/// Build list parameters from optional tool arguments.
+/// Build a list query from optional tool arguments.
 pub fn list_params(
     label_selector: Option<&str>,
     field_selector: Option<&str>,
     limit: Option<u32>,
     continue_token: Option<&str>,
-) -> ListParams {
-    let mut lp = ListParams::default();
+) -> ListQuery {
+    let mut lp = ListQuery::default();
     if let Some(l) = label_selector.filter(|s| !s.trim().is_empty()) {
         lp = lp.labels(l);
     }
