@@ -105,7 +105,13 @@ impl Dispatcher {
             outcome = tracing::field::Empty,
         );
         let transport = req.transport;
-        let result = self.run(entry, req).instrument(span.clone()).await;
+        // Every upstream request the call makes carries its request id (x-request-id, traceparent).
+        let correlation = req.request_id.clone();
+        let result = crate::adapters::http::correlation::scope(
+            correlation,
+            self.run(entry, req).instrument(span.clone()),
+        )
+        .await;
         let outcome = match &result {
             Ok(v) if v.get("status").and_then(Value::as_str) == Some("approval_required") => {
                 "approval_required"

@@ -977,3 +977,47 @@ async fn annotate_waits_for_approval_then_posts_exactly_once() {
         "approving again posts nothing"
     );
 }
+
+/// Each tool call's upstream requests carry its correlation id: `x-request-id` and a W3C
+/// `traceparent` whose trace id follows from it; two calls have two ids.
+#[tokio::test]
+async fn upstream_requests_carry_the_calls_correlation_id() {
+    let loki = fake_obs::loki(json!([])).await;
+    let (_kube, _tg, client) =
+        start(&format!("observability:\n  loki:\n    url: {}\n    tenant: t\n", loki.url)).await;
+    for _ in 0..2 {
+        tool(
+            &client,
+            "obs.search_logs",
+            json!({"query": "{namespace=\"shop\"}"}),
+        )
+        .await
+        .expect("empty result");
+    }
+    let sent = loki.requests_to("/loki/api/v1/query_range");
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let mut ids = Vec::new();
+    for r in &sent {
+        let id = r.header("x-request-id").expect("x-request-id").to_string();
+        // The MCP request's JSON-RPC id is the call's request id (not a fresh UUID).
+        assert!(id.parse::<u64>().is_ok(), "x-request-id {id} is the call's id");
+        let tp = r.header("traceparent").expect("traceparent");
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4, "{tp}");
+        assert_eq!((parts[0], parts[3]), ("00", "01"), "{tp}");
+        assert!(
+            parts[1].len() == 32 && parts[1].chars().all(|c| c.is_ascii_hexdigit()),
+            "{tp}"
+        );
+        assert_eq!(
+            parts[1],
+            toolgate::adapters::http::correlation::traceparent(&id)
+                .split('-')
+                .nth(1)
+                .unwrap_or_default(),
+            "the trace id follows from the request id"
+        );
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "each call has its own id");
+}
