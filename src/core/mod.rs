@@ -1,4 +1,5 @@
-//! The dispatch core: registry, dispatch, output budget. Transports call only `dispatch`.
+//! The dispatch core: registry, dispatch, the one invoke path, approvals, audit, output budget.
+//! Transports call only `dispatch` and the approval methods.
 
 pub mod approval;
 pub mod audit;
@@ -6,6 +7,7 @@ pub mod budget;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod invoke;
 pub mod notify;
 pub mod policy;
 pub mod principal;

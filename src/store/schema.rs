@@ -6,7 +6,12 @@
 use super::{Backend, Store, StoreError};
 
 /// Bump with a new step in `ensure` when a table changes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// 2: `approvals.call_context` (the caller's output budget and roles, for the approved run).
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// Steps that bring a database written at version `.0 - 1` to version `.0`. Fresh databases get
+/// the tables of [`DDL`] as they are now and skip them.
+const MIGRATIONS: &[(i64, &str)] = &[(2, "ALTER TABLE approvals ADD COLUMN call_context TEXT")];
 
 /// Serializes DDL across replicas starting at once: concurrent `CREATE TABLE IF NOT EXISTS` on
 /// PostgreSQL can fail with a unique violation in the catalog. (ASCII "tg-schem".)
@@ -35,6 +40,7 @@ const DDL: &[&str] = &[
         allow_target_change BIGINT NOT NULL,
         rule TEXT NOT NULL,
         preview TEXT NOT NULL,
+        call_context TEXT,
         state TEXT NOT NULL,
         state_reason TEXT,
         result TEXT,
@@ -138,9 +144,19 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
     .bind(SCHEMA_VERSION)
     .execute(&mut *tx)
     .await?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM toolgate_schema WHERE id = 1")
+    let mut version: i64 = sqlx::query_scalar("SELECT version FROM toolgate_schema WHERE id = 1")
         .fetch_one(&mut *tx)
         .await?;
+    for (to, statement) in MIGRATIONS {
+        if version < *to && *to <= SCHEMA_VERSION {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+            sqlx::query("UPDATE toolgate_schema SET version = $1 WHERE id = 1")
+                .bind(*to)
+                .execute(&mut *tx)
+                .await?;
+            version = *to;
+        }
+    }
     tx.commit().await?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Db(format!(
