@@ -207,3 +207,6 @@ impl Dispatcher {
         Invoked { result, audited }
     }
 }
+
+#[cfg(test)]
+mod tests;
