@@ -165,3 +165,55 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::super::Store;
+
+    #[tokio::test]
+    async fn a_version_1_database_gets_the_call_context_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        {
+            // The approvals table and version row as toolgate wrote them before version 2.
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+                .await
+                .expect("create");
+            for statement in [
+                "CREATE TABLE toolgate_schema (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+                "INSERT INTO toolgate_schema (id, version) VALUES (1, 1)",
+                "CREATE TABLE approvals (id TEXT PRIMARY KEY, tool TEXT NOT NULL, args TEXT NOT NULL, \
+                 args_sha256 TEXT NOT NULL, target TEXT NOT NULL, risk TEXT NOT NULL, \
+                 requester_sub TEXT NOT NULL, requester_name TEXT NOT NULL, \
+                 requester_transport TEXT NOT NULL, created_at_ms BIGINT NOT NULL, \
+                 expires_at_ms BIGINT NOT NULL, required_approvals BIGINT NOT NULL, \
+                 approver_roles TEXT NOT NULL, reason_required BIGINT NOT NULL, \
+                 allow_target_change BIGINT NOT NULL, rule TEXT NOT NULL, preview TEXT NOT NULL, \
+                 state TEXT NOT NULL, state_reason TEXT, result TEXT, updated_at_ms BIGINT NOT NULL)",
+                "INSERT INTO approvals VALUES ('old', 'k8s.rollout_restart', '{}', 'ab', '{}', \
+                 'write', 'alice', 'Alice', 'mcp-http', 1, 2, 1, '[]', 0, 0, 'r', '{}', \
+                 'pending', NULL, NULL, 1)",
+            ] {
+                sqlx::query(statement).execute(&mut conn).await.expect("v1 DDL");
+            }
+        }
+        let store = Store::connect(&url).await.expect("migrates");
+        let old = store
+            .get_approval("old")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(old.call_context, serde_json::Value::Null);
+        let mut fresh = super::super::test_support::approval("new", 1, 9_000);
+        fresh.call_context = serde_json::json!({"max_bytes": 2048});
+        store.insert_approval(&fresh).await.expect("insert");
+        let got = store.get_approval("new").await.expect("read").expect("row");
+        assert_eq!(got.call_context["max_bytes"], 2048);
+        drop(store);
+        // A second start finds version 2 and changes nothing.
+        let again = Store::connect(&url).await.expect("reopen");
+        assert!(again.get_approval("new").await.expect("read").is_some());
+    }
+}
