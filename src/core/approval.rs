@@ -221,8 +221,7 @@ impl Dispatcher {
         } = held;
         let spec = entry.spec();
         let args = call.args();
-        let preview = match tokio::time::timeout(self.settings().timeout, call.preview(ctx)).await
-        {
+        let preview = match tokio::time::timeout(self.settings().timeout, call.preview(ctx)).await {
             Ok(Ok(Some(p))) => serde_json::to_value(p).unwrap_or(Value::Null),
             Ok(Ok(None)) => {
                 json!({"summary": format!("would run {} with the arguments shown", spec.name)})
@@ -720,8 +719,8 @@ impl Dispatcher {
             rec.requester.name.clone(),
             stored.requester_roles,
         ));
-        let target = serde_json::from_value::<Target>(rec.target.clone())
-            .unwrap_or_else(|_| call.target());
+        let target =
+            serde_json::from_value::<Target>(rec.target.clone()).unwrap_or_else(|_| call.target());
         let decision = policy.decide(&PolicyInput {
             tool: spec.name,
             risk: spec.risk,
@@ -815,8 +814,8 @@ impl Dispatcher {
                     "expired",
                     Some("no decision before the TTL".into()),
                 )
-                    .await
-                    .map_err(|e| ApprovalError::Store(e.message))?;
+                .await
+                .map_err(|e| ApprovalError::Store(e.message))?;
                 self.gate().notify(format!(
                     "toolgate: `{}` ({id}) expired without a decision",
                     rec.tool

@@ -15,10 +15,10 @@ use crate::core::audit::{Record, redact_args};
 use crate::core::context::{ProgressSink, ToolContext};
 use crate::core::error::{ToolError, ToolErrorKind};
 use crate::core::invoke::{BudgetRequest, Invocation};
-use crate::core::tool::Risk;
 use crate::core::policy::{Effect, PolicyInput};
 use crate::core::principal::Principal;
 use crate::core::registry::{Entry, Registry, UnknownTool};
+use crate::core::tool::Risk;
 use crate::core::validate;
 use crate::metrics;
 

@@ -178,7 +178,10 @@ impl Dispatcher {
                         .map(|()| output),
                 }
             }
-            Err(e) => Err(ToolError::new(e.kind, audit::redact_text(&e.message, &secrets))),
+            Err(e) => Err(ToolError::new(
+                e.kind,
+                audit::redact_text(&e.message, &secrets),
+            )),
         };
         // Reads are recorded once, with their result; anything that can change something (and
         // any approved call) is recorded as executed or failed, synced.

@@ -196,7 +196,10 @@ mod tests {
                  'write', 'alice', 'Alice', 'mcp-http', 1, 2, 1, '[]', 0, 0, 'r', '{}', \
                  'pending', NULL, NULL, 1)",
             ] {
-                sqlx::query(statement).execute(&mut conn).await.expect("v1 DDL");
+                sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect("v1 DDL");
             }
         }
         let store = Store::connect(&url).await.expect("migrates");

@@ -657,7 +657,10 @@ async fn an_approver_who_disconnects_mid_execution_still_gets_the_call_executed_
         gave_up.is_err(),
         "the approval answer came before the command ended: {gave_up:?}"
     );
-    assert_eq!(get_approval(&tg.url, BOB, &id).await["state"], json!("executing"));
+    assert_eq!(
+        get_approval(&tg.url, BOB, &id).await["state"],
+        json!("executing")
+    );
 
     let mut view = Value::Null;
     for _ in 0..100 {
@@ -687,18 +690,24 @@ async fn stored_arguments_edited_in_the_database_are_not_executed() {
         let mut conn = sqlx::sqlite::SqliteConnection::connect(&tg.store_url)
             .await
             .expect("connect");
-        sqlx::query("UPDATE approvals SET args = replace(args, '\"web\"', '\"api\"') WHERE id = $1")
-            .bind(&id)
-            .execute(&mut conn)
-            .await
-            .expect("update");
+        sqlx::query(
+            "UPDATE approvals SET args = replace(args, '\"web\"', '\"api\"') WHERE id = $1",
+        )
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .expect("update");
     }
     let (status, body) = decide(&tg.url, BOB, &id, "approve", Some("ok")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], json!("failed"), "{body}");
     let reason = body["state_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("do not match the hash"), "{reason}");
-    assert_eq!(real_writes(&fake, "PATCH", "/deployments/"), 0, "nothing ran");
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/"),
+        0,
+        "nothing ran"
+    );
     assert_eq!(
         audit_decisions(&tg.url, &id).await,
         ["approval_requested", "approved", "execution_refused"]

@@ -219,7 +219,10 @@ impl Fixture {
         held["approval_id"].as_str().expect("id").to_string()
     }
 
-    async fn approve(&self, id: &str) -> Result<crate::core::approval::ApprovalView, ApprovalError> {
+    async fn approve(
+        &self,
+        id: &str,
+    ) -> Result<crate::core::approval::ApprovalView, ApprovalError> {
         self.d.approve(&approver(), id, None).await
     }
 
@@ -241,7 +244,10 @@ fn assert_no_secret(what: &str, value: &impl Serialize) {
 async fn a_call_approved_later_is_cut_and_redacted_exactly_like_the_same_call_run_directly() {
     let f = Fixture::new().await;
     let args = json!({"n": 400, "password": SECRET, "max_bytes": 2048});
-    let direct = f.call("direct", "test.rows", args.clone()).await.expect("ran");
+    let direct = f
+        .call("direct", "test.rows", args.clone())
+        .await
+        .expect("ran");
     assert_eq!(direct["truncated"], true, "the budget cut it: {direct}");
     let cursor = direct["cursor"].as_str().expect("cursor").to_string();
     assert!(crate::core::budget::serialized_len(&direct) <= 2048);
@@ -309,7 +315,10 @@ async fn a_call_approved_later_times_out_like_the_same_call_run_directly() {
     let view = f.approve(&id).await.expect("decided");
     assert_eq!(view.state, ApprovalState::Failed);
     assert_eq!(view.state_reason.as_deref(), Some(direct.message.as_str()));
-    assert_eq!(view.result.as_ref().map(|r| &r["error"]["kind"]), Some(&json!("timeout")));
+    assert_eq!(
+        view.result.as_ref().map(|r| &r["error"]["kind"]),
+        Some(&json!("timeout"))
+    );
 }
 
 #[tokio::test]
