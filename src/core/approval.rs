@@ -1,31 +1,39 @@
 //! The approval gate: requests that policy holds for humans, N-of-M decisions, exactly-once
-//! execution of the stored call, expiry, recovery after a crash, and the audit trail of each.
-//! Every state change is one conditional update in the store, so racing approvers or replicas
-//! can never run a call twice.
+//! execution of the stored call, expiry, recovery after a crash. Every state change is one
+//! conditional update in the store, so racing approvers or replicas can never run a call twice.
+//!
+//! It holds only the state machine: the approved call runs through `core::invoke` (the path a
+//! direct call takes) and every audit record is written through `core::audit`. The run is a
+//! task of its own, so an approver who disconnects cannot cut it off; before it runs, the
+//! stored arguments are checked against their hash and the policy in force decides again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+pub use crate::core::audit::{APPROVAL_TRANSPORT, redact_args};
+
 use crate::core::audit::{self, Record};
-use crate::core::context::{ApprovalLookup, Page, ToolContext};
+use crate::core::context::{ApprovalLookup, ToolContext};
+use crate::core::dispatch::Dispatcher;
 use crate::core::error::{ToolError, ToolErrorKind};
-use crate::core::policy::{ApprovalRule, PolicyHandle};
+use crate::core::invoke::{self, BudgetRequest, Invocation, Invoked};
+use crate::core::policy::{ApprovalRule, Effect, PolicyHandle, PolicyInput};
 use crate::core::principal::Principal;
 use crate::core::registry::Entry;
-use crate::core::tool::Target;
-use crate::core::{budget, dispatch::Dispatcher};
+use crate::core::tool::{PreparedCall, Target};
+use crate::metrics;
 use crate::store::{
     ApprovalRecord, ApprovalState, DecisionOutcome, DecisionRecord, NewApproval, Requester, Store,
     StoreError, now_ms,
 };
 
-/// Transport label of calls run by the approval engine itself.
-pub const APPROVAL_TRANSPORT: &str = "approval";
+/// How many rows one recovery pass looks at per state (rows stuck there are few).
+const RECOVERY_PAGE: i64 = 10_000;
 
 /// Everything the gate needs besides the registry: policy, store, links, notifications.
 pub struct Gate {
@@ -196,50 +204,24 @@ impl Dispatcher {
         }
     }
 
-    /// Append an audit record, synced to disk; a failure here fails the caller (fail closed).
-    pub(crate) async fn audit(&self, record: Record<'_>) -> Result<(), ToolError> {
-        self.audit_as(record, false).await
-    }
-
-    /// Append the record of a read that ran (it changed nothing): committed before the answer,
-    /// synced to disk as `store.read_audit_durability` says (see `store::Durability`).
-    pub(crate) async fn audit_read(&self, record: Record<'_>) -> Result<(), ToolError> {
-        self.audit_as(record, true).await
-    }
-
-    async fn audit_as(&self, record: Record<'_>, read: bool) -> Result<(), ToolError> {
-        let store = &self.gate().store;
-        let entry = record.entry();
-        let appended = if read {
-            store.append_read_audit(&entry).await
-        } else {
-            store.append_audit(&entry).await
-        };
-        appended.map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "audit write failed; refusing the call");
-            ToolError::internal(format!(
-                "the audit log could not be written, so nothing was done: {e}"
-            ))
-        })
-    }
-
     /// Policy said `require_approval`: preview, persist, audit, answer at once.
     pub(crate) async fn request_approval(
         &self,
         entry: &Entry,
         ctx: &ToolContext,
-        args: Value,
-        target: &Target,
-        rule: &ApprovalRule,
-        rule_name: &str,
+        call: &dyn PreparedCall,
+        held: HeldCall<'_>,
     ) -> Result<Value, ToolError> {
+        let HeldCall {
+            target,
+            rule,
+            rule_name,
+            budget,
+            requester_roles,
+        } = held;
         let spec = entry.spec();
-        let preview = match tokio::time::timeout(
-            self.settings().timeout,
-            entry.tool.preview(ctx, &args),
-        )
-        .await
-        {
+        let args = call.args();
+        let preview = match tokio::time::timeout(self.settings().timeout, call.preview(ctx)).await {
             Ok(Ok(Some(p))) => serde_json::to_value(p).unwrap_or(Value::Null),
             Ok(Ok(None)) => {
                 json!({"summary": format!("would run {} with the arguments shown", spec.name)})
@@ -249,7 +231,7 @@ impl Dispatcher {
                     principal: &ctx.principal,
                     transport: ctx.transport,
                     tool: spec.name,
-                    args: redact_args(entry, &args),
+                    args: redact_args(entry, args),
                     decision: "preview_failed",
                     rule: Some(rule_name.to_string()),
                     approval_id: None,
@@ -278,7 +260,7 @@ impl Dispatcher {
         let request = NewApproval {
             id: id.clone(),
             tool: spec.name.to_string(),
-            args_sha256: audit::args_sha256(&args),
+            args_sha256: audit::args_sha256(args),
             args: args.clone(),
             target: serde_json::to_value(target).unwrap_or(Value::Null),
             risk: spec.risk.as_str().to_string(),
@@ -295,6 +277,11 @@ impl Dispatcher {
             allow_target_change: rule.allow_target_change,
             rule: rule_name.to_string(),
             preview: preview.clone(),
+            call_context: serde_json::to_value(StoredCall {
+                budget,
+                requester_roles,
+            })
+            .unwrap_or(Value::Null),
         };
         self.gate()
             .store
@@ -309,7 +296,7 @@ impl Dispatcher {
             principal: &ctx.principal,
             transport: ctx.transport,
             tool: spec.name,
-            args: redact_args(entry, &args),
+            args: redact_args(entry, args),
             decision: "approval_requested",
             rule: Some(rule_name.to_string()),
             approval_id: Some(id.clone()),
@@ -343,34 +330,6 @@ impl Dispatcher {
             "preview": preview.get("summary").cloned().unwrap_or(Value::Null),
             "next": "A human must approve this call. Poll with approval.status {approval_id, wait_seconds} to get the result once it ran.",
         }))
-    }
-
-    /// Record a request refused before it reached a tool (bad token, missing permission, identity
-    /// provider down). Nothing of the token is kept. The request is refused whatever happens
-    /// here, so a failed write is only logged.
-    pub async fn audit_refusal(
-        &self,
-        transport: &str,
-        who: Option<&Principal>,
-        decision: &str,
-        reason: &str,
-    ) {
-        let anonymous = Principal::new("anonymous", "anonymous", Vec::new());
-        let principal = who.unwrap_or(&anonymous);
-        let record = Record {
-            principal,
-            transport,
-            tool: "-",
-            args: Value::Null,
-            decision,
-            rule: None,
-            approval_id: None,
-            result_summary: Some(reason.to_string()),
-            trace_id: None,
-        };
-        if let Err(e) = self.audit(record).await {
-            tracing::error!(error = %e.message, "could not audit a refused request");
-        }
     }
 
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
@@ -488,25 +447,29 @@ impl Dispatcher {
             DecisionOutcome::AlreadyDecided => return Err(ApprovalError::AlreadyDecided),
             DecisionOutcome::NotPending(state) => return Err(ApprovalError::NotPending(state)),
             DecisionOutcome::Expired => {
-                self.audit_state(&rec, "expired", None).await.ok();
+                self.audit_approval_by_system(&rec, "expired", None)
+                    .await
+                    .ok();
                 self.gate().changed(id);
                 return Err(ApprovalError::Expired);
             }
             DecisionOutcome::Recorded { state, .. } => state,
         };
-        self.audit(Record {
-            principal: approver,
-            transport: APPROVAL_TRANSPORT,
-            tool: &rec.tool,
-            args: self.redacted(&rec),
-            decision: if approve { "approved" } else { "denied" },
-            rule: Some(rec.rule.clone()),
-            approval_id: Some(id.to_string()),
-            result_summary: reason.clone(),
-            trace_id: None,
-        })
-        .await
-        .map_err(|e| ApprovalError::Store(e.message))?;
+        let audited = self
+            .audit_approval(
+                &rec,
+                approver,
+                if approve { "approved" } else { "denied" },
+                reason.clone(),
+            )
+            .await;
+        if let Err(e) = audited {
+            if state == ApprovalState::Approved {
+                self.fail_unrun(&rec, &e).await;
+            }
+            self.gate().changed(id);
+            return Err(ApprovalError::Store(e.message));
+        }
         self.gate().changed(id);
         self.gate().notify(format!(
             "toolgate: {} {} `{}` ({id}){}",
@@ -516,9 +479,40 @@ impl Dispatcher {
             reason.map(|r| format!(": {r}")).unwrap_or_default()
         ));
         if state == ApprovalState::Approved {
-            self.execute_approved(id).await?;
+            self.run_approved(id).await?;
         }
         self.approval(id).await
+    }
+
+    /// An approval completed but its audit record could not be written: the call does not run
+    /// (fail closed) and the request ends `failed` instead of waiting in `approved` for ever.
+    async fn fail_unrun(&self, rec: &ApprovalRecord, cause: &ToolError) {
+        let reason = format!(
+            "not executed: the audit log could not be written when the approval completed ({}); request it again",
+            cause.message
+        );
+        let moved = self
+            .gate()
+            .store
+            .transition(
+                &rec.id,
+                ApprovalState::Approved,
+                ApprovalState::Failed,
+                Some(&reason),
+                None,
+                now_ms(),
+            )
+            .await;
+        match moved {
+            Ok(_) => {
+                // Best effort: the audit log just failed, it may work again.
+                self.audit_approval_by_system(rec, "failed", Some(reason))
+                    .await
+                    .ok();
+            }
+            Err(e) => tracing::error!(approval_id = %rec.id, error = %e,
+                "could not mark an approved call as failed; start-up recovery will"),
+        }
     }
 
     /// The requester withdraws a pending request.
@@ -555,25 +549,57 @@ impl Dispatcher {
                 .unwrap_or(rec.state);
             return Err(ApprovalError::NotPending(now));
         }
-        self.audit(Record {
-            principal: requester,
-            transport: APPROVAL_TRANSPORT,
-            tool: &rec.tool,
-            args: self.redacted(&rec),
-            decision: "cancelled",
-            rule: Some(rec.rule.clone()),
-            approval_id: Some(id.to_string()),
-            result_summary: None,
-            trace_id: None,
-        })
-        .await
-        .map_err(|e| ApprovalError::Store(e.message))?;
+        self.audit_approval(&rec, requester, "cancelled", None)
+            .await
+            .map_err(|e| ApprovalError::Store(e.message))?;
         self.gate().changed(id);
         self.approval(id).await
     }
 
+    /// Run an approved request's call as a task the core owns: the approver's request awaits
+    /// its outcome, but dropping that await (a client that disconnects) does not cancel it.
+    async fn run_approved(&self, id: &str) -> Result<(), ApprovalError> {
+        let Some(me) = self.shared() else {
+            // Shutting down: there is no `Arc` to hand the task, so run it here.
+            return self.execute_approved(id).await;
+        };
+        let owned = id.to_string();
+        let task = tokio::spawn(async move { me.execute_approved(&owned).await });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Only a panic ends the task early (nothing aborts it): what ran is unknown.
+                tracing::error!(approval_id = %id, error = %e, "the execution task failed");
+                let reason = format!(
+                    "toolgate failed while running the call ({e}); outcome unknown — check the target before requesting it again"
+                );
+                if let Ok(true) = self
+                    .gate()
+                    .store
+                    .transition(
+                        id,
+                        ApprovalState::Executing,
+                        ApprovalState::Interrupted,
+                        Some(&reason),
+                        None,
+                        now_ms(),
+                    )
+                    .await
+                    && let Ok(Some(rec)) = self.gate().store.get_approval(id).await
+                {
+                    self.audit_approval_by_system(&rec, "interrupted", Some(reason.clone()))
+                        .await
+                        .ok();
+                }
+                self.gate().changed(id);
+                Err(ApprovalError::Store(reason))
+            }
+        }
+    }
+
     /// Run the stored call of an approved request, unless another approver or replica already
-    /// does: only the caller that wins `approved → executing` runs it.
+    /// does: only the caller that wins `approved → executing` runs it. The outcome (executed,
+    /// failed, refused, timed out) always ends in the request and in the audit log.
     async fn execute_approved(&self, id: &str) -> Result<(), ApprovalError> {
         let store = &self.gate().store;
         if !store
@@ -594,64 +620,146 @@ impl Dispatcher {
             .get_approval(id)
             .await?
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        let result = self.run_stored(&rec).await;
-        let (to, reason, stored) = match &result {
-            Ok(v) => (ApprovalState::Executed, None, Some(v.clone())),
+        let started = Instant::now();
+        let (result, audited) = match self.run_stored(&rec).await {
+            Run::Invoked(Invoked { result, audited }) => (result, audited),
+            Run::Failed(e) => {
+                let result = Err(e);
+                let requester = Principal::new(
+                    rec.requester.sub.clone(),
+                    rec.requester.name.clone(),
+                    Vec::new(),
+                );
+                let audited = self
+                    .audit_approval(&rec, &requester, "failed", Some(audit::summarize(&result)))
+                    .await;
+                (result, audited)
+            }
+            Run::Refused(why) => {
+                let message = why.to_string();
+                tracing::warn!(approval_id = %id, tool = %rec.tool, reason = %message, "approved call refused at execution");
+                let audited = self
+                    .audit_approval_by_system(&rec, "execution_refused", Some(message.clone()))
+                    .await;
+                (Err(ToolError::forbidden(message)), audited)
+            }
+        };
+        let (to, mut reason, stored) = match &result {
+            Ok(v) => (ApprovalState::Executed, None, v.clone()),
             Err(e) => (
                 ApprovalState::Failed,
                 Some(e.message.clone()),
-                Some(json!({"error": e})),
+                json!({"error": e}),
             ),
         };
+        if let Err(e) = &audited {
+            // The outcome is kept in the request even when the audit log cannot take it.
+            let note = format!(
+                "the audit record of this outcome could not be written: {}",
+                e.message
+            );
+            reason = Some(match reason {
+                Some(r) => format!("{r}; {note}"),
+                None => note,
+            });
+        }
         store
             .transition(
                 id,
                 ApprovalState::Executing,
                 to,
                 reason.as_deref(),
-                stored.as_ref(),
+                Some(&stored),
                 now_ms(),
             )
             .await?;
-        let requester = Principal::new(
-            rec.requester.sub.clone(),
-            rec.requester.name.clone(),
-            Vec::new(),
-        );
-        self.audit_state_with(
-            &rec,
-            &requester,
-            if result.is_ok() { "executed" } else { "failed" },
-            Some(audit::summarize(&result)),
-        )
-        .await
-        .map_err(|e| ApprovalError::Store(e.message))?;
+        let outcome = match (&result, to) {
+            (Ok(_), _) => "ok",
+            (Err(e), _) if e.kind == ToolErrorKind::Timeout => "timeout",
+            _ => "failed",
+        };
+        metrics::tool_call(&rec.tool, APPROVAL_TRANSPORT, outcome, started.elapsed());
         self.gate().changed(id);
         self.gate().notify(format!(
             "toolgate: `{}` ({id}) {}",
             rec.tool,
             audit::summarize(&result)
         ));
-        Ok(())
+        audited.map_err(|e| ApprovalError::Store(e.message))
     }
 
-    /// The exact stored call, on behalf of its requester, after re-checking the target.
-    async fn run_stored(&self, rec: &ApprovalRecord) -> Result<Value, ToolError> {
-        let entry = self
-            .registry()
-            .get(&rec.tool)
-            .map_err(|e| ToolError::internal(e.to_string()))?;
+    /// Everything that must hold before the stored call runs, then the run itself through
+    /// the path a direct call takes.
+    async fn run_stored(&self, rec: &ApprovalRecord) -> Run {
+        let Ok(entry) = self.registry().get(&rec.tool) else {
+            return Run::Refused(NotRun::Invalid(format!(
+                "tool `{}` is no longer registered; not executed",
+                rec.tool
+            )));
+        };
+        let spec = entry.spec();
+        let now = audit::args_sha256(&rec.args);
+        if now != rec.args_sha256 {
+            return Run::Refused(NotRun::ArgsAltered {
+                recorded: rec.args_sha256.clone(),
+                now,
+            });
+        }
+        let Ok(stored) = serde_json::from_value::<StoredCall>(rec.call_context.clone()) else {
+            return Run::Refused(NotRun::NoContext);
+        };
+        let call = match entry.tool.clone().prepare(rec.args.clone()) {
+            Ok(call) => call,
+            Err(e) => return Run::Refused(NotRun::Invalid(format!("{}; not executed", e.message))),
+        };
+        // The policy in force now decides again, on the target resolved at request time.
+        let policy = self.gate().policy.current();
+        let requester = policy.effective(&Principal::new(
+            rec.requester.sub.clone(),
+            rec.requester.name.clone(),
+            stored.requester_roles,
+        ));
+        let target =
+            serde_json::from_value::<Target>(rec.target.clone()).unwrap_or_else(|_| call.target());
+        let decision = policy.decide(&PolicyInput {
+            tool: spec.name,
+            risk: spec.risk,
+            args: call.args(),
+            principal: &requester,
+            target: &target,
+        });
+        let given = rec
+            .decisions
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count() as u32;
+        match decision.effect {
+            Effect::Deny { message } => {
+                return Run::Refused(NotRun::Denied {
+                    message,
+                    rule: decision.rule,
+                });
+            }
+            Effect::RequireApproval(rule) if rule.approvals > given => {
+                return Run::Refused(NotRun::MoreApprovals {
+                    rule: decision.rule,
+                    needed: rule.approvals,
+                    given,
+                });
+            }
+            Effect::RequireApproval(_) | Effect::Allow => {}
+        }
+        let out_budget = match stored.budget.resolve(spec, self.settings(), call.args()) {
+            Ok(b) => b,
+            Err(e) => return Run::Refused(NotRun::Invalid(format!("{}; not executed", e.message))),
+        };
         let ctx = ToolContext {
-            principal: Principal::new(
-                rec.requester.sub.clone(),
-                rec.requester.name.clone(),
-                Vec::new(),
-            ),
+            principal: requester,
             transport: APPROVAL_TRANSPORT,
             request_id: rec.id.clone(),
-            page: Page::default(),
+            page: out_budget.page().clone(),
             adapters: self.adapters().clone(),
-            approvals: None,
+            approvals: Some(self.approval_lookup()),
             progress: None,
         };
         let previewed = rec
@@ -660,19 +768,20 @@ impl Dispatcher {
             .and_then(Value::as_str)
             .map(str::to_string);
         if previewed.is_some() && !rec.allow_target_change {
-            let now = tokio::time::timeout(
-                self.settings().timeout,
-                entry.tool.target_version(&ctx, &rec.args),
-            )
-            .await
-            .map_err(|_| {
-                ToolError::new(
-                    ToolErrorKind::Timeout,
-                    "re-reading the target timed out; not executed",
-                )
-            })??;
+            let now = match tokio::time::timeout(self.settings().timeout, call.target_version(&ctx))
+                .await
+            {
+                Ok(Ok(now)) => now,
+                Ok(Err(e)) => return Run::Failed(e),
+                Err(_) => {
+                    return Run::Failed(ToolError::new(
+                        ToolErrorKind::Timeout,
+                        "re-reading the target timed out; not executed",
+                    ));
+                }
+            };
             if now != previewed {
-                return Err(ToolError::new(
+                return Run::Failed(ToolError::new(
                     ToolErrorKind::Forbidden,
                     format!(
                         "target changed since approval (resourceVersion {} at preview, {} now); not executed — request it again",
@@ -682,66 +791,17 @@ impl Dispatcher {
                 ));
             }
         }
-        let output = tokio::time::timeout(
-            self.settings().timeout,
-            entry.tool.invoke(&ctx, rec.args.clone()),
+        Run::Invoked(
+            self.invoke(Invocation {
+                entry,
+                call,
+                ctx,
+                budget: out_budget,
+                rule: rec.rule.clone(),
+                approval_id: Some(rec.id.clone()),
+            })
+            .await,
         )
-        .await
-        .map_err(|_| {
-            ToolError::new(
-                ToolErrorKind::Timeout,
-                format!("{} did not finish in time", rec.tool),
-            )
-        })??;
-        match entry.spec().budget {
-            Some(b) => budget::apply(
-                output,
-                b,
-                &Page::default(),
-                self.settings().max_bytes_limit,
-                &rec.tool,
-                "",
-            ),
-            None => Ok(output),
-        }
-    }
-
-    fn redacted(&self, rec: &ApprovalRecord) -> Value {
-        match self.registry().get(&rec.tool) {
-            Ok(entry) => redact_args(entry, &rec.args),
-            Err(_) => audit::hash_value(&rec.args).into(),
-        }
-    }
-
-    async fn audit_state(
-        &self,
-        rec: &ApprovalRecord,
-        decision: &str,
-        summary: Option<String>,
-    ) -> Result<(), ToolError> {
-        let system = Principal::new("toolgate", "toolgate", Vec::new());
-        self.audit_state_with(rec, &system, decision, summary).await
-    }
-
-    async fn audit_state_with(
-        &self,
-        rec: &ApprovalRecord,
-        principal: &Principal,
-        decision: &str,
-        summary: Option<String>,
-    ) -> Result<(), ToolError> {
-        self.audit(Record {
-            principal,
-            transport: APPROVAL_TRANSPORT,
-            tool: &rec.tool,
-            args: self.redacted(rec),
-            decision,
-            rule: Some(rec.rule.clone()),
-            approval_id: Some(rec.id.clone()),
-            result_summary: summary,
-            trace_id: None,
-        })
-        .await
     }
 
     /// Expire pending requests past their TTL; returns how many.
@@ -749,9 +809,13 @@ impl Dispatcher {
         let ids = self.gate().store.expire_due(now_ms()).await?;
         for id in &ids {
             if let Some(rec) = self.gate().store.get_approval(id).await? {
-                self.audit_state(&rec, "expired", Some("no decision before the TTL".into()))
-                    .await
-                    .map_err(|e| ApprovalError::Store(e.message))?;
+                self.audit_approval_by_system(
+                    &rec,
+                    "expired",
+                    Some("no decision before the TTL".into()),
+                )
+                .await
+                .map_err(|e| ApprovalError::Store(e.message))?;
                 self.gate().notify(format!(
                     "toolgate: `{}` ({id}) expired without a decision",
                     rec.tool
@@ -762,29 +826,163 @@ impl Dispatcher {
         Ok(ids.len())
     }
 
-    /// Calls found `executing` that no live server can still be running were cut off by a
-    /// crash: they are marked `interrupted` and never re-run by themselves. With one server
-    /// (SQLite) that is every such call at start-up; with replicas sharing PostgreSQL, only
-    /// calls older than the longest a call may run, since another replica may be running it.
+    /// Calls that no live server can still be running were cut off by a stop: `executing`
+    /// ones are marked `interrupted` (outcome unknown) with the evidence — when the run began,
+    /// which approver completed the approval, the arguments' hash — and are never re-run by
+    /// themselves; `approved` ones that never started are marked `failed` (nothing ran). With
+    /// one server (SQLite) that is every such call at start-up; with replicas sharing
+    /// PostgreSQL, only calls older than the longest a call may run, since another replica may
+    /// be running it.
     pub async fn recover_interrupted(&self) -> Result<usize, ApprovalError> {
         let store = &self.gate().store;
+        let now = now_ms();
         let cutoff = if store.backend_name() == "sqlite" {
-            now_ms()
+            now
         } else {
-            let longest = self.settings().timeout.as_millis() as i64 + 120_000;
-            now_ms() - longest
+            let longest = self
+                .registry()
+                .entries()
+                .iter()
+                .map(|e| invoke::time_limit(e.spec(), self.settings()))
+                .max()
+                .unwrap_or(self.settings().timeout);
+            now - (longest.as_millis() as i64 + 120_000)
         };
-        let ids = store.mark_interrupted(cutoff).await?;
-        for id in &ids {
-            if let Some(rec) = self.gate().store.get_approval(id).await? {
-                tracing::warn!(approval_id = %id, tool = %rec.tool, "call was executing when the server stopped; marked interrupted");
-                self.audit_state(&rec, "interrupted", Some("the server stopped while the call ran; check the target before requesting it again".into()))
+        let mut moved = 0;
+        for rec in store
+            .list_approvals(Some(ApprovalState::Executing), RECOVERY_PAGE)
+            .await?
+            .into_iter()
+            .filter(|r| r.updated_at_ms <= cutoff)
+        {
+            let evidence = format!(
+                "toolgate stopped while the call was executing; outcome unknown — check the target before requesting it again (execution began {}, {}, args sha256 {})",
+                rfc3339(rec.updated_at_ms),
+                completed_by(&rec),
+                rec.args_sha256
+            );
+            if store
+                .transition(
+                    &rec.id,
+                    ApprovalState::Executing,
+                    ApprovalState::Interrupted,
+                    Some(&evidence),
+                    None,
+                    now,
+                )
+                .await?
+            {
+                tracing::warn!(approval_id = %rec.id, tool = %rec.tool, "call was executing when the server stopped; marked interrupted");
+                self.audit_approval_by_system(&rec, "interrupted", Some(evidence))
                     .await
                     .map_err(|e| ApprovalError::Store(e.message))?;
+                self.gate().changed(&rec.id);
+                moved += 1;
             }
         }
-        Ok(ids.len())
+        for rec in store
+            .list_approvals(Some(ApprovalState::Approved), RECOVERY_PAGE)
+            .await?
+            .into_iter()
+            .filter(|r| r.updated_at_ms <= cutoff)
+        {
+            let reason = format!(
+                "not executed: toolgate stopped after the approval completed ({}, {}) and before the call started; request it again",
+                rfc3339(rec.updated_at_ms),
+                completed_by(&rec)
+            );
+            if store
+                .transition(
+                    &rec.id,
+                    ApprovalState::Approved,
+                    ApprovalState::Failed,
+                    Some(&reason),
+                    None,
+                    now,
+                )
+                .await?
+            {
+                tracing::warn!(approval_id = %rec.id, tool = %rec.tool, "approved call never started; marked failed");
+                self.audit_approval_by_system(&rec, "failed", Some(reason))
+                    .await
+                    .map_err(|e| ApprovalError::Store(e.message))?;
+                self.gate().changed(&rec.id);
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
+}
+
+/// "approval completed by NAME (sub)": the last approver, whose decision started the run.
+fn completed_by(rec: &ApprovalRecord) -> String {
+    match rec
+        .decisions
+        .iter()
+        .filter(|d| d.decision == "approve")
+        .max_by_key(|d| d.at_ms)
+    {
+        Some(d) => format!(
+            "approval completed by {} ({}) at {}",
+            d.approver_name,
+            d.approver_sub,
+            rfc3339(d.at_ms)
+        ),
+        None => "no approval recorded".to_string(),
+    }
+}
+
+/// What the core keeps with a held call (`call_context`) to run it later exactly as asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredCall {
+    budget: BudgetRequest,
+    /// The requester's roles as their identity provider gave them; the policy in force at
+    /// execution expands them again.
+    requester_roles: Vec<String>,
+}
+
+/// A call policy holds for approval, as the dispatcher hands it over.
+pub(crate) struct HeldCall<'a> {
+    pub target: &'a Target,
+    pub rule: &'a ApprovalRule,
+    pub rule_name: &'a str,
+    pub budget: BudgetRequest,
+    pub requester_roles: Vec<String>,
+}
+
+/// How the stored call's turn went.
+enum Run {
+    /// It ran (or timed out) through the invoke path, which audited the outcome.
+    Invoked(Invoked),
+    /// It could not start (the target changed or could not be re-read).
+    Failed(ToolError),
+    /// A check refused it before anything ran.
+    Refused(NotRun),
+}
+
+/// Why an approved call was refused when its turn came; nothing ran.
+#[derive(Debug, thiserror::Error)]
+enum NotRun {
+    #[error(
+        "the stored arguments do not match the hash recorded with the request (sha256 {recorded} recorded, {now} now): they were changed after the request was made; not executed — request it again"
+    )]
+    ArgsAltered { recorded: String, now: String },
+    #[error("policy now denies this call: {message} (policy rule {rule}); not executed")]
+    Denied { message: String, rule: String },
+    #[error(
+        "policy rule {rule} now needs {needed} approval(s) and this request has {given}; not executed — request it again to collect them"
+    )]
+    MoreApprovals {
+        rule: String,
+        needed: u32,
+        given: u32,
+    },
+    #[error(
+        "this request was stored by an older toolgate without its call context (output budget, requester roles), so the policy cannot decide again; not executed — request it again"
+    )]
+    NoContext,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 fn target_text(t: &Target) -> String {
@@ -803,13 +1001,6 @@ fn target_text(t: &Target) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-/// Arguments as they may be shown and audited.
-pub fn redact_args(entry: &Entry, args: &Value) -> Value {
-    entry
-        .tool
-        .redact_args(&audit::redact_by_schema(args, &entry.input_schema))
 }
 
 /// `approval.status` reads through this: the store plus the in-process change feed, polling

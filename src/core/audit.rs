@@ -1,12 +1,21 @@
-//! Audit records: what the core appends for every decision. Argument fields marked secret in a
-//! tool's input schema (`"x-secret": true` or `"writeOnly": true`) are replaced by their hash;
-//! a tool may redact further (e.g. Secret data inside a manifest).
+//! Audit records: what the core appends for every decision, and every write of them (the
+//! dispatcher, the approval gate and the invoke path append only through this module).
+//! Argument fields marked secret in a tool's input schema (`"x-secret": true` or
+//! `"writeOnly": true`) are replaced by their hash; a tool may redact further (e.g. Secret data
+//! inside a manifest). The values of those fields are also cut out of results and error
+//! messages, so a tool echoing one never leaks it. It must not decide anything.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::core::dispatch::Dispatcher;
+use crate::core::error::ToolError;
 use crate::core::principal::Principal;
-use crate::store::{AuditEntry, now_ms};
+use crate::core::registry::Entry;
+use crate::store::{ApprovalRecord, AuditEntry, now_ms};
+
+/// Transport label of calls run by the approval engine itself.
+pub const APPROVAL_TRANSPORT: &str = "approval";
 
 /// `sha256:<hex>` of a value's JSON.
 pub fn hash_value(value: &Value) -> String {
@@ -31,13 +40,7 @@ pub fn redact_by_schema(args: &Value, input_schema: &Map<String, Value>) -> Valu
     let Value::Object(map) = args else {
         return args.clone();
     };
-    let props = input_schema.get("properties").and_then(Value::as_object);
-    let secret = |key: &str| {
-        props.and_then(|p| p.get(key)).is_some_and(|s| {
-            s.get("x-secret") == Some(&Value::Bool(true))
-                || s.get("writeOnly") == Some(&Value::Bool(true))
-        })
-    };
+    let secret = |key: &str| is_secret(input_schema, key);
     Value::Object(
         map.iter()
             .map(|(k, v)| {
@@ -52,6 +55,74 @@ pub fn redact_by_schema(args: &Value, input_schema: &Map<String, Value>) -> Valu
             })
             .collect(),
     )
+}
+
+/// Secret values shorter than this are not searched for in results (they would match by chance).
+const MIN_SECRET_LEN: usize = 4;
+
+fn is_secret(input_schema: &Map<String, Value>, key: &str) -> bool {
+    input_schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .and_then(|p| p.get(key))
+        .is_some_and(|s| {
+            s.get("x-secret") == Some(&Value::Bool(true))
+                || s.get("writeOnly") == Some(&Value::Bool(true))
+        })
+}
+
+/// The string values of the secret-marked top-level arguments, to be cut out of results.
+pub fn secret_values(args: &Value, input_schema: &Map<String, Value>) -> Vec<String> {
+    let Value::Object(map) = args else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(k, _)| is_secret(input_schema, k))
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|s| s.len() >= MIN_SECRET_LEN)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Replace every occurrence of a secret value inside `text` by its hash.
+pub fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), &hash_value(&Value::String(secret.clone())));
+        }
+    }
+    out
+}
+
+/// `value` with every occurrence of a secret value in its strings (keys too) replaced by its
+/// hash; the shape and types stay as they were.
+pub fn redact_secret_values(value: Value, secrets: &[String]) -> Value {
+    if secrets.is_empty() {
+        return value;
+    }
+    match value {
+        Value::String(s) => Value::String(redact_text(&s, secrets)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| redact_secret_values(v, secrets))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (redact_text(&k, secrets), redact_secret_values(v, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Arguments as they may be shown and audited.
+pub fn redact_args(entry: &Entry, args: &Value) -> Value {
+    entry
+        .tool
+        .redact_args(&redact_by_schema(args, &entry.input_schema))
 }
 
 /// Builder for one audit entry.
@@ -86,8 +157,107 @@ impl Record<'_> {
     }
 }
 
+impl Dispatcher {
+    /// Append an audit record, synced to disk; a failure here fails the caller (fail closed).
+    pub(crate) async fn audit(&self, record: Record<'_>) -> Result<(), ToolError> {
+        self.audit_as(record, false).await
+    }
+
+    /// Append the record of a read that ran (it changed nothing): committed before the answer,
+    /// synced to disk as `store.read_audit_durability` says (see `store::Durability`).
+    pub(crate) async fn audit_read(&self, record: Record<'_>) -> Result<(), ToolError> {
+        self.audit_as(record, true).await
+    }
+
+    async fn audit_as(&self, record: Record<'_>, read: bool) -> Result<(), ToolError> {
+        let store = &self.gate().store;
+        let entry = record.entry();
+        let appended = if read {
+            store.append_read_audit(&entry).await
+        } else {
+            store.append_audit(&entry).await
+        };
+        appended.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "audit write failed; refusing the call");
+            ToolError::internal(format!(
+                "the audit log could not be written, so nothing was done: {e}"
+            ))
+        })
+    }
+
+    /// Record a request refused before it reached a tool (bad token, missing permission, identity
+    /// provider down). Nothing of the token is kept. The request is refused whatever happens
+    /// here, so a failed write is only logged.
+    pub async fn audit_refusal(
+        &self,
+        transport: &str,
+        who: Option<&Principal>,
+        decision: &str,
+        reason: &str,
+    ) {
+        let anonymous = Principal::new("anonymous", "anonymous", Vec::new());
+        let principal = who.unwrap_or(&anonymous);
+        let record = Record {
+            principal,
+            transport,
+            tool: "-",
+            args: Value::Null,
+            decision,
+            rule: None,
+            approval_id: None,
+            result_summary: Some(reason.to_string()),
+            trace_id: None,
+        };
+        if let Err(e) = self.audit(record).await {
+            tracing::error!(error = %e.message, "could not audit a refused request");
+        }
+    }
+
+    /// The stored arguments of a request as they may be shown and audited.
+    pub(crate) fn redacted(&self, rec: &ApprovalRecord) -> Value {
+        match self.registry().get(&rec.tool) {
+            Ok(entry) => redact_args(entry, &rec.args),
+            Err(_) => hash_value(&rec.args).into(),
+        }
+    }
+
+    /// Record a step of an approval request taken by toolgate itself (expiry, recovery,
+    /// refusal at execution).
+    pub(crate) async fn audit_approval_by_system(
+        &self,
+        rec: &ApprovalRecord,
+        decision: &str,
+        summary: Option<String>,
+    ) -> Result<(), ToolError> {
+        let system = Principal::new("toolgate", "toolgate", Vec::new());
+        self.audit_approval(rec, &system, decision, summary).await
+    }
+
+    /// Record a step of an approval request taken by `principal`.
+    pub(crate) async fn audit_approval(
+        &self,
+        rec: &ApprovalRecord,
+        principal: &Principal,
+        decision: &str,
+        summary: Option<String>,
+    ) -> Result<(), ToolError> {
+        self.audit(Record {
+            principal,
+            transport: APPROVAL_TRANSPORT,
+            tool: &rec.tool,
+            args: self.redacted(rec),
+            decision,
+            rule: Some(rec.rule.clone()),
+            approval_id: Some(rec.id.clone()),
+            result_summary: summary,
+            trace_id: None,
+        })
+        .await
+    }
+}
+
 /// A short, secret-free summary of a result for the audit trail.
-pub fn summarize(result: &Result<Value, crate::core::error::ToolError>) -> String {
+pub fn summarize(result: &Result<Value, ToolError>) -> String {
     match result {
         Ok(Value::Object(map)) => {
             let mut parts: Vec<String> = Vec::new();
@@ -155,6 +325,39 @@ mod tests {
             hashed,
             hash_value(&json!("hunter2")),
             "the same value hashes the same"
+        );
+    }
+
+    #[test]
+    fn secret_values_are_cut_out_of_results_keeping_their_shape() {
+        let schema = json!({"properties": {"token": {"type": "string", "writeOnly": true}, "short": {"type": "string", "x-secret": true}, "user": {"type": "string"}}});
+        let schema = schema.as_object().cloned().unwrap_or_default();
+        let secrets = secret_values(
+            &json!({"token": "s3cr3t-value", "short": "ab", "user": "bob"}),
+            &schema,
+        );
+        assert_eq!(
+            secrets,
+            vec!["s3cr3t-value".to_string()],
+            "only long-enough secret fields"
+        );
+        let out = redact_secret_values(
+            json!({"echo": "set s3cr3t-value for bob", "n": 3, "list": ["s3cr3t-value"]}),
+            &secrets,
+        );
+        let text = out.to_string();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert_eq!(out["n"], 3);
+        assert_eq!(
+            out["list"][0],
+            json!(hash_value(&json!("s3cr3t-value"))),
+            "replaced by the same hash the audit shows"
+        );
+        assert!(
+            out["echo"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(" for bob")
         );
     }
 }

@@ -1,6 +1,6 @@
-//! The one entry every transport calls: look up, validate, decide by policy (allow, hold for
-//! approval, deny), invoke with a timeout, apply the output budget, audit, record metrics and a
-//! span. Transports only translate to and from this.
+//! The one entry every transport calls: look up, validate, parse once, decide by policy (allow,
+//! hold for approval, deny), then run through `core::invoke` (the path approved calls take too),
+//! record metrics and a span. Transports only translate to and from this.
 
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -10,14 +10,15 @@ use tracing::Instrument;
 
 use crate::adapters::Adapters;
 use crate::config::ToolsConfig;
-use crate::core::approval::{Gate, StoreLookup, redact_args};
-use crate::core::audit::{self, Record};
-use crate::core::budget;
-use crate::core::context::{Page, ProgressSink, ToolContext};
+use crate::core::approval::{Gate, HeldCall, StoreLookup};
+use crate::core::audit::{Record, redact_args};
+use crate::core::context::{ProgressSink, ToolContext};
 use crate::core::error::{ToolError, ToolErrorKind};
+use crate::core::invoke::{BudgetRequest, Invocation};
 use crate::core::policy::{Effect, PolicyInput};
 use crate::core::principal::Principal;
 use crate::core::registry::{Entry, Registry, UnknownTool};
+use crate::core::tool::Risk;
 use crate::core::validate;
 use crate::metrics;
 
@@ -144,29 +145,11 @@ impl Dispatcher {
         };
 
         // The core's own budget arguments never reach the tool, the policy or the queue.
-        let mut page = Page::default();
-        let mut max_bytes = self.settings.max_bytes_limit;
-        let mut hash = String::new();
-        if spec.budget.is_some() {
-            hash = budget::query_hash(&map);
-            max_bytes = match map.remove(budget::MAX_BYTES_ARG) {
-                None => self.settings.default_max_bytes,
-                Some(v) => match v.as_u64() {
-                    Some(n) if (n as usize) <= self.settings.max_bytes_limit => n as usize,
-                    _ => {
-                        return Err(ToolError::invalid_arguments(format!(
-                            "argument `max_bytes`: {v} is out of range; expected 1024..={}",
-                            self.settings.max_bytes_limit
-                        )));
-                    }
-                },
-            };
-            if let Some(cursor) = map.remove(budget::CURSOR_ARG) {
-                let cursor = cursor.as_str().unwrap_or_default().to_string();
-                page = budget::decode_cursor(&cursor, spec.name, &hash)?;
-            }
-        }
+        let asked = BudgetRequest::take(spec, &self.settings, &mut map)?;
         let args = Value::Object(map);
+        let out_budget = asked.resolve(spec, &self.settings, &args)?;
+        // The one parse of the arguments into the tool's typed input.
+        let call = entry.tool.clone().prepare(args)?;
         let policy = self.gate.policy.current();
         // Rules and approvals see permissions: roles plus what the policy's `permissions:` grants.
         let principal = policy.effective(&req.principal);
@@ -174,26 +157,22 @@ impl Dispatcher {
             principal,
             transport: req.transport,
             request_id: req.request_id,
-            page: page.clone(),
+            page: out_budget.page().clone(),
             adapters: self.adapters.clone(),
             approvals: Some(self.lookup.clone()),
             progress: req.progress,
         };
         // What the call will really touch (e.g. the cluster's default namespace); if that
         // cannot be found in time, what the arguments say.
-        let target = match tokio::time::timeout(
-            self.settings.timeout,
-            entry.tool.resolve_target(&ctx, &args),
-        )
-        .await
-        {
-            Ok(target) => target,
-            Err(_) => entry.tool.target(&args),
-        };
+        let target =
+            match tokio::time::timeout(self.settings.timeout, call.resolve_target(&ctx)).await {
+                Ok(target) => target,
+                Err(_) => call.target(),
+            };
         let decision = policy.decide(&PolicyInput {
             tool: spec.name,
             risk: spec.risk,
-            args: &args,
+            args: call.args(),
             principal: &ctx.principal,
             target: &target,
         });
@@ -205,7 +184,7 @@ impl Dispatcher {
                     principal: &ctx.principal,
                     transport: ctx.transport,
                     tool: spec.name,
-                    args: redact_args(entry, &args),
+                    args: redact_args(entry, call.args()),
                     decision: "denied",
                     rule: Some(decision.rule.clone()),
                     approval_id: None,
@@ -221,7 +200,18 @@ impl Dispatcher {
             Effect::RequireApproval(rule) => {
                 span.record("decision", "require_approval");
                 let answer = self
-                    .request_approval(entry, &ctx, args, &target, &rule, &decision.rule)
+                    .request_approval(
+                        entry,
+                        &ctx,
+                        call.as_ref(),
+                        HeldCall {
+                            target: &target,
+                            rule: &rule,
+                            rule_name: &decision.rule,
+                            budget: asked,
+                            requester_roles: req.principal.roles.clone(),
+                        },
+                    )
                     .await?;
                 if let Some(id) = answer.get("approval_id").and_then(Value::as_str) {
                     span.record("approval_id", id);
@@ -232,13 +222,12 @@ impl Dispatcher {
         };
         // A call that can change something is recorded before it runs, so an audit log that
         // cannot be written stops it (fail closed); reads are recorded once, with their result.
-        let changes_something = spec.risk != crate::core::tool::Risk::Read;
-        if changes_something {
+        if spec.risk != Risk::Read {
             self.audit(Record {
                 principal: &ctx.principal,
                 transport: ctx.transport,
                 tool: spec.name,
-                args: redact_args(entry, &args),
+                args: redact_args(entry, call.args()),
                 decision: "allowed",
                 rule: Some(decision.rule.clone()),
                 approval_id: None,
@@ -247,53 +236,29 @@ impl Dispatcher {
             })
             .await?;
         }
-
-        let limit = spec
-            .max_seconds
-            .map(std::time::Duration::from_secs)
-            .unwrap_or(self.settings.timeout);
-        let invoked = match tokio::time::timeout(limit, entry.tool.invoke(&ctx, args.clone())).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(ToolError::new(
-                ToolErrorKind::Timeout,
-                format!(
-                    "{} did not finish within {} s; narrow the query (namespace, selectors, fewer lines) and try again",
-                    spec.name,
-                    limit.as_secs()
-                ),
-            )),
-        };
-        let result = invoked.and_then(|output| match spec.budget {
-            Some(b) => budget::apply(output, b, &page, max_bytes, spec.name, &hash),
-            None => {
-                budget::check_whole(&output, max_bytes, spec.name)?;
-                Ok(output)
-            }
-        });
+        let invoked = self
+            .invoke(Invocation {
+                entry,
+                call,
+                ctx,
+                budget: out_budget,
+                rule: decision.rule,
+                approval_id: None,
+            })
+            .await;
         // Fail closed: an answer whose audit record cannot be written is not given out.
-        let outcome = match (changes_something, result.is_ok()) {
-            (false, _) => "allowed",
-            (true, true) => "executed",
-            (true, false) => "failed",
-        };
-        let record = Record {
-            principal: &ctx.principal,
-            transport: ctx.transport,
-            tool: spec.name,
-            args: redact_args(entry, &args),
-            decision: outcome,
-            rule: Some(decision.rule),
-            approval_id: None,
-            result_summary: Some(audit::summarize(&result)),
-            trace_id: Some(ctx.request_id.clone()),
-        };
-        if changes_something {
-            self.audit(record).await?;
-        } else {
-            self.audit_read(record).await?;
-        }
-        result
+        invoked.audited?;
+        invoked.result
+    }
+
+    /// What tools read approvals through (`approval.status`).
+    pub(crate) fn approval_lookup(&self) -> Arc<dyn crate::core::context::ApprovalLookup> {
+        self.lookup.clone()
+    }
+
+    /// This dispatcher as an `Arc`, for work that must outlive the request that started it.
+    pub(crate) fn shared(&self) -> Option<Arc<Dispatcher>> {
+        self.lookup.dispatcher.upgrade()
     }
 }
 
@@ -315,7 +280,9 @@ mod tests {
     use super::*;
     use crate::adapters::kube::KubeAdapter;
     use crate::config::Config;
-    use crate::core::tool::{Risk, TypedTool, typed};
+    use crate::core::budget;
+    use crate::core::context::ToolContext;
+    use crate::core::tool::{TypedTool, typed};
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
     use serde_json::json;

@@ -1,5 +1,6 @@
-//! The dispatch core: registry, dispatch, output budget. Transports call only the core: the
-//! dispatcher's methods and the store types re-exported here, never `crate::store` directly.
+//! The dispatch core: registry, dispatch, the one invoke path, approvals, audit, output budget,
+//! readiness. Transports call only the core: the dispatcher's methods and the store types
+//! re-exported here, never `crate::store` directly.
 
 pub mod approval;
 pub mod audit;
@@ -8,6 +9,7 @@ pub mod context;
 pub mod dispatch;
 pub mod error;
 pub mod facade;
+pub mod invoke;
 pub mod notify;
 pub mod policy;
 pub mod principal;

@@ -1,13 +1,16 @@
 //! The tool abstraction: what a tool declares (name, risk, schemas) and how the core calls it.
 //! Tools are transport-free: they never see MCP, HTTP, policy, approvals or audit.
+//!
+//! A call's arguments are parsed once into the tool's typed input ([`Tool::prepare`]); the
+//! target, preview, version check and the run itself all read that one parse.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use schemars::JsonSchema;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::core::context::ToolContext;
@@ -129,9 +132,98 @@ pub struct ToolSpec {
     pub output_schema: Arc<Map<String, Value>>,
 }
 
+/// Lets a default method of [`Tool`] hand itself on as `Arc<dyn Tool>`.
+pub trait AsDynTool {
+    fn as_dyn_tool(self: Arc<Self>) -> Arc<dyn Tool>;
+}
+
+impl<T: Tool> AsDynTool for T {
+    fn as_dyn_tool(self: Arc<Self>) -> Arc<dyn Tool> {
+        self
+    }
+}
+
+/// One call bound to its arguments, parsed once: what the core asks of a call between
+/// validation and the run. Made by [`Tool::prepare`].
+pub trait PreparedCall: Send + Sync {
+    /// The validated arguments as JSON (what policy, audit and the approval hash see).
+    fn args(&self) -> &Value;
+    /// See [`Tool::target`].
+    fn target(&self) -> Target;
+    /// See [`Tool::resolve_target`].
+    fn resolve_target<'a>(&'a self, ctx: &'a ToolContext) -> BoxFuture<'a, Target>;
+    /// See [`Tool::preview`].
+    fn preview<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<Preview>, ToolError>>;
+    /// See [`Tool::target_version`].
+    fn target_version<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<String>, ToolError>>;
+    /// Run the call, consuming the parsed input.
+    fn invoke<'a>(self: Box<Self>, ctx: &'a ToolContext)
+    -> BoxFuture<'a, Result<Value, ToolError>>;
+}
+
+/// The prepared call of a tool without a typed input of its own: each step hands the JSON to
+/// the tool's methods (a wrapper tool that only changes one of them keeps its behaviour).
+struct JsonCall {
+    tool: Arc<dyn Tool>,
+    args: Value,
+}
+
+impl PreparedCall for JsonCall {
+    fn args(&self) -> &Value {
+        &self.args
+    }
+
+    fn target(&self) -> Target {
+        self.tool.target(&self.args)
+    }
+
+    fn resolve_target<'a>(&'a self, ctx: &'a ToolContext) -> BoxFuture<'a, Target> {
+        self.tool.resolve_target(ctx, &self.args)
+    }
+
+    fn preview<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<Preview>, ToolError>> {
+        self.tool.preview(ctx, &self.args)
+    }
+
+    fn target_version<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<String>, ToolError>> {
+        self.tool.target_version(ctx, &self.args)
+    }
+
+    fn invoke<'a>(
+        self: Box<Self>,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        let JsonCall { tool, args } = *self;
+        Box::pin(async move { tool.invoke(ctx, args).await })
+    }
+}
+
 /// A tool as the core sees it.
-pub trait Tool: Send + Sync + 'static {
+pub trait Tool: AsDynTool + Send + Sync + 'static {
     fn spec(&self) -> &ToolSpec;
+
+    /// Bind validated arguments to this tool, parsing them into its typed input once. The core
+    /// calls this once per call and then only the returned call's methods. Default: a call that
+    /// passes the JSON to the methods below.
+    fn prepare(self: Arc<Self>, args: Value) -> Result<Box<dyn PreparedCall>, ToolError> {
+        Ok(Box::new(JsonCall {
+            tool: self.as_dyn_tool(),
+            args,
+        }))
+    }
+
     /// Run the tool with arguments already validated against `spec().input_schema`
     /// (with the core's own `max_bytes`/`cursor` removed).
     fn invoke<'a>(
@@ -186,7 +278,7 @@ pub trait Tool: Send + Sync + 'static {
 /// doc comments become descriptions. `#[serde(deny_unknown_fields)]` on params makes unknown
 /// arguments an error.
 pub trait TypedTool: Send + Sync + 'static {
-    type Params: DeserializeOwned + JsonSchema + Send;
+    type Params: DeserializeOwned + JsonSchema + Send + Sync + 'static;
     type Output: Serialize + JsonSchema;
     const NAME: &'static str;
     const TITLE: &'static str;
@@ -276,18 +368,23 @@ impl<T: TypedTool> Tool for Typed<T> {
         &self.spec
     }
 
+    fn prepare(self: Arc<Self>, args: Value) -> Result<Box<dyn PreparedCall>, ToolError> {
+        let params = typed_params::<T>(&args)?;
+        Ok(Box::new(TypedCall {
+            tool: self,
+            args,
+            params,
+        }))
+    }
+
     fn invoke<'a>(
         &'a self,
         ctx: &'a ToolContext,
         args: Value,
     ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let params: T::Params = serde_json::from_value(args).map_err(|e| {
-                ToolError::invalid_arguments(format!("arguments do not match the schema: {e}"))
-            })?;
-            let out = self.inner.call(ctx, params).await?;
-            serde_json::to_value(out)
-                .map_err(|e| ToolError::internal(format!("cannot serialize output: {e}")))
+            let params = typed_params::<T>(&args)?;
+            run_typed(&self.inner, ctx, params).await
         })
     }
 
@@ -296,7 +393,7 @@ impl<T: TypedTool> Tool for Typed<T> {
     }
 
     fn target(&self, args: &Value) -> Target {
-        serde_json::from_value::<T::Params>(args.clone())
+        typed_params::<T>(args)
             .ok()
             .and_then(|p| self.inner.target(&p))
             .unwrap_or_else(|| Target::from_args(args))
@@ -325,8 +422,67 @@ impl<T: TypedTool> Tool for Typed<T> {
     }
 }
 
+/// A [`TypedTool`] call with its arguments parsed once.
+struct TypedCall<T: TypedTool> {
+    tool: Arc<Typed<T>>,
+    args: Value,
+    params: T::Params,
+}
+
+impl<T: TypedTool> PreparedCall for TypedCall<T> {
+    fn args(&self) -> &Value {
+        &self.args
+    }
+
+    fn target(&self) -> Target {
+        self.tool
+            .inner
+            .target(&self.params)
+            .unwrap_or_else(|| Target::from_args(&self.args))
+    }
+
+    fn resolve_target<'a>(&'a self, _ctx: &'a ToolContext) -> BoxFuture<'a, Target> {
+        let target = self.target();
+        Box::pin(async move { target })
+    }
+
+    fn preview<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<Preview>, ToolError>> {
+        Box::pin(self.tool.inner.preview(ctx, &self.params))
+    }
+
+    fn target_version<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Option<String>, ToolError>> {
+        Box::pin(self.tool.inner.target_version(ctx, &self.params))
+    }
+
+    fn invoke<'a>(
+        self: Box<Self>,
+        ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        let TypedCall { tool, params, .. } = *self;
+        Box::pin(async move { run_typed(&tool.inner, ctx, params).await })
+    }
+}
+
+/// The typed call and the one serialization of its output into the JSON the core budgets.
+async fn run_typed<T: TypedTool>(
+    tool: &T,
+    ctx: &ToolContext,
+    params: T::Params,
+) -> Result<Value, ToolError> {
+    let out = tool.call(ctx, params).await?;
+    serde_json::to_value(out)
+        .map_err(|e| ToolError::internal(format!("cannot serialize output: {e}")))
+}
+
+/// Parse from the borrowed JSON (no copy of the arguments).
 fn typed_params<T: TypedTool>(args: &Value) -> Result<T::Params, ToolError> {
-    serde_json::from_value(args.clone()).map_err(|e| {
+    T::Params::deserialize(args).map_err(|e| {
         ToolError::invalid_arguments(format!("arguments do not match the schema: {e}"))
     })
 }

@@ -20,23 +20,23 @@ use super::{
 #[cfg(test)]
 const APPROVAL_COLUMNS: &str = "id, tool, args, args_sha256, target, risk, requester_sub, \
      requester_name, requester_transport, created_at_ms, expires_at_ms, required_approvals, \
-     approver_roles, reason_required, allow_target_change, rule, preview, state, state_reason, \
-     result, updated_at_ms";
+     approver_roles, reason_required, allow_target_change, rule, preview, call_context, state, \
+     state_reason, result, updated_at_ms";
 
 // sqlx takes only `&'static str` SQL without an explicit assertion, so the select lists are
 // spelled out per query (they must match APPROVAL_COLUMNS; a unit test checks it).
 const SELECT_ONE: &str = "SELECT id, tool, args, args_sha256, target, risk, requester_sub, \
      requester_name, requester_transport, created_at_ms, expires_at_ms, required_approvals, \
-     approver_roles, reason_required, allow_target_change, rule, preview, state, state_reason, \
-     result, updated_at_ms FROM approvals WHERE id = $1";
+     approver_roles, reason_required, allow_target_change, rule, preview, call_context, state, \
+     state_reason, result, updated_at_ms FROM approvals WHERE id = $1";
 const SELECT_PAGE: &str = "SELECT id, tool, args, args_sha256, target, risk, requester_sub, \
      requester_name, requester_transport, created_at_ms, expires_at_ms, required_approvals, \
-     approver_roles, reason_required, allow_target_change, rule, preview, state, state_reason, \
-     result, updated_at_ms FROM approvals ORDER BY created_at_ms DESC, id DESC LIMIT $1";
+     approver_roles, reason_required, allow_target_change, rule, preview, call_context, state, \
+     state_reason, result, updated_at_ms FROM approvals ORDER BY created_at_ms DESC, id DESC LIMIT $1";
 const SELECT_PAGE_IN_STATE: &str = "SELECT id, tool, args, args_sha256, target, risk, \
      requester_sub, requester_name, requester_transport, created_at_ms, expires_at_ms, \
      required_approvals, approver_roles, reason_required, allow_target_change, rule, preview, \
-     state, state_reason, result, updated_at_ms FROM approvals WHERE state = $1 \
+     call_context, state, state_reason, result, updated_at_ms FROM approvals WHERE state = $1 \
      ORDER BY created_at_ms DESC, id DESC LIMIT $2";
 
 const DECISIONS_OF_ONE: &str = "SELECT approval_id, approver_sub, approver_name, decision, \
@@ -88,8 +88,9 @@ impl Store {
             "INSERT INTO approvals (id, tool, args, args_sha256, target, risk, requester_sub, \
              requester_name, requester_transport, created_at_ms, expires_at_ms, \
              required_approvals, approver_roles, reason_required, allow_target_change, rule, \
-             preview, state, state_reason, result, updated_at_ms) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULL, NULL, $19)",
+             preview, state, state_reason, result, updated_at_ms, call_context) VALUES ($1, $2, \
+             $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, NULL, NULL, \
+             $19, $20)",
         )
         .bind(a.id.as_str())
         .bind(a.tool.as_str())
@@ -110,6 +111,7 @@ impl Store {
         .bind(to_json(&a.preview)?)
         .bind(ApprovalState::Pending.as_str())
         .bind(a.created_at_ms)
+        .bind(to_json(&a.call_context)?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -469,6 +471,13 @@ fn approval_from_row(row: &AnyRow) -> Result<ApprovalRecord, StoreError> {
         allow_target_change: row.try_get::<i64, _>("allow_target_change")? != 0,
         rule: row.try_get("rule")?,
         preview: json_column(row, "preview")?,
+        call_context: {
+            let text: Option<String> = row.try_get("call_context")?;
+            text.map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("call_context: {e}")))?
+                .unwrap_or(Value::Null)
+        },
         state: row.try_get::<String, _>("state")?.parse()?,
         state_reason: row.try_get("state_reason")?,
         result,
@@ -548,6 +557,7 @@ mod tests {
         assert!(!got.allow_target_change);
         assert_eq!(got.rule, "writes-need-approval");
         assert_eq!(got.preview["resourceVersion"], "42");
+        assert_eq!(got.call_context, new.call_context);
         assert_eq!(got.state, Pending);
         assert_eq!(got.state_reason, None);
         assert_eq!(got.result, None);

@@ -163,6 +163,9 @@ pub struct NewApproval {
     pub rule: String,
     /// Dry-run output, including the target's resourceVersion at preview time.
     pub preview: Value,
+    /// What the core needs to run the call exactly as it was asked (the caller's output budget,
+    /// the requester's roles); opaque JSON here.
+    pub call_context: Value,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -192,6 +195,8 @@ pub struct ApprovalRecord {
     pub allow_target_change: bool,
     pub rule: String,
     pub preview: Value,
+    /// See [`NewApproval::call_context`]; `Null` on rows written before it existed.
+    pub call_context: Value,
     pub state: ApprovalState,
     pub state_reason: Option<String>,
     pub result: Option<Value>,
@@ -462,6 +467,7 @@ pub(crate) mod test_support {
             allow_target_change: false,
             rule: "writes-need-approval".to_string(),
             preview: serde_json::json!({"resourceVersion": "42", "diff": "+restartedAt"}),
+            call_context: serde_json::json!({"max_bytes": 4096}),
         }
     }
 }

@@ -6,7 +6,12 @@
 use super::{Backend, Store, StoreError};
 
 /// Bump with a new step in `ensure` when a table changes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// 2: `approvals.call_context` (the caller's output budget and roles, for the approved run).
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// Steps that bring a database written at version `.0 - 1` to version `.0`. Fresh databases get
+/// the tables of [`DDL`] as they are now and skip them.
+const MIGRATIONS: &[(i64, &str)] = &[(2, "ALTER TABLE approvals ADD COLUMN call_context TEXT")];
 
 /// Serializes DDL across replicas starting at once: concurrent `CREATE TABLE IF NOT EXISTS` on
 /// PostgreSQL can fail with a unique violation in the catalog. (ASCII "tg-schem".)
@@ -35,6 +40,7 @@ const DDL: &[&str] = &[
         allow_target_change BIGINT NOT NULL,
         rule TEXT NOT NULL,
         preview TEXT NOT NULL,
+        call_context TEXT,
         state TEXT NOT NULL,
         state_reason TEXT,
         result TEXT,
@@ -138,9 +144,19 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
     .bind(SCHEMA_VERSION)
     .execute(&mut *tx)
     .await?;
-    let version: i64 = sqlx::query_scalar("SELECT version FROM toolgate_schema WHERE id = 1")
+    let mut version: i64 = sqlx::query_scalar("SELECT version FROM toolgate_schema WHERE id = 1")
         .fetch_one(&mut *tx)
         .await?;
+    for (to, statement) in MIGRATIONS {
+        if version < *to && *to <= SCHEMA_VERSION {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+            sqlx::query("UPDATE toolgate_schema SET version = $1 WHERE id = 1")
+                .bind(*to)
+                .execute(&mut *tx)
+                .await?;
+            version = *to;
+        }
+    }
     tx.commit().await?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Db(format!(
@@ -148,4 +164,59 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::super::Store;
+
+    #[tokio::test]
+    async fn a_version_1_database_gets_the_call_context_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        {
+            // The approvals table and version row as toolgate wrote them before version 2.
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+                .await
+                .expect("create");
+            for statement in [
+                "CREATE TABLE toolgate_schema (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+                "INSERT INTO toolgate_schema (id, version) VALUES (1, 1)",
+                "CREATE TABLE approvals (id TEXT PRIMARY KEY, tool TEXT NOT NULL, args TEXT NOT NULL, \
+                 args_sha256 TEXT NOT NULL, target TEXT NOT NULL, risk TEXT NOT NULL, \
+                 requester_sub TEXT NOT NULL, requester_name TEXT NOT NULL, \
+                 requester_transport TEXT NOT NULL, created_at_ms BIGINT NOT NULL, \
+                 expires_at_ms BIGINT NOT NULL, required_approvals BIGINT NOT NULL, \
+                 approver_roles TEXT NOT NULL, reason_required BIGINT NOT NULL, \
+                 allow_target_change BIGINT NOT NULL, rule TEXT NOT NULL, preview TEXT NOT NULL, \
+                 state TEXT NOT NULL, state_reason TEXT, result TEXT, updated_at_ms BIGINT NOT NULL)",
+                "INSERT INTO approvals VALUES ('old', 'k8s.rollout_restart', '{}', 'ab', '{}', \
+                 'write', 'alice', 'Alice', 'mcp-http', 1, 2, 1, '[]', 0, 0, 'r', '{}', \
+                 'pending', NULL, NULL, 1)",
+            ] {
+                sqlx::query(statement)
+                    .execute(&mut conn)
+                    .await
+                    .expect("v1 DDL");
+            }
+        }
+        let store = Store::connect(&url).await.expect("migrates");
+        let old = store
+            .get_approval("old")
+            .await
+            .expect("read")
+            .expect("kept");
+        assert_eq!(old.call_context, serde_json::Value::Null);
+        let mut fresh = super::super::test_support::approval("new", 1, 9_000);
+        fresh.call_context = serde_json::json!({"max_bytes": 2048});
+        store.insert_approval(&fresh).await.expect("insert");
+        let got = store.get_approval("new").await.expect("read").expect("row");
+        assert_eq!(got.call_context["max_bytes"], 2048);
+        drop(store);
+        // A second start finds version 2 and changes nothing.
+        let again = Store::connect(&url).await.expect("reopen");
+        assert!(again.get_approval("new").await.expect("read").is_some());
+    }
 }

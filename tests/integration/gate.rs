@@ -259,6 +259,13 @@ async fn a_killed_server_loses_nothing_and_runs_nothing_twice() {
     let restarted = spawn_server(&config, port).await;
     let slow_view = get_approval(&restarted.url, BOB, &slow_id).await;
     assert_eq!(slow_view["state"], json!("interrupted"), "{slow_view}");
+    let evidence = slow_view["state_reason"].as_str().unwrap_or_default();
+    assert!(
+        evidence.contains("execution began")
+            && evidence.contains("approval completed by Bob (bob)")
+            && evidence.contains(slow_view["args_sha256"].as_str().unwrap_or("?")),
+        "the evidence is kept: {evidence}"
+    );
     let pending_view = get_approval(&restarted.url, BOB, &pending_id).await;
     assert_eq!(
         pending_view["state"],
@@ -605,4 +612,104 @@ async fn a_call_without_a_namespace_is_judged_by_the_namespace_it_will_touch() {
     );
     alice.cancel().await.ok();
     token.cancel();
+}
+
+/// The audit decisions of one approval, oldest first, as the REST API shows them.
+async fn audit_decisions(url: &str, id: &str) -> Vec<String> {
+    get_approval(url, BOB, id).await["audit"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r["decision"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_approver_who_disconnects_mid_execution_still_gets_the_call_executed_and_audited() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let alice = client_as(&tg.url, ALICE).await;
+    let held = call(
+        &alice,
+        "k8s.exec_command",
+        json!({"pod": "web-0", "namespace": "shop", "command": ["sleep", "2"], "timeout_seconds": 20}),
+    )
+    .await;
+    let id = held.structured_content.clone().expect("sc")["approval_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    alice.cancel().await.ok();
+
+    // Bob's client gives up (and closes its connection) while the command runs.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .expect("client");
+    let gave_up = impatient
+        .post(format!("{}/api/v1/approvals/{id}/approve", tg.url))
+        .bearer_auth(BOB)
+        .json(&json!({"reason": "go"}))
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the approval answer came before the command ended: {gave_up:?}"
+    );
+    assert_eq!(
+        get_approval(&tg.url, BOB, &id).await["state"],
+        json!("executing")
+    );
+
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = get_approval(&tg.url, BOB, &id).await;
+        if view["state"] != json!("executing") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(view["state"], json!("executed"), "{view}");
+    assert!(view["result"].is_object(), "{view}");
+    assert_eq!(fake.execs().len(), 1, "ran once");
+    assert_eq!(
+        audit_decisions(&tg.url, &id).await,
+        ["approval_requested", "approved", "executed"]
+    );
+}
+
+#[tokio::test]
+async fn stored_arguments_edited_in_the_database_are_not_executed() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let id = request_restart(&tg.url, ALICE).await;
+    // Someone with database access points the held restart at another deployment.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&tg.store_url)
+            .await
+            .expect("connect");
+        sqlx::query(
+            "UPDATE approvals SET args = replace(args, '\"web\"', '\"api\"') WHERE id = $1",
+        )
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .expect("update");
+    }
+    let (status, body) = decide(&tg.url, BOB, &id, "approve", Some("ok")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], json!("failed"), "{body}");
+    let reason = body["state_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("do not match the hash"), "{reason}");
+    assert_eq!(
+        real_writes(&fake, "PATCH", "/deployments/"),
+        0,
+        "nothing ran"
+    );
+    assert_eq!(
+        audit_decisions(&tg.url, &id).await,
+        ["approval_requested", "approved", "execution_refused"]
+    );
 }

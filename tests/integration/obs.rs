@@ -983,8 +983,11 @@ async fn annotate_waits_for_approval_then_posts_exactly_once() {
 #[tokio::test]
 async fn upstream_requests_carry_the_calls_correlation_id() {
     let loki = fake_obs::loki(json!([])).await;
-    let (_kube, _tg, client) =
-        start(&format!("observability:\n  loki:\n    url: {}\n    tenant: t\n", loki.url)).await;
+    let (_kube, _tg, client) = start(&format!(
+        "observability:\n  loki:\n    url: {}\n    tenant: t\n",
+        loki.url
+    ))
+    .await;
     for _ in 0..2 {
         tool(
             &client,
@@ -1000,7 +1003,10 @@ async fn upstream_requests_carry_the_calls_correlation_id() {
     for r in &sent {
         let id = r.header("x-request-id").expect("x-request-id").to_string();
         // The MCP request's JSON-RPC id is the call's request id (not a fresh UUID).
-        assert!(id.parse::<u64>().is_ok(), "x-request-id {id} is the call's id");
+        assert!(
+            id.parse::<u64>().is_ok(),
+            "x-request-id {id} is the call's id"
+        );
         let tp = r.header("traceparent").expect("traceparent");
         let parts: Vec<&str> = tp.split('-').collect();
         assert_eq!(parts.len(), 4, "{tp}");

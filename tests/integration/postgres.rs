@@ -229,6 +229,7 @@ fn approval(id: &str, required: u32) -> NewApproval {
         allow_target_change: true,
         rule: "writes".to_string(),
         preview: json!({"resourceVersion": "7"}),
+        call_context: json!({"max_bytes": 4096}),
     }
 }
 

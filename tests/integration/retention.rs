@@ -36,6 +36,7 @@ fn approval(id: &str, at: i64) -> NewApproval {
         allow_target_change: false,
         rule: "writes".to_string(),
         preview: json!({}),
+        call_context: json!({}),
     }
 }
 
