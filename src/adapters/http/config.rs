@@ -361,51 +361,47 @@ pub fn resolve_settings(
         .min(timeout);
     let mut retry = RetryPolicy::default();
     if let Some(r) = fields.retry {
-        if let Some(n) = r.attempts {
-            if (1..=10).contains(&n) {
-                retry.attempts = n;
-            } else {
-                problems.push(format!(
-                    "{key}.retry.attempts: {n} is out of range; expected 1..=10"
-                ));
-            }
-        }
-        let k = format!("{key}.retry.backoff");
-        if let Some(d) = r
-            .backoff
-            .as_ref()
-            .and_then(|d| d.resolve_within(&k, ms, max, problems))
-        {
-            retry.backoff = d;
-        }
-        let k = format!("{key}.retry.max_backoff");
-        if let Some(d) = r
-            .max_backoff
-            .as_ref()
-            .and_then(|d| d.resolve_within(&k, ms, max, problems))
-        {
-            retry.max_backoff = d;
-        }
+        let k = |f: &str| format!("{key}.retry.{f}");
+        set_count(
+            &mut retry.attempts,
+            r.attempts,
+            &k("attempts"),
+            10,
+            problems,
+        );
+        set_duration(
+            &mut retry.backoff,
+            r.backoff.as_ref(),
+            &k("backoff"),
+            max,
+            problems,
+        );
+        set_duration(
+            &mut retry.max_backoff,
+            r.max_backoff.as_ref(),
+            &k("max_backoff"),
+            max,
+            problems,
+        );
     }
     let mut breaker = BreakerConfig::default();
     if let Some(b) = fields.breaker {
-        if let Some(n) = b.failures {
-            if (1..=1000).contains(&n) {
-                breaker.failures = n;
-            } else {
-                problems.push(format!(
-                    "{key}.breaker.failures: {n} is out of range; expected 1..=1000"
-                ));
-            }
-        }
-        let k = format!("{key}.breaker.cooldown");
-        if let Some(d) = b
-            .cooldown
-            .as_ref()
-            .and_then(|d| d.resolve_within(&k, ms, Duration::from_secs(3600), problems))
-        {
-            breaker.cooldown = d;
-        }
+        let k = |f: &str| format!("{key}.breaker.{f}");
+        set_count(
+            &mut breaker.failures,
+            b.failures,
+            &k("failures"),
+            1000,
+            problems,
+        );
+        let hour = Duration::from_secs(3600);
+        set_duration(
+            &mut breaker.cooldown,
+            b.cooldown.as_ref(),
+            &k("cooldown"),
+            hour,
+            problems,
+        );
     }
     let max_response_bytes = match fields.max_response_bytes {
         Some(n) if n >= 1024 => n,
@@ -424,6 +420,36 @@ pub fn resolve_settings(
         breaker,
         max_response_bytes,
         tls: resolve_tls(key, fields.tls, problems),
+    }
+}
+
+/// `target = value` when given and within `1..=max`, else a problem naming `key`.
+fn set_count(
+    target: &mut u32,
+    value: Option<u32>,
+    key: &str,
+    max: u32,
+    problems: &mut Vec<String>,
+) {
+    match value {
+        Some(n) if (1..=max).contains(&n) => *target = n,
+        Some(n) => problems.push(format!("{key}: {n} is out of range; expected 1..={max}")),
+        None => {}
+    }
+}
+
+/// `target = value` when given and within `1ms..=max`, else a problem naming `key`.
+fn set_duration(
+    target: &mut Duration,
+    value: Option<&RawDuration>,
+    key: &str,
+    max: Duration,
+    problems: &mut Vec<String>,
+) {
+    if let Some(d) =
+        value.and_then(|d| d.resolve_within(key, Duration::from_millis(1), max, problems))
+    {
+        *target = d;
     }
 }
 
