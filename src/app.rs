@@ -88,16 +88,21 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
 /// The dispatch core, built from a validated config: opens the store, loads the policy,
 /// marks calls cut off by a crash as interrupted. Policy and token-file problems are
 /// `ConfigError`s (exit 64), found before any port is bound.
-pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
-    init_crypto();
-    let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
-    let adapters = Adapters {
+/// The upstream adapters the config names (no I/O: clients connect on first use).
+pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
+    Ok(Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
         observability: Arc::new(
             crate::adapters::observability::Observability::new(&config.observability)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
         ),
-    };
+    })
+}
+
+pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
+    init_crypto();
+    let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
+    let adapters = adapters(config)?;
     let policy = Arc::new(load_policy(config)?);
     let mut store = Store::connect(&config.store_url)
         .await

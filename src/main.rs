@@ -109,6 +109,10 @@ enum PolicyCommand {
         /// Roles of the caller, comma-separated.
         #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
+        /// Judge the arguments as typed, without settling them against the cluster (offline
+        /// policy checks). A real call is always judged on its settled arguments.
+        #[arg(long)]
+        as_typed: bool,
     },
     /// Validate the policy files (bad CEL is reported with file, rule and column).
     Check,
@@ -344,6 +348,7 @@ fn policy(config: &Config, cmd: PolicyCommand) -> ExitCode {
             args,
             principal,
             roles,
+            as_typed,
         } => {
             let registry = match registry() {
                 Ok(r) => r,
@@ -367,7 +372,45 @@ fn policy(config: &Config, cmd: PolicyCommand) -> ExitCode {
             };
             let principal =
                 toolgate::core::principal::Principal::new(principal.clone(), principal, roles);
-            let target = entry.tool.target(&args);
+            // What a real call is judged on: its arguments settled (cluster, namespace default,
+            // kind through discovery, names checked) and the target built from them.
+            let (args, target) = if as_typed {
+                println!("target:   as typed (--as-typed: not settled against the cluster)");
+                let target = entry.tool.target(&args);
+                (args, target)
+            } else {
+                let settled = toolgate::app::adapters(config)
+                    .map(std::sync::Arc::new)
+                    .map(|a| {
+                        runtime().map(|rt| {
+                            rt.block_on(toolgate::core::dispatch::settle_for_policy(
+                                entry,
+                                a,
+                                &config.tools,
+                                principal.clone(),
+                                args,
+                            ))
+                        })
+                    });
+                match settled {
+                    Ok(Ok(Ok(settled))) => settled,
+                    Ok(Ok(Err(e))) => {
+                        println!("decision: refused before policy: {}", e.message);
+                        println!(
+                            "          (a call is judged on its settled arguments; --as-typed judges them as typed)"
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                    Ok(Err(e)) => {
+                        eprintln!("toolgate: cannot start the runtime: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("toolgate: {e}");
+                        return ExitCode::from(EXIT_CONFIG as u8);
+                    }
+                }
+            };
             let input = PolicyInput {
                 tool: entry.spec().name,
                 risk: entry.spec().risk,

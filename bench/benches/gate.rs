@@ -28,7 +28,7 @@ use toolgate::core::registry::Registry;
 use toolgate::core::tool::{Risk, TypedTool, typed};
 use toolgate::store::Store;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoopParams {
     /// Any text; echoed back.

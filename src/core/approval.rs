@@ -19,7 +19,7 @@ pub use crate::core::audit::{APPROVAL_TRANSPORT, redact_args};
 
 use crate::core::audit::{self, Record};
 use crate::core::context::{ApprovalLookup, ToolContext};
-use crate::core::dispatch::Dispatcher;
+use crate::core::dispatch::{Dispatcher, settle};
 use crate::core::error::{ToolError, ToolErrorKind};
 use crate::core::invoke::{self, BudgetRequest, Invocation, Invoked};
 use crate::core::policy::{ApprovalRule, Effect, PolicyHandle, PolicyInput};
@@ -708,24 +708,46 @@ impl Dispatcher {
         let Ok(stored) = serde_json::from_value::<StoredCall>(rec.call_context.clone()) else {
             return Run::Refused(NotRun::NoContext);
         };
-        let call = match entry.tool.clone().prepare(rec.args.clone()) {
+        let mut call = match entry.tool.clone().prepare(rec.args.clone()) {
             Ok(call) => call,
             Err(e) => return Run::Refused(NotRun::Invalid(format!("{}; not executed", e.message))),
         };
-        // The policy in force now decides again, on the target resolved at request time.
         let policy = self.gate().policy.current();
         let requester = policy.effective(&Principal::new(
             rec.requester.sub.clone(),
             rec.requester.name.clone(),
             stored.requester_roles,
         ));
-        let target =
-            serde_json::from_value::<Target>(rec.target.clone()).unwrap_or_else(|_| call.target());
+        let mut ctx = ToolContext {
+            principal: requester,
+            transport: APPROVAL_TRANSPORT,
+            request_id: rec.id.clone(),
+            page: Default::default(),
+            adapters: self.adapters().clone(),
+            approvals: Some(self.approval_lookup()),
+            progress: None,
+        };
+        // The stored arguments were settled at request time; settling them again must give the
+        // target that was approved (a kind that discovery now maps elsewhere, a cluster whose
+        // default namespace changed: the approvers did not approve that).
+        let target = match settle(self.settings(), call.as_mut(), &ctx).await {
+            Ok(target) => target,
+            Err(e) => return Run::Failed(e),
+        };
+        let approved = serde_json::from_value::<Target>(rec.target.clone()).ok();
+        if approved.as_ref() != Some(&target) {
+            return Run::Refused(NotRun::Invalid(format!(
+                "the call now resolves to {}, not to the approved {}; not executed — request it again",
+                target.describe(),
+                approved.map_or_else(|| "(unreadable target)".to_string(), |t| t.describe())
+            )));
+        }
+        // The policy in force now decides again, on the target the call resolves to now.
         let decision = policy.decide(&PolicyInput {
             tool: spec.name,
             risk: spec.risk,
             args: call.args(),
-            principal: &requester,
+            principal: &ctx.principal,
             target: &target,
         });
         let given = rec
@@ -753,15 +775,7 @@ impl Dispatcher {
             Ok(b) => b,
             Err(e) => return Run::Refused(NotRun::Invalid(format!("{}; not executed", e.message))),
         };
-        let ctx = ToolContext {
-            principal: requester,
-            transport: APPROVAL_TRANSPORT,
-            request_id: rec.id.clone(),
-            page: out_budget.page().clone(),
-            adapters: self.adapters().clone(),
-            approvals: Some(self.approval_lookup()),
-            progress: None,
-        };
+        ctx.page = out_budget.page().clone();
         let previewed = rec
             .preview
             .get("target_version")

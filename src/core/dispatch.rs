@@ -131,44 +131,31 @@ impl Dispatcher {
 
     async fn run(&self, entry: &Entry, req: CallRequest) -> CallResult {
         let spec = entry.spec();
-        let mut args = match req.args {
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        };
-        validate::normalize_numbers(&mut args);
-        validate::check(&entry.validator, &entry.input_schema, &args)
-            .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", spec.name)))?;
-        let Value::Object(mut map) = args else {
-            return Err(ToolError::invalid_arguments(
-                "arguments must be a JSON object",
-            ));
-        };
-
+        let mut map = checked_args(entry, req.args)?;
         // The core's own budget arguments never reach the tool, the policy or the queue.
         let asked = BudgetRequest::take(spec, &self.settings, &mut map)?;
         let args = Value::Object(map);
-        let out_budget = asked.resolve(spec, &self.settings, &args)?;
         // The one parse of the arguments into the tool's typed input.
-        let call = entry.tool.clone().prepare(args)?;
+        let mut call = entry.tool.clone().prepare(args)?;
         let policy = self.gate.policy.current();
         // Rules and approvals see permissions: roles plus what the policy's `permissions:` grants.
         let principal = policy.effective(&req.principal);
-        let ctx = ToolContext {
+        let mut ctx = ToolContext {
             principal,
             transport: req.transport,
             request_id: req.request_id,
-            page: out_budget.page().clone(),
+            page: Default::default(),
             adapters: self.adapters.clone(),
             approvals: Some(self.lookup.clone()),
             progress: req.progress,
         };
-        // What the call will really touch (e.g. the cluster's default namespace); if that
-        // cannot be found in time, what the arguments say.
-        let target =
-            match tokio::time::timeout(self.settings.timeout, call.resolve_target(&ctx)).await {
-                Ok(target) => target,
-                Err(_) => call.target(),
-            };
+        // Policy judges what will run: the arguments settled (namespace default, kind through
+        // discovery, names checked) and the target built from them. A call that cannot be
+        // settled is refused, never judged on what was typed.
+        let target = settle(&self.settings, call.as_mut(), &ctx).await?;
+        // Cursors bind to the settled arguments, as the approved run sees them.
+        let out_budget = asked.resolve(spec, &self.settings, call.args())?;
+        ctx.page = out_budget.page().clone();
         let decision = policy.decide(&PolicyInput {
             tool: spec.name,
             risk: spec.risk,
@@ -262,6 +249,67 @@ impl Dispatcher {
     }
 }
 
+/// The arguments object checked against the tool's input schema (`null` is read as `{}`).
+fn checked_args(entry: &Entry, args: Value) -> Result<Map<String, Value>, ToolError> {
+    let mut args = match args {
+        Value::Null => Value::Object(Map::new()),
+        other => other,
+    };
+    validate::normalize_numbers(&mut args);
+    validate::check(&entry.validator, &entry.input_schema, &args)
+        .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", entry.spec().name)))?;
+    match args {
+        Value::Object(map) => Ok(map),
+        _ => Err(ToolError::invalid_arguments(
+            "arguments must be a JSON object",
+        )),
+    }
+}
+
+/// What policy would judge for a call of `entry` with `args`: the arguments settled and the
+/// target built from them, exactly as a real call is settled before policy; nothing runs and
+/// nothing is stored. For `policy explain`.
+pub async fn settle_for_policy(
+    entry: &Entry,
+    adapters: Arc<Adapters>,
+    settings: &ToolsConfig,
+    principal: Principal,
+    args: Value,
+) -> Result<(Value, crate::core::tool::Target), ToolError> {
+    let mut map = checked_args(entry, args)?;
+    BudgetRequest::take(entry.spec(), settings, &mut map)?;
+    let mut call = entry.tool.clone().prepare(Value::Object(map))?;
+    let ctx = ToolContext {
+        principal,
+        transport: "policy-explain",
+        request_id: "policy-explain".into(),
+        page: Default::default(),
+        adapters,
+        approvals: None,
+        progress: None,
+    };
+    let target = settle(settings, call.as_mut(), &ctx).await?;
+    Ok((call.args().clone(), target))
+}
+
+/// Settle a prepared call within the call's time limit (see [`PreparedCall::resolve`]).
+pub(crate) async fn settle(
+    settings: &crate::config::ToolsConfig,
+    call: &mut dyn crate::core::tool::PreparedCall,
+    ctx: &ToolContext,
+) -> Result<crate::core::tool::Target, ToolError> {
+    match tokio::time::timeout(settings.timeout, call.resolve(ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(ToolError::new(
+            ToolErrorKind::Timeout,
+            format!(
+                "resolving what the call acts on (cluster, namespace, kind) took longer than {}s; nothing was executed",
+                settings.timeout.as_secs()
+            ),
+        )),
+    }
+}
+
 fn outcome_label(kind: ToolErrorKind) -> &'static str {
     match kind {
         ToolErrorKind::InvalidArguments => "invalid_arguments",
@@ -288,7 +336,7 @@ mod tests {
     use serde_json::json;
     use std::time::Duration;
 
-    #[derive(Deserialize, JsonSchema)]
+    #[derive(Deserialize, Serialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     struct CountParams {
         /// How many rows.
@@ -322,7 +370,7 @@ mod tests {
         }
     }
 
-    #[derive(Deserialize, JsonSchema)]
+    #[derive(Deserialize, Serialize, JsonSchema)]
     struct Nothing {}
 
     struct Wipe(Arc<std::sync::atomic::AtomicUsize>);

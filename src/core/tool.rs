@@ -58,28 +58,69 @@ impl Risk {
     }
 }
 
-/// What a call acts on, for policy conditions, approvals and audit.
+/// What a call acts on, for policy conditions, approvals and audit. Tools that resolve their
+/// arguments ([`TypedTool::resolve`]) build it from what will run: the cluster's real name, the
+/// namespace the call falls back to, the kind as the API server names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// The one namespace the call touches; absent for cluster-scoped kinds, for calls across
+    /// all namespaces, and when it touches several (then see `namespaces`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Every namespace the call touches (a manifest of several documents may name many).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// Group and version of `kind` (`apps/v1`, `v1`), when resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 impl Target {
-    /// The usual argument names: `cluster`, `namespace`, `kind`, and `name` (or `pod`).
+    /// The usual argument names: `cluster`, `namespace`, `kind`, `api_version`, and `name` (or
+    /// `pod`), read as typed (for tools that resolve nothing).
     pub fn from_args(args: &Value) -> Target {
         let text = |key: &str| args.get(key).and_then(Value::as_str).map(str::to_string);
+        let namespace = text("namespace");
         Target {
             cluster: text("cluster"),
-            namespace: text("namespace"),
+            namespaces: namespace.iter().cloned().collect(),
+            namespace,
             kind: text("kind").or_else(|| args.get("pod").map(|_| "Pod".to_string())),
+            api_version: text("api_version"),
             name: text("name").or_else(|| text("pod")),
+        }
+    }
+
+    /// `cluster=a namespace=b kind=Deployment (apps/v1) name=web`, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(c) = &self.cluster {
+            parts.push(format!("cluster={c}"));
+        }
+        if let Some(ns) = &self.namespace {
+            parts.push(format!("namespace={ns}"));
+        } else if !self.namespaces.is_empty() {
+            parts.push(format!("namespaces={}", self.namespaces.join(",")));
+        }
+        if let Some(k) = &self.kind {
+            match &self.api_version {
+                Some(av) => parts.push(format!("kind={k} ({av})")),
+                None => parts.push(format!("kind={k}")),
+            }
+        }
+        if let Some(n) = &self.name {
+            parts.push(format!("name={n}"));
+        }
+        if parts.is_empty() {
+            "(none)".to_string()
+        } else {
+            parts.join(" ")
         }
     }
 }
@@ -150,8 +191,10 @@ pub trait PreparedCall: Send + Sync {
     fn args(&self) -> &Value;
     /// See [`Tool::target`].
     fn target(&self) -> Target;
-    /// See [`Tool::resolve_target`].
-    fn resolve_target<'a>(&'a self, ctx: &'a ToolContext) -> BoxFuture<'a, Target>;
+    /// Settle what the arguments leave open and refuse what is malformed (see
+    /// [`TypedTool::resolve`]); afterwards [`PreparedCall::args`] are the settled arguments.
+    /// Returns the target policy judges.
+    fn resolve<'a>(&'a mut self, ctx: &'a ToolContext) -> BoxFuture<'a, Result<Target, ToolError>>;
     /// See [`Tool::preview`].
     fn preview<'a>(
         &'a self,
@@ -183,8 +226,12 @@ impl PreparedCall for JsonCall {
         self.tool.target(&self.args)
     }
 
-    fn resolve_target<'a>(&'a self, ctx: &'a ToolContext) -> BoxFuture<'a, Target> {
-        self.tool.resolve_target(ctx, &self.args)
+    fn resolve<'a>(
+        &'a mut self,
+        _ctx: &'a ToolContext,
+    ) -> BoxFuture<'a, Result<Target, ToolError>> {
+        let target = self.tool.target(&self.args);
+        Box::pin(async move { Ok(target) })
     }
 
     fn preview<'a>(
@@ -237,16 +284,6 @@ pub trait Tool: AsDynTool + Send + Sync + 'static {
         Target::from_args(args)
     }
 
-    /// `target` with what the arguments leave to the upstream filled in (e.g. the namespace a
-    /// cluster uses when none is given), so policy decides on what will really be touched.
-    fn resolve_target<'a>(
-        &'a self,
-        _ctx: &'a ToolContext,
-        args: &'a Value,
-    ) -> BoxFuture<'a, Target> {
-        Box::pin(async move { self.target(args) })
-    }
-
     /// Arguments as they may be shown to approvers and written to the audit log, after the
     /// core hashed the schema's secret-marked fields. Default: unchanged.
     fn redact_args(&self, args: &Value) -> Value {
@@ -278,7 +315,9 @@ pub trait Tool: AsDynTool + Send + Sync + 'static {
 /// doc comments become descriptions. `#[serde(deny_unknown_fields)]` on params makes unknown
 /// arguments an error.
 pub trait TypedTool: Send + Sync + 'static {
-    type Params: DeserializeOwned + JsonSchema + Send + Sync + 'static;
+    /// Serialize: the settled params ([`TypedTool::resolve`]) become the arguments that policy,
+    /// audit and the approval see.
+    type Params: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static;
     type Output: Serialize + JsonSchema;
     const NAME: &'static str;
     const TITLE: &'static str;
@@ -302,8 +341,23 @@ pub trait TypedTool: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 
     /// What the call acts on; `None` = read `cluster`/`namespace`/`kind`/`name` from the args.
+    /// Used when [`TypedTool::resolve`] settles nothing.
     fn target(&self, _params: &Self::Params) -> Option<Target> {
         None
+    }
+
+    /// Settle what the params leave to the upstream and refuse what it would read differently
+    /// from how policy reads it (k8s: the cluster, the namespace a call falls back to, the kind
+    /// through discovery, names checked as the API server checks them), before policy sees the
+    /// call. `Ok(Some(target))`: `params` now hold the settled values (the core re-serializes
+    /// them as the call's arguments; the approved call runs them) and `target` is built from
+    /// them. `Ok(None)`: nothing to settle. An error refuses the call; nothing runs.
+    fn resolve(
+        &self,
+        _ctx: &ToolContext,
+        _params: &mut Self::Params,
+    ) -> impl Future<Output = Result<Option<Target>, ToolError>> + Send {
+        async { Ok(None) }
     }
 
     /// Arguments fit for approvers and the audit log (e.g. Secret data removed from a
@@ -441,9 +495,16 @@ impl<T: TypedTool> PreparedCall for TypedCall<T> {
             .unwrap_or_else(|| Target::from_args(&self.args))
     }
 
-    fn resolve_target<'a>(&'a self, _ctx: &'a ToolContext) -> BoxFuture<'a, Target> {
-        let target = self.target();
-        Box::pin(async move { target })
+    fn resolve<'a>(&'a mut self, ctx: &'a ToolContext) -> BoxFuture<'a, Result<Target, ToolError>> {
+        Box::pin(async move {
+            match self.tool.inner.resolve(ctx, &mut self.params).await? {
+                None => Ok(self.target()),
+                Some(target) => {
+                    self.args = settled_args(&self.params)?;
+                    Ok(target)
+                }
+            }
+        })
     }
 
     fn preview<'a>(
@@ -478,6 +539,23 @@ async fn run_typed<T: TypedTool>(
     let out = tool.call(ctx, params).await?;
     serde_json::to_value(out)
         .map_err(|e| ToolError::internal(format!("cannot serialize output: {e}")))
+}
+
+/// Settled params as the call's JSON arguments: absent options are left out, as a caller
+/// leaves them out (the input schema does not accept `null` for them).
+fn settled_args<P: Serialize>(params: &P) -> Result<Value, ToolError> {
+    match serde_json::to_value(params) {
+        Ok(Value::Object(mut map)) => {
+            map.retain(|_, v| !v.is_null());
+            Ok(Value::Object(map))
+        }
+        Ok(_) => Err(ToolError::internal(
+            "settled arguments are not a JSON object",
+        )),
+        Err(e) => Err(ToolError::internal(format!(
+            "cannot serialize settled arguments: {e}"
+        ))),
+    }
 }
 
 /// Parse from the borrowed JSON (no copy of the arguments).

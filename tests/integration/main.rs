@@ -26,6 +26,7 @@ mod obs;
 mod oidc_login;
 mod postgres;
 mod python_sdk;
+mod resolved_target;
 mod retention;
 mod service_token;
 mod zitadel;

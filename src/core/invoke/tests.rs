@@ -25,7 +25,7 @@ use crate::store::{ApprovalState, DecisionRecord, now_ms};
 
 const SECRET: &str = "hunter2-very-secret";
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RowsParams {
     /// How many rows.
@@ -73,7 +73,7 @@ fn counted<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(name)
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 struct ChangeParams {
     #[serde(deserialize_with = "counted")]
     name: String,

@@ -158,7 +158,14 @@ pub(crate) fn input_context(env: &Arc<Env>, input: &PolicyInput) -> Context<'sta
     let mut t: HashMap<&str, Value> = HashMap::new();
     t.insert("cluster", text(&target.cluster));
     t.insert("namespace", text(&target.namespace));
+    let namespaces: Vec<Value> = target
+        .namespaces
+        .iter()
+        .map(|n| Value::from(n.as_str()))
+        .collect();
+    t.insert("namespaces", Value::List(Arc::new(namespaces)));
     t.insert("kind", text(&target.kind));
+    t.insert("api_version", text(&target.api_version));
     t.insert("name", text(&target.name));
     ctx.add_variable_from_value("target", t);
     ctx

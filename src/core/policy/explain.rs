@@ -16,21 +16,7 @@ pub fn explain(set: &PolicySet, input: &PolicyInput) -> String {
     } else {
         format!("roles: {}", input.principal.roles.join(", "))
     };
-    let t = input.target;
-    let target: Vec<String> = [
-        ("cluster", &t.cluster),
-        ("namespace", &t.namespace),
-        ("kind", &t.kind),
-        ("name", &t.name),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect();
-    let target = if target.is_empty() {
-        "(none)".to_string()
-    } else {
-        target.join(" ")
-    };
+    let target = input.target.describe();
     // Writing to a String cannot fail.
     let _ = writeln!(out, "decision: {}", decision.effect);
     let _ = writeln!(out, "rule:     {}", decision.rule);

@@ -601,8 +601,9 @@ mod shipped_default {
             &Target::default(),
         );
         assert_eq!(approvals(&d), Some(1));
-        // Deleting a namespace object is critical whatever its name.
-        let args = json!({"kind": "namespace", "name": "team-a"});
+        // Deleting a namespace object is critical whatever its name (policy sees the kind
+        // as discovery resolved it, whatever the caller typed).
+        let args = json!({"kind": "Namespace", "api_version": "v1", "name": "team-a"});
         let d = decide_args(
             &s,
             "k8s.delete_resource",

@@ -11,12 +11,14 @@ use super::preview::{
 };
 use super::redact::sanitize;
 use super::rows::str_at;
-use super::target::{Cluster, Target, cluster, missing_namespace, tool_error};
+use super::target::{
+    Cluster, Target, check_name, check_namespace, cluster, missing_namespace, tool_error,
+};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyParams {
     /// One or more YAML (or JSON) documents separated by `---`; each needs apiVersion, kind and metadata.name. `kind: List` is expanded.
@@ -99,35 +101,49 @@ impl TypedTool for ApplyManifest {
         })
     }
 
-    /// Policy and approvers see the namespace (the argument, or the one every document names)
-    /// and, for a single document, its kind and name.
-    fn target(&self, p: &ApplyParams) -> Option<CallTarget> {
-        let docs = parse_documents(&p.manifest).ok()?;
-        let mut namespaces: Vec<&str> = docs
+    /// Every document resolved as it will be applied (its kind through discovery, its
+    /// namespace: its own, the argument, or the cluster's default; none when cluster-scoped)
+    /// and every name checked. Policy sees every namespace touched in `namespaces`, and
+    /// `namespace`, `kind` and `name` when they are the same for all documents.
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut ApplyParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        p.namespace = p.namespace.take().filter(|n| !n.is_empty());
+        if let Some(ns) = &p.namespace {
+            check_namespace("namespace", ns)?;
+        }
+        let (c, planned) = plan(ctx, p).await?;
+        for (i, pl) in planned.iter().enumerate() {
+            check_name(&pl.target.kind.info, "metadata.name", &pl.name).map_err(|mut e| {
+                e.message = format!("{}: {}", doc_label(i, &pl.doc), e.message);
+                e
+            })?;
+        }
+        p.cluster = Some(c.name().to_string());
+        let mut namespaces: Vec<String> = planned
             .iter()
-            .map(|d| str_at(d, &["metadata", "namespace"]))
-            .filter(|n| !n.is_empty())
+            .filter_map(|pl| pl.target.namespace.clone())
             .collect();
         namespaces.sort_unstable();
         namespaces.dedup();
-        let namespace = p
-            .namespace
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .or_else(|| match namespaces.as_slice() {
-                [one] => Some((*one).to_string()),
-                _ => None,
-            });
-        let single = |path: &[&str]| match docs.as_slice() {
-            [doc] => Some(str_at(doc, path).to_string()).filter(|s| !s.is_empty()),
-            _ => None,
+        let same = |f: &dyn Fn(&Planned) -> String| {
+            let first = planned.first().map(f)?;
+            planned.iter().all(|pl| f(pl) == first).then_some(first)
         };
-        Some(CallTarget {
-            cluster: p.cluster.clone().filter(|c| !c.trim().is_empty()),
-            namespace,
-            kind: single(&["kind"]),
-            name: single(&["metadata", "name"]),
-        })
+        let all_namespaced = planned.iter().all(|pl| pl.target.namespace.is_some());
+        Ok(Some(CallTarget {
+            cluster: p.cluster.clone(),
+            namespace: match namespaces.as_slice() {
+                [one] if all_namespaced => Some(one.clone()),
+                _ => None,
+            },
+            namespaces,
+            kind: same(&|pl| pl.target.kind.info.kind.clone()),
+            api_version: same(&|pl| pl.target.kind.info.api_version()),
+            name: same(&|pl| pl.name.clone()),
+        }))
     }
 
     /// The manifest with every Secret's values replaced by key names and sizes; unchanged when
@@ -306,7 +322,7 @@ async fn plan(ctx: &ToolContext, p: &ApplyParams) -> Result<(Cluster, Vec<Planne
     let default_ns = p
         .namespace
         .clone()
-        .filter(|n| !n.trim().is_empty())
+        .filter(|n| !n.is_empty())
         .unwrap_or_else(|| c.default_namespace().to_string());
 
     let mut planned = Vec::new();
@@ -329,7 +345,7 @@ async fn plan(ctx: &ToolContext, p: &ApplyParams) -> Result<(Cluster, Vec<Planne
         doc["kind"] = Value::String(resolved.info.kind.clone());
         let namespace = if resolved.namespaced() {
             let own = str_at(&doc, &["metadata", "namespace"]).to_string();
-            if let Some(asked) = p.namespace.as_deref().filter(|n| !n.trim().is_empty())
+            if let Some(asked) = p.namespace.as_deref().filter(|n| !n.is_empty())
                 && !own.is_empty()
                 && own != asked
             {

@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use super::preview::{count_of, list_all, object_label};
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Cluster, Omitted, Target, target, tool_error};
+use super::target::{Cluster, Coords, Omitted, POD, Target, settle, target, tool_error};
 use crate::adapters::kube::{DeleteOptions, KubeError, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, TypedTool};
+use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
 
 /// Kinds whose objects are commonly owned by another object of their namespace (ReplicaSets
 /// of a Deployment, pods, Jobs of a CronJob, revisions of a StatefulSet, PVCs a StatefulSet
@@ -42,7 +42,7 @@ const NAMESPACE_CONTENT: &[(&str, &str)] = &[
 const DETAIL_DEPENDENTS: usize = 200;
 
 /// What happens to dependents (pods of a ReplicaSet, ReplicaSets of a Deployment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum Propagation {
     /// Delete dependents first, then the object.
     Foreground,
@@ -52,7 +52,7 @@ pub enum Propagation {
     Orphan,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteArgs {
     /// Kind as kubectl accepts it: `pod`, `deploy`, `cm`, a CRD's short name, or `kind.group`.
@@ -101,6 +101,22 @@ impl TypedTool for DeleteResource {
     const DESCRIPTION: &'static str = "Delete one object of any kind, like `kubectl delete`, with an optional propagation policy (Foreground, Background, Orphan) and grace period. Deleting a pod owned by a controller makes it recreate the pod; run with dry_run=true first to check.";
     const RISK: Risk = Risk::Write;
     const IDEMPOTENT: bool = true;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut DeleteArgs,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: Some(&mut p.kind),
+            api_version: Some(&mut p.api_version),
+            namespace: &mut p.namespace,
+        };
+        let names = [("name", p.name.as_str())];
+        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        Ok(Some(target))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: DeleteArgs) -> Result<DeleteOutput, ToolError> {
         let t = target(

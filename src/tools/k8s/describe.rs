@@ -12,16 +12,16 @@ use serde_json::{Map, Value, json};
 use super::events::{EventRow, fetch_events, newest_rows};
 use super::redact::{LAST_APPLIED, data_keys};
 use super::rows::{age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at};
-use super::target::{Omitted, target};
+use super::target::{Coords, Omitted, POD, settle, target};
 use crate::adapters::kube::EventFilter;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
 
 /// Events shown with an object.
 const EVENTS_SHOWN: usize = 20;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeParams {
     /// Kind as kubectl accepts it: `pod`, `deploy`, `svc`, `node`, a CRD's short name, or `kind.group`.
@@ -89,6 +89,22 @@ impl TypedTool for DescribeResource {
     const DESCRIPTION: &'static str = "Summarize one object like `kubectl describe`: key state (pods: node, IP, each container's image, readiness, restarts, current state and last termination reason; workloads: replicas, strategy, selector), conditions, owners, and its recent events. The first tool to use on a failing pod or rollout.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut DescribeParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: Some(&mut p.kind),
+            api_version: Some(&mut p.api_version),
+            namespace: &mut p.namespace,
+        };
+        let names = [("name", p.name.as_str())];
+        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        Ok(Some(target))
+    }
 
     async fn call(
         &self,

@@ -7,24 +7,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rows::str_at;
-use super::target::{cluster, items, missing_namespace, tool_error};
+use super::target::{check_name, check_namespace, cluster, items, missing_namespace, tool_error};
 use crate::adapters::kube::{EventFilter, KubeOps};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
 
 /// Events read to find the newest ones (the API returns them in storage order, not by time).
 const SCAN_LIMIT: usize = 5000;
 const PAGE: u32 = 500;
 
 /// Event type filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum EventType {
     Normal,
     Warning,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Namespace; omit for all namespaces.
@@ -86,6 +86,38 @@ impl TypedTool for GetEvents {
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("events");
+
+    /// The cluster by its name, the namespace checked (omitted: all), the involved kind
+    /// through discovery for policy (the argument stays as typed: the kind alone may be
+    /// ambiguous without its group), the name checked as names of that kind are.
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut EventsParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let c = cluster(ctx, p.cluster.as_deref()).await?;
+        let info = match p.kind.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(k) => Some(c.resolve(k, None).await.map_err(tool_error)?.info),
+            None => None,
+        };
+        p.cluster = Some(c.name().to_string());
+        p.namespace = p.namespace.take().filter(|n| !n.is_empty());
+        if let Some(ns) = &p.namespace {
+            check_namespace("namespace", ns)?;
+        }
+        p.name = p.name.take().filter(|n| !n.is_empty());
+        if let (Some(info), Some(name)) = (&info, &p.name) {
+            check_name(info, "name", name)?;
+        }
+        Ok(Some(CallTarget {
+            cluster: p.cluster.clone(),
+            namespace: p.namespace.clone(),
+            namespaces: p.namespace.iter().cloned().collect(),
+            kind: info.as_ref().map(|i| i.kind.clone()),
+            api_version: info.as_ref().map(|i| i.api_version()),
+            name: p.name.clone(),
+        }))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: EventsParams) -> Result<EventsOutput, ToolError> {
         let c = cluster(ctx, p.cluster.as_deref()).await?;

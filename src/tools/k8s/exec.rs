@@ -10,17 +10,17 @@ use serde_json::json;
 use super::logs::pick_container;
 use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
-use super::target::{Omitted, target, tool_error};
+use super::target::{Coords, Omitted, POD, check_container, settle, target, tool_error};
 use crate::adapters::kube::ExecRequest;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, TypedTool};
+use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
 
 const DEFAULT_TIMEOUT: u64 = 20;
 /// Characters of the command line shown in a preview summary (the detail has it all).
 const COMMAND_IN_SUMMARY: usize = 200;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecParams {
     /// Pod name.
@@ -73,6 +73,25 @@ impl TypedTool for ExecCommand {
     const TITLE: &'static str = "Run a command in a container";
     const DESCRIPTION: &'static str = "Run one command inside a running pod's container, like `kubectl exec POD -- CMD…`, and return its exit code, stdout and stderr (64 KiB each at most). Pass argv as a list; use [\"sh\", \"-c\", \"…\"] only when you need a shell.";
     const RISK: Risk = Risk::Write;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut ExecParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: None,
+            api_version: None,
+            namespace: &mut p.namespace,
+        };
+        if let Some(c) = p.container.as_deref() {
+            check_container("container", c)?;
+        }
+        let names = [("pod", p.pod.as_str())];
+        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        Ok(Some(target))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: ExecParams) -> Result<ExecOutput, ToolError> {
         if p.command.is_empty() || p.command[0].trim().is_empty() {

@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::redact::sanitize;
-use super::target::{Omitted, target};
+use super::target::{Coords, Omitted, POD, settle, target};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
 
 /// Representation of a returned object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectFormat {
     /// Structured JSON in `object`.
@@ -21,7 +21,7 @@ pub enum ObjectFormat {
     Yaml,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
     /// Kind as kubectl accepts it: `pod`, `po`, `Deployment`, `deploy`, `svc`, a CRD's short name, or `kind.group` (`certificates.cert-manager.io`).
@@ -64,6 +64,22 @@ impl TypedTool for GetResource {
     const DESCRIPTION: &'static str = "Fetch one Kubernetes object of any kind (CRDs included) as JSON or YAML, without managedFields; Secret values are never shown, only key names and sizes. Use k8s.describe_resource for a summary with events, k8s.list_resources to find names.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut GetParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: Some(&mut p.kind),
+            api_version: Some(&mut p.api_version),
+            namespace: &mut p.namespace,
+        };
+        let names = [("name", p.name.as_str())];
+        let (_, t) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        Ok(Some(t))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: GetParams) -> Result<GetOutput, ToolError> {
         let t = target(

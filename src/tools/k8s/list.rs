@@ -7,17 +7,17 @@ use serde_json::Value;
 use super::get::to_yaml;
 use super::redact::sanitize;
 use super::rows::table;
-use super::target::{Omitted, items, list_params, missing_namespace, target};
+use super::target::{Coords, Omitted, POD, items, list_params, missing_namespace, settle, target};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
 
 /// Objects fetched per page when the caller sets no `limit`.
 const DEFAULT_LIMIT: u32 = 500;
 const MAX_LIMIT: u32 = 5000;
 
 /// How list results are shown.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ListFormat {
     /// One array per object under `columns` (default; smallest).
@@ -29,7 +29,7 @@ pub enum ListFormat {
     Yaml,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Kind as kubectl accepts it: `pods`, `po`, `deploy`, `svc`, `nodes`, a CRD's short name, or `kind.group`.
@@ -86,6 +86,22 @@ impl TypedTool for ListResources {
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("rows");
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut ListParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: Some(&mut p.kind),
+            api_version: Some(&mut p.api_version),
+            namespace: &mut p.namespace,
+        };
+        let names = [];
+        let (_, target) = settle(ctx, coords, POD, &names, Omitted::AllNamespaces).await?;
+        Ok(Some(target))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: ListParams) -> Result<ListOutput, ToolError> {
         let t = target(

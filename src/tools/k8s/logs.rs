@@ -4,17 +4,17 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::target::{Omitted, target, tool_error};
+use super::target::{Coords, Omitted, POD, check_container, settle, target, tool_error};
 use crate::adapters::kube::LogQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, TypedTool};
+use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
 
 /// Upper bound of log bytes fetched, so a chatty container cannot exhaust memory.
 const LIMIT_BYTES: i64 = 8 << 20;
 const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogsParams {
     /// Pod name.
@@ -67,6 +67,25 @@ impl TypedTool for GetLogs {
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("lines");
     const BUDGET_KEEP_LAST: bool = true;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut LogsParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: None,
+            api_version: None,
+            namespace: &mut p.namespace,
+        };
+        if let Some(c) = p.container.as_deref() {
+            check_container("container", c)?;
+        }
+        let names = [("pod", p.pod.as_str())];
+        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        Ok(Some(target))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
         let filter = Grep::parse(p.grep.as_deref())?;

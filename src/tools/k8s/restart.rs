@@ -11,15 +11,15 @@ use super::preview::{
 };
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Omitted, Target, target, tool_error};
+use super::target::{Coords, Omitted, POD, Target, settle, target, tool_error};
 use crate::adapters::kube::ListQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, TypedTool};
+use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
 
 const RESTARTABLE: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartParams {
     /// `deployment` (`deploy`), `statefulset` (`sts`) or `daemonset` (`ds`).
@@ -58,6 +58,23 @@ impl TypedTool for RolloutRestart {
     const TITLE: &'static str = "Restart a workload";
     const DESCRIPTION: &'static str = "Restart all pods of a Deployment, StatefulSet or DaemonSet with a rolling update, exactly like `kubectl rollout restart`. Watch progress afterwards with k8s.describe_resource on the workload.";
     const RISK: Risk = Risk::Write;
+
+    async fn resolve(
+        &self,
+        ctx: &ToolContext,
+        p: &mut RestartParams,
+    ) -> Result<Option<CallTarget>, ToolError> {
+        let coords = Coords {
+            cluster: &mut p.cluster,
+            kind: Some(&mut p.kind),
+            api_version: None,
+            namespace: &mut p.namespace,
+        };
+        let names = [("name", p.name.as_str())];
+        let (t, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
+        restartable(&t)?;
+        Ok(Some(target))
+    }
 
     async fn call(&self, ctx: &ToolContext, p: RestartParams) -> Result<RestartOutput, ToolError> {
         let t = workload(ctx, &p).await?;
@@ -193,13 +210,18 @@ async fn workload(ctx: &ToolContext, p: &RestartParams) -> Result<Target, ToolEr
         Omitted::DefaultNamespace,
     )
     .await?;
+    restartable(&t)?;
+    Ok(t)
+}
+
+fn restartable(t: &Target) -> Result<(), ToolError> {
     if t.kind.info.group != "apps" || !RESTARTABLE.contains(&t.kind.info.kind.as_str()) {
         return Err(ToolError::invalid_arguments(format!(
             "{} cannot be restarted; kind must be deployment, statefulset or daemonset",
             t.kind.info.qualified()
         )));
     }
-    Ok(t)
+    Ok(())
 }
 
 fn is_paused(workload: &Value) -> bool {

@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::adapters::kube::discovery::KindInfo;
 use crate::adapters::kube::paths::NAMESPACES;
 use crate::adapters::kube::{KubeError, KubeOps, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::{ToolError, ToolErrorKind};
+use crate::core::tool::Target as CallTarget;
 
 /// One cluster as the tools hold it.
 pub type Cluster = Arc<dyn KubeOps>;
@@ -78,8 +80,11 @@ pub async fn target(
     let namespace = if !kind.namespaced() {
         None
     } else {
-        match namespace.map(str::trim).filter(|n| !n.is_empty()) {
-            Some(ns) => Some(ns.to_string()),
+        match namespace.filter(|n| !n.is_empty()) {
+            Some(ns) => {
+                check_namespace("namespace", ns)?;
+                Some(ns.to_string())
+            }
             None if omitted == Omitted::AllNamespaces => None,
             None => Some(cluster.default_namespace().to_string()),
         }
@@ -91,7 +96,78 @@ pub async fn target(
     })
 }
 
+/// The coordinates a k8s call names, as fields of its params: [`settle`] rewrites them to what
+/// the call will touch.
+pub struct Coords<'p> {
+    pub cluster: &'p mut Option<String>,
+    /// `None` for tools that always act on one kind (pods for logs and exec: see [`POD`]).
+    pub kind: Option<&'p mut String>,
+    /// `None` for tools whose params have no api_version (the kind is then pinned by its name).
+    pub api_version: Option<&'p mut Option<String>>,
+    pub namespace: &'p mut Option<String>,
+}
+
+/// The kind of tools without a kind argument: pods, in the core group.
+pub const POD: (&str, Option<&str>) = ("pods", Some("v1"));
+
+/// Settle a call's coordinates before policy judges it: the cluster by its configured name,
+/// the kind as the API server names it (`Deployment`, with `apps/v1` when the params can hold
+/// it), the namespace the call will use (the argument, else the context's default, else none
+/// for all namespaces; always none for cluster-scoped kinds), and each of `names` checked as
+/// the API server checks names of that kind. `fixed` is the kind of tools without a kind
+/// argument. Returns the resolved target and the policy's view of it (named by the first of
+/// `names`).
+pub async fn settle(
+    ctx: &ToolContext,
+    coords: Coords<'_>,
+    fixed: (&str, Option<&str>),
+    names: &[(&str, &str)],
+    omitted: Omitted,
+) -> Result<(Target, CallTarget), ToolError> {
+    let (kind_arg, api_version) = match (&coords.kind, &coords.api_version) {
+        (Some(kind), av) => (
+            kind.to_string(),
+            av.as_ref().and_then(|a| a.as_deref()).map(str::to_string),
+        ),
+        (None, _) => (fixed.0.to_string(), fixed.1.map(str::to_string)),
+    };
+    let t = target(
+        ctx,
+        coords.cluster.as_deref(),
+        &kind_arg,
+        api_version.as_deref(),
+        coords.namespace.as_deref(),
+        omitted,
+    )
+    .await?;
+    for (field, name) in names {
+        check_name(&t.kind.info, field, name)?;
+    }
+    *coords.cluster = Some(t.cluster.name().to_string());
+    if let Some(kind) = coords.kind {
+        *kind = t.kind.info.kind.clone();
+    }
+    if let Some(av) = coords.api_version {
+        *av = Some(t.kind.info.api_version());
+    }
+    *coords.namespace = t.namespace.clone();
+    let call = t.call_target(names.first().map(|(_, n)| (*n).to_string()));
+    Ok((t, call))
+}
+
 impl Target {
+    /// What policy sees of a call on this target.
+    pub fn call_target(&self, name: Option<String>) -> CallTarget {
+        CallTarget {
+            cluster: Some(self.cluster.name().to_string()),
+            namespace: self.namespace.clone(),
+            namespaces: self.namespace.iter().cloned().collect(),
+            kind: Some(self.kind.info.kind.clone()),
+            api_version: Some(self.kind.info.api_version()),
+            name,
+        }
+    }
+
     /// `deployment 'web' in namespace 'shop'` (for messages).
     pub fn describe(&self, name: &str) -> String {
         match &self.namespace {
@@ -195,6 +271,86 @@ impl Target {
     }
 }
 
+/// A namespace as the API server accepts one: a DNS-1123 label.
+pub fn check_namespace(field: &str, ns: &str) -> Result<(), ToolError> {
+    if is_dns1123_label(ns) {
+        Ok(())
+    } else {
+        Err(invalid_name(field, ns, LABEL_RULE, "prod"))
+    }
+}
+
+/// A name of `kind` as the API server validates it: namespaces are DNS-1123 labels, services
+/// RFC 1035 labels, RBAC objects path segments (`system:node` is valid), everything else a
+/// DNS-1123 subdomain.
+pub fn check_name(kind: &KindInfo, field: &str, name: &str) -> Result<(), ToolError> {
+    let (ok, rule, example) = match (kind.group.as_str(), kind.kind.as_str()) {
+        ("", "Namespace") => (is_dns1123_label(name), LABEL_RULE, "shop"),
+        ("", "Service") => (is_dns1035_label(name), DNS1035_RULE, "web"),
+        ("rbac.authorization.k8s.io", _) => (
+            !matches!(name, "" | "." | "..") && !name.contains(['/', '%']) && !has_control(name),
+            PATH_SEGMENT_RULE,
+            "system:node",
+        ),
+        _ => (is_dns1123_subdomain(name), SUBDOMAIN_RULE, "web-7d4b9"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid_name(field, name, rule, example))
+    }
+}
+
+/// A container name: a DNS-1123 label.
+pub fn check_container(field: &str, name: &str) -> Result<(), ToolError> {
+    if is_dns1123_label(name) {
+        Ok(())
+    } else {
+        Err(invalid_name(field, name, LABEL_RULE, "app"))
+    }
+}
+
+const LABEL_RULE: &str = "a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit";
+const DNS1035_RULE: &str = "an RFC 1035 label: at most 63 lowercase letters, digits and '-', starting with a letter and ending with a letter or digit";
+const SUBDOMAIN_RULE: &str = "a DNS-1123 subdomain: at most 253 characters of lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit";
+const PATH_SEGMENT_RULE: &str =
+    "a name without '/' or '%' or control characters, and not '.' or '..'";
+
+fn invalid_name(field: &str, value: &str, rule: &str, example: &str) -> ToolError {
+    ToolError::invalid_arguments(format!(
+        "argument `{field}`: {} is not a valid name; expected {rule} (e.g. `{example}`)",
+        serde_json::Value::from(value)
+    ))
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+fn is_label_char(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 bytes.
+pub fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|&c| is_label_char(c))
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// `[a-z]([-a-z0-9]*[a-z0-9])?`, at most 63 bytes.
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// Labels joined by `.`, at most 253 bytes.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
 /// `Some(error)` when namespace `ns` does not exist, listing the namespaces that do.
 pub async fn missing_namespace(cluster: &dyn KubeOps, ns: &str) -> Option<ToolError> {
     match cluster.get(NAMESPACES, None, ns).await {
@@ -251,4 +407,88 @@ pub fn list_params(
         lp = lp.continue_token(c);
     }
     lp
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    fn kind(group: &str, kind: &str) -> KindInfo {
+        KindInfo {
+            group: group.into(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            singular: kind.to_lowercase(),
+            short_names: vec![],
+            namespaced: true,
+            verbs: vec![],
+            preferred: true,
+        }
+    }
+
+    #[test]
+    fn names_follow_the_api_servers_rule_for_their_kind() {
+        let pod = kind("", "Pod");
+        let longest = [
+            &"a".repeat(63)[..],
+            &"b".repeat(63),
+            &"c".repeat(63),
+            &"d".repeat(61),
+        ]
+        .join(".");
+        for ok in ["web", "web-1", "a.b.c", "0abc", &longest] {
+            assert!(check_name(&pod, "name", ok).is_ok(), "{ok} should pass");
+        }
+        for bad in [
+            "",
+            " web",
+            "web ",
+            "Web",
+            "a/b",
+            "a?b",
+            "..",
+            ".",
+            "-a",
+            "a-",
+            "a..b",
+            "a_b",
+            "a%2Fb",
+            "a\nb",
+            &"a".repeat(64),
+            &format!("{longest}d"),
+        ] {
+            let e = check_name(&pod, "name", bad).unwrap_err();
+            assert_eq!(e.kind, ToolErrorKind::InvalidArguments, "{bad}");
+            assert!(e.message.contains("argument `name`"), "{}", e.message);
+        }
+        let ns = kind("", "Namespace");
+        assert!(check_name(&ns, "name", "prod").is_ok());
+        assert!(check_name(&ns, "name", "prod.eu").is_err());
+        let svc = kind("", "Service");
+        assert!(check_name(&svc, "name", "web").is_ok());
+        assert!(check_name(&svc, "name", "1web").is_err());
+        let role = kind("rbac.authorization.k8s.io", "ClusterRole");
+        assert!(check_name(&role, "name", "system:controller:x").is_ok());
+        assert!(check_name(&role, "name", "a/b").is_err());
+        assert!(check_name(&role, "name", "..").is_err());
+    }
+
+    #[test]
+    fn namespaces_are_labels() {
+        assert!(check_namespace("namespace", "kube-system").is_ok());
+        for bad in [
+            " prod",
+            "prod ",
+            "prod/x",
+            "prod?x",
+            "a.b",
+            "PROD",
+            &"a".repeat(64),
+        ] {
+            let e = check_namespace("namespace", bad).unwrap_err();
+            assert!(e.message.contains("argument `namespace`"), "{}", e.message);
+            assert!(e.message.contains("DNS-1123 label"), "{}", e.message);
+        }
+    }
 }

@@ -15,14 +15,14 @@ use crate::core::error::ToolError;
 use crate::core::tool::{Preview, Risk, Target, TypedTool};
 
 /// A dashboard variable: one value or several (`var-x=a&var-x=b`).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum VarValue {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardUrlParams {
     /// Words of the dashboard title (Grafana's search `query`).
@@ -178,7 +178,7 @@ impl TypedTool for GetDashboardUrl {
     }
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnnotateParams {
     /// What happened, e.g. "Rolled back checkout to v41 (incident INC-123)".

@@ -19,7 +19,7 @@ const MAX_LIMIT: u32 = 5000;
 /// Label names or values returned at most in discovery mode.
 const MAX_VALUES: usize = 1000;
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogsMode {
     /// Log lines matching `query` (or `labels` + `contains`).
@@ -31,7 +31,7 @@ pub enum LogsMode {
     Values,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogsDirection {
     /// Newest first.
@@ -41,7 +41,7 @@ pub enum LogsDirection {
     Forward,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchLogsParams {
     /// `lines` (default), `labels` (label names), or `values` (values of `label`).

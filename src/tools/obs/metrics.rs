@@ -21,7 +21,7 @@ const DEFAULT_MAX_POINTS: usize = 60;
 /// Prometheus refuses more than 11,000 points per series.
 const PROMETHEUS_MAX_POINTS: f64 = 11_000.0;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryMetricsParams {
     /// PromQL expression, e.g. `sum by (pod) (rate(http_requests_total{namespace="shop"}[5m]))`.

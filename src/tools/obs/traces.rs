@@ -16,7 +16,7 @@ use crate::core::tool::{Risk, Target, TypedTool};
 const SLOWEST: usize = 5;
 const MAX_ERRORS: usize = 10;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetTraceParams {
     /// Trace id, hex (up to 32 digits), e.g. `4bf92f3577b34da6a3ce929d0e0e4736`.
@@ -178,7 +178,7 @@ impl TypedTool for GetTrace {
     }
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchTracesParams {
     /// TraceQL, e.g. `{ resource.service.name = "checkout" && status = error }` or
