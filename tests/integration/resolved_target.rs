@@ -352,3 +352,33 @@ async fn policy_explain_shows_the_resolved_target() {
         "{text}"
     );
 }
+
+/// A Secret spelled as discovery would still read it (` Secret`, `secrets.`, `secrets.v1.`)
+/// is redacted wherever the call shows up: the held answer, the approval's stored arguments
+/// and its dry-run preview.
+#[tokio::test]
+async fn a_secret_spelled_otherwise_never_shows_its_values() {
+    use base64::Engine;
+    let fake = cluster().await;
+    let tg = harness::start(&fake, "").await;
+    let alice = mcp_as(&tg.url, ALICE).await;
+    let value = "sk_live_resolved_0123456789";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+    for kind in [" Secret", "secrets.", "secrets.v1.", "Secret."] {
+        let manifest = format!(
+            "apiVersion: v1\nkind: \"{kind}\"\nmetadata: {{name: api, namespace: shop}}\nstringData: {{token: {value}}}\n"
+        );
+        let result = call(&alice, "k8s.apply_manifest", json!({"manifest": manifest})).await;
+        let answer = serde_json::to_string(&result).expect("answer");
+        let (id, _) = held(&result, kind);
+        let approval = get_approval(&tg.url, BOB, &id).await.to_string();
+        for (what, text) in [("answer", &answer), ("approval", &approval)] {
+            assert!(
+                !text.contains(value) && !text.contains(&encoded),
+                "{kind:?}: the {what} shows the Secret's value: {text}"
+            );
+        }
+        assert!(approval.contains("Secret"), "{approval}");
+    }
+    assert_eq!(writes(&fake), Vec::<String>::new());
+}

@@ -283,7 +283,16 @@ pub fn looks_like_secret(obj: &Value) -> bool {
         || obj
             .get("kind")
             .and_then(Value::as_str)
-            .is_some_and(|k| k.eq_ignore_ascii_case("secret") || k.eq_ignore_ascii_case("secrets"))
+            .is_some_and(secret_spelling)
+}
+
+/// Whether discovery could resolve `kind` to Secret: any case, spaces around it, plural, and
+/// any `.version.group` suffix (` Secret`, `secrets.`, `Secrets.v1.`). Deliberately wider than
+/// discovery (a CRD kind `secrets.example.com` counts too): hiding a value is the safe error.
+fn secret_spelling(kind: &str) -> bool {
+    let kind = kind.trim().to_ascii_lowercase();
+    let name = kind.split('.').next().unwrap_or_default().trim();
+    matches!(name, "secret" | "secrets")
 }
 
 /// `text` with any of `secrets` replaced by `[redacted]`: for API error messages, which may
@@ -431,6 +440,27 @@ mod tests {
         assert_eq!(shell_line(&argv), r#"sh -c 'cat /x; echo '\''hi'\'''"#);
         assert_eq!(count_of(1, "pod", "pods"), "1 pod");
         assert_eq!(count_of(0, "pod", "pods"), "0 pods");
+    }
+
+    #[test]
+    fn every_spelling_discovery_reads_as_secret_is_a_secret() {
+        for kind in [
+            "Secret",
+            "secret",
+            "SECRETS",
+            " Secret",
+            "Secret ",
+            "Secret.",
+            "secrets.",
+            "secrets.v1.",
+            "Secret.v1.",
+            "\tsecret\n",
+        ] {
+            assert!(looks_like_secret(&json!({"kind": kind})), "{kind:?}");
+        }
+        for kind in ["ConfigMap", "SecretStore", "sealedsecrets", "", "secretsx"] {
+            assert!(!looks_like_secret(&json!({"kind": kind})), "{kind:?}");
+        }
     }
 
     #[test]
