@@ -29,7 +29,7 @@ use crate::core::tool::{PreparedCall, Target};
 use crate::metrics;
 use crate::store::{
     ApprovalRecord, ApprovalState, DecisionOutcome, DecisionRecord, NewApproval, Requester, Store,
-    StoreError, now_ms,
+    StoreError, Visibility, now_ms,
 };
 
 /// How many rows one recovery pass looks at per state (rows stuck there are few).
@@ -135,6 +135,11 @@ impl From<StoreError> for ApprovalError {
         ApprovalError::Store(e.to_string())
     }
 }
+
+/// The permission that sees every approval request and its result (grant it with a policy
+/// `permissions:` map, e.g. `security-team: [toolgate.auditor]`). Without it a person sees the
+/// requests they asked for and those they may decide.
+pub const AUDITOR_ROLE: &str = "toolgate.auditor";
 
 /// An approval request as people and agents see it: arguments redacted, decisions, result.
 #[derive(Debug, Clone, Serialize)]
@@ -332,6 +337,59 @@ impl Dispatcher {
         }))
     }
 
+    /// The request as `viewer` may see it: its requester, the people who may decide it (a role
+    /// in its `approver_roles`) and auditors ([`AUDITOR_ROLE`]) see it, with its result;
+    /// anyone else gets NotFound, as for an id that does not exist.
+    pub async fn approval_for(
+        &self,
+        viewer: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        let rec = self
+            .gate()
+            .store
+            .get_approval(id)
+            .await?
+            .filter(|rec| self.may_see(viewer, rec))
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        Ok(self.view(rec))
+    }
+
+    /// The newest requests `viewer` may see (see [`Dispatcher::approval_for`]).
+    pub async fn approvals_for(
+        &self,
+        viewer: &Principal,
+        state: Option<ApprovalState>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalView>, ApprovalError> {
+        let viewer = self.gate().policy.current().effective(viewer);
+        let visibility = if viewer.roles.iter().any(|r| r == AUDITOR_ROLE) {
+            Visibility::All
+        } else {
+            Visibility::Of {
+                sub: &viewer.sub,
+                roles: &viewer.roles,
+            }
+        };
+        let records = self
+            .gate()
+            .store
+            .list_approvals_visible(state, &visibility, limit)
+            .await?;
+        Ok(records.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
+        let viewer = self.gate().policy.current().effective(viewer);
+        rec.requester.sub == viewer.sub
+            || viewer
+                .roles
+                .iter()
+                .any(|r| r == AUDITOR_ROLE || rec.approver_roles.contains(r))
+    }
+
+    /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
+    /// A2A task's owner reads its own request). Surfaces use [`Dispatcher::approval_for`].
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
         let rec = self
             .gate()
@@ -348,15 +406,6 @@ impl Dispatcher {
         id: &str,
     ) -> Result<Vec<crate::store::AuditRecord>, ApprovalError> {
         Ok(self.gate().store.audit_for_approval(id).await?)
-    }
-
-    pub async fn approvals(
-        &self,
-        state: Option<ApprovalState>,
-        limit: i64,
-    ) -> Result<Vec<ApprovalView>, ApprovalError> {
-        let records = self.gate().store.list_approvals(state, limit).await?;
-        Ok(records.into_iter().map(|r| self.view(r)).collect())
     }
 
     /// Approve as `approver`. When this completes the count, the stored call runs now, once.
@@ -1024,19 +1073,24 @@ pub struct StoreLookup {
 }
 
 impl ApprovalLookup for StoreLookup {
-    fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Value, ToolError>> {
+    fn status<'a>(
+        &'a self,
+        viewer: &'a Principal,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let d = self
                 .dispatcher
                 .upgrade()
                 .ok_or_else(|| ToolError::internal("server is shutting down"))?;
-            let view = d.approval(id).await.map_err(to_tool_error)?;
+            let view = d.approval_for(viewer, id).await.map_err(to_tool_error)?;
             Ok(serde_json::to_value(view).unwrap_or(Value::Null))
         })
     }
 
     fn wait_change<'a>(
         &'a self,
+        viewer: &'a Principal,
         id: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Value, ToolError>> {
@@ -1046,7 +1100,8 @@ impl ApprovalLookup for StoreLookup {
                 .upgrade()
                 .ok_or_else(|| ToolError::internal("server is shutting down"))?;
             let mut rx = d.gate().subscribe();
-            let first = d.approval(id).await.map_err(to_tool_error)?;
+            // Checked once: who may see a request does not change while it waits.
+            let first = d.approval_for(viewer, id).await.map_err(to_tool_error)?;
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
                 let poll = tokio::time::sleep(Duration::from_secs(1));

@@ -26,11 +26,18 @@ pub struct Page {
 /// Read-only access to approval requests, for the `approval.status` tool. Tools never change
 /// approvals: deciding is the core's job.
 pub trait ApprovalLookup: Send + Sync {
-    /// The request as its requester may see it (state, decisions, result), or NotFound.
-    fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Value, ToolError>>;
+    /// The request as `viewer` may see it (state, decisions, result), or NotFound when it does
+    /// not exist or `viewer` may not see it (neither its requester, an approver of it, nor an
+    /// auditor).
+    fn status<'a>(
+        &'a self,
+        viewer: &'a Principal,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Value, ToolError>>;
     /// Wait until the request changes (or `timeout` passes); returns the new status.
     fn wait_change<'a>(
         &'a self,
+        viewer: &'a Principal,
         id: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Value, ToolError>>;

@@ -55,6 +55,45 @@ const LOCK_FOR_DECISION_SQLITE: &str =
 const LOCK_FOR_DECISION_POSTGRES: &str =
     "SELECT state, expires_at_ms, required_approvals FROM approvals WHERE id = $1 FOR UPDATE";
 
+/// Which requests a listing shows.
+pub enum Visibility<'a> {
+    /// Every request (auditors, and the core itself).
+    All,
+    /// Those `sub` asked for, and those one of `roles` may decide.
+    Of { sub: &'a str, roles: &'a [String] },
+}
+
+/// `text` for a LIKE pattern with `\` as its escape character.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Rows of a page and the decisions read for it, joined.
+fn with_decisions(
+    rows: &[sqlx::any::AnyRow],
+    decision_rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<ApprovalRecord>, StoreError> {
+    let mut records = rows
+        .iter()
+        .map(approval_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    for row in decision_rows {
+        let (approval_id, decision) = decision_from_row(row)?;
+        // A decision whose request changed state between the two reads is simply not shown.
+        if let Some(record) = records.iter_mut().find(|r| r.id == approval_id) {
+            record.decisions.push(decision);
+        }
+    }
+    Ok(records)
+}
+
 /// The terminal states ([`ApprovalState::is_terminal`]; a unit test keeps the two equal): only
 /// requests in these are ever pruned.
 pub(super) const FINISHED: [ApprovalState; 6] = [
@@ -137,6 +176,62 @@ impl Store {
     }
 
     /// Newest first, at most `limit` (negative counts as 0), each with its decisions.
+    /// The newest requests (in `state`, when given) that `viewer` may see, at most `limit`.
+    pub async fn list_approvals_visible(
+        &self,
+        state: Option<ApprovalState>,
+        viewer: &Visibility<'_>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRecord>, StoreError> {
+        let Visibility::Of { sub, roles } = viewer else {
+            return self.list_approvals(state, limit).await;
+        };
+        let limit = limit.max(0);
+        // Every value is bound; only placeholders are written into the SQL.
+        let mut binds: Vec<String> = Vec::new();
+        let mut terms: Vec<String> = Vec::new();
+        if let Some(state) = state {
+            binds.push(state.as_str().to_string());
+            terms.push(format!("state = ${}", binds.len()));
+        }
+        binds.push(sub.to_string());
+        let mut who = vec![format!("requester_sub = ${}", binds.len())];
+        for role in roles.iter() {
+            // approver_roles holds a JSON array of strings: match the role's JSON form.
+            binds.push(format!(
+                "%{}%",
+                like_escape(&Value::from(role.as_str()).to_string())
+            ));
+            who.push(format!("approver_roles LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        terms.push(format!("({})", who.join(" OR ")));
+        let page = format!(
+            "FROM approvals WHERE {} ORDER BY created_at_ms DESC, id DESC LIMIT ${}",
+            terms.join(" AND "),
+            binds.len() + 1
+        );
+        let select = format!(
+            "SELECT id, tool, args, args_sha256, target, risk, requester_sub, requester_name, \
+             requester_transport, created_at_ms, expires_at_ms, required_approvals, \
+             approver_roles, reason_required, allow_target_change, rule, preview, call_context, \
+             state, state_reason, result, updated_at_ms {page}"
+        );
+        let decisions = format!(
+            "SELECT approval_id, approver_sub, approver_name, decision, reason, at_ms \
+             FROM approval_decisions WHERE approval_id IN (SELECT id {page}) \
+             ORDER BY at_ms, approver_sub"
+        );
+        let mut rows_q = sqlx::query(sqlx::AssertSqlSafe(select));
+        let mut decisions_q = sqlx::query(sqlx::AssertSqlSafe(decisions));
+        for b in &binds {
+            rows_q = rows_q.bind(b.clone());
+            decisions_q = decisions_q.bind(b.clone());
+        }
+        let rows = rows_q.bind(limit).fetch_all(&self.pool).await?;
+        let decision_rows = decisions_q.bind(limit).fetch_all(&self.pool).await?;
+        with_decisions(&rows, &decision_rows)
+    }
+
     pub async fn list_approvals(
         &self,
         state: Option<ApprovalState>,
@@ -169,18 +264,7 @@ impl Store {
                 (rows, decisions)
             }
         };
-        let mut records = rows
-            .iter()
-            .map(approval_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in &decision_rows {
-            let (approval_id, decision) = decision_from_row(row)?;
-            // A decision whose request changed state between the two reads is simply not shown.
-            if let Some(record) = records.iter_mut().find(|r| r.id == approval_id) {
-                record.decisions.push(decision);
-            }
-        }
-        Ok(records)
+        with_decisions(&rows, &decision_rows)
     }
 
     /// One transaction: approval must be Pending and not expired (else NotPending/Expired,

@@ -18,6 +18,7 @@ pub mod retention;
 mod schema;
 mod tasks;
 
+pub use approvals::Visibility;
 pub use retention::{Pruned, PrunedApprovals, Retention};
 pub use tasks::{FINISHED_TASK_STATES, TaskQuery, TaskRecord};
 

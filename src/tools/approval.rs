@@ -73,7 +73,7 @@ impl TypedTool for ApprovalStatus {
                 "argument `wait_seconds`: at most 60",
             ));
         }
-        let mut view = approvals.status(&p.approval_id).await?;
+        let mut view = approvals.status(&ctx.principal, &p.approval_id).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(p.wait_seconds));
         let started_state = text(&view, "state");
         let mut step = 0.0;
@@ -96,7 +96,11 @@ impl TypedTool for ApprovalStatus {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             view = approvals
-                .wait_change(&p.approval_id, left.min(Duration::from_secs(5)))
+                .wait_change(
+                    &ctx.principal,
+                    &p.approval_id,
+                    left.min(Duration::from_secs(5)),
+                )
                 .await?;
             if text(&view, "state") != started_state {
                 break;

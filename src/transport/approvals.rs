@@ -352,7 +352,7 @@ pub fn parse_state(s: &str) -> Result<ApprovalState, String> {
 )]
 async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(principal): Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ApprovalList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -376,7 +376,10 @@ async fn list(
             }
         },
     };
-    let views = state.dispatcher.approvals(filter, limit).await?;
+    let views = state
+        .dispatcher
+        .approvals_for(&principal, filter, limit)
+        .await?;
     Ok(Json(ApprovalList {
         approvals: views.into_iter().map(ApprovalDto::from).collect(),
     }))
@@ -398,10 +401,10 @@ async fn list(
 )]
 async fn show(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalDetail>, ApiError> {
-    let view = state.dispatcher.approval(&id).await?;
+    let view = state.dispatcher.approval_for(&principal, &id).await?;
     let audit = state.dispatcher.approval_audit(&id).await?;
     Ok(Json(ApprovalDetail {
         approval: view.into(),

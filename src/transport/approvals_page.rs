@@ -623,11 +623,11 @@ fn csrf_refused(user: &PageUser) -> Response {
 async fn index(State(state): State<AppState>, user: PageUser) -> Response {
     let pending = state
         .dispatcher
-        .approvals(Some(ApprovalState::Pending), LIST_PENDING)
+        .approvals_for(&user.principal, Some(ApprovalState::Pending), LIST_PENDING)
         .await;
     let recent = state
         .dispatcher
-        .approvals(None, LIST_RECENT + LIST_PENDING)
+        .approvals_for(&user.principal, None, LIST_RECENT + LIST_PENDING)
         .await;
     let (pending, recent) = match (pending, recent) {
         (Ok(p), Ok(r)) => (p, r),
@@ -705,7 +705,7 @@ async fn render_detail(
     id: &str,
     extras: DetailExtras<'_>,
 ) -> Response {
-    let view = match state.dispatcher.approval(id).await {
+    let view = match state.dispatcher.approval_for(&user.principal, id).await {
         Ok(v) => v,
         Err(e) => return approval_error_page(&e, user),
     };

@@ -335,9 +335,9 @@ async fn call(
                 .with_data(json!({"code": "unauthenticated"})));
             }
             if method == "approvals.get" {
-                approvals_get(state, params).await
+                approvals_get(state, &caller.principal, params).await
             } else {
-                approvals_list(state, params).await
+                approvals_list(state, &caller.principal, params).await
             }
         }
         other => Err(
@@ -423,7 +423,11 @@ fn approval_error(err: ApprovalError) -> RpcError {
     RpcError::new(code, err.to_string()).with_data(json!({"code": err.code()}))
 }
 
-async fn approvals_get(state: &AppState, params: Option<Value>) -> Result<Value, RpcError> {
+async fn approvals_get(
+    state: &AppState,
+    viewer: &Principal,
+    params: Option<Value>,
+) -> Result<Value, RpcError> {
     let expected = json!({"id": "<approval id>"});
     let map = object_params("approvals.get", params, expected.clone())?;
     let Some(Value::String(id)) = map.get("id") else {
@@ -435,7 +439,7 @@ async fn approvals_get(state: &AppState, params: Option<Value>) -> Result<Value,
     };
     let view = state
         .dispatcher
-        .approval(id)
+        .approval_for(viewer, id)
         .await
         .map_err(approval_error)?;
     serde_json::to_value(view).map_err(|e| {
@@ -444,7 +448,11 @@ async fn approvals_get(state: &AppState, params: Option<Value>) -> Result<Value,
     })
 }
 
-async fn approvals_list(state: &AppState, params: Option<Value>) -> Result<Value, RpcError> {
+async fn approvals_list(
+    state: &AppState,
+    viewer: &Principal,
+    params: Option<Value>,
+) -> Result<Value, RpcError> {
     let valid: Vec<&str> = crate::core::ApprovalState::ALL
         .iter()
         .map(|s| s.as_str())
@@ -477,7 +485,7 @@ async fn approvals_list(state: &AppState, params: Option<Value>) -> Result<Value
     };
     let views = state
         .dispatcher
-        .approvals(filter, limit)
+        .approvals_for(viewer, filter, limit)
         .await
         .map_err(approval_error)?;
     let views = serde_json::to_value(views).map_err(|e| {

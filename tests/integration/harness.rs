@@ -29,6 +29,10 @@ pub const BOB: &str = "bob-token-0123456789";
 pub const CAROL: &str = "carol-token-0123456789";
 /// Holds only the identity-provider role `sre-oncall`, which maps to nothing by default.
 pub const DAVE: &str = "dave-token-0123456789";
+/// A second plain caller (not the requester of anyone else's calls).
+pub const ERIN: &str = "erin-token-0123456789";
+/// An auditor: sees every approval request and its result, decides none.
+pub const FRANK: &str = "frank-token-0123456789";
 
 /// Extra approvers in every tokens file (for concurrency tests).
 pub const APPROVERS: usize = 100;
@@ -46,7 +50,9 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
         "- {{token: {ALICE}, sub: alice, name: Alice, roles: [toolgate.caller]}}\n\
          - {{token: {BOB}, sub: bob, name: Bob, roles: [toolgate.caller, toolgate.approver]}}\n\
          - {{token: {CAROL}, sub: carol, name: Carol, roles: [toolgate.approver]}}\n\
-         - {{token: {DAVE}, sub: dave, name: Dave, roles: [sre-oncall]}}\n"
+         - {{token: {DAVE}, sub: dave, name: Dave, roles: [sre-oncall]}}\n\
+         - {{token: {ERIN}, sub: erin, name: Erin, roles: [toolgate.caller]}}\n\
+         - {{token: {FRANK}, sub: frank, name: Frank, roles: [toolgate.auditor]}}\n"
     );
     for i in 0..APPROVERS {
         list.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 mod a2a;
 mod alertmanager_webhook;
+mod approval_visibility;
 mod approvals_api;
 mod approvals_web;
 mod authz;
