@@ -76,6 +76,7 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
                 audiences: z.audiences.clone(),
                 introspection,
                 timeout: z.timeout,
+                trust_generic_roles_claim: z.trust_generic_roles_claim,
             })
             .map_err(|e| ConfigError {
                 problems: vec![format!("auth: {e}")],

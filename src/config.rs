@@ -65,6 +65,10 @@ pub struct RawAuth {
     pub project_id: Option<String>,
     /// `zitadel`: accepted token audiences. Default: the project id.
     pub audiences: Option<Vec<String>>,
+    /// `zitadel`: read roles from the generic claim `urn:zitadel:iam:org:project:roles` when a
+    /// token has no claim for toolgate's project. Default false: that claim may carry another
+    /// project's roles.
+    pub trust_generic_roles_claim: Option<bool>,
     /// `zitadel`: API-app client id for introspecting opaque tokens (Basic auth).
     pub introspection_client_id: Option<String>,
     /// `zitadel`: its secret (prefer the TOOLGATE_AUTH_INTROSPECTION_CLIENT_SECRET variable).
@@ -257,6 +261,7 @@ pub struct ZitadelSettings {
     pub audiences: Vec<String>,
     pub introspection: Option<IntrospectionSettings>,
     pub timeout: std::time::Duration,
+    pub trust_generic_roles_claim: bool,
     /// The approvals page's web app (authorization code + PKCE); `None`: no page login.
     pub web_client_id: Option<String>,
     /// Its secret (Basic auth at the token endpoint) when the app is confidential.
@@ -852,6 +857,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 audiences,
                 introspection,
                 timeout: std::time::Duration::from_secs(timeout),
+                trust_generic_roles_claim: raw_auth.trust_generic_roles_claim.unwrap_or(false),
                 web_client_id: raw_auth
                     .web_client_id
                     .clone()

@@ -36,7 +36,7 @@ fn provider_config(key_file: &std::path::Path) -> Value {
             {"client_id": "ci-bot", "client_secret": "ci-bot-secret-0123456789",
              "claims": {(roles_claim()): project_roles, "preferred_username": "ci-bot@acme.example"}},
             {"client_id": "array-bot", "client_secret": "array-bot-secret-0123456789",
-             "claims": {"urn:zitadel:iam:org:project:roles": [{"toolgate.caller": {ORG: "acme.example"}}]}},
+             "claims": {(roles_claim()): [{"toolgate.caller": {ORG: "acme.example"}}]}},
             {"client_id": "es-bot", "client_secret": "es-bot-secret-0123456789", "alg": "ES256"},
             {"client_id": "other-bot", "client_secret": "other-bot-secret-0123456789",
              "claims": {"urn:zitadel:iam:org:project:999999:roles": {"toolgate.approver": {ORG: "acme.example"}, "toolgate.caller": {ORG: "acme.example"}}}},
@@ -172,6 +172,23 @@ impl Provider {
             .expect("admin JSON")
     }
 
+    /// A JWT the issuer's current key signed, with `header` and `claims` on top of the defaults
+    /// (RS256 with the key's kid; iss, sub, iat, exp): what a hostile or broken token service
+    /// with the real key could issue.
+    pub(crate) async fn forge(&self, header: Value, claims: Value) -> String {
+        let answer: Value = self
+            .http
+            .post(format!("{}/__forge", self.issuer))
+            .json(&json!({"header": header, "claims": claims}))
+            .send()
+            .await
+            .expect("forge call")
+            .json()
+            .await
+            .expect("forge JSON");
+        answer["token"].as_str().expect("token").to_string()
+    }
+
     pub(crate) async fn stats(&self) -> Value {
         self.http
             .get(format!("{}/__stats", self.issuer))
@@ -214,6 +231,7 @@ impl Provider {
             audiences: vec![AUD.into()],
             introspection,
             timeout: Duration::from_secs(2),
+            trust_generic_roles_claim: false,
         })
         .expect("verifier config")
     }
@@ -636,4 +654,84 @@ async fn a_server_in_zitadel_mode_authorizes_mcp_and_approvals_by_token_roles() 
         .await;
     let (status, _) = crate::gate::decide(&tg.url, &other, &id, "approve", Some("x")).await;
     assert_eq!(status, 401);
+}
+
+/// The hostile-token suite: tokens signed with the issuer's real key that must still be refused
+/// (or read narrowly), each beside a control token that passes, so a broken forge cannot make
+/// the suite pass.
+#[tokio::test]
+async fn validly_signed_but_hostile_tokens_are_refused() {
+    let provider = Provider::start().await;
+    let v = provider.verifier(None);
+    let roles = |r: &[&str]| {
+        let mut m = serde_json::Map::new();
+        for role in r {
+            m.insert(role.to_string(), json!({ORG: "acme.example"}));
+        }
+        Value::Object(m)
+    };
+    // Control: a forged token that is in order is accepted.
+    let fine = provider
+        .forge(
+            json!({}),
+            json!({"aud": AUD, (roles_claim()): roles(&["toolgate.caller"])}),
+        )
+        .await;
+    let p = v
+        .verify_token(&fine)
+        .await
+        .expect("a well-formed token passes");
+    assert_eq!(p.roles, vec!["toolgate.caller".to_string()]);
+
+    // RFC 7515 §4.1.11: a critical extension toolgate does not understand.
+    let crit = provider
+        .forge(
+            json!({"crit": ["x-toolgate-test"], "x-toolgate-test": true}),
+            json!({"aud": AUD, (roles_claim()): roles(&["toolgate.caller"])}),
+        )
+        .await;
+    assert_invalid(v.verify_token(&crit).await, "critical extensions", &crit);
+
+    // An issuer that differs from the discovery document's only by a trailing slash.
+    let slash = provider
+        .forge(
+            json!({}),
+            json!({"iss": format!("{}/", provider.issuer), "aud": AUD,
+                   (roles_claim()): roles(&["toolgate.caller"])}),
+        )
+        .await;
+    assert_invalid(v.verify_token(&slash).await, "another issuer", &slash);
+
+    // The project's own claim says caller; the generic claim (another project's roles) says
+    // approver: only caller counts.
+    let mixed = provider
+        .forge(
+            json!({}),
+            json!({"aud": AUD, (roles_claim()): roles(&["toolgate.caller"]),
+                   "urn:zitadel:iam:org:project:roles": roles(&["toolgate.approver"])}),
+        )
+        .await;
+    let p = v.verify_token(&mixed).await.expect("valid token");
+    assert_eq!(p.roles, vec!["toolgate.caller".to_string()]);
+
+    // Only the generic claim: no roles unless the config trusts that claim.
+    let generic = provider
+        .forge(
+            json!({}),
+            json!({"aud": AUD, "urn:zitadel:iam:org:project:roles": roles(&["toolgate.approver"])}),
+        )
+        .await;
+    let p = v.verify_token(&generic).await.expect("valid token");
+    assert_eq!(p.roles, Vec::<String>::new());
+    let trusting = ZitadelVerifier::new(ZitadelConfig {
+        issuer: provider.issuer.clone(),
+        project_id: PROJECT.into(),
+        audiences: vec![AUD.into()],
+        introspection: None,
+        timeout: Duration::from_secs(2),
+        trust_generic_roles_claim: true,
+    })
+    .expect("verifier config");
+    let p = trusting.verify_token(&generic).await.expect("valid token");
+    assert_eq!(p.roles, vec!["toolgate.approver".to_string()]);
 }

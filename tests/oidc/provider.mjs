@@ -31,6 +31,10 @@
 //                          and is published first in the JWKS (old keys stay published)
 //   POST /__clock?offset=N shift this process's clock by N seconds (expired/future tokens)
 //   GET  /__stats          {"jwks": n, "introspection": n, "token": n} requests served
+//   POST /__forge          {"header": {…}, "claims": {…}} → {"token"}: a JWT signed RS256 with
+//                          the current published key, header and claims exactly as given on top
+//                          of {alg, typ, kid} and {iss, sub, iat, exp}: the hostile-token suite's
+//                          tokens that a real issuer's key signed but a verifier must refuse
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -223,6 +227,23 @@ const server = http.createServer((req, res) => {
   if (url.pathname === '/__clock' && req.method === 'POST') {
     clockOffsetMs = Number(url.searchParams.get('offset') ?? 0) * 1000;
     send(res, 200, { offset: clockOffsetMs / 1000 });
+    return;
+  }
+  if (url.pathname === '/__forge' && req.method === 'POST') {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      const { header = {}, claims = {} } = JSON.parse(body || '{}');
+      const key = rsaKeys[rsaKeys.length - 1];
+      const now = Math.floor(Date.now() / 1000);
+      const h = { alg: 'RS256', typ: 'at+jwt', kid: key.kid, ...header };
+      const c = { iss: issuer, sub: 'forged-bot', iat: now, exp: now + 600, ...claims };
+      const enc = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const input = `${enc(h)}.${enc(c)}`;
+      const signature = crypto.sign('sha256', Buffer.from(input),
+        crypto.createPrivateKey({ key, format: 'jwk' }));
+      send(res, 200, { token: `${input}.${signature.toString('base64url')}` });
+    });
     return;
   }
   if (url.pathname === '/__stats') {

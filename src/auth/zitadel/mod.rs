@@ -48,6 +48,9 @@ pub struct ZitadelConfig {
     pub introspection: Option<IntrospectionAuth>,
     /// Per-attempt timeout (connect and total) of every call to the issuer.
     pub timeout: Duration,
+    /// Read the generic roles claim when the project's own claim is absent (see
+    /// [`roles_from_claims`]).
+    pub trust_generic_roles_claim: bool,
 }
 
 #[derive(Clone)]
@@ -99,6 +102,8 @@ pub struct Verified {
 
 #[derive(Clone)]
 struct Discovery {
+    /// The issuer exactly as the document names it: tokens must carry this `iss`, byte for byte.
+    issuer: String,
     jwks_uri: String,
     introspection_endpoint: Option<String>,
     fetched_at: Instant,
@@ -107,6 +112,7 @@ struct Discovery {
 pub struct ZitadelVerifier {
     issuer: String,
     project_id: String,
+    trust_generic_roles_claim: bool,
     audiences: Vec<String>,
     upstream: Upstream,
     client_auth: Option<ClientAuth>,
@@ -149,6 +155,7 @@ impl ZitadelVerifier {
         Ok(Self {
             issuer,
             project_id: cfg.project_id,
+            trust_generic_roles_claim: cfg.trust_generic_roles_claim,
             audiences,
             upstream: Upstream::new(cfg.timeout)?,
             client_auth,
@@ -184,6 +191,13 @@ impl ZitadelVerifier {
                 "malformed JWT header or an algorithm that is never accepted".into(),
             )
         })?;
+        // RFC 7515 §4.1.11: extensions listed in `crit` must be understood; toolgate
+        // understands none, so a token that lists any is refused.
+        if names_critical_extensions(token) {
+            return Err(VerifyError::Invalid(
+                "the token's header lists critical extensions (crit) that toolgate does not understand".into(),
+            ));
+        }
         if !ACCEPTED.contains(&header.alg) {
             return Err(VerifyError::Invalid(format!(
                 "algorithm {:?} is not accepted (RS256, ES256, EdDSA only)",
@@ -205,7 +219,9 @@ impl ZitadelVerifier {
         validation.leeway = LEEWAY;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[self.issuer.clone(), format!("{}/", self.issuer)]);
+        // Exactly the issuer discovery names (a trailing slash makes another issuer).
+        let issuer = self.discovery().await?.issuer;
+        validation.set_issuer(&[issuer]);
         validation.set_audience(&self.audiences);
         let claims = decode::<Value>(token, &key.key, &validation)
             .map_err(|e| VerifyError::Invalid(jwt_problem(e.kind())))?
@@ -312,6 +328,7 @@ impl ZitadelVerifier {
         if issuer.trim_end_matches('/') != self.issuer {
             return Err(bad("the document names another issuer"));
         }
+        let issuer = issuer.to_string();
         let jwks_uri = doc
             .get("jwks_uri")
             .and_then(Value::as_str)
@@ -322,6 +339,7 @@ impl ZitadelVerifier {
             .and_then(Value::as_str)
             .map(str::to_string);
         Ok(Discovery {
+            issuer,
             jwks_uri,
             introspection_endpoint,
             fetched_at: Instant::now(),
@@ -380,8 +398,9 @@ impl ZitadelVerifier {
                 "token is not active (expired, revoked or unknown)".into(),
             ));
         }
+        let issuer = self.discovery().await?.issuer;
         if let Some(iss) = body.get("iss")
-            && iss.as_str().map(|s| s.trim_end_matches('/')) != Some(self.issuer.as_str())
+            && iss.as_str() != Some(issuer.as_str())
         {
             return Err(VerifyError::Invalid("token from another issuer".into()));
         }
@@ -432,7 +451,8 @@ impl ZitadelVerifier {
 
     /// Principal, org ids and expiry from verified claims (JWT payload or introspection).
     fn verified(&self, claims: &Value, sub: String) -> Verified {
-        let (roles, org_ids) = roles_from_claims(claims, &self.project_id);
+        let (roles, org_ids) =
+            roles_from_claims(claims, &self.project_id, self.trust_generic_roles_claim);
         let name = ["name", "preferred_username", "username"]
             .iter()
             .find_map(|k| {
@@ -477,6 +497,22 @@ fn unknown_key(fetch_failed: bool) -> VerifyError {
             "unknown signing key (the key set was fetched less than 30 s ago)".into(),
         )
     }
+}
+
+/// Whether the JWS header has a `crit` member. Called after `decode_header` accepted the header,
+/// so the segment decodes; anything else counts as no `crit` (and failed there already).
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|h| h.get("crit").is_some())
 }
 
 /// What was wrong, in words that never quote the token.
@@ -537,6 +573,7 @@ mod tests {
                 client_secret: "very-secret-value".into(),
             }),
             timeout: Duration::from_secs(1),
+            trust_generic_roles_claim: false,
         }
     }
 
