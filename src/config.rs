@@ -13,6 +13,8 @@ use serde_json::Value;
 
 pub use crate::adapters::http::config::{RawCredential, RawDuration};
 
+pub mod seed_blocks;
+
 /// Exit code for a configuration error (EX_CONFIG-style usage error, as linkerd does).
 pub const EXIT_CONFIG: i32 = 64;
 
@@ -50,6 +52,18 @@ pub struct RawConfig {
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
     /// How long finished rows are kept (audit records are never pruned).
     pub retention: Option<RawRetention>,
+    /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
+    pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
+    /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
+    pub observability_integration: Option<seed_blocks::RawObservabilityIntegration>,
+    /// … `webhooks.alertmanager`.
+    pub alertmanager_integration: Option<seed_blocks::RawSeedAlertmanager>,
+    /// Refused until issue 19 (ArgoCD poller and tools) unless `enabled: false`.
+    pub argocd_integration: Option<Value>,
+    /// Refused until issue 20 (Jira/GitHub ticketing) unless `enabled: false`.
+    pub ticketing_integration: Option<Value>,
+    /// Refused until issue 20 (PagerDuty/OpsGenie paging) unless `enabled: false`.
+    pub paging_integration: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -188,7 +202,7 @@ pub struct RawKubernetes {
     pub max_response_bytes: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// Name callers use in the `cluster` argument.
@@ -382,7 +396,7 @@ impl Config {
         };
         apply_env(&mut doc, env, &mut problems);
         // The error names the key (`store.read_audit_durability: unknown variant …`).
-        let raw: RawConfig = match serde_path_to_error::deserialize(doc) {
+        let mut raw: RawConfig = match serde_path_to_error::deserialize(doc) {
             Ok(raw) => raw,
             Err(e) => {
                 let origin = file
@@ -400,6 +414,7 @@ impl Config {
                 return Err(ConfigError { problems });
             }
         };
+        seed_blocks::apply(&mut raw, &mut problems);
         let config = resolve(raw, env, &mut problems);
         if problems.is_empty() {
             Ok(config)
