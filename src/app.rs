@@ -63,7 +63,7 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
                     client_secret,
                 } => IntrospectionAuth::Basic {
                     client_id: client_id.clone(),
-                    client_secret: client_secret.expose().to_string(),
+                    client_secret: client_secret.clone(),
                 },
                 IntrospectionSettings::KeyFile(path) => IntrospectionAuth::PrivateKeyJwt {
                     key_file: path.clone(),
@@ -110,7 +110,11 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         .with_context(|| "opening the store (store.url)".to_string())?;
     store.set_read_audit_durability(config.read_audit_durability);
     let webhook = match &config.approvals.webhook_url {
-        Some(url) => Some(Webhook::new(url.clone()).map_err(anyhow::Error::msg)?),
+        Some(url) => Some(
+            Webhook::new(url.clone())
+                .await
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+        ),
         None => None,
     };
     let gate = Gate::new(policy, store, config.public_url.clone(), webhook);

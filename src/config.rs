@@ -5,10 +5,20 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use crate::adapters::http::config::{RawCredential, RawDuration};
+
+pub mod seed_blocks;
+
+/// Kubernetes' section lives beside its adapter.
+pub use crate::adapters::kube::config::{
+    ClusterConfig, ClusterSource, KubernetesConfig, RawCluster, RawKubernetes,
+};
 
 /// Exit code for a configuration error (EX_CONFIG-style usage error, as linkerd does).
 pub const EXIT_CONFIG: i32 = 64;
@@ -47,6 +57,18 @@ pub struct RawConfig {
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
     /// How long finished rows are kept (audit records are never pruned).
     pub retention: Option<RawRetention>,
+    /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
+    pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
+    /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
+    pub observability_integration: Option<seed_blocks::RawObservabilityIntegration>,
+    /// … `webhooks.alertmanager`.
+    pub alertmanager_integration: Option<seed_blocks::RawSeedAlertmanager>,
+    /// Refused until issue 19 (ArgoCD poller and tools) unless `enabled: false`.
+    pub argocd_integration: Option<Value>,
+    /// Refused until issue 20 (Jira/GitHub ticketing) unless `enabled: false`.
+    pub ticketing_integration: Option<Value>,
+    /// Refused until issue 20 (PagerDuty/OpsGenie paging) unless `enabled: false`.
+    pub paging_integration: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -71,18 +93,19 @@ pub struct RawAuth {
     pub trust_generic_roles_claim: Option<bool>,
     /// `zitadel`: API-app client id for introspecting opaque tokens (Basic auth).
     pub introspection_client_id: Option<String>,
-    /// `zitadel`: its secret (prefer the TOOLGATE_AUTH_INTROSPECTION_CLIENT_SECRET variable).
-    pub introspection_client_secret: Option<String>,
+    /// `zitadel`: its secret: the value, `{file: PATH}`, `{env: VAR}` or `{secret_ref: …}`
+    /// (or the TOOLGATE_AUTH_INTROSPECTION_CLIENT_SECRET variable).
+    pub introspection_client_secret: Option<RawCredential>,
     /// `zitadel`: or an API-app key file (`{"type":"application",…}`) for private-key JWT.
     pub introspection_key_file: Option<String>,
-    /// `zitadel`: timeout of calls to the issuer, seconds. Default 5.
-    pub timeout_seconds: Option<u64>,
+    /// `zitadel`: timeout of calls to the issuer (`5s`, or a number of seconds). Default 5s.
+    pub timeout_seconds: Option<RawDuration>,
     /// `zitadel`: client id of the web app the approvals page signs people in with
     /// (authorization code + PKCE). Without it the page cannot sign anyone in.
     pub web_client_id: Option<String>,
-    /// `zitadel`: its secret, if the app is confidential (prefer the
-    /// TOOLGATE_AUTH_WEB_CLIENT_SECRET variable).
-    pub web_client_secret: Option<String>,
+    /// `zitadel`: its secret, if the app is confidential: the value, `{file: PATH}`,
+    /// `{env: VAR}` or `{secret_ref: …}` (or the TOOLGATE_AUTH_WEB_CLIENT_SECRET variable).
+    pub web_client_secret: Option<RawCredential>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -96,10 +119,12 @@ pub struct RawPolicies {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawApprovals {
-    /// Slack-compatible incoming-webhook URL told about each new request and decision.
-    pub webhook_url: Option<String>,
-    /// How often pending requests past their TTL are expired. Default 5.
-    pub sweep_interval_seconds: Option<u64>,
+    /// Slack-compatible incoming-webhook URL told about each new request and decision. It
+    /// holds a token: the URL, `{file: PATH}`, `{env: VAR}` or `{secret_ref: …}`.
+    pub webhook_url: Option<RawCredential>,
+    /// How often pending requests past their TTL are expired (`5s`, or a number of seconds).
+    /// Default 5s.
+    pub sweep_interval_seconds: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -116,18 +141,6 @@ pub struct RawRetention {
     pub approvals: Option<RawDuration>,
     /// How often the pruning job runs. Default `1h`; at least `1s`.
     pub interval: Option<RawDuration>,
-}
-
-/// A duration as YAML or an environment variable gives it: `30s`, `5m`, `1h`, `7d` (text), or
-/// `0` (a number, as YAML reads it).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    untagged,
-    expecting = "expected a duration such as 30s, 5m, 1h or 7d, or 0 / off to keep the rows forever"
-)]
-pub enum RawDuration {
-    Text(String),
-    Number(u64),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -170,45 +183,12 @@ pub struct RawStore {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTools {
-    /// Time limit of one tool call. Default 30.
-    pub timeout_seconds: Option<u64>,
+    /// Time limit of one tool call (`30s`, `2m`, or a number of seconds). Default 30s.
+    pub timeout_seconds: Option<RawDuration>,
     /// Default output budget in bytes (`max_bytes` argument). Default 16384.
     pub default_max_bytes: Option<usize>,
     /// Largest `max_bytes` a caller may ask for. Default 1048576.
     pub max_bytes_limit: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawKubernetes {
-    /// Cluster used when a call names none. Default: the first configured cluster.
-    pub default_cluster: Option<String>,
-    /// Clusters toolgate may reach. Default: one cluster `default` from the kubeconfig's
-    /// current context (KUBECONFIG, ~/.kube/config) or the in-cluster service account.
-    pub clusters: Option<Vec<RawCluster>>,
-    /// Default `tail_lines` of `k8s.get_logs`. Default 500.
-    pub log_tail_lines: Option<i64>,
-    /// Timeout of one API request. Default 20.
-    pub request_timeout_seconds: Option<u64>,
-    /// Retries of reads (the upstream kit's `attempts`, `backoff`, `max_backoff`). Default 3 attempts.
-    pub retry: Option<crate::adapters::http::config::RawRetry>,
-    /// One circuit breaker per cluster (`failures`, `cooldown`). Default 5 faults, 30s.
-    pub breaker: Option<crate::adapters::http::config::RawBreaker>,
-    /// Larger API answers are refused. Default 64 MiB.
-    pub max_response_bytes: Option<usize>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawCluster {
-    /// Name callers use in the `cluster` argument.
-    pub name: String,
-    /// Kubeconfig context to use. Default: the current context.
-    pub context: Option<String>,
-    /// Kubeconfig file. Default: KUBECONFIG or ~/.kube/config.
-    pub kubeconfig: Option<String>,
-    /// Use the in-cluster service account instead of a kubeconfig.
-    pub in_cluster: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -252,7 +232,7 @@ pub enum AuthConfig {
 
 /// Credentials and upstream blocks are the upstream kit's types.
 pub use crate::adapters::http::config::Endpoint as HttpUpstream;
-pub use crate::adapters::http::{HttpAuth, Secret, TlsSettings};
+pub use crate::adapters::http::{Credential, HttpAuth, Secret, TlsSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZitadelSettings {
@@ -265,21 +245,22 @@ pub struct ZitadelSettings {
     /// The approvals page's web app (authorization code + PKCE); `None`: no page login.
     pub web_client_id: Option<String>,
     /// Its secret (Basic auth at the token endpoint) when the app is confidential.
-    pub web_client_secret: Option<Secret>,
+    pub web_client_secret: Option<Credential>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntrospectionSettings {
     Basic {
         client_id: String,
-        client_secret: Secret,
+        client_secret: Credential,
     },
     KeyFile(PathBuf),
 }
 
 #[derive(Debug, Clone)]
 pub struct ApprovalsConfig {
-    pub webhook_url: Option<String>,
+    /// Holds a token, so it is a credential (checked to be http(s) when the server starts).
+    pub webhook_url: Option<Credential>,
     pub sweep_interval: std::time::Duration,
 }
 
@@ -314,35 +295,6 @@ pub struct ToolsConfig {
     pub timeout: std::time::Duration,
     pub default_max_bytes: usize,
     pub max_bytes_limit: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct KubernetesConfig {
-    pub default_cluster: String,
-    pub clusters: Vec<ClusterConfig>,
-    pub log_tail_lines: i64,
-    pub request_timeout: std::time::Duration,
-    /// Each cluster's client settings in the upstream kit's terms (retry, breaker, byte cap).
-    pub client: crate::adapters::http::Settings,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClusterSource {
-    /// A kubeconfig (file or the usual places) and optionally one of its contexts.
-    Kubeconfig {
-        path: Option<PathBuf>,
-        context: Option<String>,
-    },
-    /// The pod's service account.
-    InCluster,
-    /// Whatever `kube::Config::infer` finds (kubeconfig, else in-cluster).
-    Infer,
-}
-
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    pub name: String,
-    pub source: ClusterSource,
 }
 
 /// All problems found while loading; printed one per line.
@@ -392,15 +344,17 @@ impl Config {
         };
         apply_env(&mut doc, env, &mut problems);
         // The error names the key (`store.read_audit_durability: unknown variant …`).
-        let raw: RawConfig = match serde_path_to_error::deserialize(doc) {
+        let mut raw: RawConfig = match serde_path_to_error::deserialize(doc) {
             Ok(raw) => raw,
             Err(e) => {
                 let origin = file
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "environment".into());
                 let path = e.path().to_string();
-                let e = e.into_inner();
-                if path.is_empty() || path == "." {
+                let e = e.into_inner().to_string();
+                if let Some(message) = unknown_key_message(&path, &e) {
+                    problems.push(format!("{origin}: {message}"));
+                } else if path.is_empty() || path == "." {
                     problems.push(format!("{origin}: {e}"));
                 } else {
                     problems.push(format!("{origin}: {path}: {e}"));
@@ -408,6 +362,7 @@ impl Config {
                 return Err(ConfigError { problems });
             }
         };
+        seed_blocks::apply(&mut raw, &mut problems);
         let config = resolve(raw, env, &mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -420,6 +375,33 @@ impl Config {
     pub fn schema() -> Value {
         serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or(Value::Null)
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, …" for the key at `path`, rewritten to
+/// name the whole key and only the closest valid one (or, when none is close, the valid keys).
+fn unknown_key_message(path: &str, serde_message: &str) -> Option<String> {
+    let rest = serde_message.strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let valid: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let key = if path.is_empty() || path == "." {
+        field.to_string()
+    } else {
+        path.to_string()
+    };
+    let closest = valid
+        .iter()
+        .map(|v| (strsim::damerau_levenshtein(field, v), *v))
+        .filter(|(d, v)| *d <= 2.max(v.len() / 3) || strsim::jaro_winkler(field, v) >= 0.9)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v);
+    Some(match (closest, valid.is_empty()) {
+        (Some(v), _) => format!("unknown key `{key}`; did you mean `{v}`?"),
+        (None, true) => format!("unknown key `{key}`: this section takes no keys"),
+        (None, false) => format!(
+            "unknown key `{key}`; the keys here are {}",
+            valid.join(", ")
+        ),
+    })
 }
 
 /// Leaf keys of the config, as paths (`["store","url"]`), from the raw type's schema.
@@ -642,12 +624,13 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let raw_tools = raw.tools.unwrap_or_default();
-    let timeout_seconds = raw_tools.timeout_seconds.unwrap_or(30);
-    if timeout_seconds == 0 || timeout_seconds > 3600 {
-        problems.push(format!(
-            "tools.timeout_seconds: {timeout_seconds} is out of range; expected 1..=3600"
-        ));
-    }
+    let tool_timeout = RawDuration::resolve_or(
+        raw_tools.timeout_seconds.as_ref(),
+        "tools.timeout_seconds",
+        Duration::from_secs(30),
+        (Duration::from_millis(100), Duration::from_secs(3600)),
+        problems,
+    );
     let max_bytes_limit = raw_tools.max_bytes_limit.unwrap_or(1 << 20);
     let default_max_bytes = raw_tools.default_max_bytes.unwrap_or(16384);
     if default_max_bytes < 1024 {
@@ -661,107 +644,8 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         ));
     }
 
-    let raw_k8s = raw.kubernetes.unwrap_or_default();
-    let clusters: Vec<ClusterConfig> = match raw_k8s.clusters {
-        None => vec![ClusterConfig {
-            name: "default".into(),
-            source: ClusterSource::Infer,
-        }],
-        Some(list) if list.is_empty() => {
-            problems.push("kubernetes.clusters: the list is empty; omit it to use the current kubeconfig context".into());
-            Vec::new()
-        }
-        Some(list) => {
-            let mut out: Vec<ClusterConfig> = Vec::new();
-            for c in list {
-                if c.name.trim().is_empty() {
-                    problems.push("kubernetes.clusters: a cluster has an empty name".into());
-                    continue;
-                }
-                if out.iter().any(|o| o.name == c.name) {
-                    problems.push(format!(
-                        "kubernetes.clusters: the name `{}` appears twice",
-                        c.name
-                    ));
-                }
-                let in_cluster = c.in_cluster.unwrap_or(false);
-                if in_cluster && (c.context.is_some() || c.kubeconfig.is_some()) {
-                    problems.push(format!(
-                        "kubernetes.clusters[{}]: in_cluster cannot be combined with context or kubeconfig",
-                        c.name
-                    ));
-                }
-                if let Some(path) = &c.kubeconfig
-                    && !Path::new(path).exists()
-                {
-                    problems.push(format!(
-                        "kubernetes.clusters[{}].kubeconfig: file `{path}` does not exist",
-                        c.name
-                    ));
-                }
-                let source = if in_cluster {
-                    ClusterSource::InCluster
-                } else {
-                    ClusterSource::Kubeconfig {
-                        path: c.kubeconfig.map(PathBuf::from),
-                        context: c.context,
-                    }
-                };
-                out.push(ClusterConfig {
-                    name: c.name,
-                    source,
-                });
-            }
-            out
-        }
-    };
-    let default_cluster = match raw_k8s.default_cluster {
-        Some(name) => {
-            if !clusters.iter().any(|c| c.name == name) {
-                let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
-                problems.push(format!(
-                    "kubernetes.default_cluster: `{name}` is not a configured cluster; clusters: {}",
-                    names.join(", ")
-                ));
-            }
-            name
-        }
-        None => clusters
-            .first()
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| "default".into()),
-    };
-    let log_tail_lines = raw_k8s.log_tail_lines.unwrap_or(500);
-    if !(1..=100_000).contains(&log_tail_lines) {
-        problems.push(format!(
-            "kubernetes.log_tail_lines: {log_tail_lines} is out of range; expected 1..=100000"
-        ));
-    }
-    let request_timeout_seconds = raw_k8s.request_timeout_seconds.unwrap_or(20);
-    let mut kube_client = crate::adapters::http::config::resolve_settings(
-        "kubernetes",
-        &crate::adapters::http::config::EndpointFields {
-            timeout: None,
-            timeout_seconds: None,
-            connect_timeout: None,
-            retry: raw_k8s.retry.as_ref(),
-            breaker: raw_k8s.breaker.as_ref(),
-            max_response_bytes: raw_k8s.max_response_bytes,
-            auth: None,
-            tls: None,
-        },
-        problems,
-    );
-    if raw_k8s.max_response_bytes.is_none() {
-        kube_client.max_response_bytes = 64 << 20;
-    }
-    kube_client.timeout = std::time::Duration::from_secs(request_timeout_seconds.clamp(1, 600));
-    kube_client.connect_timeout = kube_client.timeout.min(std::time::Duration::from_secs(10));
-    if request_timeout_seconds == 0 || request_timeout_seconds > 600 {
-        problems.push(format!(
-            "kubernetes.request_timeout_seconds: {request_timeout_seconds} is out of range; expected 1..=600"
-        ));
-    }
+    let kubernetes =
+        crate::adapters::kube::config::resolve(raw.kubernetes.unwrap_or_default(), problems);
 
     let stdio_principal = raw
         .stdio
@@ -826,10 +710,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 raw_auth.introspection_key_file.clone(),
             ) {
                 (None, None, None) => None,
-                (Some(client_id), Some(secret), None) => Some(IntrospectionSettings::Basic {
-                    client_id,
-                    client_secret: Secret::new(secret),
-                }),
+                (Some(client_id), Some(secret), None) => secret
+                    .resolve("auth.introspection_client_secret", problems)
+                    .map(|client_secret| IntrospectionSettings::Basic {
+                        client_id,
+                        client_secret,
+                    }),
                 (None, None, Some(file)) => {
                     if !Path::new(&file).is_file() {
                         problems.push(format!(
@@ -845,28 +731,30 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                     None
                 }
             };
-            let timeout = raw_auth.timeout_seconds.unwrap_or(5);
-            if timeout == 0 || timeout > 60 {
-                problems.push(format!(
-                    "auth.timeout_seconds: {timeout} is out of range; expected 1..=60"
-                ));
-            }
+            let timeout = RawDuration::resolve_or(
+                raw_auth.timeout_seconds.as_ref(),
+                "auth.timeout_seconds",
+                Duration::from_secs(5),
+                (Duration::from_millis(100), Duration::from_secs(60)),
+                problems,
+            );
             AuthConfig::Zitadel(ZitadelSettings {
                 issuer,
                 project_id,
                 audiences,
                 introspection,
-                timeout: std::time::Duration::from_secs(timeout),
+                timeout,
                 trust_generic_roles_claim: raw_auth.trust_generic_roles_claim.unwrap_or(false),
                 web_client_id: raw_auth
                     .web_client_id
                     .clone()
                     .filter(|id| !id.trim().is_empty()),
+                // An empty inline value means "public app", as before.
                 web_client_secret: raw_auth
                     .web_client_secret
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .map(Secret::new),
+                    .as_ref()
+                    .filter(|s| **s != RawCredential::Value(String::new()))
+                    .and_then(|s| s.resolve("auth.web_client_secret", problems)),
             })
         }
         Some(other) => {
@@ -889,17 +777,22 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         None => Some(PathBuf::from("policies")).filter(|p| p.join("default.yaml").is_file()),
     };
     let raw_approvals = raw.approvals.unwrap_or_default();
-    if let Some(url) = &raw_approvals.webhook_url
+    if let Some(RawCredential::Value(url)) = &raw_approvals.webhook_url
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
         problems.push("approvals.webhook_url: must start with http:// or https://".to_string());
     }
-    let sweep = raw_approvals.sweep_interval_seconds.unwrap_or(5);
-    if sweep == 0 || sweep > 3600 {
-        problems.push(format!(
-            "approvals.sweep_interval_seconds: {sweep} is out of range; expected 1..=3600"
-        ));
-    }
+    let webhook_url = raw_approvals
+        .webhook_url
+        .as_ref()
+        .and_then(|u| u.resolve("approvals.webhook_url", problems));
+    let sweep = RawDuration::resolve_or(
+        raw_approvals.sweep_interval_seconds.as_ref(),
+        "approvals.sweep_interval_seconds",
+        Duration::from_secs(5),
+        (Duration::from_millis(100), Duration::from_secs(3600)),
+        problems,
+    );
 
     let observability = resolve_observability(raw.observability.unwrap_or_default(), problems);
     let (webhooks, intents, sli_calculation) =
@@ -926,8 +819,8 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         auth,
         policies_dir,
         approvals: ApprovalsConfig {
-            webhook_url: raw_approvals.webhook_url,
-            sweep_interval: std::time::Duration::from_secs(sweep),
+            webhook_url,
+            sweep_interval: sweep,
         },
         listen,
         public_url,
@@ -941,17 +834,11 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         store_url,
         read_audit_durability,
         tools: ToolsConfig {
-            timeout: std::time::Duration::from_secs(timeout_seconds),
+            timeout: tool_timeout,
             default_max_bytes,
             max_bytes_limit,
         },
-        kubernetes: KubernetesConfig {
-            default_cluster,
-            clusters,
-            log_tail_lines,
-            request_timeout: std::time::Duration::from_secs(request_timeout_seconds),
-            client: kube_client,
-        },
+        kubernetes,
         stdio_principal,
     }
 }
@@ -966,22 +853,22 @@ fn retention_window(
     default: std::time::Duration,
     problems: &mut Vec<String>,
 ) -> Option<std::time::Duration> {
-    let text = match raw {
-        None => return Some(default),
-        Some(RawDuration::Number(0)) => return None,
-        Some(RawDuration::Number(n)) => n.to_string(),
-        Some(RawDuration::Text(text)) => text,
+    let Some(raw) = raw else {
+        return Some(default);
     };
-    let trimmed = text.trim();
-    if trimmed == "0" || trimmed.eq_ignore_ascii_case("off") {
-        return None;
-    }
-    match crate::intents::config::parse_prometheus_duration(trimmed) {
+    let window = match &raw {
+        RawDuration::Text(text) if text.trim().eq_ignore_ascii_case("off") => return None,
+        RawDuration::Seconds(n) => Some(Duration::from_secs(*n)),
+        RawDuration::Text(text) => crate::adapters::http::parse_duration(text.trim()),
+    };
+    match window {
+        Some(window) if window.is_zero() => None,
         Some(window) => Some(window),
         None => {
             problems.push(format!(
-                "retention.{key}: `{text}` is not a duration; expected e.g. 30s, 5m, 1h or 7d, \
-                 or 0 / off to keep these rows forever"
+                "retention.{key}: `{}` is not a duration; expected e.g. 30s, 5m, 1h or 7d, \
+                 or 0 / off to keep these rows forever",
+                raw.as_written()
             ));
             Some(default)
         }
@@ -1345,6 +1232,7 @@ mod tests {
 
     #[test]
     fn bad_retention_values_name_their_key() {
+        use std::time::Duration;
         let err = Config::load_from(None, &env(&[("TOOLGATE_RETENTION_OUTBOX", "7 days")]))
             .expect_err("invalid");
         assert_eq!(
@@ -1355,27 +1243,33 @@ mod tests {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.yaml");
-        // A number without a unit, a zero with one, and an interval below a second.
+        // Units written out, a fraction, and an interval below a second.
         std::fs::write(
             &path,
-            "retention:\n  a2a_tasks: 3600\n  approvals: 0s\n  interval: 500ms\n",
+            "retention:\n  a2a_tasks: 3 weeks\n  approvals: 1.5h\n  interval: 500ms\n",
         )
         .expect("write");
         let text = Config::load_from(Some(&path), &[])
             .expect_err("invalid")
             .to_string();
         for needle in [
-            "retention.a2a_tasks: `3600` is not a duration",
-            "retention.approvals: `0s` is not a duration",
+            "retention.a2a_tasks: `3 weeks` is not a duration",
+            "retention.approvals: `1.5h` is not a duration",
             "retention.interval: 500ms is too short; expected at least 1s",
         ] {
             assert!(text.contains(needle), "{needle} missing in {text}");
         }
+        // A bare number is seconds, as everywhere in the config; a zero with a unit is off.
+        std::fs::write(&path, "retention:\n  a2a_tasks: 3600\n  approvals: 0s\n").expect("write");
+        let c = Config::load_from(Some(&path), &[]).expect("valid");
+        assert_eq!(c.retention.a2a_tasks, Some(Duration::from_secs(3600)));
+        assert_eq!(c.retention.approvals, None);
         std::fs::write(&path, "retention:\n  sent: 1d\n").expect("write");
         let err = Config::load_from(Some(&path), &[]).expect_err("unknown key");
         assert!(
-            err.to_string()
-                .contains("retention.sent: unknown field `sent`"),
+            err.to_string().contains(
+                "unknown key `retention.sent`; the keys here are outbox, a2a_tasks, approvals, interval"
+            ),
             "{err}"
         );
         std::fs::write(&path, "retention:\n  outbox: [1d]\n").expect("write");
@@ -1387,15 +1281,227 @@ mod tests {
         );
     }
 
+    fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn every_duration_key_takes_units_and_bare_numbers_are_seconds() {
+        use crate::intents::config::IntentSink;
+        let (_dir, path) = write_config(
+            "tools: {timeout_seconds: 2m}\n\
+             auth: {mode: zitadel, issuer: 'https://id.example', project_id: p, timeout_seconds: 500ms}\n\
+             approvals: {sweep_interval_seconds: 1h}\n\
+             kubernetes: {request_timeout_seconds: 45}\n\
+             webhooks: {alertmanager: {dedup_window_seconds: 10m}}\n\
+             intents: {sink: nats, nats: {url: 'nats://n:4222', timeout_seconds: 1500ms}}\n\
+             sli_calculation: {timeout_seconds: 1m}\n\
+             observability: {prometheus: {url: 'http://p:9090', timeout_seconds: 5s}}\n",
+        );
+        let c = Config::load_from(Some(&path), &[]).expect("valid");
+        assert_eq!(c.tools.timeout, Duration::from_secs(120));
+        let AuthConfig::Zitadel(z) = &c.auth else {
+            panic!("zitadel expected: {:?}", c.auth)
+        };
+        assert_eq!(z.timeout, Duration::from_millis(500));
+        assert_eq!(c.approvals.sweep_interval, Duration::from_secs(3600));
+        assert_eq!(c.kubernetes.request_timeout, Duration::from_secs(45));
+        assert_eq!(c.kubernetes.client.timeout, Duration::from_secs(45));
+        assert_eq!(
+            c.webhooks.alertmanager.dedup_window,
+            Duration::from_secs(600)
+        );
+        let IntentSink::Nats(nats) = &c.intents.sink else {
+            panic!("nats expected")
+        };
+        assert_eq!(nats.timeout, Duration::from_millis(1500));
+        assert_eq!(c.sli_calculation.timeout, Duration::from_secs(60));
+        let prom = c.observability.prometheus.as_ref().expect("prometheus");
+        assert_eq!(prom.settings.timeout, Duration::from_secs(5));
+
+        // The same spellings through TOOLGATE_* variables, which beat the file.
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[
+                ("TOOLGATE_TOOLS_TIMEOUT_SECONDS", "90s"),
+                ("TOOLGATE_AUTH_TIMEOUT_SECONDS", "7"),
+                ("TOOLGATE_APPROVALS_SWEEP_INTERVAL_SECONDS", "250ms"),
+                ("TOOLGATE_KUBERNETES_REQUEST_TIMEOUT_SECONDS", "1m"),
+                ("TOOLGATE_WEBHOOKS_ALERTMANAGER_DEDUP_WINDOW_SECONDS", "1h"),
+                ("TOOLGATE_INTENTS_NATS_TIMEOUT_SECONDS", "3s"),
+                ("TOOLGATE_SLI_CALCULATION_TIMEOUT_SECONDS", "45"),
+                ("TOOLGATE_OBSERVABILITY_PROMETHEUS_TIMEOUT_SECONDS", "750ms"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.tools.timeout, Duration::from_secs(90));
+        let AuthConfig::Zitadel(z) = &c.auth else {
+            panic!("zitadel expected")
+        };
+        assert_eq!(z.timeout, Duration::from_secs(7));
+        assert_eq!(c.approvals.sweep_interval, Duration::from_millis(250));
+        assert_eq!(c.kubernetes.request_timeout, Duration::from_secs(60));
+        assert_eq!(
+            c.webhooks.alertmanager.dedup_window,
+            Duration::from_secs(3600)
+        );
+        let IntentSink::Nats(nats) = &c.intents.sink else {
+            panic!("nats expected")
+        };
+        assert_eq!(nats.timeout, Duration::from_secs(3));
+        assert_eq!(c.sli_calculation.timeout, Duration::from_secs(45));
+        let prom = c.observability.prometheus.as_ref().expect("prometheus");
+        assert_eq!(prom.settings.timeout, Duration::from_millis(750));
+    }
+
+    #[test]
+    fn bad_durations_name_the_key_and_the_accepted_forms() {
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_TOOLS_TIMEOUT_SECONDS", "30 seconds"),
+                ("TOOLGATE_APPROVALS_SWEEP_INTERVAL_SECONDS", "2h"),
+                ("TOOLGATE_KUBERNETES_REQUEST_TIMEOUT_SECONDS", "0"),
+            ]),
+        )
+        .expect_err("invalid");
+        assert_eq!(
+            err_lines(&err),
+            [
+                "tools.timeout_seconds: `30 seconds` is not a duration; write e.g. 30s, 5m, 1h, 500ms, 7d (or a number of seconds)",
+                "kubernetes.request_timeout_seconds: 0 is out of range; expected 100ms to 10m",
+                "approvals.sweep_interval_seconds: 2h is out of range; expected 100ms to 1h",
+            ]
+        );
+        let (_dir, path) = write_config("tools:\n  timeout_seconds: [30s]\n");
+        let err = Config::load_from(Some(&path), &[]).expect_err("not a scalar");
+        assert!(
+            err.to_string().contains(
+                "tools.timeout_seconds: expected a duration such as 30s, 5m, 1h, 500ms or 7d, or a number of seconds"
+            ),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn secret_values_take_the_credential_forms_and_plain_strings() {
+        use crate::intents::config::WebhookAuth;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = |name: &str, value: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, value).expect("write");
+            path.display().to_string()
+        };
+        let introspection = file("introspection", "intro-secret-1\n");
+        let password = file("am-password", "am-pw-2");
+        let hook = file("hook", "https://hooks.example/services/T0/B0/xyz\n");
+        let yaml = format!(
+            "auth:\n  mode: zitadel\n  issuer: https://id.example\n  project_id: p\n\
+             \x20 introspection_client_id: api\n  introspection_client_secret: {{file: {introspection}}}\n\
+             \x20 web_client_id: web\n  web_client_secret: plain-web-secret\n\
+             webhooks:\n  alertmanager:\n    auth: {{username: am, password: {{file: {password}}}}}\n\
+             approvals:\n  webhook_url: {{file: {hook}}}\n"
+        );
+        let (_d, path) = write_config(&yaml);
+        let c = Config::load_from(Some(&path), &[]).expect("valid");
+        let AuthConfig::Zitadel(z) = &c.auth else {
+            panic!("zitadel expected")
+        };
+        let Some(IntrospectionSettings::Basic { client_secret, .. }) = &z.introspection else {
+            panic!("basic introspection expected: {:?}", z.introspection)
+        };
+        let value = |c: &Credential| {
+            let c = c.clone();
+            async move { c.current().await.expect("value").expose().to_string() }
+        };
+        assert_eq!(value(client_secret).await, "intro-secret-1");
+        let web = z.web_client_secret.as_ref().expect("web secret");
+        assert_eq!(value(web).await, "plain-web-secret");
+        let WebhookAuth::Basic { username, password } = &c.webhooks.alertmanager.auth else {
+            panic!("basic expected")
+        };
+        assert_eq!(username, "am");
+        assert_eq!(value(password).await, "am-pw-2");
+        let url = c.approvals.webhook_url.as_ref().expect("webhook url");
+        assert_eq!(value(url).await, "https://hooks.example/services/T0/B0/xyz");
+        let shown = format!("{c:?}");
+        for secret in ["intro-secret-1", "plain-web-secret", "am-pw-2", "xyz"] {
+            assert!(!shown.contains(secret), "{secret} printed");
+        }
+
+        // Each form's problem names its key; a secret_ref waits for OpenBao.
+        let yaml = format!(
+            "auth:\n  mode: zitadel\n  issuer: https://id.example\n  project_id: p\n\
+             \x20 introspection_client_id: api\n  introspection_client_secret: {{file: {}/missing}}\n\
+             \x20 web_client_secret: {{env: TOOLGATE_TEST_SURELY_UNSET_WEB_SECRET}}\n\
+             webhooks:\n  alertmanager:\n    auth: {{bearer_token: {{secret_ref: 'kv/toolgate#am'}}}}\n\
+             approvals:\n  webhook_url: hooks.example/x\n",
+            dir.path().display()
+        );
+        std::fs::write(&path, yaml).expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "auth.introspection_client_secret.file: cannot read secret file",
+            "auth.web_client_secret.env: environment variable TOOLGATE_TEST_SURELY_UNSET_WEB_SECRET is not set or empty",
+            "webhooks.alertmanager.auth.bearer_token.secret_ref: secret references resolve through OpenBao",
+            "approvals.webhook_url: must start with http:// or https://",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in {text}");
+        }
+        assert_eq!(err.problems.len(), 4, "{text}");
+    }
+
     #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "kubernetes:\n  clusterz: []\n").expect("write");
         let err = Config::load_from(Some(&path), &[]).expect_err("unknown key");
+        assert_eq!(
+            err_lines(&err),
+            [format!(
+                "{}: unknown key `kubernetes.clusterz`; did you mean `clusters`?",
+                path.display()
+            )]
+        );
+        // The closest key only, not every key of the section.
+        std::fs::write(&path, "tools:\n  timout_seconds: 5\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("unknown key");
+        assert_eq!(
+            err_lines(&err),
+            [format!(
+                "{}: unknown key `tools.timout_seconds`; did you mean `timeout_seconds`?",
+                path.display()
+            )]
+        );
+        std::fs::write(
+            &path,
+            "kubernetes:\n  clusters:\n    - {name: a, kubeconfg: x}\n",
+        )
+        .expect("write");
+        let text = Config::load_from(Some(&path), &[])
+            .expect_err("unknown key")
+            .to_string();
         assert!(
-            err.to_string().contains("unknown field `clusterz`"),
-            "{err}"
+            text.contains(
+                "unknown key `kubernetes.clusters[0].kubeconfg`; did you mean `kubeconfig`?"
+            ),
+            "{text}"
+        );
+        // Nothing close: the keys of that section, so the reader sees what is possible.
+        std::fs::write(&path, "mcp:\n  zzz: 1\n").expect("write");
+        let text = Config::load_from(Some(&path), &[])
+            .expect_err("unknown key")
+            .to_string();
+        assert!(
+            text.contains(
+                "unknown key `mcp.zzz`; the keys here are tool_names, allowed_origins, allowed_hosts, sessions"
+            ),
+            "{text}"
         );
     }
 
@@ -1469,6 +1575,10 @@ mod tests {
         }
         std::fs::write(&path, "observability:\n  prometheus:\n    tenant: x\n").expect("write");
         let err = Config::load_from(Some(&path), &[]).expect_err("tenant is Loki's");
-        assert!(err.to_string().contains("unknown field `tenant`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unknown key `observability.prometheus.tenant`"),
+            "{err}"
+        );
     }
 }

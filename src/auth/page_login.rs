@@ -322,11 +322,18 @@ impl OidcLogins {
             ("client_id", client_id),
             ("code_verifier", pending.code_verifier.as_str()),
         ];
+        let secret = match &z.web_client_secret {
+            Some(c) => Some(c.current().await.map_err(|e| {
+                tracing::warn!(error = %e, "approvals page: web client secret unavailable");
+                OidcFailure::unavailable("web client secret")
+            })?),
+            None => None,
+        };
         // A code is redeemed once: the exchange is not retried.
         let response = http
             .send(Retry::Write, || {
                 let mut request = http.http().post(&discovery.token_endpoint).form(&form);
-                if let Some(secret) = &z.web_client_secret {
+                if let Some(secret) = &secret {
                     request = request.basic_auth(client_id, Some(secret.expose()));
                 }
                 Ok(request)

@@ -6,16 +6,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::http::{CallError, HttpAuth, Retry, Settings, Upstream};
+use crate::adapters::http::{CallError, Credential, HttpAuth, Retry, Settings, Upstream};
 
 #[derive(Clone)]
 pub struct Webhook {
     upstream: Arc<Upstream>,
-    url: String,
+    /// The URL carries the hook's token, so it is a credential (a file is re-read on change).
+    url: Credential,
 }
 
 impl Webhook {
-    pub fn new(url: String) -> Result<Self, String> {
+    /// Reads the URL once now, so a URL that is not http(s) is a start-up error.
+    pub async fn new(url: Credential) -> Result<Self, String> {
+        let now = url
+            .current()
+            .await
+            .map_err(|e| format!("approvals.webhook_url: {e}"))?;
+        if !(now.expose().starts_with("http://") || now.expose().starts_with("https://")) {
+            return Err(format!(
+                "approvals.webhook_url ({}): must start with http:// or https://",
+                url.describe()
+            ));
+        }
         let settings = Settings {
             connect_timeout: Duration::from_secs(3),
             max_response_bytes: 64 * 1024,
@@ -41,10 +53,17 @@ impl Webhook {
         let hook = self.clone();
         tokio::spawn(async move {
             let body = serde_json::json!({ "text": text });
+            let url = match hook.url.current().await {
+                Ok(url) => url,
+                Err(e) => {
+                    tracing::warn!(error = %e, "approval webhook skipped: its URL is unavailable");
+                    return;
+                }
+            };
             let sent = hook
                 .upstream
                 .send(Retry::Write, || {
-                    Ok(hook.upstream.http().post(&hook.url).json(&body))
+                    Ok(hook.upstream.http().post(url.expose()).json(&body))
                 })
                 .await;
             match sent {

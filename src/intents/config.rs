@@ -8,7 +8,8 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::adapters::http::Credential;
+use crate::adapters::http::config::{RawCredential, RawDuration};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -23,9 +24,9 @@ pub struct RawAlertmanagerWebhook {
     pub enabled: Option<bool>,
     /// What Alertmanager's `http_config` sends: a bearer token or basic auth. Default: none.
     pub auth: Option<RawWebhookAuth>,
-    /// A delivery of the same alert (fingerprint + startsAt + status) within this many seconds
-    /// is answered 200 and dropped. Default 300.
-    pub dedup_window_seconds: Option<u64>,
+    /// A delivery of the same alert (fingerprint + startsAt + status) within this window is
+    /// answered 200 and dropped (`5m`, or a number of seconds). Default 5m.
+    pub dedup_window_seconds: Option<RawDuration>,
     /// Largest accepted body; larger gets 413. Default 1048576.
     pub max_body_bytes: Option<usize>,
     pub auto_create_incident: Option<RawAutoCreateIncident>,
@@ -34,14 +35,14 @@ pub struct RawAlertmanagerWebhook {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhookAuth {
-    /// Expected `Authorization: Bearer …` credentials (prefer the
-    /// TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN variable).
-    pub bearer_token: Option<String>,
+    /// Expected `Authorization: Bearer …` credentials: the value, `{file: PATH}`, `{env: VAR}`
+    /// or `{secret_ref: …}` (or the TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN variable).
+    pub bearer_token: Option<RawCredential>,
     /// Expected basic-auth user (with `password`).
     pub username: Option<String>,
-    /// Expected basic-auth password (prefer the TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_PASSWORD
-    /// variable).
-    pub password: Option<String>,
+    /// Expected basic-auth password, in the same forms as `bearer_token` (or the
+    /// TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_PASSWORD variable).
+    pub password: Option<RawCredential>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -73,8 +74,8 @@ pub struct RawNats {
     pub stream: Option<String>,
     /// NATS credentials file (`.creds`: user JWT and NKey seed).
     pub credentials_file: Option<String>,
-    /// Connect and publish-ack timeout, seconds. Default 5.
-    pub timeout_seconds: Option<u64>,
+    /// Connect and publish-ack timeout (`5s`, or a number of seconds). Default 5s.
+    pub timeout_seconds: Option<RawDuration>,
     /// Reconnects after the connection drops: `attempts` (default 10; 0 is not allowed) with
     /// the kit's backoff (`backoff`, `max_backoff`); the next publish connects anew after that.
     pub retry: Option<crate::adapters::http::config::RawRetry>,
@@ -89,8 +90,8 @@ pub struct RawSliCalculation {
     pub schedule: Option<String>,
     /// Prometheus base URL the SLI queries go to, e.g. http://prometheus.monitoring:9090.
     pub prometheus_url: Option<String>,
-    /// Timeout of one Prometheus query, seconds. Default 30.
-    pub timeout_seconds: Option<u64>,
+    /// Timeout of one Prometheus query (`30s`, or a number of seconds). Default 30s.
+    pub timeout_seconds: Option<RawDuration>,
     /// The SLIs; none: no SLI windows are computed.
     pub slis: Option<Vec<RawSli>>,
 }
@@ -141,8 +142,11 @@ impl Severity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookAuth {
     None,
-    Bearer(Secret),
-    Basic { username: String, password: Secret },
+    Bearer(Credential),
+    Basic {
+        username: String,
+        password: Credential,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +225,7 @@ pub fn parse_schedule(pattern: &str) -> Result<croner::Cron, String> {
 
 /// A Prometheus duration (`90s`, `5m`, `1h30m`, `1d`, `1w`), not zero: the obs tools' parser.
 pub fn parse_prometheus_duration(text: &str) -> Option<Duration> {
-    crate::tools::obs::time::duration_units(text.trim()).filter(|d| !d.is_zero())
+    crate::adapters::http::parse_duration(text.trim()).filter(|d| !d.is_zero())
 }
 
 pub fn resolve(
@@ -241,16 +245,18 @@ fn resolve_webhooks(raw: RawWebhooks, problems: &mut Vec<String>) -> WebhooksCon
     let am = raw.alertmanager.unwrap_or_default();
     let key = "webhooks.alertmanager";
     let raw_auth = am.auth.unwrap_or_default();
+    let blank = |c: &RawCredential| matches!(c, RawCredential::Value(v) if v.trim().is_empty());
     let auth = match (raw_auth.bearer_token, raw_auth.username, raw_auth.password) {
         (None, None, None) => WebhookAuth::None,
-        (Some(token), None, None) if !token.trim().is_empty() => {
-            WebhookAuth::Bearer(Secret::new(token))
-        }
-        (None, Some(username), Some(password)) if !username.is_empty() && !password.is_empty() => {
-            WebhookAuth::Basic {
-                username,
-                password: Secret::new(password),
-            }
+        (Some(token), None, None) if !blank(&token) => token
+            .resolve(&format!("{key}.auth.bearer_token"), problems)
+            .map(WebhookAuth::Bearer)
+            .unwrap_or(WebhookAuth::None),
+        (None, Some(username), Some(password)) if !username.is_empty() && !blank(&password) => {
+            password
+                .resolve(&format!("{key}.auth.password"), problems)
+                .map(|password| WebhookAuth::Basic { username, password })
+                .unwrap_or(WebhookAuth::None)
         }
         _ => {
             problems.push(format!(
@@ -259,12 +265,13 @@ fn resolve_webhooks(raw: RawWebhooks, problems: &mut Vec<String>) -> WebhooksCon
             WebhookAuth::None
         }
     };
-    let window = am.dedup_window_seconds.unwrap_or(300);
-    if window == 0 || window > 7 * 86_400 {
-        problems.push(format!(
-            "{key}.dedup_window_seconds: {window} is out of range; expected 1..=604800"
-        ));
-    }
+    let window = RawDuration::resolve_or(
+        am.dedup_window_seconds.as_ref(),
+        &format!("{key}.dedup_window_seconds"),
+        Duration::from_secs(300),
+        (Duration::from_secs(1), Duration::from_secs(7 * 86_400)),
+        problems,
+    );
     let max_body = am.max_body_bytes.unwrap_or(1 << 20);
     if !(1024..=64 << 20).contains(&max_body) {
         problems.push(format!(
@@ -285,7 +292,7 @@ fn resolve_webhooks(raw: RawWebhooks, problems: &mut Vec<String>) -> WebhooksCon
         alertmanager: AlertmanagerWebhookConfig {
             enabled: am.enabled.unwrap_or(true),
             auth,
-            dedup_window: Duration::from_secs(window),
+            dedup_window: window,
             max_body_bytes: max_body,
             auto_create_incident: AutoCreateIncident {
                 enabled: raw_auto.enabled.unwrap_or(false),
@@ -360,18 +367,19 @@ fn resolve_intents(raw: RawIntents, problems: &mut Vec<String>) -> IntentsConfig
                 reconnect.attempts = 10;
             }
             let breaker = kit.breaker;
-            let timeout = nats.timeout_seconds.unwrap_or(5);
-            if timeout == 0 || timeout > 300 {
-                problems.push(format!(
-                    "intents.nats.timeout_seconds: {timeout} is out of range; expected 1..=300"
-                ));
-            }
+            let timeout = RawDuration::resolve_or(
+                nats.timeout_seconds.as_ref(),
+                "intents.nats.timeout_seconds",
+                Duration::from_secs(5),
+                (Duration::from_millis(100), Duration::from_secs(300)),
+                problems,
+            );
             IntentSink::Nats(NatsConfig {
                 url,
                 subject,
                 stream,
                 credentials_file,
-                timeout: Duration::from_secs(timeout),
+                timeout,
                 reconnect,
                 breaker,
             })
@@ -403,12 +411,13 @@ fn resolve_sli(raw: RawSliCalculation, problems: &mut Vec<String>) -> SliConfig 
             "sli_calculation.prometheus_url: `{url}` must start with http:// or https://"
         ));
     }
-    let timeout = raw.timeout_seconds.unwrap_or(30);
-    if timeout == 0 || timeout > 300 {
-        problems.push(format!(
-            "sli_calculation.timeout_seconds: {timeout} is out of range; expected 1..=300"
-        ));
-    }
+    let timeout = RawDuration::resolve_or(
+        raw.timeout_seconds.as_ref(),
+        "sli_calculation.timeout_seconds",
+        Duration::from_secs(30),
+        (Duration::from_millis(100), Duration::from_secs(300)),
+        problems,
+    );
     let mut slis: Vec<SliDefinition> = Vec::new();
     for raw_sli in raw.slis.unwrap_or_default() {
         let name = raw_sli.name.trim().to_string();
@@ -447,7 +456,7 @@ fn resolve_sli(raw: RawSliCalculation, problems: &mut Vec<String>) -> SliConfig 
     SliConfig {
         schedule,
         prometheus_url,
-        timeout: Duration::from_secs(timeout),
+        timeout,
         slis,
     }
 }
@@ -535,7 +544,7 @@ mod tests {
         let c = crate::config::Config::load_from(None, &env).expect("valid");
         assert_eq!(
             c.webhooks.alertmanager.auth,
-            WebhookAuth::Bearer(Secret::new("tok-98765"))
+            WebhookAuth::Bearer(Credential::inline("tok-98765"))
         );
         assert!(matches!(&c.intents.sink, IntentSink::Nats(n) if n.subject == DEFAULT_SUBJECT));
         assert!(!format!("{c:?}").contains("tok-98765"));

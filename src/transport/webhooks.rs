@@ -48,7 +48,7 @@ pub fn routes(config: &AlertmanagerWebhookConfig, intents: &Intents) -> Router<A
 
 async fn alertmanager_webhook(State(hook): State<Arc<AlertmanagerHook>>, req: Request) -> Response {
     let config = &hook.config;
-    if !authorized(&config.auth, req.headers()) {
+    if !authorized(&config.auth, req.headers()).await {
         let challenge = match config.auth {
             WebhookAuth::Basic { .. } => "Basic realm=\"toolgate\"",
             _ => "Bearer realm=\"toolgate\"",
@@ -130,7 +130,19 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
         == 0
 }
 
-fn authorized(auth: &WebhookAuth, headers: &axum::http::HeaderMap) -> bool {
+/// The expected credential is read per request, so a rotated secret file counts at once.
+async fn authorized(auth: &WebhookAuth, headers: &axum::http::HeaderMap) -> bool {
+    let expected = match auth {
+        WebhookAuth::None => return true,
+        WebhookAuth::Bearer(c) | WebhookAuth::Basic { password: c, .. } => c.current().await,
+    };
+    let expected = match expected {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhooks.alertmanager.auth: credential unavailable; refusing");
+            return false;
+        }
+    };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -138,15 +150,15 @@ fn authorized(auth: &WebhookAuth, headers: &axum::http::HeaderMap) -> bool {
     let (scheme, credentials) = given.split_once(' ').unwrap_or((given, ""));
     match auth {
         WebhookAuth::None => true,
-        WebhookAuth::Bearer(token) => {
+        WebhookAuth::Bearer(_) => {
             scheme.eq_ignore_ascii_case("bearer")
-                && same_secret(credentials.trim().as_bytes(), token.expose().as_bytes())
+                && same_secret(credentials.trim().as_bytes(), expected.expose().as_bytes())
         }
-        WebhookAuth::Basic { username, password } => {
+        WebhookAuth::Basic { username, .. } => {
             if !scheme.eq_ignore_ascii_case("basic") {
                 return false;
             }
-            let expected = format!("{username}:{}", password.expose());
+            let expected = format!("{username}:{}", expected.expose());
             match base64::engine::general_purpose::STANDARD.decode(credentials.trim()) {
                 Ok(decoded) => same_secret(&decoded, expected.as_bytes()),
                 Err(_) => false,
@@ -158,7 +170,7 @@ fn authorized(auth: &WebhookAuth, headers: &axum::http::HeaderMap) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::Credential;
 
     fn headers(value: &str) -> axum::http::HeaderMap {
         let mut h = axum::http::HeaderMap::new();
@@ -166,24 +178,39 @@ mod tests {
         h
     }
 
-    #[test]
-    fn bearer_and_basic_match_alertmanager_http_config() {
-        let bearer = WebhookAuth::Bearer(Secret::new("s3cret"));
-        assert!(authorized(&bearer, &headers("Bearer s3cret")));
-        assert!(!authorized(&bearer, &headers("Bearer s3cre")));
-        assert!(!authorized(&bearer, &axum::http::HeaderMap::new()));
+    #[tokio::test]
+    async fn bearer_and_basic_match_alertmanager_http_config() {
+        let bearer = WebhookAuth::Bearer(Credential::inline("s3cret"));
+        assert!(authorized(&bearer, &headers("Bearer s3cret")).await);
+        assert!(!authorized(&bearer, &headers("Bearer s3cre")).await);
+        assert!(!authorized(&bearer, &axum::http::HeaderMap::new()).await);
         let basic = WebhookAuth::Basic {
             username: "am".into(),
-            password: Secret::new("pw"),
+            password: Credential::inline("pw"),
         };
         let good = base64::engine::general_purpose::STANDARD.encode("am:pw");
         let bad = base64::engine::general_purpose::STANDARD.encode("am:px");
-        assert!(authorized(&basic, &headers(&format!("Basic {good}"))));
-        assert!(!authorized(&basic, &headers(&format!("Basic {bad}"))));
-        assert!(!authorized(&basic, &headers("Bearer pw")));
-        assert!(authorized(
-            &WebhookAuth::None,
-            &axum::http::HeaderMap::new()
-        ));
+        assert!(authorized(&basic, &headers(&format!("Basic {good}"))).await);
+        assert!(!authorized(&basic, &headers(&format!("Basic {bad}"))).await);
+        assert!(!authorized(&basic, &headers("Bearer pw")).await);
+        assert!(authorized(&WebhookAuth::None, &axum::http::HeaderMap::new()).await);
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_from_a_file_follows_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "first-token\n").expect("write");
+        let bearer = WebhookAuth::Bearer(Credential::file(&path).expect("readable"));
+        assert!(authorized(&bearer, &headers("Bearer first-token")).await);
+        std::fs::write(&path, "second-token").expect("rewrite");
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        f.set_modified(later).expect("mtime");
+        assert!(authorized(&bearer, &headers("Bearer second-token")).await);
+        assert!(!authorized(&bearer, &headers("Bearer first-token")).await);
     }
 }

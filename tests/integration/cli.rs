@@ -34,7 +34,7 @@ fn config_problems_are_all_reported_with_exit_64_before_binding() {
         .expect("run");
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown field `nope`"), "{err}");
+    assert!(err.contains("unknown key `nope`"), "{err}");
 
     std::fs::write(
         &path,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use toolgate::auth::zitadel::{IntrospectionAuth, VerifyError, ZitadelConfig, ZitadelVerifier};
 use toolgate::auth::{AuthError, Authenticator};
+use toolgate::config::Credential;
 
 pub(crate) const PROJECT: &str = "306810123456789012";
 pub(crate) const ORG: &str = "306810000000000001";
@@ -240,7 +241,7 @@ impl Provider {
 fn basic() -> Option<IntrospectionAuth> {
     Some(IntrospectionAuth::Basic {
         client_id: INTROSPECTOR.into(),
-        client_secret: INTROSPECTOR_SECRET.into(),
+        client_secret: Credential::inline(INTROSPECTOR_SECRET),
     })
 }
 
@@ -506,7 +507,7 @@ async fn opaque_tokens_are_introspected_and_positive_answers_cached() {
     // Wrong client secret: toolgate's own problem, so 503-worthy, never "invalid token".
     let wrong = provider.verifier(Some(IntrospectionAuth::Basic {
         client_id: INTROSPECTOR.into(),
-        client_secret: "not-the-secret-0123456789".into(),
+        client_secret: Credential::inline("not-the-secret-0123456789"),
     }));
     let token = provider.token("opaque-bot", RESOURCE).await;
     match wrong.verify(&token).await {

@@ -57,9 +57,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// A duration as written in config: `30s`, `5m`, `1h30m`, or an integer number of seconds.
+/// A duration as written in config (a file or a `TOOLGATE_*` variable): `30s`, `5m`, `1h30m`,
+/// `500ms`, `7d`, or an integer number of seconds. The one duration type of toolgate's config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a duration such as 30s, 5m, 1h, 500ms or 7d, or a number of seconds"
+)]
 pub enum RawDuration {
     Seconds(u64),
     Text(String),
@@ -82,6 +86,27 @@ impl RawDuration {
         }
     }
 
+    /// As written, for messages.
+    pub fn as_written(&self) -> String {
+        match self {
+            RawDuration::Seconds(n) => n.to_string(),
+            RawDuration::Text(t) => t.clone(),
+        }
+    }
+
+    /// `raw` (else `default`) within `min..=max`; a problem naming `key` otherwise, and then
+    /// `default`.
+    pub fn resolve_or(
+        raw: Option<&RawDuration>,
+        key: &str,
+        default: Duration,
+        (min, max): (Duration, Duration),
+        problems: &mut Vec<String>,
+    ) -> Duration {
+        raw.and_then(|d| d.resolve_within(key, min, max, problems))
+            .unwrap_or(default)
+    }
+
     /// The duration within `min..=max`, else a problem.
     pub fn resolve_within(
         &self,
@@ -92,12 +117,9 @@ impl RawDuration {
     ) -> Option<Duration> {
         let d = self.resolve(key, problems)?;
         if d < min || d > max {
-            let given = match self {
-                RawDuration::Seconds(n) => n.to_string(),
-                RawDuration::Text(t) => t.clone(),
-            };
             problems.push(format!(
-                "{key}: {given} is out of range; expected {} to {}",
+                "{key}: {} is out of range; expected {} to {}",
+                self.as_written(),
                 show(min),
                 show(max)
             ));
@@ -107,11 +129,19 @@ impl RawDuration {
     }
 }
 
-fn show(d: Duration) -> String {
-    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+/// `500ms`, `30s`, `5m`, `1h`, `7d`: the largest unit that shows `d` exactly.
+pub fn show(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_millis() != 0 || secs == 0 {
         format!("{}ms", d.as_millis())
+    } else if secs.is_multiple_of(86_400) {
+        format!("{}d", secs / 86_400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
     } else {
-        format!("{}s", d.as_secs())
+        format!("{secs}s")
     }
 }
 
@@ -228,7 +258,7 @@ pub struct RawBreaker {
 /// The fields every upstream block has (borrowed from the block `raw_endpoint!` made).
 pub struct EndpointFields<'a> {
     pub timeout: Option<&'a RawDuration>,
-    pub timeout_seconds: Option<u64>,
+    pub timeout_seconds: Option<&'a RawDuration>,
     pub connect_timeout: Option<&'a RawDuration>,
     pub retry: Option<&'a RawRetry>,
     pub breaker: Option<&'a RawBreaker>,
@@ -250,8 +280,8 @@ macro_rules! raw_endpoint {
             pub url: Option<String>,
             /// Time limit of one request, answer included (`30s`; default 30s).
             pub timeout: Option<$crate::adapters::http::config::RawDuration>,
-            /// The same in seconds (older spelling).
-            pub timeout_seconds: Option<u64>,
+            /// The same under its older name (`30`, or `30s` like `timeout`).
+            pub timeout_seconds: Option<$crate::adapters::http::config::RawDuration>,
             /// Time limit to connect (default 5s, at most `timeout`).
             pub connect_timeout: Option<$crate::adapters::http::config::RawDuration>,
             /// Retries of idempotent requests.
@@ -269,7 +299,7 @@ macro_rules! raw_endpoint {
             pub fn endpoint_fields(&self) -> $crate::adapters::http::config::EndpointFields<'_> {
                 $crate::adapters::http::config::EndpointFields {
                     timeout: self.timeout.as_ref(),
-                    timeout_seconds: self.timeout_seconds,
+                    timeout_seconds: self.timeout_seconds.as_ref(),
                     connect_timeout: self.connect_timeout.as_ref(),
                     retry: self.retry.as_ref(),
                     breaker: self.breaker.as_ref(),
@@ -345,12 +375,7 @@ pub fn resolve_settings(
             None
         }
         (Some(t), None) => t.resolve_within(&format!("{key}.timeout"), ms, max, problems),
-        (None, Some(s)) => RawDuration::Seconds(s).resolve_within(
-            &format!("{key}.timeout_seconds"),
-            Duration::from_secs(1),
-            max,
-            problems,
-        ),
+        (None, Some(s)) => s.resolve_within(&format!("{key}.timeout_seconds"), ms, max, problems),
         (None, None) => None,
     }
     .unwrap_or(defaults.timeout);

@@ -4,6 +4,7 @@
 //! stack: a breaker per cluster, metrics, correlation id, byte cap. Shaping answers for a model
 //! is the tools' job.
 
+pub mod config;
 pub mod discovery;
 pub mod ops;
 pub mod paths;
@@ -20,10 +21,10 @@ use ::kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use futures::future::BoxFuture;
 use tokio::sync::Mutex;
 
+use self::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 use crate::adapters::http::{
     CircuitOpen, Guard, GuardLayer, Health, Retry, RetryPolicy, Settings, TimedOut,
 };
-use crate::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 pub use discovery::{KindInfo, Resolution};
 pub use ops::{
     DeleteOptions, EventFilter, ExecOutcome, ExecRequest, KubeOps, ListQuery, LogQuery,

@@ -10,7 +10,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{IntrospectionAuth, Verified};
+use super::{IntrospectionAuth, Verified, VerifyError};
+use crate::adapters::http::{Credential, Secret};
 
 /// Positive introspection answers are reused for at most this long (a revoked token keeps
 /// working this long at most).
@@ -35,7 +36,7 @@ struct KeyFile {
 pub(super) enum ClientAuth {
     Basic {
         client_id: String,
-        client_secret: String,
+        client_secret: Credential,
     },
     PrivateKeyJwt {
         client_id: String,
@@ -62,8 +63,8 @@ impl ClientAuth {
                 client_id,
                 client_secret,
             } => {
-                if client_id.is_empty() || client_secret.is_empty() {
-                    return Err("introspection client id and secret must not be empty".into());
+                if client_id.is_empty() {
+                    return Err("introspection client id must not be empty".into());
                 }
                 Ok(Self::Basic {
                     client_id: client_id.clone(),
@@ -102,21 +103,35 @@ impl ClientAuth {
         })
     }
 
-    /// Add this client's authentication to an introspection request whose form is `form`.
+    /// The client secret's current value (Basic only; a key file signs instead).
+    pub(super) async fn current_secret(&self) -> Result<Option<Secret>, VerifyError> {
+        match self {
+            Self::Basic { client_secret, .. } => {
+                client_secret.current().await.map(Some).map_err(|e| {
+                    VerifyError::Unavailable(format!("introspection client secret: {e}"))
+                })
+            }
+            Self::PrivateKeyJwt { .. } => Ok(None),
+        }
+    }
+
+    /// Add this client's authentication to an introspection request whose form is `form`;
+    /// `secret` is `current_secret()`'s answer.
     pub(super) fn apply(
         &self,
         request: reqwest::RequestBuilder,
         issuer: &str,
         mut form: Vec<(&'static str, String)>,
+        secret: Option<&Secret>,
     ) -> Result<reqwest::RequestBuilder, String> {
         match self {
             // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-            Self::Basic {
-                client_id,
-                client_secret,
-            } => Ok(request
-                .basic_auth(form_encode(client_id), Some(form_encode(client_secret)))
-                .form(&form)),
+            Self::Basic { client_id, .. } => {
+                let secret = secret.ok_or("introspection client secret not read")?;
+                Ok(request
+                    .basic_auth(form_encode(client_id), Some(form_encode(secret.expose())))
+                    .form(&form))
+            }
             Self::PrivateKeyJwt {
                 client_id,
                 key_id,

@@ -22,6 +22,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::{AuthError, Authenticator, bearer};
+use crate::adapters::http::Credential;
 use crate::core::principal::Principal;
 use introspection::{AnswerCache, ClientAuth, cache_lifetime, token_digest};
 use keys::{ACCEPTED, KeyState, Lookup, VerifyKey, parse_jwks};
@@ -57,7 +58,8 @@ pub struct ZitadelConfig {
 pub enum IntrospectionAuth {
     Basic {
         client_id: String,
-        client_secret: String,
+        /// From the config's credential forms (inline, file re-read on change, env).
+        client_secret: Credential,
     },
     /// Zitadel API-app key file: `{"type":"application","keyId","key","appId","clientId"}`.
     PrivateKeyJwt { key_file: PathBuf },
@@ -360,6 +362,8 @@ impl ZitadelVerifier {
         let endpoint = discovery
             .introspection_endpoint
             .unwrap_or_else(|| format!("{}/oauth/v2/introspect", self.issuer));
+        // Read once per introspection, so a rotated secret file is used from the next one on.
+        let secret = auth.current_secret().await?;
         let build = || {
             let form = vec![
                 ("token", token.to_string()),
@@ -370,7 +374,7 @@ impl ZitadelVerifier {
                 .http()
                 .post(&endpoint)
                 .header(reqwest::header::ACCEPT, "application/json");
-            auth.apply(request, &self.issuer, form)
+            auth.apply(request, &self.issuer, form, secret.as_ref())
         };
         let answer = self.upstream.call("token introspection", build).await?;
         if answer.status != StatusCode::OK {
@@ -570,7 +574,7 @@ mod tests {
             audiences: vec!["p1".into()],
             introspection: Some(IntrospectionAuth::Basic {
                 client_id: "api@toolgate".into(),
-                client_secret: "very-secret-value".into(),
+                client_secret: Credential::inline("very-secret-value"),
             }),
             timeout: Duration::from_secs(1),
             trust_generic_roles_claim: false,

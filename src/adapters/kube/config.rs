@@ -1,0 +1,185 @@
+//! The `kubernetes` config section: its raw (all-optional, `deny_unknown_fields`) block and
+//! the validated settings this adapter is built from. `config.rs` embeds the block, merges
+//! environment overrides and collects the problems; the checks live here, beside their user.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::http::config::RawDuration;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    /// Cluster used when a call names none. Default: the first configured cluster.
+    pub default_cluster: Option<String>,
+    /// Clusters toolgate may reach. Default: one cluster `default` from the kubeconfig's
+    /// current context (KUBECONFIG, ~/.kube/config) or the in-cluster service account.
+    pub clusters: Option<Vec<RawCluster>>,
+    /// Default `tail_lines` of `k8s.get_logs`. Default 500.
+    pub log_tail_lines: Option<i64>,
+    /// Timeout of one API request (`20s`, or a number of seconds). Default 20s.
+    pub request_timeout_seconds: Option<RawDuration>,
+    /// Retries of reads (the upstream kit's `attempts`, `backoff`, `max_backoff`). Default 3 attempts.
+    pub retry: Option<crate::adapters::http::config::RawRetry>,
+    /// One circuit breaker per cluster (`failures`, `cooldown`). Default 5 faults, 30s.
+    pub breaker: Option<crate::adapters::http::config::RawBreaker>,
+    /// Larger API answers are refused. Default 64 MiB.
+    pub max_response_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Name callers use in the `cluster` argument.
+    pub name: String,
+    /// Kubeconfig context to use. Default: the current context.
+    pub context: Option<String>,
+    /// Kubeconfig file. Default: KUBECONFIG or ~/.kube/config.
+    pub kubeconfig: Option<String>,
+    /// Use the in-cluster service account instead of a kubeconfig.
+    pub in_cluster: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    pub default_cluster: String,
+    pub clusters: Vec<ClusterConfig>,
+    pub log_tail_lines: i64,
+    pub request_timeout: Duration,
+    /// Each cluster's client settings in the upstream kit's terms (retry, breaker, byte cap).
+    pub client: crate::adapters::http::Settings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A kubeconfig (file or the usual places) and optionally one of its contexts.
+    Kubeconfig {
+        path: Option<PathBuf>,
+        context: Option<String>,
+    },
+    /// The pod's service account.
+    InCluster,
+    /// Whatever `kube::Config::infer` finds (kubeconfig, else in-cluster).
+    Infer,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub source: ClusterSource,
+}
+
+/// Validate the `kubernetes` block; every problem names its key.
+pub fn resolve(raw_k8s: RawKubernetes, problems: &mut Vec<String>) -> KubernetesConfig {
+    let clusters: Vec<ClusterConfig> = match raw_k8s.clusters {
+        None => vec![ClusterConfig {
+            name: "default".into(),
+            source: ClusterSource::Infer,
+        }],
+        Some(list) if list.is_empty() => {
+            problems.push("kubernetes.clusters: the list is empty; omit it to use the current kubeconfig context".into());
+            Vec::new()
+        }
+        Some(list) => {
+            let mut out: Vec<ClusterConfig> = Vec::new();
+            for c in list {
+                if c.name.trim().is_empty() {
+                    problems.push("kubernetes.clusters: a cluster has an empty name".into());
+                    continue;
+                }
+                if out.iter().any(|o| o.name == c.name) {
+                    problems.push(format!(
+                        "kubernetes.clusters: the name `{}` appears twice",
+                        c.name
+                    ));
+                }
+                let in_cluster = c.in_cluster.unwrap_or(false);
+                if in_cluster && (c.context.is_some() || c.kubeconfig.is_some()) {
+                    problems.push(format!(
+                        "kubernetes.clusters[{}]: in_cluster cannot be combined with context or kubeconfig",
+                        c.name
+                    ));
+                }
+                if let Some(path) = &c.kubeconfig
+                    && !Path::new(path).exists()
+                {
+                    problems.push(format!(
+                        "kubernetes.clusters[{}].kubeconfig: file `{path}` does not exist",
+                        c.name
+                    ));
+                }
+                let source = if in_cluster {
+                    ClusterSource::InCluster
+                } else {
+                    ClusterSource::Kubeconfig {
+                        path: c.kubeconfig.map(PathBuf::from),
+                        context: c.context,
+                    }
+                };
+                out.push(ClusterConfig {
+                    name: c.name,
+                    source,
+                });
+            }
+            out
+        }
+    };
+    let default_cluster = match raw_k8s.default_cluster {
+        Some(name) => {
+            if !clusters.iter().any(|c| c.name == name) {
+                let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+                problems.push(format!(
+                    "kubernetes.default_cluster: `{name}` is not a configured cluster; clusters: {}",
+                    names.join(", ")
+                ));
+            }
+            name
+        }
+        None => clusters
+            .first()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| "default".into()),
+    };
+    let log_tail_lines = raw_k8s.log_tail_lines.unwrap_or(500);
+    if !(1..=100_000).contains(&log_tail_lines) {
+        problems.push(format!(
+            "kubernetes.log_tail_lines: {log_tail_lines} is out of range; expected 1..=100000"
+        ));
+    }
+    let request_timeout = RawDuration::resolve_or(
+        raw_k8s.request_timeout_seconds.as_ref(),
+        "kubernetes.request_timeout_seconds",
+        Duration::from_secs(20),
+        (Duration::from_millis(100), Duration::from_secs(600)),
+        problems,
+    );
+    let mut kube_client = crate::adapters::http::config::resolve_settings(
+        "kubernetes",
+        &crate::adapters::http::config::EndpointFields {
+            timeout: None,
+            timeout_seconds: None,
+            connect_timeout: None,
+            retry: raw_k8s.retry.as_ref(),
+            breaker: raw_k8s.breaker.as_ref(),
+            max_response_bytes: raw_k8s.max_response_bytes,
+            auth: None,
+            tls: None,
+        },
+        problems,
+    );
+    if raw_k8s.max_response_bytes.is_none() {
+        kube_client.max_response_bytes = 64 << 20;
+    }
+    kube_client.timeout = request_timeout;
+    kube_client.connect_timeout = kube_client.timeout.min(Duration::from_secs(10));
+    KubernetesConfig {
+        default_cluster,
+        clusters,
+        log_tail_lines,
+        request_timeout,
+        client: kube_client,
+    }
+}
