@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::preview::{count_of, list_all, object_label};
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Cluster, Coords, Omitted, POD, Target, settle, target, tool_error};
+use super::target::{Cluster, Omitted, Target, settle_kind, target, tool_error};
 use crate::adapters::kube::{DeleteOptions, KubeError, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -107,15 +107,16 @@ impl TypedTool for DeleteResource {
         ctx: &ToolContext,
         p: &mut DeleteArgs,
     ) -> Result<Option<CallTarget>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: Some(&mut p.kind),
-            api_version: Some(&mut p.api_version),
-            namespace: &mut p.namespace,
-        };
-        let names = [("name", p.name.as_str())];
-        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
-        Ok(Some(target))
+        settle_kind(
+            ctx,
+            &mut p.cluster,
+            &mut p.kind,
+            &mut p.api_version,
+            &mut p.namespace,
+            &[("name", p.name.as_str())],
+            Omitted::DefaultNamespace,
+        )
+        .await
     }
 
     async fn call(&self, ctx: &ToolContext, p: DeleteArgs) -> Result<DeleteOutput, ToolError> {

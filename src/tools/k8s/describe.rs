@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::events::{EventRow, fetch_events, newest_rows};
 use super::redact::{LAST_APPLIED, data_keys};
 use super::rows::{age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at};
-use super::target::{Coords, Omitted, POD, settle, target};
+use super::target::{Omitted, settle_kind, target};
 use crate::adapters::kube::EventFilter;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -95,15 +95,16 @@ impl TypedTool for DescribeResource {
         ctx: &ToolContext,
         p: &mut DescribeParams,
     ) -> Result<Option<CallTarget>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: Some(&mut p.kind),
-            api_version: Some(&mut p.api_version),
-            namespace: &mut p.namespace,
-        };
-        let names = [("name", p.name.as_str())];
-        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
-        Ok(Some(target))
+        settle_kind(
+            ctx,
+            &mut p.cluster,
+            &mut p.kind,
+            &mut p.api_version,
+            &mut p.namespace,
+            &[("name", p.name.as_str())],
+            Omitted::DefaultNamespace,
+        )
+        .await
     }
 
     async fn call(

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::redact::sanitize;
-use super::target::{Coords, Omitted, POD, settle, target};
+use super::target::{Omitted, settle_kind, target};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
@@ -70,15 +70,16 @@ impl TypedTool for GetResource {
         ctx: &ToolContext,
         p: &mut GetParams,
     ) -> Result<Option<CallTarget>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: Some(&mut p.kind),
-            api_version: Some(&mut p.api_version),
-            namespace: &mut p.namespace,
-        };
-        let names = [("name", p.name.as_str())];
-        let (_, t) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
-        Ok(Some(t))
+        settle_kind(
+            ctx,
+            &mut p.cluster,
+            &mut p.kind,
+            &mut p.api_version,
+            &mut p.namespace,
+            &[("name", p.name.as_str())],
+            Omitted::DefaultNamespace,
+        )
+        .await
     }
 
     async fn call(&self, ctx: &ToolContext, p: GetParams) -> Result<GetOutput, ToolError> {

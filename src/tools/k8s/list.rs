@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::get::to_yaml;
 use super::redact::sanitize;
 use super::rows::table;
-use super::target::{Coords, Omitted, POD, items, list_params, missing_namespace, settle, target};
+use super::target::{Omitted, items, list_params, missing_namespace, settle_kind, target};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
@@ -92,15 +92,16 @@ impl TypedTool for ListResources {
         ctx: &ToolContext,
         p: &mut ListParams,
     ) -> Result<Option<CallTarget>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: Some(&mut p.kind),
-            api_version: Some(&mut p.api_version),
-            namespace: &mut p.namespace,
-        };
-        let names = [];
-        let (_, target) = settle(ctx, coords, POD, &names, Omitted::AllNamespaces).await?;
-        Ok(Some(target))
+        settle_kind(
+            ctx,
+            &mut p.cluster,
+            &mut p.kind,
+            &mut p.api_version,
+            &mut p.namespace,
+            &[],
+            Omitted::AllNamespaces,
+        )
+        .await
     }
 
     async fn call(&self, ctx: &ToolContext, p: ListParams) -> Result<ListOutput, ToolError> {

@@ -155,6 +155,27 @@ pub async fn settle(
     Ok((t, call))
 }
 
+/// [`settle`] for tools whose params name the kind (`kind`, `api_version`): the policy's view
+/// of the settled call.
+pub async fn settle_kind(
+    ctx: &ToolContext,
+    cluster: &mut Option<String>,
+    kind: &mut String,
+    api_version: &mut Option<String>,
+    namespace: &mut Option<String>,
+    names: &[(&str, &str)],
+    omitted: Omitted,
+) -> Result<Option<CallTarget>, ToolError> {
+    let coords = Coords {
+        cluster,
+        kind: Some(kind),
+        api_version: Some(api_version),
+        namespace,
+    };
+    let (_, target) = settle(ctx, coords, POD, names, omitted).await?;
+    Ok(Some(target))
+}
+
 impl Target {
     /// What policy sees of a call on this target.
     pub fn call_target(&self, name: Option<String>) -> CallTarget {
