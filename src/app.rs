@@ -278,7 +278,8 @@ pub async fn stdio(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     let principal = Principal::local(&config.stdio_principal);
-    let server = McpServer::new(dispatcher, config.mcp.tool_names, mcp::STDIO, principal);
+    let tools = Arc::new(mcp::mcp_tools(dispatcher.registry(), config.mcp.tool_names));
+    let server = McpServer::new(dispatcher, tools, mcp::STDIO, principal);
     let running = server
         .serve(rmcp::transport::stdio())
         .await

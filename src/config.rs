@@ -166,6 +166,11 @@ pub struct RawMcp {
     /// Keep MCP sessions in memory (`true`, default) or serve every request statelessly
     /// (`false`, for several replicas behind a load balancer).
     pub sessions: Option<bool>,
+    /// Most MCP sessions held at once; an `initialize` past it gets 503 with Retry-After.
+    /// Default 1000.
+    pub max_sessions: Option<usize>,
+    /// A session with no request for this long is closed (`5m`, `30m`). Default 5m.
+    pub session_idle_timeout: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -189,6 +194,8 @@ pub struct RawTools {
     pub default_max_bytes: Option<usize>,
     /// Largest `max_bytes` a caller may ask for. Default 1048576.
     pub max_bytes_limit: Option<usize>,
+    /// Largest arguments object of one call, in bytes of JSON. Default 524288 (512 KiB).
+    pub max_argument_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -288,6 +295,8 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub sessions: bool,
+    pub max_sessions: usize,
+    pub session_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -295,6 +304,8 @@ pub struct ToolsConfig {
     pub timeout: std::time::Duration,
     pub default_max_bytes: usize,
     pub max_bytes_limit: usize,
+    /// Largest arguments object of one call (bytes of JSON).
+    pub max_argument_bytes: usize,
 }
 
 /// All problems found while loading; printed one per line.
@@ -564,6 +575,17 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let raw_mcp = raw.mcp.unwrap_or_default();
+    let max_sessions = raw_mcp.max_sessions.unwrap_or(1000);
+    if max_sessions == 0 {
+        problems.push("mcp.max_sessions: 0 would refuse every client; expected at least 1".into());
+    }
+    let session_idle_timeout = RawDuration::resolve_or(
+        raw_mcp.session_idle_timeout.as_ref(),
+        "mcp.session_idle_timeout",
+        Duration::from_secs(300),
+        (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+        problems,
+    );
     let tool_names = match raw_mcp.tool_names.as_deref() {
         None | Some("dotted") => ToolNames::Dotted,
         Some("underscored") => ToolNames::Underscored,
@@ -632,6 +654,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         problems,
     );
     let max_bytes_limit = raw_tools.max_bytes_limit.unwrap_or(1 << 20);
+    let max_argument_bytes = raw_tools.max_argument_bytes.unwrap_or(512 << 10);
+    if max_argument_bytes < 1024 {
+        problems.push(format!(
+            "tools.max_argument_bytes: {max_argument_bytes} is too small; expected at least 1024"
+        ));
+    }
     let default_max_bytes = raw_tools.default_max_bytes.unwrap_or(16384);
     if default_max_bytes < 1024 {
         problems.push(format!(
@@ -830,6 +858,8 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             allowed_origins,
             allowed_hosts,
             sessions: raw_mcp.sessions.unwrap_or(true),
+            max_sessions,
+            session_idle_timeout,
         },
         store_url,
         read_audit_durability,
@@ -837,6 +867,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             timeout: tool_timeout,
             default_max_bytes,
             max_bytes_limit,
+            max_argument_bytes,
         },
         kubernetes,
         stdio_principal,

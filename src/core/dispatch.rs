@@ -131,6 +131,15 @@ impl Dispatcher {
 
     async fn run(&self, entry: &Entry, req: CallRequest) -> CallResult {
         let spec = entry.spec();
+        // Measured before any validation or parse works through them (and before they reach
+        // the approval queue or the audit log).
+        let size = crate::core::budget::serialized_len(&req.args);
+        if size > self.settings.max_argument_bytes {
+            return Err(ToolError::invalid_arguments(format!(
+                "{}: the arguments are {size} bytes of JSON; at most {} are accepted (tools.max_argument_bytes): send less, e.g. split a manifest into several calls",
+                spec.name, self.settings.max_argument_bytes
+            )));
+        }
         let mut map = checked_args(entry, req.args)?;
         // The core's own budget arguments never reach the tool, the policy or the queue.
         let asked = BudgetRequest::take(spec, &self.settings, &mut map)?;

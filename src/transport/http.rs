@@ -101,6 +101,48 @@ impl AppState {
     }
 }
 
+/// How many MCP sessions may be open, and where they are counted.
+#[derive(Clone)]
+struct SessionCap {
+    sessions: Arc<ResumableSessions>,
+    max: usize,
+}
+
+/// An `initialize` (a POST without `Mcp-Session-Id`) past `mcp.max_sessions` gets 503 with
+/// Retry-After and a JSON-RPC error that says why, instead of a session that would hold memory.
+async fn session_cap(
+    axum::extract::State(cap): axum::extract::State<SessionCap>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let opens_a_session = request.method() == axum::http::Method::POST
+        && !request.headers().contains_key("mcp-session-id");
+    if opens_a_session {
+        let open = cap.sessions.open_sessions().await;
+        if open >= cap.max {
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": {
+                    "code": -32000,
+                    "message": format!(
+                        "this server holds {open} MCP sessions, its limit (mcp.max_sessions = {}); retry later, or end sessions you no longer use (DELETE /mcp)",
+                        cap.max
+                    ),
+                },
+            });
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "30")],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The whole HTTP application. `shutdown` ends open MCP streams on graceful shutdown.
 pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let (hosts, origins) = crate::transport::inbound::effective_lists(&state.config);
@@ -112,24 +154,37 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .with_json_response(!state.config.mcp.sessions)
         .with_cancellation_token(shutdown.clone());
     let dispatcher = state.dispatcher.clone();
-    let names = state.config.mcp.tool_names;
+    // Built once and shared by every session.
+    let tools = Arc::new(mcp::mcp_tools(
+        state.dispatcher.registry(),
+        state.config.mcp.tool_names,
+    ));
+    // rmcp's LocalSessionManager, with call streams that stay resumable after they ended,
+    // idle sessions closed, and at most `mcp.max_sessions` of them.
+    let sessions = Arc::new(ResumableSessions::new(
+        state.config.mcp.session_idle_timeout,
+    ));
     let mcp_service = StreamableHttpService::new(
         // The caller of each request comes from the auth layer (request extensions);
         // this fallback principal has no roles, so policy refuses everything it asks.
         move || {
             Ok(McpServer::new(
                 dispatcher.clone(),
-                names,
+                tools.clone(),
                 mcp::HTTP,
                 Principal::new("unauthenticated", "unauthenticated", Vec::new()),
             ))
         },
-        // rmcp's LocalSessionManager, with call streams that stay resumable after they ended.
-        ResumableSessions::default().into(),
+        sessions.clone(),
         mcp_config,
     );
+    let cap = SessionCap {
+        sessions,
+        max: state.config.mcp.max_sessions,
+    };
     let mcp_routes = Router::new()
         .fallback_service(mcp_service)
+        .layer(axum::middleware::from_fn_with_state(cap, session_cap))
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
         .layer(state.tool_auth(mcp::HTTP));
     let routes = Router::new()

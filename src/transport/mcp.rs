@@ -23,7 +23,8 @@ use crate::core::registry::{self, Entry, Registry};
 pub const STDIO: &str = "mcp-stdio";
 pub const HTTP: &str = "mcp-http";
 
-/// The MCP face of the server. Cheap to clone: one per MCP session.
+/// The MCP face of the server. Cheap to clone: one per MCP session. Every session shares the
+/// one tool list built at start ([`mcp_tools`]): a session holds no copy of the schemas.
 #[derive(Clone)]
 pub struct McpServer {
     dispatcher: Arc<Dispatcher>,
@@ -35,11 +36,10 @@ pub struct McpServer {
 impl McpServer {
     pub fn new(
         dispatcher: Arc<Dispatcher>,
-        names: ToolNames,
+        tools: Arc<Vec<rmcp::model::Tool>>,
         transport: &'static str,
         principal: Principal,
     ) -> Self {
-        let tools = Arc::new(mcp_tools(dispatcher.registry(), names));
         Self {
             dispatcher,
             tools,

@@ -215,6 +215,23 @@ impl Kept {
 }
 
 impl ResumableSessions {
+    /// Sessions with no request for `idle` are closed (rmcp's keep-alive), freeing their memory.
+    pub fn new(idle: Duration) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = Some(idle);
+        Self {
+            inner,
+            kept: Default::default(),
+        }
+    }
+
+    /// Sessions open now.
+    pub async fn open_sessions(&self) -> usize {
+        self.inner.sessions.read().await.len()
+    }
+}
+
+impl ResumableSessions {
     fn replay(
         &self,
         session: &SessionId,

@@ -22,6 +22,7 @@ mod k8s_previews;
 mod k8s_tools;
 mod kubectl;
 mod layers;
+mod limits;
 mod mcp;
 mod obs;
 mod oidc_login;
