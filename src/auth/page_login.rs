@@ -71,7 +71,30 @@ pub struct CallbackQuery {
 #[derive(Debug, Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
+    /// Seconds the access token lives (RFC 6749 §5.1).
+    expires_in: Option<u64>,
     error: Option<String>,
+}
+
+/// How long an access token stays valid: the token response's `expires_in`, else a JWT's `exp`
+/// (read after the token was verified), else unknown (an opaque token without `expires_in`).
+pub fn token_lifetime(access_token: &str, expires_in: Option<u64>) -> Option<Duration> {
+    if let Some(seconds) = expires_in {
+        return Some(Duration::from_secs(seconds));
+    }
+    let payload = access_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let exp = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("exp")?
+        .as_u64()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(Duration::from_secs(exp.saturating_sub(now)))
 }
 
 /// Why a sign-in failed: the status and what the page may show (never a token or secret).
@@ -261,7 +284,8 @@ impl OidcLogins {
     }
 
     /// Checks the callback against the sign-in its pre-login cookie names, redeems the code and
-    /// authenticates the token: the principal and where the browser goes next (unchecked).
+    /// authenticates the token: the principal, where the browser goes next (unchecked), and how
+    /// long the token lives (a page session must not outlive it).
     pub async fn finish(
         &self,
         z: &ZitadelSettings,
@@ -269,7 +293,7 @@ impl OidcLogins {
         redirect_uri: &str,
         pre_login_cookie: Option<&str>,
         query: CallbackQuery,
-    ) -> Result<(Principal, String), OidcFailure> {
+    ) -> Result<(Principal, String, Option<Duration>), OidcFailure> {
         let Some(client_id) = z.web_client_id.as_deref() else {
             return Err(OidcFailure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -346,11 +370,12 @@ impl OidcLogins {
         let status = response.status;
         let body = response.body;
         let token: Option<TokenResponse> = serde_json::from_slice(&body).ok();
-        let access_token = match token {
+        let (access_token, expires_in) = match token {
             Some(TokenResponse {
                 access_token: Some(t),
+                expires_in,
                 ..
-            }) if status.is_success() && !t.is_empty() => t,
+            }) if status.is_success() && !t.is_empty() => (t, expires_in),
             other => {
                 let code = other
                     .and_then(|t| t.error)
@@ -380,7 +405,11 @@ impl OidcLogins {
         })?;
         auth_headers.insert(header::AUTHORIZATION, value);
         match auth.authenticate(&auth_headers).await {
-            Ok(principal) => Ok((principal, pending.next)),
+            Ok(principal) => Ok((
+                principal,
+                pending.next,
+                token_lifetime(&access_token, expires_in),
+            )),
             Err(AuthError::Unavailable) => Err(OidcFailure::unavailable("token check")),
             Err(_) => Err(OidcFailure(
                 StatusCode::FORBIDDEN,

@@ -94,6 +94,8 @@ struct Session {
     principal: Principal,
     csrf: String,
     created: Instant,
+    /// How long it lives: the page's limit, or less when the sign-in token expires sooner.
+    ttl: Duration,
     /// Creation order, for evicting the oldest.
     seq: u64,
     /// One-shot message for the next page ("approved; the call executed").
@@ -133,16 +135,21 @@ impl Sessions {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new session for `principal`: its cookie value.
-    fn create(&self, principal: Principal) -> Result<String, getrandom::Error> {
+    /// A new session for `principal`, ending when its sign-in token expires (`token_lifetime`)
+    /// if that is sooner than the page's limit: its cookie value and lifetime.
+    fn create(
+        &self,
+        principal: Principal,
+        token_lifetime: Option<Duration>,
+    ) -> Result<(String, Duration), getrandom::Error> {
         let id = random_token()?;
         let csrf = random_token()?;
         let mut guard = self.lock();
-        let ttl = self.ttl;
+        let ttl = token_lifetime.map_or(self.ttl, |t| t.min(self.ttl));
         let seq = guard.next_seq;
         guard.next_seq += 1;
         let map = &mut guard.by_key;
-        map.retain(|_, s| s.created.elapsed() < ttl);
+        map.retain(|_, s| s.created.elapsed() < s.ttl);
         while map.len() >= self.max {
             let Some(oldest) = map.iter().min_by_key(|(_, s)| s.seq).map(|(k, _)| *k) else {
                 break;
@@ -155,11 +162,12 @@ impl Sessions {
                 principal,
                 csrf,
                 created: Instant::now(),
+                ttl,
                 seq,
                 notice: None,
             },
         );
-        Ok(id)
+        Ok((id, ttl))
     }
 
     /// The principal and CSRF token of a live session; also takes its one-shot notice.
@@ -167,9 +175,7 @@ impl Sessions {
         let key = session_key(id);
         let mut guard = self.lock();
         let map = &mut guard.by_key;
-        let expired = map
-            .get(&key)
-            .is_some_and(|s| s.created.elapsed() >= self.ttl);
+        let expired = map.get(&key).is_some_and(|s| s.created.elapsed() >= s.ttl);
         if expired {
             map.remove(&key);
             return None;
@@ -436,7 +442,9 @@ async fn login(
             );
         }
     };
-    let Ok(id) = sessions.create(principal.clone()) else {
+    // A pasted JWT ends the session when it expires; a static token gets the page's limit.
+    let lifetime = crate::auth::page_login::token_lifetime(token, None);
+    let Ok((id, ttl)) = sessions.create(principal.clone(), lifetime) else {
         return error_page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Cannot sign in",
@@ -448,13 +456,7 @@ async fn login(
     let secure = secure_cookies(&state);
     let mut res = redirect(&next);
     let cookies = [
-        set_cookie(
-            SESSION_COOKIE,
-            &id,
-            "/approvals",
-            SESSION_TTL.as_secs(),
-            secure,
-        ),
+        set_cookie(SESSION_COOKIE, &id, "/approvals", ttl.as_secs(), secure),
         set_cookie(LOGIN_COOKIE, "", "/approvals/login", 0, secure),
     ];
     for c in cookies.into_iter().flatten() {
@@ -529,13 +531,13 @@ async fn oidc_callback(
     let clear = set_cookie(OIDC_COOKIE, "", OIDC_COOKIE_PATH, 0, secure);
     let query = query.map(|Query(q)| q).unwrap_or_default();
     let mut res = match oidc_finish(&state, &sessions, &oidc, &headers, query).await {
-        Ok((session, next)) => {
+        Ok(((session, ttl), next)) => {
             let mut res = redirect(&next);
             if let Some(c) = set_cookie(
                 SESSION_COOKIE,
                 &session,
                 "/approvals",
-                SESSION_TTL.as_secs(),
+                ttl.as_secs(),
                 secure,
             ) {
                 res.headers_mut().append(header::SET_COOKIE, c);
@@ -560,14 +562,14 @@ async fn oidc_finish(
     oidc: &OidcLogins,
     headers: &HeaderMap,
     query: CallbackQuery,
-) -> Result<(String, String), OidcFailure> {
+) -> Result<((String, Duration), String), OidcFailure> {
     let AuthConfig::Zitadel(z) = &state.config.auth else {
         return Err(OidcFailure(
             StatusCode::NOT_FOUND,
             "Signing in through an identity provider is not configured here.".into(),
         ));
     };
-    let (principal, next) = oidc
+    let (principal, next, lifetime) = oidc
         .finish(
             z,
             state.auth.as_ref(),
@@ -576,7 +578,7 @@ async fn oidc_finish(
             query,
         )
         .await?;
-    let session = sessions.create(principal.clone()).map_err(|_| {
+    let session = sessions.create(principal.clone(), lifetime).map_err(|_| {
         OidcFailure(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no randomness available for a session token".into(),
@@ -1161,11 +1163,11 @@ mod tests {
     fn sessions_expire_and_are_bounded() {
         let s = Sessions::new(Duration::from_secs(3600), 2);
         let p = Principal::new("bob", "Bob", vec!["toolgate.approver".into()]);
-        let a = s.create(p.clone()).expect("random");
-        let b = s.create(p.clone()).expect("random");
+        let (a, _) = s.create(p.clone(), None).expect("random");
+        let (b, _) = s.create(p.clone(), None).expect("random");
         assert_ne!(a, b);
         assert!(s.get(&a).is_some());
-        let c = s.create(p.clone()).expect("random");
+        let (c, _) = s.create(p.clone(), None).expect("random");
         assert!(s.get(&a).is_none(), "the oldest session was evicted");
         assert!(s.get(&b).is_some() && s.get(&c).is_some());
         s.set_notice(&c, "hi".into());
@@ -1178,8 +1180,28 @@ mod tests {
         s.remove(&c);
         assert!(s.get(&c).is_none());
         let short = Sessions::new(Duration::ZERO, 10);
-        let d = short.create(p).expect("random");
+        let (d, _) = short.create(p.clone(), None).expect("random");
         assert!(short.get(&d).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_session_ends_when_its_sign_in_token_expires() {
+        let s = Sessions::new(Duration::from_secs(8 * 3600), 10);
+        let p = Principal::new("bob", "Bob", vec!["toolgate.approver".into()]);
+        // A token that lives 10 minutes bounds the session (and the cookie) to 10 minutes.
+        let (_, ttl) = s
+            .create(p.clone(), Some(Duration::from_secs(600)))
+            .expect("random");
+        assert_eq!(ttl, Duration::from_secs(600));
+        // A token already expired: the session is dead at once.
+        let (gone, ttl) = s.create(p.clone(), Some(Duration::ZERO)).expect("random");
+        assert_eq!(ttl, Duration::ZERO);
+        assert!(s.get(&gone).is_none());
+        // A longer token never stretches the page's own limit.
+        let (_, ttl) = s
+            .create(p, Some(Duration::from_secs(86_400)))
+            .expect("random");
+        assert_eq!(ttl, Duration::from_secs(8 * 3600));
     }
 
     #[test]

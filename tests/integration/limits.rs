@@ -158,7 +158,10 @@ async fn approval_lists_leave_the_arguments_to_the_request_itself() {
     assert_eq!(item["id"], json!(id), "{list}");
     assert!(item["args"].is_null(), "listed with its arguments");
     assert!(item["preview"]["summary"].is_string(), "{item}");
-    assert!(list.to_string().len() < 20_000, "the list holds the manifest");
+    assert!(
+        list.to_string().len() < 20_000,
+        "the list holds the manifest"
+    );
     let one: serde_json::Value = harness::http()
         .get(format!("{}/api/v1/approvals/{id}", tg.url))
         .bearer_auth(ALICE)

@@ -201,6 +201,10 @@ async fn an_approver_signs_in_with_the_identity_provider_and_approves_in_a_brows
         report["prelogin_cookie_after"], false,
         "the pre-login cookie is cleared"
     );
+    // The session lives as long as the sign-in's access token (the provider's default 600 s),
+    // not the page's 8 hours.
+    let left = report["session_seconds_left"].as_i64().unwrap_or(-1);
+    assert!((1..=600).contains(&left), "session cookie lives {left} s");
     assert_eq!(report["state_before"], "pending");
     assert_eq!(report["final_state"], "executed", "{report:#}");
     let decisions = report["decisions"].as_str().unwrap_or_default();

@@ -66,6 +66,7 @@ try {
   out.session_cookie = session
     ? { httpOnly: session.httpOnly, sameSite: session.sameSite, secure: session.secure, path: session.path }
     : null;
+  out.session_seconds_left = session ? Math.round(session.expires - Date.now() / 1000) : null;
   out.prelogin_cookie_after = (await context.cookies(`${url}/approvals/callback`))
     .some((c) => c.name === 'toolgate_oidc');
 
