@@ -847,7 +847,7 @@ impl Dispatcher {
                 return Run::Failed(ToolError::new(
                     ToolErrorKind::Forbidden,
                     format!(
-                        "target changed since approval (resourceVersion {} at preview, {} now); not executed — request it again",
+                        "target changed since approval ({} at preview, {} now); not executed — request it again",
                         previewed.unwrap_or_default(),
                         now.unwrap_or_else(|| "gone".into())
                     ),

@@ -398,6 +398,7 @@ async fn resolve_url(url: &str) -> Result<(Backend, String), StoreError> {
             .await
             .map_err(|e| StoreError::Db(format!("creating `{}`: {e}", dir.display())))?;
     }
+    create_private(&path).await?;
     let path = path
         .to_str()
         .ok_or_else(|| StoreError::Url(redact_url(url)))?;
@@ -405,6 +406,25 @@ async fn resolve_url(url: &str) -> Result<(Backend, String), StoreError> {
         Backend::Sqlite,
         format!("sqlite://{}?mode=rwc", encode_path(path)),
     ))
+}
+
+/// Create the database file readable and writable by its owner only (0600), before SQLite
+/// would create it with the umask's mode (often world-readable): it holds the arguments of
+/// held calls and the audit log. SQLite gives its WAL and shared-memory files the same mode.
+/// An existing file keeps its mode.
+async fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    match options.open(path).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(format!(
+            "creating `{}`: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Percent-encodes the characters that would end or corrupt the path part of a URL.
@@ -495,6 +515,29 @@ mod tests {
             .filter(|s| s.can_move_to(ApprovalState::Executing))
             .collect();
         assert_eq!(into_executing, vec![ApprovalState::Approved]);
+    }
+
+    #[tokio::test]
+    #[cfg(unix)]
+    async fn a_new_database_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("toolgate.db");
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("store");
+        store.ping().await.expect("ping");
+        for file in ["toolgate.db", "toolgate.db-wal"] {
+            let p = dir.path().join(file);
+            if p.exists() {
+                let mode = std::fs::metadata(&p)
+                    .expect("metadata")
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+            }
+        }
+        assert!(path.exists());
     }
 
     #[tokio::test]

@@ -720,3 +720,56 @@ async fn stored_arguments_edited_in_the_database_are_not_executed() {
         ["approval_requested", "approved", "execution_refused"]
     );
 }
+
+/// An approved exec runs only in the pod the approvers saw: a pod replaced under the same name
+/// since (a new UID) is another target, and the command does not run there.
+#[tokio::test]
+async fn an_approved_exec_runs_only_in_the_pod_the_approvers_saw() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let alice = client_as(&tg.url, ALICE).await;
+    let exec = json!({"pod": "web-0", "namespace": "shop", "command": ["true"]});
+    let held = call(&alice, "k8s.exec_command", exec.clone()).await;
+    let id = held.structured_content.clone().expect("sc")["approval_id"]
+        .as_str()
+        .expect("held")
+        .to_string();
+    // The pod is replaced: same name, new UID.
+    let mut pod = fake
+        .get("v1", "Pod", Some("shop"), "web-0")
+        .expect("seeded pod");
+    pod["metadata"]["uid"] = json!("");
+    fake.insert(pod);
+    let (status, body) = decide(&tg.url, BOB, &id, "approve", None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        view = get_approval(&tg.url, BOB, &id).await;
+        if view["state"] == "failed" || view["state"] == "executed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "failed", "{view}");
+    let reason = view["state_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("target changed since approval"), "{reason}");
+    assert!(fake.execs().is_empty(), "the command ran in the new pod");
+
+    // The same pod throughout: the approved command runs.
+    let held = call(&alice, "k8s.exec_command", exec).await;
+    let id = held.structured_content.clone().expect("sc")["approval_id"]
+        .as_str()
+        .expect("held")
+        .to_string();
+    let (status, body) = decide(&tg.url, BOB, &id, "approve", None).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..100 {
+        view = get_approval(&tg.url, BOB, &id).await;
+        if view["state"] == "failed" || view["state"] == "executed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "executed", "{view}");
+    assert_eq!(fake.execs().len(), 1);
+}

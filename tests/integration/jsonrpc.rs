@@ -396,6 +396,17 @@ async fn a_megabyte_of_garbage_is_refused_and_the_server_keeps_serving() {
     let answer: Value = resp.json().await.expect("JSON-RPC error");
     assert_eq!(error_code(&answer), -32700, "{answer}");
 
+    // Bytes that are not UTF-8 are not JSON either: a parse error, not an invalid request.
+    for bytes in [
+        &b"\xff\xfe{}"[..],
+        &b"{\"jsonrpc\": \"2.0\", \"method\": \"\xc3\x28\"}"[..],
+    ] {
+        let resp = post_raw(&tg.url, Some(ALICE), bytes.to_vec()).await;
+        assert_eq!(resp.status(), 200);
+        let answer: Value = resp.json().await.expect("JSON-RPC error");
+        assert_eq!(error_code(&answer), -32700, "{answer}");
+    }
+
     still_serving(&tg.url).await;
 }
 

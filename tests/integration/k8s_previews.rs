@@ -568,9 +568,20 @@ async fn exec_preview_names_the_command_and_runs_nothing() {
         p.summary,
         "would run `echo hi` in pod shop/web-0, container app"
     );
-    assert_eq!(p.target_version, None);
+    // Bound to the pod itself (its UID), which the run re-reads.
+    let uid = env
+        .fake
+        .get("v1", "Pod", Some("shop"), "web-0")
+        .expect("pod")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    assert_eq!(p.target_version, Some(format!("pod-uid={uid}")));
     assert_eq!(p.detail["command"], json!(["echo", "hi"]));
-    assert_eq!(env.version("k8s.exec_command", &args).await, None);
+    assert_eq!(
+        env.version("k8s.exec_command", &args).await,
+        p.target_version
+    );
 
     let p = env
         .preview(

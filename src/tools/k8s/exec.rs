@@ -201,8 +201,9 @@ impl TypedTool for ExecCommand {
         Ok(Some(Preview {
             summary,
             diff: None,
-            // No target check: a pod's resourceVersion moves with every status update.
-            target_version: None,
+            // The pod itself, not its resourceVersion (which moves with every status update):
+            // a pod replaced under the same name since approval is another target.
+            target_version: Some(pod_identity(&pod)),
             detail: json!({
                 "cluster": t.cluster.name(),
                 "namespace": namespace,
@@ -216,14 +217,27 @@ impl TypedTool for ExecCommand {
         }))
     }
 
-    /// Always `None`: a pod's resourceVersion changes with every status update (probes,
-    /// restarts, conditions), so comparing it would refuse most approved execs for no reason.
-    /// The command runs against whatever pod has the name when it is approved.
+    /// The pod's UID: the approved command runs only in the pod the approvers saw. (Not its
+    /// resourceVersion, which changes with every status update: probes, restarts, conditions.)
     async fn target_version(
         &self,
-        _ctx: &ToolContext,
-        _p: &ExecParams,
+        ctx: &ToolContext,
+        p: &ExecParams,
     ) -> Result<Option<String>, ToolError> {
-        Ok(None)
+        let t = target(
+            ctx,
+            p.cluster.as_deref(),
+            POD.0,
+            POD.1,
+            p.namespace.as_deref(),
+            Omitted::DefaultNamespace,
+        )
+        .await?;
+        Ok(t.get_opt(&p.pod).await?.as_ref().map(pod_identity))
     }
+}
+
+/// `pod-uid=…`: which pod an exec was approved for.
+fn pod_identity(pod: &serde_json::Value) -> String {
+    format!("pod-uid={}", str_at(pod, &["metadata", "uid"]))
 }
