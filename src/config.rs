@@ -825,6 +825,16 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     let observability = resolve_observability(raw.observability.unwrap_or_default(), problems);
     let (webhooks, intents, sli_calculation) =
         crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
+    // Anyone who reaches the port could post alerts (and so open incidents): beyond loopback,
+    // the webhook needs the credentials Alertmanager's http_config sends.
+    if webhooks.alertmanager.enabled
+        && webhooks.alertmanager.auth == crate::intents::config::WebhookAuth::None
+        && !listen.ip().is_loopback()
+    {
+        problems.push(format!(
+            "webhooks.alertmanager: listening on {listen} (beyond loopback) without credentials; set webhooks.alertmanager.auth.bearer_token (Alertmanager: http_config.authorization.credentials) or auth.username/password (http_config.basic_auth), or webhooks.alertmanager.enabled: false"
+        ));
+    }
     if !sli_calculation.slis.is_empty()
         && sli_calculation.prometheus_url.is_none()
         && observability.prometheus.is_none()
@@ -1611,5 +1621,32 @@ mod tests {
                 .contains("unknown key `observability.prometheus.tenant`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_open_alertmanager_webhook_beyond_loopback_refuses_to_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "listen: 0.0.0.0:3000\n").expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("open webhook on 0.0.0.0");
+        let text = err.to_string();
+        assert!(
+            text.contains("webhooks.alertmanager") && text.contains("bearer_token"),
+            "{text}"
+        );
+        // With credentials, or switched off, or on loopback, it starts.
+        for yaml in [
+            "listen: 0.0.0.0:3000\nwebhooks:\n  alertmanager:\n    auth: {bearer_token: t0ken-0123456789}\n",
+            "listen: 0.0.0.0:3000\nwebhooks:\n  alertmanager:\n    enabled: false\n",
+            "listen: 127.0.0.1:3000\n",
+        ] {
+            std::fs::write(&path, yaml).expect("write");
+            let result = Config::load_from(Some(&path), &[]);
+            let problems = result.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                !problems.contains("webhooks.alertmanager"),
+                "{yaml}: {problems}"
+            );
+        }
     }
 }

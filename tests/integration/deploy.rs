@@ -118,9 +118,16 @@ fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Load the shipped config (as the pod would, with the given environment).
+/// Load the shipped config (as the pod would, with the given environment plus what the
+/// Deployment always sets from Secrets: the Alertmanager webhook's token, without which a
+/// webhook listening beyond loopback refuses to start).
 fn load_shipped(path: &Path, env: &[(String, String)]) -> Config {
-    Config::load_from(Some(path), env).unwrap_or_else(|e| panic!("shipped config.yaml: {e}"))
+    let mut env = env.to_vec();
+    env.push((
+        "TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN".into(),
+        "from-the-toolgate-webhook-secret".into(),
+    ));
+    Config::load_from(Some(path), &env).unwrap_or_else(|e| panic!("shipped config.yaml: {e}"))
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
