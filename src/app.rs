@@ -123,6 +123,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         Arc::new(adapters),
         config.tools.clone(),
         gate,
+        &config.limits,
     );
     let interrupted = dispatcher
         .recover_interrupted()

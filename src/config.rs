@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
     /// How long finished rows are kept (audit records are never pruned).
     pub retention: Option<RawRetention>,
+    /// Per-principal rate limits on tool calls and on approval requests.
+    pub limits: Option<RawLimits>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -145,6 +147,17 @@ pub struct RawRetention {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Tool calls one principal may make per minute, over every transport together (a burst
+    /// of this many, refilled evenly over the minute). Default 120; `0` = no limit.
+    pub tool_calls_per_minute: Option<u32>,
+    /// Calls one principal may have held for approval per hour (a burst of this many, refilled
+    /// evenly over the hour). Default 30; `0` = no limit.
+    pub approval_requests_per_hour: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RawLog {
     /// `text` (default) or `json`.
     pub format: Option<String>,
@@ -219,6 +232,33 @@ pub struct Config {
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
     pub retention: crate::store::Retention,
+    pub limits: LimitsConfig,
+}
+
+/// Per-principal rate limits (`0` = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub tool_calls_per_minute: u32,
+    pub approval_requests_per_hour: u32,
+}
+
+impl LimitsConfig {
+    pub const DEFAULT_TOOL_CALLS_PER_MINUTE: u32 = 120;
+    pub const DEFAULT_APPROVAL_REQUESTS_PER_HOUR: u32 = 30;
+    /// No limits at all.
+    pub const OFF: LimitsConfig = LimitsConfig {
+        tool_calls_per_minute: 0,
+        approval_requests_per_hour: 0,
+    };
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            tool_calls_per_minute: Self::DEFAULT_TOOL_CALLS_PER_MINUTE,
+            approval_requests_per_hour: Self::DEFAULT_APPROVAL_REQUESTS_PER_HOUR,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -809,8 +849,18 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let retention = resolve_retention(raw.retention.unwrap_or_default(), problems);
+    let raw_limits = raw.limits.unwrap_or_default();
+    let limits = LimitsConfig {
+        tool_calls_per_minute: raw_limits
+            .tool_calls_per_minute
+            .unwrap_or(LimitsConfig::DEFAULT_TOOL_CALLS_PER_MINUTE),
+        approval_requests_per_hour: raw_limits
+            .approval_requests_per_hour
+            .unwrap_or(LimitsConfig::DEFAULT_APPROVAL_REQUESTS_PER_HOUR),
+    };
 
     Config {
+        limits,
         retention,
         observability,
         webhooks,
