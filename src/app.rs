@@ -77,6 +77,7 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
                 introspection,
                 timeout: z.timeout,
                 trust_generic_roles_claim: z.trust_generic_roles_claim,
+                negative_cache: z.introspection_negative_cache,
             })
             .map_err(|e| ConfigError {
                 problems: vec![format!("auth: {e}")],

@@ -102,6 +102,10 @@ pub struct RawAuth {
     pub introspection_key_file: Option<String>,
     /// `zitadel`: timeout of calls to the issuer (`5s`, or a number of seconds). Default 5s.
     pub timeout_seconds: Option<RawDuration>,
+    /// `zitadel`: how long an opaque token the issuer called inactive (or otherwise refused)
+    /// is refused again without asking it (`60s`, or a number of seconds; `0` = ask every
+    /// time). Default 60s.
+    pub introspection_negative_cache_seconds: Option<RawDuration>,
     /// `zitadel`: client id of the web app the approvals page signs people in with
     /// (authorization code + PKCE). Without it the page cannot sign anyone in.
     pub web_client_id: Option<String>,
@@ -281,6 +285,8 @@ pub struct ZitadelSettings {
     pub audiences: Vec<String>,
     pub introspection: Option<IntrospectionSettings>,
     pub timeout: std::time::Duration,
+    /// How long a refused opaque token is refused without asking the issuer (zero: off).
+    pub introspection_negative_cache: std::time::Duration,
     pub trust_generic_roles_claim: bool,
     /// The approvals page's web app (authorization code + PKCE); `None`: no page login.
     pub web_client_id: Option<String>,
@@ -778,12 +784,20 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 (Duration::from_millis(100), Duration::from_secs(60)),
                 problems,
             );
+            let introspection_negative_cache = RawDuration::resolve_or(
+                raw_auth.introspection_negative_cache_seconds.as_ref(),
+                "auth.introspection_negative_cache_seconds",
+                Duration::from_secs(60),
+                (Duration::ZERO, Duration::from_secs(3600)),
+                problems,
+            );
             AuthConfig::Zitadel(ZitadelSettings {
                 issuer,
                 project_id,
                 audiences,
                 introspection,
                 timeout,
+                introspection_negative_cache,
                 trust_generic_roles_claim: raw_auth.trust_generic_roles_claim.unwrap_or(false),
                 web_client_id: raw_auth
                     .web_client_id
