@@ -711,6 +711,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                     "auth.mode: `local` (static tokens) is only allowed on a loopback listener, but listen is {listen}; listen on 127.0.0.1 or use an identity provider"
                 ));
             }
+            if public_url.starts_with("https://") {
+                // TLS ends in a proxy then, whose requests all arrive from loopback.
+                problems.push(format!(
+                    "public_url: `{public_url}` is an https URL, but auth.mode is `local` (static tokens and anonymous loopback access, no TLS of its own): a TLS proxy in front would pass remote callers in as loopback; use auth.mode zitadel behind the proxy, or set public_url to http://{listen}"
+                ));
+            }
             let tokens_file = raw_auth.tokens_file.map(PathBuf::from);
             if let Some(path) = &tokens_file
                 && !path.exists()
@@ -1120,6 +1126,68 @@ mod tests {
         assert_eq!(c.kubernetes.log_tail_lines, 500);
         assert_eq!(c.tools.default_max_bytes, 16384);
         assert_eq!(c.read_audit_durability, crate::store::Durability::Deferred);
+    }
+
+    #[test]
+    fn rate_limits_default_on_and_zero_turns_them_off() {
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.limits.tool_calls_per_minute, 120);
+        assert_eq!(c.limits.approval_requests_per_hour, 30);
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_LIMITS_TOOL_CALLS_PER_MINUTE", "0"),
+                ("TOOLGATE_LIMITS_APPROVAL_REQUESTS_PER_HOUR", "5"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.limits.tool_calls_per_minute, 0);
+        assert_eq!(c.limits.approval_requests_per_hour, 5);
+        let err = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_LIMITS_TOOL_CALLS_PER_MINUTE", "-1")]),
+        )
+        .expect_err("negative");
+        assert!(err.to_string().contains("tool_calls_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn an_https_public_url_is_refused_in_local_mode_naming_both_keys() {
+        let err = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_PUBLIC_URL", "https://toolgate.example.com")]),
+        )
+        .expect_err("https in local mode");
+        let text = err.to_string();
+        assert!(
+            text.contains("public_url")
+                && text.contains("auth.mode")
+                && text.contains("zitadel")
+                && text.contains("http://127.0.0.1:3000"),
+            "{text}"
+        );
+        let c = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_PUBLIC_URL", "http://127.0.0.1:3000")]),
+        )
+        .expect("http is fine");
+        assert_eq!(c.public_url, "http://127.0.0.1:3000");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_PUBLIC_URL", "https://toolgate.example.com"),
+                ("TOOLGATE_AUTH_MODE", "zitadel"),
+                ("TOOLGATE_AUTH_ISSUER", "https://acme.zitadel.cloud"),
+                ("TOOLGATE_AUTH_PROJECT_ID", "p1"),
+                ("TOOLGATE_AUTH_INTROSPECTION_NEGATIVE_CACHE_SECONDS", "0"),
+            ]),
+        )
+        .expect("https with an identity provider");
+        let AuthConfig::Zitadel(z) = c.auth else {
+            panic!("zitadel mode")
+        };
+        assert_eq!(z.introspection_negative_cache, Duration::ZERO);
     }
 
     #[test]
