@@ -77,6 +77,7 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
                 introspection,
                 timeout: z.timeout,
                 trust_generic_roles_claim: z.trust_generic_roles_claim,
+                negative_cache: z.introspection_negative_cache,
             })
             .map_err(|e| ConfigError {
                 problems: vec![format!("auth: {e}")],
@@ -123,6 +124,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         Arc::new(adapters),
         config.tools.clone(),
         gate,
+        &config.limits,
     );
     let interrupted = dispatcher
         .recover_interrupted()

@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
     /// How long finished rows are kept (audit records are never pruned).
     pub retention: Option<RawRetention>,
+    /// Per-principal rate limits on tool calls and on approval requests.
+    pub limits: Option<RawLimits>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -100,6 +102,10 @@ pub struct RawAuth {
     pub introspection_key_file: Option<String>,
     /// `zitadel`: timeout of calls to the issuer (`5s`, or a number of seconds). Default 5s.
     pub timeout_seconds: Option<RawDuration>,
+    /// `zitadel`: how long an opaque token the issuer called inactive (or otherwise refused)
+    /// is refused again without asking it (`60s`, or a number of seconds; `0` = ask every
+    /// time). Default 60s.
+    pub introspection_negative_cache_seconds: Option<RawDuration>,
     /// `zitadel`: client id of the web app the approvals page signs people in with
     /// (authorization code + PKCE). Without it the page cannot sign anyone in.
     pub web_client_id: Option<String>,
@@ -141,6 +147,17 @@ pub struct RawRetention {
     pub approvals: Option<RawDuration>,
     /// How often the pruning job runs. Default `1h`; at least `1s`.
     pub interval: Option<RawDuration>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Tool calls one principal may make per minute, over every transport together (a burst
+    /// of this many, refilled evenly over the minute). Default 120; `0` = no limit.
+    pub tool_calls_per_minute: Option<u32>,
+    /// Calls one principal may have held for approval per hour (a burst of this many, refilled
+    /// evenly over the hour). Default 30; `0` = no limit.
+    pub approval_requests_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -226,6 +243,33 @@ pub struct Config {
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
     pub retention: crate::store::Retention,
+    pub limits: LimitsConfig,
+}
+
+/// Per-principal rate limits (`0` = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub tool_calls_per_minute: u32,
+    pub approval_requests_per_hour: u32,
+}
+
+impl LimitsConfig {
+    pub const DEFAULT_TOOL_CALLS_PER_MINUTE: u32 = 120;
+    pub const DEFAULT_APPROVAL_REQUESTS_PER_HOUR: u32 = 30;
+    /// No limits at all.
+    pub const OFF: LimitsConfig = LimitsConfig {
+        tool_calls_per_minute: 0,
+        approval_requests_per_hour: 0,
+    };
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            tool_calls_per_minute: Self::DEFAULT_TOOL_CALLS_PER_MINUTE,
+            approval_requests_per_hour: Self::DEFAULT_APPROVAL_REQUESTS_PER_HOUR,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +292,8 @@ pub struct ZitadelSettings {
     pub audiences: Vec<String>,
     pub introspection: Option<IntrospectionSettings>,
     pub timeout: std::time::Duration,
+    /// How long a refused opaque token is refused without asking the issuer (zero: off).
+    pub introspection_negative_cache: std::time::Duration,
     pub trust_generic_roles_claim: bool,
     /// The approvals page's web app (authorization code + PKCE); `None`: no page login.
     pub web_client_id: Option<String>,
@@ -693,6 +739,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                     "auth.mode: `local` (static tokens) is only allowed on a loopback listener, but listen is {listen}; listen on 127.0.0.1 or use an identity provider"
                 ));
             }
+            if public_url.starts_with("https://") {
+                // TLS ends in a proxy then, whose requests all arrive from loopback.
+                problems.push(format!(
+                    "public_url: `{public_url}` is an https URL, but auth.mode is `local` (static tokens and anonymous loopback access, no TLS of its own): a TLS proxy in front would pass remote callers in as loopback; use auth.mode zitadel behind the proxy, or set public_url to http://{listen}"
+                ));
+            }
             let tokens_file = raw_auth.tokens_file.map(PathBuf::from);
             if let Some(path) = &tokens_file
                 && !path.exists()
@@ -766,12 +818,20 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
                 (Duration::from_millis(100), Duration::from_secs(60)),
                 problems,
             );
+            let introspection_negative_cache = RawDuration::resolve_or(
+                raw_auth.introspection_negative_cache_seconds.as_ref(),
+                "auth.introspection_negative_cache_seconds",
+                Duration::from_secs(60),
+                (Duration::ZERO, Duration::from_secs(3600)),
+                problems,
+            );
             AuthConfig::Zitadel(ZitadelSettings {
                 issuer,
                 project_id,
                 audiences,
                 introspection,
                 timeout,
+                introspection_negative_cache,
                 trust_generic_roles_claim: raw_auth.trust_generic_roles_claim.unwrap_or(false),
                 web_client_id: raw_auth
                     .web_client_id
@@ -847,8 +907,18 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let retention = resolve_retention(raw.retention.unwrap_or_default(), problems);
+    let raw_limits = raw.limits.unwrap_or_default();
+    let limits = LimitsConfig {
+        tool_calls_per_minute: raw_limits
+            .tool_calls_per_minute
+            .unwrap_or(LimitsConfig::DEFAULT_TOOL_CALLS_PER_MINUTE),
+        approval_requests_per_hour: raw_limits
+            .approval_requests_per_hour
+            .unwrap_or(LimitsConfig::DEFAULT_APPROVAL_REQUESTS_PER_HOUR),
+    };
 
     Config {
+        limits,
         retention,
         observability,
         webhooks,
@@ -1097,6 +1167,68 @@ mod tests {
         assert_eq!(c.kubernetes.log_tail_lines, 500);
         assert_eq!(c.tools.default_max_bytes, 16384);
         assert_eq!(c.read_audit_durability, crate::store::Durability::Deferred);
+    }
+
+    #[test]
+    fn rate_limits_default_on_and_zero_turns_them_off() {
+        let c = Config::load_from(None, &[]).expect("defaults are valid");
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.limits.tool_calls_per_minute, 120);
+        assert_eq!(c.limits.approval_requests_per_hour, 30);
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_LIMITS_TOOL_CALLS_PER_MINUTE", "0"),
+                ("TOOLGATE_LIMITS_APPROVAL_REQUESTS_PER_HOUR", "5"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.limits.tool_calls_per_minute, 0);
+        assert_eq!(c.limits.approval_requests_per_hour, 5);
+        let err = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_LIMITS_TOOL_CALLS_PER_MINUTE", "-1")]),
+        )
+        .expect_err("negative");
+        assert!(err.to_string().contains("tool_calls_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn an_https_public_url_is_refused_in_local_mode_naming_both_keys() {
+        let err = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_PUBLIC_URL", "https://toolgate.example.com")]),
+        )
+        .expect_err("https in local mode");
+        let text = err.to_string();
+        assert!(
+            text.contains("public_url")
+                && text.contains("auth.mode")
+                && text.contains("zitadel")
+                && text.contains("http://127.0.0.1:3000"),
+            "{text}"
+        );
+        let c = Config::load_from(
+            None,
+            &env(&[("TOOLGATE_PUBLIC_URL", "http://127.0.0.1:3000")]),
+        )
+        .expect("http is fine");
+        assert_eq!(c.public_url, "http://127.0.0.1:3000");
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_PUBLIC_URL", "https://toolgate.example.com"),
+                ("TOOLGATE_AUTH_MODE", "zitadel"),
+                ("TOOLGATE_AUTH_ISSUER", "https://acme.zitadel.cloud"),
+                ("TOOLGATE_AUTH_PROJECT_ID", "p1"),
+                ("TOOLGATE_AUTH_INTROSPECTION_NEGATIVE_CACHE_SECONDS", "0"),
+            ]),
+        )
+        .expect("https with an identity provider");
+        let AuthConfig::Zitadel(z) = c.auth else {
+            panic!("zitadel mode")
+        };
+        assert_eq!(z.introspection_negative_cache, Duration::ZERO);
     }
 
     #[test]

@@ -102,6 +102,11 @@ async fn dispatcher(dir: &std::path::Path, store_url: Option<&str>) -> Arc<Dispa
         Arc::new(adapters),
         config.tools.clone(),
         gate,
+        // The limiter is measured with the rest of the gate, at a rate no bench reaches.
+        &toolgate::config::LimitsConfig {
+            tool_calls_per_minute: u32::MAX,
+            approval_requests_per_hour: u32::MAX,
+        },
     )
 }
 

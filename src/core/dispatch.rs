@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 
 use crate::adapters::Adapters;
-use crate::config::ToolsConfig;
+use crate::config::{LimitsConfig, ToolsConfig};
 use crate::core::approval::{Gate, HeldCall, StoreLookup};
 use crate::core::audit::{Record, redact_args};
 use crate::core::context::{ProgressSink, ToolContext};
@@ -17,6 +17,7 @@ use crate::core::error::{ToolError, ToolErrorKind};
 use crate::core::invoke::{BudgetRequest, Invocation};
 use crate::core::policy::{Effect, PolicyInput};
 use crate::core::principal::Principal;
+use crate::core::rate_limit::RateLimits;
 use crate::core::registry::{Entry, Registry, UnknownTool};
 use crate::core::tool::Risk;
 use crate::core::validate;
@@ -46,6 +47,7 @@ pub struct Dispatcher {
     settings: ToolsConfig,
     gate: Gate,
     lookup: Arc<StoreLookup>,
+    limits: RateLimits,
 }
 
 impl Dispatcher {
@@ -54,12 +56,14 @@ impl Dispatcher {
         adapters: Arc<Adapters>,
         settings: ToolsConfig,
         gate: Gate,
+        limits: &LimitsConfig,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me: &Weak<Dispatcher>| Self {
             registry,
             adapters,
             settings,
             gate,
+            limits: RateLimits::new(limits),
             lookup: Arc::new(StoreLookup {
                 dispatcher: me.clone(),
             }),
@@ -131,6 +135,10 @@ impl Dispatcher {
 
     async fn run(&self, entry: &Entry, req: CallRequest) -> CallResult {
         let spec = entry.spec();
+        // Counted before anything else is done for the call, whatever the transport.
+        self.limits
+            .tool_call(&req.principal.sub)
+            .map_err(|limited| ToolError::rate_limited(&req.principal.sub, limited))?;
         // Measured before any validation or parse works through them (and before they reach
         // the approval queue or the audit log).
         let size = crate::core::budget::serialized_len(&req.args);
@@ -195,6 +203,10 @@ impl Dispatcher {
             }
             Effect::RequireApproval(rule) => {
                 span.record("decision", "require_approval");
+                // Held calls have their own, smaller budget: each one asks people for time.
+                self.limits
+                    .approval_request(&req.principal.sub)
+                    .map_err(|limited| ToolError::rate_limited(&req.principal.sub, limited))?;
                 let answer = self
                     .request_approval(
                         entry,
@@ -329,6 +341,7 @@ fn outcome_label(kind: ToolErrorKind) -> &'static str {
         ToolErrorKind::Timeout => "timeout",
         ToolErrorKind::OutputTooLarge => "output_too_large",
         ToolErrorKind::Internal => "internal_error",
+        ToolErrorKind::RateLimited => "rate_limited",
     }
 }
 
@@ -445,7 +458,13 @@ rules:
             None,
         );
         (
-            Dispatcher::new(Arc::new(registry), Arc::new(adapters), settings, gate),
+            Dispatcher::new(
+                Arc::new(registry),
+                Arc::new(adapters),
+                settings,
+                gate,
+                &config.limits,
+            ),
             dir,
         )
     }

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::core::rate_limit::RateLimited;
+
 /// Machine-readable class of a tool error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -23,6 +25,8 @@ pub enum ToolErrorKind {
     OutputTooLarge,
     /// A bug or an unexpected condition inside toolgate.
     Internal,
+    /// The principal passed a rate limit; nothing ran. `rate_limit` says when to retry.
+    RateLimited,
 }
 
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
@@ -30,6 +34,9 @@ pub enum ToolErrorKind {
 pub struct ToolError {
     pub kind: ToolErrorKind,
     pub message: String,
+    /// Set with `RateLimited`: which limit, and when to retry (transports answer 429).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimited>,
 }
 
 impl ToolError {
@@ -37,6 +44,15 @@ impl ToolError {
         Self {
             kind,
             message: message.into(),
+            rate_limit: None,
+        }
+    }
+    /// A call refused by `limited` for principal `sub`.
+    pub fn rate_limited(sub: &str, limited: RateLimited) -> Self {
+        Self {
+            kind: ToolErrorKind::RateLimited,
+            message: limited.message(sub),
+            rate_limit: Some(limited),
         }
     }
     pub fn invalid_arguments(message: impl Into<String>) -> Self {

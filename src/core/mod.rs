@@ -13,6 +13,7 @@ pub mod invoke;
 pub mod notify;
 pub mod policy;
 pub mod principal;
+pub mod rate_limit;
 pub mod readiness;
 pub mod registry;
 pub mod tool;

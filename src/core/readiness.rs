@@ -204,6 +204,7 @@ mod tests {
             Arc::new(adapters),
             crate::config::Config::default().tools,
             gate,
+            &crate::config::LimitsConfig::OFF,
         );
         let r = d.readiness(Vec::new()).await;
         assert!(r.is_ready());

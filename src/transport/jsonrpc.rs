@@ -41,6 +41,8 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Server error (implementation-defined range): the method needs a bearer token.
 pub const UNAUTHENTICATED: i64 = -32001;
+/// A rate limit refused the call (HTTP 429 when every call of the body was refused so).
+pub const RATE_LIMITED: i64 = -32029;
 
 const METHODS: [&str; 4] = [
     "tools.list",
@@ -146,14 +148,54 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             if answers.is_empty() {
                 StatusCode::NO_CONTENT.into_response()
             } else {
-                json_response(StatusCode::OK, &Value::Array(answers))
+                rate_limited_or_ok(&answers, &Value::Array(answers.clone()))
             }
         }
         other => match one(&state, &caller, other).await {
-            Some(answer) => json_response(StatusCode::OK, &answer),
+            Some(answer) => rate_limited_or_ok(std::slice::from_ref(&answer), &answer),
             None => StatusCode::NO_CONTENT.into_response(),
         },
     }
+}
+
+/// The answer to a body: 429 with `Retry-After` when a rate limit refused every call in it,
+/// else 200 (with `Retry-After` still, when some were refused so).
+fn rate_limited_or_ok(answers: &[Value], body: &Value) -> Response {
+    let waits: Vec<Option<u64>> = answers.iter().map(retry_after_of).collect();
+    let longest = waits.iter().flatten().max().copied();
+    let status = if waits.iter().all(Option::is_some) {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::OK
+    };
+    let mut res = json_response(status, body);
+    if let Some(seconds) = longest {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+    }
+    res
+}
+
+/// The wait a rate-limit error answer names.
+fn retry_after_of(answer: &Value) -> Option<u64> {
+    let error = answer.get("error")?;
+    if error.get("code")?.as_i64()? != RATE_LIMITED {
+        return None;
+    }
+    error.get("data")?.get("retry_after_seconds")?.as_u64()
+}
+
+/// A rate limit's refusal as a JSON-RPC error naming the limit and when to retry.
+pub(crate) fn rate_limited(err: &crate::core::error::ToolError) -> Option<RpcError> {
+    let limited = err.rate_limit.as_ref()?;
+    Some(
+        RpcError::new(RATE_LIMITED, err.message.clone()).with_data(json!({
+            "code": "rate_limited",
+            "limit": limited.limit.key(),
+            "rate": limited.rate,
+            "retry_after_seconds": limited.retry_after_seconds,
+        })),
+    )
 }
 
 /// Reads a JSON-RPC body within the limits: over [`MAX_BODY`] bytes → 413 with -32600; nested
@@ -407,10 +449,14 @@ async fn tools_call(
                 .with_data(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
         ),
         Ok(Ok(output)) => Ok(json!({"structuredContent": output, "isError": false})),
-        Ok(Err(err)) => Ok(json!({
-            "isError": true,
-            "error": {"kind": err.kind, "message": err.message},
-        })),
+        // A rate limit is the request's refusal, not the tool's answer: a JSON-RPC error.
+        Ok(Err(err)) => match rate_limited(&err) {
+            Some(limited) => Err(limited),
+            None => Ok(json!({
+                "isError": true,
+                "error": {"kind": err.kind, "message": err.message},
+            })),
+        },
     }
 }
 

@@ -74,6 +74,13 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     } else {
         "approvals:\n  sweep_interval_seconds: 1\n"
     };
+    // Rate limits are off unless a test sets them: many tests call far more often than an
+    // agent would (`rate_limits.rs` tests the limits themselves).
+    let limits = if extra.contains("limits:") {
+        ""
+    } else {
+        "limits:\n  tool_calls_per_minute: 0\n  approval_requests_per_hour: 0\n"
+    };
     let policies = if extra.contains("policies:") {
         String::new()
     } else {
@@ -105,7 +112,7 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     };
     format!(
         "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n\
-         {auth}{approvals}{store}{policies}{extra}",
+         {auth}{approvals}{limits}{store}{policies}{extra}",
         fake.kubeconfig.display(),
     )
 }

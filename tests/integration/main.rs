@@ -28,6 +28,7 @@ mod obs;
 mod oidc_login;
 mod postgres;
 mod python_sdk;
+mod rate_limits;
 mod resolved_target;
 mod retention;
 mod service_token;

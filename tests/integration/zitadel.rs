@@ -233,6 +233,7 @@ impl Provider {
             introspection,
             timeout: Duration::from_secs(2),
             trust_generic_roles_claim: false,
+            negative_cache: Duration::from_secs(60),
         })
         .expect("verifier config")
     }
@@ -486,8 +487,14 @@ async fn opaque_tokens_are_introspected_and_positive_answers_cached() {
     assert_eq!(
         provider.introspections().await,
         5,
-        "negative answers are not cached"
+        "each refused token is asked about once"
     );
+    // Refusals are remembered by token hash: asking again does not reach the issuer.
+    for _ in 0..3 {
+        assert_invalid(v.verify(&revoked).await, "not active", &revoked);
+        assert_invalid(v.verify(&elsewhere).await, "audience", &elsewhere);
+    }
+    assert_eq!(provider.introspections().await, 5, "refusals cached");
 
     // Private-key JWT with the API-app key file the provider handed out (Zitadel's format);
     // each call signs a fresh assertion (the provider refuses replays).
@@ -521,6 +528,16 @@ async fn opaque_tokens_are_introspected_and_positive_answers_cached() {
         provider.introspections().await,
         8,
         "a refused client is not retried"
+    );
+    // An outage of toolgate's own making is never remembered as the token's fault.
+    assert!(matches!(
+        wrong.verify(&token).await,
+        Err(VerifyError::Unavailable(_))
+    ));
+    assert_eq!(
+        provider.introspections().await,
+        9,
+        "Unavailable is not cached"
     );
     // The right client still accepts that token.
     v.verify(&token).await.expect("valid with the right client");
@@ -657,6 +674,48 @@ async fn a_server_in_zitadel_mode_authorizes_mcp_and_approvals_by_token_roles() 
     assert_eq!(status, 401);
 }
 
+/// A flood of one bad opaque token against a running server in zitadel mode: every request is
+/// refused with 401, and the issuer is asked about it once (the refusal is cached by token
+/// hash); a good opaque token still passes.
+#[tokio::test]
+async fn the_same_bad_opaque_token_reaches_the_issuer_once() {
+    let provider = Provider::start().await;
+    let fake = crate::mcp::seeded_fake().await;
+    let extra = format!(
+        "auth:\n  mode: zitadel\n  issuer: {}\n  project_id: \"{PROJECT}\"\n  audiences: [\"{AUD}\"]\n  \
+         introspection_client_id: \"{INTROSPECTOR}\"\n  introspection_client_secret: \"{INTROSPECTOR_SECRET}\"\n  \
+         introspection_negative_cache_seconds: 60s\n",
+        provider.issuer
+    );
+    let tg = crate::harness::start(&fake, &extra).await;
+    let ping = |token: String| {
+        let url = format!("{}/rpc", tg.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools.list"}))
+                .send()
+                .await
+                .expect("POST /rpc")
+                .status()
+        }
+    };
+    let revoked = provider.token("opaque-bot", RESOURCE).await;
+    provider.revoke("opaque-bot", &revoked).await;
+    let before = provider.introspections().await;
+    for _ in 0..10 {
+        assert_eq!(ping(revoked.clone()).await, 401);
+    }
+    assert_eq!(
+        provider.introspections().await - before,
+        1,
+        "ten requests with one bad token, one introspection"
+    );
+    let good = provider.token("opaque-bot", RESOURCE).await;
+    assert_eq!(ping(good).await, 200);
+}
+
 /// The hostile-token suite: tokens signed with the issuer's real key that must still be refused
 /// (or read narrowly), each beside a control token that passes, so a broken forge cannot make
 /// the suite pass.
@@ -731,6 +790,7 @@ async fn validly_signed_but_hostile_tokens_are_refused() {
         introspection: None,
         timeout: Duration::from_secs(2),
         trust_generic_roles_claim: true,
+        negative_cache: Duration::from_secs(60),
     })
     .expect("verifier config");
     let p = trusting.verify_token(&generic).await.expect("valid token");

@@ -1,8 +1,9 @@
 //! Opaque tokens: how toolgate authenticates to the introspection endpoint (Basic or
-//! private-key JWT from an API-app key file), and the cache of positive answers by token hash.
+//! private-key JWT from an API-app key file), the cache of positive answers by token hash, and
+//! the short-lived, bounded cache of refusals (so a bad token is not sent to the issuer again).
 //! Client secrets and keys live here only; nothing here implements `Debug`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use crate::adapters::http::{Credential, Secret};
 pub(super) const MAX_CACHE: Duration = Duration::from_secs(300);
 /// Bound on cached answers; past it the entry closest to expiry goes.
 const CACHE_CAPACITY: usize = 10_000;
+/// Bound on remembered refusals; past it the oldest goes (first in, first out: all live as
+/// long). Kept apart from the positive answers so a flood of bad tokens cannot evict them.
+const REFUSAL_CAPACITY: usize = 10_000;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Zitadel's API-app key file. Only the fields used are read; others are ignored.
@@ -229,6 +233,58 @@ impl AnswerCache {
     }
 }
 
+/// Refusals (`active: false`, wrong audience, expired…) by SHA-256 of the token, each for the
+/// same lifetime; never outages, which the caller must not remember.
+pub(super) struct RefusalCache {
+    lifetime: Duration,
+    entries: HashMap<[u8; 32], (String, Instant)>,
+    /// Insertion order with each entry's deadline, to drop the oldest in O(1).
+    order: VecDeque<([u8; 32], Instant)>,
+}
+
+impl RefusalCache {
+    pub(super) fn new(lifetime: Duration) -> Self {
+        Self {
+            lifetime,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Why the token was refused, while that is remembered.
+    pub(super) fn get(&self, digest: &[u8; 32], now: Instant) -> Option<String> {
+        self.entries
+            .get(digest)
+            .filter(|(_, until)| now < *until)
+            .map(|(reason, _)| reason.clone())
+    }
+
+    pub(super) fn put(&mut self, digest: [u8; 32], reason: String, now: Instant) {
+        if self.lifetime.is_zero() {
+            return;
+        }
+        // Drop what has expired, then the oldest while full.
+        while let Some((oldest, until)) = self.order.front().copied() {
+            if now < until && self.entries.len() < REFUSAL_CAPACITY {
+                break;
+            }
+            self.order.pop_front();
+            // Only the entry this order slot belongs to (a re-put token has a later deadline).
+            if self.entries.get(&oldest).is_some_and(|(_, u)| *u == until) {
+                self.entries.remove(&oldest);
+            }
+        }
+        let until = now + self.lifetime;
+        self.entries.insert(digest, (reason, until));
+        self.order.push_back((digest, until));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +343,35 @@ mod tests {
             c.get(&token_digest(&format!("t{}", CACHE_CAPACITY + 9)), t0)
                 .is_some()
         );
+    }
+
+    #[test]
+    fn refusals_are_remembered_for_their_lifetime_and_bounded() {
+        let t0 = Instant::now();
+        let mut c = RefusalCache::new(Duration::from_secs(60));
+        let d = token_digest("bad-token");
+        c.put(d, "token is not active".into(), t0);
+        assert_eq!(
+            c.get(&d, t0 + Duration::from_secs(59)).as_deref(),
+            Some("token is not active")
+        );
+        assert!(c.get(&d, t0 + Duration::from_secs(60)).is_none());
+        for i in 0..REFUSAL_CAPACITY + 10 {
+            c.put(token_digest(&format!("b{i}")), "no".into(), t0);
+        }
+        assert_eq!(c.len(), REFUSAL_CAPACITY);
+        assert!(c.get(&token_digest("b0"), t0).is_none(), "oldest dropped");
+        assert!(
+            c.get(&token_digest(&format!("b{}", REFUSAL_CAPACITY + 9)), t0)
+                .is_some()
+        );
+        // Expired entries make room before live ones go.
+        let later = t0 + Duration::from_secs(61);
+        c.put(token_digest("fresh"), "no".into(), later);
+        assert_eq!(c.len(), 1);
+        let mut off = RefusalCache::new(Duration::ZERO);
+        off.put(d, "no".into(), t0);
+        assert!(off.get(&d, t0).is_none(), "0 turns the cache off");
     }
 
     #[test]

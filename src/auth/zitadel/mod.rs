@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::{AuthError, Authenticator, bearer};
 use crate::adapters::http::Credential;
 use crate::core::principal::Principal;
-use introspection::{AnswerCache, ClientAuth, cache_lifetime, token_digest};
+use introspection::{AnswerCache, ClientAuth, RefusalCache, cache_lifetime, token_digest};
 use keys::{ACCEPTED, KeyState, Lookup, VerifyKey, parse_jwks};
 use upstream::Upstream;
 
@@ -52,6 +52,9 @@ pub struct ZitadelConfig {
     /// Read the generic roles claim when the project's own claim is absent (see
     /// [`roles_from_claims`]).
     pub trust_generic_roles_claim: bool,
+    /// How long an opaque token the issuer refused is refused again without asking it (zero:
+    /// ask every time). Outages (the issuer unreachable or failing) are never cached.
+    pub negative_cache: Duration,
 }
 
 #[derive(Clone)]
@@ -123,6 +126,7 @@ pub struct ZitadelVerifier {
     /// Held while fetching the JWKS so concurrent unknown kids cause one fetch.
     key_fetch: tokio::sync::Mutex<()>,
     answers: Mutex<AnswerCache>,
+    refusals: Mutex<RefusalCache>,
 }
 
 impl ZitadelVerifier {
@@ -165,6 +169,7 @@ impl ZitadelVerifier {
             keys: Mutex::new(KeyState::default()),
             key_fetch: tokio::sync::Mutex::new(()),
             answers: Mutex::new(AnswerCache::default()),
+            refusals: Mutex::new(RefusalCache::new(cfg.negative_cache)),
         })
     }
 
@@ -358,6 +363,26 @@ impl ZitadelVerifier {
         if let Some(hit) = self.lock_answers().get(&digest, Instant::now()) {
             return Ok(hit);
         }
+        if let Some(reason) = self.lock_refusals().get(&digest, Instant::now()) {
+            return Err(VerifyError::Invalid(reason));
+        }
+        let outcome = self.introspect_uncached(auth, token, digest).await;
+        // A token the issuer refused is refused again for a while without asking it, so bad
+        // tokens cannot hammer it; an outage (Unavailable) is never remembered.
+        if let Err(VerifyError::Invalid(reason)) = &outcome {
+            self.lock_refusals()
+                .put(digest, reason.clone(), Instant::now());
+        }
+        outcome
+    }
+
+    /// One introspection request and the checks of its answer.
+    async fn introspect_uncached(
+        &self,
+        auth: &ClientAuth,
+        token: &str,
+        digest: [u8; 32],
+    ) -> Result<Verified, VerifyError> {
         let discovery = self.discovery().await?;
         let endpoint = discovery
             .introspection_endpoint
@@ -489,6 +514,10 @@ impl ZitadelVerifier {
     fn lock_answers(&self) -> std::sync::MutexGuard<'_, AnswerCache> {
         self.answers.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn lock_refusals(&self) -> std::sync::MutexGuard<'_, RefusalCache> {
+        self.refusals.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn unknown_key(fetch_failed: bool) -> VerifyError {
@@ -578,6 +607,7 @@ mod tests {
             }),
             timeout: Duration::from_secs(1),
             trust_generic_roles_claim: false,
+            negative_cache: Duration::from_secs(60),
         }
     }
 

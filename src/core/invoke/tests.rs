@@ -171,7 +171,13 @@ impl Fixture {
             "http://toolgate.test".into(),
             None,
         );
-        let d = Dispatcher::new(Arc::new(registry), Arc::new(adapters), settings, gate);
+        let d = Dispatcher::new(
+            Arc::new(registry),
+            Arc::new(adapters),
+            settings,
+            gate,
+            &crate::config::LimitsConfig::OFF,
+        );
         Fixture {
             d,
             runs,

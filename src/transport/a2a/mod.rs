@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,8 +30,8 @@ use crate::core::principal::Principal;
 use crate::core::{TaskQuery, TaskRecord};
 use crate::transport::http::AppState;
 use crate::transport::jsonrpc::{
-    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError, error_response,
-    json_response, read_json,
+    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RATE_LIMITED, RpcError,
+    error_response, json_response, read_json,
 };
 
 pub use tasks::TRANSPORT;
@@ -166,6 +166,36 @@ fn rpc_ok(id: &Value, result: Value) -> Response {
         StatusCode::OK,
         &json!({"jsonrpc": "2.0", "id": id, "result": result}),
     )
+}
+
+/// A task whose call a rate limit refused: 429 with `Retry-After`, and a JSON-RPC error naming
+/// the limit, the wait and the (failed) task.
+fn rate_limited(version: Version, id: &Value, task: &TaskRecord, seconds: u64) -> Response {
+    let data = task.status.get("data").cloned().unwrap_or(Value::Null);
+    let text = task
+        .status
+        .get("text")
+        .and_then(Value::as_str)
+        .unwrap_or("rate limit passed; retry later")
+        .to_string();
+    let err = a2a_error(
+        version,
+        RATE_LIMITED,
+        "RATE_LIMITED",
+        text,
+        json!({
+            "taskId": task.id,
+            "limit": data.get("limit").cloned().unwrap_or(Value::Null),
+            "retry_after_seconds": seconds,
+        }),
+    );
+    let mut res = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &error_response(id.clone(), &err),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    res
 }
 
 fn rpc_err(id: &Value, err: &RpcError) -> Response {
@@ -413,6 +443,9 @@ async fn send(ctx: &Ctx, id: &Value, params: Map<String, Value>) -> Response {
             }
         }
     };
+    if let Some(seconds) = tasks::rate_limited(&task) {
+        return rate_limited(ctx.version, id, &task, seconds);
+    }
     let rendered = wire::task(&task, ctx.version, history(&params));
     rpc_ok(
         id,

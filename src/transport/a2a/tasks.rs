@@ -45,6 +45,15 @@ fn status(text: impl Into<String>, data: Option<Value>) -> Value {
     s
 }
 
+/// When the task failed because a rate limit refused its call: the seconds to wait.
+pub fn rate_limited(task: &TaskRecord) -> Option<u64> {
+    let data = task.status.get("data")?;
+    if data.get("kind")?.as_str()? != "rate_limited" {
+        return None;
+    }
+    data.get("retry_after_seconds")?.as_u64()
+}
+
 /// Stores a new task for `msg`. A message that names no tool call is stored as a FAILED task
 /// whose status says what was expected and which skills exist; the caller gets it as is.
 pub async fn create(
@@ -196,10 +205,12 @@ pub async fn run(
             }
             .as_str()
             .to_string();
-            next.status = status(
-                err.message.clone(),
-                Some(json!({"kind": err.kind, "message": err.message})),
-            );
+            let mut data = json!({"kind": err.kind, "message": err.message});
+            if let Some(limited) = &err.rate_limit {
+                data["limit"] = json!(limited.limit.key());
+                data["retry_after_seconds"] = json!(limited.retry_after_seconds);
+            }
+            next.status = status(err.message.clone(), Some(data));
         }
     }
     save(state, &task, next).await
