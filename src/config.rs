@@ -57,6 +57,8 @@ pub struct RawConfig {
     pub sli_calculation: Option<crate::intents::config::RawSliCalculation>,
     /// How long finished rows are kept (audit records are never pruned).
     pub retention: Option<RawRetention>,
+    /// The audit log: its MAC key and the size of arguments it keeps.
+    pub audit: Option<RawAudit>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -182,6 +184,18 @@ pub struct RawStore {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Key of the audit chain's HMAC-SHA256 (a credential, at least 32 bytes). Default for a
+    /// SQLite store: a key generated once into `<db>.audit-key` (mode 0600); required for
+    /// PostgreSQL.
+    pub hmac_key: Option<RawCredential>,
+    /// Arguments whose JSON is larger than this are audited as a summary (sha256, size, top-level
+    /// keys with sizes, first bytes). Default 65536.
+    pub max_args_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RawTools {
     /// Time limit of one tool call (`30s`, `2m`, or a number of seconds). Default 30s.
     pub timeout_seconds: Option<RawDuration>,
@@ -219,7 +233,20 @@ pub struct Config {
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
     pub retention: crate::store::Retention,
+    pub audit: AuditConfig,
 }
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `None`: the embedded default (SQLite only; see [`RawAudit::hmac_key`]).
+    pub hmac_key: Option<Credential>,
+    pub max_args_bytes: usize,
+}
+
+/// Default of `audit.max_args_bytes`.
+pub const DEFAULT_AUDIT_MAX_ARGS_BYTES: usize = 64 * 1024;
+/// Smallest `audit.max_args_bytes`: room for the summary that replaces larger arguments.
+pub const MIN_AUDIT_MAX_ARGS_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
@@ -809,9 +836,11 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     }
 
     let retention = resolve_retention(raw.retention.unwrap_or_default(), problems);
+    let audit = resolve_audit(raw.audit.unwrap_or_default(), &store_url, problems);
 
     Config {
         retention,
+        audit,
         observability,
         webhooks,
         intents,
@@ -840,6 +869,43 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         },
         kubernetes,
         stdio_principal,
+    }
+}
+
+// ---- audit ----
+
+fn resolve_audit(raw: RawAudit, store_url: &str, problems: &mut Vec<String>) -> AuditConfig {
+    let hmac_key = raw
+        .hmac_key
+        .as_ref()
+        .and_then(|k| k.resolve("audit.hmac_key", problems));
+    if let Some(RawCredential::Value(v)) = &raw.hmac_key
+        && !v.is_empty()
+        && v.len() < crate::store::MIN_KEY_BYTES
+    {
+        problems.push(format!(
+            "audit.hmac_key: the key has {} bytes; it needs at least {} (e.g. `openssl rand -hex 32`)",
+            v.len(),
+            crate::store::MIN_KEY_BYTES
+        ));
+    }
+    if raw.hmac_key.is_none()
+        && (store_url.starts_with("postgres://") || store_url.starts_with("postgresql://"))
+    {
+        problems.push(format!(
+            "audit.hmac_key: a PostgreSQL store needs the audit chain's key, shared by every replica and kept out of the database: set audit.hmac_key to {{file: PATH}} or {{env: VAR}} holding at least {} bytes (e.g. `openssl rand -hex 32` in a Secret)",
+            crate::store::MIN_KEY_BYTES
+        ));
+    }
+    let max_args_bytes = raw.max_args_bytes.unwrap_or(DEFAULT_AUDIT_MAX_ARGS_BYTES);
+    if max_args_bytes < MIN_AUDIT_MAX_ARGS_BYTES {
+        problems.push(format!(
+            "audit.max_args_bytes: {max_args_bytes} is too small; expected at least {MIN_AUDIT_MAX_ARGS_BYTES}"
+        ));
+    }
+    AuditConfig {
+        hmac_key,
+        max_args_bytes,
     }
 }
 

@@ -88,6 +88,14 @@ pub struct AuditHead {
 }
 
 impl AuditHead {
+    /// The head of the empty chain.
+    pub fn empty() -> AuditHead {
+        AuditHead {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+
     /// Whether the hash is a MAC (a head of records written before the key is only a hash:
     /// anyone can recompute it).
     pub fn is_keyed(&self) -> bool {
@@ -478,7 +486,7 @@ impl Store {
         Ok(VerifyReport {
             records,
             unkeyed,
-            head: (last_seq > 0).then(|| AuditHead {
+            head: (last_seq > 0).then_some(AuditHead {
                 seq: last_seq,
                 hash: last_hash,
             }),
@@ -640,7 +648,7 @@ fn new_mac(key: &AuditKey) -> Result<Hmac<Sha256>, StoreError> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
