@@ -1150,14 +1150,62 @@ mod tests {
                 ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
                 ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
                 ("TOOLGATE_TOKEN", "ignored-here"),
+                (
+                    "TOOLGATE_AUDIT_HMAC_KEY",
+                    "an-audit-key-of-enough-bytes-0123456789",
+                ),
+                ("TOOLGATE_AUDIT_MAX_ARGS_BYTES", "4096"),
             ]),
         )
         .expect("valid");
+        assert_eq!(c.audit.max_args_bytes, 4096);
+        assert!(c.audit.hmac_key.is_some());
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.store_url, "postgres://db/toolgate");
         assert_eq!(c.read_audit_durability, crate::store::Durability::Synced);
         assert_eq!(c.kubernetes.log_tail_lines, 42);
         assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
+    }
+
+    #[test]
+    fn audit_keys_are_checked_without_showing_the_key() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert!(c.audit.hmac_key.is_none(), "SQLite: the embedded default");
+        assert_eq!(c.audit.max_args_bytes, 64 * 1024);
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
+                ("TOOLGATE_AUDIT_MAX_ARGS_BYTES", "100"),
+            ]),
+        )
+        .expect_err("PostgreSQL without a key");
+        let text = err.to_string();
+        assert!(
+            text.contains("audit.hmac_key: a PostgreSQL store needs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("audit.max_args_bytes: 100 is too small"),
+            "{text}"
+        );
+        let err = Config::load_from(None, &env(&[("TOOLGATE_AUDIT_HMAC_KEY", "hunter2-short")]))
+            .expect_err("short inline key");
+        let text = err.to_string();
+        assert!(
+            text.contains("audit.hmac_key: the key has 13 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "audit:\n  hmac_key: {file: /nonexistent/audit-key}\n",
+        )
+        .expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("missing file");
+        assert!(err.to_string().contains("audit.hmac_key.file"), "{err}");
     }
 
     #[test]
