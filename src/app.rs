@@ -101,14 +101,41 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     })
 }
 
+/// Opens the store with the audit chain's key (`audit.hmac_key`, read once now; without one,
+/// the store's embedded default). A key that is unreadable or too short is a configuration
+/// error naming the key, never showing it.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let key = match &config.audit.hmac_key {
+        None => None,
+        Some(credential) => {
+            let problem = |reason: String| ConfigError {
+                problems: vec![format!(
+                    "audit.hmac_key ({}): {reason}",
+                    credential.describe()
+                )],
+            };
+            let secret = credential
+                .current()
+                .await
+                .map_err(|e| problem(e.to_string()))?;
+            Some(
+                crate::store::AuditKey::new(secret.expose().as_bytes().to_vec()).map_err(|e| {
+                    problem(e.to_string().trim_start_matches("store: ").to_string())
+                })?,
+            )
+        }
+    };
+    Store::connect_with(&config.store_url, key)
+        .await
+        .with_context(|| "opening the store (store.url)".to_string())
+}
+
 pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     init_crypto();
     let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
     let adapters = adapters(config)?;
     let policy = Arc::new(load_policy(config)?);
-    let mut store = Store::connect(&config.store_url)
-        .await
-        .with_context(|| "opening the store (store.url)".to_string())?;
+    let mut store = open_store(config).await?;
     store.set_read_audit_durability(config.read_audit_durability);
     let webhook = match &config.approvals.webhook_url {
         Some(url) => Some(
@@ -118,7 +145,8 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         ),
         None => None,
     };
-    let gate = Gate::new(policy, store, config.public_url.clone(), webhook);
+    let gate = Gate::new(policy, store, config.public_url.clone(), webhook)
+        .with_audit_max_args_bytes(config.audit.max_args_bytes);
     let dispatcher = Dispatcher::new(
         Arc::new(registry),
         Arc::new(adapters),

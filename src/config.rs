@@ -59,6 +59,8 @@ pub struct RawConfig {
     pub retention: Option<RawRetention>,
     /// Per-principal rate limits on tool calls and on approval requests.
     pub limits: Option<RawLimits>,
+    /// The audit log: its MAC key and the size of arguments it keeps.
+    pub audit: Option<RawAudit>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -204,6 +206,18 @@ pub struct RawStore {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Key of the audit chain's HMAC-SHA256 (a credential, at least 32 bytes). Default for a
+    /// SQLite store: a key generated once into `<db>.audit-key` (mode 0600); required for
+    /// PostgreSQL.
+    pub hmac_key: Option<RawCredential>,
+    /// Arguments whose JSON is larger than this are audited as a summary (sha256, size, top-level
+    /// keys with sizes, first bytes). Default 65536.
+    pub max_args_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RawTools {
     /// Time limit of one tool call (`30s`, `2m`, or a number of seconds). Default 30s.
     pub timeout_seconds: Option<RawDuration>,
@@ -244,6 +258,7 @@ pub struct Config {
     pub sli_calculation: crate::intents::config::SliConfig,
     pub retention: crate::store::Retention,
     pub limits: LimitsConfig,
+    pub audit: AuditConfig,
 }
 
 /// Per-principal rate limits (`0` = no limit).
@@ -271,6 +286,18 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// `None`: the embedded default (SQLite only; see [`RawAudit::hmac_key`]).
+    pub hmac_key: Option<Credential>,
+    pub max_args_bytes: usize,
+}
+
+/// Default of `audit.max_args_bytes`.
+pub const DEFAULT_AUDIT_MAX_ARGS_BYTES: usize = 64 * 1024;
+/// Smallest `audit.max_args_bytes`: room for the summary that replaces larger arguments.
+pub const MIN_AUDIT_MAX_ARGS_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
@@ -916,10 +943,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
             .approval_requests_per_hour
             .unwrap_or(LimitsConfig::DEFAULT_APPROVAL_REQUESTS_PER_HOUR),
     };
+    let audit = resolve_audit(raw.audit.unwrap_or_default(), &store_url, problems);
 
     Config {
         limits,
         retention,
+        audit,
         observability,
         webhooks,
         intents,
@@ -951,6 +980,43 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         },
         kubernetes,
         stdio_principal,
+    }
+}
+
+// ---- audit ----
+
+fn resolve_audit(raw: RawAudit, store_url: &str, problems: &mut Vec<String>) -> AuditConfig {
+    let hmac_key = raw
+        .hmac_key
+        .as_ref()
+        .and_then(|k| k.resolve("audit.hmac_key", problems));
+    if let Some(RawCredential::Value(v)) = &raw.hmac_key
+        && !v.is_empty()
+        && v.len() < crate::store::MIN_KEY_BYTES
+    {
+        problems.push(format!(
+            "audit.hmac_key: the key has {} bytes; it needs at least {} (e.g. `openssl rand -hex 32`)",
+            v.len(),
+            crate::store::MIN_KEY_BYTES
+        ));
+    }
+    if raw.hmac_key.is_none()
+        && (store_url.starts_with("postgres://") || store_url.starts_with("postgresql://"))
+    {
+        problems.push(format!(
+            "audit.hmac_key: a PostgreSQL store needs the audit chain's key, shared by every replica and kept out of the database: set audit.hmac_key to {{file: PATH}} or {{env: VAR}} holding at least {} bytes (e.g. `openssl rand -hex 32` in a Secret)",
+            crate::store::MIN_KEY_BYTES
+        ));
+    }
+    let max_args_bytes = raw.max_args_bytes.unwrap_or(DEFAULT_AUDIT_MAX_ARGS_BYTES);
+    if max_args_bytes < MIN_AUDIT_MAX_ARGS_BYTES {
+        problems.push(format!(
+            "audit.max_args_bytes: {max_args_bytes} is too small; expected at least {MIN_AUDIT_MAX_ARGS_BYTES}"
+        ));
+    }
+    AuditConfig {
+        hmac_key,
+        max_args_bytes,
     }
 }
 
@@ -1257,14 +1323,62 @@ mod tests {
                 ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
                 ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
                 ("TOOLGATE_TOKEN", "ignored-here"),
+                (
+                    "TOOLGATE_AUDIT_HMAC_KEY",
+                    "an-audit-key-of-enough-bytes-0123456789",
+                ),
+                ("TOOLGATE_AUDIT_MAX_ARGS_BYTES", "4096"),
             ]),
         )
         .expect("valid");
+        assert_eq!(c.audit.max_args_bytes, 4096);
+        assert!(c.audit.hmac_key.is_some());
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.store_url, "postgres://db/toolgate");
         assert_eq!(c.read_audit_durability, crate::store::Durability::Synced);
         assert_eq!(c.kubernetes.log_tail_lines, 42);
         assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
+    }
+
+    #[test]
+    fn audit_keys_are_checked_without_showing_the_key() {
+        let c = Config::load_from(None, &[]).expect("defaults");
+        assert!(c.audit.hmac_key.is_none(), "SQLite: the embedded default");
+        assert_eq!(c.audit.max_args_bytes, 64 * 1024);
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
+                ("TOOLGATE_AUDIT_MAX_ARGS_BYTES", "100"),
+            ]),
+        )
+        .expect_err("PostgreSQL without a key");
+        let text = err.to_string();
+        assert!(
+            text.contains("audit.hmac_key: a PostgreSQL store needs"),
+            "{text}"
+        );
+        assert!(
+            text.contains("audit.max_args_bytes: 100 is too small"),
+            "{text}"
+        );
+        let err = Config::load_from(None, &env(&[("TOOLGATE_AUDIT_HMAC_KEY", "hunter2-short")]))
+            .expect_err("short inline key");
+        let text = err.to_string();
+        assert!(
+            text.contains("audit.hmac_key: the key has 13 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(
+            &path,
+            "audit:\n  hmac_key: {file: /nonexistent/audit-key}\n",
+        )
+        .expect("write");
+        let err = Config::load_from(Some(&path), &[]).expect_err("missing file");
+        assert!(err.to_string().contains("audit.hmac_key.file"), "{err}");
     }
 
     #[test]

@@ -120,8 +120,21 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and report the first broken link (exit 1 when broken).
-    Verify,
+    /// Walk the chain and report the first broken link (exit 1 when broken).
+    Verify {
+        /// A head printed earlier by `toolgate audit head` (SEQ:HASH) and kept outside the
+        /// database: exit 1 unless the chain still holds that record with that MAC (records
+        /// cut from the end, or the chain rewritten).
+        #[arg(long, value_name = "SEQ:HASH")]
+        head: Option<toolgate::store::AuditHead>,
+    },
+    /// Print the newest record's SEQ:HASH, to sign off or keep outside the database and give
+    /// to `audit verify --head` later.
+    Head {
+        /// One JSON object: seq, hash, keyed.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the most recent records, oldest first.
     Tail {
         #[arg(short = 'n', long, default_value_t = 20)]
@@ -196,7 +209,12 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            run(|rt| rt.block_on(toolgate::cli::intents::run(&config.store_url, cmd)))
+            run(|rt| {
+                rt.block_on(async {
+                    let store = toolgate::app::open_store(&config).await?;
+                    toolgate::cli::intents::run(store, cmd).await
+                })
+            })
         }
         Command::Tools { json } => print_tools(json),
         Command::Schemas { check, dir } => schemas(check, &dir),
@@ -425,20 +443,56 @@ fn policy(config: &Config, cmd: PolicyCommand) -> ExitCode {
 }
 
 async fn audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<()> {
-    let store = toolgate::store::Store::connect(&config.store_url).await?;
+    let store = toolgate::app::open_store(config).await?;
     match cmd {
-        AuditCommand::Verify => {
-            let report = store.audit_verify().await?;
-            match report.first_broken {
-                None => println!("audit chain intact: {} records", report.records),
-                Some(broken) => {
-                    anyhow::bail!(
-                        "audit chain broken at record {}: {} ({} records)",
-                        broken.seq,
-                        broken.reason,
-                        report.records
+        AuditCommand::Verify { head } => {
+            let report = store.audit_verify_against(head.as_ref()).await?;
+            if let Some(broken) = report.first_broken {
+                anyhow::bail!(
+                    "audit chain broken at record {}: {} ({} records)",
+                    broken.seq,
+                    broken.reason,
+                    report.records
+                )
+            }
+            if let Some(why) = report.head_mismatch {
+                anyhow::bail!("audit chain does not hold the given head: {why}")
+            }
+            let unkeyed = match report.unkeyed {
+                0 => String::new(),
+                n if n == report.records => {
+                    format!(
+                        " (all {n} unkeyed: written before the audit key, or rewritten without it)"
                     )
                 }
+                n => format!(" ({n} unkeyed, written before the audit key, then keyed)"),
+            };
+            let held = match &head {
+                Some(h) => format!("; holds head {h}"),
+                None => String::new(),
+            };
+            println!(
+                "audit chain intact: {} records{unkeyed}{held}",
+                report.records
+            );
+        }
+        AuditCommand::Head { json } => {
+            let head = store
+                .audit_head()
+                .await?
+                .unwrap_or_else(toolgate::store::AuditHead::empty);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"seq": head.seq, "hash": head.hash, "keyed": head.is_keyed()})
+                );
+            } else {
+                println!("{head}");
+            }
+            if !head.is_keyed() && head.seq > 0 {
+                eprintln!(
+                    "toolgate: the newest record was written before the audit key, so its hash is not a MAC; a head taken after the next record is"
+                );
             }
         }
         AuditCommand::Tail { lines, json } => {

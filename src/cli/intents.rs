@@ -34,8 +34,7 @@ impl IntentState {
     }
 }
 
-pub async fn run(store_url: &str, cmd: IntentsCommand) -> anyhow::Result<()> {
-    let store = Store::connect(store_url).await?;
+pub async fn run(store: Store, cmd: IntentsCommand) -> anyhow::Result<()> {
     match cmd {
         IntentsCommand::List { state, lines, json } => {
             if lines < 1 {

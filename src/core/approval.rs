@@ -43,6 +43,8 @@ pub struct Gate {
     pub public_url: String,
     pub webhook: Option<crate::core::notify::Webhook>,
     changes: broadcast::Sender<String>,
+    /// Arguments larger than this (JSON bytes) are audited as a summary (`audit.max_args_bytes`).
+    pub(crate) audit_max_args_bytes: usize,
 }
 
 impl Gate {
@@ -59,7 +61,14 @@ impl Gate {
             public_url,
             webhook,
             changes,
+            audit_max_args_bytes: crate::config::DEFAULT_AUDIT_MAX_ARGS_BYTES,
         }
+    }
+
+    /// Arguments larger than `bytes` are audited as a summary (see `audit::cap_args`).
+    pub fn with_audit_max_args_bytes(mut self, bytes: usize) -> Self {
+        self.audit_max_args_bytes = bytes;
+        self
     }
 
     pub fn approve_url(&self, id: &str) -> String {

@@ -171,7 +171,9 @@ impl Dispatcher {
 
     async fn audit_as(&self, record: Record<'_>, read: bool) -> Result<(), ToolError> {
         let store = &self.gate().store;
-        let entry = record.entry();
+        let mut entry = record.entry();
+        // After redaction (the record's args are redacted), so the summary holds no secret.
+        entry.args = cap_args(entry.args, self.gate().audit_max_args_bytes);
         let appended = if read {
             store.append_read_audit(&entry).await
         } else {
@@ -256,6 +258,73 @@ impl Dispatcher {
     }
 }
 
+/// Longest prefix of the arguments' JSON kept in a summary.
+const SUMMARY_HEAD_BYTES: usize = 1024;
+/// Longest key name listed in a summary.
+const SUMMARY_KEY_CHARS: usize = 64;
+
+/// Already-redacted arguments as the audit keeps them: unchanged up to `max_bytes` of JSON;
+/// larger ones become `{"_audit_summary": {…}}` holding the SHA-256 of the whole (the same
+/// digest as an approval's `args_sha256` when nothing was redacted), its size, the top-level
+/// keys with the size of each value (or the item count of an array), and the first bytes of
+/// the JSON. The summary stays within `max_bytes` (key list cut short, counted in
+/// `keys_omitted`). The approval row keeps the full arguments; only the audit copy is capped.
+pub fn cap_args(args: Value, max_bytes: usize) -> Value {
+    let text = serde_json::to_string(&args).unwrap_or_default();
+    if text.len() <= max_bytes {
+        return args;
+    }
+    let head_len = (0..=SUMMARY_HEAD_BYTES.min(max_bytes / 4).min(text.len()))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let mut summary = Map::new();
+    summary.insert(
+        "reason".into(),
+        Value::String("arguments larger than audit.max_args_bytes".into()),
+    );
+    summary.insert("sha256".into(), Value::String(args_sha256(&args)));
+    summary.insert("bytes".into(), Value::from(text.len()));
+    summary.insert("max_args_bytes".into(), Value::from(max_bytes));
+    summary.insert("head".into(), Value::String(text[..head_len].to_string()));
+    let wrap = |summary: &Map<String, Value>| {
+        let mut outer = Map::new();
+        outer.insert("_audit_summary".into(), Value::Object(summary.clone()));
+        Value::Object(outer)
+    };
+    match &args {
+        Value::Object(map) => {
+            let mut keys = Map::new();
+            let mut omitted = 0_usize;
+            let mut used = serde_json::to_string(&wrap(&summary))
+                .map(|t| t.len())
+                .unwrap_or(0)
+                + 64;
+            for (k, v) in map {
+                let name: String = k.chars().take(SUMMARY_KEY_CHARS).collect();
+                let size = serde_json::to_string(v).map(|t| t.len()).unwrap_or(0);
+                // `"name":size,` with the name as JSON escapes it.
+                let cost = serde_json::to_string(&name).map(|t| t.len()).unwrap_or(0) + 22;
+                if used + cost > max_bytes {
+                    omitted += 1;
+                    continue;
+                }
+                used += cost;
+                keys.insert(name, Value::from(size));
+            }
+            summary.insert("keys".into(), Value::Object(keys));
+            if omitted > 0 {
+                summary.insert("keys_omitted".into(), Value::from(omitted));
+            }
+        }
+        Value::Array(items) => {
+            summary.insert("items".into(), Value::from(items.len()));
+        }
+        _ => {}
+    }
+    wrap(&summary)
+}
+
 /// A short, secret-free summary of a result for the audit trail.
 pub fn summarize(result: &Result<Value, ToolError>) -> String {
     match result {
@@ -326,6 +395,49 @@ mod tests {
             hash_value(&json!("hunter2")),
             "the same value hashes the same"
         );
+    }
+
+    #[test]
+    fn large_arguments_are_audited_as_a_summary_within_the_cap() {
+        let small = json!({"namespace": "shop", "name": "web"});
+        assert_eq!(
+            cap_args(small.clone(), 1024),
+            small,
+            "small ones are kept whole"
+        );
+        let manifest = "x".repeat(200_000);
+        let big = json!({"namespace": "shop", "manifest": manifest, "note": "é".repeat(600)});
+        let out = cap_args(big.clone(), 4096);
+        let text = out.to_string();
+        assert!(text.len() <= 4096, "{} bytes", text.len());
+        let s = &out["_audit_summary"];
+        assert_eq!(
+            s["sha256"],
+            json!(args_sha256(&big)),
+            "the digest of the whole"
+        );
+        let full = serde_json::to_string(&big).unwrap_or_default();
+        assert_eq!(s["bytes"], json!(full.len()));
+        assert_eq!(s["max_args_bytes"], 4096);
+        assert_eq!(s["keys"]["manifest"], json!(200_002));
+        assert_eq!(s["keys"]["namespace"], json!(6));
+        let head = s["head"].as_str().unwrap_or_default();
+        assert!(!head.is_empty() && full.starts_with(head), "{head}");
+        // Many keys: the list is cut to fit and says how many it left out.
+        let many: Map<String, Value> = (0..2_000)
+            .map(|i| {
+                (
+                    format!("key-{i:04}-{}", "k".repeat(80)),
+                    json!("v".repeat(100)),
+                )
+            })
+            .collect();
+        let out = cap_args(Value::Object(many), 2048);
+        assert!(out.to_string().len() <= 2048, "{}", out.to_string().len());
+        let omitted = out["_audit_summary"]["keys_omitted"].as_u64().unwrap_or(0);
+        assert!(omitted > 1_900, "{omitted}");
+        let arr = cap_args(json!(vec!["y".repeat(100); 100]), 1024);
+        assert_eq!(arr["_audit_summary"]["items"], 100);
     }
 
     #[test]

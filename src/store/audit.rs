@@ -1,7 +1,14 @@
-//! The audit log: append-only records, each holding the SHA-256 of the previous one (a hash
-//! chain), so an edited or deleted record is found by `audit_verify`. Owns the `audit` rows only.
+//! The audit log: append-only records, each holding the MAC of the previous one (a keyed
+//! chain), so an edited or deleted record is found by `audit_verify`, and one rewritten by
+//! someone without the key cannot be made to pass again. Owns the `audit` rows only.
 //!
-//! hash = sha256(prev_hash_hex || canonical JSON of {seq, entry fields}). Canonical JSON here is
+//! hash = "hmac-sha256:" + HMAC-SHA256(key, prev_hash || canonical JSON of {seq, entry fields}).
+//! Records written before the chain was keyed hold plain sha256(prev_hash || same JSON), as 64
+//! hex digits without a prefix; they verify as they are, and only before the first keyed record:
+//! an unkeyed record after a keyed one is a rewrite. The prefix is inside the next record's MAC
+//! input, so a keyed record cannot be passed off as unkeyed without breaking the link after it.
+//! Cutting records off the end leaves a valid shorter chain: [`AuditHead`], kept elsewhere by
+//! the operator, is what catches that. Canonical JSON here is
 //! compact with object keys sorted at every depth, written by `canonical_json` rather than relying
 //! on serde_json's `Map` order, which turns into insertion order if any crate in the build enables
 //! serde_json's `preserve_order` feature. `args` is stored as its canonical text and hashed from
@@ -11,11 +18,16 @@
 //! PostgreSQL by `pg_advisory_xact_lock` inside the transaction (replicas share the chain), on
 //! SQLite by `BEGIN IMMEDIATE` (the database write lock). The seq primary key is the backstop.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::audit_key::{self, AuditKey};
 use super::{AuditEntry, AuditRecord, Backend, BrokenLink, Store, StoreError, VerifyReport};
+
+/// Marks a keyed link; unkeyed (older) links are bare hex.
+const KEYED_PREFIX: &str = "hmac-sha256:";
 
 /// prev_hash of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -66,6 +78,69 @@ pub const DEFERRED_SYNC_WITHIN: std::time::Duration = std::time::Duration::from_
 /// The end of the chain: seq and hash of the newest record.
 pub(crate) type Tail = (i64, String);
 
+/// A record's position and MAC, as `SEQ:HASH` (`42:hmac-sha256:9f…`): what `toolgate audit
+/// head` prints for the operator to keep outside the database, and what `audit verify --head`
+/// checks the chain still holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl AuditHead {
+    /// The head of the empty chain.
+    pub fn empty() -> AuditHead {
+        AuditHead {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
+
+    /// Whether the hash is a MAC (a head of records written before the key is only a hash:
+    /// anyone can recompute it).
+    pub fn is_keyed(&self) -> bool {
+        self.hash.starts_with(KEYED_PREFIX)
+    }
+}
+
+impl std::fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for AuditHead {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected =
+            "expected SEQ:HASH as `toolgate audit head` prints it, e.g. 42:hmac-sha256:9f86d0…";
+        let (seq, hash) = s
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("no `:` in the head; {expected}"))?;
+        let seq = seq
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("`{seq}` is not a record number; {expected}"))?;
+        let digits = hash.strip_prefix(KEYED_PREFIX).unwrap_or(hash);
+        if digits.len() != 64
+            || !digits
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(format!(
+                "the hash is not 64 lower-case hex digits (optionally after `{KEYED_PREFIX}`); {expected}"
+            ));
+        }
+        Ok(AuditHead {
+            seq,
+            hash: hash.to_string(),
+        })
+    }
+}
+
 const COLUMNS: &str = "seq, at_ms, principal_sub, principal_name, transport, tool, args, \
      decision, rule, approval_id, result_summary, trace_id, prev_hash, hash";
 const COLUMN_COUNT: usize = 14;
@@ -92,6 +167,7 @@ fn insert_sql(rows: usize) -> String {
 
 /// Records for `entries` following `tail`, with their canonical args texts.
 fn chain(
+    key: &AuditKey,
     entries: &[AuditEntry],
     tail: &Tail,
 ) -> Result<(Vec<AuditRecord>, Vec<String>), StoreError> {
@@ -101,7 +177,7 @@ fn chain(
     for e in entries {
         let args = canonical_json(&e.args)?;
         seq += 1;
-        let hash = chain_hash(&prev_hash, seq, &Fields::of(e, &args))?;
+        let hash = chain_mac(key, &prev_hash, seq, &Fields::of(e, &args))?;
         records.push(AuditRecord {
             seq,
             entry: e.clone(),
@@ -225,7 +301,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 let start = read_tail(&mut *tx).await?;
-                let (records, texts) = chain(entries, &start)?;
+                let (records, texts) = chain(&self.audit_key, entries, &start)?;
                 bind_insert(insert, &records, &texts)
                     .execute(&mut *tx)
                     .await?;
@@ -248,7 +324,7 @@ impl Store {
                         Some(t) => t,
                         None => read_tail(&mut *conn).await?,
                     };
-                    let (records, texts) = chain(entries, &start)?;
+                    let (records, texts) = chain(&self.audit_key, entries, &start)?;
                     match bind_insert(sql.clone(), &records, &texts)
                         .execute(&mut *conn)
                         .await
@@ -320,13 +396,56 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// Recomputes every hash in seq order and reports the first broken link: an edited record
-    /// (hash mismatch), a deleted one (gap in seq), or a spliced one (prev_hash mismatch).
-    /// Deleting the newest records leaves a valid shorter chain; compare `records` with what an
-    /// external copy of the tail says to catch that.
+    /// The key of the embedded default for the SQLite file `db`: read from the file beside
+    /// it, or created there when there is none yet. Refused when the file is missing but the
+    /// chain already holds keyed records: a new key would make every one of them fail.
+    pub(crate) async fn default_audit_key(
+        &self,
+        db: &std::path::Path,
+    ) -> Result<AuditKey, StoreError> {
+        let path = audit_key::key_file_of(db);
+        if let Some(key) = audit_key::read_key_file(&path)? {
+            return Ok(key);
+        }
+        let (seq, hash) = read_tail(&self.pool).await?;
+        if hash.starts_with(KEYED_PREFIX) {
+            return Err(StoreError::AuditKey(format!(
+                "the audit key file {} is missing but the audit log holds keyed records (up to seq {seq}): restore the file, or set audit.hmac_key to the key they were written with",
+                path.display()
+            )));
+        }
+        match audit_key::create_key_file(&path) {
+            Ok(key) => Ok(key),
+            // Another process on the same file made it first: use theirs.
+            Err(made) => audit_key::read_key_file(&path)?.ok_or(made),
+        }
+    }
+
+    /// The newest record's position and MAC (`None`: the log is empty).
+    pub async fn audit_head(&self) -> Result<Option<AuditHead>, StoreError> {
+        let (seq, hash) = read_tail(&self.pool).await?;
+        Ok((seq > 0).then_some(AuditHead { seq, hash }))
+    }
+
+    /// [`Store::audit_verify_against`] without a head to check.
     pub async fn audit_verify(&self) -> Result<VerifyReport, StoreError> {
+        self.audit_verify_against(None).await
+    }
+
+    /// Recomputes every link in seq order and reports the first broken one: an edited record
+    /// (MAC mismatch), a deleted one (gap in seq), a spliced one (prev_hash mismatch), or an
+    /// unkeyed record after keyed ones (rewritten without the key). Deleting the newest records
+    /// leaves a valid shorter chain: given `head` (an earlier `audit_head`), the report also says
+    /// whether the chain still holds that record with that MAC.
+    pub async fn audit_verify_against(
+        &self,
+        head: Option<&AuditHead>,
+    ) -> Result<VerifyReport, StoreError> {
         let mut records = 0_i64;
+        let mut unkeyed = 0_i64;
+        let mut keyed_seen = false;
         let mut first_broken = None;
+        let mut at_head = None;
         let mut last_seq = 0_i64;
         let mut last_hash = GENESIS.to_string();
         loop {
@@ -341,22 +460,70 @@ impl Store {
             for row in &rows {
                 let stored = StoredRow::of(row)?;
                 records += 1;
+                let keyed = stored.hash.starts_with(KEYED_PREFIX);
+                if !keyed {
+                    unkeyed += 1;
+                }
                 if first_broken.is_none() {
-                    first_broken = check_link(&stored, last_seq, &last_hash)?;
+                    first_broken = if keyed_seen && !keyed {
+                        Some(BrokenLink {
+                            seq: stored.seq,
+                            reason: "an unkeyed record after keyed ones: the chain was rewritten by someone without the audit key".into(),
+                        })
+                    } else {
+                        check_link(&self.audit_key, &stored, last_seq, &last_hash)?
+                    };
+                }
+                keyed_seen |= keyed;
+                if head.is_some_and(|h| h.seq == stored.seq) {
+                    at_head = Some(stored.hash.clone());
                 }
                 last_seq = stored.seq;
                 last_hash = stored.hash;
             }
         }
+        let head_mismatch = head.and_then(|h| head_mismatch(h, at_head.as_deref(), last_seq));
         Ok(VerifyReport {
             records,
+            unkeyed,
+            head: (last_seq > 0).then_some(AuditHead {
+                seq: last_seq,
+                hash: last_hash,
+            }),
             first_broken,
+            head_mismatch,
         })
     }
 }
 
-/// Whether `row` follows the record (`prev_seq`, `prev_hash`) and its own hash is intact.
+/// Why the chain does not hold `head`, given the hash found at its seq and the last seq.
+fn head_mismatch(head: &AuditHead, found: Option<&str>, last_seq: i64) -> Option<String> {
+    if head.seq == 0 {
+        // The empty chain's head: every chain starts there.
+        return (head.hash != GENESIS)
+            .then(|| format!("the given head {head} is not the empty chain's (0:{GENESIS})"));
+    }
+    match found {
+        Some(hash) if hash == head.hash => None,
+        Some(hash) => Some(format!(
+            "record {} has {hash}, not the given head's {}: the chain was rewritten (or the head belongs to another database)",
+            head.seq, head.hash
+        )),
+        None if last_seq < head.seq => Some(format!(
+            "the chain ends at seq {last_seq}, before the given head {}: records were cut from the end (or the head belongs to another database)",
+            head.seq
+        )),
+        None => Some(format!(
+            "the chain has no record {}: records were deleted",
+            head.seq
+        )),
+    }
+}
+
+/// Whether `row` follows the record (`prev_seq`, `prev_hash`) and its own MAC (or, written
+/// before the key, its hash) is intact.
 fn check_link(
+    key: &AuditKey,
     row: &StoredRow,
     prev_seq: i64,
     prev_hash: &str,
@@ -392,7 +559,14 @@ fn check_link(
         result_summary: row.result_summary.as_deref(),
         trace_id: row.trace_id.as_deref(),
     };
-    if chain_hash(&row.prev_hash, row.seq, &fields)? != row.hash {
+    if row.hash.starts_with(KEYED_PREFIX) {
+        if !mac_matches(key, &row.prev_hash, row.seq, &fields, &row.hash)? {
+            return broken(
+                "MAC mismatch: record altered after it was written (or the audit key is not the one it was written with)"
+                    .to_string(),
+            );
+        }
+    } else if chain_hash(&row.prev_hash, row.seq, &fields)? != row.hash {
         return broken("hash mismatch: record altered after it was written".to_string());
     }
     Ok(None)
@@ -431,8 +605,69 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// sha256(prev_hash || canonical JSON of {seq, entry fields}), lower-case hex.
+/// The link of a keyed record: `hmac-sha256:` + HMAC-SHA256(key, prev_hash || canonical JSON).
+fn chain_mac(
+    key: &AuditKey,
+    prev_hash: &str,
+    seq: i64,
+    f: &Fields<'_>,
+) -> Result<String, StoreError> {
+    let mut mac = new_mac(key)?;
+    mac.update(prev_hash.as_bytes());
+    mac.update(canonical_record(seq, f)?.as_bytes());
+    Ok(format!(
+        "{KEYED_PREFIX}{}",
+        hex(&mac.finalize().into_bytes())
+    ))
+}
+
+/// Compares in constant time (the MAC check must not leak how much of a forgery matched).
+fn mac_matches(
+    key: &AuditKey,
+    prev_hash: &str,
+    seq: i64,
+    f: &Fields<'_>,
+    stored: &str,
+) -> Result<bool, StoreError> {
+    let Some(digits) = stored.strip_prefix(KEYED_PREFIX) else {
+        return Ok(false);
+    };
+    let Some(tag) = unhex(digits) else {
+        return Ok(false);
+    };
+    let mut mac = new_mac(key)?;
+    mac.update(prev_hash.as_bytes());
+    mac.update(canonical_record(seq, f)?.as_bytes());
+    Ok(mac.verify_slice(&tag).is_ok())
+}
+
+fn new_mac(key: &AuditKey) -> Result<Hmac<Sha256>, StoreError> {
+    // HMAC takes keys of any length; the error is unreachable but never a panic.
+    Hmac::<Sha256>::new_from_slice(key.bytes())
+        .map_err(|_| StoreError::AuditKey("the audit key cannot key HMAC-SHA256".into()))
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// sha256(prev_hash || canonical JSON of {seq, entry fields}), lower-case hex: the link of
+/// records written before the chain was keyed.
 fn chain_hash(prev_hash: &str, seq: i64, f: &Fields<'_>) -> Result<String, StoreError> {
+    let mut hasher = Sha256::new();
+    hasher.update(prev_hash.as_bytes());
+    hasher.update(canonical_record(seq, f)?.as_bytes());
+    Ok(hex(&hasher.finalize()))
+}
+
+/// `{…}`: the record's fields and seq as canonical JSON (keys sorted).
+fn canonical_record(seq: i64, f: &Fields<'_>) -> Result<String, StoreError> {
     let text = |s: &str| json_string(s);
     let opt = |s: Option<&str>| s.map_or(Ok("null".to_string()), json_string);
     let mut members = vec![
@@ -455,12 +690,7 @@ fn chain_hash(prev_hash: &str, seq: i64, f: &Fields<'_>) -> Result<String, Store
         .map(|(k, v)| format!("\"{k}\":{v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(b"{");
-    hasher.update(body.as_bytes());
-    hasher.update(b"}");
-    Ok(hex(&hasher.finalize()))
+    Ok(format!("{{{body}}}"))
 }
 
 fn json_string(s: &str) -> Result<String, StoreError> {
@@ -613,12 +843,17 @@ pub(super) mod tests {
             let rec = store.append_audit(&entry(i)).await.expect("append");
             assert_eq!(rec.seq, i);
             assert_eq!(rec.prev_hash, prev);
-            assert_eq!(rec.hash.len(), 64);
+            assert!(rec.hash.starts_with(KEYED_PREFIX), "{}", rec.hash);
+            assert_eq!(rec.hash.len(), KEYED_PREFIX.len() + 64);
             prev = rec.hash;
         }
         let report = store.audit_verify().await.expect("verify");
         assert_eq!(report.records, 5);
+        assert_eq!(report.unkeyed, 0);
         assert!(report.first_broken.is_none(), "{report:?}");
+        let head = store.audit_head().await.expect("head").expect("not empty");
+        assert_eq!((head.seq, head.hash.as_str()), (5, prev.as_str()));
+        assert_eq!(report.head.as_ref(), Some(&head));
 
         let tail = store.audit_tail(2).await.expect("tail");
         assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
@@ -654,14 +889,15 @@ pub(super) mod tests {
         assert_eq!(broken.seq, 2);
         assert!(broken.reason.contains("altered"), "{}", broken.reason);
 
-        // Re-hashing the edited row to hide the edit breaks the next record's link instead.
+        // Re-computing the edited row's MAC under another key (the attacker's guess) is found.
         let first = store.audit_tail(4).await.expect("tail").remove(0);
         let mut edited = entry(2);
         edited.decision = "allowed".to_string();
         let args = canonical_json(&edited.args).expect("canonical");
-        let rehashed = chain_hash(&first.hash, 2, &Fields::of(&edited, &args)).expect("hash");
+        let guess = AuditKey::new(vec![b'g'; 32]).expect("key");
+        let forged = chain_mac(&guess, &first.hash, 2, &Fields::of(&edited, &args)).expect("mac");
         sqlx::query("UPDATE audit SET hash = $1 WHERE seq = 2")
-            .bind(rehashed)
+            .bind(&forged)
             .execute(&store.pool)
             .await
             .expect("tamper");
@@ -671,8 +907,229 @@ pub(super) mod tests {
             .expect("verify")
             .first_broken
             .expect("broken");
-        assert_eq!(broken.seq, 3);
-        assert!(broken.reason.contains("prev_hash"), "{}", broken.reason);
+        assert_eq!(broken.seq, 2);
+        assert!(broken.reason.contains("MAC mismatch"), "{}", broken.reason);
+    }
+
+    /// Recomputes the links of records `from..=to` as unkeyed SHA-256, as someone with write
+    /// access to the database but without the key can.
+    async fn rehash_unkeyed(store: &Store, from: i64, to: i64) {
+        let rows = sqlx::query(SELECT_AFTER)
+            .bind(0_i64)
+            .bind(i64::MAX)
+            .fetch_all(&store.pool)
+            .await
+            .expect("rows");
+        let mut prev = GENESIS.to_string();
+        for row in &rows {
+            let r = StoredRow::of(row).expect("row");
+            if (from..=to).contains(&r.seq) {
+                let fields = Fields {
+                    at_ms: r.at_ms,
+                    principal_sub: &r.principal_sub,
+                    principal_name: &r.principal_name,
+                    transport: &r.transport,
+                    tool: &r.tool,
+                    args: &r.args,
+                    decision: &r.decision,
+                    rule: r.rule.as_deref(),
+                    approval_id: r.approval_id.as_deref(),
+                    result_summary: r.result_summary.as_deref(),
+                    trace_id: r.trace_id.as_deref(),
+                };
+                let hash = chain_hash(&prev, r.seq, &fields).expect("hash");
+                sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                    .bind(&prev)
+                    .bind(&hash)
+                    .bind(r.seq)
+                    .execute(&store.pool)
+                    .await
+                    .expect("rewrite");
+                prev = hash;
+            } else {
+                prev = r.hash;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_rewritten_with_a_recomputed_unkeyed_chain_is_found() {
+        let (store, _dir) = sqlite().await;
+        for i in 1..=4 {
+            store.append_audit(&entry(i)).await.expect("append");
+        }
+        let head = store.audit_head().await.expect("head").expect("head");
+        // Edit record 2 and recompute plain SHA-256 links from there on, as the chain was
+        // before it was keyed.
+        sqlx::query("UPDATE audit SET decision = 'denied' WHERE seq = 2")
+            .execute(&store.pool)
+            .await
+            .expect("tamper");
+        rehash_unkeyed(&store, 2, i64::MAX).await;
+        let report = store.audit_verify().await.expect("verify");
+        let broken = report
+            .first_broken
+            .expect("an unkeyed record after a keyed one");
+        assert_eq!(broken.seq, 2);
+        assert!(
+            broken.reason.contains("without the audit key"),
+            "{}",
+            broken.reason
+        );
+
+        // Rewriting every record as unkeyed leaves a chain that looks older than the key; the
+        // head kept outside the database is what tells it apart.
+        rehash_unkeyed(&store, 1, i64::MAX).await;
+        let report = store
+            .audit_verify_against(Some(&head))
+            .await
+            .expect("verify");
+        assert_eq!(report.unkeyed, 4, "reported, so an operator sees it");
+        let why = report.head_mismatch.expect("the kept head is gone");
+        assert!(why.contains("rewritten"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn records_written_before_the_key_still_verify_and_precede_keyed_ones() {
+        let (store, dir) = sqlite().await;
+        for i in 1..=3 {
+            store.append_audit(&entry(i)).await.expect("append");
+        }
+        // As an older toolgate wrote them: plain SHA-256 links; then this toolgate starts.
+        rehash_unkeyed(&store, 1, i64::MAX).await;
+        store.close().await;
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::connect(&url).await.expect("reopen");
+        let old = store.audit_verify().await.expect("verify");
+        assert!(old.first_broken.is_none(), "{old:?}");
+        assert_eq!((old.records, old.unkeyed), (3, 3));
+        // The next records are keyed and link to the unkeyed tail.
+        let next = store.append_audit(&entry(4)).await.expect("append");
+        assert!(next.hash.starts_with(KEYED_PREFIX));
+        assert!(!next.prev_hash.starts_with(KEYED_PREFIX));
+        store.append_audit(&entry(5)).await.expect("append");
+        let report = store.audit_verify().await.expect("verify");
+        assert!(report.first_broken.is_none(), "{report:?}");
+        assert_eq!((report.records, report.unkeyed), (5, 3));
+        // An unkeyed record cannot be edited and re-hashed either: the keyed one after it
+        // holds its hash in its MAC.
+        sqlx::query("UPDATE audit SET tool = 'k8s.delete' WHERE seq = 3")
+            .execute(&store.pool)
+            .await
+            .expect("tamper");
+        rehash_unkeyed(&store, 3, 3).await;
+        let broken = store.audit_verify().await.expect("verify").first_broken;
+        assert_eq!(broken.expect("broken").seq, 4);
+    }
+
+    #[tokio::test]
+    async fn a_cut_tail_fails_against_the_kept_head() {
+        let (store, _dir) = sqlite().await;
+        for i in 1..=5 {
+            store.append_audit(&entry(i)).await.expect("append");
+        }
+        let head = store.audit_head().await.expect("head").expect("head");
+        let parsed: AuditHead = head.to_string().parse().expect("round trip");
+        assert_eq!(parsed, head);
+        let ok = store
+            .audit_verify_against(Some(&head))
+            .await
+            .expect("verify");
+        assert!(
+            ok.head_mismatch.is_none() && ok.first_broken.is_none(),
+            "{ok:?}"
+        );
+        // An older head is still in the chain.
+        let older = store.audit_tail(3).await.expect("tail").remove(0);
+        let older = AuditHead {
+            seq: older.seq,
+            hash: older.hash,
+        };
+        let ok = store
+            .audit_verify_against(Some(&older))
+            .await
+            .expect("verify");
+        assert!(ok.head_mismatch.is_none(), "{ok:?}");
+
+        sqlx::query("DELETE FROM audit WHERE seq >= 4")
+            .execute(&store.pool)
+            .await
+            .expect("cut");
+        let report = store
+            .audit_verify_against(Some(&head))
+            .await
+            .expect("verify");
+        assert!(
+            report.first_broken.is_none(),
+            "a shorter chain is still whole"
+        );
+        let why = report.head_mismatch.expect("the head is gone");
+        assert!(
+            why.contains("ends at seq 3") && why.contains("cut"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn heads_parse_only_in_the_printed_form() {
+        let mac = format!("{KEYED_PREFIX}{}", "ab".repeat(32));
+        let head: AuditHead = format!("12:{mac}").parse().expect("keyed");
+        assert!(head.is_keyed());
+        let plain: AuditHead = format!("3:{}", "0f".repeat(32)).parse().expect("unkeyed");
+        assert!(!plain.is_keyed());
+        for bad in ["", "12", "x:ab", "-1:ab", "12:hmac-sha256:zz", "12:ABCD"] {
+            let err = bad.parse::<AuditHead>().expect_err(bad);
+            assert!(err.contains("SEQ:HASH"), "{bad}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_key_is_kept_beside_the_file_and_never_silently_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("store.db");
+        let url = format!("sqlite://{}", db.display());
+        {
+            let store = Store::connect(&url).await.expect("connect");
+            store.append_audit(&entry(1)).await.expect("append");
+            store.close().await;
+        }
+        let key_file = audit_key::key_file_of(&db);
+        assert!(key_file.is_file());
+        // Reopened: the same key, so the chain verifies.
+        {
+            let store = Store::connect(&url).await.expect("reopen");
+            let report = store.audit_verify().await.expect("verify");
+            assert!(report.first_broken.is_none(), "{report:?}");
+            store.close().await;
+        }
+        // A configured key that is not the one the records were written with: verify says so.
+        {
+            let other = AuditKey::new(vec![b'o'; 32]).expect("key");
+            let store = Store::connect_with(&url, Some(other)).await.expect("open");
+            let broken = store.audit_verify().await.expect("verify").first_broken;
+            let reason = broken.expect("wrong key").reason;
+            assert!(reason.contains("audit key"), "{reason}");
+            store.close().await;
+        }
+        // The key file lost: refuse rather than start a new key.
+        std::fs::remove_file(&key_file).expect("rm");
+        let err = Store::connect(&url).await.expect_err("key file missing");
+        let text = err.to_string();
+        assert!(
+            text.contains("missing") && text.contains("audit.hmac_key"),
+            "{text}"
+        );
+        assert!(!key_file.exists(), "no new key was made");
+    }
+
+    #[tokio::test]
+    async fn postgres_urls_need_a_configured_key() {
+        let err = Store::connect("postgres://toolgate:pw@127.0.0.1:1/none")
+            .await
+            .expect_err("no key");
+        let text = err.to_string();
+        assert!(text.contains("audit.hmac_key"), "{text}");
+        assert!(!text.contains("pw@"), "{text}");
     }
 
     #[tokio::test]

@@ -127,7 +127,10 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
             Err(e) => {
                 // StoreError's Display starts with "store: "; keep the cause only.
                 let message = match e {
-                    StoreError::Db(m) | StoreError::Corrupt(m) | StoreError::Url(m) => m,
+                    StoreError::Db(m)
+                    | StoreError::Corrupt(m)
+                    | StoreError::Url(m)
+                    | StoreError::AuditKey(m) => m,
                 };
                 for done in waiters {
                     let _ = done.send(Err(message.clone()));

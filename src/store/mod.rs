@@ -12,6 +12,7 @@
 
 mod approvals;
 mod audit;
+mod audit_key;
 mod audit_writer;
 mod intents;
 pub mod retention;
@@ -22,7 +23,7 @@ pub use approvals::Visibility;
 pub use retention::{Pruned, PrunedApprovals, Retention};
 pub use tasks::{FINISHED_TASK_STATES, TaskQuery, TaskRecord};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +32,8 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
 
-pub use audit::{DEFERRED_SYNC_WITHIN, Durability};
+pub use audit::{AuditHead, DEFERRED_SYNC_WITHIN, Durability};
+pub use audit_key::{AuditKey, KEY_FILE_SUFFIX, MIN_KEY_BYTES, key_file_of};
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,9 @@ pub enum StoreError {
     Url(String),
     #[error("store: corrupt row: {0}")]
     Corrupt(String),
+    /// The audit chain's key is missing, unreadable or unfit. Never holds the key.
+    #[error("store: {0}")]
+    AuditKey(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -250,7 +255,14 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VerifyReport {
     pub records: i64,
+    /// Records written before the chain was keyed (plain SHA-256 links); they all precede the
+    /// keyed ones.
+    pub unkeyed: i64,
+    /// The newest record walked (`None`: the log is empty).
+    pub head: Option<AuditHead>,
     pub first_broken: Option<BrokenLink>,
+    /// Set when a head was given and the chain does not hold it (tail cut or rewritten).
+    pub head_mismatch: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -275,6 +287,8 @@ pub struct Store {
     audit_writer: Option<audit_writer::AuditWriter>,
     /// How reads' audit records reach the disk (`store.read_audit_durability`).
     read_audit: Durability,
+    /// The MAC key of the audit chain.
+    audit_key: std::sync::Arc<AuditKey>,
 }
 
 /// How long a caller waits for a pooled connection before the operation fails (closed).
@@ -283,11 +297,26 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const POSTGRES_POOL_SIZE: u32 = 10;
 
 impl Store {
+    /// [`Store::connect_with`] without a configured audit key: the embedded default.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, None).await
+    }
+
     /// Opens (and for SQLite creates) the database and creates missing tables. Safe when two
     /// replicas start at once: PostgreSQL DDL runs under an advisory lock.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    ///
+    /// `audit_key` keys the audit chain's MAC. Without one, a SQLite file uses the key in the
+    /// file beside it (`<db>.audit-key`, created mode 0600 on first use), `sqlite::memory:` a
+    /// random key, and PostgreSQL refuses: replicas must share a key that the database does not
+    /// hold.
+    pub async fn connect_with(url: &str, audit_key: Option<AuditKey>) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, driver_url) = resolve_url(url).await?;
+        let (backend, driver_url, sqlite_file) = resolve_url(url).await?;
+        if backend == Backend::Postgres && audit_key.is_none() {
+            return Err(StoreError::AuditKey(
+                "a PostgreSQL store needs an audit key that every replica shares and the database does not hold: set audit.hmac_key (at least 32 bytes, e.g. {env: TOOLGATE_AUDIT_HMAC_KEY} from a Secret)".into(),
+            ));
+        }
         let pool = match backend {
             // One connection serializes every writer inside the process, so SQLite never answers
             // SQLITE_BUSY to ourselves and a decision's read-count-update needs no row lock.
@@ -319,8 +348,16 @@ impl Store {
             backend,
             audit_writer: None,
             read_audit: Durability::Deferred,
+            // Replaced below, before anything appends.
+            audit_key: std::sync::Arc::new(AuditKey::ephemeral()?),
         };
         schema::ensure(&store).await?;
+        let key = match (audit_key, sqlite_file) {
+            (Some(key), _) => key,
+            (None, Some(db)) => store.default_audit_key(&db).await?,
+            (None, None) => AuditKey::ephemeral()?,
+        };
+        store.audit_key = std::sync::Arc::new(key);
         store.audit_writer = Some(audit_writer::AuditWriter::spawn(store.clone()));
         Ok(store)
     }
@@ -368,11 +405,11 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Maps the user's URL to a backend and the URL sqlx should open.
-async fn resolve_url(url: &str) -> Result<(Backend, String), StoreError> {
+/// Maps the user's URL to a backend, the URL sqlx should open and, for a SQLite file, its path.
+async fn resolve_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), StoreError> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((Backend::Postgres, url.to_string()));
+        return Ok((Backend::Postgres, url.to_string(), None));
     }
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -385,7 +422,7 @@ async fn resolve_url(url: &str) -> Result<(Backend, String), StoreError> {
         return Err(StoreError::Url(redact_url(url)));
     }
     if rest == ":memory:" {
-        return Ok((Backend::Sqlite, "sqlite::memory:".to_string()));
+        return Ok((Backend::Sqlite, "sqlite::memory:".to_string(), None));
     }
     if rest.is_empty() {
         return Err(StoreError::Url(redact_url(url)));
@@ -399,13 +436,11 @@ async fn resolve_url(url: &str) -> Result<(Backend, String), StoreError> {
             .map_err(|e| StoreError::Db(format!("creating `{}`: {e}", dir.display())))?;
     }
     create_private(&path).await?;
-    let path = path
+    let text = path
         .to_str()
         .ok_or_else(|| StoreError::Url(redact_url(url)))?;
-    Ok((
-        Backend::Sqlite,
-        format!("sqlite://{}?mode=rwc", encode_path(path)),
-    ))
+    let driver_url = format!("sqlite://{}?mode=rwc", encode_path(text));
+    Ok((Backend::Sqlite, driver_url, Some(path)))
 }
 
 /// Create the database file readable and writable by its owner only (0600), before SQLite

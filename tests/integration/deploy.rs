@@ -294,6 +294,14 @@ fn replicas_overlay_runs_two_with_the_store_url_from_a_secret() {
     let secret = &store[0]["valueFrom"]["secretKeyRef"];
     assert_eq!(secret["name"], "toolgate-store");
     assert_eq!(secret["key"], "url");
+    // PostgreSQL needs the audit key, from the same Secret.
+    let key = env_entries(deployment, "TOOLGATE_AUDIT_HMAC_KEY");
+    assert_eq!(key.len(), 1, "{key:?}");
+    assert_eq!(
+        key[0]["valueFrom"]["secretKeyRef"]["name"],
+        "toolgate-store"
+    );
+    assert_eq!(key[0]["valueFrom"]["secretKeyRef"]["key"], "audit-hmac-key");
     // Everything else is the base's.
     assert_eq!(
         container(deployment)["resources"]["limits"]["memory"],
@@ -412,8 +420,19 @@ fn shipped_config_is_accepted_by_toolgate() {
     let config = load_shipped(&path, &pairs(&[("TOOLGATE_STORE_URL", store)]));
     assert_eq!(config.store_url, "sqlite:///var/lib/toolgate/toolgate.db");
     let postgres = "postgres://toolgate:pw@postgres.pipe-system.svc:5432/toolgate";
-    let config = load_shipped(&path, &pairs(&[("TOOLGATE_STORE_URL", postgres)]));
+    let key = "k".repeat(64);
+    let config = load_shipped(
+        &path,
+        &pairs(&[
+            ("TOOLGATE_STORE_URL", postgres),
+            ("TOOLGATE_AUDIT_HMAC_KEY", key.as_str()),
+        ]),
+    );
     assert_eq!(config.store_url, postgres);
+    // Without the key a PostgreSQL store is refused, naming the key.
+    let err = Config::load_from(Some(&path), &pairs(&[("TOOLGATE_STORE_URL", postgres)]))
+        .expect_err("PostgreSQL needs audit.hmac_key");
+    assert!(err.to_string().contains("audit.hmac_key"), "{err}");
 }
 
 #[test]

@@ -316,7 +316,11 @@ async fn a_killed_server_loses_nothing_and_runs_nothing_twice() {
 async fn two_replicas_on_postgres_execute_a_call_exactly_once() {
     let pg = PgCluster::start();
     let fake = seeded_fake().await;
-    let extra = format!("store:\n  url: {}\n", pg.url);
+    let extra = format!(
+        "store:\n  url: {}\naudit:\n  hmac_key: {}\n",
+        pg.url,
+        crate::postgres::AUDIT_KEY
+    );
     let a = harness::start(&fake, &extra).await;
     let b = harness::start(&fake, &extra).await;
 
@@ -358,6 +362,7 @@ async fn two_replicas_on_postgres_execute_a_call_exactly_once() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
         .args(["audit", "verify"])
         .env("TOOLGATE_STORE_URL", &pg.url)
+        .env("TOOLGATE_AUDIT_HMAC_KEY", crate::postgres::AUDIT_KEY)
         .output()
         .expect("audit verify");
     assert!(

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use toolgate::intents::{Envelope, IntentType, Intents, Signal};
-use toolgate::store::Store;
 
 use crate::postgres::PgCluster;
 
@@ -26,8 +25,8 @@ fn signal(i: usize) -> Signal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_ingesting_the_same_alerts_write_each_intent_once() {
     let pg = PgCluster::start();
-    let a = Intents::new(Store::connect(&pg.url).await.expect("replica a"));
-    let b = Intents::new(Store::connect(&pg.url).await.expect("replica b"));
+    let a = Intents::new(crate::postgres::connect(&pg.url).await.expect("replica a"));
+    let b = Intents::new(crate::postgres::connect(&pg.url).await.expect("replica b"));
     let mut tasks = Vec::new();
     for replica in [a.clone(), b.clone()] {
         for batch in 0..20 {

@@ -4,6 +4,7 @@ mod alertmanager_webhook;
 mod approval_visibility;
 mod approvals_api;
 mod approvals_web;
+mod audit_integrity;
 mod authz;
 mod cli;
 mod daemons;

@@ -13,8 +13,17 @@ use std::sync::Arc;
 use serde_json::json;
 use tempfile::TempDir;
 use toolgate::store::{
-    ApprovalState, AuditEntry, DecisionOutcome, DecisionRecord, NewApproval, Requester, Store,
+    ApprovalState, AuditEntry, AuditKey, DecisionOutcome, DecisionRecord, NewApproval, Requester,
+    Store,
 };
+
+/// The audit key the PostgreSQL tests' replicas share (PostgreSQL stores need one).
+pub const AUDIT_KEY: &str = "test-audit-key-0123456789abcdef0123456789";
+
+/// A replica's store on `url`, with the shared audit key.
+pub async fn connect(url: &str) -> Result<Store, toolgate::store::StoreError> {
+    Store::connect_with(url, Some(AuditKey::new(AUDIT_KEY.as_bytes().to_vec())?)).await
+}
 
 const PACKAGE_HINT: &str = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; \
      install them with `apt-get install -y postgresql`";
@@ -260,8 +269,8 @@ fn audit_entry(replica: usize, i: usize) -> AuditEntry {
 }
 
 async fn two_replicas(pg: &PgCluster) -> (Store, Store) {
-    let a = Store::connect(&pg.url).await.expect("replica a connects");
-    let b = Store::connect(&pg.url).await.expect("replica b connects");
+    let a = connect(&pg.url).await.expect("replica a connects");
+    let b = connect(&pg.url).await.expect("replica b connects");
     assert_eq!(a.backend_name(), "postgres");
     (a, b)
 }
@@ -457,7 +466,7 @@ async fn replicas_connecting_at_once_to_a_fresh_database_both_succeed() {
         let url = Arc::new(pg.create_database(&format!("fresh_{round}")));
         let connects = (0..4).map(|_| {
             let url = Arc::clone(&url);
-            tokio::spawn(async move { Store::connect(&url).await })
+            tokio::spawn(async move { connect(&url).await })
         });
         let stores: Vec<Store> = futures::future::join_all(connects)
             .await
@@ -482,7 +491,7 @@ async fn replicas_connecting_at_once_to_a_fresh_database_both_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_store_operation_works_on_postgres() {
     let pg = PgCluster::start();
-    let store = Store::connect(&pg.create_database("parity"))
+    let store = connect(&pg.create_database("parity"))
         .await
         .expect("connect");
     let now = toolgate::store::now_ms();
@@ -680,6 +689,97 @@ async fn every_store_operation_works_on_postgres() {
     assert_eq!(report.first_broken.expect("broken").seq, 2);
 }
 
+/// The keyed chain on PostgreSQL: it verifies, a cut tail fails against the head kept before,
+/// and a record rewritten with a recomputed unkeyed hash (what psql access without the key
+/// allows) fails; the same through the built binary, with the key from the environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_audit_chain_is_keyed_and_a_cut_tail_fails_against_the_head() {
+    let pg = PgCluster::start();
+    let url = pg.create_database("keyed");
+    let store = connect(&url).await.expect("connect");
+    for i in 0..5 {
+        store
+            .append_audit(&audit_entry(0, i))
+            .await
+            .expect("append");
+    }
+    let head = store.audit_head().await.expect("head").expect("not empty");
+    assert!(head.is_keyed(), "{head}");
+    let verify = |head: Option<String>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_toolgate"));
+        cmd.args(["audit", "verify"])
+            .env("TOOLGATE_STORE_URL", &url)
+            .env("TOOLGATE_AUDIT_HMAC_KEY", AUDIT_KEY);
+        if let Some(h) = head {
+            cmd.args(["--head", &h]);
+        }
+        cmd.output().expect("audit verify")
+    };
+    let out = verify(Some(head.to_string()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the key the binary refuses to start, naming the key.
+    let out = Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args(["audit", "verify"])
+        .env("TOOLGATE_STORE_URL", &url)
+        .output()
+        .expect("audit verify");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit.hmac_key"));
+
+    let psql = |sql: &str| {
+        let out = Command::new(pg.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "keyed", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql("DELETE FROM audit WHERE seq = 5");
+    let report = store.audit_verify().await.expect("verify");
+    assert!(
+        report.first_broken.is_none(),
+        "a shorter chain is whole by itself"
+    );
+    let out = verify(Some(head.to_string()));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not hold the given head") && err.contains("cut"),
+        "{err}"
+    );
+
+    // Rewrite record 4's decision with a plain SHA-256 link, as before the key.
+    let rows = store.audit_tail(2).await.expect("tail");
+    let mut edited = rows[1].entry.clone();
+    edited.decision = "denied".into();
+    let hash = crate::audit_integrity::unkeyed_link(&rows[0].hash, 4, &edited);
+    psql(&format!(
+        "UPDATE audit SET decision = 'denied', hash = '{hash}' WHERE seq = 4"
+    ));
+    let out = verify(None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("record 4") && err.contains("without the audit key"),
+        "{err}"
+    );
+}
+
 /// Retention on PostgreSQL: the dialect-sensitive prunes (DELETE … IN (SELECT … LIMIT), FOR UPDATE
 /// SKIP LOCKED), run by two replicas at once over a backlog of several batches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -690,8 +790,8 @@ async fn two_replicas_prune_only_old_finished_rows_once() {
     let pg = PgCluster::start();
     let url = pg.create_database("retention");
     let (a, b) = (
-        Store::connect(&url).await.expect("replica a"),
-        Store::connect(&url).await.expect("replica b"),
+        connect(&url).await.expect("replica a"),
+        connect(&url).await.expect("replica b"),
     );
     let now = toolgate::store::now_ms();
     let old = now - 3_600_000;
