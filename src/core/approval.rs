@@ -695,7 +695,7 @@ impl Dispatcher {
             }
             Run::Refused(why) => {
                 let message = why.to_string();
-                tracing::warn!(approval_id = %id, tool = %rec.tool, reason = %message, "approved call refused at execution");
+                tracing::warn!(approval_id = %id, tool = %rec.tool, reason = ?message, "approved call refused at execution");
                 let audited = self
                     .audit_approval_by_system(&rec, "execution_refused", Some(message.clone()))
                     .await;

@@ -101,8 +101,10 @@ impl Dispatcher {
         let span = tracing::info_span!(
             "tool_call",
             tool = spec.name,
-            principal = %req.principal.sub,
-            request_id = %req.request_id,
+            // Caller-chosen text is logged escaped (Debug): a newline in a JSON-RPC id or a
+            // subject cannot start a forged log line.
+            principal = ?req.principal.sub,
+            request_id = ?req.request_id,
             transport = req.transport,
             risk = spec.risk.as_str(),
             decision = tracing::field::Empty,
@@ -127,7 +129,7 @@ impl Dispatcher {
         span.record("outcome", outcome);
         span.in_scope(|| match &result {
             Ok(_) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "tool call done"),
-            Err(e) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = %e.message, "tool call failed"),
+            Err(e) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, error = ?e.message, "tool call failed"),
         });
         metrics::tool_call(spec.name, transport, outcome, started.elapsed());
         Ok(result)

@@ -556,3 +556,51 @@ async fn recovery_records_the_evidence_of_a_cut_off_run_and_fails_approved_calls
     );
     assert_eq!(f.runs.load(Ordering::SeqCst), 0, "nothing is re-run");
 }
+
+/// A caller-chosen request id or subject holding a newline cannot forge a log line: logged
+/// values are escaped.
+#[tokio::test]
+async fn caller_chosen_text_cannot_forge_log_lines() {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map(|mut b| b.extend_from_slice(buf)).ok();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let f = Fixture::new().await;
+    let forged = "FORGED tool call done outcome=ok";
+    let result =
+        f.d.dispatch(CallRequest {
+            principal: Principal::new(format!("direct\n{forged}"), "x", vec!["direct".into()]),
+            transport: "test",
+            tool: "test.rows".into(),
+            args: json!({"n": 1, "password": "p"}),
+            request_id: format!("r1\n{forged}\r\n{forged}"),
+            progress: None,
+        })
+        .await
+        .expect("known tool");
+    assert!(result.is_ok(), "{result:?}");
+    let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+    assert!(text.contains("tool call done"), "{text}");
+    assert!(text.contains("FORGED"), "the values are logged: {text}");
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("FORGED"),
+            "forged line: {text}"
+        );
+    }
+}

@@ -12,11 +12,11 @@ use super::preview::{
 use super::redact::sanitize;
 use super::rows::str_at;
 use super::target::{
-    Cluster, Target, check_name, check_namespace, cluster, missing_namespace, tool_error,
+    Cluster, Scope, check_name, check_namespace, cluster, missing_namespace, tool_error,
 };
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Preview, Risk, Target, TypedTool};
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +109,7 @@ impl TypedTool for ApplyManifest {
         &self,
         ctx: &ToolContext,
         p: &mut ApplyParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         p.namespace = p.namespace.take().filter(|n| !n.is_empty());
         if let Some(ns) = &p.namespace {
             check_namespace("namespace", ns)?;
@@ -133,7 +133,7 @@ impl TypedTool for ApplyManifest {
             planned.iter().all(|pl| f(pl) == first).then_some(first)
         };
         let all_namespaced = planned.iter().all(|pl| pl.target.namespace.is_some());
-        Ok(Some(CallTarget {
+        Ok(Some(Target {
             cluster: p.cluster.clone(),
             namespace: match namespaces.as_slice() {
                 [one] if all_namespaced => Some(one.clone()),
@@ -304,7 +304,7 @@ fn summarize(phrases: &[String]) -> String {
 /// One document ready to apply: its resolved kind and namespace, name, and the document with
 /// the exact Kind and namespace set.
 struct Planned {
-    target: Target,
+    target: Scope,
     name: String,
     doc: Value,
 }
@@ -368,7 +368,7 @@ async fn plan(ctx: &ToolContext, p: &ApplyParams) -> Result<(Cluster, Vec<Planne
             None
         };
         planned.push(Planned {
-            target: Target {
+            target: Scope {
                 cluster: c.clone(),
                 kind: resolved,
                 namespace,
@@ -382,7 +382,7 @@ async fn plan(ctx: &ToolContext, p: &ApplyParams) -> Result<(Cluster, Vec<Planne
 
 /// Apply one document; on failure the result carries the message and the error is returned too.
 async fn apply_one(
-    t: &Target,
+    t: &Scope,
     name: &str,
     doc: Value,
     dry_run: bool,
@@ -428,7 +428,7 @@ async fn apply_one(
 
 /// Server-side apply of one document (optionally dryRun=All): the object as the API server
 /// returned it, unredacted. Errors name the object.
-async fn patch_doc(t: &Target, name: &str, doc: Value, dry_run: bool) -> Result<Value, ToolError> {
+async fn patch_doc(t: &Scope, name: &str, doc: Value, dry_run: bool) -> Result<Value, ToolError> {
     match t
         .cluster
         .apply(

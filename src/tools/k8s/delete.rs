@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use super::preview::{count_of, list_all, object_label};
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Cluster, Omitted, Target, settle_kind, target, tool_error};
+use super::target::{Cluster, Omitted, Scope, scope, settle_kind, tool_error};
 use crate::adapters::kube::{DeleteOptions, KubeError, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Preview, Risk, Target, TypedTool};
 
 /// Kinds whose objects are commonly owned by another object of their namespace (ReplicaSets
 /// of a Deployment, pods, Jobs of a CronJob, revisions of a StatefulSet, PVCs a StatefulSet
@@ -106,7 +106,7 @@ impl TypedTool for DeleteResource {
         &self,
         ctx: &ToolContext,
         p: &mut DeleteArgs,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         settle_kind(
             ctx,
             &mut p.cluster,
@@ -120,7 +120,7 @@ impl TypedTool for DeleteResource {
     }
 
     async fn call(&self, ctx: &ToolContext, p: DeleteArgs) -> Result<DeleteOutput, ToolError> {
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             &p.kind,
@@ -279,8 +279,8 @@ impl TypedTool for DeleteResource {
     }
 }
 
-async fn resolve_target(ctx: &ToolContext, p: &DeleteArgs) -> Result<Target, ToolError> {
-    target(
+async fn resolve_target(ctx: &ToolContext, p: &DeleteArgs) -> Result<Scope, ToolError> {
+    scope(
         ctx,
         p.cluster.as_deref(),
         &p.kind,
@@ -305,7 +305,7 @@ fn delete_params(p: &DeleteArgs, dry_run: bool) -> DeleteOptions {
 }
 
 /// DELETE one object; the API's answer (the object, or a Status).
-async fn send_delete(t: &Target, name: &str, options: DeleteOptions) -> Result<Value, ToolError> {
+async fn send_delete(t: &Scope, name: &str, options: DeleteOptions) -> Result<Value, ToolError> {
     match t
         .cluster
         .delete(
@@ -390,7 +390,7 @@ struct Dependents {
 /// Objects of [`OWNABLE`] kinds in the object's namespace that it owns, directly or through
 /// other dependents (Deployment → ReplicaSets → pods), breadth first.
 async fn find_dependents(
-    t: &Target,
+    t: &Scope,
     root_name: &str,
     root_uid: &str,
 ) -> Result<Dependents, ToolError> {
@@ -413,7 +413,7 @@ async fn find_dependents(
             continue;
         }
         let (singular, plural) = (kind.info.singular.clone(), kind.info.plural.clone());
-        let lt = Target {
+        let lt = Scope {
             cluster: t.cluster.clone(),
             kind,
             namespace: Some(ns.clone()),
@@ -557,7 +557,7 @@ async fn namespace_content(
             continue;
         };
         let (singular, plural) = (kind.info.singular.clone(), kind.info.plural.clone());
-        let lt = Target {
+        let lt = Scope {
             cluster: c.clone(),
             kind,
             namespace: Some(ns.to_string()),
@@ -578,7 +578,7 @@ async fn custom_resources(c: &Cluster, crd: &Value) -> Result<(String, usize, bo
     let Ok(kind) = c.resolve(&format!("{plural}.{group}"), None).await else {
         return Ok((plural, 0, false));
     };
-    let lt = Target {
+    let lt = Scope {
         cluster: c.clone(),
         kind,
         namespace: None,

@@ -12,11 +12,11 @@ use serde_json::{Map, Value, json};
 use super::events::{EventRow, fetch_events, newest_rows};
 use super::redact::{LAST_APPLIED, data_keys};
 use super::rows::{age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at};
-use super::target::{Omitted, settle_kind, target};
+use super::target::{Omitted, scope, settle_kind};
 use crate::adapters::kube::EventFilter;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Risk, Target, TypedTool};
 
 /// Events shown with an object.
 const EVENTS_SHOWN: usize = 20;
@@ -94,7 +94,7 @@ impl TypedTool for DescribeResource {
         &self,
         ctx: &ToolContext,
         p: &mut DescribeParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         settle_kind(
             ctx,
             &mut p.cluster,
@@ -112,7 +112,7 @@ impl TypedTool for DescribeResource {
         ctx: &ToolContext,
         p: DescribeParams,
     ) -> Result<DescribeOutput, ToolError> {
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             &p.kind,

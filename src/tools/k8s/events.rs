@@ -11,7 +11,7 @@ use super::target::{check_name, check_namespace, cluster, items, missing_namespa
 use crate::adapters::kube::{EventFilter, KubeOps};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Risk, Target, TypedTool};
 
 /// Events read to find the newest ones (the API returns them in storage order, not by time).
 const SCAN_LIMIT: usize = 5000;
@@ -94,7 +94,7 @@ impl TypedTool for GetEvents {
         &self,
         ctx: &ToolContext,
         p: &mut EventsParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         let c = cluster(ctx, p.cluster.as_deref()).await?;
         let info = match p.kind.as_deref().filter(|k| !k.trim().is_empty()) {
             Some(k) => Some(c.resolve(k, None).await.map_err(tool_error)?.info),
@@ -109,7 +109,7 @@ impl TypedTool for GetEvents {
         if let (Some(info), Some(name)) = (&info, &p.name) {
             check_name(info, "name", name)?;
         }
-        Ok(Some(CallTarget {
+        Ok(Some(Target {
             cluster: p.cluster.clone(),
             namespace: p.namespace.clone(),
             namespaces: p.namespace.iter().cloned().collect(),

@@ -10,11 +10,11 @@ use serde_json::json;
 use super::logs::pick_container;
 use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
-use super::target::{Coords, Omitted, POD, check_container, settle, target, tool_error};
+use super::target::{Coords, Omitted, POD, check_container, scope, settle, tool_error};
 use crate::adapters::kube::ExecRequest;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Preview, Risk, Target, TypedTool};
 
 const DEFAULT_TIMEOUT: u64 = 20;
 /// Characters of the command line shown in a preview summary (the detail has it all).
@@ -78,7 +78,7 @@ impl TypedTool for ExecCommand {
         &self,
         ctx: &ToolContext,
         p: &mut ExecParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         let coords = Coords {
             cluster: &mut p.cluster,
             kind: None,
@@ -99,7 +99,7 @@ impl TypedTool for ExecCommand {
                 "argument `command`: give at least the program to run",
             ));
         }
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             "pods",
@@ -168,7 +168,7 @@ impl TypedTool for ExecCommand {
                 "argument `command`: give at least the program to run",
             ));
         }
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             "pods",
@@ -224,7 +224,7 @@ impl TypedTool for ExecCommand {
         ctx: &ToolContext,
         p: &ExecParams,
     ) -> Result<Option<String>, ToolError> {
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             POD.0,

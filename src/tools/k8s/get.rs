@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::redact::sanitize;
-use super::target::{Omitted, settle_kind, target};
+use super::target::{Omitted, scope, settle_kind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Risk, Target, TypedTool};
 
 /// Representation of a returned object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -69,7 +69,7 @@ impl TypedTool for GetResource {
         &self,
         ctx: &ToolContext,
         p: &mut GetParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         settle_kind(
             ctx,
             &mut p.cluster,
@@ -83,7 +83,7 @@ impl TypedTool for GetResource {
     }
 
     async fn call(&self, ctx: &ToolContext, p: GetParams) -> Result<GetOutput, ToolError> {
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             &p.kind,

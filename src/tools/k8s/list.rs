@@ -7,10 +7,10 @@ use serde_json::Value;
 use super::get::to_yaml;
 use super::redact::sanitize;
 use super::rows::table;
-use super::target::{Omitted, items, list_params, missing_namespace, settle_kind, target};
+use super::target::{Omitted, items, list_params, missing_namespace, scope, settle_kind};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Risk, Target, TypedTool};
 
 /// Objects fetched per page when the caller sets no `limit`.
 const DEFAULT_LIMIT: u32 = 500;
@@ -91,7 +91,7 @@ impl TypedTool for ListResources {
         &self,
         ctx: &ToolContext,
         p: &mut ListParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         settle_kind(
             ctx,
             &mut p.cluster,
@@ -105,7 +105,7 @@ impl TypedTool for ListResources {
     }
 
     async fn call(&self, ctx: &ToolContext, p: ListParams) -> Result<ListOutput, ToolError> {
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             &p.kind,

@@ -4,11 +4,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::target::{Coords, Omitted, POD, check_container, settle, target, tool_error};
+use super::target::{Coords, Omitted, POD, check_container, scope, settle, tool_error};
 use crate::adapters::kube::LogQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Risk, Target, TypedTool};
 
 /// Upper bound of log bytes fetched, so a chatty container cannot exhaust memory.
 const LIMIT_BYTES: i64 = 8 << 20;
@@ -72,7 +72,7 @@ impl TypedTool for GetLogs {
         &self,
         ctx: &ToolContext,
         p: &mut LogsParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         let coords = Coords {
             cluster: &mut p.cluster,
             kind: None,
@@ -89,7 +89,7 @@ impl TypedTool for GetLogs {
 
     async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
         let filter = Grep::parse(p.grep.as_deref())?;
-        let t = target(
+        let t = scope(
             ctx,
             p.cluster.as_deref(),
             "pods",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use similar::TextDiff;
 
 use super::redact::{LAST_APPLIED, is_secret, sanitize};
-use super::target::Target;
+use super::target::Scope;
 use crate::adapters::kube::ListQuery;
 use crate::core::error::ToolError;
 
@@ -213,7 +213,7 @@ pub fn selector_query(selector: &Value) -> Option<String> {
 /// Every item of a collection (full objects, or metadata only when `query` says so),
 /// following `continue` for at most [`MAX_PAGES`] pages. The flag tells whether more items
 /// were left unread.
-pub async fn list_all(t: &Target, query: &ListQuery) -> Result<(Vec<Value>, bool), ToolError> {
+pub async fn list_all(t: &Scope, query: &ListQuery) -> Result<(Vec<Value>, bool), ToolError> {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {

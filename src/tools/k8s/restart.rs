@@ -11,11 +11,11 @@ use super::preview::{
 };
 use super::redact::sanitize;
 use super::rows::{at, str_at};
-use super::target::{Coords, Omitted, POD, Target, settle, target, tool_error};
+use super::target::{Coords, Omitted, POD, Scope, scope, settle, tool_error};
 use crate::adapters::kube::ListQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
-use crate::core::tool::{Preview, Risk, Target as CallTarget, TypedTool};
+use crate::core::tool::{Preview, Risk, Target, TypedTool};
 
 const RESTARTABLE: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
 
@@ -63,7 +63,7 @@ impl TypedTool for RolloutRestart {
         &self,
         ctx: &ToolContext,
         p: &mut RestartParams,
-    ) -> Result<Option<CallTarget>, ToolError> {
+    ) -> Result<Option<Target>, ToolError> {
         let coords = Coords {
             cluster: &mut p.cluster,
             kind: Some(&mut p.kind),
@@ -200,8 +200,8 @@ impl TypedTool for RolloutRestart {
 const PODS_IN_DETAIL: usize = 50;
 
 /// Settle cluster, kind and namespace; only apps/v1 Deployments, StatefulSets and DaemonSets.
-async fn workload(ctx: &ToolContext, p: &RestartParams) -> Result<Target, ToolError> {
-    let t = target(
+async fn workload(ctx: &ToolContext, p: &RestartParams) -> Result<Scope, ToolError> {
+    let t = scope(
         ctx,
         p.cluster.as_deref(),
         &p.kind,
@@ -214,7 +214,7 @@ async fn workload(ctx: &ToolContext, p: &RestartParams) -> Result<Target, ToolEr
     Ok(t)
 }
 
-fn restartable(t: &Target) -> Result<(), ToolError> {
+fn restartable(t: &Scope) -> Result<(), ToolError> {
     if t.kind.info.group != "apps" || !RESTARTABLE.contains(&t.kind.info.kind.as_str()) {
         return Err(ToolError::invalid_arguments(format!(
             "{} cannot be restarted; kind must be deployment, statefulset or daemonset",
@@ -228,7 +228,7 @@ fn is_paused(workload: &Value) -> bool {
     at(workload, &["spec", "paused"]).and_then(Value::as_bool) == Some(true)
 }
 
-fn paused_message(t: &Target, name: &str) -> String {
+fn paused_message(t: &Scope, name: &str) -> String {
     format!(
         "{} is paused; resume the rollout first (set spec.paused=false)",
         t.describe(name)
@@ -238,7 +238,7 @@ fn paused_message(t: &Target, name: &str) -> String {
 /// Stamp the pod template with `restartedAt` (a merge patch, like kubectl); the workload as
 /// the API server returned it.
 async fn patch_restart(
-    t: &Target,
+    t: &Scope,
     name: &str,
     restarted_at: &str,
     dry_run: bool,
@@ -258,13 +258,13 @@ async fn patch_restart(
 
 /// Names of the pods a restart replaces: those the selector matches that are not finished
 /// or already terminating; the flag tells whether there were more than a preview reads.
-async fn running_pods(t: &Target, selector: &str) -> Result<(Vec<String>, bool), ToolError> {
+async fn running_pods(t: &Scope, selector: &str) -> Result<(Vec<String>, bool), ToolError> {
     let kind = t
         .cluster
         .resolve("pods", Some("v1"))
         .await
         .map_err(tool_error)?;
-    let pods = Target {
+    let pods = Scope {
         cluster: t.cluster.clone(),
         kind,
         namespace: t.namespace.clone(),

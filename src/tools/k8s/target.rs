@@ -12,7 +12,7 @@ use crate::adapters::kube::paths::NAMESPACES;
 use crate::adapters::kube::{KubeError, KubeOps, ListQuery, ResolvedKind};
 use crate::core::context::ToolContext;
 use crate::core::error::{ToolError, ToolErrorKind};
-use crate::core::tool::Target as CallTarget;
+use crate::core::tool::Target;
 
 /// One cluster as the tools hold it.
 pub type Cluster = Arc<dyn KubeOps>;
@@ -55,23 +55,24 @@ pub enum Omitted {
 
 /// A resolved kind in a namespace (or cluster-wide) of one cluster.
 #[derive(Clone)]
-pub struct Target {
+pub struct Scope {
     pub cluster: Cluster,
     pub kind: ResolvedKind,
     /// `None`: cluster-scoped kind, or all namespaces.
     pub namespace: Option<String>,
 }
 
-/// Settle cluster, kind and namespace. A namespace given for a cluster-scoped kind is ignored,
+/// The scope a call acts in: cluster, kind and namespace settled. A namespace given for a
+/// cluster-scoped kind is ignored,
 /// as kubectl does.
-pub async fn target(
+pub async fn scope(
     ctx: &ToolContext,
     cluster_name: Option<&str>,
     kind: &str,
     api_version: Option<&str>,
     namespace: Option<&str>,
     omitted: Omitted,
-) -> Result<Target, ToolError> {
+) -> Result<Scope, ToolError> {
     let cluster = cluster(ctx, cluster_name).await?;
     let kind = cluster
         .resolve(kind, api_version)
@@ -89,7 +90,7 @@ pub async fn target(
             None => Some(cluster.default_namespace().to_string()),
         }
     };
-    Ok(Target {
+    Ok(Scope {
         cluster,
         kind,
         namespace,
@@ -123,7 +124,7 @@ pub async fn settle(
     fixed: (&str, Option<&str>),
     names: &[(&str, &str)],
     omitted: Omitted,
-) -> Result<(Target, CallTarget), ToolError> {
+) -> Result<(Scope, Target), ToolError> {
     let (kind_arg, api_version) = match (&coords.kind, &coords.api_version) {
         (Some(kind), av) => (
             kind.to_string(),
@@ -131,7 +132,7 @@ pub async fn settle(
         ),
         (None, _) => (fixed.0.to_string(), fixed.1.map(str::to_string)),
     };
-    let t = target(
+    let t = scope(
         ctx,
         coords.cluster.as_deref(),
         &kind_arg,
@@ -165,7 +166,7 @@ pub async fn settle_kind(
     namespace: &mut Option<String>,
     names: &[(&str, &str)],
     omitted: Omitted,
-) -> Result<Option<CallTarget>, ToolError> {
+) -> Result<Option<Target>, ToolError> {
     let coords = Coords {
         cluster,
         kind: Some(kind),
@@ -176,10 +177,10 @@ pub async fn settle_kind(
     Ok(Some(target))
 }
 
-impl Target {
+impl Scope {
     /// What policy sees of a call on this target.
-    pub fn call_target(&self, name: Option<String>) -> CallTarget {
-        CallTarget {
+    pub fn call_target(&self, name: Option<String>) -> Target {
+        Target {
             cluster: Some(self.cluster.name().to_string()),
             namespace: self.namespace.clone(),
             namespaces: self.namespace.iter().cloned().collect(),
