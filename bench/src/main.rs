@@ -97,12 +97,15 @@ fn toolgate(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
     )?;
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     let config = work.join("toolgate.yaml");
+    // Per-principal rate limits are off: the load client is one principal making thousands of
+    // calls a second, and the peers have no such limit; the gate bench measures the limiter.
     std::fs::write(
         &config,
         format!(
             "listen: 127.0.0.1:{port}\nlog: {{level: warn}}\nauth:\n  mode: local\n  anonymous: false\n  tokens_file: {}\n\
              store:\n  url: sqlite://{}\npolicies:\n  dir: {}\n\
-             kubernetes:\n  clusters:\n    - {{name: fake, kubeconfig: {}, context: fake}}\n",
+             kubernetes:\n  clusters:\n    - {{name: fake, kubeconfig: {}, context: fake}}\n\
+             limits: {{tool_calls_per_minute: 0, approval_requests_per_hour: 0}}\n",
             tokens.display(),
             work.join("toolgate.db").display(),
             policies.display(),
