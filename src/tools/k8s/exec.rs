@@ -10,7 +10,7 @@ use serde_json::json;
 use super::logs::pick_container;
 use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
-use super::target::{Coords, Omitted, POD, check_container, scope, settle, tool_error};
+use super::target::{Omitted, POD, scope, settle_pod, tool_error};
 use crate::adapters::kube::ExecRequest;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -79,18 +79,14 @@ impl TypedTool for ExecCommand {
         ctx: &ToolContext,
         p: &mut ExecParams,
     ) -> Result<Option<Target>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: None,
-            api_version: None,
-            namespace: &mut p.namespace,
-        };
-        if let Some(c) = p.container.as_deref() {
-            check_container("container", c)?;
-        }
-        let names = [("pod", p.pod.as_str())];
-        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
-        Ok(Some(target))
+        settle_pod(
+            ctx,
+            &mut p.cluster,
+            &mut p.namespace,
+            &p.pod,
+            p.container.as_deref(),
+        )
+        .await
     }
 
     async fn call(&self, ctx: &ToolContext, p: ExecParams) -> Result<ExecOutput, ToolError> {
@@ -102,8 +98,8 @@ impl TypedTool for ExecCommand {
         let t = scope(
             ctx,
             p.cluster.as_deref(),
-            "pods",
-            Some("v1"),
+            POD.0,
+            POD.1,
             p.namespace.as_deref(),
             Omitted::DefaultNamespace,
         )
@@ -171,8 +167,8 @@ impl TypedTool for ExecCommand {
         let t = scope(
             ctx,
             p.cluster.as_deref(),
-            "pods",
-            Some("v1"),
+            POD.0,
+            POD.1,
             p.namespace.as_deref(),
             Omitted::DefaultNamespace,
         )

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::target::{Coords, Omitted, POD, check_container, scope, settle, tool_error};
+use super::target::{Omitted, POD, scope, settle_pod, tool_error};
 use crate::adapters::kube::LogQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -73,18 +73,14 @@ impl TypedTool for GetLogs {
         ctx: &ToolContext,
         p: &mut LogsParams,
     ) -> Result<Option<Target>, ToolError> {
-        let coords = Coords {
-            cluster: &mut p.cluster,
-            kind: None,
-            api_version: None,
-            namespace: &mut p.namespace,
-        };
-        if let Some(c) = p.container.as_deref() {
-            check_container("container", c)?;
-        }
-        let names = [("pod", p.pod.as_str())];
-        let (_, target) = settle(ctx, coords, POD, &names, Omitted::DefaultNamespace).await?;
-        Ok(Some(target))
+        settle_pod(
+            ctx,
+            &mut p.cluster,
+            &mut p.namespace,
+            &p.pod,
+            p.container.as_deref(),
+        )
+        .await
     }
 
     async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
@@ -92,8 +88,8 @@ impl TypedTool for GetLogs {
         let t = scope(
             ctx,
             p.cluster.as_deref(),
-            "pods",
-            Some("v1"),
+            POD.0,
+            POD.1,
             p.namespace.as_deref(),
             Omitted::DefaultNamespace,
         )

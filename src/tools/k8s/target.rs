@@ -177,6 +177,27 @@ pub async fn settle_kind(
     Ok(Some(target))
 }
 
+/// [`settle`] for the tools on one pod and, optionally, one of its containers (logs, exec).
+pub async fn settle_pod(
+    ctx: &ToolContext,
+    cluster: &mut Option<String>,
+    namespace: &mut Option<String>,
+    pod: &str,
+    container: Option<&str>,
+) -> Result<Option<Target>, ToolError> {
+    if let Some(c) = container {
+        check_container("container", c)?;
+    }
+    let coords = Coords {
+        cluster,
+        kind: None,
+        api_version: None,
+        namespace,
+    };
+    let (_, target) = settle(ctx, coords, POD, &[("pod", pod)], Omitted::DefaultNamespace).await?;
+    Ok(Some(target))
+}
+
 impl Scope {
     /// What policy sees of a call on this target.
     pub fn call_target(&self, name: Option<String>) -> Target {
