@@ -10,7 +10,7 @@ use serde_json::json;
 use super::logs::pick_container;
 use super::preview::{ellipsis, shell_line};
 use super::rows::str_at;
-use super::target::{Omitted, POD, scope, settle_pod, tool_error};
+use super::target::{pod_scope, settle_pod, tool_error};
 use crate::adapters::kube::ExecRequest;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -95,15 +95,7 @@ impl TypedTool for ExecCommand {
                 "argument `command`: give at least the program to run",
             ));
         }
-        let t = scope(
-            ctx,
-            p.cluster.as_deref(),
-            POD.0,
-            POD.1,
-            p.namespace.as_deref(),
-            Omitted::DefaultNamespace,
-        )
-        .await?;
+        let t = pod_scope(ctx, p.cluster.as_deref(), p.namespace.as_deref()).await?;
         let namespace = t
             .namespace
             .clone()
@@ -164,15 +156,7 @@ impl TypedTool for ExecCommand {
                 "argument `command`: give at least the program to run",
             ));
         }
-        let t = scope(
-            ctx,
-            p.cluster.as_deref(),
-            POD.0,
-            POD.1,
-            p.namespace.as_deref(),
-            Omitted::DefaultNamespace,
-        )
-        .await?;
+        let t = pod_scope(ctx, p.cluster.as_deref(), p.namespace.as_deref()).await?;
         let namespace = t
             .namespace
             .clone()
@@ -220,15 +204,7 @@ impl TypedTool for ExecCommand {
         ctx: &ToolContext,
         p: &ExecParams,
     ) -> Result<Option<String>, ToolError> {
-        let t = scope(
-            ctx,
-            p.cluster.as_deref(),
-            POD.0,
-            POD.1,
-            p.namespace.as_deref(),
-            Omitted::DefaultNamespace,
-        )
-        .await?;
+        let t = pod_scope(ctx, p.cluster.as_deref(), p.namespace.as_deref()).await?;
         Ok(t.get_opt(&p.pod).await?.as_ref().map(pod_identity))
     }
 }

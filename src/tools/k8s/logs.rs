@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::target::{Omitted, POD, scope, settle_pod, tool_error};
+use super::target::{pod_scope, settle_pod, tool_error};
 use crate::adapters::kube::LogQuery;
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
@@ -85,15 +85,7 @@ impl TypedTool for GetLogs {
 
     async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
         let filter = Grep::parse(p.grep.as_deref())?;
-        let t = scope(
-            ctx,
-            p.cluster.as_deref(),
-            POD.0,
-            POD.1,
-            p.namespace.as_deref(),
-            Omitted::DefaultNamespace,
-        )
-        .await?;
+        let t = pod_scope(ctx, p.cluster.as_deref(), p.namespace.as_deref()).await?;
         let namespace = t
             .namespace
             .clone()

@@ -177,6 +177,23 @@ pub async fn settle_kind(
     Ok(Some(target))
 }
 
+/// The scope of the tools on pods (logs, exec): the pods of `namespace`, or of the context's.
+pub async fn pod_scope(
+    ctx: &ToolContext,
+    cluster: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Scope, ToolError> {
+    scope(
+        ctx,
+        cluster,
+        POD.0,
+        POD.1,
+        namespace,
+        Omitted::DefaultNamespace,
+    )
+    .await
+}
+
 /// [`settle`] for the tools on one pod and, optionally, one of its containers (logs, exec).
 pub async fn settle_pod(
     ctx: &ToolContext,
