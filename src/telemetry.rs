@@ -66,3 +66,36 @@ pub fn init(log: &LogConfig) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_and_level_are_checked() {
+        let mut problems = Vec::new();
+        let log = resolve(RawLog::default(), &mut problems);
+        assert_eq!(
+            (log.format, log.level.as_str()),
+            (LogFormat::Text, "info,rmcp=warn")
+        );
+        let raw = RawLog {
+            format: Some("json".into()),
+            level: Some("toolgate=debug,info".into()),
+        };
+        assert_eq!(resolve(raw, &mut problems).format, LogFormat::Json);
+        assert!(problems.is_empty(), "{problems:?}");
+        let raw = RawLog {
+            format: Some("xml".into()),
+            level: Some("toolgate=loud".into()),
+        };
+        resolve(raw, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "log.format: `xml` is not supported; expected `text` or `json`",
+                "log.level: `toolgate=loud` is not a tracing filter; expected e.g. `info` or `toolgate=debug,info`",
+            ]
+        );
+    }
+}

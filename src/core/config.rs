@@ -259,6 +259,69 @@ mod tests {
     use crate::config::test_env as env;
 
     #[test]
+    fn tool_budgets_are_checked_against_each_other() {
+        let mut problems = Vec::new();
+        let tools = resolve_tools(RawTools::default(), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            (
+                tools.timeout,
+                tools.default_max_bytes,
+                tools.max_bytes_limit
+            ),
+            (Duration::from_secs(30), 16384, 1 << 20)
+        );
+        assert_eq!(tools.max_argument_bytes, 512 << 10);
+        let raw = RawTools {
+            default_max_bytes: Some(512),
+            max_argument_bytes: Some(100),
+            ..RawTools::default()
+        };
+        resolve_tools(raw, &mut problems);
+        let raw = RawTools {
+            default_max_bytes: Some(4096),
+            max_bytes_limit: Some(2048),
+            ..RawTools::default()
+        };
+        resolve_tools(raw, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "tools.max_argument_bytes: 100 is too small; expected at least 1024",
+                "tools.default_max_bytes: 512 is too small; expected at least 1024",
+                "tools.default_max_bytes (4096) is larger than tools.max_bytes_limit (2048)",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_policy_dir_must_exist_and_defaults_to_policies_when_it_holds_default_yaml() {
+        let mut problems = Vec::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let given = RawPolicies {
+            dir: Some(dir.path().display().to_string()),
+        };
+        assert_eq!(
+            resolve_policies_dir(given, &mut problems).as_deref(),
+            Some(dir.path())
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let missing = RawPolicies {
+            dir: Some("/nonexistent/policies".into()),
+        };
+        resolve_policies_dir(missing, &mut problems);
+        assert_eq!(
+            problems,
+            ["policies.dir: `/nonexistent/policies` is not a directory"]
+        );
+        // Tests run in the crate root, which ships policies/default.yaml.
+        assert_eq!(
+            resolve_policies_dir(RawPolicies::default(), &mut Vec::new()),
+            Some(PathBuf::from("policies"))
+        );
+    }
+
+    #[test]
     fn rate_limits_default_on_and_zero_turns_them_off() {
         let c = Config::load_from(None, &[]).expect("defaults are valid");
         assert_eq!(c.limits, LimitsConfig::default());

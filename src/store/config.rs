@@ -151,6 +151,34 @@ mod tests {
     use crate::config::test_env as env;
 
     #[test]
+    fn the_store_url_is_sqlite_or_postgres() {
+        use super::{RawStore, resolve_store};
+        use crate::store::Durability;
+        let mut problems = Vec::new();
+        let store = resolve_store(RawStore::default(), &mut problems);
+        assert_eq!(store.url, "sqlite://toolgate.db");
+        assert_eq!(store.read_audit_durability, Durability::Deferred);
+        for url in ["sqlite::memory:", "postgres://db/t", "postgresql://db/t"] {
+            let raw = RawStore {
+                url: Some(url.into()),
+                read_audit_durability: Some(Durability::Synced),
+            };
+            let store = resolve_store(raw, &mut problems);
+            assert_eq!(store.read_audit_durability, Durability::Synced);
+        }
+        assert!(problems.is_empty(), "{problems:?}");
+        let raw = RawStore {
+            url: Some("mysql://db/t".into()),
+            ..RawStore::default()
+        };
+        resolve_store(raw, &mut problems);
+        assert_eq!(
+            problems,
+            ["store.url: `mysql://db/t` is not supported; expected sqlite://PATH or postgres://…"]
+        );
+    }
+
+    #[test]
     fn an_unknown_read_audit_durability_is_named_with_the_choices() {
         let err = Config::load_from(
             None,

@@ -133,3 +133,80 @@ pub fn resolve_stdio_principal(raw: Option<RawStdio>, env: &[(String, String)]) 
         })
         .unwrap_or_else(|| "local".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen(addr: &str) -> SocketAddr {
+        addr.parse().expect("address")
+    }
+
+    #[test]
+    fn mcp_defaults_serve_loopback_clients() {
+        let mut problems = Vec::new();
+        let mcp = resolve_mcp(RawMcp::default(), listen("127.0.0.1:3000"), &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(mcp.tool_names, ToolNames::Dotted);
+        assert!(mcp.sessions);
+        assert_eq!(mcp.max_sessions, 1000);
+        assert_eq!(mcp.session_idle_timeout, Duration::from_secs(300));
+        assert!(mcp.allowed_hosts.contains(&"localhost".to_string()));
+        assert!(mcp.allowed_origins.iter().all(|o| o.starts_with("http")));
+    }
+
+    #[test]
+    fn mcp_problems_name_the_key_and_what_would_work() {
+        let raw = RawMcp {
+            tool_names: Some("dots".into()),
+            allowed_origins: Some(vec!["app.example.com".into(), "null".into()]),
+            max_sessions: Some(0),
+            session_idle_timeout: Some(RawDuration::Text("2d".into())),
+            ..RawMcp::default()
+        };
+        let mut problems = Vec::new();
+        let mcp = resolve_mcp(raw, listen("10.0.0.5:3000"), &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "mcp.max_sessions: 0 would refuse every client; expected at least 1",
+                "mcp.session_idle_timeout: 2d is out of range; expected 1s to 1d",
+                "mcp.tool_names: `dots` is not supported; expected `dotted` or `underscored`",
+                "mcp.allowed_origins: `app.example.com` must include a scheme, e.g. https://app.example.com:443 or http://app.example.com:*",
+                "mcp.allowed_hosts: listening on 10.0.0.5:3000 but only loopback Host names are allowed; add the names clients use",
+            ]
+        );
+        assert_eq!(mcp.session_idle_timeout, Duration::from_secs(300));
+
+        // Every address (0.0.0.0) and a named host are fine for a remote listener.
+        for (addr, hosts) in [
+            ("0.0.0.0:3000", None),
+            (
+                "10.0.0.5:3000",
+                Some(vec!["toolgate.example.com".to_string()]),
+            ),
+        ] {
+            let raw = RawMcp {
+                allowed_hosts: hosts,
+                ..RawMcp::default()
+            };
+            let mut problems = Vec::new();
+            resolve_mcp(raw, listen(addr), &mut problems);
+            assert!(problems.is_empty(), "{addr}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn the_stdio_principal_is_configured_else_user_else_local() {
+        let user = [("USER".to_string(), "ada".to_string())];
+        let configured = Some(RawStdio {
+            principal: Some("ci-bot".into()),
+        });
+        assert_eq!(resolve_stdio_principal(configured, &user), "ci-bot");
+        assert_eq!(resolve_stdio_principal(None, &user), "ada");
+        assert_eq!(
+            resolve_stdio_principal(Some(RawStdio::default()), &[]),
+            "local"
+        );
+    }
+}
