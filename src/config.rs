@@ -646,6 +646,15 @@ pub(crate) fn test_env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A config file holding `yaml` in a fresh directory (kept while the `TempDir` lives).
+#[cfg(test)]
+pub(crate) fn test_config_file(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    (dir, path)
+}
+
 #[cfg(test)]
 impl ConfigError {
     /// The problems, one per line, for exact comparisons in tests.
@@ -665,6 +674,7 @@ impl Default for Config {
 mod tests {
     use super::*;
 
+    use super::test_config_file as write_config;
     use super::test_env as env;
 
     #[test]
@@ -815,13 +825,6 @@ mod tests {
             c.sli_calculation.prometheus_url.as_deref(),
             Some("http://sli-prom:9090")
         );
-    }
-
-    fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
-        std::fs::write(&path, yaml).expect("write");
-        (dir, path)
     }
 
     #[test]

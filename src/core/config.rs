@@ -256,6 +256,7 @@ pub fn resolve_audit(raw: RawAudit, store_url: &str, problems: &mut Vec<String>)
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::config::test_config_file as write_config;
     use crate::config::test_env as env;
 
     #[test]
@@ -375,13 +376,7 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("hunter2"), "{text}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
-            "audit:\n  hmac_key: {file: /nonexistent/audit-key}\n",
-        )
-        .expect("write");
+        let (_dir, path) = write_config("audit:\n  hmac_key: {file: /nonexistent/audit-key}\n");
         let err = Config::load_from(Some(&path), &[]).expect_err("missing file");
         assert!(err.to_string().contains("audit.hmac_key.file"), "{err}");
     }

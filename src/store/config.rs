@@ -148,6 +148,7 @@ pub fn resolve_retention(raw: RawRetention, problems: &mut Vec<String>) -> Reten
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
+    use crate::config::test_config_file as write_config;
     use crate::config::test_env as env;
 
     #[test]
@@ -210,44 +211,30 @@ mod tests {
         );
         assert_eq!(c.retention.interval, Duration::from_secs(3_600));
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = write_config(
             "retention:\n  outbox: off\n  a2a_tasks: 0\n  approvals: 1h30m\n  interval: 30s\n",
-        )
-        .expect("write");
+        );
         let c = Config::load_from(Some(&path), &[]).expect("valid");
         assert_eq!(c.retention.outbox, None);
         assert_eq!(c.retention.a2a_tasks, None);
         assert_eq!(c.retention.approvals, Some(Duration::from_secs(5_400)));
         assert_eq!(c.retention.interval, Duration::from_secs(30));
 
-        let c = Config::load_from(
-            Some(&path),
-            &env(&[
-                ("TOOLGATE_RETENTION_OUTBOX", "5m"),
-                ("TOOLGATE_RETENTION_A2A_TASKS", "7d"),
-                ("TOOLGATE_RETENTION_APPROVALS", "0"),
-                ("TOOLGATE_RETENTION_INTERVAL", "OFF"),
-            ]),
-        )
-        .expect_err("interval cannot be off");
+        let overrides = [
+            ("TOOLGATE_RETENTION_OUTBOX", "5m"),
+            ("TOOLGATE_RETENTION_A2A_TASKS", "7d"),
+            ("TOOLGATE_RETENTION_APPROVALS", "0"),
+        ];
+        let interval_off = [&overrides[..], &[("TOOLGATE_RETENTION_INTERVAL", "OFF")]].concat();
+        let c = Config::load_from(Some(&path), &env(&interval_off))
+            .expect_err("interval cannot be off");
         assert_eq!(
             c.lines(),
             [
                 "retention.interval: cannot be 0 / off; to stop pruning set retention.outbox, retention.a2a_tasks and retention.approvals to off"
             ]
         );
-        let c = Config::load_from(
-            Some(&path),
-            &env(&[
-                ("TOOLGATE_RETENTION_OUTBOX", "5m"),
-                ("TOOLGATE_RETENTION_A2A_TASKS", "7d"),
-                ("TOOLGATE_RETENTION_APPROVALS", "0"),
-            ]),
-        )
-        .expect("valid");
+        let c = Config::load_from(Some(&path), &env(&overrides)).expect("valid");
         assert_eq!(c.retention.outbox, Some(Duration::from_secs(300)));
         assert_eq!(c.retention.a2a_tasks, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(c.retention.approvals, None);
@@ -264,14 +251,10 @@ mod tests {
                 "retention.outbox: `7 days` is not a duration; expected e.g. 30s, 5m, 1h or 7d, or 0 / off to keep these rows forever"
             ]
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
         // Units written out, a fraction, and an interval below a second.
-        std::fs::write(
-            &path,
+        let (_dir, path) = write_config(
             "retention:\n  a2a_tasks: 3 weeks\n  approvals: 1.5h\n  interval: 500ms\n",
-        )
-        .expect("write");
+        );
         let text = Config::load_from(Some(&path), &[])
             .expect_err("invalid")
             .to_string();

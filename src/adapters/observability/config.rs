@@ -118,17 +118,14 @@ pub fn resolve(raw: RawObservability, problems: &mut Vec<String>) -> Observabili
 mod tests {
     use crate::adapters::http::HttpAuth;
     use crate::config::Config;
+    use crate::config::test_config_file as write_config;
     use crate::config::test_env as env;
 
     #[test]
     fn observability_upstreams_resolve_with_secrets_from_the_environment() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = write_config(
             "observability:\n  prometheus:\n    url: http://prom:9090/\n    timeout_seconds: 5\n  loki:\n    url: http://loki:3100\n    tenant: team-a\n    auth: {username: u}\n  grafana:\n    url: http://grafana:3000\n",
-        )
-        .expect("write");
+        );
         let err = Config::load_from(Some(&path), &[]).expect_err("password missing");
         assert!(
             err.to_string()
@@ -170,13 +167,9 @@ mod tests {
 
     #[test]
     fn bad_observability_settings_are_all_reported() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("c.yaml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = write_config(
             "observability:\n  prometheus:\n    url: prom:9090\n    timeout_seconds: 0\n  tempo:\n    url: http://u:p@tempo:3200\n    tls: {ca_file: /nonexistent/ca.pem}\n",
-        )
-        .expect("write");
+        );
         let text = Config::load_from(Some(&path), &[])
             .expect_err("invalid")
             .to_string();
