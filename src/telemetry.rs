@@ -1,8 +1,49 @@
-//! Logging set-up: tracing to stderr (stdout belongs to MCP stdio), text or JSON.
+//! Logging: the `log` config section (raw block, validated settings) and the set-up from it:
+//! tracing to stderr (stdout belongs to MCP stdio), text or JSON.
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogConfig, LogFormat};
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `text` (default) or `json`.
+    pub format: Option<String>,
+    /// tracing filter, e.g. `info` or `toolgate=debug,info`. Default `info`.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Validate the `log` block; every problem names its key.
+pub fn resolve(raw: RawLog, problems: &mut Vec<String>) -> LogConfig {
+    let format = match raw.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            problems.push(format!(
+                "log.format: `{other}` is not supported; expected `text` or `json`"
+            ));
+            LogFormat::Text
+        }
+    };
+    let level = raw.level.unwrap_or_else(|| "info,rmcp=warn".into());
+    if EnvFilter::try_new(&level).is_err() {
+        problems.push(format!("log.level: `{level}` is not a tracing filter; expected e.g. `info` or `toolgate=debug,info`"));
+    }
+    LogConfig { format, level }
+}
 
 /// Install the global subscriber. `TOOLGATE_LOG` overrides the configured filter.
 pub fn init(log: &LogConfig) {
@@ -24,4 +65,37 @@ pub fn init(log: &LogConfig) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_and_level_are_checked() {
+        let mut problems = Vec::new();
+        let log = resolve(RawLog::default(), &mut problems);
+        assert_eq!(
+            (log.format, log.level.as_str()),
+            (LogFormat::Text, "info,rmcp=warn")
+        );
+        let raw = RawLog {
+            format: Some("json".into()),
+            level: Some("toolgate=debug,info".into()),
+        };
+        assert_eq!(resolve(raw, &mut problems).format, LogFormat::Json);
+        assert!(problems.is_empty(), "{problems:?}");
+        let raw = RawLog {
+            format: Some("xml".into()),
+            level: Some("toolgate=loud".into()),
+        };
+        resolve(raw, &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "log.format: `xml` is not supported; expected `text` or `json`",
+                "log.level: `toolgate=loud` is not a tracing filter; expected e.g. `info` or `toolgate=debug,info`",
+            ]
+        );
+    }
 }

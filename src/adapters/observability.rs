@@ -2,17 +2,20 @@
 //! error type (which names the upstream and quotes its own message), and an HTTP API client
 //! over the upstream kit's `Upstream` (base URL, credentials, extra headers such as Loki's tenant).
 
+pub mod config;
+
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use self::config::ObservabilityConfig;
 use super::grafana::{Dashboards, Grafana};
+use super::http::Endpoint;
 use super::http::{CallError, Health, Reply, Retry, Upstream};
 use super::loki::{Logs, Loki};
 use super::prometheus::{Metrics, Prometheus};
 use super::tempo::{Tempo, Traces};
-use crate::config::{HttpUpstream, ObservabilityConfig};
 
 /// The configured observability upstreams; `None` where the config has no URL.
 #[derive(Default)]
@@ -151,7 +154,7 @@ pub struct HttpApi {
 impl HttpApi {
     pub fn new(
         name: &'static str,
-        config: &HttpUpstream,
+        config: &Endpoint,
         headers: Vec<(&'static str, String)>,
     ) -> Result<Self, String> {
         let id = name.to_ascii_lowercase();
@@ -311,8 +314,8 @@ mod tests {
     use super::*;
     use crate::config::TlsSettings;
 
-    fn upstream(url: &str, tls: TlsSettings) -> HttpUpstream {
-        let mut e = HttpUpstream::plain(url, std::time::Duration::from_secs(1));
+    fn upstream(url: &str, tls: TlsSettings) -> Endpoint {
+        let mut e = Endpoint::plain(url, std::time::Duration::from_secs(1));
         e.settings.tls = tls;
         e
     }

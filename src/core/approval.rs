@@ -61,7 +61,7 @@ impl Gate {
             public_url,
             webhook,
             changes,
-            audit_max_args_bytes: crate::config::DEFAULT_AUDIT_MAX_ARGS_BYTES,
+            audit_max_args_bytes: super::config::DEFAULT_AUDIT_MAX_ARGS_BYTES,
         }
     }
 

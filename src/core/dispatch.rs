@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 use tracing::Instrument;
 
+use super::config::{LimitsConfig, ToolsConfig};
 use crate::adapters::Adapters;
-use crate::config::{LimitsConfig, ToolsConfig};
 use crate::core::approval::{Gate, HeldCall, StoreLookup};
 use crate::core::audit::{Record, redact_args};
 use crate::core::context::{ProgressSink, ToolContext};
@@ -317,7 +317,7 @@ pub async fn settle_for_policy(
 
 /// Settle a prepared call within the call's time limit (see [`PreparedCall::resolve`]).
 pub(crate) async fn settle(
-    settings: &crate::config::ToolsConfig,
+    settings: &ToolsConfig,
     call: &mut dyn crate::core::tool::PreparedCall,
     ctx: &ToolContext,
 ) -> Result<crate::core::tool::Target, ToolError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::config::ToolsConfig;
+use super::config::ToolsConfig;
 use crate::core::audit::{self, Record};
 use crate::core::budget;
 use crate::core::context::{Page, ToolContext};

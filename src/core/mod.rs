@@ -5,6 +5,7 @@
 pub mod approval;
 pub mod audit;
 pub mod budget;
+pub mod config;
 pub mod context;
 pub mod dispatch;
 pub mod error;

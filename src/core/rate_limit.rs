@@ -11,7 +11,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Serialize;
 
-use crate::config::LimitsConfig;
+use super::config::LimitsConfig;
 
 /// Past this many remembered principals, those whose bucket is full again are forgotten.
 const PRUNE_ABOVE: usize = 10_000;

@@ -14,6 +14,7 @@ mod approvals;
 mod audit;
 mod audit_key;
 mod audit_writer;
+pub mod config;
 mod intents;
 pub mod retention;
 mod schema;

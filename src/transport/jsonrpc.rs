@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
+use super::config::ToolNames;
 use crate::auth::layer::AuthLayer;
-use crate::config::ToolNames;
 use crate::core::approval::ApprovalError;
 use crate::core::dispatch::CallRequest;
 use crate::core::principal::Principal;

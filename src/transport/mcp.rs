@@ -13,7 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use crate::config::ToolNames;
+use super::config::ToolNames;
 use crate::core::context::ProgressSink;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::principal::Principal;

@@ -3,6 +3,7 @@
 pub mod a2a;
 pub mod approvals;
 pub mod approvals_page;
+pub mod config;
 pub mod http;
 pub mod inbound;
 pub mod jsonrpc;

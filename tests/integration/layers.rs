@@ -183,3 +183,48 @@ fn transport_and_auth_follow_the_rules_and_a_planted_violation_in_a_copy_fails()
     let want = format!("{root}/transport/jsonrpc.rs:{at}: transport must not import store");
     assert!(lines.iter().any(|l| l.starts_with(&want)), "{lines:?}");
 }
+
+#[test]
+fn only_a_layers_config_file_may_name_the_kits_config_vocabulary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path();
+    // Allowed: config sections parse durations and credentials with the kit's types.
+    write(
+        src,
+        "transport/config.rs",
+        "use crate::adapters::http::config::RawDuration;\nuse crate::adapters::http::Upstream;\n",
+    );
+    write(
+        src,
+        "store/config.rs",
+        "use crate::adapters::http::config::{RawDuration, parse_duration};\n",
+    );
+    // Refused: the rest of the kit from a config file, the vocabulary from any other file.
+    write(
+        src,
+        "store/retention.rs",
+        "fn f() { crate::adapters::http::config::parse_duration(\"1s\"); }\n",
+    );
+    write(
+        src,
+        "transport/mcp_config.rs",
+        "use crate::adapters::http::config::RawDuration;\n",
+    );
+    let (code, lines) = check(src);
+    assert_ne!(code, 0, "{lines:?}");
+    let root = src.display();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{root}/store/retention.rs:1: store must not import adapters (crate::adapters)"
+            ),
+            format!(
+                "{root}/transport/config.rs:2: transport must not import adapters (crate::adapters)"
+            ),
+            format!(
+                "{root}/transport/mcp_config.rs:1: transport must not import adapters (crate::adapters)"
+            ),
+        ]
+    );
+}
