@@ -387,7 +387,7 @@ async fn measure(
     // The first start is not counted: it reads a freshly built binary from disk and toolgate
     // creates its store. Then the median of three starts (the last one stays up for the runs).
     let (mut first, first_ms, _) = start(&mut server, http).await?;
-    first.kill().await.ok();
+    proc::stop(&mut first).await;
     let mut starts = Vec::new();
     let mut running = None;
     for i in 0..3 {
@@ -395,7 +395,7 @@ async fn measure(
         starts.push(ms);
         f.tools = tools;
         if i < 2 {
-            child.kill().await.ok();
+            proc::stop(&mut child).await;
         } else {
             running = Some(child);
         }
@@ -479,8 +479,7 @@ async fn measure(
             }
         }
     }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    proc::stop(&mut child).await;
     Ok(f)
 }
 

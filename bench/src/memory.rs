@@ -207,8 +207,7 @@ async fn main() -> Result<()> {
     let with_sessions = proc::tree_rss_kb(pid);
     let anon_sessions = proc::tree_anon_kb(pid);
     drop(sessions);
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    proc::stop(&mut child).await;
 
     let args_per_page_kb = (PAGE * ARG_BYTES / 1024) as u64;
     println!(

@@ -61,3 +61,21 @@ pub fn tree_hwm_kb(pid: u32) -> u64 {
 pub fn tree_anon_kb(pid: u32) -> u64 {
     tree(pid).into_iter().map(|p| status_kb(p, "RssAnon")).sum()
 }
+
+/// Stops a server as an operator would: SIGTERM, then at most five seconds for it to drain and
+/// exit, then SIGKILL. A clean exit also lets a profiling build write its profile (bench/pgo).
+pub async fn stop(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
