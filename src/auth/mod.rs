@@ -4,6 +4,7 @@
 //! `page_login` the approvals page's OIDC sign-in. Nothing here decides what a principal may do with a tool (that is the core's).
 
 pub mod caller;
+pub mod config;
 pub mod layer;
 pub mod local;
 pub mod page_login;
