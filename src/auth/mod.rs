@@ -7,6 +7,7 @@ pub mod caller;
 pub mod config;
 pub mod layer;
 pub mod local;
+pub mod oidc_discovery;
 pub mod page_login;
 pub mod service_token;
 pub mod zitadel;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::oidc_discovery;
 use crate::adapters::http::{
     CallError, HttpAuth, Retry, Secret, SecretError, SecretSource, Settings, Upstream,
 };
@@ -331,33 +332,17 @@ impl Inner {
     /// `Ok(Some)` the discovered token endpoint; `Ok(None)` the issuer has no usable discovery
     /// document (use the fallback for good); `Err` a transient failure.
     async fn discover(&self) -> Result<Option<String>, String> {
-        let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let resp = self
-            .upstream
-            .send(Retry::Read, || Ok(self.upstream.http().get(&url)))
-            .await
-            .map_err(|e| {
+        match oidc_discovery::fetch(&self.upstream, &self.issuer).await {
+            Ok(doc) => Ok(doc.token_endpoint().ok().map(str::to_string)),
+            Err(e) if e.is_transient() => {
                 tracing::debug!(issuer = %self.issuer, error = %e, "discovery failed");
-                e.to_string()
-            })?;
-        if !resp.status.is_success() {
-            return Ok(None);
+                Err(e.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "no usable discovery document; using the default token endpoint");
+                Ok(None)
+            }
         }
-        let doc: Value = match serde_json::from_slice(&resp.body) {
-            Ok(doc) => doc,
-            Err(_) => return Ok(None),
-        };
-        let issuer_matches = doc["issuer"]
-            .as_str()
-            .is_none_or(|i| i.trim_end_matches('/') == self.issuer);
-        if !issuer_matches {
-            tracing::warn!(issuer = %self.issuer, "discovery document names another issuer; using the default token endpoint");
-            return Ok(None);
-        }
-        Ok(doc["token_endpoint"]
-            .as_str()
-            .filter(|e| e.starts_with("https://") || e.starts_with("http://"))
-            .map(str::to_string))
     }
 
     /// The token request (retried by the kit on transport errors and 5xx, with a freshly
