@@ -698,6 +698,19 @@ mod tests {
         serde_yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
+    /// The block `yaml` resolved at key `t`, and the problems found.
+    fn resolved(yaml: &str) -> (Option<Endpoint>, Vec<String>) {
+        let raw = parse(yaml).expect("yaml");
+        let mut problems = Vec::new();
+        let endpoint = resolve(
+            "t",
+            raw.url.as_deref(),
+            raw.endpoint_fields(),
+            &mut problems,
+        );
+        (endpoint, problems)
+    }
+
     #[test]
     fn durations_take_units_and_integers_are_seconds() {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
@@ -705,15 +718,8 @@ mod tests {
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("5 m"), None);
         assert_eq!(parse_duration("m"), None);
-        let raw = parse("url: http://x\ntimeout: 45\nconnect_timeout: 750ms\n").expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        let (e, problems) = resolved("url: http://x\ntimeout: 45\nconnect_timeout: 750ms\n");
+        let e = e.expect("configured");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(e.settings.timeout, Duration::from_secs(45));
         assert_eq!(e.settings.connect_timeout, Duration::from_millis(750));
@@ -762,15 +768,8 @@ mod tests {
             "url: http://x\nauth: {{bearer_token: {{file: {}}}}}\n",
             path.display()
         );
-        let raw = parse(&yaml).expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        let (e, problems) = resolved(&yaml);
+        let e = e.expect("configured");
         assert!(problems.is_empty(), "{problems:?}");
         let HttpAuth::Bearer(c) = &e.auth else {
             panic!("bearer expected: {:?}", e.auth)
@@ -778,26 +777,13 @@ mod tests {
         assert_eq!(c.current().await.expect("value").expose(), "from-a-file");
         assert!(!format!("{e:?}").contains("from-a-file"));
 
-        let raw =
-            parse("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n").expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        );
+        let (_, problems) = resolved("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n");
         assert!(
             problems[0].starts_with("t.auth.vault_token.secret_ref: "),
             "{problems:?}"
         );
-        let raw = parse("url: http://x\nauth: {api_key: {header: X-API-Key, value: {env: TOOLGATE_TEST_UNSET_KEY_VAR}}}\n").expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
+        let (_, problems) = resolved(
+            "url: http://x\nauth: {api_key: {header: X-API-Key, value: {env: TOOLGATE_TEST_UNSET_KEY_VAR}}}\n",
         );
         assert_eq!(
             problems,
@@ -816,15 +802,8 @@ mod tests {
             "url: http://x\nauth: {{zitadel_service_token: {{issuer: 'https://id.example/', key_file: {}, project_id: ' 42 ', scopes: [email], renew_before: 5m}}}}\n",
             key.display()
         );
-        let raw = parse(&yaml).expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        let (e, problems) = resolved(&yaml);
+        let e = e.expect("configured");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             e.auth,
@@ -838,18 +817,10 @@ mod tests {
             })
         );
 
-        let raw = parse(
+        let (e, problems) = resolved(
             "url: http://x\nauth: {zitadel_service_token: {issuer: 'http://id.example', key_file: /nonexistent/sa.json, timeout: 0s}}\n",
-        )
-        .expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        );
+        let e = e.expect("configured");
         assert_eq!(e.auth, HttpAuth::None);
         let text = problems.join("\n");
         for expected in [
@@ -860,27 +831,13 @@ mod tests {
             assert!(text.contains(expected), "missing {expected} in:\n{text}");
         }
 
-        let raw = parse("url: http://x\nauth: {bearer_token: t, zitadel_service_token: {}}\n")
-            .expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        );
+        let (_, problems) =
+            resolved("url: http://x\nauth: {bearer_token: t, zitadel_service_token: {}}\n");
         assert!(
             problems[0].contains("zitadel_service_token, not several"),
             "{problems:?}"
         );
-        let raw = parse("url: http://x\nauth: {zitadel_service_token: {}}\n").expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        );
+        let (_, problems) = resolved("url: http://x\nauth: {zitadel_service_token: {}}\n");
         assert_eq!(
             problems,
             vec![
