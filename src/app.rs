@@ -90,8 +90,10 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
 /// The dispatch core, built from a validated config: opens the store, loads the policy,
 /// marks calls cut off by a crash as interrupted. Policy and token-file problems are
 /// `ConfigError`s (exit 64), found before any port is bound.
-/// The upstream adapters the config names (no I/O: clients connect on first use).
+/// The upstream adapters the config names (no I/O: clients connect on first use). Upstreams
+/// configured with `auth.zitadel_service_token` get their token source here (key files read).
 pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
+    crate::auth::service_token::install();
     Ok(Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
         observability: Arc::new(

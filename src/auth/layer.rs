@@ -1,5 +1,6 @@
 //! The one inbound authentication layer (a tower layer) of `/mcp`, `/rpc`, `/a2a` and `/api`:
-//! it turns a request's credentials into a `Principal` in the request's extensions, checks the
+//! it turns a request's credentials into a `Caller` (principal, token or not) in the request's
+//! extensions, checks the
 //! surface's permission, audits refusals under the surface's transport label, and answers a
 //! refusal in the surface's own error shape. It must not decide anything about a tool call.
 
@@ -12,6 +13,7 @@ use axum::response::Response;
 use futures::future::BoxFuture;
 use tower::{Layer, Service};
 
+use super::caller::Caller;
 use super::{AuthError, Authenticator, bearer};
 use crate::core::principal::Principal;
 
@@ -109,10 +111,11 @@ pub fn forwarded(headers: &HeaderMap) -> bool {
 
 impl Shared {
     /// The caller of a request, or this surface's refusal.
-    async fn admit(&self, headers: &HeaderMap) -> Result<Principal, Response> {
+    async fn admit(&self, headers: &HeaderMap) -> Result<Caller, Response> {
         let surface = &self.surface;
         let anonymous_ok = surface.anonymous && !forwarded(headers);
-        let outcome = if bearer(headers).is_none() && !anonymous_ok {
+        let has_token = bearer(headers).is_some();
+        let outcome = if !has_token && !anonymous_ok {
             Err(AuthError::Missing)
         } else {
             self.auth.authenticate(headers).await
@@ -139,7 +142,10 @@ impl Shared {
                 .await;
             return Err((surface.refuse)(&Refusal::Forbidden { permission }));
         }
-        Ok(principal)
+        Ok(Caller {
+            principal,
+            has_token,
+        })
     }
 }
 
@@ -163,8 +169,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             match shared.admit(req.headers()).await {
-                Ok(principal) => {
-                    req.extensions_mut().insert(principal);
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
                     inner.call(req).await
                 }
                 Err(refusal) => Ok(refusal),
@@ -237,10 +243,8 @@ mod tests {
         };
         let layer = AuthLayer::new(Arc::new(tokens), keeper, surface);
         layer.layer(tower::service_fn(|req: Request| async move {
-            let who = req
-                .extensions()
-                .get::<Principal>()
-                .map(|p| p.sub.clone())
+            let who = Caller::of(req.extensions())
+                .map(|c| format!("{} token={}", c.principal.sub, c.has_token))
                 .unwrap_or_default();
             Ok::<_, std::convert::Infallible>(who.into_response())
         }))
@@ -271,7 +275,7 @@ mod tests {
         let svc = service(true, keeper.clone());
         assert_eq!(
             status(svc.clone(), &[]).await,
-            (StatusCode::OK, "local".into())
+            (StatusCode::OK, "local token=false".into())
         );
         for header in ["forwarded", "x-forwarded-for"] {
             let (code, _) = status(svc.clone(), &[(header, "for=192.0.2.1")]).await;
@@ -285,7 +289,7 @@ mod tests {
         .await;
         assert_eq!(
             (code, who.as_str()),
-            (StatusCode::OK, "c"),
+            (StatusCode::OK, "c token=true"),
             "a token still works"
         );
         assert!(

@@ -1,10 +1,13 @@
 //! Who is calling over HTTP. An `Authenticator` turns request headers into a `Principal`; the
 //! gate and the transports only see principals, so another mode (Zitadel) plugs in here.
-//! `layer` is the one inbound authentication layer; `page_login` the approvals page's OIDC
-//! sign-in. Nothing here decides what a principal may do with a tool (that is the core's).
+//! `layer` is the one inbound authentication layer, which puts a request's `Caller` into it;
+//! `page_login` the approvals page's OIDC sign-in. Nothing here decides what a principal may do with a tool (that is the core's).
 
+pub mod caller;
+pub mod config;
 pub mod layer;
 pub mod local;
+pub mod oidc_discovery;
 pub mod page_login;
 pub mod service_token;
 pub mod zitadel;

@@ -1,6 +1,6 @@
 //! The approvals page's sign-in against the OIDC issuer (`auth.mode: zitadel`): authorization
-//! code flow with PKCE, one-shot pending sign-ins bound to a pre-login cookie, discovery of the
-//! issuer's endpoints, and the code exchange. The page owns cookies, sessions and HTML; this
+//! code flow with PKCE, one-shot pending sign-ins bound to a pre-login cookie, the issuer's
+//! endpoints (`auth::oidc_discovery`), and the code exchange. The page owns cookies, sessions and HTML; this
 //! module owns the protocol and must not render anything or keep sessions.
 
 use crate::adapters::http::{HttpAuth, Retry, Settings, Upstream};
@@ -13,6 +13,7 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::oidc_discovery::{self, Discovery, DiscoveryError};
 use super::{AuthError, Authenticator};
 use crate::config::ZitadelSettings;
 use crate::core::principal::Principal;
@@ -50,14 +51,6 @@ struct PendingLogin {
     code_verifier: String,
     next: String,
     created: Instant,
-}
-
-/// The issuer's endpoints, from its discovery document.
-#[derive(Debug, Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
 }
 
 /// What the issuer sent the browser back with.
@@ -190,7 +183,8 @@ impl OidcLogins {
         Ok(client)
     }
 
-    /// The issuer's discovery document, fetched on first use (and again after a failure).
+    /// The issuer's discovery document, fetched on first use (and again after a failure); it
+    /// must name the authorization and token endpoints.
     async fn discovery(&self, z: &ZitadelSettings) -> Result<Arc<Discovery>, OidcFailure> {
         let cached = self
             .discovery
@@ -201,27 +195,22 @@ impl OidcLogins {
             return Ok(d);
         }
         let http = self.client(z.timeout)?;
-        let url = format!("{}/.well-known/openid-configuration", z.issuer);
-        let response = http
-            .send(Retry::Read, || Ok(http.http().get(&url)))
+        let d = oidc_discovery::fetch(&http, &z.issuer)
             .await
+            .and_then(|d| {
+                d.authorization_endpoint()?;
+                d.token_endpoint()?;
+                Ok(d)
+            })
             .map_err(|e| {
                 tracing::warn!(error = %e, "approvals page: OIDC discovery failed");
-                OidcFailure::unavailable("discovery")
+                match e {
+                    DiscoveryError::OtherIssuer { .. } => {
+                        OidcFailure::unavailable("discovery names another issuer")
+                    }
+                    _ => OidcFailure::unavailable("discovery"),
+                }
             })?;
-        if !response.status.is_success() {
-            tracing::warn!(status = %response.status, "approvals page: OIDC discovery failed");
-            return Err(OidcFailure::unavailable("discovery"));
-        }
-        let body = response.body;
-        let d: Discovery = serde_json::from_slice(&body).map_err(|_| {
-            tracing::warn!("approvals page: OIDC discovery document is not valid");
-            OidcFailure::unavailable("discovery")
-        })?;
-        if d.issuer.trim_end_matches('/') != z.issuer {
-            tracing::warn!(issuer = %d.issuer, "approvals page: discovery names another issuer");
-            return Err(OidcFailure::unavailable("discovery names another issuer"));
-        }
         let d = Arc::new(d);
         *self
             .discovery
@@ -258,7 +247,10 @@ impl OidcLogins {
         let nonce = random_token().map_err(|_| no_randomness())?;
         let code_verifier = random_token().map_err(|_| no_randomness())?;
         let challenge = pkce_challenge(&code_verifier);
-        let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
+        let endpoint = discovery
+            .authorization_endpoint()
+            .map_err(|_| OidcFailure::unavailable("bad authorization_endpoint"))?;
+        let mut url = reqwest::Url::parse(endpoint)
             .map_err(|_| OidcFailure::unavailable("bad authorization_endpoint"))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -338,6 +330,9 @@ impl OidcLogins {
                 )
             })?;
         let discovery = self.discovery(z).await?;
+        let token_endpoint = discovery
+            .token_endpoint()
+            .map_err(|_| OidcFailure::unavailable("discovery"))?;
         let http = self.client(z.timeout)?;
         let form = [
             ("grant_type", "authorization_code"),
@@ -356,7 +351,7 @@ impl OidcLogins {
         // A code is redeemed once: the exchange is not retried.
         let response = http
             .send(Retry::Write, || {
-                let mut request = http.http().post(&discovery.token_endpoint).form(&form);
+                let mut request = http.http().post(token_endpoint).form(&form);
                 if let Some(secret) = &secret {
                     request = request.basic_auth(client_id, Some(secret.expose()));
                 }

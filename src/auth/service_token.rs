@@ -1,16 +1,21 @@
 //! toolgate's own access token as a Zitadel service user, for adapters that call services which
 //! trust Zitadel: JWT profile grant from a key file, or client_credentials; cached, renewed before
-//! it expires, one request for concurrent callers. Outbound only: verifying callers' tokens is
-//! `auth::zitadel`'s job. Keys, secrets, assertions and tokens never reach a log or an error.
+//! it expires, one request for concurrent callers. An upstream asks for it in its config
+//! (`auth.zitadel_service_token`); [`install`] makes this module the upstream kit's provider.
+//! Outbound only: verifying callers' tokens is `auth::zitadel`'s job. Keys, secrets, assertions
+//! and tokens never reach a log or an error.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::oidc_discovery;
 use crate::adapters::http::{
-    CallError, HttpAuth, Retry, Secret, SecretError, SecretSource, Settings, Upstream,
+    CallError, HttpAuth, Retry, Secret, SecretError, SecretSource, ServiceTokenSpec, Settings,
+    TokenProvider, Upstream,
 };
 use futures::future::BoxFuture;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -281,13 +286,47 @@ impl SecretSource for ServiceTokens {
             self.get_access_token()
                 .await
                 .map(Secret::new)
-                .map_err(|e| SecretError::Source(e.to_string()))
+                .map_err(|e| SecretError::Source(format!("{}: {e}", self.describe())))
         })
     }
 
     fn describe(&self) -> String {
         format!("Zitadel service token from {}", self.inner.issuer)
     }
+}
+
+/// The upstream kit's service-token provider: one `ServiceTokens` per spec, shared by every
+/// upstream configured with the same one (one cache, one request per renewal).
+#[derive(Default)]
+pub struct Provider {
+    built: Mutex<HashMap<ServiceTokenSpec, ServiceTokens>>,
+}
+
+impl TokenProvider for Provider {
+    fn source(&self, spec: &ServiceTokenSpec) -> Result<Arc<dyn SecretSource>, String> {
+        // A map of finished entries: a poisoned lock still holds consistent ones.
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tokens) = built.get(spec) {
+            return Ok(Arc::new(tokens.clone()));
+        }
+        let mut config = ServiceTokenConfig::new(
+            spec.issuer.clone(),
+            ServiceCredentials::KeyFile(spec.key_file.clone()),
+        );
+        config.project_id = spec.project_id.clone();
+        config.scopes = spec.scopes.clone();
+        config.timeout = spec.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        config.renew_before = spec.renew_before.unwrap_or(DEFAULT_RENEW_BEFORE);
+        let tokens = ServiceTokens::new(config).map_err(|e| e.to_string())?;
+        built.insert(spec.clone(), tokens.clone());
+        Ok(Arc::new(tokens))
+    }
+}
+
+/// Make this module the upstream kit's service-token provider (once per process; later calls
+/// change nothing).
+pub fn install() {
+    crate::adapters::http::install_token_provider(Arc::new(Provider::default()));
 }
 
 impl Inner {
@@ -331,33 +370,17 @@ impl Inner {
     /// `Ok(Some)` the discovered token endpoint; `Ok(None)` the issuer has no usable discovery
     /// document (use the fallback for good); `Err` a transient failure.
     async fn discover(&self) -> Result<Option<String>, String> {
-        let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let resp = self
-            .upstream
-            .send(Retry::Read, || Ok(self.upstream.http().get(&url)))
-            .await
-            .map_err(|e| {
+        match oidc_discovery::fetch(&self.upstream, &self.issuer).await {
+            Ok(doc) => Ok(doc.token_endpoint().ok().map(str::to_string)),
+            Err(e) if e.is_transient() => {
                 tracing::debug!(issuer = %self.issuer, error = %e, "discovery failed");
-                e.to_string()
-            })?;
-        if !resp.status.is_success() {
-            return Ok(None);
+                Err(e.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "no usable discovery document; using the default token endpoint");
+                Ok(None)
+            }
         }
-        let doc: Value = match serde_json::from_slice(&resp.body) {
-            Ok(doc) => doc,
-            Err(_) => return Ok(None),
-        };
-        let issuer_matches = doc["issuer"]
-            .as_str()
-            .is_none_or(|i| i.trim_end_matches('/') == self.issuer);
-        if !issuer_matches {
-            tracing::warn!(issuer = %self.issuer, "discovery document names another issuer; using the default token endpoint");
-            return Ok(None);
-        }
-        Ok(doc["token_endpoint"]
-            .as_str()
-            .filter(|e| e.starts_with("https://") || e.starts_with("http://"))
-            .map(str::to_string))
     }
 
     /// The token request (retried by the kit on transport errors and 5xx, with a freshly
@@ -607,5 +630,56 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("`userId` is missing"), "{err}");
+    }
+
+    #[test]
+    fn the_provider_keeps_one_token_cache_per_spec_and_names_bad_key_files() {
+        use rsa::pkcs1::{EncodeRsaPrivateKey, LineEnding};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).expect("key");
+        let pem = key.to_pkcs1_pem(LineEnding::LF).expect("pem").to_string();
+        let good = dir.path().join("sa.json");
+        let doc = serde_json::json!({"type": "serviceaccount", "keyId": "k1", "key": pem, "userId": "u1"});
+        std::fs::write(&good, doc.to_string()).expect("write");
+        let spec = ServiceTokenSpec {
+            issuer: "https://id.example".into(),
+            key_file: good,
+            project_id: Some("p1".into()),
+            scopes: Vec::new(),
+            timeout: None,
+            renew_before: None,
+        };
+        let provider = Provider::default();
+        let first = provider.source(&spec).expect("valid key file");
+        assert_eq!(
+            first.describe(),
+            "Zitadel service token from https://id.example"
+        );
+        provider.source(&spec).expect("the same spec again");
+        let other = ServiceTokenSpec {
+            project_id: Some("p2".into()),
+            ..spec.clone()
+        };
+        provider.source(&other).expect("another project");
+        let built = provider.built.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(built.len(), 2, "one ServiceTokens per distinct spec");
+        assert_eq!(
+            built[&other].scope(),
+            "openid urn:zitadel:iam:org:project:id:p2:aud urn:zitadel:iam:org:projects:roles"
+        );
+        drop(built);
+
+        let bad = dir.path().join("bad.json");
+        let doc = serde_json::json!({"type": "serviceaccount", "keyId": "k1", "key": "MIIsecret", "userId": "u1"});
+        std::fs::write(&bad, doc.to_string()).expect("write");
+        let err = match provider.source(&ServiceTokenSpec {
+            key_file: bad,
+            ..spec
+        }) {
+            Err(e) => e,
+            Ok(_) => panic!("a key that is no key was accepted"),
+        };
+        assert!(err.contains("bad.json") && err.contains("`key`"), "{err}");
+        assert!(!err.contains("MIIsecret"), "{err}");
     }
 }

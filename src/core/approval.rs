@@ -24,7 +24,7 @@ use crate::core::error::{ToolError, ToolErrorKind};
 use crate::core::invoke::{self, BudgetRequest, Invocation, Invoked};
 use crate::core::policy::{ApprovalRule, Effect, PolicyHandle, PolicyInput};
 use crate::core::principal::Principal;
-use crate::core::registry::Entry;
+use crate::core::registry::{Entry, Registry};
 use crate::core::tool::{PreparedCall, Target};
 use crate::metrics;
 use crate::store::{
@@ -184,40 +184,6 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 impl Dispatcher {
-    fn view(&self, rec: ApprovalRecord) -> ApprovalView {
-        let args = match self.registry().get(&rec.tool) {
-            Ok(entry) => redact_args(entry, &rec.args),
-            Err(_) => audit::hash_value(&rec.args).into(),
-        };
-        let approvals = rec
-            .decisions
-            .iter()
-            .filter(|d| d.decision == "approve")
-            .count() as u32;
-        ApprovalView {
-            approve_url: self.gate().approve_url(&rec.id),
-            id: rec.id,
-            tool: rec.tool,
-            state: rec.state,
-            state_reason: rec.state_reason,
-            risk: rec.risk,
-            target: rec.target,
-            args,
-            args_sha256: rec.args_sha256,
-            requester: rec.requester,
-            created_at: rfc3339(rec.created_at_ms),
-            expires_at: rfc3339(rec.expires_at_ms),
-            required_approvals: rec.required_approvals,
-            approvals,
-            approver_roles: rec.approver_roles,
-            reason_required: rec.reason_required,
-            rule: rec.rule,
-            preview: rec.preview,
-            decisions: rec.decisions,
-            result: rec.result,
-        }
-    }
-
     /// Policy said `require_approval`: preview, persist, audit, answer at once.
     pub(crate) async fn request_approval(
         &self,
@@ -346,67 +312,29 @@ impl Dispatcher {
         }))
     }
 
-    /// The request as `viewer` may see it: its requester, the people who may decide it (a role
-    /// in its `approver_roles`) and auditors ([`AUDITOR_ROLE`]) see it, with its result;
-    /// anyone else gets NotFound, as for an id that does not exist.
+    /// The request as `viewer` may see it (see [`StoreLookup::approval_for`]).
     pub async fn approval_for(
         &self,
         viewer: &Principal,
         id: &str,
     ) -> Result<ApprovalView, ApprovalError> {
-        let rec = self
-            .gate()
-            .store
-            .get_approval(id)
-            .await?
-            .filter(|rec| self.may_see(viewer, rec))
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(self.view(rec))
+        self.lookup().approval_for(viewer, id).await
     }
 
-    /// The newest requests `viewer` may see (see [`Dispatcher::approval_for`]).
+    /// The newest requests `viewer` may see (see [`StoreLookup::approval_for`]).
     pub async fn approvals_for(
         &self,
         viewer: &Principal,
         state: Option<ApprovalState>,
         limit: i64,
     ) -> Result<Vec<ApprovalView>, ApprovalError> {
-        let viewer = self.gate().policy.current().effective(viewer);
-        let visibility = if viewer.roles.iter().any(|r| r == AUDITOR_ROLE) {
-            Visibility::All
-        } else {
-            Visibility::Of {
-                sub: &viewer.sub,
-                roles: &viewer.roles,
-            }
-        };
-        let records = self
-            .gate()
-            .store
-            .list_approvals_visible(state, &visibility, limit)
-            .await?;
-        Ok(records.into_iter().map(|r| self.view(r)).collect())
-    }
-
-    fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
-        let viewer = self.gate().policy.current().effective(viewer);
-        rec.requester.sub == viewer.sub
-            || viewer
-                .roles
-                .iter()
-                .any(|r| r == AUDITOR_ROLE || rec.approver_roles.contains(r))
+        self.lookup().approvals_for(viewer, state, limit).await
     }
 
     /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
     /// A2A task's owner reads its own request). Surfaces use [`Dispatcher::approval_for`].
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
-        let rec = self
-            .gate()
-            .store
-            .get_approval(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(self.view(rec))
+        self.lookup().approval(id).await
     }
 
     /// The audit records of one request, oldest first.
@@ -419,7 +347,7 @@ impl Dispatcher {
 
     /// Approve as `approver`. When this completes the count, the stored call runs now, once.
     pub async fn approve(
-        &self,
+        self: &Arc<Self>,
         approver: &Principal,
         id: &str,
         reason: Option<String>,
@@ -428,7 +356,7 @@ impl Dispatcher {
     }
 
     pub async fn deny(
-        &self,
+        self: &Arc<Self>,
         approver: &Principal,
         id: &str,
         reason: Option<String>,
@@ -437,7 +365,7 @@ impl Dispatcher {
     }
 
     async fn decide(
-        &self,
+        self: &Arc<Self>,
         approver: &Principal,
         id: &str,
         reason: Option<String>,
@@ -616,11 +544,8 @@ impl Dispatcher {
 
     /// Run an approved request's call as a task the core owns: the approver's request awaits
     /// its outcome, but dropping that await (a client that disconnects) does not cancel it.
-    async fn run_approved(&self, id: &str) -> Result<(), ApprovalError> {
-        let Some(me) = self.shared() else {
-            // Shutting down: there is no `Arc` to hand the task, so run it here.
-            return self.execute_approved(id).await;
-        };
+    async fn run_approved(self: &Arc<Self>, id: &str) -> Result<(), ApprovalError> {
+        let me = self.clone();
         let owned = id.to_string();
         let task = tokio::spawn(async move { me.execute_approved(&owned).await });
         match task.await {
@@ -1075,12 +1000,119 @@ fn target_text(t: &Target) -> String {
     }
 }
 
-/// `approval.status` reads through this: the store plus the in-process change feed, polling
-/// the store too so changes made by another replica are seen.
+/// What reads approval requests: the gate (store, policy, links, change feed) and the registry
+/// (arguments are shown redacted by their tool's schema). The dispatcher's approval queries and
+/// `approval.status` (through [`ApprovalLookup`]) read through it; it holds no dispatcher.
 pub struct StoreLookup {
-    pub dispatcher: std::sync::Weak<Dispatcher>,
+    gate: Arc<Gate>,
+    registry: Arc<Registry>,
 }
 
+impl StoreLookup {
+    pub(crate) fn new(gate: Arc<Gate>, registry: Arc<Registry>) -> Self {
+        Self { gate, registry }
+    }
+
+    fn view(&self, rec: ApprovalRecord) -> ApprovalView {
+        let args = match self.registry.get(&rec.tool) {
+            Ok(entry) => redact_args(entry, &rec.args),
+            Err(_) => audit::hash_value(&rec.args).into(),
+        };
+        let approvals = rec
+            .decisions
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count() as u32;
+        ApprovalView {
+            approve_url: self.gate.approve_url(&rec.id),
+            id: rec.id,
+            tool: rec.tool,
+            state: rec.state,
+            state_reason: rec.state_reason,
+            risk: rec.risk,
+            target: rec.target,
+            args,
+            args_sha256: rec.args_sha256,
+            requester: rec.requester,
+            created_at: rfc3339(rec.created_at_ms),
+            expires_at: rfc3339(rec.expires_at_ms),
+            required_approvals: rec.required_approvals,
+            approvals,
+            approver_roles: rec.approver_roles,
+            reason_required: rec.reason_required,
+            rule: rec.rule,
+            preview: rec.preview,
+            decisions: rec.decisions,
+            result: rec.result,
+        }
+    }
+
+    /// The request as `viewer` may see it: its requester, the people who may decide it (a role
+    /// in its `approver_roles`) and auditors ([`AUDITOR_ROLE`]) see it, with its result;
+    /// anyone else gets NotFound, as for an id that does not exist.
+    pub async fn approval_for(
+        &self,
+        viewer: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        let rec = self
+            .gate
+            .store
+            .get_approval(id)
+            .await?
+            .filter(|rec| self.may_see(viewer, rec))
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        Ok(self.view(rec))
+    }
+
+    /// The newest requests `viewer` may see (see [`StoreLookup::approval_for`]).
+    pub async fn approvals_for(
+        &self,
+        viewer: &Principal,
+        state: Option<ApprovalState>,
+        limit: i64,
+    ) -> Result<Vec<ApprovalView>, ApprovalError> {
+        let viewer = self.gate.policy.current().effective(viewer);
+        let visibility = if viewer.roles.iter().any(|r| r == AUDITOR_ROLE) {
+            Visibility::All
+        } else {
+            Visibility::Of {
+                sub: &viewer.sub,
+                roles: &viewer.roles,
+            }
+        };
+        let records = self
+            .gate
+            .store
+            .list_approvals_visible(state, &visibility, limit)
+            .await?;
+        Ok(records.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
+        let viewer = self.gate.policy.current().effective(viewer);
+        rec.requester.sub == viewer.sub
+            || viewer
+                .roles
+                .iter()
+                .any(|r| r == AUDITOR_ROLE || rec.approver_roles.contains(r))
+    }
+
+    /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
+    /// A2A task's owner reads its own request). Surfaces use [`Dispatcher::approval_for`].
+    pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
+        let rec = self
+            .gate
+            .store
+            .get_approval(id)
+            .await?
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        Ok(self.view(rec))
+    }
+}
+
+/// `approval.status`: the store plus the in-process change feed, polling the store too so
+/// changes made by another replica are seen.
 impl ApprovalLookup for StoreLookup {
     fn status<'a>(
         &'a self,
@@ -1088,11 +1120,7 @@ impl ApprovalLookup for StoreLookup {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let d = self
-                .dispatcher
-                .upgrade()
-                .ok_or_else(|| ToolError::internal("server is shutting down"))?;
-            let view = d.approval_for(viewer, id).await.map_err(to_tool_error)?;
+            let view = self.approval_for(viewer, id).await.map_err(to_tool_error)?;
             Ok(serde_json::to_value(view).unwrap_or(Value::Null))
         })
     }
@@ -1104,13 +1132,9 @@ impl ApprovalLookup for StoreLookup {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
-            let d = self
-                .dispatcher
-                .upgrade()
-                .ok_or_else(|| ToolError::internal("server is shutting down"))?;
-            let mut rx = d.gate().subscribe();
+            let mut rx = self.gate.subscribe();
             // Checked once: who may see a request does not change while it waits.
-            let first = d.approval_for(viewer, id).await.map_err(to_tool_error)?;
+            let first = self.approval_for(viewer, id).await.map_err(to_tool_error)?;
             let deadline = tokio::time::Instant::now() + timeout;
             loop {
                 let poll = tokio::time::sleep(Duration::from_secs(1));
@@ -1121,12 +1145,12 @@ impl ApprovalLookup for StoreLookup {
                     }
                     _ = poll => {}
                 }
-                let now = d.approval(id).await.map_err(to_tool_error)?;
+                let now = self.approval(id).await.map_err(to_tool_error)?;
                 if now.state != first.state || now.decisions.len() != first.decisions.len() {
                     return Ok(serde_json::to_value(now).unwrap_or(Value::Null));
                 }
             }
-            let now = d.approval(id).await.map_err(to_tool_error)?;
+            let now = self.approval(id).await.map_err(to_tool_error)?;
             Ok(serde_json::to_value(now).unwrap_or(Value::Null))
         })
     }

@@ -2,7 +2,7 @@
 //! hold for approval, deny), then run through `core::invoke` (the path approved calls take too),
 //! record metrics and a span. Transports only translate to and from this.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -45,7 +45,8 @@ pub struct Dispatcher {
     registry: Arc<Registry>,
     adapters: Arc<Adapters>,
     settings: ToolsConfig,
-    gate: Gate,
+    gate: Arc<Gate>,
+    /// Approval reads (for the approval API and `approval.status`): the gate and the registry.
     lookup: Arc<StoreLookup>,
     limits: RateLimits,
 }
@@ -58,15 +59,14 @@ impl Dispatcher {
         gate: Gate,
         limits: &LimitsConfig,
     ) -> Arc<Self> {
-        Arc::new_cyclic(|me: &Weak<Dispatcher>| Self {
+        let gate = Arc::new(gate);
+        Arc::new(Self {
+            lookup: Arc::new(StoreLookup::new(gate.clone(), registry.clone())),
             registry,
             adapters,
             settings,
             gate,
             limits: RateLimits::new(limits),
-            lookup: Arc::new(StoreLookup {
-                dispatcher: me.clone(),
-            }),
         })
     }
 
@@ -266,9 +266,9 @@ impl Dispatcher {
         self.lookup.clone()
     }
 
-    /// This dispatcher as an `Arc`, for work that must outlive the request that started it.
-    pub(crate) fn shared(&self) -> Option<Arc<Dispatcher>> {
-        self.lookup.dispatcher.upgrade()
+    /// Approval reads, as the approval API and `approval.status` see them.
+    pub(crate) fn lookup(&self) -> &StoreLookup {
+        &self.lookup
     }
 }
 

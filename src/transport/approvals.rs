@@ -6,19 +6,17 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::auth::AuthError;
+use crate::auth::caller::Caller;
 use crate::auth::layer::AuthLayer;
 use crate::core::approval::{ApprovalError, ApprovalView};
-use crate::core::principal::Principal;
 use crate::core::{ApprovalState, AuditRecord};
 use crate::transport::http::AppState;
 
@@ -26,7 +24,9 @@ use crate::transport::http::AppState;
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-/// The REST routes (absolute paths) behind `auth`; the OpenAPI document is public.
+/// The REST routes (absolute paths) behind `auth`; the OpenAPI document is public. The API
+/// always needs a bearer token (`api_auth` admits no anonymous loopback callers: the queue
+/// shows every held call).
 pub fn routes(auth: AuthLayer) -> Router<AppState> {
     Router::new()
         .route("/api/v1/approvals", get(list))
@@ -36,25 +36,6 @@ pub fn routes(auth: AuthLayer) -> Router<AppState> {
         .route("/api/v1/approvals/{id}/cancel", post(cancel))
         .route_layer(auth)
         .route("/api/v1/openapi.json", get(openapi_json))
-}
-
-/// The caller of an API request, as the inbound authentication layer found it. This API
-/// always needs a bearer token: anonymous loopback callers (allowed on /mcp in local mode) get
-/// 401 from the layer, since the queue shows every held call.
-pub struct Caller(pub Principal);
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Missing only on a route without the layer: refuse rather than guess.
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .map(Caller)
-            .ok_or_else(|| AuthError::Missing.response())
-    }
 }
 
 /// Every error of this API: `{"error": {"code", "message"}}` with a matching status.
@@ -352,7 +333,7 @@ pub fn parse_state(s: &str) -> Result<ApprovalState, String> {
 )]
 async fn list(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller { principal, .. }: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ApprovalList>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -401,7 +382,7 @@ async fn list(
 )]
 async fn show(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller { principal, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalDetail>, ApiError> {
     let view = state.dispatcher.approval_for(&principal, &id).await?;
@@ -444,7 +425,7 @@ fn decision_body(bytes: &Bytes) -> Result<DecisionBody, ApiError> {
 )]
 async fn approve(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller { principal, .. }: Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ApprovalDto>, ApiError> {
@@ -477,7 +458,7 @@ async fn approve(
 )]
 async fn deny(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller { principal, .. }: Caller,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ApprovalDto>, ApiError> {
@@ -504,7 +485,7 @@ async fn deny(
 )]
 async fn cancel(
     State(state): State<AppState>,
-    Caller(principal): Caller,
+    Caller { principal, .. }: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalDto>, ApiError> {
     let view = state.dispatcher.cancel(&principal, &id).await?;

@@ -15,6 +15,7 @@ use axum::routing::post;
 use serde_json::{Map, Value, json};
 
 use super::config::ToolNames;
+use crate::auth::caller::Caller;
 use crate::auth::layer::AuthLayer;
 use crate::core::approval::ApprovalError;
 use crate::core::dispatch::CallRequest;
@@ -103,22 +104,8 @@ fn expected_shape() -> Value {
     json!({"jsonrpc": "2.0", "id": "1", "method": "tools.call", "params": {"name": "k8s.get_logs", "arguments": {}}})
 }
 
-/// Who is calling and how, for every request of one HTTP body.
-struct Caller {
-    principal: Principal,
-    /// Whether the HTTP request carried a bearer token (anonymous loopback callers do not).
-    has_token: bool,
-}
-
-async fn handle(State(state): State<AppState>, req: Request) -> Response {
-    let caller = Caller {
-        principal: req
-            .extensions()
-            .get::<Principal>()
-            .cloned()
-            .unwrap_or_else(|| Principal::new("unauthenticated", "unauthenticated", Vec::new())),
-        has_token: crate::auth::bearer(req.headers()).is_some(),
-    };
+/// One HTTP body: a request or a batch, every request of it made by `caller`.
+async fn handle(State(state): State<AppState>, caller: Caller, req: Request) -> Response {
     let value = match read_json(req.into_body()).await {
         Ok(value) => value,
         Err((status, err)) => return json_response(status, &error_response(Value::Null, &err)),

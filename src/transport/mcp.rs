@@ -14,6 +14,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
 use super::config::ToolNames;
+use crate::auth::caller::Caller;
 use crate::core::context::ProgressSink;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::principal::Principal;
@@ -113,10 +114,8 @@ impl ServerHandler for McpServer {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         // Over HTTP the auth middleware put the caller into the request; stdio has one user.
         let principal = match context.extensions.get::<http::request::Parts>() {
-            Some(parts) => parts
-                .extensions
-                .get::<Principal>()
-                .cloned()
+            Some(parts) => Caller::of(&parts.extensions)
+                .map(|caller| caller.principal.clone())
                 .unwrap_or_else(|| {
                     Principal::new("unauthenticated", "unauthenticated", Vec::new())
                 }),

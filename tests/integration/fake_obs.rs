@@ -102,6 +102,11 @@ impl Fake {
             .collect()
     }
 
+    /// Change one key of the fake's data (Grafana: `token`, the bearer token it accepts).
+    pub fn set(&self, key: &str, value: Value) {
+        self.shared.data.lock().unwrap_or_else(|e| e.into_inner())[key] = value;
+    }
+
     pub fn annotations(&self) -> Vec<Value> {
         self.shared
             .annotations

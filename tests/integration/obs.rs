@@ -108,7 +108,7 @@ impl QueryPairs for reqwest::RequestBuilder {
 
 /// Call `name` over MCP (the structured output is checked against the tool's outputSchema):
 /// the structured answer, or the tool error's text.
-async fn tool(
+pub(crate) async fn tool(
     client: &RunningService<RoleClient, ()>,
     name: &str,
     args: Value,

@@ -1,6 +1,8 @@
 //! toolgate's own Zitadel token (`auth::service_token`) against a fake Zitadel token endpoint
 //! built from PROTOCOLS.md: it verifies the JWT assertion's RS256 signature with the public half
 //! of the key file written here, checks claims, grant type, scope and Basic auth, and counts.
+//! (The npm `oidc-provider` the other OIDC tests run has no JWT-profile grant.) End to end, a
+//! running toolgate whose Grafana is configured with `auth.zitadel_service_token` sends it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -751,4 +753,126 @@ async fn an_upstream_authenticated_by_the_service_token_sends_it() {
         1,
         "the token is cached between requests"
     );
+}
+
+/// The Grafana block of a toolgate config whose credential is the service token of `issuer`.
+fn grafana_with_service_token(grafana: &str, issuer: &str, key_file: &Path) -> String {
+    format!(
+        "observability:\n  grafana:\n    url: {grafana}\n    auth:\n      zitadel_service_token:\n\
+         \x20       issuer: {issuer}\n        key_file: {}\n        project_id: \"{PROJECT_ID}\"\n",
+        key_file.display()
+    )
+}
+
+/// Grafana behind a proxy that checks Zitadel tokens, configured with
+/// `auth.zitadel_service_token`: a running toolgate sends `Bearer <service token>` on the
+/// tool's requests, and a token about to expire is renewed before the next request.
+#[tokio::test]
+async fn a_running_toolgate_sends_the_service_token_to_its_upstream_and_renews_it() {
+    toolgate::app::init_crypto();
+    let fake = FakeZitadel::start(FakeOptions::default()).await;
+    // Tokens live 30 s, less than the default renew_before (60 s): every request renews.
+    fake.state.expires_in.store(30, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = write_key_file(dir.path(), &service_key().private_pem);
+    let token = |n: usize| format!("opaque-token-{USER_ID}-{n}");
+    let grafana = crate::fake_obs::grafana(
+        &token(1),
+        json!([{"uid": "svc", "title": "Service", "tags": ["shop"]}]),
+    )
+    .await;
+    let kube = crate::fake_kube::FakeKube::start().await;
+    let tg = crate::harness::start(
+        &kube,
+        &grafana_with_service_token(&grafana.url, &fake.issuer, &key_file),
+    )
+    .await;
+    let client = crate::approvals_api::mcp_as(&tg.url, crate::harness::ALICE).await;
+    let args = json!({"tags": ["shop"]});
+    let links = crate::obs::tool(&client, "obs.get_dashboard_url", args.clone())
+        .await
+        .expect("Grafana accepts the service token");
+    assert_eq!(links["count"], 1, "{links}");
+    // Grafana now accepts only the next token: the renewed one must be what arrives.
+    grafana.set("token", json!(token(2)));
+    crate::obs::tool(&client, "obs.get_dashboard_url", args)
+        .await
+        .expect("Grafana accepts the renewed token");
+    let sent: Vec<String> = grafana
+        .requests_to("/api/search")
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            format!("Bearer {}", token(1)),
+            format!("Bearer {}", token(2))
+        ]
+    );
+    assert_eq!(fake.token_requests(), 2);
+    client.cancel().await.ok();
+}
+
+/// With the issuer down, a call that needs the upstream fails as a tool error naming the
+/// upstream's credential; nothing is sent to the upstream without it, the upstream's breaker
+/// does not open (the issuer failed, not Grafana), and the server keeps serving.
+#[tokio::test]
+async fn with_the_issuer_down_the_tool_fails_naming_the_credential_and_the_server_keeps_serving() {
+    toolgate::app::init_crypto();
+    let (_reserved, port) = crate::daemons::dead_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = write_key_file(dir.path(), &service_key().private_pem);
+    let grafana = crate::fake_obs::grafana("any", json!([])).await;
+    let kube = crate::fake_kube::FakeKube::start().await;
+    let tg = crate::harness::start(
+        &kube,
+        &grafana_with_service_token(&grafana.url, &issuer, &key_file),
+    )
+    .await;
+    let client = crate::approvals_api::mcp_as(&tg.url, crate::harness::ALICE).await;
+    let key_lines: Vec<&str> = service_key()
+        .private_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    // More calls than Grafana's breaker threshold.
+    for _ in 0..6 {
+        let err = crate::obs::tool(&client, "obs.get_dashboard_url", json!({"tags": ["shop"]}))
+            .await
+            .expect_err("no token without the issuer");
+        assert!(
+            err.contains(&format!(
+                "Grafana is unavailable: credentials for Grafana: Zitadel service token from {issuer}"
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("circuit open after repeated failures of Grafana"),
+            "{err}"
+        );
+        for line in &key_lines {
+            assert!(!err.contains(line), "key material in: {err}");
+        }
+    }
+    assert!(
+        grafana.requests().is_empty(),
+        "nothing reaches Grafana without its credential"
+    );
+    let (status, _) = crate::approvals_api::api(
+        &tg,
+        "GET",
+        "/api/v1/approvals",
+        Some(crate::harness::BOB),
+        None,
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the server keeps serving");
+    let tools = client
+        .list_all_tools()
+        .await
+        .expect("tools/list still answers");
+    assert!(tools.iter().any(|t| t.name.contains("get_dashboard_url")));
+    client.cancel().await.ok();
 }

@@ -1,12 +1,51 @@
 //! Credentials put on outbound requests: bearer token, basic auth, an API key header,
-//! OpenBao's `X-Vault-Token`, or toolgate's own Zitadel service token (a `SecretSource` that
-//! renews itself: `auth::service_token`). Applied per attempt, so a rotated value is used at
-//! once. Values never reach an error or a log.
+//! OpenBao's `X-Vault-Token`, or toolgate's own Zitadel service token. Applied per attempt, so a
+//! rotated value is used at once. Values never reach an error or a log.
+//!
+//! The service token speaks a protocol (the JWT-profile grant) the kit does not: a config names
+//! it with a [`ServiceTokenSpec`], and the [`TokenProvider`] installed at start
+//! (`auth::service_token`) turns the spec into a renewing `SecretSource` when an `Upstream` is
+//! built — the way the TLS crypto provider is installed once for every client.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use reqwest::RequestBuilder;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::secret::{Credential, SecretError};
+use super::secret::{Credential, SecretError, SecretSource};
+
+/// toolgate's own access token as a Zitadel service user (JWT-profile grant with the user's key
+/// file), as an upstream's config asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceTokenSpec {
+    /// The issuer, without a trailing `/`.
+    pub issuer: String,
+    /// The service user's key file (`{"type":"serviceaccount","keyId","key","userId"}`).
+    pub key_file: PathBuf,
+    /// The project whose audience (and roles) the token must carry.
+    pub project_id: Option<String>,
+    /// Extra scopes.
+    pub scopes: Vec<String>,
+    /// Time limit of each request to the issuer (`None`: the provider's default).
+    pub timeout: Option<Duration>,
+    /// Renew the token when it expires within this long (`None`: the provider's default).
+    pub renew_before: Option<Duration>,
+}
+
+/// Turns a [`ServiceTokenSpec`] into the source of its current token (no network: the key file
+/// is read and checked, the token is fetched on first use).
+pub trait TokenProvider: Send + Sync {
+    fn source(&self, spec: &ServiceTokenSpec) -> Result<Arc<dyn SecretSource>, String>;
+}
+
+static TOKEN_PROVIDER: OnceLock<Arc<dyn TokenProvider>> = OnceLock::new();
+
+/// Install the provider of service tokens for this process; the first one installed stays.
+pub fn install_token_provider(provider: Arc<dyn TokenProvider>) {
+    let _ = TOKEN_PROVIDER.set(provider);
+}
 
 /// How one upstream is authenticated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,9 +67,30 @@ pub enum HttpAuth {
     },
     /// OpenBao / Vault-compatible APIs.
     VaultToken(Credential),
+    /// `Authorization: Bearer` with toolgate's own service token, as configured; [`bind`]
+    /// (done by `Upstream::new`) makes it a `Bearer` over the installed provider's source.
+    ///
+    /// [`bind`]: HttpAuth::bind
+    ServiceToken(ServiceTokenSpec),
 }
 
 impl HttpAuth {
+    /// These credentials with every spec turned into its source; an error names the problem
+    /// (a key file that is not one, no provider installed), never a value.
+    pub fn bind(self) -> Result<HttpAuth, String> {
+        let HttpAuth::ServiceToken(spec) = self else {
+            return Ok(self);
+        };
+        let provider = TOKEN_PROVIDER.get().ok_or_else(|| {
+            "auth.zitadel_service_token: no service-token provider is installed in this process"
+                .to_string()
+        })?;
+        let source = provider
+            .source(&spec)
+            .map_err(|e| format!("auth.zitadel_service_token: {e}"))?;
+        Ok(HttpAuth::Bearer(Credential::from_source(source)))
+    }
+
     /// The request with this upstream's credentials.
     pub async fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, SecretError> {
         Ok(match self {
@@ -51,6 +111,12 @@ impl HttpAuth {
                 HeaderName::from_static("x-vault-token"),
                 sensitive(token.current().await?.expose())?,
             ),
+            HttpAuth::ServiceToken(spec) => {
+                return Err(SecretError::Source(format!(
+                    "the service token from {} was never bound to its source (an Upstream binds it)",
+                    spec.issuer
+                )));
+            }
         })
     }
 }

@@ -3,7 +3,8 @@
 //! {failures, cooldown}`, `max_response_bytes`, `auth:` and `tls:`; durations written `30s`,
 //! `5m`, `1h`, `500ms`, `7d` (or `1h30m`; a bare integer is seconds); credentials given inline,
 //! as `{file: PATH}` (re-read when it changes), `{env: VAR}`, or `{secret_ref: "mount/path#key"}`
-//! (OpenBao, once its source exists). An adapter declares its block with `raw_endpoint!` and
+//! (OpenBao, once its source exists), or toolgate's own Zitadel service token
+//! (`auth.zitadel_service_token`). An adapter declares its block with `raw_endpoint!` and
 //! resolves it with `resolve`, collecting every problem with its key path.
 
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use reqwest::header::HeaderName;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::auth::HttpAuth;
+use super::auth::{HttpAuth, ServiceTokenSpec};
 use super::breaker::BreakerConfig;
 use super::client::TlsSettings;
 use super::retry::RetryPolicy;
@@ -212,6 +213,28 @@ pub struct RawHttpAuth {
     pub api_key: Option<RawApiKey>,
     /// OpenBao/Vault token, sent as `X-Vault-Token`.
     pub vault_token: Option<RawCredential>,
+    /// toolgate's own token as a Zitadel service user (JWT-profile grant), sent as
+    /// `Authorization: Bearer …` and renewed before it expires: for upstreams behind a proxy
+    /// that checks Zitadel tokens.
+    pub zitadel_service_token: Option<RawServiceToken>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServiceToken {
+    /// The Zitadel issuer, e.g. https://acme.zitadel.cloud (http only on loopback).
+    pub issuer: Option<String>,
+    /// The service user's key file as the Zitadel console downloads it
+    /// (`{"type":"serviceaccount","keyId","key","userId"}`).
+    pub key_file: Option<String>,
+    /// The project the upstream's proxy checks: asks for its audience and roles scopes.
+    pub project_id: Option<String>,
+    /// More scopes, after `openid` and the project's.
+    pub scopes: Option<Vec<String>>,
+    /// Renew the token when it expires within this long. Default 60s.
+    pub renew_before: Option<RawDuration>,
+    /// Time limit of each request to the issuer. Default 10s.
+    pub timeout: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -516,15 +539,21 @@ fn resolve_auth(key: &str, auth: Option<&RawHttpAuth>, problems: &mut Vec<String
         auth.username.is_some() || auth.password.is_some(),
         auth.api_key.is_some(),
         auth.vault_token.is_some(),
+        auth.zitadel_service_token.is_some(),
     ]
     .iter()
     .filter(|g| **g)
     .count();
     if given > 1 {
         problems.push(format!(
-            "{key}.auth: give one of bearer_token, username with password, api_key or vault_token, not several"
+            "{key}.auth: give one of bearer_token, username with password, api_key, vault_token or zitadel_service_token, not several"
         ));
         return HttpAuth::None;
+    }
+    if let Some(token) = &auth.zitadel_service_token {
+        return resolve_service_token(&k("zitadel_service_token"), token, problems)
+            .map(HttpAuth::ServiceToken)
+            .unwrap_or_default();
     }
     if let Some(token) = &auth.bearer_token {
         return token
@@ -575,6 +604,84 @@ fn resolve_auth(key: &str, auth: Option<&RawHttpAuth>, problems: &mut Vec<String
     }
 }
 
+/// The service-token spec at `key`: an http(s) issuer (http only on loopback), a key file that
+/// exists; the file's content is checked when the upstream is built.
+fn resolve_service_token(
+    key: &str,
+    raw: &RawServiceToken,
+    problems: &mut Vec<String>,
+) -> Option<ServiceTokenSpec> {
+    let before = problems.len();
+    let issuer = raw
+        .issuer
+        .as_deref()
+        .map(|i| i.trim().trim_end_matches('/'))
+        .unwrap_or_default();
+    let loopback_http = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|host| {
+            issuer
+                .strip_prefix(host)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        });
+    if issuer.is_empty() {
+        problems.push(format!(
+            "{key}.issuer: required, e.g. https://acme.zitadel.cloud"
+        ));
+    } else if !(issuer.starts_with("https://") || loopback_http)
+        || reqwest::Url::parse(issuer).is_err()
+    {
+        problems.push(format!(
+            "{key}.issuer: `{issuer}` must be an https:// URL (http only on loopback, for tests)"
+        ));
+    }
+    let key_file = match raw.key_file.as_deref().map(str::trim) {
+        None | Some("") => {
+            problems.push(format!(
+                "{key}.key_file: required: the service user's key file from the Zitadel console"
+            ));
+            PathBuf::new()
+        }
+        Some(file) => {
+            let path = PathBuf::from(file);
+            if !path.is_file() {
+                problems.push(format!("{key}.key_file: file `{file}` does not exist"));
+            }
+            path
+        }
+    };
+    let hour = Duration::from_secs(3600);
+    let renew_before = raw.renew_before.as_ref().and_then(|d| {
+        d.resolve_within(
+            &format!("{key}.renew_before"),
+            Duration::ZERO,
+            24 * hour,
+            problems,
+        )
+    });
+    let timeout = raw.timeout.as_ref().and_then(|d| {
+        d.resolve_within(
+            &format!("{key}.timeout"),
+            Duration::from_millis(100),
+            Duration::from_secs(60),
+            problems,
+        )
+    });
+    (problems.len() == before).then(|| ServiceTokenSpec {
+        issuer: issuer.to_string(),
+        key_file,
+        project_id: raw
+            .project_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+        scopes: raw.scopes.clone().unwrap_or_default(),
+        timeout,
+        renew_before,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,6 +698,19 @@ mod tests {
         serde_yaml::from_str(yaml).map_err(|e| e.to_string())
     }
 
+    /// The block `yaml` resolved at key `t`, and the problems found.
+    fn resolved(yaml: &str) -> (Option<Endpoint>, Vec<String>) {
+        let raw = parse(yaml).expect("yaml");
+        let mut problems = Vec::new();
+        let endpoint = resolve(
+            "t",
+            raw.url.as_deref(),
+            raw.endpoint_fields(),
+            &mut problems,
+        );
+        (endpoint, problems)
+    }
+
     #[test]
     fn durations_take_units_and_integers_are_seconds() {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
@@ -598,15 +718,8 @@ mod tests {
         assert_eq!(parse_duration("7d"), Some(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("5 m"), None);
         assert_eq!(parse_duration("m"), None);
-        let raw = parse("url: http://x\ntimeout: 45\nconnect_timeout: 750ms\n").expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        let (e, problems) = resolved("url: http://x\ntimeout: 45\nconnect_timeout: 750ms\n");
+        let e = e.expect("configured");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(e.settings.timeout, Duration::from_secs(45));
         assert_eq!(e.settings.connect_timeout, Duration::from_millis(750));
@@ -655,15 +768,8 @@ mod tests {
             "url: http://x\nauth: {{bearer_token: {{file: {}}}}}\n",
             path.display()
         );
-        let raw = parse(&yaml).expect("yaml");
-        let mut problems = Vec::new();
-        let e = resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        )
-        .expect("configured");
+        let (e, problems) = resolved(&yaml);
+        let e = e.expect("configured");
         assert!(problems.is_empty(), "{problems:?}");
         let HttpAuth::Bearer(c) = &e.auth else {
             panic!("bearer expected: {:?}", e.auth)
@@ -671,32 +777,78 @@ mod tests {
         assert_eq!(c.current().await.expect("value").expose(), "from-a-file");
         assert!(!format!("{e:?}").contains("from-a-file"));
 
-        let raw =
-            parse("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n").expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
-        );
+        let (_, problems) = resolved("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n");
         assert!(
             problems[0].starts_with("t.auth.vault_token.secret_ref: "),
             "{problems:?}"
         );
-        let raw = parse("url: http://x\nauth: {api_key: {header: X-API-Key, value: {env: TOOLGATE_TEST_UNSET_KEY_VAR}}}\n").expect("yaml");
-        let mut problems = Vec::new();
-        resolve(
-            "t",
-            raw.url.as_deref(),
-            raw.endpoint_fields(),
-            &mut problems,
+        let (_, problems) = resolved(
+            "url: http://x\nauth: {api_key: {header: X-API-Key, value: {env: TOOLGATE_TEST_UNSET_KEY_VAR}}}\n",
         );
         assert_eq!(
             problems,
             vec![
                 "t.auth.api_key.value.env: environment variable TOOLGATE_TEST_UNSET_KEY_VAR is not set or empty"
             ]
+        );
+    }
+
+    #[test]
+    fn a_service_token_needs_an_issuer_and_a_key_file_and_stands_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("sa.json");
+        std::fs::write(&key, "{}").expect("write");
+        let yaml = format!(
+            "url: http://x\nauth: {{zitadel_service_token: {{issuer: 'https://id.example/', key_file: {}, project_id: ' 42 ', scopes: [email], renew_before: 5m}}}}\n",
+            key.display()
+        );
+        let (e, problems) = resolved(&yaml);
+        let e = e.expect("configured");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            e.auth,
+            HttpAuth::ServiceToken(ServiceTokenSpec {
+                issuer: "https://id.example".into(),
+                key_file: key.clone(),
+                project_id: Some("42".into()),
+                scopes: vec!["email".into()],
+                timeout: None,
+                renew_before: Some(Duration::from_secs(300)),
+            })
+        );
+
+        let (e, problems) = resolved(
+            "url: http://x\nauth: {zitadel_service_token: {issuer: 'http://id.example', key_file: /nonexistent/sa.json, timeout: 0s}}\n",
+        );
+        let e = e.expect("configured");
+        assert_eq!(e.auth, HttpAuth::None);
+        let text = problems.join("\n");
+        for expected in [
+            "t.auth.zitadel_service_token.issuer: `http://id.example` must be an https:// URL",
+            "t.auth.zitadel_service_token.key_file: file `/nonexistent/sa.json` does not exist",
+            "t.auth.zitadel_service_token.timeout: 0s is out of range",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in:\n{text}");
+        }
+
+        let (_, problems) =
+            resolved("url: http://x\nauth: {bearer_token: t, zitadel_service_token: {}}\n");
+        assert!(
+            problems[0].contains("zitadel_service_token, not several"),
+            "{problems:?}"
+        );
+        let (_, problems) = resolved("url: http://x\nauth: {zitadel_service_token: {}}\n");
+        assert_eq!(
+            problems,
+            vec![
+                "t.auth.zitadel_service_token.issuer: required, e.g. https://acme.zitadel.cloud",
+                "t.auth.zitadel_service_token.key_file: required: the service user's key file from the Zitadel console",
+            ]
+        );
+        assert!(
+            parse("url: http://x\nauth: {zitadel_service_token: {audience: a}}\n")
+                .expect_err("unknown key")
+                .contains("unknown field `audience`")
         );
     }
 }

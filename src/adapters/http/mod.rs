@@ -21,7 +21,7 @@ pub mod retry;
 pub mod secret;
 pub mod upstream;
 
-pub use auth::HttpAuth;
+pub use auth::{HttpAuth, ServiceTokenSpec, TokenProvider, install_token_provider};
 pub use breaker::{BREAKER_COOLDOWN, BREAKER_THRESHOLD, BreakerConfig, BreakerState};
 pub use client::{TlsSettings, init_crypto};
 pub use config::{Endpoint, RawDuration, parse_duration};

@@ -89,13 +89,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// `id` labels metrics and `/readyz`; `name` is how errors say it ("Prometheus").
+    /// `id` labels metrics and `/readyz`; `name` is how errors say it ("Prometheus"). A
+    /// service-token spec in `auth` is bound to its source here.
     pub fn new(id: &str, name: &str, settings: &Settings, auth: HttpAuth) -> Result<Self, String> {
         let http = client::build(settings.connect_timeout, settings.timeout, &settings.tls)?;
         Ok(Self {
             guard: Guard::new(id, name, settings.breaker),
             http,
-            auth,
+            auth: auth.bind()?,
             retry: settings.retry,
             max_body: settings.max_response_bytes,
             show_url: true,

@@ -21,6 +21,7 @@ use jsonwebtoken::{Validation, decode, decode_header};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use super::oidc_discovery::{self, Discovery, DiscoveryError};
 use super::{AuthError, Authenticator, bearer};
 use crate::adapters::http::Credential;
 use crate::core::principal::Principal;
@@ -105,13 +106,16 @@ pub struct Verified {
     pub expires_at: Option<u64>,
 }
 
-#[derive(Clone)]
-struct Discovery {
-    /// The issuer exactly as the document names it: tokens must carry this `iss`, byte for byte.
-    issuer: String,
-    jwks_uri: String,
-    introspection_endpoint: Option<String>,
+/// The issuer's discovery document and when it was read.
+struct Discovered {
+    doc: Discovery,
     fetched_at: Instant,
+}
+
+impl From<DiscoveryError> for VerifyError {
+    fn from(e: DiscoveryError) -> Self {
+        VerifyError::Unavailable(e.to_string())
+    }
 }
 
 pub struct ZitadelVerifier {
@@ -121,7 +125,7 @@ pub struct ZitadelVerifier {
     audiences: Vec<String>,
     upstream: Upstream,
     client_auth: Option<ClientAuth>,
-    discovery: tokio::sync::Mutex<Option<Discovery>>,
+    discovery: tokio::sync::Mutex<Option<Discovered>>,
     keys: Mutex<KeyState>,
     /// Held while fetching the JWKS so concurrent unknown kids cause one fetch.
     key_fetch: tokio::sync::Mutex<()>,
@@ -301,7 +305,10 @@ impl ZitadelVerifier {
         &self,
     ) -> Result<std::collections::HashMap<String, VerifyKey>, VerifyError> {
         let discovery = self.discovery().await?;
-        let doc = self.upstream.get_json(&discovery.jwks_uri, "JWKS").await?;
+        let doc = self
+            .upstream
+            .get_json(discovery.jwks_uri()?, "JWKS")
+            .await?;
         let set = parse_jwks(&doc).map_err(|m| VerifyError::Unavailable(format!("JWKS: {m}")))?;
         tracing::debug!(keys = set.len(), "fetched the issuer's signing keys");
         Ok(set)
@@ -312,45 +319,26 @@ impl ZitadelVerifier {
         if let Some(d) = cached.as_ref()
             && d.fetched_at.elapsed() < DISCOVERY_MAX_AGE
         {
-            return Ok(d.clone());
+            return Ok(d.doc.clone());
         }
         match self.fetch_discovery().await {
-            Ok(d) => {
-                *cached = Some(d.clone());
-                Ok(d)
+            Ok(doc) => {
+                *cached = Some(Discovered {
+                    doc: doc.clone(),
+                    fetched_at: Instant::now(),
+                });
+                Ok(doc)
             }
             // Endpoints rarely move: an old document beats none.
-            Err(e) => cached.clone().ok_or(e),
+            Err(e) => cached.as_ref().map(|d| d.doc.clone()).ok_or(e),
         }
     }
 
+    /// The issuer's document; without a `jwks_uri` it is of no use here.
     async fn fetch_discovery(&self) -> Result<Discovery, VerifyError> {
-        let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        let doc = self.upstream.get_json(&url, "OIDC discovery").await?;
-        let bad = |m: &str| VerifyError::Unavailable(format!("OIDC discovery: {m}"));
-        let issuer = doc
-            .get("issuer")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if issuer.trim_end_matches('/') != self.issuer {
-            return Err(bad("the document names another issuer"));
-        }
-        let issuer = issuer.to_string();
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("no jwks_uri"))?
-            .to_string();
-        let introspection_endpoint = doc
-            .get("introspection_endpoint")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Ok(Discovery {
-            issuer,
-            jwks_uri,
-            introspection_endpoint,
-            fetched_at: Instant::now(),
-        })
+        let doc = oidc_discovery::fetch(self.upstream.kit(), &self.issuer).await?;
+        doc.jwks_uri()?;
+        Ok(doc)
     }
 
     async fn introspect(&self, token: &str) -> Result<Verified, VerifyError> {
@@ -385,8 +373,9 @@ impl ZitadelVerifier {
     ) -> Result<Verified, VerifyError> {
         let discovery = self.discovery().await?;
         let endpoint = discovery
-            .introspection_endpoint
-            .unwrap_or_else(|| format!("{}/oauth/v2/introspect", self.issuer));
+            .introspection_endpoint()
+            .map(str::to_string)
+            .unwrap_or_else(|_| format!("{}/oauth/v2/introspect", self.issuer));
         // Read once per introspection, so a rotated secret file is used from the next one on.
         let secret = auth.current_secret().await?;
         let build = || {

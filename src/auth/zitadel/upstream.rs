@@ -37,6 +37,11 @@ impl Upstream {
         Ok(Self { inner })
     }
 
+    /// The kit's upstream, for readers shared with other modules (OIDC discovery).
+    pub(super) fn kit(&self) -> &http::Upstream {
+        &self.inner
+    }
+
     pub(super) fn http(&self) -> &reqwest::Client {
         self.inner.http()
     }

@@ -91,7 +91,7 @@ pub fn card(config: &Config, registry: &Registry) -> (String, String) {
     let scheme = match &config.auth {
         AuthConfig::Zitadel(z) => json!({"openIdConnectSecurityScheme": {
             "description": "Zitadel access token (JWT or opaque) with a role that grants toolgate.caller",
-            "openIdConnectUrl": format!("{}/.well-known/openid-configuration", z.issuer.trim_end_matches('/')),
+            "openIdConnectUrl": crate::auth::oidc_discovery::url(&z.issuer),
         }}),
         AuthConfig::Local { .. } => json!({"httpAuthSecurityScheme": {
             "description": "a token from toolgate's local tokens file",

@@ -25,6 +25,7 @@ use futures::Stream;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::caller::Caller;
 use crate::auth::layer::AuthLayer;
 use crate::core::principal::Principal;
 use crate::core::{TaskQuery, TaskRecord};
@@ -72,7 +73,9 @@ pub fn routes(auth: AuthLayer, shutdown: CancellationToken) -> Router<AppState> 
     let a2a = Router::new()
         .route(
             "/a2a",
-            post(move |s: State<AppState>, req: Request| handle(s, req, shutdown.clone())),
+            post(move |s: State<AppState>, caller: Caller, req: Request| {
+                handle(s, caller, req, shutdown.clone())
+            }),
         )
         .route_layer(auth);
     Router::new()
@@ -204,14 +207,10 @@ fn rpc_err(id: &Value, err: &RpcError) -> Response {
 
 async fn handle(
     State(state): State<AppState>,
+    Caller { principal, .. }: Caller,
     req: Request,
     shutdown: CancellationToken,
 ) -> Response {
-    let principal = req
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .unwrap_or_else(|| Principal::new("unauthenticated", "unauthenticated", Vec::new()));
     let header = req
         .headers()
         .get("a2a-version")
