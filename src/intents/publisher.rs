@@ -29,6 +29,10 @@ pub trait Sink: Send + Sync {
     /// Delivers one intent; Ok only once the sink has it durably. The error must not hold
     /// secrets (it is stored and logged).
     fn publish<'a>(&'a self, intent: &'a IntentRecord) -> BoxFuture<'a, Result<(), String>>;
+    /// The sink's breaker and last results, for `/readyz` (none for sinks with no upstream).
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        None
+    }
 }
 
 /// The embedded default: intents stay in the outbox (marked sent by `log`) and are logged.
@@ -76,11 +80,6 @@ impl NatsSink {
             config,
             state: Mutex::new(None),
         }
-    }
-
-    /// Breaker state and last results, for `/readyz`.
-    pub fn health(&self) -> crate::adapters::http::Health {
-        self.guard.health()
     }
 
     async fn connect(&self) -> Result<NatsState, String> {
@@ -133,6 +132,10 @@ impl Sink for NatsSink {
 
     fn publish<'a>(&'a self, intent: &'a IntentRecord) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.publish_guarded(intent))
+    }
+
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        Some(self.guard.health())
     }
 }
 
