@@ -17,6 +17,20 @@ pub struct Toolgate {
     _dir: TempDir,
 }
 
+impl Toolgate {
+    /// `GET /metrics`: the server's metrics as Prometheus text.
+    pub async fn metrics(&self) -> String {
+        http()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
 impl Drop for Toolgate {
     fn drop(&mut self) {
         self.shutdown.cancel();

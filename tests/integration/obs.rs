@@ -127,7 +127,7 @@ pub(crate) async fn tool(
     Ok(result.structured_content.clone().unwrap_or(Value::Null))
 }
 
-async fn start(extra: &str) -> (FakeKube, Toolgate, RunningService<RoleClient, ()>) {
+pub(crate) async fn start(extra: &str) -> (FakeKube, Toolgate, RunningService<RoleClient, ()>) {
     let kube = FakeKube::start().await;
     let tg = harness::start(&kube, extra).await;
     let client = mcp_as(&tg.url, ALICE).await;
