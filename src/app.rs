@@ -262,11 +262,8 @@ async fn serve_built(
     );
     // Intents: the outbox publisher and the SLI schedule share the dispatcher's store.
     let intents = crate::intents::Intents::new(dispatcher.gate().store.clone());
-    crate::intents::publisher::spawn(
-        &intents,
-        crate::intents::publisher::sink_for(&config.intents.sink),
-        shutdown.clone(),
-    );
+    let sink = crate::intents::publisher::sink_for(&config.intents.sink);
+    crate::intents::publisher::spawn(&intents, sink.clone(), shutdown.clone());
     crate::intents::sli::spawn(
         &config.sli_calculation,
         config.observability.prometheus.as_ref(),
@@ -278,6 +275,7 @@ async fn serve_built(
         config: Arc::new(config),
         auth,
         intents,
+        sink,
     };
     let app = router(state, shutdown.clone());
     tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");

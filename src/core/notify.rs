@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::http::{CallError, Credential, HttpAuth, Retry, Settings, Upstream};
+use crate::adapters::http::{CallError, Credential, Health, HttpAuth, Retry, Settings, Upstream};
 
 #[derive(Clone)]
 pub struct Webhook {
@@ -46,6 +46,11 @@ impl Webhook {
             upstream: Arc::new(upstream),
             url,
         })
+    }
+
+    /// Breaker state and last results, for `/readyz`.
+    pub fn health(&self) -> Health {
+        self.upstream.guard().health()
     }
 
     /// Send in the background.

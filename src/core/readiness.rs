@@ -2,8 +2,9 @@
 //! state, last error, last success). Only the store decides readiness: without it nothing can
 //! be audited, so the replica must leave the load balancer (503). A cluster or an observability
 //! upstream that is down makes the replica `degraded` but ready (200): one bad cluster must not
-//! take every replica out of service. Clusters are probed; HTTP upstreams report what their
-//! last requests saw (a probe per readiness check would hammer them).
+//! take every replica out of service. Clusters are probed; HTTP upstreams (the approvals
+//! webhook included, and what `extra` brings: the identity provider, the intents sink) report
+//! what their last requests saw (a probe per readiness check would hammer them).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,7 +69,7 @@ impl Integration {
 
 impl Dispatcher {
     /// Probe the store and the clusters, collect every upstream's health. `extra` adds
-    /// integrations the core does not hold (the identity provider).
+    /// integrations the core does not hold (the identity provider, the intents sink).
     pub async fn readiness(&self, extra: Vec<Health>) -> Readiness {
         let mut integrations = BTreeMap::new();
         let store = match tokio::time::timeout(PROBE_LIMIT, self.gate().store.ping()).await {
@@ -102,11 +103,13 @@ impl Dispatcher {
                 );
             }
         }
+        let webhook = self.gate().webhook.as_ref().map(|w| w.health());
         for h in self
             .adapters()
             .observability
             .health()
             .into_iter()
+            .chain(webhook)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

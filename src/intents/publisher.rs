@@ -29,6 +29,10 @@ pub trait Sink: Send + Sync {
     /// Delivers one intent; Ok only once the sink has it durably. The error must not hold
     /// secrets (it is stored and logged).
     fn publish<'a>(&'a self, intent: &'a IntentRecord) -> BoxFuture<'a, Result<(), String>>;
+    /// The sink's breaker and last results, for `/readyz` (none for sinks with no upstream).
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        None
+    }
 }
 
 /// The embedded default: intents stay in the outbox (marked sent by `log`) and are logged.
@@ -76,11 +80,6 @@ impl NatsSink {
             config,
             state: Mutex::new(None),
         }
-    }
-
-    /// Breaker state and last results, for `/readyz`.
-    pub fn health(&self) -> crate::adapters::http::Health {
-        self.guard.health()
     }
 
     async fn connect(&self) -> Result<NatsState, String> {
@@ -134,59 +133,61 @@ impl Sink for NatsSink {
     fn publish<'a>(&'a self, intent: &'a IntentRecord) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.publish_guarded(intent))
     }
+
+    fn health(&self) -> Option<crate::adapters::http::Health> {
+        Some(self.guard.health())
+    }
 }
 
 impl NatsSink {
     async fn publish_once(&self, intent: &IntentRecord) -> Result<(), String> {
-        {
-            let mut guard = self.state.lock().await;
-            if guard.is_none() {
-                *guard = Some(self.connect().await?);
-            }
-            let Some(state) = guard.as_mut() else {
-                return Err("nats: not connected".into());
-            };
-            if !state.stream_ready {
-                let config = async_nats::jetstream::stream::Config {
-                    name: self.config.stream.clone(),
-                    subjects: vec![self.config.subject.clone()],
-                    ..Default::default()
-                };
-                state
-                    .js
-                    .get_or_create_stream(config)
-                    .await
-                    .map_err(|e| format!("nats: stream {}: {e}", self.config.stream))?;
-                state.stream_ready = true;
-            }
-            let payload = serde_json::to_vec(&intent.envelope)
-                .map_err(|e| format!("nats: encoding envelope: {e}"))?;
-            let publish = async_nats::jetstream::message::PublishMessage::build()
-                .payload(payload.into())
-                .message_id(&intent.idempotency_key);
-            let result = async {
-                let ack = state
-                    .js
-                    .send_publish(self.config.subject.clone(), publish)
-                    .await
-                    .map_err(|e| format!("nats: publish: {e}"))?;
-                ack.await.map_err(|e| format!("nats: no ack: {e}"))
-            }
-            .await;
-            match result {
-                Ok(_) => Ok(()),
-                Err(e) => {
-                    // The stream may be gone (server reset): check it again next time. A
-                    // client that is not connected may have run out of reconnects: the next
-                    // publish connects anew.
-                    state.stream_ready = false;
-                    if state.client.connection_state() != async_nats::connection::State::Connected {
-                        *guard = None;
-                    }
-                    Err(e)
-                }
+        let mut guard = self.state.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.connect().await?);
+        }
+        let Some(state) = guard.as_mut() else {
+            return Err("nats: not connected".into());
+        };
+        let result = self.publish_on(state, intent).await;
+        if result.is_err() {
+            // Whichever step failed: the stream may be gone (server reset), so check it again
+            // next time; a client that is not connected may have run out of reconnects, so the
+            // next publish connects anew.
+            state.stream_ready = false;
+            if state.client.connection_state() != async_nats::connection::State::Connected {
+                *guard = None;
             }
         }
+        result
+    }
+
+    /// Make sure the stream exists, then publish and wait for JetStream's ack.
+    async fn publish_on(&self, state: &mut NatsState, intent: &IntentRecord) -> Result<(), String> {
+        if !state.stream_ready {
+            let config = async_nats::jetstream::stream::Config {
+                name: self.config.stream.clone(),
+                subjects: vec![self.config.subject.clone()],
+                ..Default::default()
+            };
+            state
+                .js
+                .get_or_create_stream(config)
+                .await
+                .map_err(|e| format!("nats: stream {}: {e}", self.config.stream))?;
+            state.stream_ready = true;
+        }
+        let payload = serde_json::to_vec(&intent.envelope)
+            .map_err(|e| format!("nats: encoding envelope: {e}"))?;
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(&intent.idempotency_key);
+        let ack = state
+            .js
+            .send_publish(self.config.subject.clone(), publish)
+            .await
+            .map_err(|e| format!("nats: publish: {e}"))?;
+        ack.await.map_err(|e| format!("nats: no ack: {e}"))?;
+        Ok(())
     }
 }
 

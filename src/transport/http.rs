@@ -35,6 +35,8 @@ pub struct AppState {
     pub auth: Arc<dyn Authenticator>,
     /// The intents outbox (webhooks write to it).
     pub intents: crate::intents::Intents,
+    /// Where the outbox publisher delivers intents (its health is on `/readyz`).
+    pub sink: Arc<dyn crate::intents::publisher::Sink>,
 }
 
 /// Transport label of the approval REST API in audit records.
@@ -381,7 +383,12 @@ async fn healthz() -> &'static str {
 
 /// JSON, one entry per integration; 503 only when the store is down (see `core::readiness`).
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let extra = state.auth.health().into_iter().collect();
+    let extra = state
+        .auth
+        .health()
+        .into_iter()
+        .chain(state.sink.health())
+        .collect();
     let readiness = state.dispatcher.readiness(extra).await;
     let status = if readiness.is_ready() {
         StatusCode::OK

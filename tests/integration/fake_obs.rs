@@ -3,10 +3,13 @@
 //! plain-text 400 "parse error …" and a missing tenant with 401 "no org id"; Tempo answers an
 //! unknown trace with an empty 404 and trace JSON with base64 ids (as its protobuf-JSON does);
 //! Grafana answers a missing or wrong token with 401 `{"message":"Unauthorized"}`.
-//! Every request is recorded so tests can assert on headers and query parameters.
+//! Every request is recorded so tests can assert on headers and query parameters. Switches
+//! (`Fake::answer_next_with`, `Fake::answer_every_request_with`) make a fake answer with given
+//! statuses instead, for tests of what toolgate does when an upstream refuses or fails.
+//! `webhook` is a Slack-compatible incoming webhook on the same machinery.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -55,6 +58,10 @@ pub struct Shared {
     pub data: Mutex<Value>,
     /// Annotations Grafana stored.
     pub annotations: Mutex<Vec<Value>>,
+    /// Answers for the next requests, one each, before `forced` and the handler.
+    queued: Mutex<VecDeque<(StatusCode, String)>>,
+    /// Set: every request is answered with this status and body instead of the handler's.
+    forced: Mutex<Option<(StatusCode, String)>>,
     handler: Handler,
 }
 
@@ -70,6 +77,8 @@ impl Fake {
             requests: Mutex::new(Vec::new()),
             data: Mutex::new(data),
             annotations: Mutex::new(Vec::new()),
+            queued: Mutex::new(VecDeque::new()),
+            forced: Mutex::new(None),
             handler,
         });
         let app = Router::new().fallback(dispatch).with_state(shared.clone());
@@ -107,6 +116,23 @@ impl Fake {
         self.shared.data.lock().unwrap_or_else(|e| e.into_inner())[key] = value;
     }
 
+    /// Answer the next requests with these statuses and bodies (a JSON body when it parses as
+    /// JSON, else text), one each in order, as an upstream refusing them would; then as before.
+    pub fn answer_next_with(&self, answers: &[(u16, &str)]) {
+        self.shared
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(answers.iter().map(|&(status, body)| answer(status, body)));
+    }
+
+    /// From now on answer every request with `status` and `body`, as a failing upstream
+    /// would; `None` ends it.
+    pub fn answer_every_request_with(&self, forced: Option<(u16, &str)>) {
+        *self.shared.forced.lock().unwrap_or_else(|e| e.into_inner()) =
+            forced.map(|(status, body)| answer(status, body));
+    }
+
     pub fn annotations(&self) -> Vec<Value> {
         self.shared
             .annotations
@@ -142,7 +168,32 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(recorded.clone());
-    (shared.handler)(&shared, &recorded)
+    let queued = shared
+        .queued
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
+    let forced = queued.or_else(|| {
+        shared
+            .forced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    });
+    match forced {
+        Some((status, body)) => match serde_json::from_str::<Value>(&body) {
+            Ok(json) => json_response(status, json),
+            Err(_) => text(status, &body),
+        },
+        None => (shared.handler)(&shared, &recorded),
+    }
+}
+
+fn answer(status: u16, body: &str) -> (StatusCode, String) {
+    (
+        StatusCode::from_u16(status).expect("an HTTP status"),
+        body.to_string(),
+    )
 }
 
 fn headers(h: &HeaderMap) -> BTreeMap<String, String> {
@@ -575,4 +626,23 @@ fn grafana_handler(shared: &Shared, r: &Recorded) -> Response {
         );
     }
     json_response(StatusCode::NOT_FOUND, json!({"message": "Not found"}))
+}
+
+// ---------------------------------------------------------------- a Slack-style webhook
+
+/// A Slack-compatible incoming webhook: every POST with a `text` is recorded and answered
+/// `200 ok`, as Slack does; the switches give its refusals (`400 invalid_payload`, `404
+/// no_service`) or its outages.
+pub async fn webhook() -> Fake {
+    Fake::start(webhook_handler, Value::Null).await
+}
+
+fn webhook_handler(_shared: &Shared, r: &Recorded) -> Response {
+    if r.method != Method::POST.as_str() {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "invalid_method");
+    }
+    match serde_json::from_slice::<Value>(&r.body) {
+        Ok(body) if body["text"].is_string() => text(StatusCode::OK, "ok"),
+        _ => text(StatusCode::BAD_REQUEST, "invalid_payload"),
+    }
 }

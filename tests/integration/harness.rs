@@ -17,6 +17,20 @@ pub struct Toolgate {
     _dir: TempDir,
 }
 
+impl Toolgate {
+    /// `GET /metrics`: the server's metrics as Prometheus text.
+    pub async fn metrics(&self) -> String {
+        http()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+}
+
 impl Drop for Toolgate {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -43,8 +57,10 @@ pub fn approver(i: usize) -> String {
 
 /// Config YAML for a toolgate that reaches `fake` as cluster `fake`, keeps its store, tokens
 /// file and nothing else in `dir`, uses the repository's policies, plus `extra` top-level YAML
-/// (which may override `store`).
+/// (which may override `store`; a top-level `kubernetes:` block in it adds its keys, such as
+/// `retry:` or `breaker:`, to the cluster's block).
 pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
+    let (kubernetes, extra) = take_top_level_block(extra, "kubernetes");
     let tokens = dir.join("tokens.yaml");
     let mut list = format!(
         "- {{token: {ALICE}, sub: alice, name: Alice, roles: [toolgate.caller]}}\n\
@@ -112,9 +128,27 @@ pub fn config_yaml(fake: &FakeKube, dir: &Path, extra: &str) -> String {
     };
     format!(
         "kubernetes:\n  clusters:\n    - name: fake\n      kubeconfig: {}\n      context: fake\n  request_timeout_seconds: 5\n\
-         {auth}{approvals}{limits}{store}{policies}{extra}",
+         {kubernetes}{auth}{approvals}{limits}{store}{policies}{extra}",
         fake.kubeconfig.display(),
     )
+}
+
+/// The indented lines of the top-level block `key:` in `yaml` (empty when there is none) and
+/// `yaml` without that block.
+fn take_top_level_block(yaml: &str, key: &str) -> (String, String) {
+    let head = format!("{key}:");
+    let (mut block, mut rest, mut inside) = (String::new(), String::new(), false);
+    for line in yaml.split_inclusive('\n') {
+        if line.trim_end() == head {
+            inside = true;
+        } else if inside && line.starts_with(' ') {
+            block.push_str(line);
+        } else {
+            inside = false;
+            rest.push_str(line);
+        }
+    }
+    (block, rest)
 }
 
 pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {

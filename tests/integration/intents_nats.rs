@@ -16,7 +16,7 @@ use crate::harness::{self, Toolgate};
 const SUBJECT: &str = "sre.domain.intents.v1";
 const STREAM: &str = "SRE_DOMAIN_INTENTS";
 
-fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
+pub(crate) fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
     Daemon::spawn(
         "nats-server",
         &[
@@ -33,7 +33,7 @@ fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
 }
 
 /// One notification with `n` firing alerts, fingerprints `{prefix}-{i}`.
-fn notification(prefix: &str, n: usize) -> String {
+pub(crate) fn notification(prefix: &str, n: usize) -> String {
     let alerts: Vec<Value> = (0..n)
         .map(|i| {
             json!({
@@ -55,7 +55,7 @@ fn notification(prefix: &str, n: usize) -> String {
     .to_string()
 }
 
-async fn post(tg: &Toolgate, body: String) {
+pub(crate) async fn post(tg: &Toolgate, body: String) {
     let resp = harness::http()
         .post(format!("{}/webhooks/alertmanager", tg.url))
         .header("content-type", "application/json")

@@ -6,6 +6,7 @@ mod approvals_api;
 mod approvals_web;
 mod audit_integrity;
 mod authz;
+mod breakers;
 mod cli;
 mod daemons;
 mod deploy;

@@ -714,14 +714,7 @@ async fn health_readiness_and_metrics() {
         json!({"kind": "pods", "limit": "x"}),
     )
     .await;
-    let metrics = http
-        .get(format!("{}/metrics", tg.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = tg.metrics().await;
     assert!(
         metrics.contains(r#"toolgate_tool_calls_total{tool="k8s.list_resources",transport="mcp-http",outcome="ok"}"#),
         "{metrics}"
@@ -965,14 +958,7 @@ async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_ev
         r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
     let mut metrics = String::new();
     for _ in 0..200 {
-        metrics = harness::http()
-            .get(format!("{}/metrics", cut.tg.url))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        metrics = cut.tg.metrics().await;
         if metrics.lines().any(|l| l.starts_with(answered)) {
             break;
         }

@@ -22,10 +22,17 @@ use crate::mcp;
 
 // ------------------------------------------------------------ a real Prometheus
 
-struct Prometheus {
-    url: String,
-    _child: tokio::process::Child,
+pub(crate) struct Prometheus {
+    pub(crate) url: String,
+    child: tokio::process::Child,
     _dir: TempDir,
+}
+
+impl Prometheus {
+    /// Kill it and wait until it is gone: from then on its port refuses connections.
+    pub(crate) async fn stop(&mut self) {
+        self.child.kill().await.expect("kill prometheus");
+    }
 }
 
 fn prometheus_binary() -> PathBuf {
@@ -38,7 +45,7 @@ fn prometheus_binary() -> PathBuf {
 }
 
 /// Start Prometheus scraping itself every second; returns once `up` has `samples` samples.
-async fn start_prometheus(samples: usize) -> Prometheus {
+pub(crate) async fn start_prometheus(samples: usize) -> Prometheus {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = dir.path().join("prometheus.yml");
@@ -80,7 +87,7 @@ async fn start_prometheus(samples: usize) -> Prometheus {
         {
             return Prometheus {
                 url,
-                _child: child,
+                child,
                 _dir: dir,
             };
         }
@@ -120,7 +127,7 @@ pub(crate) async fn tool(
     Ok(result.structured_content.clone().unwrap_or(Value::Null))
 }
 
-async fn start(extra: &str) -> (FakeKube, Toolgate, RunningService<RoleClient, ()>) {
+pub(crate) async fn start(extra: &str) -> (FakeKube, Toolgate, RunningService<RoleClient, ()>) {
     let kube = FakeKube::start().await;
     let tg = harness::start(&kube, extra).await;
     let client = mcp_as(&tg.url, ALICE).await;
@@ -584,7 +591,7 @@ async fn loki_without_a_tenant_says_the_credentials_are_refused() {
 
 // ------------------------------------------------------------ Tempo
 
-const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub(crate) const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 fn span_id(n: u64) -> String {
     STANDARD.encode(n.to_be_bytes())
@@ -625,7 +632,7 @@ fn batch(service: &str, spans: Vec<Value>) -> Value {
     })
 }
 
-async fn tempo_with_trace() -> Fake {
+pub(crate) async fn tempo_with_trace() -> Fake {
     let mut checkout = vec![
         otlp_span(3, 2, "POST /checkout", 10, 110, None),
         otlp_span(4, 3, "SELECT orders", 20, 60, None),

@@ -149,14 +149,7 @@ async fn a_principal_past_its_tool_call_limit_is_refused_on_every_transport_and_
     );
 
     // Refusals are counted as such.
-    let metrics = harness::http()
-        .get(format!("{}/metrics", tg.url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = tg.metrics().await;
     assert!(
         metrics.lines().any(|l| l.starts_with(
             r#"toolgate_tool_calls_total{tool="k8s.list_resources",transport="jsonrpc",outcome="rate_limited"} 2"#

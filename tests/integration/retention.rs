@@ -184,14 +184,7 @@ async fn the_running_server_prunes_old_finished_rows() {
         2
     );
 
-    let metrics = harness::http()
-        .get(format!("{}/metrics", tg.url))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("body");
+    let metrics = tg.metrics().await;
     for table in ["approvals", "a2a_tasks", "intent_outbox"] {
         assert!(
             metrics.lines().any(|l| l.starts_with(&format!(

@@ -205,7 +205,7 @@ impl Provider {
         self.stats().await["jwks"].as_u64().expect("jwks count")
     }
 
-    async fn introspections(&self) -> u64 {
+    pub(crate) async fn introspections(&self) -> u64 {
         self.stats().await["introspection"]
             .as_u64()
             .expect("introspection count")
@@ -217,6 +217,13 @@ impl Provider {
         let token = self.token(client, RESOURCE).await;
         self.admin("/__clock?offset=0").await;
         token
+    }
+
+    /// From now on every request to the issuer (discovery, JWKS, token, introspection) is
+    /// answered with HTTP `status`, as in an outage; 0 ends it.
+    pub(crate) async fn fail_every_request_with(&self, status: u16) {
+        let answer = self.admin(&format!("/__fail?status={status}")).await;
+        assert_eq!(answer["status"], status, "{answer}");
     }
 
     pub(crate) async fn stop(&mut self) {

@@ -1,5 +1,5 @@
 // A real OpenID provider (npm `oidc-provider`) shaped like Zitadel for toolgate's token
-// verification tests. Owns: the provider, its signing keys, and three test-only admin routes.
+// verification tests. Owns: the provider, its signing keys, and the test-only admin routes.
 //
 // Usage: node tests/oidc/provider.mjs [port]   (port 0 or absent: any free port)
 // Config JSON on stdin:
@@ -31,6 +31,10 @@
 //                          and is published first in the JWKS (old keys stay published)
 //   POST /__clock?offset=N shift this process's clock by N seconds (expired/future tokens)
 //   GET  /__stats          {"jwks": n, "introspection": n, "token": n} requests served
+//                          (answered or failed by /__fail)
+//   POST /__fail?status=N  answer every other request (discovery, JWKS, token, introspection)
+//                          with HTTP N and {"error": "server_error"} as an issuer in an outage
+//                          does; status=0 ends it
 //   POST /__forge          {"header": {…}, "claims": {…}} → {"token"}: a JWT signed RS256 with
 //                          the current published key, header and claims exactly as given on top
 //                          of {alg, typ, kid} and {iss, sub, iat, exp}: the hostile-token suite's
@@ -208,6 +212,7 @@ function buildProvider(issuer) {
 }
 
 const stats = { jwks: 0, introspection: 0, token: 0 };
+let failStatus = 0;
 let handler;
 let issuer;
 
@@ -250,9 +255,23 @@ const server = http.createServer((req, res) => {
     send(res, 200, stats);
     return;
   }
+  if (url.pathname === '/__fail' && req.method === 'POST') {
+    failStatus = Number(url.searchParams.get('status') ?? 0);
+    send(res, 200, { status: failStatus });
+    return;
+  }
   if (url.pathname === '/jwks') stats.jwks += 1;
   if (url.pathname === '/token/introspection') stats.introspection += 1;
   if (url.pathname === '/token') stats.token += 1;
+  if (failStatus) {
+    // Read the body first so the client gets the answer, not a reset connection.
+    req.resume();
+    req.on('end', () => send(res, failStatus, {
+      error: 'server_error',
+      error_description: 'the issuer is failing (test switch)',
+    }));
+    return;
+  }
   handler(req, res);
 });
 

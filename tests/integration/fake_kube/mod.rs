@@ -46,6 +46,8 @@ use store::{Inner, meta_str};
 /// Shared server state.
 pub struct Shared {
     inner: Mutex<Inner>,
+    /// Set: every request is recorded and answered with this status (a `Status` object).
+    failing: Mutex<Option<u16>>,
 }
 
 impl Shared {
@@ -126,6 +128,7 @@ impl FakeKube {
     pub async fn start() -> FakeKube {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::new()),
+            failing: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -417,6 +420,17 @@ impl FakeKube {
         self.shared.lock().execs.clone()
     }
 
+    /// From now on answer every request with `status` as an API server that is failing or
+    /// overloaded does (a `Status` object: 503 ServiceUnavailable, 500 InternalError, 429
+    /// TooManyRequests); `None` ends it.
+    pub fn fail_every_request_with(&self, status: Option<u16>) {
+        *self
+            .shared
+            .failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().current_rv()
@@ -448,6 +462,24 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         user_agent: opt(header_str(&parts, header::USER_AGENT)),
         body: String::from_utf8_lossy(&body).into_owned(),
     });
+    let failing = *shared
+        .failing
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(code) = failing {
+        let reason = match code {
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        };
+        return ApiError::new(
+            code,
+            reason,
+            format!("the server is currently unable to handle the request ({reason})"),
+        )
+        .into_response();
+    }
     let params = match Params::parse(&parts.uri) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
