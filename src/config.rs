@@ -174,9 +174,16 @@ pub struct RawLog {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMcp {
-    /// `dotted` (default, `k8s.get_resource`) or `underscored` (`k8s_get_resource`), for
-    /// clients that refuse dots. Calls are accepted in either form.
+    /// `underscored` (default, `k8s_get_resource`: clients backed by the OpenAI and Anthropic
+    /// APIs refuse dots) or `dotted` (`k8s.get_resource`). Calls are accepted in either form.
     pub tool_names: Option<String>,
+    /// Toolsets offered on every tool surface (MCP, /rpc, A2A): `k8s`, `obs`, `approval`, or
+    /// `all`. Default: `k8s` and `approval`, plus `obs` when an observability upstream is set.
+    /// Tools of other toolsets are neither listed nor run. `--toolsets` overrides it.
+    pub toolsets: Option<Vec<String>>,
+    /// Offer only read tools: write, critical and sensitive tools are neither listed nor run,
+    /// whatever the policy says. Default false. `--read-only` sets it.
+    pub read_only: Option<bool>,
     /// Browser origins allowed to call `/mcp` (scheme://host[:port|:*]). Requests with any
     /// other `Origin` get 403. Default: loopback origins on any port.
     pub allowed_origins: Option<Vec<String>>,
@@ -365,6 +372,9 @@ pub enum ToolNames {
 #[derive(Debug, Clone)]
 pub struct McpConfig {
     pub tool_names: ToolNames,
+    /// `None`: the default toolsets (resolved against the registry when the server starts).
+    pub toolsets: Option<Vec<String>>,
+    pub read_only: bool,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub sessions: bool,
@@ -660,13 +670,13 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         problems,
     );
     let tool_names = match raw_mcp.tool_names.as_deref() {
-        None | Some("dotted") => ToolNames::Dotted,
-        Some("underscored") => ToolNames::Underscored,
+        None | Some("underscored") => ToolNames::Underscored,
+        Some("dotted") => ToolNames::Dotted,
         Some(other) => {
             problems.push(format!(
-                "mcp.tool_names: `{other}` is not supported; expected `dotted` or `underscored`"
+                "mcp.tool_names: `{other}` is not supported; expected `underscored` or `dotted`"
             ));
-            ToolNames::Dotted
+            ToolNames::Underscored
         }
     };
     let allowed_origins = raw_mcp.allowed_origins.unwrap_or_else(|| {
@@ -964,6 +974,8 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         log: LogConfig { format, level },
         mcp: McpConfig {
             tool_names,
+            toolsets: raw_mcp.toolsets,
+            read_only: raw_mcp.read_only.unwrap_or(false),
             allowed_origins,
             allowed_hosts,
             sessions: raw_mcp.sessions.unwrap_or(true),
@@ -1321,7 +1333,9 @@ mod tests {
                 ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
                 ("TOOLGATE_STORE_READ_AUDIT_DURABILITY", "synced"),
                 ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
-                ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
+                ("TOOLGATE_MCP_TOOL_NAMES", "dotted"),
+                ("TOOLGATE_MCP_TOOLSETS", "[k8s, obs]"),
+                ("TOOLGATE_MCP_READ_ONLY", "true"),
                 ("TOOLGATE_TOKEN", "ignored-here"),
                 (
                     "TOOLGATE_AUDIT_HMAC_KEY",
@@ -1337,7 +1351,13 @@ mod tests {
         assert_eq!(c.store_url, "postgres://db/toolgate");
         assert_eq!(c.read_audit_durability, crate::store::Durability::Synced);
         assert_eq!(c.kubernetes.log_tail_lines, 42);
-        assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
+        assert_eq!(c.mcp.tool_names, ToolNames::Dotted);
+        assert_eq!(c.mcp.toolsets, Some(vec!["k8s".into(), "obs".into()]));
+        assert!(c.mcp.read_only);
+        let defaults = Config::load_from(None, &[]).expect("defaults");
+        assert_eq!(defaults.mcp.tool_names, ToolNames::Underscored);
+        assert_eq!(defaults.mcp.toolsets, None);
+        assert!(!defaults.mcp.read_only);
     }
 
     #[test]
@@ -1786,7 +1806,7 @@ mod tests {
             .to_string();
         assert!(
             text.contains(
-                "unknown key `mcp.zzz`; the keys here are tool_names, allowed_origins, allowed_hosts, sessions"
+                "unknown key `mcp.zzz`; the keys here are tool_names, toolsets, read_only, allowed_origins, allowed_hosts, sessions"
             ),
             "{text}"
         );

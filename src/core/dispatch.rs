@@ -141,6 +141,9 @@ impl Dispatcher {
         self.limits
             .tool_call(&req.principal.sub)
             .map_err(|limited| ToolError::rate_limited(&req.principal.sub, limited))?;
+        // A tool this server does not offer (toolsets, read-only mode) is refused by name,
+        // whatever the policy would say.
+        self.registry.check_offered(entry, &req.tool)?;
         // Measured before any validation or parse works through them (and before they reach
         // the approval queue or the audit log).
         let size = crate::core::budget::serialized_len(&req.args);
@@ -272,13 +275,15 @@ impl Dispatcher {
     }
 }
 
-/// The arguments object checked against the tool's input schema (`null` is read as `{}`).
+/// The arguments object checked against the tool's input schema (`null` is read as `{}`, and
+/// an optional argument sent as `null` as left out).
 fn checked_args(entry: &Entry, args: Value) -> Result<Map<String, Value>, ToolError> {
     let mut args = match args {
         Value::Null => Value::Object(Map::new()),
         other => other,
     };
     validate::normalize_numbers(&mut args);
+    validate::drop_null_optionals(&mut args, &entry.input_schema);
     validate::check(&entry.validator, &entry.input_schema, &args)
         .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", entry.spec().name)))?;
     match args {
@@ -381,6 +386,7 @@ mod tests {
         type Params = CountParams;
         type Output = CountOutput;
         const NAME: &'static str = "test.count";
+        const TOOLSET: &'static str = "test";
         const TITLE: &'static str = "Count";
         const DESCRIPTION: &'static str = "Counts.";
         const RISK: Risk = Risk::Read;
@@ -402,6 +408,7 @@ mod tests {
         type Params = Nothing;
         type Output = serde_json::Value;
         const NAME: &'static str = "test.wipe";
+        const TOOLSET: &'static str = "test";
         const TITLE: &'static str = "Wipe";
         const DESCRIPTION: &'static str = "Wipes.";
         const RISK: Risk = Risk::Critical;

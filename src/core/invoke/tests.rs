@@ -49,6 +49,7 @@ impl TypedTool for Rows {
     type Params = RowsParams;
     type Output = RowsOutput;
     const NAME: &'static str = "test.rows";
+    const TOOLSET: &'static str = "test";
     const TITLE: &'static str = "Rows";
     const DESCRIPTION: &'static str = "Rows.";
     const RISK: Risk = Risk::Read;
@@ -89,6 +90,7 @@ impl TypedTool for Change {
     type Params = ChangeParams;
     type Output = Value;
     const NAME: &'static str = "test.change";
+    const TOOLSET: &'static str = "test";
     const TITLE: &'static str = "Change";
     const DESCRIPTION: &'static str = "Changes.";
     const RISK: Risk = Risk::Write;
