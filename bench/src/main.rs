@@ -273,10 +273,7 @@ fn pods_in(body: &str, names: &[String]) -> Result<usize> {
 
 /// A started server, the time from exec to its first `tools/list` answer (ms), how many tools
 /// it listed and the bytes of that listing's `result`.
-async fn start(
-    server: &mut Server,
-    http: &reqwest::Client,
-) -> Result<(Child, f64, usize, usize)> {
+async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f64, usize, usize)> {
     let t0 = Instant::now();
     let child = server
         .cmd
@@ -598,11 +595,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ),
         ("pods in answer", |f| f.pods_in_answer as f64, true),
         ("tools listed", |f| f.tools as f64, true),
-        (
-            "tools/list result bytes",
-            |f| f.list_bytes as f64,
-            false,
-        ),
+        ("tools/list result bytes", |f| f.list_bytes as f64, false),
     ];
     let fmt = |v: f64| {
         if v >= 100.0 {

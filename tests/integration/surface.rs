@@ -11,8 +11,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use toolgate::core::flat_schema::{Contract, problems};
 
+use crate::a2a::{send_v1, skill_ids};
 use crate::approvals_api::api;
 use crate::harness::{self, ALICE, BOB, Toolgate};
+use crate::jsonrpc::{request, rpc};
 use crate::mcp::{call, http_client, seeded_fake, text_of};
 
 /// What `tools/list` answers over stdio, as the JSON-RPC `result` (raw, from the wire).
@@ -212,34 +214,26 @@ fn allow_everything(dir: &Path) -> String {
     format!("policies:\n  dir: {}\n", dir.display())
 }
 
-async fn rpc(tg: &Toolgate, body: Value) -> Value {
-    let res = harness::http()
-        .post(format!("{}/rpc", tg.url))
-        .bearer_auth(ALICE)
-        .json(&body)
-        .send()
-        .await
-        .expect("POST /rpc");
-    assert_eq!(res.status(), StatusCode::OK);
-    res.json().await.expect("JSON")
+/// A `tools.call` on `/rpc` that the tool refused: its message.
+async fn rpc_refusal(tg: &Toolgate, name: &str, arguments: Value) -> String {
+    let body = request(
+        json!(2),
+        "tools.call",
+        json!({"name": name, "arguments": arguments}),
+    );
+    let answer = rpc(&tg.url, ALICE, body).await;
+    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
+    answer["result"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
-async fn a2a(tg: &Toolgate, call: Value) -> Value {
-    let res = harness::http()
-        .post(format!("{}/a2a", tg.url))
-        .bearer_auth(ALICE)
-        .header("A2A-Version", "1.0")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {
-            "message": {"messageId": uuid::Uuid::new_v4().to_string(), "role": "ROLE_USER",
-                        "parts": [{"data": call}]}}}),
-        )
-        .send()
-        .await
-        .expect("POST /a2a");
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.expect("JSON");
-    body["result"]["task"].clone()
+/// An A2A message whose call is rejected: the task, as text.
+async fn a2a_refusal(tg: &Toolgate, call: Value) -> String {
+    let task = send_v1(tg, ALICE, call).await;
+    assert_eq!(task["status"]["state"], "TASK_STATE_REJECTED", "{task}");
+    task.to_string()
 }
 
 fn changes(fake: &crate::fake_kube::FakeKube) -> Vec<String> {
@@ -300,41 +294,28 @@ async fn read_only_mode_lists_and_runs_only_reads_on_every_transport_whatever_th
     client.cancel().await.ok();
 
     // JSON-RPC: the same list and the same refusal.
-    let list = rpc(
-        &tg,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools.list"}),
-    )
-    .await;
+    let list = rpc(&tg.url, ALICE, request(json!(1), "tools.list", json!({}))).await;
     let rpc_names = names(&list["result"]);
     assert!(rpc_names.contains(&"k8s.get_logs".to_string()));
     assert!(
         !rpc_names.iter().any(|n| n == "k8s.rollout_restart"),
         "{rpc_names:?}"
     );
-    let answer = rpc(
+    let message = rpc_refusal(
         &tg,
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools.call", "params": {
-            "name": "k8s.rollout_restart",
-            "arguments": {"kind": "deployment", "name": "web", "namespace": "shop"}}}),
+        "k8s.rollout_restart",
+        json!({"kind": "deployment", "name": "web", "namespace": "shop"}),
     )
     .await;
-    assert_eq!(answer["result"]["isError"], json!(true), "{answer}");
-    assert!(
-        answer["result"]["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("read-only mode is on"),
-        "{answer}"
-    );
+    assert!(message.contains("read-only mode is on"), "{message}");
 
     // A2A: the call is rejected, saying why.
-    let task = a2a(
+    let task = a2a_refusal(
         &tg,
         json!({"tool": "k8s.exec_command", "arguments": {"pod": "web-0", "namespace": "shop", "command": ["id"]}}),
     )
     .await;
-    assert_eq!(task["status"]["state"], "TASK_STATE_REJECTED", "{task}");
-    assert!(task.to_string().contains("read-only mode is on"), "{task}");
+    assert!(task.contains("read-only mode is on"), "{task}");
 
     // Nothing reached the cluster, nothing waits for anyone.
     assert_eq!(changes(&fake), Vec::<String>::new());
@@ -377,36 +358,20 @@ async fn toolsets_hide_other_tools_and_refuse_them_by_name_on_every_transport() 
     );
     client.cancel().await.ok();
 
-    let list = rpc(
-        &tg,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "tools.list"}),
-    )
-    .await;
+    let list = rpc(&tg.url, ALICE, request(json!(1), "tools.list", json!({}))).await;
     assert!(
         names(&list["result"]).iter().all(|n| n.starts_with("obs.")),
         "{list}"
     );
-    let answer = rpc(
-        &tg,
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools.call", "params": {
-            "name": "approval.status", "arguments": {"approval_id": "x"}}}),
-    )
-    .await;
-    assert!(
-        answer["result"]["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("toolset `approval`"),
-        "{answer}"
-    );
+    let message = rpc_refusal(&tg, "approval.status", json!({"approval_id": "x"})).await;
+    assert!(message.contains("toolset `approval`"), "{message}");
 
-    let task = a2a(
+    let task = a2a_refusal(
         &tg,
         json!({"tool": "k8s.get_logs", "arguments": {"pod": "web-0", "namespace": "shop"}}),
     )
     .await;
-    assert_eq!(task["status"]["state"], "TASK_STATE_REJECTED", "{task}");
-    assert!(task.to_string().contains("toolset `k8s`"), "{task}");
+    assert!(task.contains("toolset `k8s`"), "{task}");
     let card: Value = harness::http()
         .get(format!("{}/.well-known/agent-card.json", tg.url))
         .send()
@@ -415,13 +380,7 @@ async fn toolsets_hide_other_tools_and_refuse_them_by_name_on_every_transport() 
         .json()
         .await
         .expect("JSON");
-    let skills: Vec<&str> = card["skills"]
-        .as_array()
-        .expect("skills")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
-    assert_eq!(skills, ["obs"]);
+    assert_eq!(skill_ids(&card), ["obs"]);
 
     let pods: Vec<String> = fake
         .requests()
