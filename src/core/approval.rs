@@ -757,7 +757,7 @@ impl Dispatcher {
         };
         // Read-only mode or toolsets changed since the request: the server no longer offers it.
         if let Err(e) = self.registry().check_offered(entry, &rec.tool) {
-            return Run::Refused(NotRun::Invalid(e.message));
+            return Run::Refused(NotRun::Invalid(e.error.message));
         }
         let spec = entry.spec();
         let now = audit::args_sha256(&rec.args);

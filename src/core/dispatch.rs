@@ -141,9 +141,6 @@ impl Dispatcher {
         self.limits
             .tool_call(&req.principal.sub)
             .map_err(|limited| ToolError::rate_limited(&req.principal.sub, limited))?;
-        // A tool this server does not offer (toolsets, read-only mode) is refused by name,
-        // whatever the policy would say.
-        self.registry.check_offered(entry, &req.tool)?;
         // Measured before any validation or parse works through them (and before they reach
         // the approval queue or the audit log).
         let size = crate::core::budget::serialized_len(&req.args);
@@ -152,6 +149,23 @@ impl Dispatcher {
                 "{}: the arguments are {size} bytes of JSON; at most {} are accepted (tools.max_argument_bytes): send less, e.g. split a manifest into several calls",
                 spec.name, self.settings.max_argument_bytes
             )));
+        }
+        // A tool this server does not offer (toolsets, read-only mode) is refused by name,
+        // whatever the policy would say; the attempt is audited like a policy denial.
+        if let Err(refused) = self.registry.check_offered(entry, &req.tool) {
+            self.audit(Record {
+                principal: &req.principal,
+                transport: req.transport,
+                tool: spec.name,
+                args: redact_args(entry, &req.args),
+                decision: "denied",
+                rule: Some(refused.rule.to_string()),
+                approval_id: None,
+                result_summary: Some(refused.error.message.clone()),
+                trace_id: Some(req.request_id.clone()),
+            })
+            .await?;
+            return Err(refused.error);
         }
         let mut map = checked_args(entry, req.args)?;
         // The core's own budget arguments never reach the tool, the policy or the queue.

@@ -82,24 +82,30 @@ impl Exposure {
     }
 
     /// `Err` with the reason when `spec` is not offered; `called` is the name the caller used.
-    pub fn check(&self, spec: &ToolSpec, called: &str) -> Result<(), ToolError> {
+    pub fn check(&self, spec: &ToolSpec, called: &str) -> Result<(), NotOffered> {
         match self.refusal(spec) {
             None => Ok(()),
-            Some(Refusal::ReadOnly) => Err(ToolError::forbidden(format!(
-                "tool `{called}` is not available: read-only mode is on (--read-only / mcp.read_only) and it is a {} tool of toolset `{}`; only read tools are offered. Nothing was executed.",
-                spec.risk.as_str(),
-                spec.toolset
-            ))),
+            Some(Refusal::ReadOnly) => Err(NotOffered {
+                rule: "read-only mode",
+                error: ToolError::forbidden(format!(
+                    "tool `{called}` is not available: read-only mode is on (--read-only / mcp.read_only) and it is a {} tool of toolset `{}`; only read tools are offered. Nothing was executed.",
+                    spec.risk.as_str(),
+                    spec.toolset
+                )),
+            }),
             Some(Refusal::Toolset) => {
                 let enabled = self.toolsets.iter().flatten().cloned().collect::<Vec<_>>();
                 let mut with = enabled.clone();
                 with.push(spec.toolset.to_string());
-                Err(ToolError::forbidden(format!(
-                    "tool `{called}` is not available: it belongs to toolset `{}`, which this server does not offer (offered: {}). Start toolgate with `--toolsets {}` (or set mcp.toolsets) to offer it. Nothing was executed.",
-                    spec.toolset,
-                    enabled.join(", "),
-                    with.join(",")
-                )))
+                Err(NotOffered {
+                    rule: "toolsets",
+                    error: ToolError::forbidden(format!(
+                        "tool `{called}` is not available: it belongs to toolset `{}`, which this server does not offer (offered: {}). Start toolgate with `--toolsets {}` (or set mcp.toolsets) to offer it. Nothing was executed.",
+                        spec.toolset,
+                        enabled.join(", "),
+                        with.join(",")
+                    )),
+                })
             }
         }
     }
@@ -133,6 +139,14 @@ impl Exposure {
 enum Refusal {
     Toolset,
     ReadOnly,
+}
+
+/// Why a tool is not offered: the switch that hides it (for the audit record) and the tool
+/// error the caller gets.
+#[derive(Debug)]
+pub struct NotOffered {
+    pub rule: &'static str,
+    pub error: ToolError,
 }
 
 fn names(registered: &BTreeSet<&'static str>) -> String {
@@ -195,9 +209,11 @@ mod tests {
     fn refusals_say_why_and_how_to_offer_the_tool() {
         let only_obs =
             Exposure::resolve(Some(&["obs".into()]), false, &registered(), &[]).expect("obs");
-        let err = only_obs
+        let refused = only_obs
             .check(&spec("k8s", Risk::Read), "k8s_get_logs")
             .expect_err("hidden");
+        assert_eq!(refused.rule, "toolsets");
+        let err = refused.error;
         assert!(err.message.contains("`k8s_get_logs`"), "{}", err.message);
         assert!(err.message.contains("toolset `k8s`"), "{}", err.message);
         assert!(
@@ -209,9 +225,11 @@ mod tests {
         let read_only = Exposure::resolve(None, true, &registered(), &[]).expect("ro");
         assert!(read_only.offers(&spec("k8s", Risk::Read)));
         for risk in [Risk::Write, Risk::Critical, Risk::Sensitive] {
-            let err = read_only
+            let refused = read_only
                 .check(&spec("k8s", risk), "k8s.delete_resource")
                 .expect_err("read-only");
+            assert_eq!(refused.rule, "read-only mode");
+            let err = refused.error;
             assert!(
                 err.message.contains("read-only mode is on"),
                 "{}",

@@ -9,8 +9,7 @@ use jsonschema::Validator;
 use serde_json::{Map, Value, json};
 
 use crate::core::budget::{CURSOR_ARG, MAX_BYTES_ARG};
-use crate::core::error::ToolError;
-use crate::core::exposure::Exposure;
+use crate::core::exposure::{Exposure, NotOffered};
 use crate::core::tool::{Risk, Tool, ToolSpec};
 use crate::core::validate;
 
@@ -127,7 +126,7 @@ impl Registry {
     }
 
     /// `Err` naming why when `entry` is not offered here (`called`: the name the caller used).
-    pub fn check_offered(&self, entry: &Entry, called: &str) -> Result<(), ToolError> {
+    pub fn check_offered(&self, entry: &Entry, called: &str) -> Result<(), NotOffered> {
         self.exposure.check(entry.spec(), called)
     }
 

@@ -317,6 +317,29 @@ async fn read_only_mode_lists_and_runs_only_reads_on_every_transport_whatever_th
     .await;
     assert!(task.contains("read-only mode is on"), "{task}");
 
+    // Each attempt is audited as denied by read-only mode.
+    let store = toolgate::store::Store::connect(&tg.store_url)
+        .await
+        .expect("store");
+    let denied: Vec<String> = store
+        .audit_tail(100)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|r| {
+            r.entry.decision == "denied" && r.entry.rule.as_deref() == Some("read-only mode")
+        })
+        .map(|r| format!("{} {}", r.entry.transport, r.entry.tool))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            "mcp-http k8s.delete_resource",
+            "jsonrpc k8s.rollout_restart",
+            "a2a k8s.exec_command"
+        ]
+    );
+
     // Nothing reached the cluster, nothing waits for anyone.
     assert_eq!(changes(&fake), Vec::<String>::new());
     assert!(fake.execs().is_empty());
