@@ -14,6 +14,7 @@ use crate::auth::local::LocalTokens;
 use crate::config::{AuthConfig, Config, ConfigError};
 use crate::core::approval::Gate;
 use crate::core::dispatch::Dispatcher;
+use crate::core::exposure::Exposure;
 use crate::core::notify::Webhook;
 use crate::core::policy::{PolicyHandle, PolicySet};
 use crate::core::principal::Principal;
@@ -132,9 +133,32 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| "opening the store (store.url)".to_string())
 }
 
+/// Toolsets offered by default beyond the core ones because their upstream is configured.
+fn configured_toolsets(config: &Config) -> Vec<&'static str> {
+    let obs = &config.observability;
+    let mut sets = Vec::new();
+    if obs.prometheus.is_some()
+        || obs.loki.is_some()
+        || obs.tempo.is_some()
+        || obs.grafana.is_some()
+    {
+        sets.push("obs");
+    }
+    sets
+}
+
 pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     init_crypto();
     let registry = Registry::new(crate::tools::all()).context("building the tool registry")?;
+    let exposure = Exposure::resolve(
+        config.mcp.toolsets.as_deref(),
+        config.mcp.read_only,
+        &registry.toolsets(),
+        &configured_toolsets(config),
+    )
+    .map_err(|problems| ConfigError { problems })?;
+    tracing::info!(offered = %exposure.describe(), "tool surface");
+    let registry = registry.with_exposure(exposure);
     let adapters = adapters(config)?;
     let policy = Arc::new(load_policy(config)?);
     let mut store = open_store(config).await?;
@@ -309,7 +333,13 @@ pub async fn stdio(config: Config) -> anyhow::Result<()> {
     );
     let principal = Principal::local(&config.stdio_principal);
     let tools = Arc::new(mcp::mcp_tools(dispatcher.registry(), config.mcp.tool_names));
-    let server = McpServer::new(dispatcher, tools, mcp::STDIO, principal);
+    let server = McpServer::new(
+        dispatcher,
+        tools,
+        config.mcp.tool_names,
+        mcp::STDIO,
+        principal,
+    );
     let running = server
         .serve(rmcp::transport::stdio())
         .await

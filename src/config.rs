@@ -541,7 +541,9 @@ mod tests {
                 ("TOOLGATE_STORE_URL", "postgres://db/toolgate"),
                 ("TOOLGATE_STORE_READ_AUDIT_DURABILITY", "synced"),
                 ("TOOLGATE_KUBERNETES_LOG_TAIL_LINES", "42"),
-                ("TOOLGATE_MCP_TOOL_NAMES", "underscored"),
+                ("TOOLGATE_MCP_TOOL_NAMES", "dotted"),
+                ("TOOLGATE_MCP_TOOLSETS", "[k8s, obs]"),
+                ("TOOLGATE_MCP_READ_ONLY", "true"),
                 ("TOOLGATE_TOKEN", "ignored-here"),
                 (
                     "TOOLGATE_AUDIT_HMAC_KEY",
@@ -557,7 +559,13 @@ mod tests {
         assert_eq!(c.store_url, "postgres://db/toolgate");
         assert_eq!(c.read_audit_durability, crate::store::Durability::Synced);
         assert_eq!(c.kubernetes.log_tail_lines, 42);
-        assert_eq!(c.mcp.tool_names, ToolNames::Underscored);
+        assert_eq!(c.mcp.tool_names, ToolNames::Dotted);
+        assert_eq!(c.mcp.toolsets, Some(vec!["k8s".into(), "obs".into()]));
+        assert!(c.mcp.read_only);
+        let defaults = Config::load_from(None, &[]).expect("defaults");
+        assert_eq!(defaults.mcp.tool_names, ToolNames::Underscored);
+        assert_eq!(defaults.mcp.toolsets, None);
+        assert!(!defaults.mcp.read_only);
     }
 
     #[test]
@@ -843,7 +851,7 @@ mod tests {
             .to_string();
         assert!(
             text.contains(
-                "unknown key `mcp.zzz`; the keys here are tool_names, allowed_origins, allowed_hosts, sessions"
+                "unknown key `mcp.zzz`; the keys here are tool_names, toolsets, read_only, allowed_origins, allowed_hosts, sessions"
             ),
             "{text}"
         );

@@ -32,12 +32,16 @@ enum Command {
         /// Listen address, e.g. 127.0.0.1:3000 (overrides config and TOOLGATE_LISTEN).
         #[arg(long)]
         listen: Option<String>,
+        #[command(flatten)]
+        surface: Surface,
     },
     /// Serve MCP over stdin/stdout (for IDEs). Logs go to stderr.
     Stdio {
         /// YAML config file.
         #[arg(long, env = "TOOLGATE_CONFIG")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        surface: Surface,
     },
     /// List every tool with its risk and whether it needs approval.
     Tools {
@@ -93,6 +97,39 @@ enum Command {
     },
 }
 
+/// Which tools a server offers (overrides `mcp.toolsets` / `mcp.read_only`).
+#[derive(clap::Args)]
+struct Surface {
+    /// Toolsets to offer, comma-separated (`k8s,obs`), or `all`.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    toolsets: Option<Vec<String>>,
+    /// Offer only read tools: write, critical and sensitive tools are neither listed nor run.
+    #[arg(long)]
+    read_only: bool,
+}
+
+impl Surface {
+    /// As the `TOOLGATE_*` overrides of the config keys they stand for.
+    fn overrides(self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let Some(sets) = self.toolsets {
+            // A YAML flow sequence; each name quoted so no spelling is read as another type.
+            let quoted: Vec<String> = sets
+                .iter()
+                .map(|s| serde_json::Value::String(s.trim().to_string()).to_string())
+                .collect();
+            env.push((
+                "TOOLGATE_MCP_TOOLSETS".into(),
+                format!("[{}]", quoted.join(", ")),
+            ));
+        }
+        if self.read_only {
+            env.push(("TOOLGATE_MCP_READ_ONLY".into(), "true".into()));
+        }
+        env
+    }
+}
+
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Which rule decides a call, and why.
@@ -145,11 +182,16 @@ enum AuditCommand {
     },
 }
 
-fn load_config(file: Option<&PathBuf>, listen: Option<String>) -> Result<Config, ExitCode> {
+/// The config from `file` and the environment, with command-line `overrides` (`TOOLGATE_*`
+/// names) taking the place of the same variables.
+fn load_config(
+    file: Option<&PathBuf>,
+    overrides: Vec<(String, String)>,
+) -> Result<Config, ExitCode> {
     let mut env: Vec<(String, String)> = std::env::vars().collect();
-    if let Some(listen) = listen {
-        env.retain(|(k, _)| k != "TOOLGATE_LISTEN");
-        env.push(("TOOLGATE_LISTEN".into(), listen));
+    for (name, value) in overrides {
+        env.retain(|(k, _)| *k != name);
+        env.push((name, value));
     }
     Config::load_from(file.map(PathBuf::as_path), &env).map_err(|e| {
         eprintln!("toolgate: {e}");
@@ -167,16 +209,24 @@ fn main() -> ExitCode {
     toolgate::app::init_crypto();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, listen } => {
-            let config = match load_config(config.as_ref(), listen) {
+        Command::Serve {
+            config,
+            listen,
+            surface,
+        } => {
+            let mut overrides = surface.overrides();
+            if let Some(listen) = listen {
+                overrides.push(("TOOLGATE_LISTEN".into(), listen));
+            }
+            let config = match load_config(config.as_ref(), overrides) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             toolgate::telemetry::init(&config.log);
             run(|rt| rt.block_on(toolgate::app::serve(config)))
         }
-        Command::Stdio { config } => {
-            let config = match load_config(config.as_ref(), None) {
+        Command::Stdio { config, surface } => {
+            let config = match load_config(config.as_ref(), surface.overrides()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -191,21 +241,21 @@ fn main() -> ExitCode {
             }
         },
         Command::Policy { config, cmd } => {
-            let config = match load_config(config.as_ref(), None) {
+            let config = match load_config(config.as_ref(), Vec::new()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             policy(&config, cmd)
         }
         Command::Audit { config, cmd } => {
-            let config = match load_config(config.as_ref(), None) {
+            let config = match load_config(config.as_ref(), Vec::new()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             run(|rt| rt.block_on(audit(&config, cmd)))
         }
         Command::Intents { config, cmd } => {
-            let config = match load_config(config.as_ref(), None) {
+            let config = match load_config(config.as_ref(), Vec::new()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -262,7 +312,7 @@ fn print_tools(json: bool) -> ExitCode {
             .iter()
             .map(|s| {
                 serde_json::json!({
-                    "name": s.name, "title": s.title, "risk": s.risk,
+                    "name": s.name, "toolset": s.toolset, "title": s.title, "risk": s.risk,
                     "needs_approval": s.risk.needs_approval(),
                     "description": first_sentence(s.description),
                 })
@@ -275,8 +325,8 @@ fn print_tools(json: bool) -> ExitCode {
     } else {
         let width = rows.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
         println!(
-            "{:<width$}  {:<9}  {:<8}  DESCRIPTION",
-            "NAME", "RISK", "APPROVAL"
+            "{:<width$}  {:<8}  {:<9}  {:<8}  DESCRIPTION",
+            "NAME", "TOOLSET", "RISK", "APPROVAL"
         );
         for s in rows {
             let approval = if s.risk.needs_approval() {
@@ -285,8 +335,9 @@ fn print_tools(json: bool) -> ExitCode {
                 "none"
             };
             println!(
-                "{:<width$}  {:<9}  {:<8}  {}",
+                "{:<width$}  {:<8}  {:<9}  {:<8}  {}",
                 s.name,
+                s.toolset,
                 s.risk.as_str(),
                 approval,
                 first_sentence(s.description)

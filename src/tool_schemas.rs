@@ -1,4 +1,5 @@
-//! `tool-schemas/`: one JSON file per tool, generated from the tool types. `check` reports drift.
+//! `tool-schemas/`: one JSON file per tool, generated from the tool types: what tools/list
+//! shows of it (dotted name), with its toolset and risk. `check` reports drift.
 
 use std::path::Path;
 
@@ -10,16 +11,20 @@ use crate::core::registry::{self, Registry};
 pub fn document(registry: &Registry, name: &str) -> Option<Value> {
     let entry = registry.get(name).ok()?;
     let spec = entry.spec();
-    Some(json!({
+    let mut doc = json!({
         "name": spec.name,
+        "toolset": spec.toolset,
         "title": spec.title,
-        "description": spec.description,
+        "description": registry::listed_description(spec),
         "risk": spec.risk,
         "needsApproval": spec.risk.needs_approval(),
         "annotations": registry::annotations(spec),
         "inputSchema": Value::Object((*entry.input_schema).clone()),
-        "outputSchema": Value::Object((*entry.output_schema).clone()),
-    }))
+    });
+    if let Some(output) = &entry.output_schema {
+        doc["outputSchema"] = Value::Object((**output).clone());
+    }
+    Some(doc)
 }
 
 /// Every tool's file name and pretty-printed content.

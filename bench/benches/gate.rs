@@ -47,6 +47,7 @@ impl TypedTool for NoopRead {
     type Params = NoopParams;
     type Output = NoopOutput;
     const NAME: &'static str = "bench.noop_read";
+    const TOOLSET: &'static str = "bench";
     const TITLE: &'static str = "No-op read";
     const DESCRIPTION: &'static str = "Does nothing (benchmark only).";
     const RISK: Risk = Risk::Read;
@@ -63,6 +64,7 @@ impl TypedTool for NoopWrite {
     type Params = NoopParams;
     type Output = NoopOutput;
     const NAME: &'static str = "bench.noop_write";
+    const TOOLSET: &'static str = "bench";
     const TITLE: &'static str = "No-op write";
     const DESCRIPTION: &'static str =
         "Changes nothing, but is treated as a write (benchmark only).";

@@ -1,6 +1,6 @@
 //! `toolgate-bench`: starts the test fake Kubernetes API server with 200 pods in 5 namespaces,
 //! then, one after another, toolgate and two peer MCP servers against it; for each: time from
-//! exec to the first tools/list answer, idle and loaded RSS, the "list all pods" call at
+//! exec to the first tools/list answer and that listing's size, idle and loaded RSS, the "list all pods" call at
 //! concurrency 1 and 16 for a fixed time (calls/s, p50, p99) and the answer's size. Every
 //! distinct answer is checked to hold all 200 pod names. Prints a table and toolgate/peer ratios.
 //!
@@ -130,7 +130,8 @@ fn toolgate(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
         cmd,
         url: format!("http://127.0.0.1:{port}/mcp"),
         token: Some(TOKEN),
-        tool: "k8s.list_resources",
+        // As toolgate lists it (underscored by default).
+        tool: "k8s_list_resources",
         // The whole list in one answer (the default output budget is 16 KiB).
         args: json!({"kind": "pods", "max_bytes": 1_048_576}),
     })
@@ -207,6 +208,8 @@ struct Figures {
     startup_ms: f64,
     first_start_ms: f64,
     tools: usize,
+    /// Bytes of the `tools/list` JSON-RPC `result`, compact: what an agent pays every turn.
+    list_bytes: usize,
     idle_rss_kb: u64,
     /// Of the idle RSS, the anonymous (private) part: heap and stacks, without the pages of
     /// the program's files that are resident (shared with the page cache).
@@ -268,7 +271,9 @@ fn pods_in(body: &str, names: &[String]) -> Result<usize> {
     Ok(names.iter().filter(|n| tokens.contains(n.as_str())).count())
 }
 
-async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f64, usize)> {
+/// A started server, the time from exec to its first `tools/list` answer (ms), how many tools
+/// it listed and the bytes of that listing's `result`.
+async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f64, usize, usize)> {
     let t0 = Instant::now();
     let child = server
         .cmd
@@ -284,6 +289,7 @@ async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f6
         {
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             let v: Value = serde_json::from_str(&list)?;
+            let list_bytes = v.get("result").map_or(0, |r| r.to_string().len());
             let tools = v
                 .pointer("/result/tools")
                 .and_then(Value::as_array)
@@ -294,7 +300,7 @@ async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f6
             {
                 bail!("{} has no tool {}", server.label, server.tool);
             }
-            return Ok((child, ms, tools.len()));
+            return Ok((child, ms, tools.len(), list_bytes));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -386,14 +392,15 @@ async fn measure(
     let mut f = Figures::default();
     // The first start is not counted: it reads a freshly built binary from disk and toolgate
     // creates its store. Then the median of three starts (the last one stays up for the runs).
-    let (mut first, first_ms, _) = start(&mut server, http).await?;
+    let (mut first, first_ms, _, _) = start(&mut server, http).await?;
     proc::stop(&mut first).await;
     let mut starts = Vec::new();
     let mut running = None;
     for i in 0..3 {
-        let (mut child, ms, tools) = start(&mut server, http).await?;
+        let (mut child, ms, tools, list_bytes) = start(&mut server, http).await?;
         starts.push(ms);
         f.tools = tools;
+        f.list_bytes = list_bytes;
         if i < 2 {
             proc::stop(&mut child).await;
         } else {
@@ -410,8 +417,8 @@ async fn measure(
     f.idle_rss_kb = proc::tree_hwm_kb(pid);
     f.idle_anon_kb = proc::tree_anon_kb(pid);
     eprintln!(
-        "  started in {startup_ms:.0} ms (median of 3; first start {first_ms:.0} ms), {} tools, idle {} KiB",
-        f.tools, f.idle_rss_kb
+        "  started in {startup_ms:.0} ms (median of 3; first start {first_ms:.0} ms), {} tools listed in {} bytes, idle {} KiB",
+        f.tools, f.list_bytes, f.idle_rss_kb
     );
 
     let mut s = Session::open(http, &server.url, server.token).await?;
@@ -553,7 +560,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         .filter_map(|(k, _, r)| r.as_ref().ok().map(|f| (*k, f)))
         .collect();
     type Row = (&'static str, fn(&Figures) -> f64, bool);
-    let rows: [Row; 12] = [
+    let rows: [Row; 14] = [
         ("calls/s, concurrency 1", |f| f.c1.calls_per_s, true),
         ("p50 ms, concurrency 1", |f| f.c1.p50_ms, false),
         ("p99 ms, concurrency 1", |f| f.c1.p99_ms, false),
@@ -586,6 +593,8 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
             false,
         ),
         ("pods in answer", |f| f.pods_in_answer as f64, true),
+        ("tools listed", |f| f.tools as f64, true),
+        ("tools/list result bytes", |f| f.list_bytes as f64, false),
     ];
     let fmt = |v: f64| {
         if v >= 100.0 {
@@ -697,7 +706,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
             .map(|(k, label, r)| match r {
                 Ok(f) => json!({
                     "server": k, "label": label, "failure": f.failure,
-                    "startup_ms": f.startup_ms, "first_start_ms": f.first_start_ms, "tools": f.tools,
+                    "startup_ms": f.startup_ms, "first_start_ms": f.first_start_ms, "tools": f.tools, "list_bytes": f.list_bytes,
                     "idle_rss_kb": f.idle_rss_kb, "idle_anon_kb": f.idle_anon_kb, "load_rss_kb": f.load_rss_kb,
                     "answer_bytes": f.answer_bytes, "pods_in_answer": f.pods_in_answer,
                     "distinct_answers": f.distinct_answers, "bad_answers": f.bad_answers,

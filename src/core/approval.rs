@@ -680,6 +680,10 @@ impl Dispatcher {
                 rec.tool
             )));
         };
+        // Read-only mode or toolsets changed since the request: the server no longer offers it.
+        if let Err(e) = self.registry().check_offered(entry, &rec.tool) {
+            return Run::Refused(NotRun::Invalid(e.error.message));
+        }
         let spec = entry.spec();
         let now = audit::args_sha256(&rec.args);
         if now != rec.args_sha256 {

@@ -150,6 +150,23 @@ impl Dispatcher {
                 spec.name, self.settings.max_argument_bytes
             )));
         }
+        // A tool this server does not offer (toolsets, read-only mode) is refused by name,
+        // whatever the policy would say; the attempt is audited like a policy denial.
+        if let Err(refused) = self.registry.check_offered(entry, &req.tool) {
+            self.audit(Record {
+                principal: &req.principal,
+                transport: req.transport,
+                tool: spec.name,
+                args: redact_args(entry, &req.args),
+                decision: "denied",
+                rule: Some(refused.rule.to_string()),
+                approval_id: None,
+                result_summary: Some(refused.error.message.clone()),
+                trace_id: Some(req.request_id.clone()),
+            })
+            .await?;
+            return Err(refused.error);
+        }
         let mut map = checked_args(entry, req.args)?;
         // The core's own budget arguments never reach the tool, the policy or the queue.
         let asked = BudgetRequest::take(spec, &self.settings, &mut map)?;
@@ -272,13 +289,15 @@ impl Dispatcher {
     }
 }
 
-/// The arguments object checked against the tool's input schema (`null` is read as `{}`).
+/// The arguments object checked against the tool's input schema (`null` is read as `{}`, and
+/// an optional argument sent as `null` as left out).
 fn checked_args(entry: &Entry, args: Value) -> Result<Map<String, Value>, ToolError> {
     let mut args = match args {
         Value::Null => Value::Object(Map::new()),
         other => other,
     };
     validate::normalize_numbers(&mut args);
+    validate::drop_null_optionals(&mut args, &entry.input_schema);
     validate::check(&entry.validator, &entry.input_schema, &args)
         .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", entry.spec().name)))?;
     match args {
@@ -381,6 +400,7 @@ mod tests {
         type Params = CountParams;
         type Output = CountOutput;
         const NAME: &'static str = "test.count";
+        const TOOLSET: &'static str = "test";
         const TITLE: &'static str = "Count";
         const DESCRIPTION: &'static str = "Counts.";
         const RISK: Risk = Risk::Read;
@@ -402,6 +422,7 @@ mod tests {
         type Params = Nothing;
         type Output = serde_json::Value;
         const NAME: &'static str = "test.wipe";
+        const TOOLSET: &'static str = "test";
         const TITLE: &'static str = "Wipe";
         const DESCRIPTION: &'static str = "Wipes.";
         const RISK: Risk = Risk::Critical;

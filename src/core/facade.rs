@@ -55,12 +55,12 @@ impl Dispatcher {
             .check_permission(principal, permission)
     }
 
-    /// The tools `principal` may see listed: all of them for a caller, none for anyone else
-    /// (policy still decides each call).
+    /// The tools `principal` may see listed: those this server offers (toolsets, read-only
+    /// mode) for a caller, none for anyone else (policy still decides each call).
     pub fn visible_tools(&self, principal: &Principal) -> Vec<&Entry> {
         if !self.permitted(principal, CALLER_PERMISSION) {
             return Vec::new();
         }
-        self.registry().entries().iter().collect()
+        self.registry().offered().collect()
     }
 }

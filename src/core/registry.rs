@@ -1,13 +1,15 @@
 //! The tool registry: every tool with its augmented input schema, compiled validator and
-//! MCP-facing names. Lookup accepts the dotted and the underscored form of a name.
+//! MCP-facing names, and the surface this server offers ([`Exposure`]). Lookup accepts the
+//! dotted and the underscored form of a name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::{Map, Value, json};
 
 use crate::core::budget::{CURSOR_ARG, MAX_BYTES_ARG};
+use crate::core::exposure::{Exposure, NotOffered};
 use crate::core::tool::{Risk, Tool, ToolSpec};
 use crate::core::validate;
 
@@ -16,8 +18,10 @@ pub struct Entry {
     pub tool: Arc<dyn Tool>,
     /// Input schema as published (with the core's budget arguments on budgeted tools).
     pub input_schema: Arc<Map<String, Value>>,
-    /// Output schema as published (with `truncated`/`cursor` on budgeted tools).
-    pub output_schema: Arc<Map<String, Value>>,
+    /// Output schema as listed, for tools that list one ([`ToolSpec::lists_output_schema`]):
+    /// one object with the tool's fields, `truncated`/`cursor` on budgeted tools, and the
+    /// fields of the `approval_required` answer (policy may hold any call).
+    pub output_schema: Option<Arc<Map<String, Value>>>,
     pub validator: Validator,
 }
 
@@ -54,6 +58,7 @@ fn suggestion_text(suggestions: &[String]) -> String {
 pub struct Registry {
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
+    exposure: Exposure,
 }
 
 /// `k8s.get_resource` → `k8s_get_resource`.
@@ -67,9 +72,10 @@ impl Registry {
         let mut index = HashMap::new();
         for tool in tools {
             let spec = tool.spec();
-            let (input_schema, output_schema) = publish_schemas(spec);
-            let validator = validate::compile(&input_schema)
+            let (checked, output_schema) = publish_schemas(spec);
+            let validator = validate::compile(&checked)
                 .map_err(|e| RegistryError::BadSchema(spec.name.to_string(), e))?;
+            let input_schema = listed_input(checked);
             let i = entries.len();
             for alias in [spec.name.to_string(), underscored(spec.name)] {
                 if let Some(prev) = index.insert(alias.clone(), i)
@@ -81,15 +87,47 @@ impl Registry {
             entries.push(Entry {
                 tool,
                 input_schema: Arc::new(input_schema),
-                output_schema: Arc::new(output_schema),
+                output_schema: output_schema.map(Arc::new),
                 validator,
             });
         }
-        Ok(Self { entries, index })
+        Ok(Self {
+            entries,
+            index,
+            exposure: Exposure::everything(),
+        })
     }
 
+    /// Offer only what `exposure` allows (every tool until this is called).
+    pub fn with_exposure(mut self, exposure: Exposure) -> Self {
+        self.exposure = exposure;
+        self
+    }
+
+    pub fn exposure(&self) -> &Exposure {
+        &self.exposure
+    }
+
+    /// Every registered tool, offered or not (approvals, audit, `toolgate tools`).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The tools this server lists and lets callers run.
+    pub fn offered(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| self.exposure.offers(e.spec()))
+    }
+
+    /// The toolsets the registered tools belong to.
+    pub fn toolsets(&self) -> BTreeSet<&'static str> {
+        self.entries.iter().map(|e| e.spec().toolset).collect()
+    }
+
+    /// `Err` naming why when `entry` is not offered here (`called`: the name the caller used).
+    pub fn check_offered(&self, entry: &Entry, called: &str) -> Result<(), NotOffered> {
+        self.exposure.check(entry.spec(), called)
     }
 
     pub fn get(&self, name: &str) -> Result<&Entry, UnknownTool> {
@@ -102,12 +140,12 @@ impl Registry {
         }
     }
 
-    /// Up to three known names closest to `name` (by edit distance, or sharing its family/verb).
+    /// Up to three offered names closest to `name` (by edit distance, or sharing its
+    /// family/verb).
     fn closest(&self, name: &str) -> Vec<String> {
         let wanted = underscored(name).to_ascii_lowercase();
         let mut scored: Vec<(usize, &str)> = self
-            .entries
-            .iter()
+            .offered()
             .map(|e| {
                 let candidate = underscored(e.spec().name).to_ascii_lowercase();
                 let mut score = strsim::levenshtein(&wanted, &candidate);
@@ -133,33 +171,63 @@ impl Registry {
     }
 }
 
-/// MCP annotations derived from the risk level (hints for clients; enforcement is ours).
+/// MCP annotations derived from the risk level (hints for clients; enforcement is ours). The
+/// title is the tool's own `title`; a hint is left out where the spec's default says the same
+/// (`idempotentHint` false, `openWorldHint` true) or where it means nothing (destructive and
+/// idempotent hints of a read-only tool). `readOnlyHint` is always stated.
 pub fn annotations(spec: &ToolSpec) -> Value {
     let read_only = matches!(spec.risk, Risk::Read | Risk::Sensitive);
-    json!({
-        "title": spec.title,
-        "readOnlyHint": read_only,
-        "destructiveHint": !read_only,
-        "idempotentHint": read_only || spec.idempotent,
-        "openWorldHint": spec.open_world,
-    })
+    let mut hints = Map::new();
+    hints.insert("readOnlyHint".into(), json!(read_only));
+    if !read_only {
+        hints.insert("destructiveHint".into(), json!(true));
+        if spec.idempotent {
+            hints.insert("idempotentHint".into(), json!(true));
+        }
+    }
+    if !spec.open_world {
+        hints.insert("openWorldHint".into(), json!(false));
+    }
+    Value::Object(hints)
 }
 
-fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Map<String, Value>) {
+/// The description as listed: the tool's own, and for tools that need approval the risk and
+/// that fact (read tools say it through `readOnlyHint`).
+pub fn listed_description(spec: &ToolSpec) -> String {
+    if spec.risk.needs_approval() {
+        format!(
+            "{} [risk: {}, needs human approval]",
+            spec.description,
+            spec.risk.as_str()
+        )
+    } else {
+        spec.description.to_string()
+    }
+}
+
+/// The input schema arguments are checked against (with the core's budget arguments) and the
+/// output schema as listed.
+fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Option<Map<String, Value>>) {
     let mut input = (*spec.input_schema).clone();
-    let mut output = (*spec.output_schema).clone();
     if spec.budget.is_some() {
         let props = input.entry("properties").or_insert_with(|| json!({}));
         if let Value::Object(props) = props {
             props.insert(
                 MAX_BYTES_ARG.into(),
-                json!({"type": "integer", "minimum": 1024, "description": "Upper bound of the answer's size in bytes (default 16384). A longer answer is cut and carries `truncated: true` and a `cursor`."}),
+                json!({"type": "integer", "minimum": 1024, "description": "Answer cap in bytes."}),
             );
             props.insert(
                 CURSOR_ARG.into(),
-                json!({"type": "string", "description": "The `cursor` of a previous answer, to continue where it was cut. Repeat the other arguments unchanged."}),
+                json!({"type": "string", "description": "Continue a cut answer."}),
             );
         }
+    }
+    input.entry("type").or_insert_with(|| json!("object"));
+    if !spec.lists_output_schema {
+        return (input, None);
+    }
+    let mut output = (*spec.output_schema).clone();
+    if spec.budget.is_some() {
         let props = output.entry("properties").or_insert_with(|| json!({}));
         if let Value::Object(props) = props {
             props.insert("truncated".into(), json!({"type": "boolean", "description": "Whether items were left out to fit max_bytes (or by a cap of the tool, such as a top-N)."}));
@@ -170,29 +238,66 @@ fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Map<String, Value>) 
             );
         }
     }
-    input.entry("type").or_insert_with(|| json!("object"));
-    output.entry("type").or_insert_with(|| json!("object"));
-    (input, with_approval_answer(output))
+    output.insert("type".into(), json!("object"));
+    (input, Some(with_approval_answer(output)))
 }
 
-/// Policy may hold any call for approval, so every tool may also answer with the
-/// `approval_required` object: the published output schema is "the tool's output, or that".
+/// The input schema as listed: the checked one without `additionalProperties: false`, which
+/// costs bytes on every turn and tells a model nothing the property list does not (Gemini's
+/// function declarations have no such field). Unknown arguments are still refused, naming the
+/// closest known one.
+fn listed_input(mut checked: Map<String, Value>) -> Map<String, Value> {
+    if checked.get("additionalProperties") == Some(&Value::Bool(false)) {
+        checked.remove("additionalProperties");
+    }
+    checked
+}
+
+/// Policy may hold any call for approval, so a listed output schema also admits the
+/// `approval_required` answer — as one object, never a top-level `anyOf` (Gemini CLI and
+/// Copilot CLI refuse it): only the fields both answers carry stay required, a field both carry
+/// with different types admits any value, and the held answer's other fields pass as
+/// additional properties (the schema does not close the object).
 fn with_approval_answer(mut output: Map<String, Value>) -> Map<String, Value> {
-    let defs = output.remove("$defs");
-    let schema_uri = output.remove("$schema");
-    let mut wrapped = Map::new();
-    if let Some(uri) = schema_uri {
-        wrapped.insert("$schema".into(), uri);
+    let held = approval_required_schema();
+    let own_required = required_of(&output);
+    let held_required = required_of(held.as_object().unwrap_or(&Map::new()));
+    if let (Some(Value::Object(props)), Some(held_props)) = (
+        output.get_mut("properties"),
+        held.get("properties").and_then(Value::as_object),
+    ) {
+        for (key, schema) in held_props {
+            if let Some(own) = props.get_mut(key)
+                && own.get("type") != schema.get("type")
+            {
+                *own = json!({});
+            }
+        }
     }
-    wrapped.insert("type".into(), json!("object"));
-    wrapped.insert(
-        "anyOf".into(),
-        json!([Value::Object(output), approval_required_schema()]),
-    );
-    if let Some(defs) = defs {
-        wrapped.insert("$defs".into(), defs);
-    }
-    wrapped
+    output.remove("additionalProperties");
+    let required: Vec<Value> = own_required
+        .intersection(&held_required)
+        .map(|k| json!(k))
+        .collect();
+    output.insert("required".into(), Value::Array(required));
+    let note = "A call held for approval answers with status approval_required, approval_id and approve_url instead.";
+    let description = match output.get("description").and_then(Value::as_str) {
+        Some(own) => format!("{own} {note}"),
+        None => note.to_string(),
+    };
+    output.insert("description".into(), json!(description));
+    output
+}
+
+fn required_of(schema: &Map<String, Value>) -> BTreeSet<String> {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The answer of a call that policy held for a human approval.

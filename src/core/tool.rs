@@ -155,6 +155,9 @@ pub struct Budget {
 #[derive(Debug, Clone)]
 pub struct ToolSpec {
     pub name: &'static str,
+    /// The toolset it belongs to (`k8s`, `obs`, `approval`…): what `--toolsets` and
+    /// `mcp.toolsets` switch on and off.
+    pub toolset: &'static str,
     pub title: &'static str,
     pub description: &'static str,
     pub risk: Risk,
@@ -171,6 +174,8 @@ pub struct ToolSpec {
     pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of the structured output (object). Generated from the output type.
     pub output_schema: Arc<Map<String, Value>>,
+    /// Whether tools/list carries the output schema (see [`TypedTool::LISTS_OUTPUT_SCHEMA`]).
+    pub lists_output_schema: bool,
 }
 
 /// Lets a default method of [`Tool`] hand itself on as `Arc<dyn Tool>`.
@@ -320,6 +325,8 @@ pub trait TypedTool: Send + Sync + 'static {
     type Params: DeserializeOwned + Serialize + JsonSchema + Send + Sync + 'static;
     type Output: Serialize + JsonSchema;
     const NAME: &'static str;
+    /// See [`ToolSpec::toolset`].
+    const TOOLSET: &'static str;
     const TITLE: &'static str;
     const DESCRIPTION: &'static str;
     const RISK: Risk;
@@ -333,6 +340,10 @@ pub trait TypedTool: Send + Sync + 'static {
     const BUDGET_FIELD: Option<&'static str> = None;
     /// Cut from the front instead of the back (see [`Budget::keep_last`]).
     const BUDGET_KEEP_LAST: bool = false;
+    /// List the output schema in tools/list: only where a client gains from it (fields it
+    /// acts on, such as a state to poll). Every listed byte is paid by the agent on every turn,
+    /// and an answer that is read as text gains nothing; `structuredContent` is sent either way.
+    const LISTS_OUTPUT_SCHEMA: bool = false;
 
     fn call(
         &self,
@@ -395,6 +406,7 @@ impl<T: TypedTool> Typed<T> {
     pub fn new(inner: T) -> Self {
         let spec = ToolSpec {
             name: T::NAME,
+            toolset: T::TOOLSET,
             title: T::TITLE,
             description: T::DESCRIPTION,
             risk: T::RISK,
@@ -407,6 +419,7 @@ impl<T: TypedTool> Typed<T> {
             max_seconds: T::MAX_SECONDS,
             input_schema: Arc::new(schema_object::<T::Params>(Contract::Deserialize)),
             output_schema: Arc::new(schema_object::<T::Output>(Contract::Serialize)),
+            lists_output_schema: T::LISTS_OUTPUT_SCHEMA,
         };
         Self { inner, spec }
     }
@@ -565,30 +578,9 @@ fn typed_params<T: TypedTool>(args: &Value) -> Result<T::Params, ToolError> {
     })
 }
 
-/// Which side of serde a schema describes: what a type accepts (params) or what it emits
-/// (outputs: fields skipped when empty are then not `required`).
-#[derive(Debug, Clone, Copy)]
-pub enum Contract {
-    Deserialize,
-    Serialize,
-}
+pub use crate::core::flat_schema::Contract;
 
-/// JSON Schema (draft 2020-12) of a type, as a JSON object.
+/// The published JSON Schema of a type (see [`crate::core::flat_schema`]), as a JSON object.
 pub fn schema_object<S: JsonSchema>(contract: Contract) -> Map<String, Value> {
-    let settings = schemars::generate::SchemaSettings::draft2020_12();
-    let settings = match contract {
-        Contract::Deserialize => settings.for_deserialize(),
-        Contract::Serialize => settings.for_serialize(),
-    };
-    let schema = settings.into_generator().into_root_schema_for::<S>();
-    match schema.to_value() {
-        Value::Object(map) => map,
-        // A schema of `true`/`false` only comes from unit-like types; tools take objects.
-        other => {
-            let mut map = Map::new();
-            map.insert("type".into(), Value::String("object".into()));
-            map.insert("x-original".into(), other);
-            map
-        }
-    }
+    crate::core::flat_schema::schema_of::<S>(contract)
 }

@@ -115,6 +115,22 @@ pub fn normalize_numbers(value: &mut Value) {
     }
 }
 
+/// Clients that convert schemas for OpenAI's strict mode make every argument required and send
+/// `null` for the ones the model leaves out; the published schemas have no `null` types (Gemini
+/// refuses them), so a top-level `null` whose argument is not required is read as absent.
+pub fn drop_null_optionals(args: &mut Value, schema: &Map<String, Value>) {
+    let Value::Object(map) = args else {
+        return;
+    };
+    let required = |key: &str| {
+        schema
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|k| k.as_str() == Some(key)))
+    };
+    map.retain(|key, value| !value.is_null() || required(key));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +174,19 @@ mod tests {
         let mut v = json!({"limit": 4096.0, "ratio": 0.5, "nested": [2.0]});
         normalize_numbers(&mut v);
         assert_eq!(v, json!({"limit": 4096, "ratio": 0.5, "nested": [2]}));
+    }
+
+    #[test]
+    fn null_optional_arguments_are_left_out_and_a_null_required_one_is_refused() {
+        let s = schema();
+        let v = compile(&s).expect("compiles");
+        let mut args = json!({"name": "a", "limit": null, "namespace": null});
+        drop_null_optionals(&mut args, &s);
+        assert_eq!(args, json!({"name": "a"}));
+        assert!(check(&v, &s, &args).is_ok());
+        let mut args = json!({"name": null});
+        drop_null_optionals(&mut args, &s);
+        let err = check(&v, &s, &args).expect_err("null name");
+        assert!(err.contains("argument `name`"), "{err}");
     }
 }

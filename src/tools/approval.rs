@@ -14,9 +14,9 @@ use crate::core::tool::{Risk, TypedTool};
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
-    /// The `approval_id` from the answer that asked for approval.
+    /// From the approval_required answer.
     pub approval_id: String,
-    /// Wait up to this many seconds (at most 60) for the request to change before answering.
+    /// Wait up to this many seconds for a change.
     #[serde(default)]
     #[schemars(range(max = 60))]
     pub wait_seconds: u32,
@@ -56,8 +56,10 @@ impl TypedTool for ApprovalStatus {
     type Params = StatusParams;
     type Output = StatusOutput;
     const NAME: &'static str = "approval.status";
+    const TOOLSET: &'static str = "approval";
+    const LISTS_OUTPUT_SCHEMA: bool = true;
     const TITLE: &'static str = "Approval status";
-    const DESCRIPTION: &'static str = "Get the state of a call that waits for human approval (pending, approved, executed, failed, denied, expired, cancelled), the approvers' decisions, and the call's result once it ran. Pass wait_seconds (≤ 60) to wait for a change.";
+    const DESCRIPTION: &'static str = "State of a call held for human approval (pending, executed, denied, expired…), the decisions, and its result once it ran.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const OPEN_WORLD: bool = false;

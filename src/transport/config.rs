@@ -13,9 +13,16 @@ use crate::adapters::http::config::RawDuration;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMcp {
-    /// `dotted` (default, `k8s.get_resource`) or `underscored` (`k8s_get_resource`), for
-    /// clients that refuse dots. Calls are accepted in either form.
+    /// `underscored` (default, `k8s_get_resource`: clients backed by the OpenAI and Anthropic
+    /// APIs refuse dots) or `dotted` (`k8s.get_resource`). Calls are accepted in either form.
     pub tool_names: Option<String>,
+    /// Toolsets offered on every tool surface (MCP, /rpc, A2A): `k8s`, `obs`, `approval`, or
+    /// `all`. Default: `k8s` and `approval`, plus `obs` when an observability upstream is set.
+    /// Tools of other toolsets are neither listed nor run. `--toolsets` overrides it.
+    pub toolsets: Option<Vec<String>>,
+    /// Offer only read tools: write, critical and sensitive tools are neither listed nor run,
+    /// whatever the policy says. Default false. `--read-only` sets it.
+    pub read_only: Option<bool>,
     /// Browser origins allowed to call `/mcp` (scheme://host[:port|:*]). Requests with any
     /// other `Origin` get 403. Default: loopback origins on any port.
     pub allowed_origins: Option<Vec<String>>,
@@ -47,6 +54,9 @@ pub enum ToolNames {
 #[derive(Debug, Clone)]
 pub struct McpConfig {
     pub tool_names: ToolNames,
+    /// `None`: the default toolsets (resolved against the registry when the server starts).
+    pub toolsets: Option<Vec<String>>,
+    pub read_only: bool,
     pub allowed_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub sessions: bool,
@@ -72,13 +82,13 @@ pub fn resolve_mcp(raw: RawMcp, listen: SocketAddr, problems: &mut Vec<String>) 
         problems,
     );
     let tool_names = match raw.tool_names.as_deref() {
-        None | Some("dotted") => ToolNames::Dotted,
-        Some("underscored") => ToolNames::Underscored,
+        None | Some("underscored") => ToolNames::Underscored,
+        Some("dotted") => ToolNames::Dotted,
         Some(other) => {
             problems.push(format!(
-                "mcp.tool_names: `{other}` is not supported; expected `dotted` or `underscored`"
+                "mcp.tool_names: `{other}` is not supported; expected `underscored` or `dotted`"
             ));
-            ToolNames::Dotted
+            ToolNames::Underscored
         }
     };
     let allowed_origins = raw.allowed_origins.unwrap_or_else(|| {
@@ -115,6 +125,8 @@ pub fn resolve_mcp(raw: RawMcp, listen: SocketAddr, problems: &mut Vec<String>) 
     }
     McpConfig {
         tool_names,
+        toolsets: raw.toolsets,
+        read_only: raw.read_only.unwrap_or(false),
         allowed_origins,
         allowed_hosts,
         sessions: raw.sessions.unwrap_or(true),
@@ -147,7 +159,9 @@ mod tests {
         let mut problems = Vec::new();
         let mcp = resolve_mcp(RawMcp::default(), listen("127.0.0.1:3000"), &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(mcp.tool_names, ToolNames::Dotted);
+        assert_eq!(mcp.tool_names, ToolNames::Underscored);
+        assert_eq!(mcp.toolsets, None);
+        assert!(!mcp.read_only);
         assert!(mcp.sessions);
         assert_eq!(mcp.max_sessions, 1000);
         assert_eq!(mcp.session_idle_timeout, Duration::from_secs(300));
@@ -171,7 +185,7 @@ mod tests {
             [
                 "mcp.max_sessions: 0 would refuse every client; expected at least 1",
                 "mcp.session_idle_timeout: 2d is out of range; expected 1s to 1d",
-                "mcp.tool_names: `dots` is not supported; expected `dotted` or `underscored`",
+                "mcp.tool_names: `dots` is not supported; expected `underscored` or `dotted`",
                 "mcp.allowed_origins: `app.example.com` must include a scheme, e.g. https://app.example.com:443 or http://app.example.com:*",
                 "mcp.allowed_hosts: listening on 10.0.0.5:3000 but only loopback Host names are allowed; add the names clients use",
             ]

@@ -156,6 +156,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .with_json_response(!state.config.mcp.sessions)
         .with_cancellation_token(shutdown.clone());
     let dispatcher = state.dispatcher.clone();
+    let names = state.config.mcp.tool_names;
     // Built once and shared by every session.
     let tools = Arc::new(mcp::mcp_tools(
         state.dispatcher.registry(),
@@ -173,6 +174,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
             Ok(McpServer::new(
                 dispatcher.clone(),
                 tools.clone(),
+                names,
                 mcp::HTTP,
                 Principal::new("unauthenticated", "unauthenticated", Vec::new()),
             ))

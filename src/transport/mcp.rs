@@ -30,6 +30,7 @@ pub const HTTP: &str = "mcp-http";
 pub struct McpServer {
     dispatcher: Arc<Dispatcher>,
     tools: Arc<Vec<rmcp::model::Tool>>,
+    names: ToolNames,
     transport: &'static str,
     principal: Principal,
 }
@@ -38,21 +39,31 @@ impl McpServer {
     pub fn new(
         dispatcher: Arc<Dispatcher>,
         tools: Arc<Vec<rmcp::model::Tool>>,
+        names: ToolNames,
         transport: &'static str,
         principal: Principal,
     ) -> Self {
         Self {
             dispatcher,
             tools,
+            names,
             transport,
             principal,
         }
     }
 }
 
-/// The registry as MCP tool definitions, in the configured naming style.
+/// The tools this server offers, as MCP tool definitions in the configured naming style.
 pub fn mcp_tools(registry: &Registry, names: ToolNames) -> Vec<rmcp::model::Tool> {
-    describe(registry.entries(), names)
+    describe(registry.offered(), names)
+}
+
+/// A canonical (dotted) name as this transport lists it.
+pub fn listed_name(dotted: &str, names: ToolNames) -> String {
+    match names {
+        ToolNames::Dotted => dotted.to_string(),
+        ToolNames::Underscored => registry::underscored(dotted),
+    }
 }
 
 /// MCP tool definitions of `entries`, in the configured naming style.
@@ -64,19 +75,16 @@ pub fn describe<'a>(
         .into_iter()
         .filter_map(|entry| {
             let spec = entry.spec();
-            let name = match names {
-                ToolNames::Dotted => spec.name.to_string(),
-                ToolNames::Underscored => registry::underscored(spec.name),
-            };
-            let value = json!({
-                "name": name,
+            let mut value = json!({
+                "name": listed_name(spec.name, names),
                 "title": spec.title,
-                "description": format!("{} [risk: {}{}]", spec.description, spec.risk.as_str(),
-                    if spec.risk.needs_approval() { ", needs human approval" } else { "" }),
+                "description": registry::listed_description(spec),
                 "inputSchema": Value::Object((*entry.input_schema).clone()),
-                "outputSchema": Value::Object((*entry.output_schema).clone()),
                 "annotations": registry::annotations(spec),
             });
+            if let Some(output) = &entry.output_schema {
+                value["outputSchema"] = Value::Object((**output).clone());
+            }
             match serde_json::from_value(value) {
                 Ok(tool) => Some(tool),
                 Err(e) => {
@@ -145,10 +153,17 @@ impl ServerHandler for McpServer {
             progress,
         };
         match self.dispatcher.dispatch(call).await {
-            Err(unknown) => Err(ErrorData::invalid_params(
-                unknown.to_string(),
-                Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
-            )),
+            // An unknown name is a protocol error (-32602), as the MCP spec asks; the names it
+            // suggests are those this client sees listed.
+            Err(mut unknown) => {
+                for s in &mut unknown.suggestions {
+                    *s = listed_name(s, self.names);
+                }
+                Err(ErrorData::invalid_params(
+                    unknown.to_string(),
+                    Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
+                ))
+            }
             Ok(Ok(output)) => {
                 let text = result_text(&output);
                 let mut result = CallToolResult::structured(output);

@@ -17,6 +17,16 @@ async fn drive(tg: &Toolgate, token: &str, approver: &str) -> Value {
     harness::run_python("a2a_driver.py", &plan).await
 }
 
+/// The ids of an agent card's skills.
+pub fn skill_ids(card: &Value) -> Vec<&str> {
+    card["skills"]
+        .as_array()
+        .expect("skills")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect()
+}
+
 fn state(task: &Value) -> &str {
     task.pointer("/status/state")
         .and_then(Value::as_str)
@@ -57,12 +67,7 @@ async fn python_a2a_sdk_reads_streams_an_approval_and_cancels() {
                 && i["protocolBinding"] == "JSONRPC")
     );
     assert_eq!(card["capabilities"]["streaming"], true);
-    let skills: Vec<&str> = card["skills"]
-        .as_array()
-        .expect("skills")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    let skills = skill_ids(card);
     assert!(
         skills.contains(&"k8s") && skills.contains(&"approval"),
         "{skills:?}"
@@ -175,7 +180,7 @@ fn restart() -> Value {
     json!({"tool": "k8s.rollout_restart", "arguments": {"kind": "deployment", "name": "web", "namespace": "shop"}})
 }
 
-async fn send_v1(tg: &Toolgate, token: &str, call: Value) -> Value {
+pub async fn send_v1(tg: &Toolgate, token: &str, call: Value) -> Value {
     let (status, body) = rpc(
         tg,
         token,

@@ -61,7 +61,7 @@ fn config_problems_are_all_reported_with_exit_64_before_binding() {
 }
 
 #[test]
-fn tools_lists_every_tool_with_risk_and_approval() {
+fn tools_lists_every_tool_with_toolset_risk_and_approval() {
     let out = toolgate().args(["tools", "--json"]).output().expect("run");
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -76,11 +76,15 @@ fn tools_lists_every_tool_with_risk_and_approval() {
     assert_eq!(find("k8s.get_logs")["needs_approval"], false);
     assert_eq!(find("k8s.delete_resource")["risk"], "write");
     assert_eq!(find("k8s.delete_resource")["needs_approval"], true);
+    assert_eq!(find("k8s.get_logs")["toolset"], "k8s");
+    assert_eq!(find("obs.query_metrics")["toolset"], "obs");
+    assert_eq!(find("approval.status")["toolset"], "approval");
 
     let table = toolgate().arg("tools").output().expect("run");
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.lines().any(|l| l.starts_with("k8s.exec_command")
+            && l.contains(" k8s ")
             && l.contains("write")
             && l.contains("required")),
         "{text}"

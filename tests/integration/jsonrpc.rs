@@ -22,13 +22,13 @@ async fn post_raw(
 }
 
 /// POST a JSON body as `token`; expects HTTP 200 and returns the JSON answer.
-async fn rpc(url: &str, token: &str, body: Value) -> Value {
+pub async fn rpc(url: &str, token: &str, body: Value) -> Value {
     let resp = post_raw(url, Some(token), body.to_string()).await;
     assert_eq!(resp.status(), 200, "{body}");
     resp.json().await.expect("JSON answer")
 }
 
-fn request(id: Value, method: &str, params: Value) -> Value {
+pub fn request(id: Value, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 

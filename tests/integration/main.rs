@@ -34,4 +34,5 @@ mod rate_limits;
 mod resolved_target;
 mod retention;
 mod service_token;
+mod surface;
 mod zitadel;

@@ -10,17 +10,19 @@ async fn drive(plan: Value) -> Value {
     harness::run_python("mcp_driver.py", &plan).await
 }
 
+/// Called by the names the client sees listed (underscored), and one in the dotted form.
 fn calls() -> Value {
     json!([
-        {"name": "k8s.list_resources", "arguments": {"kind": "pods", "namespace": "shop"}},
-        {"name": "k8s.get_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
-        {"name": "k8s.get_logs", "arguments": {"pod": "web-0", "namespace": "shop", "tail_lines": 5}},
-        {"name": "k8s.describe_resource", "arguments": {"kind": "pod", "name": "web-0", "namespace": "shop"}},
+        {"name": "k8s_list_resources", "arguments": {"kind": "pods", "namespace": "shop"}},
+        {"name": "k8s_get_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
+        {"name": "k8s_get_logs", "arguments": {"pod": "web-0", "namespace": "shop", "tail_lines": 5}},
+        {"name": "k8s_describe_resource", "arguments": {"kind": "pod", "name": "web-0", "namespace": "shop"}},
         {"name": "k8s.get_events", "arguments": {"namespace": "shop"}},
-        {"name": "k8s.list_resources", "arguments": {"kind": "pods", "limit": "ten"}},
-        {"name": "k8s.nonexistent", "arguments": {}},
-        {"name": "k8s.delete_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
-        {"name": "k8s.get_resource", "arguments": {"kind": "secret", "name": "db-credentials", "namespace": "shop"}}
+        {"name": "k8s_list_resources", "arguments": {"kind": "pods", "limit": "ten"}},
+        {"name": "k8s_nonexistent", "arguments": {}},
+        {"name": "k8s_delete_resource", "arguments": {"kind": "deploy", "name": "web", "namespace": "shop"}},
+        {"name": "k8s_get_resource", "arguments": {"kind": "secret", "name": "db-credentials", "namespace": "shop"}},
+        {"name": "approval_status", "arguments": {"approval_id": "$approval_id"}}
     ])
 }
 
@@ -33,7 +35,8 @@ fn check_report(report: &Value) {
         .filter_map(|t| t["name"].as_str())
         .collect();
     for name in READ_TOOLS.iter().chain(WRITE_TOOLS.iter()) {
-        assert!(listed.contains(name), "{name} listed: {listed:?}");
+        let name = name.replace('.', "_");
+        assert!(listed.contains(&name.as_str()), "{name} listed: {listed:?}");
     }
     let results = report["results"].as_array().expect("results");
     for (i, r) in results.iter().take(5).enumerate() {
@@ -74,6 +77,14 @@ fn check_report(report: &Value) {
         !results[8].to_string().contains(SECRET_B64),
         "secret data leaked to the Python client"
     );
+    // The SDK checked this answer against approval_status's listed outputSchema.
+    assert_eq!(results[9]["isError"], json!(false), "{}", results[9]);
+    assert_eq!(
+        results[9]["structuredContent"]["state"],
+        json!("pending"),
+        "{}",
+        results[9]
+    );
 }
 
 #[tokio::test]
@@ -100,7 +111,7 @@ async fn python_sdk_over_http_with_cursor_paging() {
         "transport": "http",
         "url": format!("{}/mcp", tg.url),
         "calls": calls(),
-        "follow_cursor": {"name": "k8s.list_resources", "arguments": {"kind": "pods", "label_selector": "", "max_bytes": 8192}},
+        "follow_cursor": {"name": "k8s_list_resources", "arguments": {"kind": "pods", "label_selector": "", "max_bytes": 8192}},
     }))
     .await;
     check_report(&report);

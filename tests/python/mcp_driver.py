@@ -3,7 +3,10 @@
 Reads a plan from stdin: {"transport": "stdio"|"http", "command": [...], "url": "...",
 "calls": [{"name": ..., "arguments": {...}}], "follow_cursor": {"name":..., "arguments":...}}
 and prints one JSON report on stdout: negotiated protocol version, server info, the tools as
-listed, and each call's outcome. The Rust integration tests assert on that report.
+listed, and each call's outcome. An argument given as "$approval_id" is replaced by the
+`approval_id` of the last answer that held a call. The SDK checks each structured answer against
+the tool's listed outputSchema (a mismatch is an error). The Rust integration tests assert on
+that report.
 """
 
 import asyncio
@@ -29,9 +32,16 @@ async def run_session(session, plan):
         "tools": tools["tools"],
         "results": [],
     }
+    approval_id = None
     for call in plan.get("calls", []):
+        arguments = {
+            k: (approval_id if v == "$approval_id" else v) for k, v in (call.get("arguments") or {}).items()
+        }
         try:
-            result = dump(await session.call_tool(call["name"], call.get("arguments") or {}))
+            result = dump(await session.call_tool(call["name"], arguments))
+            held = result.get("structuredContent") or {}
+            if held.get("status") == "approval_required":
+                approval_id = held.get("approval_id")
             report["results"].append(
                 {
                     "isError": bool(result.get("isError")),

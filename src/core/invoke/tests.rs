@@ -17,6 +17,7 @@ use crate::core::approval::{ApprovalError, Gate};
 use crate::core::context::ToolContext;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::error::{ToolError, ToolErrorKind};
+use crate::core::exposure::Exposure;
 use crate::core::policy::{PolicyHandle, PolicySet};
 use crate::core::principal::Principal;
 use crate::core::registry::Registry;
@@ -49,6 +50,7 @@ impl TypedTool for Rows {
     type Params = RowsParams;
     type Output = RowsOutput;
     const NAME: &'static str = "test.rows";
+    const TOOLSET: &'static str = "test";
     const TITLE: &'static str = "Rows";
     const DESCRIPTION: &'static str = "Rows.";
     const RISK: Risk = Risk::Read;
@@ -89,6 +91,7 @@ impl TypedTool for Change {
     type Params = ChangeParams;
     type Output = Value;
     const NAME: &'static str = "test.change";
+    const TOOLSET: &'static str = "test";
     const TITLE: &'static str = "Change";
     const DESCRIPTION: &'static str = "Changes.";
     const RISK: Risk = Risk::Write;
@@ -149,10 +152,25 @@ impl Fixture {
             PolicySet::load_dir(&policies).expect("policy"),
             Some(policies),
         );
+        Self::on(dir, policy, Default::default(), Exposure::everything()).await
+    }
+
+    /// The same store, policy and tools, served with `exposure` (a restart with other
+    /// switches).
+    async fn restarted_with(self, exposure: Exposure) -> Fixture {
+        Self::on(self.dir, self.policy, self.runs, exposure).await
+    }
+
+    async fn on(
+        dir: tempfile::TempDir,
+        policy: PolicyHandle,
+        runs: Arc<AtomicUsize>,
+        exposure: Exposure,
+    ) -> Fixture {
         let config = Config::default();
-        let runs: Arc<AtomicUsize> = Default::default();
-        let registry =
-            Registry::new(vec![typed(Rows), typed(Change(runs.clone()))]).expect("registry");
+        let registry = Registry::new(vec![typed(Rows), typed(Change(runs.clone()))])
+            .expect("registry")
+            .with_exposure(exposure);
         let adapters = Adapters {
             kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
             observability: Default::default(),
@@ -435,6 +453,25 @@ async fn a_policy_changed_to_deny_before_the_approval_is_applied_when_the_call_r
     let reason = view.state_reason.unwrap_or_default();
     assert!(
         reason.contains("policy now denies") && reason.contains("test.yaml#freeze"),
+        "{reason}"
+    );
+    assert_eq!(f.runs.load(Ordering::SeqCst), 0, "nothing ran");
+    let last = f.trail(&id).await.pop().expect("record");
+    assert_eq!(last.entry.decision, "execution_refused");
+}
+
+#[tokio::test]
+async fn an_approved_call_the_server_no_longer_offers_is_not_run() {
+    let f = Fixture::new().await;
+    let id = f.hold("test.change", json!({"name": "web"})).await;
+    let read_only = Exposure::resolve(None, true, &["test"].into_iter().collect(), &["test"])
+        .expect("exposure");
+    let f = f.restarted_with(read_only).await;
+    let view = f.approve(&id).await.expect("decided");
+    assert_eq!(view.state, ApprovalState::Failed);
+    let reason = view.state_reason.unwrap_or_default();
+    assert!(
+        reason.contains("`test.change` is not available: read-only mode is on"),
         "{reason}"
     );
     assert_eq!(f.runs.load(Ordering::SeqCst), 0, "nothing ran");

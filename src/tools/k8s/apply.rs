@@ -21,14 +21,14 @@ use crate::core::tool::{Preview, Risk, Target, TypedTool};
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyParams {
-    /// One or more YAML (or JSON) documents separated by `---`; each needs apiVersion, kind and metadata.name. `kind: List` is expanded.
+    /// YAML or JSON documents, separated by `---`.
     pub manifest: String,
-    /// Namespace for namespaced objects that set none; default: the cluster context's namespace.
+    /// Namespace of objects that set none (default: the context's).
     pub namespace: Option<String>,
-    /// Validate and compute the result on the server without persisting anything (dryRun=All).
+    /// Server-side dry run only.
     #[serde(default)]
     pub dry_run: bool,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -65,8 +65,9 @@ impl TypedTool for ApplyManifest {
     type Params = ApplyParams;
     type Output = ApplyOutput;
     const NAME: &'static str = "k8s.apply_manifest";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Apply Kubernetes manifests";
-    const DESCRIPTION: &'static str = "Create or update objects from YAML with server-side apply (field manager toolgate, conflicts forced), like `kubectl apply --server-side --force-conflicts`; several documents may be separated by `---`. Run with dry_run=true first to see what would change.";
+    const DESCRIPTION: &'static str = "Create or update objects by server-side apply, like `kubectl apply --server-side --force-conflicts`. Try dry_run first.";
     const RISK: Risk = Risk::Write;
     const IDEMPOTENT: bool = true;
 

@@ -55,22 +55,22 @@ pub enum Propagation {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteArgs {
-    /// Kind as kubectl accepts it: `pod`, `deploy`, `cm`, a CRD's short name, or `kind.group`.
+    /// Kind or short name, as kubectl takes it.
     pub kind: String,
     /// Object name.
     pub name: String,
-    /// Namespace; default: the cluster context's namespace. Ignored for cluster-scoped kinds.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// `group/version` to pin when a kind exists in several.
+    /// `group/version`, if the kind is ambiguous.
     pub api_version: Option<String>,
-    /// Foreground, Background or Orphan; default: the kind's API default.
+    /// Default: the API's.
     pub propagation_policy: Option<Propagation>,
-    /// Seconds the object may take to terminate gracefully (0 = immediately).
+    /// Grace period in seconds (0: now).
     pub grace_period_seconds: Option<u32>,
-    /// Check the deletion on the server without deleting anything (dryRun=All).
+    /// Server-side dry run only.
     #[serde(default)]
     pub dry_run: bool,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -97,8 +97,9 @@ impl TypedTool for DeleteResource {
     type Params = DeleteArgs;
     type Output = DeleteOutput;
     const NAME: &'static str = "k8s.delete_resource";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Delete a Kubernetes object";
-    const DESCRIPTION: &'static str = "Delete one object of any kind, like `kubectl delete`, with an optional propagation policy (Foreground, Background, Orphan) and grace period. Deleting a pod owned by a controller makes it recreate the pod; run with dry_run=true first to check.";
+    const DESCRIPTION: &'static str = "Delete one object of any kind, like `kubectl delete`. A controller recreates a pod it owns. Try dry_run first.";
     const RISK: Risk = Risk::Write;
     const IDEMPOTENT: bool = true;
 

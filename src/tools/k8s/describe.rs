@@ -24,15 +24,15 @@ const EVENTS_SHOWN: usize = 20;
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeParams {
-    /// Kind as kubectl accepts it: `pod`, `deploy`, `svc`, `node`, a CRD's short name, or `kind.group`.
+    /// Kind or short name, as kubectl takes it.
     pub kind: String,
     /// Object name.
     pub name: String,
-    /// Namespace; default: the cluster context's namespace. Ignored for cluster-scoped kinds.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// `group/version` to pin when a kind exists in several.
+    /// `group/version`, if the kind is ambiguous.
     pub api_version: Option<String>,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -85,8 +85,9 @@ impl TypedTool for DescribeResource {
     type Params = DescribeParams;
     type Output = DescribeOutput;
     const NAME: &'static str = "k8s.describe_resource";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Describe a Kubernetes object";
-    const DESCRIPTION: &'static str = "Summarize one object like `kubectl describe`: key state (pods: node, IP, each container's image, readiness, restarts, current state and last termination reason; workloads: replicas, strategy, selector), conditions, owners, and its recent events. The first tool to use on a failing pod or rollout.";
+    const DESCRIPTION: &'static str = "Summarize one object like `kubectl describe`: state, conditions, owners, recent events. Start here for a failing pod or rollout.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
 

@@ -27,19 +27,19 @@ pub enum EventType {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
-    /// Namespace; omit for all namespaces.
+    /// Namespace; omit for all.
     pub namespace: Option<String>,
-    /// Kind of the involved object (`pod`, `deploy`, `Node`…); resolved like kubectl.
+    /// Involved object's kind (`pod`, `deploy`…).
     pub kind: Option<String>,
-    /// Name of the involved object.
+    /// Involved object's name.
     pub name: Option<String>,
-    /// Only `Normal` or only `Warning` events.
+    /// Only this type.
     #[serde(rename = "type")]
     pub event_type: Option<EventType>,
     /// Newest events to return (default 100).
     #[schemars(range(min = 1, max = 5000))]
     pub limit: Option<usize>,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -81,8 +81,9 @@ impl TypedTool for GetEvents {
     type Params = EventsParams;
     type Output = EventsOutput;
     const NAME: &'static str = "k8s.get_events";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get Kubernetes events";
-    const DESCRIPTION: &'static str = "List recent Kubernetes events, newest first, optionally for one namespace, one involved object (kind/name) or one type (Warning shows failures: BackOff, FailedScheduling, Unhealthy…). Start here when something is broken; use k8s.describe_resource for one object's events with its state.";
+    const DESCRIPTION: &'static str = "Recent events, newest first, of a namespace, an object or a type (Warning: BackOff, FailedScheduling…). Start here when something is broken.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("events");

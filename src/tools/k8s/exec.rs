@@ -25,20 +25,20 @@ const COMMAND_IN_SUMMARY: usize = 200;
 pub struct ExecParams {
     /// Pod name.
     pub pod: String,
-    /// Command and arguments, e.g. ["cat", "/etc/resolv.conf"]; no shell unless you pass ["sh", "-c", "…"].
+    /// argv; a shell only via ["sh", "-c", "…"].
     #[schemars(length(min = 1))]
     pub command: Vec<String>,
-    /// Namespace; default: the cluster context's namespace.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// Container; required when the pod has several (the error lists them).
+    /// Container; needed when the pod has several.
     pub container: Option<String>,
-    /// Seconds the command may run (default 20, at most 300; the server's tool timeout also applies).
+    /// Seconds it may run (default 20).
     #[schemars(range(min = 1, max = 300))]
     pub timeout_seconds: Option<u64>,
-    /// Check that the pod and container exist and run, without running the command.
+    /// Only check the pod and container.
     #[serde(default)]
     pub dry_run: bool,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -70,8 +70,9 @@ impl TypedTool for ExecCommand {
     type Params = ExecParams;
     type Output = ExecOutput;
     const NAME: &'static str = "k8s.exec_command";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Run a command in a container";
-    const DESCRIPTION: &'static str = "Run one command inside a running pod's container, like `kubectl exec POD -- CMD…`, and return its exit code, stdout and stderr (64 KiB each at most). Pass argv as a list; use [\"sh\", \"-c\", \"…\"] only when you need a shell.";
+    const DESCRIPTION: &'static str = "Run one command in a pod's container, like `kubectl exec`; returns exit code, stdout and stderr (64 KiB each at most).";
     const RISK: Risk = Risk::Write;
 
     async fn resolve(

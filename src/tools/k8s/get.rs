@@ -24,17 +24,17 @@ pub enum ObjectFormat {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetParams {
-    /// Kind as kubectl accepts it: `pod`, `po`, `Deployment`, `deploy`, `svc`, a CRD's short name, or `kind.group` (`certificates.cert-manager.io`).
+    /// Kind or short name, as kubectl takes it.
     pub kind: String,
     /// Object name.
     pub name: String,
-    /// Namespace; default: the cluster context's namespace. Ignored for cluster-scoped kinds.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// `group/version` to pin when a kind exists in several (e.g. `autoscaling/v1`).
+    /// `group/version`, if the kind is ambiguous.
     pub api_version: Option<String>,
-    /// `json` (default, structured `object`) or `yaml` (text in `yaml`).
+    /// `json` (default) or `yaml`.
     pub output: Option<ObjectFormat>,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -60,8 +60,9 @@ impl TypedTool for GetResource {
     type Params = GetParams;
     type Output = GetOutput;
     const NAME: &'static str = "k8s.get_resource";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get a Kubernetes object";
-    const DESCRIPTION: &'static str = "Fetch one Kubernetes object of any kind (CRDs included) as JSON or YAML, without managedFields; Secret values are never shown, only key names and sizes. Use k8s.describe_resource for a summary with events, k8s.list_resources to find names.";
+    const DESCRIPTION: &'static str = "Fetch one object of any kind (CRDs too) as JSON or YAML, without managedFields. Secret values are never shown, only key names and sizes.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
 

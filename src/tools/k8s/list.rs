@@ -32,25 +32,25 @@ pub enum ListFormat {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Kind as kubectl accepts it: `pods`, `po`, `deploy`, `svc`, `nodes`, a CRD's short name, or `kind.group`.
+    /// Kind or short name, as kubectl takes it.
     pub kind: String,
-    /// Namespace; omit for all namespaces. Ignored for cluster-scoped kinds.
+    /// Namespace; omit for all.
     pub namespace: Option<String>,
-    /// Label selector, e.g. `app=web,tier!=cache`.
+    /// Label selector, e.g. `app=web`.
     pub label_selector: Option<String>,
-    /// Field selector, e.g. `status.phase=Running` or `spec.nodeName=node-1`.
+    /// Field selector, e.g. `status.phase=Running`.
     pub field_selector: Option<String>,
-    /// Objects to fetch from the API server in this page (default 500, at most 5000).
+    /// Objects per API page (default 500).
     #[schemars(range(min = 1, max = 5000))]
     pub limit: Option<u32>,
-    /// The API server's continue token from a previous answer's `continue` (prefer `cursor`).
+    /// API server continue token (prefer `cursor`).
     #[serde(rename = "continue")]
     pub continue_token: Option<String>,
-    /// `compact` (default: kubectl-like rows), `json` or `yaml` (full objects in `rows`).
+    /// `compact` rows (default) or objects as `json`/`yaml`.
     pub output: Option<ListFormat>,
-    /// `group/version` to pin when a kind exists in several.
+    /// `group/version`, if the kind is ambiguous.
     pub api_version: Option<String>,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -81,8 +81,9 @@ impl TypedTool for ListResources {
     type Params = ListParams;
     type Output = ListOutput;
     const NAME: &'static str = "k8s.list_resources";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "List Kubernetes objects";
-    const DESCRIPTION: &'static str = "List objects of any kind (CRDs included) with optional namespace and label/field selectors, as compact kubectl-like rows (pods: status, ready, restarts, age, node; deployments: ready, up-to-date, available, age; others: age, status). output=json|yaml puts full objects in `rows` instead (Secret values never shown). Pass `cursor` from the answer to get more.";
+    const DESCRIPTION: &'static str = "List objects of any kind as kubectl-like rows, by namespace and label/field selectors. Secret values are never shown.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("rows");

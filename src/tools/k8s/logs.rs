@@ -19,22 +19,22 @@ const DEFAULT_CONTAINER: &str = "kubectl.kubernetes.io/default-container";
 pub struct LogsParams {
     /// Pod name.
     pub pod: String,
-    /// Namespace; default: the cluster context's namespace.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// Container; required when the pod has several (the error lists them).
+    /// Container; needed when the pod has several.
     pub container: Option<String>,
-    /// Lines from the end of the log to fetch (default from the server config, usually 500).
+    /// Lines from the end (default: the server's).
     #[schemars(range(min = 1, max = 100000))]
     pub tail_lines: Option<i64>,
-    /// Only lines newer than this many seconds.
+    /// Only the last N seconds.
     #[schemars(range(min = 1))]
     pub since_seconds: Option<i64>,
-    /// Log of the previous (crashed) instance of the container.
+    /// The crashed instance's log.
     #[serde(default)]
     pub previous: bool,
-    /// Keep only matching lines: a substring, or a regex written `/…/` (e.g. `/(?i)error|timeout/`).
+    /// Keep matching lines: substring or `/regex/`.
     pub grep: Option<String>,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -61,8 +61,9 @@ impl TypedTool for GetLogs {
     type Params = LogsParams;
     type Output = LogsOutput;
     const NAME: &'static str = "k8s.get_logs";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get container logs";
-    const DESCRIPTION: &'static str = "Read the last lines of a pod container's log (or of its previous, crashed instance with previous=true), optionally filtered with grep (substring, or /regex/). Narrow with tail_lines, since_seconds or grep rather than paging through everything.";
+    const DESCRIPTION: &'static str = "Read the last lines of a container's log, or of its crashed instance. Narrow with tail_lines, since_seconds or grep rather than paging.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("lines");

@@ -22,16 +22,16 @@ const RESTARTABLE: &[&str] = &["Deployment", "StatefulSet", "DaemonSet"];
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartParams {
-    /// `deployment` (`deploy`), `statefulset` (`sts`) or `daemonset` (`ds`).
+    /// `deploy`, `sts` or `ds`.
     pub kind: String,
     /// Workload name.
     pub name: String,
-    /// Namespace; default: the cluster context's namespace.
+    /// Namespace (default: the context's).
     pub namespace: Option<String>,
-    /// Check the patch on the server without restarting anything (dryRun=All).
+    /// Server-side dry run only.
     #[serde(default)]
     pub dry_run: bool,
-    /// Configured cluster name; default: the default cluster.
+    /// Cluster (default: the default one).
     pub cluster: Option<String>,
 }
 
@@ -55,8 +55,10 @@ impl TypedTool for RolloutRestart {
     type Params = RestartParams;
     type Output = RestartOutput;
     const NAME: &'static str = "k8s.rollout_restart";
+    const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Restart a workload";
-    const DESCRIPTION: &'static str = "Restart all pods of a Deployment, StatefulSet or DaemonSet with a rolling update, exactly like `kubectl rollout restart`. Watch progress afterwards with k8s.describe_resource on the workload.";
+    const DESCRIPTION: &'static str =
+        "Restart a workload's pods with a rolling update, like `kubectl rollout restart`.";
     const RISK: Risk = Risk::Write;
 
     async fn resolve(

@@ -25,21 +25,24 @@ pub enum VarValue {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardUrlParams {
-    /// Words of the dashboard title (Grafana's search `query`).
+    /// Words of the title.
     pub title: Option<String>,
-    /// Dashboards carrying all these tags.
+    /// Tags it must carry.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The dashboard's uid, when known.
+    /// Dashboard uid.
     pub uid: Option<String>,
-    /// Start of the time range in the link: `now-1h` (default), RFC3339 or unix seconds.
+    /// Link's start (default `now-1h`).
     pub from: Option<String>,
-    /// End of the time range in the link: `now` (default), RFC3339 or unix seconds.
+    /// Link's end (default `now`).
     pub to: Option<String>,
-    /// Dashboard variables, e.g. {"namespace": "shop", "pod": ["web-0", "web-1"]} → var-namespace=shop&var-pod=web-0&var-pod=web-1.
+    /// Name → value or list of values.
     #[serde(default)]
+    // Published as a plain object (a string-or-list union is an `anyOf`, which Gemini
+    // refuses); serde still refuses other values when the arguments are parsed.
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub variables: BTreeMap<String, VarValue>,
-    /// Open one panel (`viewPanel`).
+    /// Panel to open.
     pub panel_id: Option<i64>,
     /// Most dashboards (default 10).
     #[schemars(range(min = 1, max = 100))]
@@ -86,8 +89,9 @@ impl TypedTool for GetDashboardUrl {
     type Params = DashboardUrlParams;
     type Output = DashboardUrlOutput;
     const NAME: &'static str = "obs.get_dashboard_url";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Find Grafana dashboards";
-    const DESCRIPTION: &'static str = "Find Grafana dashboards by title words, tags or uid and return links to them for a time range (from/to, default now-1h..now), with dashboard variables (var-…) and optionally one panel (viewPanel). Hand the links to people; this reads no panel data.";
+    const DESCRIPTION: &'static str = "Find Grafana dashboards by title, tags or uid; returns links for a time range, variables and panel. Reads no data.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("dashboards");
@@ -181,18 +185,18 @@ impl TypedTool for GetDashboardUrl {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnnotateParams {
-    /// What happened, e.g. "Rolled back checkout to v41 (incident INC-123)".
+    /// What happened.
     pub text: String,
-    /// Tags, e.g. ["incident", "INC-123"]. Organization-wide annotations are found by tag.
+    /// Tags, e.g. ["incident"].
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Put it on this dashboard only (uid); default: an organization annotation.
+    /// Only on this dashboard (uid).
     pub dashboard_uid: Option<String>,
-    /// And only on this panel of it.
+    /// Only on this panel.
     pub panel_id: Option<i64>,
-    /// When (`now` default, `now-10m`, RFC3339, unix seconds).
+    /// When (default now).
     pub time: Option<String>,
-    /// End, for a region annotation.
+    /// End, for a region.
     pub time_end: Option<String>,
 }
 
@@ -249,8 +253,10 @@ impl TypedTool for Annotate {
     type Params = AnnotateParams;
     type Output = AnnotateOutput;
     const NAME: &'static str = "obs.annotate";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Add a Grafana annotation";
-    const DESCRIPTION: &'static str = "Mark an incident event (deploy, rollback, mitigation) on Grafana graphs: an annotation with text and tags, organization-wide or on one dashboard/panel, at a time or over a time region. Changes Grafana, so it waits for an approval.";
+    const DESCRIPTION: &'static str =
+        "Mark an event (deploy, rollback) on Grafana graphs, at a time or over a region.";
     const RISK: Risk = Risk::Write;
 
     fn target(&self, p: &AnnotateParams) -> Option<Target> {

@@ -44,26 +44,25 @@ pub enum LogsDirection {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchLogsParams {
-    /// `lines` (default), `labels` (label names), or `values` (values of `label`).
+    /// `labels`: label names; `values`: those of `label`.
     #[serde(default)]
     pub mode: LogsMode,
-    /// LogQL, e.g. `{namespace="shop", app="web"} |= "error"`. In `values` mode an optional
-    /// stream selector.
+    /// LogQL, e.g. `{app="web"} |= "error"`.
     pub query: Option<String>,
-    /// Instead of `query`: a stream selector from these labels (`{app="web"}`) …
+    /// Labels to match, instead of `query`.
     pub labels: Option<BTreeMap<String, String>>,
-    /// … and a line filter (`|= "text"`).
+    /// Text the lines contain.
     pub contains: Option<String>,
-    /// `values` mode: the label whose values to list.
+    /// Label whose values to list.
     pub label: Option<String>,
-    /// Start (`now-1h`, RFC3339, unix seconds). Default now-1h.
+    /// Start (default `now-1h`).
     pub start: Option<String>,
-    /// End. Default now.
+    /// End (default now).
     pub end: Option<String>,
-    /// Most lines (default 100, at most 5000).
+    /// Most lines (default 100).
     #[schemars(range(min = 1, max = 5000))]
     pub limit: Option<u32>,
-    /// `backward` (newest first, default) or `forward`.
+    /// Order (default newest first).
     #[serde(default)]
     pub direction: LogsDirection,
 }
@@ -111,8 +110,9 @@ impl TypedTool for SearchLogs {
     type Params = SearchLogsParams;
     type Output = SearchLogsOutput;
     const NAME: &'static str = "obs.search_logs";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Search logs (Loki LogQL)";
-    const DESCRIPTION: &'static str = "Search Loki with LogQL over a time range (default the last hour), newest lines first. Give `query` (e.g. {namespace=\"shop\"} |= \"error\"), or `labels` plus `contains`. Don't know the labels? mode=labels lists label names, mode=values with `label` lists its values. A bad query returns Loki's own parse error.";
+    const DESCRIPTION: &'static str = "Search Loki logs (default: the last hour, newest first) by LogQL `query`, or `labels` plus `contains`. mode=labels lists label names.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("entries");

@@ -24,23 +24,20 @@ const PROMETHEUS_MAX_POINTS: f64 = 11_000.0;
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryMetricsParams {
-    /// PromQL expression, e.g. `sum by (pod) (rate(http_requests_total{namespace="shop"}[5m]))`.
+    /// PromQL, e.g. `sum by (pod) (rate(x_total[5m]))`.
     pub query: String,
-    /// Instant query: evaluation time (`now`, `now-1h`, RFC3339, unix seconds). Default now.
-    /// Not with `start`/`end`.
+    /// Instant query at this time (default now).
     pub time: Option<String>,
-    /// Range query: start (`now-1h`, RFC3339, unix seconds). Giving `start`, `end` or `step`
-    /// makes it a range query.
+    /// Range query start.
     pub start: Option<String>,
-    /// Range query: end. Default now.
+    /// Range query end (default now).
     pub end: Option<String>,
-    /// Range query: resolution (`30s`, `5m`, or seconds). Default: the range divided by
-    /// `max_points`.
+    /// Range query step, e.g. `30s`.
     pub step: Option<String>,
-    /// Most series returned, the highest by last value first (default 20).
+    /// Most series (default 20).
     #[schemars(range(min = 1, max = 500))]
     pub max_series: Option<usize>,
-    /// Most points per series in a range answer; more are thinned out evenly (default 60).
+    /// Most points per series (default 60).
     #[schemars(range(min = 2, max = 2000))]
     pub max_points: Option<usize>,
 }
@@ -105,8 +102,9 @@ impl TypedTool for QueryMetrics {
     type Params = QueryMetricsParams;
     type Output = QueryMetricsOutput;
     const NAME: &'static str = "obs.query_metrics";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Query metrics (PromQL)";
-    const DESCRIPTION: &'static str = "Run a PromQL query on Prometheus. Instant by default (optionally at `time`); a range query with `start` (and `end`, `step`). Times: now, now-1h, RFC3339 or unix seconds. Range answers keep the top `max_series` series by last value and thin each to `max_points`. Aggregate (sum by, topk) rather than fetching many raw series. A bad query returns Prometheus' own error message.";
+    const DESCRIPTION: &'static str = "PromQL query on Prometheus, instant or over a range. Times: `now`, `now-1h`, RFC3339, unix seconds. Aggregate rather than fetch raw series.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("series");

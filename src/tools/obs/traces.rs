@@ -19,7 +19,7 @@ const MAX_ERRORS: usize = 10;
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetTraceParams {
-    /// Trace id, hex (up to 32 digits), e.g. `4bf92f3577b34da6a3ce929d0e0e4736`.
+    /// Trace id (hex).
     pub trace_id: String,
 }
 
@@ -97,8 +97,9 @@ impl TypedTool for GetTrace {
     type Params = GetTraceParams;
     type Output = GetTraceOutput;
     const NAME: &'static str = "obs.get_trace";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Get a trace (Tempo)";
-    const DESCRIPTION: &'static str = "Fetch one distributed trace from Tempo by id and summarize it: root span, services with span and error counts, the slowest spans, spans with errors; then the full spans (start order, with attributes) as far as max_bytes allows.";
+    const DESCRIPTION: &'static str = "Fetch a trace from Tempo: services, slowest spans and spans with errors first, then all spans.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("spans");
@@ -181,15 +182,14 @@ impl TypedTool for GetTrace {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchTracesParams {
-    /// TraceQL, e.g. `{ resource.service.name = "checkout" && status = error }` or
-    /// `{ duration > 2s }`. Default `{}` (any trace).
+    /// TraceQL, e.g. `{ status = error }` (default `{}`).
     pub query: Option<String>,
-    /// Most traces (default 20, at most 500).
+    /// Most traces (default 20).
     #[schemars(range(min = 1, max = 500))]
     pub limit: Option<u32>,
-    /// Start (`now-1h`, RFC3339, unix seconds). Default now-1h.
+    /// Start (default `now-1h`).
     pub start: Option<String>,
-    /// End. Default now.
+    /// End (default now).
     pub end: Option<String>,
 }
 
@@ -220,8 +220,9 @@ impl TypedTool for SearchTraces {
     type Params = SearchTracesParams;
     type Output = SearchTracesOutput;
     const NAME: &'static str = "obs.search_traces";
+    const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Search traces (Tempo TraceQL)";
-    const DESCRIPTION: &'static str = "Find traces in Tempo with TraceQL over a time range (default the last hour), e.g. { resource.service.name = \"checkout\" && status = error }. Returns trace ids with root service, root span name, start and duration; open one with obs.get_trace.";
+    const DESCRIPTION: &'static str = "Find traces in Tempo by TraceQL (default: the last hour): ids with root service, span, start and duration.";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("traces");

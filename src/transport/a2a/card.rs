@@ -1,5 +1,5 @@
 //! The agent card at `/.well-known/agent-card.json`: who toolgate is, where its A2A endpoint is,
-//! how to authenticate, and one skill per tool family built from the registry.
+//! how to authenticate, and one skill per offered toolset, built from the registry.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use crate::core::registry::{Entry, Registry};
 /// Name of the security scheme in the card.
 const SCHEME: &str = "toolgate";
 
-/// Human names of the tool families (the part of a tool name before the first dot).
+/// Human names of the toolsets.
 fn family_name(family: &str) -> String {
     match family {
         "k8s" => "Kubernetes".to_string(),
@@ -38,13 +38,14 @@ fn example(entry: &Entry) -> String {
     json!({"tool": spec.name, "arguments": args}).to_string()
 }
 
-/// One skill per tool family: the tools, their risk, and an example call each.
+/// One skill per offered toolset: the tools, their risk, and an example call each.
 pub fn skills(registry: &Registry) -> Vec<Value> {
     let mut families: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-    for entry in registry.entries() {
-        let name = entry.spec().name;
-        let family = name.split('.').next().unwrap_or(name);
-        families.entry(family).or_default().push(entry);
+    for entry in registry.offered() {
+        families
+            .entry(entry.spec().toolset)
+            .or_default()
+            .push(entry);
     }
     families
         .into_iter()

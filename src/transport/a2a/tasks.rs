@@ -106,24 +106,13 @@ pub async fn create(
 }
 
 fn skill_ids(state: &AppState) -> Vec<String> {
-    let mut families: Vec<String> = state
+    let sets: std::collections::BTreeSet<&str> = state
         .dispatcher
         .registry()
-        .entries()
-        .iter()
-        .map(|e| {
-            e.spec()
-                .name
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .offered()
+        .map(|e| e.spec().toolset)
         .collect();
-    families.dedup();
-    families.sort();
-    families.dedup();
-    families
+    sets.into_iter().map(str::to_string).collect()
 }
 
 /// Runs the task's tool call once and stores the outcome.
