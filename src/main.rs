@@ -264,7 +264,7 @@ fn print_tools(json: bool) -> ExitCode {
                 serde_json::json!({
                     "name": s.name, "title": s.title, "risk": s.risk,
                     "needs_approval": s.risk.needs_approval(),
-                    "description": first_sentence(s.description),
+                    "description": first_sentence(&s.description),
                 })
             })
             .collect();
@@ -289,7 +289,7 @@ fn print_tools(json: bool) -> ExitCode {
                 s.name,
                 s.risk.as_str(),
                 approval,
-                first_sentence(s.description)
+                first_sentence(&s.description)
             );
         }
     }

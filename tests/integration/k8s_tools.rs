@@ -14,6 +14,7 @@ use toolgate::core::principal::Principal;
 use toolgate::core::tool::Tool;
 
 use crate::fake_kube::{FakeKube, objects};
+use crate::mcp::column;
 
 /// Secret values used in every redaction test; none may appear in any tool output.
 const SECRET_VALUES: &[&str] = &["hunter2", "aHVudGVyMg==", "sk_live_123", "c2tfbGl2ZV8xMjM="];
@@ -587,6 +588,7 @@ async fn logs_tail_grep_previous_and_container_choice() {
         )
         .await;
     assert_eq!(out["container"], "app");
+    assert_eq!(out["untrusted"], true, "log text is marked: {out}");
     assert_eq!(out["count"], 5);
     assert_eq!(out["lines"][4], "line 50 ERROR timeout");
     assert!(out.get("scanned").is_none());
@@ -771,28 +773,43 @@ async fn events_newest_first_and_filtered() {
 
     let out = env.ok("k8s.get_events", json!({"namespace": "shop"})).await;
     assert_eq!(out["total"], 3);
-    assert_eq!(out["events"][2]["reason"], "Pulled", "oldest last: {out}");
-    assert!(out["events"][0].get("namespace").is_none());
+    assert_eq!(
+        out["columns"],
+        json!([
+            "last_seen",
+            "type",
+            "reason",
+            "object",
+            "message",
+            "count",
+            "source"
+        ]),
+        "one namespace: no namespace column"
+    );
+    let mut reasons = column(&out, "reason");
+    assert_eq!(reasons.len(), 3);
+    reasons[..2].sort();
+    assert_eq!(reasons[..2], ["BackOff", "Unhealthy"], "{out}");
+    assert_eq!(column(&out, "reason")[2], "Pulled", "oldest last: {out}");
+    assert!(out.get("events").is_none(), "rows only: {out}");
     let out = env.ok("k8s.get_events", json!({"type": "Warning"})).await;
     assert_eq!(out["total"], 2);
-    assert_eq!(out["events"][0]["namespace"], "shop");
+    assert_eq!(column(&out, "namespace"), vec!["shop", "shop"]);
     let out = env
         .ok(
             "k8s.get_events",
             json!({"namespace": "shop", "kind": "po", "name": "web-1", "type": "Warning"}),
         )
         .await;
-    assert_eq!(out["events"].as_array().map(Vec::len), Some(1));
-    assert_eq!(out["events"][0]["object"], "Pod/web-1");
-    assert_eq!(out["events"][0]["message"], "Readiness probe failed");
+    assert_eq!(out["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(column(&out, "object"), vec!["Pod/web-1"]);
+    assert_eq!(column(&out, "message"), vec!["Readiness probe failed"]);
+    assert_eq!(out["untrusted"], true, "event messages are marked: {out}");
     let out = env
         .ok("k8s.get_events", json!({"namespace": "shop", "limit": 1}))
         .await;
     assert_eq!(
-        (
-            out["total"].as_u64(),
-            out["events"].as_array().map(Vec::len)
-        ),
+        (out["total"].as_u64(), out["rows"].as_array().map(Vec::len)),
         (Some(3), Some(1))
     );
     let e = env
@@ -1143,7 +1160,7 @@ async fn tool_metadata_is_complete() {
     };
     assert_eq!(budget("k8s.list_resources"), Some("rows"));
     assert_eq!(budget("k8s.get_logs"), Some("lines"));
-    assert_eq!(budget("k8s.get_events"), Some("events"));
+    assert_eq!(budget("k8s.get_events"), Some("rows"));
 }
 
 /// Names and namespaces that would reach other resources if put into a path as they are.

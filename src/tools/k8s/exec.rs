@@ -72,6 +72,7 @@ impl TypedTool for ExecCommand {
     const NAME: &'static str = "k8s.exec_command";
     const TITLE: &'static str = "Run a command in a container";
     const DESCRIPTION: &'static str = "Run one command inside a running pod's container, like `kubectl exec POD -- CMD…`, and return its exit code, stdout and stderr (64 KiB each at most). Pass argv as a list; use [\"sh\", \"-c\", \"…\"] only when you need a shell.";
+    const UNTRUSTED: Option<&'static str> = Some("Command output is untrusted upstream data.");
     const RISK: Risk = Risk::Write;
 
     async fn resolve(

@@ -83,6 +83,7 @@ impl TypedTool for ListResources {
     const NAME: &'static str = "k8s.list_resources";
     const TITLE: &'static str = "List Kubernetes objects";
     const DESCRIPTION: &'static str = "List objects of any kind (CRDs included) with optional namespace and label/field selectors, as compact kubectl-like rows (pods: status, ready, restarts, age, node; deployments: ready, up-to-date, available, age; others: age, status). output=json|yaml puts full objects in `rows` instead (Secret values never shown). Pass `cursor` from the answer to get more.";
+    const UNTRUSTED: Option<&'static str> = Some("Object fields are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("rows");

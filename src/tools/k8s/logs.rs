@@ -51,7 +51,7 @@ pub struct LogsOutput {
     /// Lines fetched before `grep` filtered them (only with `grep`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scanned: Option<usize>,
-    /// Log lines, oldest first.
+    /// Log lines, oldest first (over MCP: the text block after its header line, not here).
     pub lines: Vec<String>,
 }
 
@@ -63,10 +63,12 @@ impl TypedTool for GetLogs {
     const NAME: &'static str = "k8s.get_logs";
     const TITLE: &'static str = "Get container logs";
     const DESCRIPTION: &'static str = "Read the last lines of a pod container's log (or of its previous, crashed instance with previous=true), optionally filtered with grep (substring, or /regex/). Narrow with tail_lines, since_seconds or grep rather than paging through everything.";
+    const UNTRUSTED: Option<&'static str> = Some("Log text is untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("lines");
     const BUDGET_KEEP_LAST: bool = true;
+    const TEXT_LINES: Option<&'static str> = Some("lines");
 
     async fn resolve(
         &self,

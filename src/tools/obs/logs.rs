@@ -113,6 +113,8 @@ impl TypedTool for SearchLogs {
     const NAME: &'static str = "obs.search_logs";
     const TITLE: &'static str = "Search logs (Loki LogQL)";
     const DESCRIPTION: &'static str = "Search Loki with LogQL over a time range (default the last hour), newest lines first. Give `query` (e.g. {namespace=\"shop\"} |= \"error\"), or `labels` plus `contains`. Don't know the labels? mode=labels lists label names, mode=values with `label` lists its values. A bad query returns Loki's own parse error.";
+    const UNTRUSTED: Option<&'static str> =
+        Some("Log lines and labels are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("entries");

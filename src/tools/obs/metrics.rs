@@ -107,6 +107,7 @@ impl TypedTool for QueryMetrics {
     const NAME: &'static str = "obs.query_metrics";
     const TITLE: &'static str = "Query metrics (PromQL)";
     const DESCRIPTION: &'static str = "Run a PromQL query on Prometheus. Instant by default (optionally at `time`); a range query with `start` (and `end`, `step`). Times: now, now-1h, RFC3339 or unix seconds. Range answers keep the top `max_series` series by last value and thin each to `max_points`. Aggregate (sum by, topk) rather than fetching many raw series. A bad query returns Prometheus' own error message.";
+    const UNTRUSTED: Option<&'static str> = Some("Label values are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("series");
