@@ -587,7 +587,10 @@ async fn logs_tail_grep_previous_and_container_choice() {
             json!({"pod": "web-1", "namespace": "shop", "tail_lines": 5}),
         )
         .await;
-    assert_eq!(out["container"], "app");
+    assert!(
+        out.get("container").is_none(),
+        "the API server picked the only container; none is named: {out}"
+    );
     assert_eq!(out["untrusted"], true, "log text is marked: {out}");
     assert_eq!(out["count"], 5);
     assert_eq!(out["lines"][4], "line 50 ERROR timeout");
@@ -668,6 +671,133 @@ async fn logs_tail_grep_previous_and_container_choice() {
         "{}",
         e.message
     );
+}
+
+/// Requests the fake received since `before`, as `METHOD path?query`.
+fn requests_since(fake: &FakeKube, before: usize) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .skip(before)
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_log_read_is_one_request_to_the_log_endpoint() {
+    let env = Env::start().await;
+    env.fake.insert(objects::pod("shop", "web-1"));
+    env.fake
+        .set_log_lines("shop", "web-1", "app", &["one", "two", "three"]);
+    // The first call also discovers the API; count the second.
+    env.ok("k8s.get_logs", json!({"pod": "web-1", "namespace": "shop"}))
+        .await;
+    let before = env.fake.requests().len();
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "web-1", "namespace": "shop", "tail_lines": 2}),
+        )
+        .await;
+    assert_eq!(out["lines"], json!(["two", "three"]));
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(sent.len(), 1, "one upstream request: {sent:?}");
+    assert!(
+        sent[0].starts_with("GET /api/v1/namespaces/shop/pods/web-1/log?")
+            && sent[0].contains("tailLines=2"),
+        "{sent:?}"
+    );
+    let before = env.fake.requests().len();
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "web-1", "namespace": "shop", "container": "app"}),
+        )
+        .await;
+    assert_eq!(out["container"], "app");
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("container=app"), "{sent:?}");
+}
+
+#[tokio::test]
+async fn several_containers_are_named_after_the_api_servers_answer() {
+    let env = Env::start().await;
+    env.fake.insert(two_container_pod("shop", "api-1"));
+    env.fake
+        .set_log_lines("shop", "api-1", "proxy", &["proxy up"]);
+    env.ok(
+        "k8s.get_logs",
+        json!({"pod": "api-1", "namespace": "shop", "container": "proxy"}),
+    )
+    .await;
+    let before = env.fake.requests().len();
+    let e = env
+        .err("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    assert_eq!(e.kind, ToolErrorKind::InvalidArguments);
+    assert_eq!(
+        e.message,
+        "pod 'api-1' has several containers; pass `container`, one of: app, proxy (init: migrate)"
+    );
+    let sent: Vec<String> = requests_since(&env.fake, before)
+        .iter()
+        .map(|r| r.split('?').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            "GET /api/v1/namespaces/shop/pods/api-1/log".to_string(),
+            "GET /api/v1/namespaces/shop/pods/api-1".to_string(),
+        ],
+        "the log first; the pod only to name its containers"
+    );
+    let e = env
+        .err(
+            "k8s.get_logs",
+            json!({"pod": "api-1", "namespace": "shop", "container": "nope"}),
+        )
+        .await;
+    assert_eq!(e.kind, ToolErrorKind::NotFound);
+    assert!(
+        e.message
+            .starts_with("container 'nope' not found in pod 'api-1'; containers: app, proxy"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn the_default_container_annotation_is_honoured_as_kubectl_does() {
+    let env = Env::start().await;
+    let mut pod = two_container_pod("shop", "api-1");
+    pod["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/default-container": "proxy"});
+    env.fake.insert(pod);
+    env.fake
+        .set_log_lines("shop", "api-1", "proxy", &["proxy up"]);
+    env.fake.set_log_lines("shop", "api-1", "app", &["app up"]);
+    let out = env
+        .ok("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    assert_eq!(out["container"], "proxy");
+    assert_eq!(out["lines"], json!(["proxy up"]));
+    let before = env.fake.requests().len();
+    env.ok("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(
+        sent.len(),
+        3,
+        "log (400), pod, log of the default: {sent:?}"
+    );
+    assert!(sent[2].contains("container=proxy"), "{sent:?}");
+    // A named container wins over the annotation, in one request.
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "api-1", "namespace": "shop", "container": "app"}),
+        )
+        .await;
+    assert_eq!(out["lines"], json!(["app up"]));
 }
 
 #[tokio::test]
