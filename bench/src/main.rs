@@ -607,33 +607,19 @@ async fn measure(
     let (bytes, found, failure) = first_answer(&mut s, &server.pods, &pods).await?;
     (f.answer_bytes, f.pods_in_answer) = (bytes, found);
     f.failure = failure;
-    let seen = Arc::new(Mutex::new(Seen::default()));
     let mut peak = 0u64;
-    for c in [1usize, 16] {
-        let l = load(
-            &server,
-            &server.pods,
-            http,
-            c,
-            seconds,
-            seen.clone(),
-            pid,
-            &mut peak,
-        )
-        .await?;
-        report_load(&mut f.failure, "pods", c, &l);
-        if c == 1 {
-            f.c1 = l;
-        } else {
-            f.c16 = l;
-        }
-    }
+    (f.c1, f.c16) = load_runs(
+        &server,
+        &server.pods,
+        &pods,
+        http,
+        seconds,
+        pid,
+        &mut peak,
+        &mut f,
+    )
+    .await?;
     f.load_rss_kb = peak.max(proc::tree_hwm_kb(pid));
-    {
-        let seen = seen.lock().await;
-        f.distinct_answers = seen.bodies.len();
-        f.bad_answers += check_seen(&seen, &pods, &mut f.failure);
-    }
 
     // The last 100 lines of one pod's log: size, content, and calls/s.
     let lines = Expect {
@@ -644,31 +630,17 @@ async fn measure(
     let (bytes, found, failure) = first_answer(&mut s, &server.logs, &lines).await?;
     (f.logs.answer_bytes, f.logs.found) = (bytes, found);
     f.failure = f.failure.take().or(failure);
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    for c in [1usize, 16] {
-        let l = load(
-            &server,
-            &server.logs,
-            http,
-            c,
-            seconds,
-            seen.clone(),
-            pid,
-            &mut peak,
-        )
-        .await?;
-        report_load(&mut f.failure, "logs", c, &l);
-        if c == 1 {
-            f.logs.c1 = l;
-        } else {
-            f.logs.c16 = l;
-        }
-    }
-    {
-        let seen = seen.lock().await;
-        f.distinct_answers += seen.bodies.len();
-        f.bad_answers += check_seen(&seen, &lines, &mut f.failure);
-    }
+    (f.logs.c1, f.logs.c16) = load_runs(
+        &server,
+        &server.logs,
+        &lines,
+        http,
+        seconds,
+        pid,
+        &mut peak,
+        &mut f,
+    )
+    .await?;
 
     // The events of one namespace: size and content.
     let events = Expect {
@@ -683,6 +655,34 @@ async fn measure(
     let _ = child.start_kill();
     let _ = child.wait().await;
     Ok(f)
+}
+
+/// `call` at concurrency 1 and 16 for `seconds` each, then every distinct answer checked
+/// against `expect` (into `f`'s answer counts and failure).
+#[allow(clippy::too_many_arguments)]
+async fn load_runs(
+    server: &Server,
+    call: &Call,
+    expect: &Expect<'_>,
+    http: &reqwest::Client,
+    seconds: u64,
+    pid: u32,
+    peak: &mut u64,
+    f: &mut Figures,
+) -> Result<(Load, Load)> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut runs = Vec::new();
+    for c in [1usize, 16] {
+        let l = load(server, call, http, c, seconds, seen.clone(), pid, peak).await?;
+        report_load(&mut f.failure, expect.what, c, &l);
+        runs.push(l);
+    }
+    let seen = seen.lock().await;
+    f.distinct_answers += seen.bodies.len();
+    f.bad_answers += check_seen(&seen, expect, &mut f.failure);
+    let c16 = runs.pop().unwrap_or_default();
+    let c1 = runs.pop().unwrap_or_default();
+    Ok((c1, c16))
 }
 
 /// Makes `call` once: the answer's bytes, how many expected markers it holds, and why it
