@@ -608,17 +608,13 @@ async fn measure(
     (f.answer_bytes, f.pods_in_answer) = (bytes, found);
     f.failure = failure;
     let mut peak = 0u64;
-    (f.c1, f.c16) = load_runs(
-        &server,
-        &server.pods,
-        &pods,
+    let run = Run {
+        server: &server,
         http,
         seconds,
         pid,
-        &mut peak,
-        &mut f,
-    )
-    .await?;
+    };
+    (f.c1, f.c16) = load_runs(&run, &server.pods, &pods, &mut peak, &mut f).await?;
     f.load_rss_kb = peak.max(proc::tree_hwm_kb(pid));
 
     // The last 100 lines of one pod's log: size, content, and calls/s.
@@ -630,17 +626,7 @@ async fn measure(
     let (bytes, found, failure) = first_answer(&mut s, &server.logs, &lines).await?;
     (f.logs.answer_bytes, f.logs.found) = (bytes, found);
     f.failure = f.failure.take().or(failure);
-    (f.logs.c1, f.logs.c16) = load_runs(
-        &server,
-        &server.logs,
-        &lines,
-        http,
-        seconds,
-        pid,
-        &mut peak,
-        &mut f,
-    )
-    .await?;
+    (f.logs.c1, f.logs.c16) = load_runs(&run, &server.logs, &lines, &mut peak, &mut f).await?;
 
     // The events of one namespace: size and content.
     let events = Expect {
@@ -657,22 +643,33 @@ async fn measure(
     Ok(f)
 }
 
+/// The running server a load run calls, and for how long.
+struct Run<'a> {
+    server: &'a Server,
+    http: &'a reqwest::Client,
+    seconds: u64,
+    /// The server's process, whose RSS is sampled.
+    pid: u32,
+}
+
 /// `call` at concurrency 1 and 16 for `seconds` each, then every distinct answer checked
 /// against `expect` (into `f`'s answer counts and failure).
-#[allow(clippy::too_many_arguments)]
 async fn load_runs(
-    server: &Server,
+    run: &Run<'_>,
     call: &Call,
     expect: &Expect<'_>,
-    http: &reqwest::Client,
-    seconds: u64,
-    pid: u32,
     peak: &mut u64,
     f: &mut Figures,
 ) -> Result<(Load, Load)> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut runs = Vec::new();
     for c in [1usize, 16] {
+        let Run {
+            server,
+            http,
+            seconds,
+            pid,
+        } = *run;
         let l = load(server, call, http, c, seconds, seen.clone(), pid, peak).await?;
         report_load(&mut f.failure, expect.what, c, &l);
         runs.push(l);
