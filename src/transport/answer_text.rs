@@ -6,8 +6,9 @@
 //!   JSON-quoted only when it is empty or holds spaces, `=`, quotes or control characters);
 //! - `columns` + `rows` (arrays of cells): the column names, then one line per row, cells
 //!   tab-separated;
-//! - any other field under its name: a list of objects as such a table, a list of scalars or a
-//!   map of scalars on one line, anything deeper as YAML;
+//! - any other field under its name: text of several lines as it is (documents of a list
+//!   between `---` lines), a list of flat objects as such a table, a list of scalars or a map of
+//!   scalars on one line, anything deeper as YAML;
 //! - the tool's text lines ([`crate::core::tool::ToolSpec::text_lines`], e.g. log lines) last,
 //!   one per line as they are; they then leave the structured answer, so they travel once.
 
@@ -35,7 +36,7 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         _ => None,
     });
     let mut out: Vec<String> = Vec::new();
-    let header = pairs(map.iter().filter(|(_, v)| is_scalar(v)), " ");
+    let header = pairs(map.iter().filter(|(_, v)| is_header(v)), " ");
     if !header.is_empty() {
         out.push(header);
     }
@@ -48,7 +49,7 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         _ => None,
     };
     for (key, value) in map.iter() {
-        if is_scalar(value) || value.is_null() {
+        if is_header(value) || value.is_null() {
             continue;
         }
         if table.is_some() && (key == "columns" || key == "rows") {
@@ -73,11 +74,41 @@ fn is_scalar(v: &Value) -> bool {
     matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
-/// One field that is not a scalar, under its name.
+fn is_multiline(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.contains('\n'))
+}
+
+/// A scalar that fits on the header line.
+fn is_header(v: &Value) -> bool {
+    is_scalar(v) && !is_multiline(v)
+}
+
+/// A value a table cell holds on one line: a scalar, or a list or map of scalars.
+fn is_flat(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.iter().all(is_scalar),
+        Value::Object(map) => map.values().all(is_scalar),
+        _ => true,
+    }
+}
+
+/// One field that is not a one-line scalar, under its name.
 fn section(key: &str, value: &Value, out: &mut Vec<String>) {
     match value {
+        Value::String(text) => {
+            out.push(format!("{key}:"));
+            out.push(text.trim_end().to_string());
+        }
         Value::Array(items) if items.is_empty() => out.push(format!("{key}: (none)")),
         Value::Object(map) if map.is_empty() => out.push(format!("{key}: (none)")),
+        Value::Array(items) if items.iter().any(is_multiline) && items.iter().all(is_scalar) => {
+            out.push(format!("{key}:"));
+            let docs: Vec<String> = items
+                .iter()
+                .map(|i| cell_text(i).trim_end().to_string())
+                .collect();
+            out.push(docs.join("\n---\n"));
+        }
         Value::Array(items) if items.iter().all(is_scalar) => {
             let cells: Vec<String> = items.iter().map(cell).collect();
             out.push(format!("{key}: {}", cells.join(", ")));
@@ -85,7 +116,11 @@ fn section(key: &str, value: &Value, out: &mut Vec<String>) {
         Value::Object(map) if map.values().all(is_scalar) => {
             out.push(format!("{key}: {}", pairs(map.iter(), " ")));
         }
-        Value::Array(items) if items.iter().all(Value::is_object) => {
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|i| i.as_object().is_some_and(|o| o.values().all(is_flat))) =>
+        {
             out.push(format!("{key}:"));
             let mut columns: Vec<&String> = Vec::new();
             for item in items.iter().filter_map(Value::as_object) {
@@ -115,6 +150,14 @@ fn section(key: &str, value: &Value, out: &mut Vec<String>) {
             out.push(format!("{key}:"));
             out.push(yaml.trim_end().to_string());
         }
+    }
+}
+
+/// A scalar as text, unchanged.
+fn cell_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -239,6 +282,21 @@ mod tests {
             .expect("details");
         assert_eq!(lines[details + 1], "containers:");
         assert!(text.contains("- name: app"), "YAML below: {text}");
+    }
+
+    #[test]
+    fn text_of_several_lines_keeps_its_lines_and_deep_lists_are_yaml() {
+        let out = json!({
+            "kind": "Deployment",
+            "yaml": "apiVersion: apps/v1\nkind: Deployment\n",
+            "rows": ["a: 1\n", "b: 2\n"],
+            "objects": [{"metadata": {"name": "web", "labels": {"app": "web"}}}],
+        });
+        let text = render(out, None).text;
+        assert_eq!(
+            text,
+            "kind=Deployment\nobjects:\n- metadata:\n    labels:\n      app: web\n    name: web\nrows:\na: 1\n---\nb: 2\nyaml:\napiVersion: apps/v1\nkind: Deployment"
+        );
     }
 
     #[test]
