@@ -314,7 +314,7 @@ fn print_tools(json: bool) -> ExitCode {
                 serde_json::json!({
                     "name": s.name, "toolset": s.toolset, "title": s.title, "risk": s.risk,
                     "needs_approval": s.risk.needs_approval(),
-                    "description": first_sentence(s.description),
+                    "description": first_sentence(&s.description),
                 })
             })
             .collect();
@@ -340,7 +340,7 @@ fn print_tools(json: bool) -> ExitCode {
                 s.toolset,
                 s.risk.as_str(),
                 approval,
-                first_sentence(s.description)
+                first_sentence(&s.description)
             );
         }
     }

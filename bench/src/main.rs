@@ -1,11 +1,13 @@
 //! `toolgate-bench`: starts the test fake Kubernetes API server with 200 pods in 5 namespaces,
 //! then, one after another, toolgate and two peer MCP servers against it; for each: time from
 //! exec to the first tools/list answer and that listing's size, idle and loaded RSS, the "list all pods" call at
-//! concurrency 1 and 16 for a fixed time (calls/s, p50, p99) and the answer's size. Every
-//! distinct answer is checked to hold all 200 pod names. Prints a table and toolgate/peer ratios.
+//! concurrency 1 and 16 for a fixed time (calls/s, p50, p99) and the answer's size; then the
+//! same for "the last 100 lines of one pod's log", and the answer size of "the events of one
+//! namespace". Every distinct answer is checked to hold all 200 pod names (all 100 log lines,
+//! every event). Prints tables and toolgate/peer ratios.
 //!
 //! Run through `bench/run` (which builds and installs what this needs). Arguments:
-//! `--toolgate BIN --peers DIR [--seconds N] [--json FILE]`.
+//! `--toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node]`.
 
 #[path = "../../tests/integration/fake_kube/mod.rs"]
 mod fake_kube;
@@ -31,6 +33,12 @@ use mcp::Session;
 const PODS: usize = 200;
 const NAMESPACES: &[&str] = &["prod", "staging", "dev", "batch", "infra"];
 const TOKEN: &str = "bench-caller-token-0123456789";
+/// Lines in the log of the pod whose log is read; every server is asked for the last 100.
+const LOG_LINES: usize = 100;
+/// The namespace whose events are listed, and how many it has (pods of other namespaces
+/// have events too, which must not appear).
+const EVENTS_NAMESPACE: &str = "prod";
+const EVENTS: usize = 40;
 
 struct Args {
     toolgate: PathBuf,
@@ -66,17 +74,128 @@ fn args() -> Result<Args> {
 }
 
 /// Makes the [`Server`] for one run.
-type Build = fn(&Args, &FakeKube, &Path) -> Result<Server>;
+type Build = fn(&Args, &FakeKube, &Workload, &Path) -> Result<Server>;
 
-/// How to start one server and make the equivalent call.
+/// One tool call, made the same way many times.
+#[derive(Clone)]
+struct Call {
+    tool: &'static str,
+    args: Value,
+}
+
+/// What the fake holds and the answers must show.
+struct Workload {
+    pod_names: Vec<String>,
+    /// The pod whose log is read (in [`EVENTS_NAMESPACE`]).
+    log_pod: String,
+    /// A marker in each of the last [`LOG_LINES`] lines, and in each older line.
+    log_markers: Vec<String>,
+    old_log_markers: Vec<String>,
+    /// A marker in the message of each event of [`EVENTS_NAMESPACE`], and of other namespaces.
+    event_markers: Vec<String>,
+    foreign_event_markers: Vec<String>,
+}
+
+/// Seeds one pod's log (half again as many lines as are read) and events in two namespaces.
+fn seed_logs_and_events(fake: &FakeKube, pod_names: Vec<String>) -> Result<Workload> {
+    let pods = fake.list("v1", "Pod", Some(EVENTS_NAMESPACE));
+    let log_pod = pods
+        .first()
+        .and_then(|p| p.pointer("/metadata/name").and_then(Value::as_str))
+        .context("a seeded pod in the events namespace")?
+        .to_string();
+    // Lines as a Go service logs them (logfmt, some quoted values), ~150 bytes each.
+    let total = LOG_LINES + LOG_LINES / 2;
+    let lines: Vec<String> = (0..total)
+        .map(|i| {
+            let (level, msg, status) = match i % 10 {
+                7 => ("warn", "\"slow upstream response\"", 200),
+                9 => ("error", "\"upstream timed out\"", 504),
+                _ => ("info", "\"request handled\"", 200),
+            };
+            format!(
+                "ts=2026-12-06T10:{:02}:{:02}.{:03}Z level={level} msg={msg} method=GET path=/api/v1/orders/{} status={status} duration_ms={} req=line-{i:04} trace_id={:016x}",
+                (i / 60) % 60,
+                i % 60,
+                (i * 37) % 1000,
+                1000 + i * 7,
+                3 + (i * 13) % 250,
+                (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    fake.set_log_lines(EVENTS_NAMESPACE, &log_pod, "app", &refs);
+    let marker = |i: usize| format!("line-{i:04}");
+    let old_log_markers = (0..total - LOG_LINES).map(marker).collect();
+    let log_markers = (total - LOG_LINES..total).map(marker).collect();
+
+    // Events as the kubelet and controllers write them, about the namespace's pods.
+    let reasons = [
+        (
+            "Normal",
+            "Pulled",
+            "Container image \"nginx:1.27\" already present on machine",
+        ),
+        ("Normal", "Started", "Started container app"),
+        (
+            "Warning",
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        ),
+        (
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container app in pod",
+        ),
+    ];
+    let mut event_markers = Vec::new();
+    let mut foreign_event_markers = Vec::new();
+    for (ns, count, markers) in [
+        (EVENTS_NAMESPACE, EVENTS, &mut event_markers),
+        ("staging", EVENTS / 4, &mut foreign_event_markers),
+    ] {
+        let pods = fake.list("v1", "Pod", Some(ns));
+        for i in 0..count {
+            let pod = pods.get(i % pods.len().max(1)).context("seeded pods")?;
+            let (kind, reason, message) = reasons[i % reasons.len()];
+            let m = format!("ev-{ns}-{i:03}");
+            let mut event =
+                fake_kube::objects::event(pod, kind, reason, &format!("{message} (seq {m})"));
+            // Spread over the last hour; warnings repeat, as the kubelet counts them.
+            let seq = i64::try_from(i).unwrap_or(0);
+            event["lastTimestamp"] = json!(fake_kube::objects::ago(30 + seq * 83));
+            event["firstTimestamp"] = json!(fake_kube::objects::ago(3600 + seq * 83));
+            if kind == "Warning" {
+                event["count"] = json!(2 + seq % 11);
+            }
+            fake.insert(event);
+            markers.push(m);
+        }
+    }
+    Ok(Workload {
+        pod_names,
+        log_pod,
+        log_markers,
+        old_log_markers,
+        event_markers,
+        foreign_event_markers,
+    })
+}
+
+/// How to start one server and make the equivalent calls.
 struct Server {
     key: &'static str,
     label: &'static str,
     cmd: Command,
     url: String,
     token: Option<&'static str>,
-    tool: &'static str,
-    args: Value,
+    /// List all pods.
+    pods: Call,
+    /// The last 100 lines of one pod's log.
+    logs: Call,
+    /// The events of one namespace.
+    events: Call,
 }
 
 fn free_port() -> Result<u16> {
@@ -88,7 +207,7 @@ fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
     Ok(Stdio::from(std::fs::File::create(dir.join(name))?))
 }
 
-fn toolgate(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
+fn toolgate(a: &Args, fake: &FakeKube, w: &Workload, work: &Path) -> Result<Server> {
     let port = free_port()?;
     let tokens = work.join("tokens.yaml");
     std::fs::write(
@@ -130,14 +249,24 @@ fn toolgate(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
         cmd,
         url: format!("http://127.0.0.1:{port}/mcp"),
         token: Some(TOKEN),
-        // As toolgate lists it (underscored by default).
-        tool: "k8s_list_resources",
-        // The whole list in one answer (the default output budget is 16 KiB).
-        args: json!({"kind": "pods", "max_bytes": 1_048_576}),
+        pods: Call {
+            tool: "k8s_list_resources",
+            // The whole list in one answer (the default output budget is 16 KiB).
+            args: json!({"kind": "pods", "max_bytes": 1_048_576}),
+        },
+        logs: Call {
+            tool: "k8s_get_logs",
+            // 100 lines of ~170 bytes are over the default 16 KiB output budget.
+            args: json!({"pod": w.log_pod, "namespace": EVENTS_NAMESPACE, "tail_lines": LOG_LINES, "max_bytes": 65_536}),
+        },
+        events: Call {
+            tool: "k8s_get_events",
+            args: json!({"namespace": EVENTS_NAMESPACE}),
+        },
     })
 }
 
-fn go_peer(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
+fn go_peer(a: &Args, fake: &FakeKube, w: &Workload, work: &Path) -> Result<Server> {
     let port = free_port()?;
     let bin = a
         .peers
@@ -163,12 +292,22 @@ fn go_peer(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
         cmd,
         url: format!("http://127.0.0.1:{port}/mcp"),
         token: None,
-        tool: "pods_list",
-        args: json!({}),
+        pods: Call {
+            tool: "pods_list",
+            args: json!({}),
+        },
+        logs: Call {
+            tool: "pods_log",
+            args: json!({"name": w.log_pod, "namespace": EVENTS_NAMESPACE, "tail": LOG_LINES}),
+        },
+        events: Call {
+            tool: "events_list",
+            args: json!({"namespace": EVENTS_NAMESPACE}),
+        },
     })
 }
 
-fn node_peer(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
+fn node_peer(a: &Args, fake: &FakeKube, w: &Workload, work: &Path) -> Result<Server> {
     let port = free_port()?;
     let mut cmd = Command::new("node");
     cmd.arg(a.peers.join("mcp-server-kubernetes/dist/index.js"))
@@ -188,8 +327,18 @@ fn node_peer(a: &Args, fake: &FakeKube, work: &Path) -> Result<Server> {
         cmd,
         url: format!("http://127.0.0.1:{port}/mcp"),
         token: None,
-        tool: "kubectl_get",
-        args: json!({"resourceType": "pods", "allNamespaces": true}),
+        pods: Call {
+            tool: "kubectl_get",
+            args: json!({"resourceType": "pods", "allNamespaces": true}),
+        },
+        logs: Call {
+            tool: "kubectl_logs",
+            args: json!({"resourceType": "pod", "name": w.log_pod, "namespace": EVENTS_NAMESPACE, "tail": LOG_LINES}),
+        },
+        events: Call {
+            tool: "kubectl_get",
+            args: json!({"resourceType": "events", "namespace": EVENTS_NAMESPACE}),
+        },
     })
 }
 
@@ -222,6 +371,27 @@ struct Figures {
     failure: Option<String>,
     c1: Load,
     c16: Load,
+    logs: Scenario,
+    /// The events of one namespace: answer bytes and events found (no load run).
+    events_bytes: usize,
+    events_in_answer: usize,
+}
+
+/// The log read: answer size, lines found, and its load runs.
+#[derive(Default)]
+struct Scenario {
+    answer_bytes: usize,
+    found: usize,
+    c1: Load,
+    c16: Load,
+}
+
+/// What a bench answer must hold: every one of `expected` (pod names, log line or event
+/// markers), and none of `foreign` (events of other namespaces).
+struct Expect<'a> {
+    what: &'static str,
+    expected: &'a [String],
+    foreign: &'a [String],
 }
 
 /// Answers seen during a load run, by hash of their `result` part (the id differs per call).
@@ -237,8 +407,9 @@ fn result_hash(body: &str) -> u64 {
     h.finish()
 }
 
-/// Pod names found in an answer (text content and structured content alike).
-fn pods_in(body: &str, names: &[String]) -> Result<usize> {
+/// Markers of `expect` found in an answer (text content and structured content alike); an
+/// error when the answer is an error or holds a foreign marker.
+fn found_in(body: &str, expect: &Expect) -> Result<usize> {
     let v: Value = serde_json::from_str(body).context("answer is not JSON")?;
     if let Some(e) = v.get("error") {
         bail!("JSON-RPC error: {e}");
@@ -268,7 +439,17 @@ fn pods_in(body: &str, names: &[String]) -> Result<usize> {
     let tokens: std::collections::HashSet<&str> = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
         .collect();
-    Ok(names.iter().filter(|n| tokens.contains(n.as_str())).count())
+    if let Some(f) = expect.foreign.iter().find(|f| tokens.contains(f.as_str())) {
+        bail!(
+            "the answer holds {f}, which is not among the {}",
+            expect.what
+        );
+    }
+    Ok(expect
+        .expected
+        .iter()
+        .filter(|n| tokens.contains(n.as_str()))
+        .count())
 }
 
 /// A started server, the time from exec to its first `tools/list` answer (ms), how many tools
@@ -296,9 +477,9 @@ async fn start(server: &mut Server, http: &reqwest::Client) -> Result<(Child, f6
                 .with_context(|| format!("tools/list answer: {list}"))?;
             if !tools
                 .iter()
-                .any(|t| t.get("name").and_then(Value::as_str) == Some(server.tool))
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(server.pods.tool))
             {
-                bail!("{} has no tool {}", server.label, server.tool);
+                bail!("{} has no tool {}", server.label, server.pods.tool);
             }
             return Ok((child, ms, tools.len(), list_bytes));
         }
@@ -314,8 +495,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn load(
     server: &Server,
+    call: &Call,
     http: &reqwest::Client,
     concurrency: usize,
     seconds: u64,
@@ -331,8 +514,8 @@ async fn load(
     let deadline = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for mut s in sessions {
-        let tool = server.tool;
-        let args = server.args.clone();
+        let tool = call.tool;
+        let args = call.args.clone();
         let seen = seen.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -385,7 +568,7 @@ async fn load(
 async fn measure(
     mut server: Server,
     http: &reqwest::Client,
-    names: &[String],
+    w: &Workload,
     seconds: u64,
 ) -> Result<Figures> {
     eprintln!("== {}", server.label);
@@ -422,72 +605,196 @@ async fn measure(
     );
 
     let mut s = Session::open(http, &server.url, server.token).await?;
-    let first = s.call_tool(server.tool, &server.args).await?;
-    f.answer_bytes = first.len();
-    match pods_in(&first, names) {
-        Ok(n) => f.pods_in_answer = n,
-        Err(e) => f.failure = Some(format!("first answer: {e}")),
-    }
-    if f.pods_in_answer < PODS || std::env::var_os("BENCH_DEBUG").is_some() {
-        eprintln!(
-            "  first answer: {}",
-            first
-                .chars()
-                .take(if std::env::var_os("BENCH_DEBUG").is_some() {
-                    100_000
-                } else {
-                    600
-                })
-                .collect::<String>()
-        );
-    }
-    if f.failure.is_none() && f.pods_in_answer < PODS {
-        f.failure = Some(format!(
-            "the answer holds {} of {PODS} pods",
-            f.pods_in_answer
-        ));
-    }
-    eprintln!(
-        "  answer: {} bytes, {} of {PODS} pods",
-        f.answer_bytes, f.pods_in_answer
-    );
-    let seen = Arc::new(Mutex::new(Seen::default()));
+    let pods = Expect {
+        what: "pods",
+        expected: &w.pod_names,
+        foreign: &[],
+    };
+    let (bytes, found, failure) = first_answer(&mut s, &server.pods, &pods).await?;
+    (f.answer_bytes, f.pods_in_answer) = (bytes, found);
+    f.failure = failure;
     let mut peak = 0u64;
-    for c in [1usize, 16] {
-        let l = load(&server, http, c, seconds, seen.clone(), pid, &mut peak).await?;
-        eprintln!(
-            "  c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            l.calls_per_s, l.p50_ms, l.p99_ms, l.errors
-        );
-        if l.errors > 0 && f.failure.is_none() {
-            f.failure = Some(format!("{} failed calls at concurrency {c}", l.errors));
-        }
-        if c == 1 {
-            f.c1 = l;
-        } else {
-            f.c16 = l;
-        }
-    }
+    let run = Run {
+        server: &server,
+        http,
+        seconds,
+        pid,
+    };
+    (f.c1, f.c16) = load_runs(&run, &server.pods, &pods, &mut peak, &mut f).await?;
     f.load_rss_kb = peak.max(proc::tree_hwm_kb(pid));
-    let seen = seen.lock().await;
-    f.distinct_answers = seen.bodies.len();
-    for body in seen.bodies.values() {
-        match pods_in(body, names) {
-            Ok(n) if n == PODS => {}
-            Ok(n) => {
-                f.bad_answers += 1;
-                f.failure
-                    .get_or_insert(format!("an answer under load held {n} of {PODS} pods"));
-            }
-            Err(e) => {
-                f.bad_answers += 1;
-                f.failure
-                    .get_or_insert(format!("an answer under load: {e}"));
-            }
-        }
-    }
+
+    // The last 100 lines of one pod's log: size, content, and calls/s.
+    let lines = Expect {
+        what: "log lines",
+        expected: &w.log_markers,
+        foreign: &w.old_log_markers,
+    };
+    let (bytes, found, failure) = first_answer(&mut s, &server.logs, &lines).await?;
+    (f.logs.answer_bytes, f.logs.found) = (bytes, found);
+    f.failure = f.failure.take().or(failure);
+    (f.logs.c1, f.logs.c16) = load_runs(&run, &server.logs, &lines, &mut peak, &mut f).await?;
+
+    // The events of one namespace: size and content.
+    let events = Expect {
+        what: "events of the namespace",
+        expected: &w.event_markers,
+        foreign: &w.foreign_event_markers,
+    };
+    let (bytes, found, failure) = first_answer(&mut s, &server.events, &events).await?;
+    (f.events_bytes, f.events_in_answer) = (bytes, found);
+    f.failure = f.failure.take().or(failure);
+
     proc::stop(&mut child).await;
     Ok(f)
+}
+
+/// The running server a load run calls, and for how long.
+struct Run<'a> {
+    server: &'a Server,
+    http: &'a reqwest::Client,
+    seconds: u64,
+    /// The server's process, whose RSS is sampled.
+    pid: u32,
+}
+
+/// `call` at concurrency 1 and 16 for `seconds` each, then every distinct answer checked
+/// against `expect` (into `f`'s answer counts and failure).
+async fn load_runs(
+    run: &Run<'_>,
+    call: &Call,
+    expect: &Expect<'_>,
+    peak: &mut u64,
+    f: &mut Figures,
+) -> Result<(Load, Load)> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut runs = Vec::new();
+    for c in [1usize, 16] {
+        let Run {
+            server,
+            http,
+            seconds,
+            pid,
+        } = *run;
+        let l = load(server, call, http, c, seconds, seen.clone(), pid, peak).await?;
+        report_load(&mut f.failure, expect.what, c, &l);
+        runs.push(l);
+    }
+    let seen = seen.lock().await;
+    f.distinct_answers += seen.bodies.len();
+    f.bad_answers += check_seen(&seen, expect, &mut f.failure);
+    let c16 = runs.pop().unwrap_or_default();
+    let c1 = runs.pop().unwrap_or_default();
+    Ok((c1, c16))
+}
+
+/// Makes `call` once: the answer's bytes, how many expected markers it holds, and why it
+/// fails the check, if it does.
+async fn first_answer(
+    s: &mut Session,
+    call: &Call,
+    expect: &Expect<'_>,
+) -> Result<(usize, usize, Option<String>)> {
+    let body = s.call_tool(call.tool, &call.args).await?;
+    let debug = std::env::var_os("BENCH_DEBUG").is_some();
+    let (found, failure) = match found_in(&body, expect) {
+        Ok(n) if n == expect.expected.len() => (n, None),
+        Ok(n) => (
+            n,
+            Some(format!(
+                "{}: the answer holds {n} of {} {}",
+                call.tool,
+                expect.expected.len(),
+                expect.what
+            )),
+        ),
+        Err(e) => (0, Some(format!("{}: first answer: {e}", call.tool))),
+    };
+    if failure.is_some() || debug {
+        let keep = if debug { 100_000 } else { 600 };
+        eprintln!(
+            "  first answer of {}: {}",
+            call.tool,
+            body.chars().take(keep).collect::<String>()
+        );
+    }
+    eprintln!(
+        "  {}: {} bytes, {found} of {} {}",
+        call.tool,
+        body.len(),
+        expect.expected.len(),
+        expect.what
+    );
+    Ok((body.len(), found, failure))
+}
+
+fn report_load(failure: &mut Option<String>, what: &str, c: usize, l: &Load) {
+    eprintln!(
+        "  {what} c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        l.calls_per_s, l.p50_ms, l.p99_ms, l.errors
+    );
+    if l.errors > 0 && failure.is_none() {
+        *failure = Some(format!(
+            "{what}: {} failed calls at concurrency {c}",
+            l.errors
+        ));
+    }
+}
+
+/// Checks every distinct answer of a load run; returns how many failed.
+fn check_seen(seen: &Seen, expect: &Expect, failure: &mut Option<String>) -> usize {
+    let mut bad = 0;
+    for body in seen.bodies.values() {
+        match found_in(body, expect) {
+            Ok(n) if n == expect.expected.len() => {}
+            Ok(n) => {
+                bad += 1;
+                failure.get_or_insert(format!(
+                    "an answer under load held {n} of {} {}",
+                    expect.expected.len(),
+                    expect.what
+                ));
+            }
+            Err(e) => {
+                bad += 1;
+                failure.get_or_insert(format!("an answer under load: {e}"));
+            }
+        }
+    }
+    bad
+}
+
+type Row = (&'static str, fn(&Figures) -> f64, bool);
+
+/// One table of figures per server, with toolgate's ratio to each peer.
+fn print_table(ok: &HashMap<&str, &Figures>, title: &str, rows: &[Row]) {
+    let fmt = |v: f64| {
+        if v >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
+    println!();
+    println!(
+        "{:<40} {:>12} {:>12} {:>12} {:>14} {:>14}",
+        title, "toolgate", "Go peer", "Node peer", "toolgate/Go", "toolgate/Node"
+    );
+    for (name, get, _) in rows {
+        let cell = |k: &str| ok.get(k).map(|f| fmt(get(f))).unwrap_or_else(|| "-".into());
+        let r = |k: &str| match (ok.get("toolgate"), ok.get(k)) {
+            (Some(t), Some(p)) => ratio(get(t), get(p)),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<40} {:>12} {:>12} {:>12} {:>14} {:>14}",
+            name,
+            cell("toolgate"),
+            cell("go"),
+            cell("node"),
+            r("go"),
+            r("node")
+        );
+    }
 }
 
 fn ratio(a: f64, b: f64) -> String {
@@ -512,6 +819,7 @@ async fn main() -> Result<()> {
         .map(String::from)
         .collect();
     assert_eq!(names.len(), PODS, "the fake holds the seeded pods");
+    let workload = seed_logs_and_events(&fake, names)?;
     eprintln!(
         "fake API server {} with {PODS} pods in {} namespaces; {} s per run",
         fake.url,
@@ -530,9 +838,9 @@ async fn main() -> Result<()> {
         }
         let dir = work.path().join(key);
         std::fs::create_dir_all(&dir)?;
-        let server = build(&a, &fake, &dir)?;
+        let server = build(&a, &fake, &workload, &dir)?;
         let label = server.label;
-        let r = measure(server, &http, &names, a.seconds).await;
+        let r = measure(server, &http, &workload, a.seconds).await;
         if let Err(e) = &r {
             eprintln!("  {label}: run failed: {e:#}");
             for log in ["toolgate.err", "go-peer.err", "node-peer.err"] {
@@ -559,7 +867,6 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         .iter()
         .filter_map(|(k, _, r)| r.as_ref().ok().map(|f| (*k, f)))
         .collect();
-    type Row = (&'static str, fn(&Figures) -> f64, bool);
     let rows: [Row; 14] = [
         ("calls/s, concurrency 1", |f| f.c1.calls_per_s, true),
         ("p50 ms, concurrency 1", |f| f.c1.p50_ms, false),
@@ -596,46 +903,47 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ("tools listed", |f| f.tools as f64, true),
         ("tools/list result bytes", |f| f.list_bytes as f64, false),
     ];
-    let fmt = |v: f64| {
-        if v >= 100.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.2}")
-        }
-    };
-    println!();
-    println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>14} {:>14}",
-        "200 pods, 5 namespaces",
-        "toolgate",
-        "Go peer",
-        "Node peer",
-        "toolgate/Go",
-        "toolgate/Node"
+    let logs_rows: [Row; 10] = [
+        (
+            "log answer bytes (JSON-RPC message)",
+            |f| f.logs.answer_bytes as f64,
+            false,
+        ),
+        ("log lines in answer", |f| f.logs.found as f64, true),
+        (
+            "log calls/s, concurrency 1",
+            |f| f.logs.c1.calls_per_s,
+            true,
+        ),
+        ("log p50 ms, concurrency 1", |f| f.logs.c1.p50_ms, false),
+        ("log p99 ms, concurrency 1", |f| f.logs.c1.p99_ms, false),
+        (
+            "log calls/s, concurrency 16",
+            |f| f.logs.c16.calls_per_s,
+            true,
+        ),
+        ("log p50 ms, concurrency 16", |f| f.logs.c16.p50_ms, false),
+        ("log p99 ms, concurrency 16", |f| f.logs.c16.p99_ms, false),
+        (
+            "events answer bytes (JSON-RPC message)",
+            |f| f.events_bytes as f64,
+            false,
+        ),
+        ("events in answer", |f| f.events_in_answer as f64, true),
+    ];
+    print_table(&ok, "200 pods, 5 namespaces", &rows);
+    print_table(
+        &ok,
+        &format!("{LOG_LINES} log lines; {EVENTS} events of a namespace"),
+        &logs_rows,
     );
-    for (name, get, _) in rows.iter() {
-        let cell = |k: &str| ok.get(k).map(|f| fmt(get(f))).unwrap_or_else(|| "-".into());
-        let r = |k: &str| match (ok.get("toolgate"), ok.get(k)) {
-            (Some(t), Some(p)) => ratio(get(t), get(p)),
-            _ => "-".into(),
-        };
-        println!(
-            "{:<34} {:>12} {:>12} {:>12} {:>14} {:>14}",
-            name,
-            cell("toolgate"),
-            cell("go"),
-            cell("node"),
-            r("go"),
-            r("node")
-        );
-    }
     println!();
     for (key, label, r) in results {
         match r {
             Ok(f) => match &f.failure {
                 None => println!(
-                    "{label}: OK — every answer held all {PODS} pods ({} calls, {} distinct answers checked)",
-                    f.c1.calls + f.c16.calls + 1,
+                    "{label}: OK — every answer held all {PODS} pods, all {LOG_LINES} log lines or all {EVENTS} events ({} calls, {} distinct answers checked)",
+                    f.c1.calls + f.c16.calls + f.logs.c1.calls + f.logs.c16.calls + 3,
                     f.distinct_answers
                 ),
                 Some(why) => println!("{label}: FAILED RUN — {why}"),
@@ -645,7 +953,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
     }
     let mut targets = Vec::new();
     if let (Some(t), Some(g)) = (ok.get("toolgate"), ok.get("go")) {
-        let checks: [(&str, f64, f64, bool); 6] = [
+        let checks: [(&str, f64, f64, bool); 10] = [
             (
                 "calls/s at c16 >= 10x Go",
                 t.c16.calls_per_s / g.c16.calls_per_s,
@@ -682,6 +990,30 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                 0.5,
                 false,
             ),
+            (
+                "log calls/s at c1 >= 3x Go",
+                t.logs.c1.calls_per_s / g.logs.c1.calls_per_s,
+                3.0,
+                true,
+            ),
+            (
+                "log calls/s at c16 >= 6x Go",
+                t.logs.c16.calls_per_s / g.logs.c16.calls_per_s,
+                6.0,
+                true,
+            ),
+            (
+                "log answer bytes <= 1x Go",
+                t.logs.answer_bytes as f64 / g.logs.answer_bytes as f64,
+                1.0,
+                false,
+            ),
+            (
+                "events answer bytes <= 1x Go",
+                t.events_bytes as f64 / g.events_bytes as f64,
+                1.0,
+                false,
+            ),
         ];
         println!();
         println!("targets (toolgate/Go, same run):");
@@ -692,7 +1024,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                 value <= bound
             };
             println!(
-                "  {:<28} {:>9.3}  {}",
+                "  {:<30} {:>9.3}  {}",
                 name,
                 value,
                 if met { "met" } else { "NOT MET" }
@@ -712,6 +1044,10 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                     "distinct_answers": f.distinct_answers, "bad_answers": f.bad_answers,
                     "c1": {"calls": f.c1.calls, "errors": f.c1.errors, "calls_per_s": f.c1.calls_per_s, "p50_ms": f.c1.p50_ms, "p99_ms": f.c1.p99_ms},
                     "c16": {"calls": f.c16.calls, "errors": f.c16.errors, "calls_per_s": f.c16.calls_per_s, "p50_ms": f.c16.p50_ms, "p99_ms": f.c16.p99_ms},
+                    "logs": {"answer_bytes": f.logs.answer_bytes, "lines_in_answer": f.logs.found,
+                        "c1": {"calls": f.logs.c1.calls, "errors": f.logs.c1.errors, "calls_per_s": f.logs.c1.calls_per_s, "p50_ms": f.logs.c1.p50_ms, "p99_ms": f.logs.c1.p99_ms},
+                        "c16": {"calls": f.logs.c16.calls, "errors": f.logs.c16.errors, "calls_per_s": f.logs.c16.calls_per_s, "p50_ms": f.logs.c16.p50_ms, "p99_ms": f.logs.c16.p99_ms}},
+                    "events": {"answer_bytes": f.events_bytes, "events_in_answer": f.events_in_answer},
                 }),
                 Err(e) => json!({"server": k, "label": label, "failure": format!("{e:#}")}),
             })

@@ -177,7 +177,7 @@ mod tests {
             name: "x.tool",
             toolset,
             title: "",
-            description: "",
+            description: String::new(),
             risk,
             budget: None,
             idempotent: false,
@@ -186,6 +186,8 @@ mod tests {
             input_schema: Arc::default(),
             output_schema: Arc::default(),
             lists_output_schema: false,
+            untrusted: false,
+            text_lines: None,
         }
     }
 

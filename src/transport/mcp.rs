@@ -13,6 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
+use super::answer_text;
 use super::config::ToolNames;
 use crate::auth::caller::Caller;
 use crate::core::context::ProgressSink;
@@ -144,10 +145,17 @@ impl ServerHandler for McpServer {
             });
             sink
         });
+        let tool = request.name.to_string();
+        let text_lines = self
+            .dispatcher
+            .registry()
+            .get(&tool)
+            .ok()
+            .and_then(|e| e.spec().text_lines);
         let call = CallRequest {
             principal,
             transport: self.transport,
-            tool: request.name.to_string(),
+            tool,
             args,
             request_id: request_id_text(&context),
             progress,
@@ -165,9 +173,9 @@ impl ServerHandler for McpServer {
                 ))
             }
             Ok(Ok(output)) => {
-                let text = result_text(&output);
-                let mut result = CallToolResult::structured(output);
-                result.content = vec![ContentBlock::text(text)];
+                let answer = answer_text::render(output, text_lines);
+                let mut result = CallToolResult::structured(answer.structured);
+                result.content = vec![ContentBlock::text(answer.text)];
                 Ok(result.into())
             }
             Ok(Err(err)) => Ok(CallToolResult::error(vec![ContentBlock::text(err.message)]).into()),
@@ -175,74 +183,10 @@ impl ServerHandler for McpServer {
     }
 }
 
-/// The text block of a successful call (the structured answer is `structuredContent`). A table
-/// answer — `columns` plus `rows` of arrays — is its other fields as JSON on the first line,
-/// then the column names and one line per row, tab-separated: the same facts in about half the
-/// bytes of repeating the structured JSON (whose every quote would be escaped again). Other
-/// answers are their JSON.
-pub fn result_text(output: &Value) -> String {
-    let (Some(Value::Array(columns)), Some(Value::Array(rows))) =
-        (output.get("columns"), output.get("rows"))
-    else {
-        return output.to_string();
-    };
-    if !rows.iter().all(Value::is_array) {
-        return output.to_string();
-    }
-    let cell = |v: &Value, out: &mut String| match v {
-        Value::String(s) => out.extend(
-            s.chars()
-                .map(|c| if c == '\t' || c == '\n' { ' ' } else { c }),
-        ),
-        Value::Null => {}
-        other => out.push_str(&other.to_string()),
-    };
-    // The other fields as JSON, without copying the rows.
-    let head: serde_json::Map<String, Value> = output
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| *k != "columns" && *k != "rows")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut out = Value::Object(head).to_string();
-    for line in std::iter::once(columns).chain(rows.iter().filter_map(Value::as_array)) {
-        out.push('\n');
-        for (i, v) in line.iter().enumerate() {
-            if i > 0 {
-                out.push('\t');
-            }
-            cell(v, &mut out);
-        }
-    }
-    out
-}
-
 fn request_id_text(context: &RequestContext<RoleServer>) -> String {
     match serde_json::to_value(&context.id) {
         Ok(Value::String(s)) => s,
         Ok(other) => other.to_string(),
         Err(_) => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_answers_are_tab_separated_text_and_others_json() {
-        let out = json!({
-            "kind": "Pod",
-            "columns": ["namespace", "name", "restarts"],
-            "rows": [["prod", "web-1", 0], ["dev", "a\tb", 2]],
-            "truncated": false,
-        });
-        assert_eq!(
-            result_text(&out),
-            "{\"kind\":\"Pod\",\"truncated\":false}\nnamespace\tname\trestarts\nprod\tweb-1\t0\ndev\ta b\t2"
-        );
-        let plain = json!({"rows": [{"apiVersion": "v1"}], "kind": "Pod"});
-        assert_eq!(result_text(&plain), plain.to_string());
     }
 }

@@ -1,6 +1,7 @@
 //! Transports translate between a wire protocol and the dispatch core; nothing else.
 
 pub mod a2a;
+pub mod answer_text;
 pub mod approvals;
 pub mod approvals_page;
 pub mod config;

@@ -14,6 +14,7 @@ use toolgate::core::principal::Principal;
 use toolgate::core::tool::Tool;
 
 use crate::fake_kube::{FakeKube, objects};
+use crate::mcp::column;
 
 /// Secret values used in every redaction test; none may appear in any tool output.
 const SECRET_VALUES: &[&str] = &["hunter2", "aHVudGVyMg==", "sk_live_123", "c2tfbGl2ZV8xMjM="];
@@ -586,7 +587,11 @@ async fn logs_tail_grep_previous_and_container_choice() {
             json!({"pod": "web-1", "namespace": "shop", "tail_lines": 5}),
         )
         .await;
-    assert_eq!(out["container"], "app");
+    assert!(
+        out.get("container").is_none(),
+        "the API server picked the only container; none is named: {out}"
+    );
+    assert_eq!(out["untrusted"], true, "log text is marked: {out}");
     assert_eq!(out["count"], 5);
     assert_eq!(out["lines"][4], "line 50 ERROR timeout");
     assert!(out.get("scanned").is_none());
@@ -666,6 +671,133 @@ async fn logs_tail_grep_previous_and_container_choice() {
         "{}",
         e.message
     );
+}
+
+/// Requests the fake received since `before`, as `METHOD path?query`.
+fn requests_since(fake: &FakeKube, before: usize) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .skip(before)
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_log_read_is_one_request_to_the_log_endpoint() {
+    let env = Env::start().await;
+    env.fake.insert(objects::pod("shop", "web-1"));
+    env.fake
+        .set_log_lines("shop", "web-1", "app", &["one", "two", "three"]);
+    // The first call also discovers the API; count the second.
+    env.ok("k8s.get_logs", json!({"pod": "web-1", "namespace": "shop"}))
+        .await;
+    let before = env.fake.requests().len();
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "web-1", "namespace": "shop", "tail_lines": 2}),
+        )
+        .await;
+    assert_eq!(out["lines"], json!(["two", "three"]));
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(sent.len(), 1, "one upstream request: {sent:?}");
+    assert!(
+        sent[0].starts_with("GET /api/v1/namespaces/shop/pods/web-1/log?")
+            && sent[0].contains("tailLines=2"),
+        "{sent:?}"
+    );
+    let before = env.fake.requests().len();
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "web-1", "namespace": "shop", "container": "app"}),
+        )
+        .await;
+    assert_eq!(out["container"], "app");
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("container=app"), "{sent:?}");
+}
+
+#[tokio::test]
+async fn several_containers_are_named_after_the_api_servers_answer() {
+    let env = Env::start().await;
+    env.fake.insert(two_container_pod("shop", "api-1"));
+    env.fake
+        .set_log_lines("shop", "api-1", "proxy", &["proxy up"]);
+    env.ok(
+        "k8s.get_logs",
+        json!({"pod": "api-1", "namespace": "shop", "container": "proxy"}),
+    )
+    .await;
+    let before = env.fake.requests().len();
+    let e = env
+        .err("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    assert_eq!(e.kind, ToolErrorKind::InvalidArguments);
+    assert_eq!(
+        e.message,
+        "pod 'api-1' has several containers; pass `container`, one of: app, proxy (init: migrate)"
+    );
+    let sent: Vec<String> = requests_since(&env.fake, before)
+        .iter()
+        .map(|r| r.split('?').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            "GET /api/v1/namespaces/shop/pods/api-1/log".to_string(),
+            "GET /api/v1/namespaces/shop/pods/api-1".to_string(),
+        ],
+        "the log first; the pod only to name its containers"
+    );
+    let e = env
+        .err(
+            "k8s.get_logs",
+            json!({"pod": "api-1", "namespace": "shop", "container": "nope"}),
+        )
+        .await;
+    assert_eq!(e.kind, ToolErrorKind::NotFound);
+    assert!(
+        e.message
+            .starts_with("container 'nope' not found in pod 'api-1'; containers: app, proxy"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn the_default_container_annotation_is_honoured_as_kubectl_does() {
+    let env = Env::start().await;
+    let mut pod = two_container_pod("shop", "api-1");
+    pod["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/default-container": "proxy"});
+    env.fake.insert(pod);
+    env.fake
+        .set_log_lines("shop", "api-1", "proxy", &["proxy up"]);
+    env.fake.set_log_lines("shop", "api-1", "app", &["app up"]);
+    let out = env
+        .ok("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    assert_eq!(out["container"], "proxy");
+    assert_eq!(out["lines"], json!(["proxy up"]));
+    let before = env.fake.requests().len();
+    env.ok("k8s.get_logs", json!({"pod": "api-1", "namespace": "shop"}))
+        .await;
+    let sent = requests_since(&env.fake, before);
+    assert_eq!(
+        sent.len(),
+        3,
+        "log (400), pod, log of the default: {sent:?}"
+    );
+    assert!(sent[2].contains("container=proxy"), "{sent:?}");
+    // A named container wins over the annotation, in one request.
+    let out = env
+        .ok(
+            "k8s.get_logs",
+            json!({"pod": "api-1", "namespace": "shop", "container": "app"}),
+        )
+        .await;
+    assert_eq!(out["lines"], json!(["app up"]));
 }
 
 #[tokio::test]
@@ -771,28 +903,43 @@ async fn events_newest_first_and_filtered() {
 
     let out = env.ok("k8s.get_events", json!({"namespace": "shop"})).await;
     assert_eq!(out["total"], 3);
-    assert_eq!(out["events"][2]["reason"], "Pulled", "oldest last: {out}");
-    assert!(out["events"][0].get("namespace").is_none());
+    assert_eq!(
+        out["columns"],
+        json!([
+            "last_seen",
+            "type",
+            "reason",
+            "object",
+            "message",
+            "count",
+            "source"
+        ]),
+        "one namespace: no namespace column"
+    );
+    let mut reasons = column(&out, "reason");
+    assert_eq!(reasons.len(), 3);
+    reasons[..2].sort();
+    assert_eq!(reasons[..2], ["BackOff", "Unhealthy"], "{out}");
+    assert_eq!(column(&out, "reason")[2], "Pulled", "oldest last: {out}");
+    assert!(out.get("events").is_none(), "rows only: {out}");
     let out = env.ok("k8s.get_events", json!({"type": "Warning"})).await;
     assert_eq!(out["total"], 2);
-    assert_eq!(out["events"][0]["namespace"], "shop");
+    assert_eq!(column(&out, "namespace"), vec!["shop", "shop"]);
     let out = env
         .ok(
             "k8s.get_events",
             json!({"namespace": "shop", "kind": "po", "name": "web-1", "type": "Warning"}),
         )
         .await;
-    assert_eq!(out["events"].as_array().map(Vec::len), Some(1));
-    assert_eq!(out["events"][0]["object"], "Pod/web-1");
-    assert_eq!(out["events"][0]["message"], "Readiness probe failed");
+    assert_eq!(out["rows"].as_array().map(Vec::len), Some(1));
+    assert_eq!(column(&out, "object"), vec!["Pod/web-1"]);
+    assert_eq!(column(&out, "message"), vec!["Readiness probe failed"]);
+    assert_eq!(out["untrusted"], true, "event messages are marked: {out}");
     let out = env
         .ok("k8s.get_events", json!({"namespace": "shop", "limit": 1}))
         .await;
     assert_eq!(
-        (
-            out["total"].as_u64(),
-            out["events"].as_array().map(Vec::len)
-        ),
+        (out["total"].as_u64(), out["rows"].as_array().map(Vec::len)),
         (Some(3), Some(1))
     );
     let e = env
@@ -1143,7 +1290,7 @@ async fn tool_metadata_is_complete() {
     };
     assert_eq!(budget("k8s.list_resources"), Some("rows"));
     assert_eq!(budget("k8s.get_logs"), Some("lines"));
-    assert_eq!(budget("k8s.get_events"), Some("events"));
+    assert_eq!(budget("k8s.get_events"), Some("rows"));
 }
 
 /// Names and namespaces that would reach other resources if put into a path as they are.

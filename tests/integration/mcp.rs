@@ -265,14 +265,14 @@ async fn every_read_tool_answers_over_http() {
     )
     .await;
     assert_ne!(logs.is_error, Some(true), "{}", text_of(&logs));
-    let lines = logs.structured_content.clone().expect("structured")["lines"].clone();
-    let lines = lines.as_array().cloned().unwrap_or_default();
+    let text = text_of(&logs);
+    let lines: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(
         lines.len(),
         2,
         "tail 10 of 20 lines, 2 of them ERROR: {lines:?}"
     );
-    assert!(lines.iter().all(|l| l.to_string().contains("ERROR")));
+    assert!(lines.iter().all(|l| l.contains("ERROR")));
 
     let describe = call(
         &client,
@@ -299,6 +299,88 @@ async fn every_read_tool_answers_over_http() {
     .await;
     assert_ne!(events.is_error, Some(true), "{}", text_of(&events));
     assert!(text_of(&events).contains("BackOff"));
+    client.cancel().await.ok();
+}
+
+/// The text block renders the answer once, compactly; `structuredContent` keeps the JSON
+/// (log lines only in the text); upstream text is marked `untrusted`.
+#[tokio::test]
+async fn answers_are_rendered_once_and_upstream_text_is_marked() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let client = http_client(&tg.url).await;
+
+    let logs = call(
+        &client,
+        "k8s.get_logs",
+        json!({"pod": "web-0", "namespace": "shop", "tail_lines": 20}),
+    )
+    .await;
+    let text = text_of(&logs);
+    let sc = logs.structured_content.clone().expect("structured");
+    let header = text.lines().next().unwrap_or_default();
+    for field in ["pod=web-0", "count=20", "truncated=false", "untrusted=true"] {
+        assert!(header.split(' ').any(|f| f == field), "{field} in {header}");
+    }
+    let body: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(body.len(), 20, "{text}");
+    assert_eq!(
+        (body[0], body[19]),
+        ("ERROR request 0 failed", "INFO request 19 ok"),
+        "the log lines as they are, oldest first"
+    );
+    assert!(sc.get("lines").is_none(), "the lines travel once: {sc}");
+    assert_eq!((&sc["count"], &sc["untrusted"]), (&json!(20), &json!(true)));
+    let whole = serde_json::to_string(&logs).expect("json");
+    assert_eq!(
+        whole.matches("INFO request 19 ok").count(),
+        1,
+        "each line once in the whole answer: {whole}"
+    );
+    assert!(!text.contains("{\""), "no JSON in the text: {text}");
+
+    let events = call(&client, "k8s.get_events", json!({"namespace": "shop"})).await;
+    let text = text_of(&events);
+    let sc = events.structured_content.clone().expect("structured");
+    assert_eq!(
+        column(&sc, "message"),
+        vec!["Back-off restarting failed container app"]
+    );
+    assert_eq!(sc["untrusted"], true);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1], "last_seen\ttype\treason\tobject\tmessage\tcount\tsource",
+        "{text}"
+    );
+    assert!(
+        lines[2].contains(
+            "\tWarning\tBackOff\tPod/web-0\tBack-off restarting failed container app\t7\t"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("{\""), "no JSON in the text: {text}");
+
+    let get = call(
+        &client,
+        "k8s.get_resource",
+        json!({"kind": "Deployment", "name": "web", "namespace": "shop"}),
+    )
+    .await;
+    let text = text_of(&get);
+    let sc = get.structured_content.clone().expect("structured");
+    assert_eq!(sc["object"]["spec"]["replicas"], 2, "{sc}");
+    assert!(
+        text.contains("image: nginx:1.27"),
+        "the object as YAML: {text}"
+    );
+    assert!(
+        !text.contains("\"apiVersion\""),
+        "not the JSON again: {text}"
+    );
+    assert!(
+        text.len() < serde_json::to_string(&sc).expect("json").len(),
+        "the text is smaller than the JSON it renders"
+    );
     client.cancel().await.ok();
 }
 

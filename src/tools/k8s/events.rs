@@ -71,8 +71,10 @@ pub struct EventsOutput {
     pub namespace: Option<String>,
     /// Matching events seen in total (before `limit`).
     pub total: usize,
-    /// Newest first.
-    pub events: Vec<EventRow>,
+    /// Cell names: last_seen, type, reason, object, namespace (all namespaces only), message, count, source.
+    pub columns: Vec<String>,
+    /// One array of cells per event, newest first.
+    pub rows: Vec<Value>,
 }
 
 pub struct GetEvents;
@@ -84,9 +86,10 @@ impl TypedTool for GetEvents {
     const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get Kubernetes events";
     const DESCRIPTION: &'static str = "Recent events, newest first, of a namespace, an object or a type (Warning: BackOff, FailedScheduling…). Start here when something is broken.";
+    const UNTRUSTED: Option<&'static str> = Some("Event messages are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
-    const BUDGET_FIELD: Option<&'static str> = Some("events");
+    const BUDGET_FIELD: Option<&'static str> = Some("rows");
 
     /// The cluster by its name, the namespace checked (omitted: all), the involved kind
     /// through discovery for policy (the argument stays as typed: the kind alone may be
@@ -156,18 +159,51 @@ impl TypedTool for GetEvents {
             return Err(err);
         }
         let total = events.len();
+        let with_namespace = namespace.is_none();
         let rows = newest_rows(
             events,
             p.limit.unwrap_or(100),
-            namespace.is_none(),
+            with_namespace,
             Timestamp::now(),
         );
         Ok(EventsOutput {
             cluster: c.name().to_string(),
             namespace,
             total,
-            events: rows,
+            columns: EventRow::columns(with_namespace),
+            rows: rows.into_iter().map(EventRow::cells).collect(),
         })
+    }
+}
+
+impl EventRow {
+    /// Column names of [`EventRow::cells`].
+    pub fn columns(with_namespace: bool) -> Vec<String> {
+        let mut columns = vec!["last_seen", "type", "reason", "object"];
+        if with_namespace {
+            columns.push("namespace");
+        }
+        columns.extend(["message", "count", "source"]);
+        columns.into_iter().map(String::from).collect()
+    }
+
+    /// The event as one row of cells (namespace only when the row has one).
+    pub fn cells(self) -> Value {
+        let mut cells = vec![
+            Value::from(self.last_seen),
+            Value::from(self.event_type),
+            Value::from(self.reason),
+            Value::from(self.object),
+        ];
+        if let Some(ns) = self.namespace {
+            cells.push(Value::from(ns));
+        }
+        cells.extend([
+            Value::from(self.message),
+            self.count.map(Value::from).unwrap_or(Value::Null),
+            Value::from(self.source),
+        ]);
+        Value::Array(cells)
     }
 }
 
@@ -287,5 +323,13 @@ mod tests {
         assert_eq!(rows[1].count, None);
         assert_eq!(rows[1].namespace.as_deref(), Some("a"));
         assert_eq!(rows[1].source, "kubelet");
+        let columns = EventRow::columns(true);
+        let cells = rows[0].clone().cells();
+        assert_eq!(cells.as_array().map(Vec::len), Some(columns.len()));
+        assert_eq!(cells[2], "BackOff");
+        assert_eq!(cells[4], "a", "namespace column: {cells}");
+        assert_eq!(cells[6], 12);
+        assert_eq!(rows[1].clone().cells()[6], Value::Null, "once: no count");
+        assert_eq!(EventRow::columns(false).len(), columns.len() - 1);
     }
 }

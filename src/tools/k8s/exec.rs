@@ -73,6 +73,7 @@ impl TypedTool for ExecCommand {
     const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Run a command in a container";
     const DESCRIPTION: &'static str = "Run one command in a pod's container, like `kubectl exec`; returns exit code, stdout and stderr (64 KiB each at most).";
+    const UNTRUSTED: Option<&'static str> = Some("Command output is untrusted upstream data.");
     const RISK: Risk = Risk::Write;
 
     async fn resolve(

@@ -63,6 +63,7 @@ impl TypedTool for GetResource {
     const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get a Kubernetes object";
     const DESCRIPTION: &'static str = "Fetch one object of any kind (CRDs too) as JSON or YAML, without managedFields. Secret values are never shown, only key names and sizes.";
+    const UNTRUSTED: Option<&'static str> = Some("Object fields are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
 

@@ -84,6 +84,7 @@ impl TypedTool for ListResources {
     const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "List Kubernetes objects";
     const DESCRIPTION: &'static str = "List objects of any kind as kubectl-like rows, by namespace and label/field selectors. Secret values are never shown.";
+    const UNTRUSTED: Option<&'static str> = Some("Object fields are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("rows");

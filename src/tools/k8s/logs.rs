@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::target::{pod_scope, settle_pod, tool_error};
-use crate::adapters::kube::LogQuery;
+use crate::adapters::kube::{KubeError, LogQuery};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, Target, TypedTool};
@@ -43,7 +43,9 @@ pub struct LogsOutput {
     pub cluster: String,
     pub namespace: String,
     pub pod: String,
-    pub container: String,
+    /// Container read; absent when the pod has only one and none was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub previous: bool,
     /// Lines returned (after `grep`).
@@ -51,7 +53,7 @@ pub struct LogsOutput {
     /// Lines fetched before `grep` filtered them (only with `grep`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scanned: Option<usize>,
-    /// Log lines, oldest first.
+    /// Log lines, oldest first (over MCP: the text block after its header line, not here).
     pub lines: Vec<String>,
 }
 
@@ -64,10 +66,12 @@ impl TypedTool for GetLogs {
     const TOOLSET: &'static str = "k8s";
     const TITLE: &'static str = "Get container logs";
     const DESCRIPTION: &'static str = "Read the last lines of a container's log, or of its crashed instance. Narrow with tail_lines, since_seconds or grep rather than paging.";
+    const UNTRUSTED: Option<&'static str> = Some("Log text is untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("lines");
     const BUDGET_KEEP_LAST: bool = true;
+    const TEXT_LINES: Option<&'static str> = Some("lines");
 
     async fn resolve(
         &self,
@@ -84,6 +88,10 @@ impl TypedTool for GetLogs {
         .await
     }
 
+    /// One request when it can: the log is read directly. Only when the API server answers
+    /// that a container must be chosen (or that the one named is not in the pod) is the pod
+    /// read, to apply its default-container annotation as kubectl does, or to name its
+    /// containers in the error.
     async fn call(&self, ctx: &ToolContext, p: LogsParams) -> Result<LogsOutput, ToolError> {
         let filter = Grep::parse(p.grep.as_deref())?;
         let t = pod_scope(ctx, p.cluster.as_deref(), p.namespace.as_deref()).await?;
@@ -91,30 +99,34 @@ impl TypedTool for GetLogs {
             .namespace
             .clone()
             .unwrap_or_else(|| t.cluster.default_namespace().to_string());
-        let pod = t.get(&p.pod).await?;
-        let container = pick_container(&pod, &p.pod, p.container.as_deref())?;
         let tail = p
             .tail_lines
             .unwrap_or_else(|| ctx.adapters.kube.log_tail_lines());
-        let query = LogQuery {
-            container: Some(container.clone()),
+        let mut query = LogQuery {
+            container: p.container.clone().filter(|c| !c.trim().is_empty()),
             tail_lines: Some(tail.max(1)),
             since_seconds: p.since_seconds,
             previous: p.previous,
             limit_bytes: Some(LIMIT_BYTES),
         };
-        let text = t
-            .cluster
-            .logs(&namespace, &p.pod, &query)
-            .await
-            .map_err(|e| {
-                let mut err = tool_error(e);
-                if p.previous && err.message.contains("previous terminated container") {
-                    err.message
-                        .push_str("; the container has not restarted: omit `previous`");
+        let text = match t.cluster.logs(&namespace, &p.pod, &query).await {
+            Ok(text) => text,
+            Err(e) if e.is_not_found() => return Err(t.not_found(&p.pod).await),
+            Err(e) if needs_container_choice(&e) => {
+                // The pod tells which containers it has, and which one kubectl would pick.
+                let pod = t.get(&p.pod).await?;
+                let container = pick_container(&pod, &p.pod, query.container.as_deref())?;
+                if query.container.as_deref() == Some(container.as_str()) {
+                    return Err(log_error(e, p.previous));
                 }
-                err
-            })?;
+                query.container = Some(container);
+                t.cluster
+                    .logs(&namespace, &p.pod, &query)
+                    .await
+                    .map_err(|e| log_error(e, p.previous))?
+            }
+            Err(e) => return Err(log_error(e, p.previous)),
+        };
         let all: Vec<&str> = text.lines().collect();
         let scanned = all.len();
         let lines: Vec<String> = all
@@ -126,13 +138,37 @@ impl TypedTool for GetLogs {
             cluster: t.cluster.name().to_string(),
             namespace,
             pod: p.pod,
-            container,
+            container: query.container,
             previous: p.previous,
             count: lines.len(),
             scanned: filter.is_some().then_some(scanned),
             lines,
         })
     }
+}
+
+/// The start of the API server's 400 when a pod has several containers and none was named
+/// (`validateContainer` in kube-apiserver's pod registry), and the end of its 400 when the
+/// container named is not in the pod.
+const CHOOSE_CONTAINER: &str = "a container name must be specified for pod ";
+const NOT_A_CONTAINER: &str = " is not valid for pod ";
+
+/// Whether the API server refused the log read for want of a container it can pick.
+fn needs_container_choice(e: &KubeError) -> bool {
+    matches!(e, KubeError::Api { code: 400, message, .. }
+        if message.starts_with(CHOOSE_CONTAINER)
+            || (message.starts_with("container ") && message.contains(NOT_A_CONTAINER)))
+}
+
+/// A log read's error for the model, with the hint for `previous` on a container that never
+/// restarted.
+fn log_error(e: KubeError, previous: bool) -> ToolError {
+    let mut err = tool_error(e);
+    if previous && err.message.contains("previous terminated container") {
+        err.message
+            .push_str("; the container has not restarted: omit `previous`");
+    }
+    err
 }
 
 /// Which container to read: the one asked for, the pod's default-container annotation, or the

@@ -113,6 +113,8 @@ impl TypedTool for SearchLogs {
     const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Search logs (Loki LogQL)";
     const DESCRIPTION: &'static str = "Search Loki logs (default: the last hour, newest first) by LogQL `query`, or `labels` plus `contains`. mode=labels lists label names.";
+    const UNTRUSTED: Option<&'static str> =
+        Some("Log lines and labels are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("entries");

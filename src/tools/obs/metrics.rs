@@ -105,6 +105,7 @@ impl TypedTool for QueryMetrics {
     const TOOLSET: &'static str = "obs";
     const TITLE: &'static str = "Query metrics (PromQL)";
     const DESCRIPTION: &'static str = "PromQL query on Prometheus, instant or over a range. Times: `now`, `now-1h`, RFC3339, unix seconds. Aggregate rather than fetch raw series.";
+    const UNTRUSTED: Option<&'static str> = Some("Label values are untrusted upstream data.");
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("series");

@@ -235,6 +235,65 @@ async fn logs_honour_container_tail_since_and_limit() {
     );
 }
 
+/// kube-apiserver's answer to a log read that does not name a container of a pod with
+/// several: a 400 `Status` naming every container, init first (`validateContainer`).
+#[tokio::test]
+async fn a_log_read_without_a_container_of_several_is_a_bad_request_status() {
+    let fake = FakeKube::start().await;
+    let mut pod = objects::pod("default", "web");
+    pod["spec"]["containers"] =
+        json!([{"name": "app", "image": "a"}, {"name": "proxy", "image": "b"}]);
+    pod["spec"]["initContainers"] = json!([{"name": "migrate", "image": "a"}]);
+    fake.insert(pod);
+    let mut empty = objects::pod("default", "empty");
+    empty["spec"]["containers"] = json!([]);
+    fake.insert(empty);
+    toolgate::app::init_crypto();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", fake.url)).send();
+    let resp = get("/api/v1/namespaces/default/pods/web/log")
+        .await
+        .expect("log");
+    assert_eq!(resp.status().as_u16(), 400);
+    let status: Value = resp.json().await.expect("Status body");
+    assert_eq!(
+        (
+            &status["kind"],
+            &status["status"],
+            &status["reason"],
+            &status["code"]
+        ),
+        (
+            &json!("Status"),
+            &json!("Failure"),
+            &json!("BadRequest"),
+            &json!(400)
+        ),
+        "{status}"
+    );
+    assert_eq!(
+        status["message"],
+        "a container name must be specified for pod web, choose one of: [migrate app proxy]"
+    );
+    let status: Value = get("/api/v1/namespaces/default/pods/web/log?container=nope")
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("Status body");
+    assert_eq!(status["message"], "container nope is not valid for pod web");
+    let status: Value = get("/api/v1/namespaces/default/pods/empty/log")
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("Status body");
+    assert_eq!(
+        status["message"],
+        "a container name must be specified for pod empty"
+    );
+}
+
 #[tokio::test]
 async fn exec_over_websocket_reports_output_and_exit_codes() {
     let fake = FakeKube::start().await;

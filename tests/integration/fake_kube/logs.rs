@@ -19,7 +19,10 @@ fn names(pod: &Value, field: &str) -> Vec<String> {
         .collect()
 }
 
-/// Picks the container a log or exec request is for, with the real server's 400s.
+/// Picks the container a log or exec request is for, with kube-apiserver's 400s
+/// (`validateContainer` in `pkg/registry/core/pod/strategy.go`): without a container, a pod's
+/// only container; for several, every container is named — init, then regular, then
+/// ephemeral, as Go prints a `[]string` (`[a b c]`).
 pub fn resolve_container(
     pod: &Value,
     pod_name: &str,
@@ -42,18 +45,20 @@ pub fn resolve_container(
             "container {c} is not valid for pod {pod_name}"
         ))),
         None if containers.len() == 1 => Ok(containers[0].clone()),
+        None if containers.is_empty() => Err(ApiError::bad_request(format!(
+            "a container name must be specified for pod {pod_name}"
+        ))),
         None => {
-            let mut msg = format!(
+            let all: Vec<&str> = init
+                .iter()
+                .chain(&containers)
+                .chain(&ephemeral)
+                .map(String::as_str)
+                .collect();
+            Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {pod_name}, choose one of: [{}]",
-                containers.join(" ")
-            );
-            if !init.is_empty() {
-                msg.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    init.join(" ")
-                ));
-            }
-            Err(ApiError::bad_request(msg))
+                all.join(" ")
+            )))
         }
     }
 }

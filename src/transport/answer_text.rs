@@ -1,0 +1,310 @@
+//! The text block of an MCP tool answer: a compact rendering of the structured answer for the
+//! model, never the same JSON again (quoted and escaped once more, that would double the
+//! answer). One rendering for every tool, driven by the answer's shape:
+//!
+//! - a header line: the top-level scalar fields as `key=value` pairs (logfmt: a value is
+//!   JSON-quoted only when it is empty or holds spaces, `=`, quotes or control characters);
+//! - `columns` + `rows` (arrays of cells): the column names, then one line per row, cells
+//!   tab-separated;
+//! - any other field under its name: text of several lines as it is (documents of a list
+//!   between `---` lines), a list of flat objects as such a table, a list of scalars or a map of
+//!   scalars on one line, anything deeper as YAML;
+//! - the tool's text lines ([`crate::core::tool::ToolSpec::text_lines`], e.g. log lines) last,
+//!   one per line as they are; they then leave the structured answer, so they travel once.
+
+use serde_json::Value;
+
+/// The two parts of an MCP answer.
+#[derive(Debug, PartialEq)]
+pub struct Rendered {
+    /// The text block.
+    pub text: String,
+    /// `structuredContent`: the answer, without the text lines the text block carries.
+    pub structured: Value,
+}
+
+/// Render `output`; `text_lines` names its field of text lines, when it has one.
+pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
+    let Value::Object(map) = &mut output else {
+        return Rendered {
+            text: output.to_string(),
+            structured: output,
+        };
+    };
+    let lines = text_lines.and_then(|field| match map.get(field) {
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => map.remove(field),
+        _ => None,
+    });
+    let mut out: Vec<String> = Vec::new();
+    let header = pairs(map.iter().filter(|(_, v)| is_header(v)), " ");
+    if !header.is_empty() {
+        out.push(header);
+    }
+    let table = match (map.get("columns"), map.get("rows")) {
+        (Some(Value::Array(columns)), Some(Value::Array(rows)))
+            if rows.iter().all(Value::is_array) =>
+        {
+            Some((columns, rows))
+        }
+        _ => None,
+    };
+    for (key, value) in map.iter() {
+        if is_header(value) || value.is_null() {
+            continue;
+        }
+        if table.is_some() && (key == "columns" || key == "rows") {
+            continue;
+        }
+        section(key, value, &mut out);
+    }
+    if let Some((columns, rows)) = table {
+        out.push(row(columns));
+        out.extend(rows.iter().filter_map(Value::as_array).map(|r| row(r)));
+    }
+    if let Some(Value::Array(lines)) = &lines {
+        out.extend(lines.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    Rendered {
+        text: out.join("\n"),
+        structured: output,
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+fn is_multiline(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.contains('\n'))
+}
+
+/// A scalar that fits on the header line.
+fn is_header(v: &Value) -> bool {
+    is_scalar(v) && !is_multiline(v)
+}
+
+/// A value a table cell holds on one line: a scalar, or a list or map of scalars.
+fn is_flat(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.iter().all(is_scalar),
+        Value::Object(map) => map.values().all(is_scalar),
+        _ => true,
+    }
+}
+
+/// One field that is not a one-line scalar, under its name.
+fn section(key: &str, value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => {
+            out.push(format!("{key}:"));
+            out.push(text.trim_end().to_string());
+        }
+        Value::Array(items) if items.is_empty() => out.push(format!("{key}: (none)")),
+        Value::Object(map) if map.is_empty() => out.push(format!("{key}: (none)")),
+        Value::Array(items) if items.iter().any(is_multiline) && items.iter().all(is_scalar) => {
+            out.push(format!("{key}:"));
+            let docs: Vec<String> = items
+                .iter()
+                .map(|i| cell_text(i).trim_end().to_string())
+                .collect();
+            out.push(docs.join("\n---\n"));
+        }
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            let cells: Vec<String> = items.iter().map(cell).collect();
+            out.push(format!("{key}: {}", cells.join(", ")));
+        }
+        Value::Object(map) if map.values().all(is_scalar) => {
+            out.push(format!("{key}: {}", pairs(map.iter(), " ")));
+        }
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|i| i.as_object().is_some_and(|o| o.values().all(is_flat))) =>
+        {
+            out.push(format!("{key}:"));
+            let mut columns: Vec<&String> = Vec::new();
+            for item in items.iter().filter_map(Value::as_object) {
+                for k in item.keys() {
+                    if !columns.contains(&k) {
+                        columns.push(k);
+                    }
+                }
+            }
+            out.push(
+                columns
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            );
+            for item in items.iter().filter_map(Value::as_object) {
+                let cells: Vec<Value> = columns
+                    .iter()
+                    .map(|c| item.get(c.as_str()).cloned().unwrap_or(Value::Null))
+                    .collect();
+                out.push(row(&cells));
+            }
+        }
+        other => {
+            let yaml = serde_yaml::to_string(other).unwrap_or_else(|_| other.to_string());
+            out.push(format!("{key}:"));
+            out.push(yaml.trim_end().to_string());
+        }
+    }
+}
+
+/// A scalar as text, unchanged.
+fn cell_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Cells of one table row, tab-separated.
+fn row(cells: &[Value]) -> String {
+    cells.iter().map(cell).collect::<Vec<_>>().join("\t")
+}
+
+/// One cell: text on one line (tabs and line breaks become spaces), numbers and booleans as
+/// written, nothing for null, short lists and maps inline, anything deeper as compact JSON.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s
+            .chars()
+            .map(|c| {
+                if matches!(c, '\t' | '\n' | '\r') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect(),
+        Value::Null => String::new(),
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            items.iter().map(cell).collect::<Vec<_>>().join(",")
+        }
+        Value::Object(map) if map.values().all(is_scalar) => pairs(map.iter(), " "),
+        other => other.to_string(),
+    }
+}
+
+/// `key=value` pairs joined by `sep`; values quoted only where logfmt needs it.
+fn pairs<'a>(fields: impl Iterator<Item = (&'a String, &'a Value)>, sep: &str) -> String {
+    fields
+        .map(|(k, v)| match v {
+            Value::String(s) if needs_quotes(s) => format!("{k}={}", Value::from(s.as_str())),
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={}", cell(other)),
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn needs_quotes(s: &str) -> bool {
+    s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '=' | '"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn table_answers_are_a_header_and_tab_separated_rows() {
+        let out = json!({
+            "kind": "Pod",
+            "columns": ["namespace", "name", "restarts"],
+            "rows": [["prod", "web-1", 0], ["dev", "a\tb", 2]],
+            "truncated": false,
+        });
+        let r = render(out.clone(), None);
+        assert_eq!(
+            r.text,
+            "kind=Pod truncated=false\nnamespace\tname\trestarts\nprod\tweb-1\t0\ndev\ta b\t2"
+        );
+        assert_eq!(r.structured, out, "the structured answer is untouched");
+    }
+
+    #[test]
+    fn text_lines_are_the_body_once_after_a_header() {
+        let out = json!({
+            "pod": "web-1", "container": "app", "count": 2, "truncated": true,
+            "cursor": "eyJ0IjoiayJ9", "untrusted": true,
+            "lines": ["GET /a \"x\" 200", "\tindented = kept"],
+        });
+        let r = render(out, Some("lines"));
+        assert_eq!(
+            r.text,
+            "container=app count=2 cursor=eyJ0IjoiayJ9 pod=web-1 truncated=true untrusted=true\nGET /a \"x\" 200\n\tindented = kept"
+        );
+        assert!(r.structured.get("lines").is_none(), "{}", r.structured);
+        assert_eq!(r.structured["count"], 2);
+        // The JSON is not repeated: no quoted keys in the text.
+        assert!(!r.text.contains("\"pod\""), "{}", r.text);
+    }
+
+    #[test]
+    fn lists_of_objects_are_tables_and_the_rest_is_compact() {
+        let out = json!({
+            "name": "web 1",
+            "empty": "",
+            "labels": {"app": "web", "tier": "front end"},
+            "owners": ["ReplicaSet/web-1", "Node/n"],
+            "events": [
+                {"reason": "BackOff", "message": "Back-off\nrestarting", "count": 3},
+                {"reason": "Pulled", "message": "ok", "source": "kubelet"},
+            ],
+            "conditions": [],
+            "details": {"containers": [{"name": "app", "ports": [80, 443]}]},
+        });
+        let text = render(out, None).text;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "empty=\"\" name=\"web 1\"");
+        assert!(lines.contains(&"conditions: (none)"), "{text}");
+        assert!(
+            lines.contains(&"labels: app=web tier=\"front end\""),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&"owners: ReplicaSet/web-1, Node/n"),
+            "{text}"
+        );
+        let events = lines.iter().position(|l| *l == "events:").expect("events");
+        assert_eq!(lines[events + 1], "count\tmessage\treason\tsource");
+        assert_eq!(lines[events + 2], "3\tBack-off restarting\tBackOff\t");
+        assert_eq!(lines[events + 3], "\tok\tPulled\tkubelet");
+        let details = lines
+            .iter()
+            .position(|l| *l == "details:")
+            .expect("details");
+        assert_eq!(lines[details + 1], "containers:");
+        assert!(text.contains("- name: app"), "YAML below: {text}");
+    }
+
+    #[test]
+    fn text_of_several_lines_keeps_its_lines_and_deep_lists_are_yaml() {
+        let out = json!({
+            "kind": "Deployment",
+            "yaml": "apiVersion: apps/v1\nkind: Deployment\n",
+            "rows": ["a: 1\n", "b: 2\n"],
+            "objects": [{"metadata": {"name": "web", "labels": {"app": "web"}}}],
+        });
+        let text = render(out, None).text;
+        assert_eq!(
+            text,
+            "kind=Deployment\nobjects:\n- metadata:\n    labels:\n      app: web\n    name: web\nrows:\na: 1\n---\nb: 2\nyaml:\napiVersion: apps/v1\nkind: Deployment"
+        );
+    }
+
+    #[test]
+    fn anything_but_an_object_is_its_json() {
+        for v in [json!([1, 2]), json!("x"), json!(null)] {
+            let r = render(v.clone(), Some("lines"));
+            assert_eq!(r.text, v.to_string());
+            assert_eq!(r.structured, v);
+        }
+    }
+}
