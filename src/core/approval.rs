@@ -165,6 +165,8 @@ pub struct ApprovalView {
     pub requester: Requester,
     pub created_at: String,
     pub expires_at: String,
+    /// When the request last changed state (a decision, the run, its end).
+    pub updated_at: String,
     pub required_approvals: u32,
     pub approvals: u32,
     pub approver_roles: Vec<String>,
@@ -181,6 +183,15 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// The approval id of a call the core held for approval (its `approval_required` answer);
+/// `None` for any other answer.
+pub fn held_approval_id(output: &Value) -> Option<&str> {
+    if output.get("status").and_then(Value::as_str) != Some("approval_required") {
+        return None;
+    }
+    output.get("approval_id").and_then(Value::as_str)
 }
 
 impl Dispatcher {
@@ -329,6 +340,15 @@ impl Dispatcher {
         limit: i64,
     ) -> Result<Vec<ApprovalView>, ApprovalError> {
         self.lookup().approvals_for(viewer, state, limit).await
+    }
+
+    /// The request as its requester follows their own call (see [`StoreLookup::held_call`]).
+    pub async fn held_call(
+        &self,
+        requester: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        self.lookup().held_call(requester, id).await
     }
 
     /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
@@ -1040,6 +1060,7 @@ impl StoreLookup {
             requester: rec.requester,
             created_at: rfc3339(rec.created_at_ms),
             expires_at: rfc3339(rec.expires_at_ms),
+            updated_at: rfc3339(rec.updated_at_ms),
             required_approvals: rec.required_approvals,
             approvals,
             approver_roles: rec.approver_roles,
@@ -1091,6 +1112,24 @@ impl StoreLookup {
             .list_approvals_visible(state, &visibility, limit)
             .await?;
         Ok(records.into_iter().map(|r| self.view(r)).collect())
+    }
+
+    /// The request only as the person who asked for it: anyone else, approvers and auditors
+    /// included, gets NotFound, as for an id that does not exist (an MCP task is its
+    /// requester's handle on the call; approvers have the approval API).
+    pub async fn held_call(
+        &self,
+        requester: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        let rec = self
+            .gate
+            .store
+            .get_approval(id)
+            .await?
+            .filter(|rec| rec.requester.sub == requester.sub)
+            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
+        Ok(self.view(rec))
     }
 
     fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {

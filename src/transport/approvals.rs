@@ -183,6 +183,8 @@ pub struct ApprovalDto {
     pub created_at: String,
     /// RFC 3339; a pending request expires then.
     pub expires_at: String,
+    /// RFC 3339; when the request last changed state.
+    pub updated_at: String,
     pub required_approvals: u32,
     pub approvals: u32,
     /// One of these roles is needed to decide.
@@ -221,6 +223,7 @@ impl From<ApprovalView> for ApprovalDto {
             },
             created_at: v.created_at,
             expires_at: v.expires_at,
+            updated_at: v.updated_at,
             required_approvals: v.required_approvals,
             approvals: v.approvals,
             approver_roles: v.approver_roles,
@@ -568,6 +571,7 @@ mod tests {
             },
             created_at: "2026-01-01T00:00:00Z".into(),
             expires_at: "2026-01-01T01:00:00Z".into(),
+            updated_at: "2026-01-01T00:10:00Z".into(),
             required_approvals: 1,
             approvals: 1,
             approver_roles: vec!["toolgate.approver".into()],
