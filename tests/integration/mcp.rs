@@ -517,7 +517,7 @@ async fn a_500_pod_list_is_cut_and_continued_until_every_pod_was_seen_once() {
     client.cancel().await.ok();
 }
 
-async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+pub async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
     let mut req = harness::http()
         .post(format!("{url}/mcp"))
         .header("content-type", "application/json")
@@ -575,7 +575,7 @@ async fn foreign_origins_are_refused_and_loopback_origins_allowed() {
 }
 
 /// Read the single JSON-RPC message of a response (JSON, or the data line of an SSE stream).
-async fn rpc_message(resp: reqwest::Response) -> Value {
+pub async fn rpc_message(resp: reqwest::Response) -> Value {
     let text = resp.text().await.expect("body");
     if let Ok(v) = serde_json::from_str::<Value>(&text) {
         return v;
