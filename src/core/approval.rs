@@ -1080,12 +1080,21 @@ impl StoreLookup {
         viewer: &Principal,
         id: &str,
     ) -> Result<ApprovalView, ApprovalError> {
+        self.one(id, |rec| self.may_see(viewer, rec)).await
+    }
+
+    /// Request `id` when `shown` lets it be seen; NotFound otherwise, as for an unknown id.
+    async fn one(
+        &self,
+        id: &str,
+        shown: impl FnOnce(&ApprovalRecord) -> bool,
+    ) -> Result<ApprovalView, ApprovalError> {
         let rec = self
             .gate
             .store
             .get_approval(id)
             .await?
-            .filter(|rec| self.may_see(viewer, rec))
+            .filter(shown)
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
         Ok(self.view(rec))
     }
@@ -1122,14 +1131,7 @@ impl StoreLookup {
         requester: &Principal,
         id: &str,
     ) -> Result<ApprovalView, ApprovalError> {
-        let rec = self
-            .gate
-            .store
-            .get_approval(id)
-            .await?
-            .filter(|rec| rec.requester.sub == requester.sub)
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(self.view(rec))
+        self.one(id, |rec| rec.requester.sub == requester.sub).await
     }
 
     fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
@@ -1144,13 +1146,7 @@ impl StoreLookup {
     /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
     /// A2A task's owner reads its own request). Surfaces use [`Dispatcher::approval_for`].
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
-        let rec = self
-            .gate
-            .store
-            .get_approval(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(self.view(rec))
+        self.one(id, |_| true).await
     }
 }
 
@@ -1196,6 +1192,45 @@ impl ApprovalLookup for StoreLookup {
             let now = self.approval(id).await.map_err(to_tool_error)?;
             Ok(serde_json::to_value(now).unwrap_or(Value::Null))
         })
+    }
+}
+
+/// A request as surfaces show it, with every optional field set (for tests of those surfaces):
+/// `k8s.rollout_restart` by Alice, created 13:05Z, expiring 14:05Z, approved 1 of 2 by Bob.
+#[cfg(test)]
+pub(crate) fn sample_view(state: ApprovalState) -> ApprovalView {
+    ApprovalView {
+        id: "ap-1".into(),
+        tool: "k8s.rollout_restart".into(),
+        state,
+        state_reason: Some("why".into()),
+        risk: "write".into(),
+        target: json!({"namespace": "shop", "kind": "Deployment", "name": "web"}),
+        args: json!({"name": "web"}),
+        args_sha256: "00".into(),
+        requester: Requester {
+            sub: "alice".into(),
+            name: "Alice".into(),
+            transport: "mcp-http".into(),
+        },
+        created_at: "2026-11-23T13:05:00Z".into(),
+        expires_at: "2026-11-23T14:05:00Z".into(),
+        updated_at: "2026-11-23T13:10:00Z".into(),
+        required_approvals: 2,
+        approvals: 1,
+        approver_roles: vec!["toolgate.approver".into()],
+        reason_required: false,
+        rule: "write-needs-approval".into(),
+        preview: json!({"summary": "restart"}),
+        decisions: vec![DecisionRecord {
+            approver_sub: "bob".into(),
+            approver_name: "Bob".into(),
+            decision: "approve".into(),
+            reason: Some("ok".into()),
+            at_ms: 1,
+        }],
+        result: Some(json!({"ok": true})),
+        approve_url: "http://x/approvals/ap-1".into(),
     }
 }
 

@@ -200,42 +200,14 @@ fn clock(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{DecisionRecord, Requester};
+    use crate::core::DecisionRecord;
+    use crate::core::approval::sample_view;
 
     fn view(state: ApprovalState) -> ApprovalView {
-        ApprovalView {
-            id: "ap-1".into(),
-            tool: "k8s.rollout_restart".into(),
-            state,
-            state_reason: None,
-            risk: "write".into(),
-            target: json!({}),
-            args: json!({}),
-            args_sha256: "00".into(),
-            requester: Requester {
-                sub: "alice".into(),
-                name: "Alice".into(),
-                transport: "mcp-http".into(),
-            },
-            created_at: "2026-11-23T13:05:00Z".into(),
-            expires_at: "2026-11-23T14:05:00Z".into(),
-            updated_at: "2026-11-23T13:10:00Z".into(),
-            required_approvals: 2,
-            approvals: 1,
-            approver_roles: vec!["toolgate.approver".into()],
-            reason_required: false,
-            rule: "r".into(),
-            preview: json!({}),
-            decisions: vec![DecisionRecord {
-                approver_sub: "bob".into(),
-                approver_name: "Bob".into(),
-                decision: "approve".into(),
-                reason: Some("ok".into()),
-                at_ms: 1,
-            }],
-            result: None,
-            approve_url: "http://x/approvals/ap-1".into(),
-        }
+        let mut view = sample_view(state);
+        view.state_reason = None;
+        view.result = None;
+        view
     }
 
     fn now() -> jiff::Timestamp {

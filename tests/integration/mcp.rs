@@ -529,9 +529,49 @@ pub async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwe
 }
 
 fn initialize_body() -> Value {
+    initialize_with(json!({}))
+}
+
+fn initialize_with(capabilities: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
+        "protocolVersion": "2025-11-25", "capabilities": capabilities,
         "clientInfo": {"name": "raw", "version": "0"}}})
+}
+
+/// A raw 2025-11-25 session as `auth` (an Authorization value) declaring `capabilities`: the
+/// `initialize` answer, the session id and the negotiated version, after `initialized`.
+pub async fn open_session(url: &str, auth: &str, capabilities: Value) -> (Value, String, String) {
+    let init = post_mcp(
+        url,
+        &[("authorization", auth)],
+        initialize_with(capabilities),
+    )
+    .await;
+    assert_eq!(init.status(), 200);
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    let init = rpc_message(init).await;
+    let version = init["result"]["protocolVersion"]
+        .as_str()
+        .expect("protocolVersion")
+        .to_string();
+    let headers = [
+        ("authorization", auth),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let initialized = post_mcp(
+        url,
+        &headers,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(initialized.status(), 202);
+    (init, session, version)
 }
 
 #[tokio::test]
@@ -854,31 +894,12 @@ async fn cut_call() -> CutCall {
     let tg = harness::start(&fake, "").await;
     let approval = request_restart(&tg.url, ALICE).await;
     let auth = format!("Bearer {ALICE}");
-
-    let init = post_mcp(&tg.url, &[("authorization", &auth)], initialize_body()).await;
-    assert_eq!(init.status(), 200);
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session id")
-        .to_string();
-    let version = rpc_message(init).await["result"]["protocolVersion"]
-        .as_str()
-        .expect("protocolVersion")
-        .to_string();
+    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
     let headers = [
         ("authorization", auth.as_str()),
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", version.as_str()),
     ];
-    let initialized = post_mcp(
-        &tg.url,
-        &headers,
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(initialized.status(), 202);
 
     let mut call = post_mcp(
         &tg.url,

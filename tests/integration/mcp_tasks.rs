@@ -1,6 +1,7 @@
-//! MCP Tasks (`io.modelcontextprotocol/tasks`) for held writes, as raw JSON-RPC over the real
-//! HTTP transport (the Python SDK in the venv has no tasks client): a held write becomes a task,
-//! follows its approval (approved over REST → completed with the tool's answer; denied,
+//! MCP Tasks (`io.modelcontextprotocol/tasks`) for held writes over the real HTTP transport, as
+//! raw JSON-RPC and with the Python SDK (which has no tasks client, so
+//! tests/python/mcp_tasks_driver.py builds one on its extension API): a held write becomes a
+//! task, follows its approval (approved over REST → completed with the tool's answer; denied,
 //! expired → failed; withdrawn with `tasks/cancel` → cancelled), is its requester's alone, and
 //! survives a restart. Clients without the extension keep the `approval_required` answer.
 
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 use crate::approvals_api::real_patches;
 use crate::gate::{decide, get_approval};
 use crate::harness::{self, ALICE, BOB, CAROL, ERIN};
-use crate::mcp::{post_mcp, rpc_message, seeded_fake};
+use crate::mcp::{open_session, post_mcp, rpc_message, seeded_fake};
 
 const TASKS: &str = "io.modelcontextprotocol/tasks";
 
@@ -171,21 +172,8 @@ async fn denied_and_expired_tasks_fail_and_a_session_client_gets_tasks_too() {
 
     // A session that declared the extension at `initialize` gets tasks without per-request _meta.
     let auth = format!("Bearer {ALICE}");
-    let init = post_mcp(
-        &tg.url,
-        &[("authorization", &auth)],
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {"extensions": {TASKS: {}}},
-            "clientInfo": {"name": "raw", "version": "0"}}}),
-    )
-    .await;
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session id")
-        .to_string();
-    let init = rpc_message(init).await;
+    let (init, session, version) =
+        open_session(&tg.url, &auth, json!({"extensions": {TASKS: {}}})).await;
     assert_eq!(
         init["result"]["capabilities"]["extensions"][TASKS],
         json!({}),
@@ -194,15 +182,8 @@ async fn denied_and_expired_tasks_fail_and_a_session_client_gets_tasks_too() {
     let headers = [
         ("authorization", auth.as_str()),
         ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-11-25"),
+        ("mcp-protocol-version", version.as_str()),
     ];
-    let initialized = post_mcp(
-        &tg.url,
-        &headers,
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(initialized.status(), 202);
     let held = rpc_message(
         post_mcp(
             &tg.url,
@@ -331,4 +312,45 @@ async fn a_task_survives_a_restart_and_completes_on_the_new_server() {
     let done = task_get(&tg.url, ALICE, &id).await;
     assert_eq!(done["result"]["status"], "completed", "{done}");
     assert_eq!(real_patches(&fake), 1);
+}
+
+#[tokio::test]
+async fn the_python_sdk_follows_a_held_write_as_a_task_to_its_result() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let report = harness::run_python(
+        "mcp_tasks_driver.py",
+        &json!({
+            "url": format!("{}/mcp", tg.url),
+            "token": ALICE,
+            "tool": "k8s_rollout_restart",
+            "arguments": {"kind": "deployment", "name": "web", "namespace": "shop"},
+            "approve": {"url": tg.url, "token": BOB},
+        }),
+    )
+    .await;
+    assert_eq!(report["created"]["resultType"], "task", "{report}");
+    assert_eq!(report["created"]["ttlMs"], json!(3_600_000), "{report}");
+    assert!(
+        report["created"]["statusMessage"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("awaiting approval 0/1, expires ")),
+        "{report}"
+    );
+    assert_eq!(report["approved"], json!(200), "{report}");
+    assert_eq!(report["polled"][0]["status"], "working", "{report}");
+    let last = report["polled"].as_array().and_then(|p| p.last());
+    assert_eq!(
+        last.map(|p| &p["status"]),
+        Some(&json!("completed")),
+        "{report}"
+    );
+    let result = &report["result"];
+    assert_ne!(result["isError"], json!(true), "{report}");
+    assert_eq!(result["structuredContent"]["name"], "web", "{report}");
+    assert!(
+        result["structuredContent"]["restarted_at"].is_string(),
+        "the SDK returns the tool's answer: {report}"
+    );
+    assert_eq!(real_patches(&fake), 1, "ran exactly once");
 }
