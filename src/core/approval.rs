@@ -165,6 +165,8 @@ pub struct ApprovalView {
     pub requester: Requester,
     pub created_at: String,
     pub expires_at: String,
+    /// When the request last changed state (a decision, the run, its end).
+    pub updated_at: String,
     pub required_approvals: u32,
     pub approvals: u32,
     pub approver_roles: Vec<String>,
@@ -181,6 +183,15 @@ pub fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+/// The approval id of a call the core held for approval (its `approval_required` answer);
+/// `None` for any other answer.
+pub fn held_approval_id(output: &Value) -> Option<&str> {
+    if output.get("status").and_then(Value::as_str) != Some("approval_required") {
+        return None;
+    }
+    output.get("approval_id").and_then(Value::as_str)
 }
 
 impl Dispatcher {
@@ -329,6 +340,15 @@ impl Dispatcher {
         limit: i64,
     ) -> Result<Vec<ApprovalView>, ApprovalError> {
         self.lookup().approvals_for(viewer, state, limit).await
+    }
+
+    /// The request as its requester follows their own call (see [`StoreLookup::held_call`]).
+    pub async fn held_call(
+        &self,
+        requester: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        self.lookup().held_call(requester, id).await
     }
 
     /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
@@ -1040,6 +1060,7 @@ impl StoreLookup {
             requester: rec.requester,
             created_at: rfc3339(rec.created_at_ms),
             expires_at: rfc3339(rec.expires_at_ms),
+            updated_at: rfc3339(rec.updated_at_ms),
             required_approvals: rec.required_approvals,
             approvals,
             approver_roles: rec.approver_roles,
@@ -1059,12 +1080,21 @@ impl StoreLookup {
         viewer: &Principal,
         id: &str,
     ) -> Result<ApprovalView, ApprovalError> {
+        self.one(id, |rec| self.may_see(viewer, rec)).await
+    }
+
+    /// Request `id` when `shown` lets it be seen; NotFound otherwise, as for an unknown id.
+    async fn one(
+        &self,
+        id: &str,
+        shown: impl FnOnce(&ApprovalRecord) -> bool,
+    ) -> Result<ApprovalView, ApprovalError> {
         let rec = self
             .gate
             .store
             .get_approval(id)
             .await?
-            .filter(|rec| self.may_see(viewer, rec))
+            .filter(shown)
             .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
         Ok(self.view(rec))
     }
@@ -1093,6 +1123,17 @@ impl StoreLookup {
         Ok(records.into_iter().map(|r| self.view(r)).collect())
     }
 
+    /// The request only as the person who asked for it: anyone else, approvers and auditors
+    /// included, gets NotFound, as for an id that does not exist (an MCP task is its
+    /// requester's handle on the call; approvers have the approval API).
+    pub async fn held_call(
+        &self,
+        requester: &Principal,
+        id: &str,
+    ) -> Result<ApprovalView, ApprovalError> {
+        self.one(id, |rec| rec.requester.sub == requester.sub).await
+    }
+
     fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
         let viewer = self.gate.policy.current().effective(viewer);
         rec.requester.sub == viewer.sub
@@ -1105,13 +1146,7 @@ impl StoreLookup {
     /// Unfiltered: for the core itself and for surfaces that checked ownership already (an
     /// A2A task's owner reads its own request). Surfaces use [`Dispatcher::approval_for`].
     pub async fn approval(&self, id: &str) -> Result<ApprovalView, ApprovalError> {
-        let rec = self
-            .gate
-            .store
-            .get_approval(id)
-            .await?
-            .ok_or_else(|| ApprovalError::NotFound(id.to_string()))?;
-        Ok(self.view(rec))
+        self.one(id, |_| true).await
     }
 }
 
@@ -1157,6 +1192,45 @@ impl ApprovalLookup for StoreLookup {
             let now = self.approval(id).await.map_err(to_tool_error)?;
             Ok(serde_json::to_value(now).unwrap_or(Value::Null))
         })
+    }
+}
+
+/// A request as surfaces show it, with every optional field set (for tests of those surfaces):
+/// `k8s.rollout_restart` by Alice, created 13:05Z, expiring 14:05Z, approved 1 of 2 by Bob.
+#[cfg(test)]
+pub(crate) fn sample_view(state: ApprovalState) -> ApprovalView {
+    ApprovalView {
+        id: "ap-1".into(),
+        tool: "k8s.rollout_restart".into(),
+        state,
+        state_reason: Some("why".into()),
+        risk: "write".into(),
+        target: json!({"namespace": "shop", "kind": "Deployment", "name": "web"}),
+        args: json!({"name": "web"}),
+        args_sha256: "00".into(),
+        requester: Requester {
+            sub: "alice".into(),
+            name: "Alice".into(),
+            transport: "mcp-http".into(),
+        },
+        created_at: "2026-11-23T13:05:00Z".into(),
+        expires_at: "2026-11-23T14:05:00Z".into(),
+        updated_at: "2026-11-23T13:10:00Z".into(),
+        required_approvals: 2,
+        approvals: 1,
+        approver_roles: vec!["toolgate.approver".into()],
+        reason_required: false,
+        rule: "write-needs-approval".into(),
+        preview: json!({"summary": "restart"}),
+        decisions: vec![DecisionRecord {
+            approver_sub: "bob".into(),
+            approver_name: "Bob".into(),
+            decision: "approve".into(),
+            reason: Some("ok".into()),
+            at_ms: 1,
+        }],
+        result: Some(json!({"ok": true})),
+        approve_url: "http://x/approvals/ap-1".into(),
     }
 }
 

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::config::{LimitsConfig, ToolsConfig};
 use crate::adapters::Adapters;
-use crate::core::approval::{Gate, HeldCall, StoreLookup};
+use crate::core::approval::{Gate, HeldCall, StoreLookup, held_approval_id};
 use crate::core::audit::{Record, redact_args};
 use crate::core::context::{ProgressSink, ToolContext};
 use crate::core::error::{ToolError, ToolErrorKind};
@@ -120,9 +120,7 @@ impl Dispatcher {
         )
         .await;
         let outcome = match &result {
-            Ok(v) if v.get("status").and_then(Value::as_str) == Some("approval_required") => {
-                "approval_required"
-            }
+            Ok(v) if held_approval_id(v).is_some() => "approval_required",
             Ok(_) => "ok",
             Err(e) => outcome_label(e.kind),
         };

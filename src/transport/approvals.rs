@@ -183,6 +183,8 @@ pub struct ApprovalDto {
     pub created_at: String,
     /// RFC 3339; a pending request expires then.
     pub expires_at: String,
+    /// RFC 3339; when the request last changed state.
+    pub updated_at: String,
     pub required_approvals: u32,
     pub approvals: u32,
     /// One of these roles is needed to decide.
@@ -221,6 +223,7 @@ impl From<ApprovalView> for ApprovalDto {
             },
             created_at: v.created_at,
             expires_at: v.expires_at,
+            updated_at: v.updated_at,
             required_approvals: v.required_approvals,
             approvals: v.approvals,
             approver_roles: v.approver_roles,
@@ -541,8 +544,6 @@ async fn openapi_json() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{DecisionRecord, Requester};
-    use serde_json::json;
 
     /// Field names of a JSON object.
     fn keys(v: &Value) -> Vec<String> {
@@ -551,44 +552,9 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn view() -> ApprovalView {
-        ApprovalView {
-            id: "a1".into(),
-            tool: "k8s.rollout_restart".into(),
-            state: ApprovalState::Executed,
-            state_reason: Some("why".into()),
-            risk: "write".into(),
-            target: json!({"namespace": "shop", "kind": "Deployment", "name": "web"}),
-            args: json!({"name": "web"}),
-            args_sha256: "00".into(),
-            requester: Requester {
-                sub: "alice".into(),
-                name: "Alice".into(),
-                transport: "mcp-http".into(),
-            },
-            created_at: "2026-01-01T00:00:00Z".into(),
-            expires_at: "2026-01-01T01:00:00Z".into(),
-            required_approvals: 1,
-            approvals: 1,
-            approver_roles: vec!["toolgate.approver".into()],
-            reason_required: false,
-            rule: "write-needs-approval".into(),
-            preview: json!({"summary": "restart"}),
-            decisions: vec![DecisionRecord {
-                approver_sub: "bob".into(),
-                approver_name: "Bob".into(),
-                decision: "approve".into(),
-                reason: Some("ok".into()),
-                at_ms: 1,
-            }],
-            result: Some(json!({"ok": true})),
-            approve_url: "http://x/approvals/a1".into(),
-        }
-    }
-
     #[test]
     fn the_dto_carries_every_field_of_the_core_view() {
-        let v = view();
+        let v = crate::core::approval::sample_view(ApprovalState::Executed);
         let core = serde_json::to_value(&v).expect("view serializes");
         let dto = serde_json::to_value(ApprovalDto::from(v)).expect("dto serializes");
         assert_eq!(

@@ -1,13 +1,15 @@
 //! MCP over stdio and streamable HTTP (rmcp): tools/list from the registry, tools/call through
 //! the dispatch core. A tool that ran and failed is `isError: true` with a message the model can
-//! act on; an unknown tool is a JSON-RPC error (invalid params) listing the closest names.
+//! act on; an unknown tool is a JSON-RPC error (invalid params) listing the closest names. A
+//! call held for approval is a task for clients that declare the tasks extension
+//! (`mcp_tasks.rs`), and the `approval_required` answer for every other client.
 
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    GetTaskParams, GetTaskResult, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -15,7 +17,10 @@ use serde_json::{Value, json};
 
 use super::answer_text;
 use super::config::ToolNames;
+use super::mcp_tasks;
 use crate::auth::caller::Caller;
+use crate::core::ApprovalState;
+use crate::core::approval::{ApprovalError, held_approval_id};
 use crate::core::context::ProgressSink;
 use crate::core::dispatch::{CallRequest, Dispatcher};
 use crate::core::principal::Principal;
@@ -50,6 +55,19 @@ impl McpServer {
             names,
             transport,
             principal,
+        }
+    }
+
+    /// Who sent the request: over HTTP the auth middleware put the caller into it; stdio has
+    /// one user.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Principal {
+        match context.extensions.get::<http::request::Parts>() {
+            Some(parts) => Caller::of(&parts.extensions)
+                .map(|caller| caller.principal.clone())
+                .unwrap_or_else(|| {
+                    Principal::new("unauthenticated", "unauthenticated", Vec::new())
+                }),
+            None => self.principal.clone(),
         }
     }
 }
@@ -99,7 +117,12 @@ pub fn describe<'a>(
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // The tasks extension: held writes become tasks for clients that declare it.
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("toolgate", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "toolgate gives SRE tools over Kubernetes and observability. Read tools run at once. \
@@ -121,15 +144,11 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        // Over HTTP the auth middleware put the caller into the request; stdio has one user.
-        let principal = match context.extensions.get::<http::request::Parts>() {
-            Some(parts) => Caller::of(&parts.extensions)
-                .map(|caller| caller.principal.clone())
-                .unwrap_or_else(|| {
-                    Principal::new("unauthenticated", "unauthenticated", Vec::new())
-                }),
-            None => self.principal.clone(),
-        };
+        let principal = self.caller(&context);
+        // Per request (2026-07-28 `_meta`) or, in a session, as declared at `initialize`.
+        let tasks = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks());
         let progress: Option<ProgressSink> = context.meta.get_progress_token().map(|token| {
             let peer = context.peer.clone();
             let sink: ProgressSink = Arc::new(move |progress, total, message| {
@@ -153,7 +172,7 @@ impl ServerHandler for McpServer {
             .ok()
             .and_then(|e| e.spec().text_lines);
         let call = CallRequest {
-            principal,
+            principal: principal.clone(),
             transport: self.transport,
             tool,
             args,
@@ -173,13 +192,88 @@ impl ServerHandler for McpServer {
                 ))
             }
             Ok(Ok(output)) => {
-                let answer = answer_text::render(output, text_lines);
-                let mut result = CallToolResult::structured(answer.structured);
-                result.content = vec![ContentBlock::text(answer.text)];
-                Ok(result.into())
+                if tasks && let Some(id) = held_approval_id(&output) {
+                    // Read back from the store: `tasks/get` on this id answers from now on.
+                    match self.dispatcher.held_call(&principal, id).await {
+                        Ok(view) => return Ok(mcp_tasks::created(&view).into()),
+                        Err(e) => {
+                            tracing::warn!(approval_id = id, error = %e,
+                                "held call answered as approval_required: its task could not be read")
+                        }
+                    }
+                }
+                Ok(tool_answer(Ok(output), text_lines).into())
             }
-            Ok(Err(err)) => Ok(CallToolResult::error(vec![ContentBlock::text(err.message)]).into()),
+            Ok(Err(err)) => Ok(tool_answer(Err(err.message), text_lines).into()),
         }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let view =
+            mcp_tasks::held(&self.dispatcher, &self.caller(&context), &request.task_id).await?;
+        let text_lines = self
+            .dispatcher
+            .registry()
+            .get(&view.tool)
+            .ok()
+            .and_then(|e| e.spec().text_lines);
+        Ok(GetTaskResult::new(mcp_tasks::task(
+            &view,
+            jiff::Timestamp::now(),
+            text_lines,
+        )))
+    }
+
+    /// Withdraws the approval request while it is pending (audited as `cancelled`; approvers
+    /// can no longer approve it). Once decided the call goes its way, as the spec allows:
+    /// `tasks/get` tells how it ended.
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let requester = self.caller(&context);
+        let view = mcp_tasks::held(&self.dispatcher, &requester, &request.task_id).await?;
+        if view.state != ApprovalState::Pending {
+            return Ok(());
+        }
+        match self.dispatcher.cancel(&requester, &view.id).await {
+            Ok(_) | Err(ApprovalError::NotPending(_)) => Ok(()),
+            Err(e) => Err(ErrorData::internal_error(
+                format!("task `{}` could not be cancelled: {e}", view.id),
+                None,
+            )),
+        }
+    }
+
+    /// These tasks never ask the client for input, so there is nothing to answer: a known task
+    /// is acknowledged (responses to keys never issued are ignored, as the spec says).
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        mcp_tasks::held(&self.dispatcher, &self.caller(&context), &request.task_id).await?;
+        Ok(())
+    }
+}
+
+/// The `tools/call` result of a tool's answer: the structured output with its text rendering
+/// ([`answer_text::render`]; `text_lines` names the field that is the text's body), or a tool
+/// error (`isError`) the model can read.
+pub fn tool_answer(answer: Result<Value, String>, text_lines: Option<&str>) -> CallToolResult {
+    match answer {
+        Ok(output) => {
+            let answer = answer_text::render(output, text_lines);
+            let mut result = CallToolResult::structured(answer.structured);
+            result.content = vec![ContentBlock::text(answer.text)];
+            result
+        }
+        Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
     }
 }
 

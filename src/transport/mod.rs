@@ -10,5 +10,6 @@ pub mod inbound;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod mcp_resume;
+pub mod mcp_tasks;
 pub mod server;
 pub mod webhooks;

@@ -26,6 +26,7 @@ mod kubectl;
 mod layers;
 mod limits;
 mod mcp;
+mod mcp_tasks;
 mod obs;
 mod oidc_login;
 mod postgres;

@@ -599,7 +599,7 @@ async fn a_500_pod_list_is_cut_and_continued_until_every_pod_was_seen_once() {
     client.cancel().await.ok();
 }
 
-async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
+pub async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::Response {
     let mut req = harness::http()
         .post(format!("{url}/mcp"))
         .header("content-type", "application/json")
@@ -611,9 +611,49 @@ async fn post_mcp(url: &str, headers: &[(&str, &str)], body: Value) -> reqwest::
 }
 
 fn initialize_body() -> Value {
+    initialize_with(json!({}))
+}
+
+fn initialize_with(capabilities: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
+        "protocolVersion": "2025-11-25", "capabilities": capabilities,
         "clientInfo": {"name": "raw", "version": "0"}}})
+}
+
+/// A raw 2025-11-25 session as `auth` (an Authorization value) declaring `capabilities`: the
+/// `initialize` answer, the session id and the negotiated version, after `initialized`.
+pub async fn open_session(url: &str, auth: &str, capabilities: Value) -> (Value, String, String) {
+    let init = post_mcp(
+        url,
+        &[("authorization", auth)],
+        initialize_with(capabilities),
+    )
+    .await;
+    assert_eq!(init.status(), 200);
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    let init = rpc_message(init).await;
+    let version = init["result"]["protocolVersion"]
+        .as_str()
+        .expect("protocolVersion")
+        .to_string();
+    let headers = [
+        ("authorization", auth),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let initialized = post_mcp(
+        url,
+        &headers,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(initialized.status(), 202);
+    (init, session, version)
 }
 
 #[tokio::test]
@@ -657,7 +697,7 @@ async fn foreign_origins_are_refused_and_loopback_origins_allowed() {
 }
 
 /// Read the single JSON-RPC message of a response (JSON, or the data line of an SSE stream).
-async fn rpc_message(resp: reqwest::Response) -> Value {
+pub async fn rpc_message(resp: reqwest::Response) -> Value {
     let text = resp.text().await.expect("body");
     if let Ok(v) = serde_json::from_str::<Value>(&text) {
         return v;
@@ -936,31 +976,12 @@ async fn cut_call() -> CutCall {
     let tg = harness::start(&fake, "").await;
     let approval = request_restart(&tg.url, ALICE).await;
     let auth = format!("Bearer {ALICE}");
-
-    let init = post_mcp(&tg.url, &[("authorization", &auth)], initialize_body()).await;
-    assert_eq!(init.status(), 200);
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a session id")
-        .to_string();
-    let version = rpc_message(init).await["result"]["protocolVersion"]
-        .as_str()
-        .expect("protocolVersion")
-        .to_string();
+    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
     let headers = [
         ("authorization", auth.as_str()),
         ("mcp-session-id", session.as_str()),
         ("mcp-protocol-version", version.as_str()),
     ];
-    let initialized = post_mcp(
-        &tg.url,
-        &headers,
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-    )
-    .await;
-    assert_eq!(initialized.status(), 202);
 
     let mut call = post_mcp(
         &tg.url,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::core::approval::ApprovalError;
+use crate::core::approval::{ApprovalError, held_approval_id};
 use crate::core::dispatch::CallRequest;
 use crate::core::principal::Principal;
 use crate::core::{ApprovalState, StoreError, TaskRecord, now_ms};
@@ -141,14 +141,8 @@ pub async fn run(
                 Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
             );
         }
-        Ok(Ok(output))
-            if output.get("status").and_then(Value::as_str) == Some("approval_required") =>
-        {
-            let id = output
-                .get("approval_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+        Ok(Ok(output)) if held_approval_id(&output).is_some() => {
+            let id = held_approval_id(&output).unwrap_or_default().to_string();
             next.state = TaskState::AuthRequired.as_str().to_string();
             next.approval_id = Some(id.clone());
             next.status = status(
