@@ -159,7 +159,7 @@ async fn direct(d: &Dispatcher) {
     assert_eq!(out["ok"], true);
 }
 
-async fn approval_round_trip(d: &Dispatcher) {
+async fn approval_round_trip(d: &Arc<Dispatcher>) {
     let held = d
         .dispatch(request("bench.noop_write"))
         .await
