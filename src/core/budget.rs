@@ -17,6 +17,25 @@ pub const CURSOR_ARG: &str = "cursor";
 /// Output field where a tool puts its upstream continuation token.
 pub const CONTINUE_FIELD: &str = "continue";
 
+/// Output field where a tool that reads its upstream in pages says where its items came from
+/// (a list of [`Anchor`]s in item order, the first at item 0). The core takes it out of the
+/// answer and resumes a cut answer at the upstream page of the cut, so that a cursor deep in a
+/// long list costs what the first answer cost.
+pub const ANCHORS_FIELD: &str = "_anchors";
+
+/// Item `at` of a tool's answer, and those after it up to the next anchor, are items `skip`,
+/// `skip + 1`, … of the upstream page fetched with `upstream` (`None`: from the start). A tool
+/// that returns anchors has itself left out what earlier answers delivered: the core skips
+/// nothing. Only for tools cut at their end (not `keep_last`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    pub at: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default)]
+    pub skip: usize,
+}
+
 /// What a cursor carries: the tool and query it belongs to, and where to go on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct CursorData {
@@ -70,6 +89,7 @@ pub fn decode_cursor(cursor: &str, tool: &str, hash: &str) -> Result<Page, ToolE
     Ok(Page {
         upstream: data.u,
         skip: data.s,
+        max_bytes: None,
     })
 }
 
@@ -77,8 +97,9 @@ pub fn decode_cursor(cursor: &str, tool: &str, hash: &str) -> Result<Page, ToolE
 ///
 /// The tool returned a whole upstream page (starting at `page.upstream`); the first
 /// `page.skip` items (the last ones with `keep_last`) were delivered before and are dropped
-/// here. Adds `truncated`, and `cursor` when there is more (either the rest of this page or
-/// the upstream's next page).
+/// here. A tool that returns [`ANCHORS_FIELD`] skipped them itself and may have read several
+/// pages; the cursor then resumes at the page of the cut. Adds `truncated`, and `cursor` when
+/// there is more (either the rest of this page or the upstream's next page).
 pub fn apply(
     output: Value,
     budget: Budget,
@@ -106,7 +127,44 @@ pub fn apply(
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
     };
-    let skip = page.skip.min(items.len());
+    let anchors = match out.remove(ANCHORS_FIELD) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value::<Vec<Anchor>>(v).map_err(|e| {
+            ToolError::internal(format!(
+                "{tool}: output field `{ANCHORS_FIELD}` is not a list of anchors: {e}"
+            ))
+        })?),
+    };
+    if anchors.is_some() && budget.keep_last {
+        return Err(ToolError::internal(format!(
+            "{tool}: anchors are for answers cut at their end, not from their start"
+        )));
+    }
+    // Where the item at `k` (after the skip) was read: the cursor that resumes there.
+    let resume = |k: usize| -> Result<CursorData, ToolError> {
+        let (u, s) = match &anchors {
+            None => (page.upstream.clone(), page.skip + k),
+            Some(anchors) => {
+                let a = anchors.iter().rev().find(|a| a.at <= k).ok_or_else(|| {
+                    ToolError::internal(format!(
+                        "{tool}: item {k} has no anchor; the first anchor must be at item 0"
+                    ))
+                })?;
+                (a.upstream.clone(), a.skip + (k - a.at))
+            }
+        };
+        Ok(CursorData {
+            t: tool.to_string(),
+            h: hash.to_string(),
+            u,
+            s,
+        })
+    };
+    let skip = if anchors.is_some() {
+        0
+    } else {
+        page.skip.min(items.len())
+    };
     if budget.keep_last {
         // Walk from the end: reverse, cut like a head, reverse back.
         items.reverse();
@@ -115,11 +173,20 @@ pub fn apply(
     let available = items.len();
 
     // The largest cursor this answer could carry, so the envelope estimate is an upper bound.
+    let anchored = anchors.iter().flatten();
+    let longest = page
+        .upstream
+        .iter()
+        .chain(&upstream_next)
+        .chain(anchored.clone().filter_map(|a| a.upstream.as_ref()))
+        .max_by_key(|u| u.len())
+        .cloned();
+    let most_skipped = anchored.map(|a| a.skip).fold(page.skip, usize::max);
     let worst_cursor = encode(&CursorData {
         t: tool.to_string(),
         h: hash.to_string(),
-        u: page.upstream.clone().max(upstream_next.clone()),
-        s: page.skip + available,
+        u: longest,
+        s: most_skipped + available,
     });
     let mut envelope = out.clone();
     envelope.insert(items_field.to_string(), Value::Array(Vec::new()));
@@ -170,12 +237,7 @@ pub fn apply(
     out.insert("truncated".into(), Value::Bool(truncated || tool_cut));
     let next = if truncated {
         out.insert("remaining".into(), Value::from(available - fit));
-        Some(CursorData {
-            t: tool.into(),
-            h: hash.into(),
-            u: page.upstream.clone(),
-            s: page.skip + fit,
-        })
+        Some(resume(fit)?)
     } else {
         if let Some(next) = &upstream_next {
             // The whole page fit: the upstream token is as good as the cursor.
@@ -342,9 +404,77 @@ mod tests {
             page,
             Page {
                 upstream: Some("tok".into()),
-                skip: 0
+                skip: 0,
+                max_bytes: None,
             }
         );
+    }
+
+    #[test]
+    fn anchored_answers_resume_at_the_upstream_page_of_the_cut() {
+        // Items 0..100 are items 5.. of page `p1`; items 100.. are page `p2` from its start.
+        let all = rows(300);
+        let anchors =
+            json!([{"at": 0, "upstream": "p1", "skip": 5}, {"at": 100, "upstream": "p2"}]);
+        let cut = |max_bytes: usize| {
+            let out = apply(
+                json!({"rows": all.clone(), "_anchors": anchors.clone(), "continue": "p3"}),
+                ROWS,
+                // The cursor's own skip is the tool's business once it anchors its items.
+                &Page {
+                    upstream: Some("p1".into()),
+                    skip: 5,
+                    max_bytes: None,
+                },
+                max_bytes,
+                "t",
+                "h",
+            )
+            .expect("fits");
+            assert!(
+                out.get("_anchors").is_none(),
+                "anchors never reach the caller"
+            );
+            let got = out["rows"].as_array().cloned().unwrap_or_default();
+            assert_eq!(got[..], all[..got.len()], "nothing skipped by the core");
+            let page = decode_cursor(out["cursor"].as_str().expect("cursor"), "t", "h")
+                .expect("own cursor");
+            (got.len(), page)
+        };
+        let (n, page) = cut(1024);
+        assert!(n < 100, "the cut falls in the first page ({n})");
+        assert_eq!((page.upstream.as_deref(), page.skip), (Some("p1"), 5 + n));
+        let (n, page) = cut(8192);
+        assert!(n > 100 && n < 300, "the cut falls in the second page ({n})");
+        assert_eq!((page.upstream.as_deref(), page.skip), (Some("p2"), n - 100));
+
+        let out = apply(
+            json!({"rows": all.clone(), "_anchors": anchors.clone(), "continue": "p3"}),
+            ROWS,
+            &Page::default(),
+            1 << 20,
+            "t",
+            "h",
+        )
+        .expect("fits");
+        let page = decode_cursor(out["cursor"].as_str().expect("cursor"), "t", "h").expect("ok");
+        assert_eq!((page.upstream.as_deref(), page.skip), (Some("p3"), 0));
+        assert_eq!(out["continue"], json!("p3"));
+
+        let tail = Budget {
+            items_field: "rows",
+            keep_last: true,
+        };
+        let err = apply(
+            json!({"rows": rows(3), "_anchors": anchors}),
+            tail,
+            &Page::default(),
+            4096,
+            "t",
+            "h",
+        )
+        .expect_err("anchors cannot walk backwards");
+        assert_eq!(err.kind, ToolErrorKind::Internal);
     }
 
     #[test]

@@ -19,8 +19,12 @@ pub struct Page {
     /// `None` = from the start. Budgeted tools must fetch from here when it is set,
     /// in preference to a `continue` argument of their own.
     pub upstream: Option<String>,
-    /// Items of that upstream page already delivered; the core skips them itself.
+    /// Items of that upstream page already delivered; the core skips them itself, unless the
+    /// tool says where its items came from (`core::budget::Anchor`).
     pub skip: usize,
+    /// The output budget of this answer, in bytes (`None`: the tool has no budget). A tool
+    /// that reads its upstream in pages reads only about what fits.
+    pub max_bytes: Option<usize>,
 }
 
 /// Read-only access to approval requests, for the `approval.status` tool. Tools never change

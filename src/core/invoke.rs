@@ -97,10 +97,11 @@ impl BudgetRequest {
             Value::Object(map) => budget::query_hash(map),
             _ => budget::query_hash(&Map::new()),
         };
-        let page = match &self.cursor {
+        let mut page = match &self.cursor {
             Some(cursor) => budget::decode_cursor(cursor, spec.name, &hash)?,
             None => Page::default(),
         };
+        page.max_bytes = Some(max_bytes);
         Ok(OutputBudget {
             max_bytes,
             page,

@@ -391,6 +391,7 @@ async fn lists_page_with_the_api_servers_continue_token() {
             Page {
                 upstream: Some(token.clone()),
                 skip: 0,
+                max_bytes: None,
             },
         )
         .await

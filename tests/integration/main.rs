@@ -20,6 +20,7 @@ mod intents_nats;
 mod intents_postgres;
 mod intents_sli;
 mod jsonrpc;
+mod k8s_paging;
 mod k8s_previews;
 mod k8s_tools;
 mod kubectl;

@@ -9,7 +9,7 @@ pub mod discovery;
 pub mod ops;
 pub mod paths;
 #[cfg(test)]
-mod verifier;
+pub(crate) mod verifier;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -99,6 +99,12 @@ impl KubeError {
 
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+
+    /// 410 Gone: the snapshot a continue token reads from was compacted away (reason
+    /// `Expired`, after about five minutes), or a watch's resourceVersion is too old.
+    pub fn is_expired(&self) -> bool {
+        self.status() == Some(410)
     }
 }
 

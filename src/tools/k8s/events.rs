@@ -207,7 +207,10 @@ impl EventRow {
     }
 }
 
-/// Events matching `filter` in `namespace` (all when `None`), up to [`SCAN_LIMIT`].
+/// Events matching `filter` in `namespace` (all when `None`), up to [`SCAN_LIMIT`]. The newest
+/// can be anywhere in the API server's order, so the scan cannot stop when an output budget
+/// is full; its cost is bounded by the scan limit instead. A scan whose continue token expires
+/// (410) starts again once: it is one call's fresh list, so nothing is lost but time.
 pub async fn fetch_events(
     c: &dyn KubeOps,
     namespace: Option<&str>,
@@ -215,11 +218,17 @@ pub async fn fetch_events(
 ) -> Result<Vec<Value>, ToolError> {
     let mut out: Vec<Value> = Vec::new();
     let mut token: Option<String> = None;
+    let mut restarted = false;
     loop {
-        let list = c
-            .events(namespace, filter, PAGE, token.as_deref())
-            .await
-            .map_err(tool_error)?;
+        let list = match c.events(namespace, filter, PAGE, token.as_deref()).await {
+            Err(e) if e.is_expired() && token.is_some() && !restarted => {
+                restarted = true;
+                out.clear();
+                token = None;
+                continue;
+            }
+            read => read.map_err(tool_error)?,
+        };
         out.extend(items(&list).iter().cloned());
         token = list
             .pointer("/metadata/continue")
@@ -299,6 +308,65 @@ fn row(e: &Value, with_namespace: bool, now: Timestamp) -> EventRow {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[tokio::test]
+    async fn a_scan_whose_token_expires_starts_again_once_without_duplicates() {
+        use crate::adapters::kube::verifier::{Exchange, mocked};
+        let (cluster, api) = mocked();
+        let ev =
+            |name: &str| json!({"metadata": {"name": name, "namespace": "shop"}, "type": "Normal"});
+        let expired = json!({"kind": "Status", "apiVersion": "v1", "metadata": {"continue": "c1-latest"},
+            "status": "Failure", "reason": "Expired", "code": 410,
+            "message": "The provided continue parameter is too old to display a consistent list result."});
+        let path = "/api/v1/namespaces/shop/events";
+        let server = api.serve(vec![
+            Exchange::get(path).query("&limit=500").reply_json(
+                200,
+                &json!({"metadata": {"continue": "c1"}, "items": [ev("a")]}),
+            ),
+            Exchange::get(path)
+                .query("&limit=500&continue=c1")
+                .reply_json(410, &expired),
+            Exchange::get(path).query("&limit=500").reply_json(
+                200,
+                &json!({"metadata": {"continue": "c2"}, "items": [ev("a")]}),
+            ),
+            Exchange::get(path)
+                .query("&limit=500&continue=c2")
+                .reply_json(200, &json!({"metadata": {}, "items": [ev("b")]})),
+            // A second expiry in the same call is an error, not a loop.
+            Exchange::get(path).query("&limit=500").reply_json(
+                200,
+                &json!({"metadata": {"continue": "c3"}, "items": [ev("a")]}),
+            ),
+            Exchange::get(path)
+                .query("&limit=500&continue=c3")
+                .reply_json(410, &expired),
+            Exchange::get(path).query("&limit=500").reply_json(
+                200,
+                &json!({"metadata": {"continue": "c4"}, "items": [ev("a")]}),
+            ),
+            Exchange::get(path)
+                .query("&limit=500&continue=c4")
+                .reply_json(410, &expired),
+        ]);
+        let filter = EventFilter::default();
+        let names = |events: Vec<Value>| -> Vec<String> {
+            events
+                .iter()
+                .map(|e| str_at(e, &["metadata", "name"]).to_string())
+                .collect()
+        };
+        let events = fetch_events(&cluster, Some("shop"), &filter)
+            .await
+            .expect("the scan starts again");
+        assert_eq!(names(events), ["a", "b"]);
+        let err = fetch_events(&cluster, Some("shop"), &filter)
+            .await
+            .expect_err("expired twice");
+        assert!(err.message.contains("too old"), "{}", err.message);
+        server.done().await;
+    }
 
     #[test]
     fn newest_first_with_compact_fields() {

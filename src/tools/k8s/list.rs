@@ -1,4 +1,8 @@
-//! `k8s.list_resources`: one page of any kind as compact kubectl-like rows, or full objects.
+//! `k8s.list_resources`: any kind as compact kubectl-like rows, or full objects. With an output
+//! budget it reads the API server in pages sized to what fits (`limit` + `continue`) and stops
+//! when the budget is full, so an answer costs the same in a cluster of 200 pods or 50,000; the
+//! cursor resumes at the API server's page of the cut, and an expired continue token (410)
+//! restarts the list from the beginning with a note.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,13 +12,25 @@ use super::get::to_yaml;
 use super::redact::sanitize;
 use super::rows::table;
 use super::target::{Omitted, items, list_params, missing_namespace, scope, settle_kind};
+use crate::core::budget::{Anchor, serialized_len};
 use crate::core::context::ToolContext;
 use crate::core::error::ToolError;
 use crate::core::tool::{Risk, Target, TypedTool};
 
-/// Objects fetched per page when the caller sets no `limit`.
+/// Objects fetched per page when the caller sets no `limit` and the call has no output budget.
 const DEFAULT_LIMIT: u32 = 500;
 const MAX_LIMIT: u32 = 5000;
+/// What a row is taken to cost before any was read, in bytes: on the low side, so that the
+/// first page usually fills the budget in one request (a compact pod row is 60–150 bytes, a
+/// full object one to a few KB; the budget cuts what is read beyond).
+const COMPACT_ROW_GUESS: usize = 48;
+const OBJECT_ROW_GUESS: usize = 512;
+/// Bytes of the budget left for the answer's other fields and its cursor.
+const ENVELOPE_RESERVE: usize = 512;
+/// Pages read for one answer at most (selectors can make the API server answer short pages).
+const MAX_PAGES: usize = 16;
+/// Told to the agent when its cursor's list could not be continued.
+pub const RESTARTED: &str = "the continue token expired; the list restarted from the beginning";
 
 /// How list results are shown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -40,7 +56,7 @@ pub struct ListParams {
     pub label_selector: Option<String>,
     /// Field selector, e.g. `status.phase=Running`.
     pub field_selector: Option<String>,
-    /// Objects per API page (default 500).
+    /// Objects per API page (default: what fits `max_bytes`).
     #[schemars(range(min = 1, max = 5000))]
     pub limit: Option<u32>,
     /// API server continue token (prefer `cursor`).
@@ -73,6 +89,14 @@ pub struct ListOutput {
     /// Objects after this page, when the API server says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining_item_count: Option<i64>,
+    /// Set when the list could not go on where the cursor said (its continue token expired)
+    /// and started again from the beginning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where the rows were read (`core::budget::ANCHORS_FIELD`); the core takes it out.
+    #[serde(rename = "_anchors", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(skip)]
+    pub anchors: Vec<Anchor>,
 }
 
 pub struct ListResources;
@@ -123,69 +147,206 @@ impl TypedTool for ListResources {
                 t.kind.info.verbs.join(", ")
             )));
         }
-        let limit = p.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-        // The core's cursor wins over the tool's own `continue` argument.
-        let continue_token = ctx.page.upstream.clone().or(p.continue_token.clone());
-        let lp = list_params(
+        let format = p.output.unwrap_or_default();
+        let query = list_params(
             p.label_selector.as_deref(),
             p.field_selector.as_deref(),
-            Some(limit),
-            continue_token.as_deref(),
+            None,
+            None,
         );
-        let format = p.output.unwrap_or_default();
-        let mut list = if format == ListFormat::Compact {
-            t.list_for_rows(&lp).await?
-        } else {
-            t.list(&lp).await?
+        let info = &t.kind.info;
+        let with_namespace = info.namespaced && t.namespace.is_none();
+        let now = jiff::Timestamp::now();
+        let render = |objects: &[Value]| -> Result<(Option<Vec<String>>, Vec<Value>), ToolError> {
+            Ok(match format {
+                ListFormat::Compact => {
+                    let tbl = table(&info.group, &info.kind, objects, with_namespace, now);
+                    (Some(tbl.columns), tbl.rows)
+                }
+                ListFormat::Json => (None, objects.iter().map(|o| with_type(o, info)).collect()),
+                ListFormat::Yaml => {
+                    let docs = objects
+                        .iter()
+                        .map(|o| to_yaml(&with_type(o, info)).map(Value::String))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (None, docs)
+                }
+            })
         };
-        sanitize(&mut list);
-        let objects = items(&list);
-        if objects.is_empty()
+        let guess = match format {
+            ListFormat::Compact => COMPACT_ROW_GUESS,
+            ListFormat::Json | ListFormat::Yaml => OBJECT_ROW_GUESS,
+        };
+        // The core's cursor wins over the tool's own `continue` argument.
+        let start = ctx
+            .page
+            .upstream
+            .clone()
+            .or_else(|| p.continue_token.clone().filter(|c| !c.is_empty()));
+        // Pages sized to the output budget, unless the caller chose the page size.
+        let budget = ctx.page.max_bytes.filter(|_| p.limit.is_none());
+        let mut read = Read::new(start, ctx.page.skip);
+        let mut note = None;
+        loop {
+            // A cursor inside a page: read up to it once more, as metadata only, for the API
+            // server's token there. Every later page then starts at a token of its own, and a
+            // cursor deep in the list costs what the first answer did.
+            let skipping = budget.is_some() && read.skip > 0;
+            let limit = match (budget, p.limit) {
+                _ if skipping => u32::try_from(read.skip).unwrap_or(MAX_LIMIT),
+                (Some(max_bytes), _) => read.next_page_size(max_bytes, guess),
+                (None, Some(limit)) => limit,
+                (None, None) => DEFAULT_LIMIT,
+            };
+            let mut q = query.clone().limit(limit.clamp(1, MAX_LIMIT));
+            q.continue_token = read.token.clone();
+            q.metadata_only = skipping;
+            let for_rows = !skipping && format == ListFormat::Compact;
+            let Some(mut list) = t.list_page(&q, for_rows).await? else {
+                // The API server forgot the list this token walked (compacted after ~5
+                // minutes). Going on with the token it offers would mix two states of the
+                // cluster; a new list is consistent, and the agent is told.
+                if note.is_some() {
+                    return Err(ToolError::upstream(
+                        "the API server expired a continue token the list had just been given; try again",
+                    ));
+                }
+                note = Some(RESTARTED.to_string());
+                read = Read::new(None, 0);
+                continue;
+            };
+            if skipping {
+                read.skip_page(&list);
+                if read.token.is_none() {
+                    break;
+                }
+                continue;
+            }
+            sanitize(&mut list);
+            let objects = items(&list);
+            let skipped = read.skip.min(objects.len());
+            let (columns, rows) = render(&objects[skipped..])?;
+            read.add_page(&list, objects.len(), columns, rows);
+            let full = budget.is_none_or(|max| read.bytes + ENVELOPE_RESERVE >= max);
+            if full || read.token.is_none() || read.pages >= MAX_PAGES {
+                break;
+            }
+        }
+        if read.objects == 0
             && let Some(ns) = &t.namespace
             && let Some(err) = missing_namespace(t.cluster.as_ref(), ns).await
         {
             return Err(err);
         }
-        let next = list
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from);
-        let remaining = list
-            .pointer("/metadata/remainingItemCount")
-            .and_then(Value::as_i64);
-        let info = &t.kind.info;
-        let (columns, rows) = match format {
-            ListFormat::Compact => {
-                let with_namespace = info.namespaced && t.namespace.is_none();
-                let tbl = table(
-                    &info.group,
-                    &info.kind,
-                    objects,
-                    with_namespace,
-                    jiff::Timestamp::now(),
-                );
-                (Some(tbl.columns), tbl.rows)
-            }
-            ListFormat::Json => (None, objects.iter().map(|o| with_type(o, info)).collect()),
-            ListFormat::Yaml => {
-                let docs = objects
-                    .iter()
-                    .map(|o| to_yaml(&with_type(o, info)).map(Value::String))
-                    .collect::<Result<Vec<_>, _>>()?;
-                (None, docs)
-            }
-        };
         Ok(ListOutput {
             cluster: t.cluster.name().to_string(),
             kind: info.kind.clone(),
             api_version: info.api_version(),
             namespace: t.namespace.clone(),
-            columns,
-            rows,
-            continue_token: next,
-            remaining_item_count: remaining,
+            // An answer without rows still names its columns.
+            columns: match read.columns {
+                Some(columns) => Some(columns),
+                None => render(&[])?.0,
+            },
+            rows: read.rows,
+            continue_token: read.token,
+            remaining_item_count: read.remaining,
+            note,
+            anchors: read.anchors,
         })
+    }
+}
+
+/// The rows read so far for one answer, and where the next page starts.
+struct Read {
+    columns: Option<Vec<String>>,
+    rows: Vec<Value>,
+    anchors: Vec<Anchor>,
+    /// Serialized bytes of `rows`, as the core's budget counts them.
+    bytes: usize,
+    /// Objects the API server sent (before any skip).
+    objects: usize,
+    pages: usize,
+    /// Continue token of the next page; `None` after the last one.
+    token: Option<String>,
+    /// Items of the next page delivered before.
+    skip: usize,
+    remaining: Option<i64>,
+}
+
+impl Read {
+    /// Reading from the page of `token` (`None`: the first), whose first `skip` items were
+    /// delivered before.
+    fn new(token: Option<String>, skip: usize) -> Self {
+        Self {
+            columns: None,
+            rows: Vec::new(),
+            anchors: Vec::new(),
+            bytes: 0,
+            objects: 0,
+            pages: 0,
+            token,
+            skip,
+            remaining: None,
+        }
+    }
+
+    /// Objects to ask for so that their rows about fill what is left of `max_bytes`: rows are
+    /// taken to cost what those read so far cost on average (plus a quarter, so that the next
+    /// page is the last), or `guess` before any was read.
+    fn next_page_size(&self, max_bytes: usize, guess: usize) -> u32 {
+        let left = max_bytes
+            .saturating_sub(self.bytes + ENVELOPE_RESERVE)
+            .max(1);
+        let rows = match self.bytes.checked_div(self.rows.len()) {
+            Some(avg) if avg > 0 => left.div_ceil(avg) + left.div_ceil(avg) / 4,
+            _ => left.div_ceil(guess),
+        };
+        u32::try_from(rows).unwrap_or(MAX_LIMIT)
+    }
+
+    /// One page read with `self.token` that held `objects` objects; `rows` are those after
+    /// the skip, anchored where they came from.
+    fn add_page(
+        &mut self,
+        list: &Value,
+        objects: usize,
+        columns: Option<Vec<String>>,
+        rows: Vec<Value>,
+    ) {
+        self.anchors.push(Anchor {
+            at: self.rows.len(),
+            upstream: self.token.clone(),
+            skip: self.skip,
+        });
+        for row in rows {
+            self.bytes += serialized_len(&row) + usize::from(!self.rows.is_empty());
+            self.rows.push(row);
+        }
+        if self.columns.is_none() {
+            self.columns = columns;
+        }
+        self.pages += 1;
+        self.next(list, objects);
+    }
+
+    /// A page read only for the token after it: all its objects were delivered before.
+    fn skip_page(&mut self, list: &Value) {
+        self.next(list, items(list).len());
+    }
+
+    /// Past a page of `objects` objects: a skip longer than it goes on into the next page.
+    fn next(&mut self, list: &Value, objects: usize) {
+        self.skip -= self.skip.min(objects);
+        self.objects += objects;
+        self.token = list
+            .pointer("/metadata/continue")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        self.remaining = list
+            .pointer("/metadata/remainingItemCount")
+            .and_then(Value::as_i64);
     }
 }
 

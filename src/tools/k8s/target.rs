@@ -260,20 +260,37 @@ impl Scope {
         }
     }
 
-    /// One page of the collection, read only for compact rows (see `prune`): parsed from the
-    /// text the API server sent, keeping only what rows read.
-    pub async fn list_for_rows(&self, query: &ListQuery) -> Result<Value, ToolError> {
-        let text = self
-            .cluster
-            .list_text(self.kind.info.resource(), self.namespace.as_deref(), query)
-            .await
-            .map_err(tool_error)?;
-        super::prune::parse_list_for_rows(&text).map_err(|e| {
-            ToolError::upstream(format!(
-                "cluster `{}`: the API server sent a list that is not valid JSON: {e}",
-                self.cluster.name()
-            ))
-        })
+    /// One page of the collection, whole or read only for compact rows (parsed from the text
+    /// the API server sent, keeping only what rows read: see `prune`). `None`: the query's
+    /// continue token expired (410: the API server compacted the snapshot the list was read
+    /// from), so the list must start again.
+    pub async fn list_page(
+        &self,
+        query: &ListQuery,
+        for_rows: bool,
+    ) -> Result<Option<Value>, ToolError> {
+        let expired = |e: &KubeError| e.is_expired() && query.continue_token.is_some();
+        let (resource, namespace) = (self.kind.info.resource(), self.namespace.as_deref());
+        if !for_rows {
+            return match self.cluster.list(resource, namespace, query).await {
+                Ok(list) => Ok(Some(list)),
+                Err(e) if expired(&e) => Ok(None),
+                Err(e) => Err(tool_error(e)),
+            };
+        }
+        let text = match self.cluster.list_text(resource, namespace, query).await {
+            Ok(text) => text,
+            Err(e) if expired(&e) => return Ok(None),
+            Err(e) => return Err(tool_error(e)),
+        };
+        super::prune::parse_list_for_rows(&text)
+            .map(Some)
+            .map_err(|e| {
+                ToolError::upstream(format!(
+                    "cluster `{}`: the API server sent a list that is not valid JSON: {e}",
+                    self.cluster.name()
+                ))
+            })
     }
 
     /// One page of the collection as a raw JSON list.

@@ -142,6 +142,129 @@ async fn table_output_has_kubectl_columns() {
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 }
 
+fn pod_key(p: &Pod) -> String {
+    format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
+}
+
+/// Paging as the API server documents it ("Retrieving large results sets in chunks"): a page
+/// of `limit`, `remainingItemCount` without selectors, and a continue token that expires when
+/// the storage compacts its history (410 Expired, with a token that goes on inconsistently).
+#[tokio::test]
+async fn continue_tokens_expire_with_compaction_as_the_api_server_answers() {
+    let fake = FakeKube::start().await;
+    fake.seed_pods(12, &["a", "b"]);
+    let pods: Api<Pod> = Api::all(fake.client().await);
+    let first = pods
+        .list(&ListParams::default().limit(5))
+        .await
+        .expect("first page");
+    assert_eq!(first.items.len(), 5);
+    assert_eq!(first.metadata.remaining_item_count, Some(7));
+    let token = first.metadata.continue_.clone().expect("a continue token");
+    let second = pods
+        .list(&ListParams::default().limit(5).continue_token(&token))
+        .await
+        .expect("second page before compaction");
+    assert_eq!(second.items.len(), 5);
+    assert_eq!(second.metadata.remaining_item_count, Some(2));
+
+    fake.compact();
+    let err = pods
+        .list(&ListParams::default().limit(5).continue_token(&token))
+        .await
+        .expect_err("the token's snapshot is compacted");
+    let kube::Error::Api(status) = err else {
+        panic!("not a Status error: {err:?}");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+    assert!(
+        status
+            .message
+            .contains("start a new list without the continue parameter"),
+        "{}",
+        status.message
+    );
+    // The token in the 410 goes on from the same place, at the current state.
+    let inconsistent = status
+        .metadata
+        .and_then(|m| m.continue_)
+        .expect("a 410 Expired carries a continue token");
+    let rest = pods
+        .list(
+            &ListParams::default()
+                .limit(50)
+                .continue_token(&inconsistent),
+        )
+        .await
+        .expect("the inconsistent token is accepted");
+    let all = pods.list(&ListParams::default()).await.expect("whole list");
+    assert_eq!(
+        rest.items.iter().map(pod_key).collect::<Vec<_>>(),
+        all.items[5..].iter().map(pod_key).collect::<Vec<_>>(),
+        "it goes on after the first page"
+    );
+    // A list started after the compaction pages normally.
+    let fresh = pods
+        .list(&ListParams::default().limit(5))
+        .await
+        .expect("new list");
+    let again = fresh.metadata.continue_.expect("token");
+    pods.list(&ListParams::default().limit(5).continue_token(&again))
+        .await
+        .expect("a token issued after the compaction is valid");
+}
+
+/// A page is read from the token on: its cost does not depend on how many objects come
+/// before it or after it (what a real API server's storage range read gives).
+#[tokio::test]
+async fn a_page_reads_from_its_token_and_selectors_page_too() {
+    let fake = FakeKube::start().await;
+    // `a` sorts before `a-b` by namespace, though "a/…" sorts after "a-b/…" as text.
+    fake.seed_pods(6, &["a", "a-b"]);
+    let pods: Api<Pod> = Api::all(fake.client().await);
+    let all: Vec<String> = fake
+        .list("v1", "Pod", None)
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["metadata"]["namespace"].as_str().unwrap_or(""),
+                p["metadata"]["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let (mut seen, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let mut lp = ListParams::default().limit(2);
+        if let Some(t) = &token {
+            lp = lp.continue_token(t);
+        }
+        let page = pods.list(&lp).await.expect("page");
+        seen.extend(page.items.iter().map(pod_key));
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, all, "every pod once, in storage order");
+
+    // With a selector the page holds `limit` matches; the remaining count is unknown.
+    let web = pods
+        .list(&ListParams::default().labels("app=web").limit(1))
+        .await
+        .expect("selected page");
+    assert_eq!(web.items.len(), 1);
+    assert!(web.metadata.continue_.is_some());
+    assert_eq!(web.metadata.remaining_item_count, None);
+    // Exactly `limit` left: no continue token (etcd reports no more keys).
+    let last = pods
+        .list(&ListParams::default().limit(6))
+        .await
+        .expect("everything");
+    assert_eq!(last.items.len(), 6);
+    assert_eq!(last.metadata.continue_, None);
+}
+
 #[tokio::test]
 async fn logs_honour_container_tail_since_and_limit() {
     let fake = FakeKube::start().await;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::registry::{self, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, json_response};
-use super::store::meta_str;
+use super::store::{ObjKey, meta_str};
 use super::table;
 use super::write::scale_of;
 use super::{Req, Shared};
@@ -105,11 +105,22 @@ pub fn get(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
     Ok(json_response(200, &body))
 }
 
-fn encode_continue(rv: u64, start: &str) -> String {
-    URL_SAFE_NO_PAD.encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+/// A continue token as the API server's etcd3 store writes it: the list's resourceVersion
+/// (`-1`: continue at the current state) and the key the next page starts after.
+fn encode_continue(rv: Option<u64>, start: &ObjKey) -> String {
+    let rv = rv.map_or(-1, |rv| i64::try_from(rv).unwrap_or(i64::MAX));
+    let key = format!("{}/{}", start.0, start.1);
+    URL_SAFE_NO_PAD.encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": key}).to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
+/// A decoded continue token: the list's resourceVersion (`None`: the current state) and the
+/// key to start after.
+struct Continue {
+    rv: Option<u64>,
+    after: ObjKey,
+}
+
+fn decode_continue(token: &str) -> Result<Continue, ApiError> {
     let bad = || {
         ApiError::bad_request(format!("invalid continue token {token:?}"))
             .with_details(json!({"causes": [{"reason": "FieldValueInvalid", "field": "continue"}]}))
@@ -118,13 +129,23 @@ fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
-    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
+    let rv = match v.get("rv").and_then(Value::as_i64).ok_or_else(bad)? {
+        -1 => None,
+        rv => Some(u64::try_from(rv).map_err(|_| bad())?),
+    };
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
-    Ok((rv, start.to_string()))
+    let (ns, name) = start.split_once('/').ok_or_else(bad)?;
+    Ok(Continue {
+        rv,
+        after: (ns.to_string(), name.to_string()),
+    })
 }
 
-fn obj_key(o: &Value) -> String {
-    format!("{}/{}", meta_str(o, "namespace"), meta_str(o, "name"))
+fn obj_key(o: &Value) -> ObjKey {
+    (
+        meta_str(o, "namespace").to_string(),
+        meta_str(o, "name").to_string(),
+    )
 }
 
 /// Parsed label and field selectors of a request.
@@ -150,28 +171,47 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
         .map(decode_continue)
         .transpose()?;
     let inner = shared.lock();
-    let mut matching: Vec<&Value> = inner
-        .list(t.rt, t.ns.as_deref())
-        .into_iter()
-        .filter(|o| labels.matches_object(o) && fields.matches(o))
-        .collect();
-    if let Some((_, start)) = &cont {
-        matching.retain(|o| obj_key(o).as_str() > start.as_str());
+    if let Some(Continue {
+        rv: Some(rv),
+        after,
+    }) = &cont
+        && inner.is_compacted(*rv)
+    {
+        return Err(ApiError::continue_expired(encode_continue(None, after)));
     }
-    let rv = cont.as_ref().map_or(inner.current_rv(), |(rv, _)| *rv);
+    let rv = cont
+        .as_ref()
+        .and_then(|c| c.rv)
+        .unwrap_or(inner.current_rv());
+    // Read from the token on and stop at the page's end: a page costs its size, not the
+    // collection's (the selectors filter what is read, as the API server's storage does).
+    let unfiltered = labels.is_empty() && fields.is_empty();
+    let range = inner.range(t.rt, t.ns.as_deref(), cont.map(|c| c.after));
+    let mut matching: Box<dyn Iterator<Item = &Value>> = if unfiltered {
+        Box::new(range)
+    } else {
+        Box::new(range.filter(|o| labels.matches_object(o) && fields.matches(o)))
+    };
+    let page: Vec<&Value> = if limit > 0 {
+        matching.by_ref().take(limit).collect()
+    } else {
+        matching.by_ref().collect()
+    };
     let mut meta = json!({"resourceVersion": rv.to_string()});
-    if limit > 0 && matching.len() > limit {
-        let remaining = matching.len() - limit;
-        matching.truncate(limit);
-        if let Some(last) = matching.last() {
-            meta["continue"] = json!(encode_continue(rv, &obj_key(last)));
-        }
-        if req.params.get("labelSelector").unwrap_or("").is_empty()
-            && req.params.get("fieldSelector").unwrap_or("").is_empty()
+    if limit > 0 {
+        let mut rest = matching.peekable();
+        if rest.peek().is_some()
+            && let Some(last) = page.last()
         {
-            meta["remainingItemCount"] = json!(remaining);
+            meta["continue"] = json!(encode_continue(Some(rv), &obj_key(last)));
+            // Only a list without selectors knows how many items are left (etcd counts the
+            // keys of the range).
+            if unfiltered {
+                meta["remainingItemCount"] = json!(rest.count());
+            }
         }
     }
+    let matching = page;
     let body = match shape(&req.accept) {
         Shape::Table(v) => {
             let items: Vec<Value> = matching.into_iter().cloned().collect();

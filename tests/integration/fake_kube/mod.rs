@@ -400,6 +400,12 @@ impl FakeKube {
         self.set_logs(namespace, pod, container, stamped, false);
     }
 
+    /// Compacts the store's history as etcd does every few minutes: continue tokens of lists
+    /// begun before this call are answered 410 Expired.
+    pub fn compact(&self) {
+        self.shared.lock().compact();
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()

@@ -57,6 +57,11 @@ fn bad(sel: &str, why: &str) -> ApiError {
 }
 
 impl LabelSelector {
+    /// Selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         if s.trim().is_empty() {
@@ -275,6 +280,11 @@ fn split_unescaped(s: &str) -> Vec<String> {
 }
 
 impl FieldSelector {
+    /// Selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         if s.trim().is_empty() {

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Value,
+    /// The Status's own list metadata (`continue` of an expired list), `{}` when empty.
+    pub metadata: Value,
 }
 
 impl ApiError {
@@ -22,7 +24,25 @@ impl ApiError {
             reason,
             message: message.into(),
             details: Value::Null,
+            metadata: json!({}),
         }
+    }
+
+    /// 410 Expired for a continue token whose snapshot was compacted away, carrying a token
+    /// that continues at the current state (what the API server's etcd3 store answers).
+    pub fn continue_expired(inconsistent_continue: String) -> Self {
+        let mut e = Self::new(
+            410,
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter, or use the continue token \
+             in this response to retrieve the remainder of the results. Continuing with the \
+             provided token results in an inconsistent list - objects that were created, \
+             modified, or deleted between the time the first chunk was returned and now may show \
+             up in the list.",
+        );
+        e.metadata = json!({"continue": inconsistent_continue});
+        e
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -106,7 +126,7 @@ impl ApiError {
         let mut s = json!({
             "kind": "Status",
             "apiVersion": "v1",
-            "metadata": {},
+            "metadata": self.metadata,
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,

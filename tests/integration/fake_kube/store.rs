@@ -2,6 +2,7 @@
 //! resourceVersion counter, watch fan-out, pod logs and the request journal.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -49,12 +50,14 @@ pub struct WatchEvent {
 
 pub type LogKey = (String, String, String, bool);
 type TypeKey = (&'static str, &'static str);
-type ObjKey = (String, String);
+pub type ObjKey = (String, String);
 
 const HISTORY: usize = 10_000;
 
 pub struct Inner {
     rv: u64,
+    /// Revisions below this are compacted away (etcd): continue tokens issued at them expire.
+    compacted: u64,
     objects: BTreeMap<TypeKey, BTreeMap<ObjKey, Value>>,
     pub history: VecDeque<WatchEvent>,
     pub watch_tx: broadcast::Sender<WatchEvent>,
@@ -85,6 +88,7 @@ impl Inner {
         let (watch_tx, _) = broadcast::channel(4096);
         Self {
             rv: 1000,
+            compacted: 0,
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             watch_tx,
@@ -123,6 +127,41 @@ impl Inner {
                 .collect(),
             None => m.values().collect(),
         }
+    }
+
+    /// Objects of a type in `namespace/name` order after the key `after` (exclusive),
+    /// optionally within one namespace. Lazy: a page of a list costs its size, as a range read
+    /// with a limit costs in etcd, not the size of the collection.
+    pub fn range<'a>(
+        &'a self,
+        rt: &ResourceType,
+        ns: Option<&'a str>,
+        after: Option<ObjKey>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let from = match (ns, after) {
+            // A key before the namespace starts at the namespace (a token of another query).
+            (Some(ns), Some(k)) if k.0.as_str() >= ns => Bound::Excluded(k),
+            (Some(ns), _) => Bound::Included((ns.to_string(), String::new())),
+            (None, Some(k)) => Bound::Excluded(k),
+            (None, None) => Bound::Unbounded,
+        };
+        self.objects
+            .get(&tkey(rt))
+            .into_iter()
+            .flat_map(move |m| m.range((from.clone(), Bound::Unbounded)))
+            .take_while(move |((n, _), _)| ns.is_none_or(|ns| n == ns))
+            .map(|(_, v)| v)
+    }
+
+    /// Compacts the history up to now, as etcd's periodic compaction does (every 5 minutes by
+    /// default): continue tokens issued before this call expire (410 Expired).
+    pub fn compact(&mut self) {
+        self.compacted = self.next_rv();
+    }
+
+    /// Whether a list snapshot at `rv` can no longer be read.
+    pub fn is_compacted(&self, rv: u64) -> bool {
+        rv < self.compacted
     }
 
     /// `(type, namespace, name)` of every stored object matching `pred` (for garbage collection
