@@ -18,6 +18,7 @@ mod fake_kube;
 mod mcp;
 #[allow(dead_code)]
 mod proc;
+mod serve_cmd;
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -25,13 +26,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 use fake_kube::FakeKube;
 use mcp::Session;
+use serve_cmd::{TOKEN, toolgate_serve};
 
 const NAMESPACES: &[&str] = &["prod", "staging", "dev", "batch", "infra"];
-const TOKEN: &str = "bench-caller-token-0123456789";
 const TOOL: &str = "k8s_list_resources";
 /// Calls of the walk timed at its start and at its end.
 const WALK_EDGE: usize = 10;
@@ -325,38 +325,16 @@ async fn start_toolgate(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let tokens = work.join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!("- {{token: {TOKEN}, sub: bench, name: Bench, roles: [toolgate.caller]}}\n"),
+    let mut cmd = toolgate_serve(
+        &a.toolgate,
+        &fake.kubeconfig,
+        work,
+        port,
+        &format!("toolgate-{port}.db"),
     )?;
-    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let config = work.join("toolgate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\nlog: {{level: warn}}\nauth:\n  mode: local\n  anonymous: false\n  tokens_file: {}\n\
-             store:\n  url: sqlite://{}\npolicies:\n  dir: {}\n\
-             kubernetes:\n  clusters:\n    - {{name: fake, kubeconfig: {}, context: fake}}\n\
-             limits: {{tool_calls_per_minute: 0, approval_requests_per_hour: 0}}\n",
-            tokens.display(),
-            work.join(format!("toolgate-{port}.db")).display(),
-            policies.display(),
-            fake.kubeconfig.display(),
-        ),
-    )?;
-    let mut cmd = Command::new(&a.toolgate);
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env_remove("KUBECONFIG")
-        .stdout(Stdio::null())
+    cmd.stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
     let child = cmd.spawn().context("starting toolgate")?;
     let pid = child.id().context("toolgate pid")?;
     let http = reqwest::Client::new();
