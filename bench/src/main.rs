@@ -13,6 +13,7 @@
 mod fake_kube;
 mod mcp;
 mod proc;
+mod serve_cmd;
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -29,10 +30,10 @@ use tokio::sync::Mutex;
 
 use fake_kube::FakeKube;
 use mcp::Session;
+use serve_cmd::{TOKEN, toolgate_serve};
 
 const PODS: usize = 200;
 const NAMESPACES: &[&str] = &["prod", "staging", "dev", "batch", "infra"];
-const TOKEN: &str = "bench-caller-token-0123456789";
 /// Lines in the log of the pod whose log is read; every server is asked for the last 100.
 const LOG_LINES: usize = 100;
 /// The namespace whose events are listed, and how many it has (pods of other namespaces
@@ -209,40 +210,9 @@ fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
 
 fn toolgate(a: &Args, fake: &FakeKube, w: &Workload, work: &Path) -> Result<Server> {
     let port = free_port()?;
-    let tokens = work.join("tokens.yaml");
-    std::fs::write(
-        &tokens,
-        format!("- {{token: {TOKEN}, sub: bench, name: Bench, roles: [toolgate.caller]}}\n"),
-    )?;
-    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let config = work.join("toolgate.yaml");
-    // Per-principal rate limits are off: the load client is one principal making thousands of
-    // calls a second, and the peers have no such limit; the gate bench measures the limiter.
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\nlog: {{level: warn}}\nauth:\n  mode: local\n  anonymous: false\n  tokens_file: {}\n\
-             store:\n  url: sqlite://{}\npolicies:\n  dir: {}\n\
-             kubernetes:\n  clusters:\n    - {{name: fake, kubeconfig: {}, context: fake}}\n\
-             limits: {{tool_calls_per_minute: 0, approval_requests_per_hour: 0}}\n",
-            tokens.display(),
-            work.join("toolgate.db").display(),
-            policies.display(),
-            fake.kubeconfig.display(),
-        ),
-    )?;
-    let mut cmd = Command::new(&a.toolgate);
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env_remove("KUBECONFIG")
-        .stdout(log_file(work, "toolgate.log")?)
+    let mut cmd = toolgate_serve(&a.toolgate, &fake.kubeconfig, work, port, "toolgate.db")?;
+    cmd.stdout(log_file(work, "toolgate.log")?)
         .stderr(log_file(work, "toolgate.err")?);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
     Ok(Server {
         key: "toolgate",
         label: "toolgate",

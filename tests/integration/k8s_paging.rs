@@ -144,6 +144,17 @@ async fn a_default_budget_list_of_a_large_namespace_reads_about_what_fits() {
         cursor = sc["cursor"].as_str().map(String::from);
     }
     assert!(delivered < 5000 && cursor.is_some());
+
+    // Later answers of the kind ask for about what fits: what a row costs is remembered.
+    let from = fake.requests().len();
+    let again = list(&tg.url, json!({"kind": "pods", "namespace": "big"})).await;
+    let sent = lists(&fake, from, path);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let (asked, got) = (limit(&sent[0]), rows(&again));
+    assert!(
+        asked >= got && asked * 5 <= got * 6,
+        "asked for {asked} pods to answer {got}"
+    );
 }
 
 #[tokio::test]

@@ -4,6 +4,9 @@
 //! cursor resumes at the API server's page of the cut, and an expired continue token (410)
 //! restarts the list from the beginning with a note.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,11 +23,14 @@ use crate::core::tool::{Risk, Target, TypedTool};
 /// Objects fetched per page when the caller sets no `limit` and the call has no output budget.
 const DEFAULT_LIMIT: u32 = 500;
 const MAX_LIMIT: u32 = 5000;
-/// What a row is taken to cost before any was read, in bytes: on the low side, so that the
-/// first page usually fills the budget in one request (a compact pod row is 60–150 bytes, a
-/// full object one to a few KB; the budget cuts what is read beyond).
+/// What a row is taken to cost before any of its kind was read, in bytes: on the low side, so
+/// that the first page usually fills the budget in one request (a compact pod row is 60–150
+/// bytes, a full object one to a few KB; the budget cuts what is read beyond). Later answers
+/// use what rows of that kind cost before ([`RowBytes`]).
 const COMPACT_ROW_GUESS: usize = 48;
 const OBJECT_ROW_GUESS: usize = 512;
+/// Kinds whose row size is remembered; past this the memory starts over.
+const REMEMBERED_KINDS: usize = 1024;
 /// Bytes of the budget left for the answer's other fields and its cursor.
 const ENVELOPE_RESERVE: usize = 512;
 /// Pages read for one answer at most (selectors can make the API server answer short pages).
@@ -99,7 +105,35 @@ pub struct ListOutput {
     pub anchors: Vec<Anchor>,
 }
 
-pub struct ListResources;
+#[derive(Default)]
+pub struct ListResources {
+    row_bytes: RowBytes,
+}
+
+/// What a row costs on average, by cluster, kind and shape, learned from earlier answers: the
+/// first page of an answer then asks for about as many objects as fit.
+#[derive(Default)]
+struct RowBytes(Mutex<HashMap<String, usize>>);
+
+impl RowBytes {
+    fn get(&self, key: &str) -> Option<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .copied()
+    }
+
+    /// Moves the remembered size a quarter of the way to `avg`.
+    fn learn(&self, key: String, avg: usize) {
+        let mut sizes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if sizes.len() >= REMEMBERED_KINDS && !sizes.contains_key(&key) {
+            sizes.clear();
+        }
+        let size = sizes.entry(key).or_insert(avg);
+        *size = (*size * 3 + avg).div_ceil(4);
+    }
+}
 
 impl TypedTool for ListResources {
     type Params = ListParams;
@@ -173,9 +207,18 @@ impl TypedTool for ListResources {
                 }
             })
         };
-        let guess = match format {
-            ListFormat::Compact => COMPACT_ROW_GUESS,
-            ListFormat::Json | ListFormat::Yaml => OBJECT_ROW_GUESS,
+        let shape = format!(
+            "{}\0{}\0{}\0{format:?}\0{with_namespace}",
+            t.cluster.name(),
+            info.group,
+            info.kind
+        );
+        let prior = match self.row_bytes.get(&shape) {
+            Some(learned) => Prior::Learned(learned),
+            None => Prior::Guess(match format {
+                ListFormat::Compact => COMPACT_ROW_GUESS,
+                ListFormat::Json | ListFormat::Yaml => OBJECT_ROW_GUESS,
+            }),
         };
         // The core's cursor wins over the tool's own `continue` argument.
         let start = ctx
@@ -194,7 +237,7 @@ impl TypedTool for ListResources {
             let skipping = budget.is_some() && read.skip > 0;
             let limit = match (budget, p.limit) {
                 _ if skipping => u32::try_from(read.skip).unwrap_or(MAX_LIMIT),
-                (Some(max_bytes), _) => read.next_page_size(max_bytes, guess),
+                (Some(max_bytes), _) => read.next_page_size(max_bytes, prior),
                 (None, Some(limit)) => limit,
                 (None, None) => DEFAULT_LIMIT,
             };
@@ -232,6 +275,9 @@ impl TypedTool for ListResources {
                 break;
             }
         }
+        if let Some(avg) = read.bytes.checked_div(read.rows.len()) {
+            self.row_bytes.learn(shape, avg);
+        }
         if read.objects == 0
             && let Some(ns) = &t.namespace
             && let Some(err) = missing_namespace(t.cluster.as_ref(), ns).await
@@ -255,6 +301,15 @@ impl TypedTool for ListResources {
             anchors: read.anchors,
         })
     }
+}
+
+/// What a row is taken to cost before any of this answer was read.
+#[derive(Debug, Clone, Copy)]
+enum Prior {
+    /// Learned from earlier answers of the same kind and shape.
+    Learned(usize),
+    /// Nothing learned yet: a size on the low side.
+    Guess(usize),
 }
 
 /// The rows read so far for one answer, and where the next page starts.
@@ -292,15 +347,17 @@ impl Read {
     }
 
     /// Objects to ask for so that their rows about fill what is left of `max_bytes`: rows are
-    /// taken to cost what those read so far cost on average (plus a quarter, so that the next
-    /// page is the last), or `guess` before any was read.
-    fn next_page_size(&self, max_bytes: usize, guess: usize) -> u32 {
+    /// taken to cost what those of this answer cost on average (plus a quarter, so that the
+    /// next page is the last), else what they cost before (plus an eighth), else the guess.
+    fn next_page_size(&self, max_bytes: usize, prior: Prior) -> u32 {
         let left = max_bytes
             .saturating_sub(self.bytes + ENVELOPE_RESERVE)
             .max(1);
-        let rows = match self.bytes.checked_div(self.rows.len()) {
-            Some(avg) if avg > 0 => left.div_ceil(avg) + left.div_ceil(avg) / 4,
-            _ => left.div_ceil(guess),
+        let fit = |avg: usize| left.div_ceil(avg.max(1));
+        let rows = match (self.bytes.checked_div(self.rows.len()), prior) {
+            (Some(avg), _) => fit(avg) + fit(avg) / 4,
+            (None, Prior::Learned(avg)) => fit(avg) + fit(avg) / 8,
+            (None, Prior::Guess(guess)) => fit(guess),
         };
         u32::try_from(rows).unwrap_or(MAX_LIMIT)
     }

@@ -28,7 +28,7 @@ mod target;
 pub fn tools() -> Vec<Arc<dyn Tool>> {
     vec![
         typed(get::GetResource),
-        typed(list::ListResources),
+        typed(list::ListResources::default()),
         typed(logs::GetLogs),
         typed(describe::DescribeResource),
         typed(events::GetEvents),
