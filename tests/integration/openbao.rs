@@ -379,6 +379,19 @@ async fn kubernetes_login_renews_before_expiry_and_logs_in_again_at_max_ttl() {
 async fn kv_read_list_metadata_and_write_with_check_and_set() {
     let w = World::start("1h", "24h").await;
     let bao = w.adapter("");
+    // Concurrent first calls share one login.
+    let root = bao.parse_path("secret/platform").expect("path");
+    let calls = (0..8).map(|_| bao.kv_list(&root));
+    for result in futures::future::join_all(calls).await {
+        let e = result.expect_err("nothing listed yet");
+        assert_eq!(
+            e.to_string(),
+            "anything under secret/platform was not found in OpenBao (HTTP 404); OpenBao answers 404 also when toolgate's policy may not list it, so check the path and the policy"
+        );
+    }
+    assert_eq!(bao.session().map(|s| s.logins), Some(1));
+    assert_eq!(w.reviewed_tokens().len(), 1, "one login for eight callers");
+
     let path = bao.parse_path("secret/platform/grafana").expect("path");
     let v1 = bao
         .kv_write(&path, &values(&[("api_key", "glsa-one")]), Some(0))
@@ -465,6 +478,22 @@ async fn kv_read_list_metadata_and_write_with_check_and_set() {
     );
     let s = bao.session().expect("session");
     assert_eq!(s.logins, 1, "a policy denial does not log in again");
+    // A token revoked behind toolgate's back: the 403 logs in again once and the call succeeds.
+    w.bao
+        .ok(
+            "POST",
+            "auth/token/revoke-accessor",
+            json!({"accessor": s.accessor}),
+        )
+        .await;
+    let read = bao
+        .kv_read(&path, None)
+        .await
+        .expect("read after a new login");
+    assert_eq!(read.metadata.version, 2);
+    let again = bao.session().expect("session");
+    assert_eq!(again.logins, 2);
+    assert_ne!(again.accessor, s.accessor);
     // Caller errors leave the breaker closed.
     let h = bao.health();
     assert_eq!(h.state, "ok", "{h:?}");

@@ -92,7 +92,7 @@ impl OpenBao {
     /// `LIST /v1/{mount}/metadata/{path}` (as `GET ?list=true`): the keys under `path`,
     /// folders ending in `/`. OpenBao answers 404 for a path with nothing under it.
     pub async fn kv_list(&self, path: &KvPath) -> Result<Vec<String>, OpenBaoError> {
-        let what = path.to_string();
+        let what = format!("anything under {path}");
         let api_path = api_path(path, "metadata");
         let v = self
             .call(
