@@ -20,7 +20,7 @@
 //!   `session() -> Option<SessionInfo>` (accessor and TTL, no token).
 //! - Errors: [`OpenBaoError`]; `class()` says which tool-error kind it is.
 
-pub mod api;
+mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
