@@ -44,6 +44,23 @@ pub struct KvMetadata {
 }
 
 impl OpenBao {
+    /// An authenticated GET (retried) of `api_path`, for `action` on `what`.
+    async fn read(
+        &self,
+        action: &'static str,
+        what: &str,
+        api_path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, OpenBaoError> {
+        let purpose = Purpose {
+            action,
+            what,
+            api_path,
+        };
+        self.call(Retry::Read, Method::GET, api_path, query, None, &purpose)
+            .await
+    }
+
     /// `GET /v1/{mount}/data/{path}[?version=N]`.
     pub async fn kv_read(
         &self,
@@ -55,20 +72,7 @@ impl OpenBao {
         let query: Vec<(&str, String)> = version
             .map(|v| vec![("version", v.to_string())])
             .unwrap_or_default();
-        let v = self
-            .call(
-                Retry::Read,
-                Method::GET,
-                &api_path,
-                &query,
-                None,
-                &Purpose {
-                    action: "read",
-                    what: &what,
-                    api_path: &api_path,
-                },
-            )
-            .await?;
+        let v = self.read("read", &what, &api_path, &query).await?;
         let data = &v["data"];
         let metadata = version_of(&data["metadata"]).ok_or_else(|| {
             OpenBaoError::BadAnswer(format!(
@@ -95,28 +99,9 @@ impl OpenBao {
         let what = format!("anything under {path}");
         let api_path = api_path(path, "metadata");
         let v = self
-            .call(
-                Retry::Read,
-                Method::GET,
-                &api_path,
-                &[("list", "true".to_string())],
-                None,
-                &Purpose {
-                    action: "list",
-                    what: &what,
-                    api_path: &api_path,
-                },
-            )
+            .read("list", &what, &api_path, &[("list", "true".to_string())])
             .await?;
-        Ok(v["data"]["keys"]
-            .as_array()
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(serde_json::from_value(v["data"]["keys"].clone()).unwrap_or_default())
     }
 
     /// `GET /v1/{mount}/metadata/{path}`.
@@ -124,18 +109,7 @@ impl OpenBao {
         let what = named(path)?;
         let api_path = api_path(path, "metadata");
         let v = self
-            .call(
-                Retry::Read,
-                Method::GET,
-                &api_path,
-                &[],
-                None,
-                &Purpose {
-                    action: "read the metadata of",
-                    what: &what,
-                    api_path: &api_path,
-                },
-            )
+            .read("read the metadata of", &what, &api_path, &[])
             .await?;
         let d = &v["data"];
         let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();

@@ -89,16 +89,8 @@ impl OpenBao {
                 "the certificate issued from {what} came without a certificate or private key"
             )));
         }
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings =
+            |v: &Value| serde_json::from_value::<Vec<String>>(v.clone()).unwrap_or_default();
         Ok(IssuedCert {
             certificate,
             issuing_ca: text("issuing_ca"),
