@@ -494,9 +494,15 @@ async fn kv_read_list_metadata_and_write_with_check_and_set() {
     let again = bao.session().expect("session");
     assert_eq!(again.logins, 2);
     assert_ne!(again.accessor, s.accessor);
-    // Caller errors leave the breaker closed.
+    // Caller errors leave the breaker closed; the kit counted them as rejected.
     let h = bao.health();
     assert_eq!(h.state, "ok", "{h:?}");
+    use toolgate::adapters::http::metrics::requests_seen;
+    assert!(
+        requests_seen("openbao", "rejected") >= 3,
+        "403, 404s and the CAS conflict"
+    );
+    assert!(requests_seen("openbao", "ok") >= 4);
     // A path outside the configured mounts never reaches OpenBao.
     let e = bao
         .parse_path("sys/policies/acl/toolgate")
@@ -657,8 +663,20 @@ async fn a_killed_openbao_opens_the_breaker_and_the_rest_keeps_serving() {
     );
     assert_eq!(bao.health().state, "down");
 
-    let (status, entry) = readyz_openbao_until(&tg.url, |e| e["state"] == "down").await;
-    assert_eq!(status, 200, "{entry}");
+    // The running toolgate's own renewals fail too, until its breaker opens.
+    let (status, entry) = readyz_openbao_until(&tg.url, |e| e["breaker"] == "open").await;
+    assert_eq!(entry["state"], "down", "{entry}");
+    assert_eq!(
+        status, 200,
+        "OpenBao down degrades toolgate, it stays ready: {entry}"
+    );
+    let metrics = tg.metrics().await;
+    for outcome in ["ok", "connect_error", "circuit_open"] {
+        let line = format!(
+            r#"toolgate_upstream_requests_total{{upstream="openbao",outcome="{outcome}"}}"#
+        );
+        assert!(metrics.contains(&line), "{line} missing in {metrics}");
+    }
     // The rest of toolgate keeps serving.
     let list = rpc(&tg.url, ALICE, request(json!(1), "tools.list", json!({}))).await;
     assert!(list["result"]["tools"].is_array(), "{list}");
