@@ -95,7 +95,18 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
 /// configured with `auth.zitadel_service_token` get their token source here (key files read).
 pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     crate::auth::service_token::install();
+    let openbao = match &config.openbao {
+        Some(c) => {
+            let bao = crate::adapters::openbao::OpenBao::new(c)
+                .map_err(|e| ConfigError { problems: vec![e] })?;
+            // Logs in now (inside the runtime), so /readyz shows a failing login at once.
+            bao.start_renewal();
+            Some(Arc::new(bao))
+        }
+        None => None,
+    };
     Ok(Adapters {
+        openbao,
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
         observability: Arc::new(
             crate::adapters::observability::Observability::new(&config.observability)

@@ -5,7 +5,7 @@
 //! This file loads, merges the environment, names unknown keys and calls each section's
 //! `resolve` with the shared problem list; the sections' types and checks live beside the
 //! modules that use them (`core/config.rs`, `store/config.rs`, `transport/config.rs`,
-//! `telemetry.rs`, `adapters/{kube,observability}/config.rs`, `intents/config.rs`).
+//! `telemetry.rs`, `adapters/{kube,observability,openbao}/config.rs`, `intents/config.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -70,6 +70,8 @@ pub struct RawConfig {
     pub policies: Option<RawPolicies>,
     pub approvals: Option<RawApprovals>,
     pub observability: Option<RawObservability>,
+    /// OpenBao: KV v2 secrets and PKI certificates (absent: no OpenBao).
+    pub openbao: Option<crate::adapters::openbao::config::RawOpenBao>,
     /// Inbound webhooks (Alertmanager).
     pub webhooks: Option<crate::intents::config::RawWebhooks>,
     /// Where intents (`sre.domain.intents.v1`) go.
@@ -113,6 +115,8 @@ pub struct Config {
     pub policies_dir: Option<PathBuf>,
     pub approvals: ApprovalsConfig,
     pub observability: ObservabilityConfig,
+    /// `None`: no OpenBao configured.
+    pub openbao: Option<crate::adapters::openbao::OpenBaoConfig>,
     pub webhooks: crate::intents::config::WebhooksConfig,
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
@@ -389,6 +393,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         raw.observability.unwrap_or_default(),
         problems,
     );
+    let openbao = crate::adapters::openbao::config::resolve(raw.openbao, problems);
     let (webhooks, intents, sli_calculation) =
         crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
     // Anyone who reaches the port could post alerts (and so open incidents): beyond loopback,
@@ -423,6 +428,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         retention,
         audit,
         observability,
+        openbao,
         webhooks,
         intents,
         sli_calculation,

@@ -6,6 +6,7 @@ pub mod http;
 pub mod kube;
 pub mod loki;
 pub mod observability;
+pub mod openbao;
 pub mod prometheus;
 pub mod tempo;
 
@@ -16,4 +17,6 @@ pub struct Adapters {
     pub kube: Arc<dyn kube::Kube>,
     /// Prometheus, Loki, Tempo, Grafana (each only when configured).
     pub observability: Arc<observability::Observability>,
+    /// OpenBao (KV v2, PKI), when the config has an `openbao` section.
+    pub openbao: Option<Arc<openbao::OpenBao>>,
 }

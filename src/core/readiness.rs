@@ -104,11 +104,13 @@ impl Dispatcher {
             }
         }
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
+        let openbao = self.adapters().openbao.as_ref().map(|o| o.health());
         for h in self
             .adapters()
             .observability
             .health()
             .into_iter()
+            .chain(openbao)
             .chain(webhook)
             .chain(extra)
         {
@@ -201,6 +203,7 @@ mod tests {
         let adapters = Adapters {
             kube: Arc::new(TwoClusters),
             observability: Default::default(),
+            openbao: None,
         };
         let d = Dispatcher::new(
             Arc::new(Registry::new(Vec::new()).expect("registry")),

@@ -30,6 +30,7 @@ mod mcp;
 mod mcp_tasks;
 mod obs;
 mod oidc_login;
+mod openbao;
 mod postgres;
 mod python_sdk;
 mod rate_limits;

@@ -19,6 +19,7 @@ mod selectors;
 mod status;
 mod store;
 mod table;
+mod token_review;
 mod watch;
 #[cfg(test)]
 mod wire_tests;
@@ -549,6 +550,13 @@ fn route(shared: Arc<Shared>, segs: &[&str], req: Req, ws: Option<WebSocketUpgra
         ] => {
             if req.method == Method::POST {
                 access_review::create(&req)
+            } else {
+                Err(ApiError::method_not_allowed())
+            }
+        }
+        ["apis", "authentication.k8s.io", "v1", "tokenreviews"] => {
+            if req.method == Method::POST {
+                token_review::create(&shared, &req)
             } else {
                 Err(ApiError::method_not_allowed())
             }
