@@ -1,6 +1,7 @@
 //! Upstream adapters, one module each: a trait the tools use and a real implementation.
 //! Adapters import nothing of toolgate's but errors and config.
 
+pub mod cognee;
 pub mod grafana;
 pub mod http;
 pub mod kube;
@@ -16,4 +17,6 @@ pub struct Adapters {
     pub kube: Arc<dyn kube::Kube>,
     /// Prometheus, Loki, Tempo, Grafana (each only when configured).
     pub observability: Arc<observability::Observability>,
+    /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
+    pub memory: Arc<cognee::Memory>,
 }

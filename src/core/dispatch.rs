@@ -460,6 +460,7 @@ rules:
         let adapters = Adapters {
             kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
             observability: Default::default(),
+            memory: Default::default(),
         };
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(200);

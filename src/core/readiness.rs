@@ -104,12 +104,14 @@ impl Dispatcher {
             }
         }
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
+        let memory = self.adapters().memory.health();
         for h in self
             .adapters()
             .observability
             .health()
             .into_iter()
             .chain(webhook)
+            .chain(memory)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));
@@ -201,6 +203,7 @@ mod tests {
         let adapters = Adapters {
             kube: Arc::new(TwoClusters),
             observability: Default::default(),
+            memory: Default::default(),
         };
         let d = Dispatcher::new(
             Arc::new(Registry::new(Vec::new()).expect("registry")),

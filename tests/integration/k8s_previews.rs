@@ -51,6 +51,7 @@ impl Env {
         let adapters = Arc::new(Adapters {
             kube: Arc::new(KubeAdapter::new(&cfg)),
             observability: Default::default(),
+            memory: Default::default(),
         });
         Env {
             fake,

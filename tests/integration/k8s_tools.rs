@@ -38,6 +38,7 @@ impl Env {
         let adapters = Arc::new(Adapters {
             kube: Arc::new(KubeAdapter::new(&cfg)),
             observability: Default::default(),
+            memory: Default::default(),
         });
         Env {
             fake,
@@ -276,6 +277,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
     let adapters = Arc::new(Adapters {
         kube: Arc::new(KubeAdapter::new(&cfg)),
         observability: Default::default(),
+        memory: Default::default(),
     });
     let ctx = ToolContext {
         principal: Principal::local("t"),

@@ -174,6 +174,7 @@ impl Fixture {
         let adapters = Adapters {
             kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
             observability: Default::default(),
+            memory: Default::default(),
         };
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(300);
