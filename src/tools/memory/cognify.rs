@@ -101,6 +101,8 @@ fn round_ms(d: Duration) -> f64 {
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// An empty `properties`, which clients (OpenAI's) require on an object schema.
+#[schemars(extend("properties" = {}))]
 pub struct StatusParams {}
 
 #[derive(Debug, Serialize, JsonSchema)]
