@@ -101,6 +101,29 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes replayed rows done before `done_before_ms`, at most `batch` per statement, until a
+    /// statement deletes fewer; returns how many. Pending rows are never touched, and the newest
+    /// row is always kept, so the next seq (`MAX(seq) + 1`) never goes back.
+    pub async fn prune_done_memory_adds(
+        &self,
+        done_before_ms: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        super::retention::in_batches(batch, |limit| async move {
+            let done = sqlx::query(
+                "DELETE FROM memory_queue WHERE seq IN (SELECT seq FROM memory_queue \
+                 WHERE state = 'done' AND done_at_ms < $1 \
+                 AND seq < (SELECT MAX(seq) FROM memory_queue) ORDER BY seq LIMIT $2)",
+            )
+            .bind(done_before_ms)
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
     /// (pending, done, the last error of the oldest pending add).
     pub async fn count_memory_adds(&self) -> Result<(i64, i64, Option<String>), StoreError> {
         let pending: i64 =

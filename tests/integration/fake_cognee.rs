@@ -351,6 +351,23 @@ async fn add(State(state): State<Shared>, headers: HeaderMap, mut form: Multipar
     answer(StatusCode::OK, body)
 }
 
+/// The `datasets` list of a cognify or search payload.
+fn dataset_names(body: &Value) -> Vec<String> {
+    strings(body.get("datasets"))
+}
+
+/// The strings of a JSON list (none when it is not one).
+fn strings(list: Option<&Value>) -> Vec<String> {
+    list.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A JSON field by its camelCase alias or its snake_case name (`populate_by_name`).
 fn field<'a>(body: &'a Value, alias: &str, name: &str) -> Option<&'a Value> {
     body.get(alias).or_else(|| body.get(name))
@@ -364,15 +381,7 @@ async fn cognify(State(state): State<Shared>, headers: HeaderMap, body: String) 
     if !authorized(&inner, &headers) {
         return unauthorized();
     }
-    let names: Vec<String> = field(&body, "datasets", "datasets")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = dataset_names(&body);
     if names.is_empty() {
         return answer(
             StatusCode::BAD_REQUEST,
@@ -480,15 +489,7 @@ async fn status(
 fn search_types() -> Vec<String> {
     let doc: Value = serde_json::from_str(include_str!("../fixtures/cognee/openapi.json"))
         .expect("openapi fixture");
-    doc["components"]["schemas"]["SearchType"]["enum"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+    strings(doc.pointer("/components/schemas/SearchType/enum"))
 }
 
 async fn search(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
@@ -518,15 +519,7 @@ async fn search(State(state): State<Shared>, headers: HeaderMap, body: String) -
     let top_k = field(&body, "topK", "top_k")
         .and_then(Value::as_u64)
         .unwrap_or(15) as usize;
-    let names: Vec<String> = field(&body, "datasets", "datasets")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = dataset_names(&body);
     let words: Vec<&str> = query
         .split(|c: char| !c.is_alphanumeric() && c != '-')
         .filter(|w| w.len() > 2)

@@ -38,6 +38,26 @@ fn open_policy(dir: &std::path::Path) -> String {
     format!("policies:\n  dir: {}\n", dir.display())
 }
 
+/// A toolgate for `cognee` (with `extra` memory keys) whose callers may run every tool at once.
+async fn start_open(
+    kube: &FakeKube,
+    cognee: &FakeCognee,
+    password: &str,
+    extra: &str,
+) -> (Toolgate, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tg = harness::start(
+        kube,
+        &format!(
+            "{}{}",
+            memory_block(cognee, password, extra),
+            open_policy(dir.path())
+        ),
+    )
+    .await;
+    (tg, dir)
+}
+
 async fn rpc(tg: &Toolgate, token: &str, method: &str, params: Value) -> Value {
     let resp = harness::http()
         .post(format!("{}/rpc", tg.url))
@@ -334,14 +354,7 @@ async fn adds_run_at_once_cognify_waits_for_an_approver_and_search_names_its_sou
 async fn wrong_credentials_renewed_tokens_and_failing_cognify_runs_are_reported() {
     let cognee = FakeCognee::start(USER, PASSWORD, None).await;
     let kube = FakeKube::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let policy = open_policy(dir.path());
-
-    let wrong = harness::start(
-        &kube,
-        &format!("{}{policy}", memory_block(&cognee, "not-it", "")),
-    )
-    .await;
+    let (wrong, _wrong_dir) = start_open(&kube, &cognee, "not-it", "").await;
     let err = tool(
         &wrong,
         "memory.add_datapoints",
@@ -363,14 +376,7 @@ async fn wrong_credentials_renewed_tokens_and_failing_cognify_runs_are_reported(
         .expect_err("refused too");
     assert!(status.contains("LOGIN_BAD_CREDENTIALS"), "{status}");
 
-    let tg = harness::start(
-        &kube,
-        &format!(
-            "{}{policy}",
-            memory_block(&cognee, PASSWORD, "    cognify_deadline: 5s\n")
-        ),
-    )
-    .await;
+    let (tg, _dir) = start_open(&kube, &cognee, PASSWORD, "    cognify_deadline: 5s\n").await;
     tool(
         &tg,
         "memory.add_datapoints",
@@ -416,16 +422,7 @@ async fn polling_a_cognify_run_stops_at_the_deadline() {
     let cognee = FakeCognee::start(USER, PASSWORD, None).await;
     cognee.set_mode(CognifyMode::Hangs);
     let kube = FakeKube::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tg = harness::start(
-        &kube,
-        &format!(
-            "{}{}",
-            memory_block(&cognee, PASSWORD, "    cognify_deadline: 1s\n"),
-            open_policy(dir.path())
-        ),
-    )
-    .await;
+    let (tg, _dir) = start_open(&kube, &cognee, PASSWORD, "    cognify_deadline: 1s\n").await;
     tool(
         &tg,
         "memory.add_datapoints",
@@ -453,16 +450,7 @@ async fn polling_a_cognify_run_stops_at_the_deadline() {
 async fn adds_made_while_cognee_is_down_are_queued_and_replayed_in_order_once() {
     let mut cognee = FakeCognee::start(USER, PASSWORD, None).await;
     let kube = FakeKube::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let tg = harness::start(
-        &kube,
-        &format!(
-            "{}{}",
-            memory_block(&cognee, PASSWORD, ""),
-            open_policy(dir.path())
-        ),
-    )
-    .await;
+    let (tg, _dir) = start_open(&kube, &cognee, PASSWORD, "").await;
     let one = |key: &str| json!({"datapoints": [{"kind": "domain", "key": key, "title": key}]});
     assert_eq!(
         tool(&tg, "memory.add_datapoints", one("a"))
