@@ -1,5 +1,6 @@
 //! Wiring: config → adapters → registry → policy, store → dispatcher → transports; background
-//! work (expiry sweeper, retention job, policy reload on SIGHUP); signals and graceful drain.
+//! work (expiry sweeper, retention job, replay of queued memory adds, policy reload on SIGHUP);
+//! signals and graceful drain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,7 +113,108 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             crate::adapters::observability::Observability::new(&config.observability)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
         ),
+        memory: Arc::new(
+            crate::adapters::cognee::Memory::new(&config.memory)
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+        ),
     })
+}
+
+/// The store behind the memory adapter's queue of adds made while Cognee was down (the adapter
+/// knows only its trait; documents are kept as JSON text).
+struct StoreAddQueue(Store);
+
+impl crate::adapters::cognee::AddQueue for StoreAddQueue {
+    fn enqueue<'a>(
+        &'a self,
+        dataset: &'a str,
+        documents: &'a [crate::adapters::cognee::datapoint::Document],
+    ) -> futures::future::BoxFuture<'a, Result<i64, String>> {
+        Box::pin(async move {
+            let docs: Vec<serde_json::Value> = documents
+                .iter()
+                .map(|d| serde_json::json!({"file_name": d.file_name, "text": d.text}))
+                .collect();
+            let text = serde_json::Value::Array(docs).to_string();
+            self.0
+                .enqueue_memory_add(dataset, &text)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn pending(
+        &self,
+        limit: i64,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<crate::adapters::cognee::QueuedAdd>, String>>
+    {
+        Box::pin(async move {
+            let rows = self
+                .0
+                .pending_memory_adds(limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            rows.into_iter()
+                .map(|r| {
+                    let docs: Vec<serde_json::Value> = serde_json::from_str(&r.documents)
+                        .map_err(|e| format!("memory_queue row {}: documents: {e}", r.seq))?;
+                    let documents = docs
+                        .iter()
+                        .map(|d| crate::adapters::cognee::datapoint::Document {
+                            file_name: d["file_name"].as_str().unwrap_or_default().to_string(),
+                            text: d["text"].as_str().unwrap_or_default().to_string(),
+                        })
+                        .collect();
+                    Ok(crate::adapters::cognee::QueuedAdd {
+                        seq: r.seq,
+                        dataset: r.dataset,
+                        documents,
+                        attempts: r.attempts,
+                        last_error: r.last_error,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn mark_done(&self, seq: i64) -> futures::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .mark_memory_add_done(seq)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        seq: i64,
+        error: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .record_memory_add_failure(seq, error)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn counts(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<crate::adapters::cognee::QueueCounts, String>> {
+        Box::pin(async move {
+            let (pending, replayed, last_error) = self
+                .0
+                .count_memory_adds()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(crate::adapters::cognee::QueueCounts {
+                pending,
+                replayed,
+                last_error,
+            })
+        })
+    }
 }
 
 /// Opens the store with the audit chain's key (`audit.hmac_key`, read once now; without one,
@@ -155,6 +257,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     {
         sets.push("obs");
     }
+    if config.memory.cognee.is_some() {
+        sets.push("memory");
+    }
     sets
 }
 
@@ -174,6 +279,9 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
     let policy = Arc::new(load_policy(config)?);
     let mut store = open_store(config).await?;
     store.set_read_audit_durability(config.read_audit_durability);
+    adapters
+        .memory
+        .set_queue(Arc::new(StoreAddQueue(store.clone())));
     let webhook = match &config.approvals.webhook_url {
         Some(url) => Some(
             Webhook::new(url.clone())
@@ -213,6 +321,13 @@ pub fn spawn_background(
     shutdown: CancellationToken,
 ) {
     crate::store::retention::spawn(dispatcher.gate().store.clone(), retention, shutdown.clone());
+    tokio::spawn(
+        dispatcher
+            .adapters()
+            .memory
+            .clone()
+            .run_replayer(shutdown.clone()),
+    );
     let sweeper = dispatcher.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {

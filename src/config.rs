@@ -5,7 +5,7 @@
 //! This file loads, merges the environment, names unknown keys and calls each section's
 //! `resolve` with the shared problem list; the sections' types and checks live beside the
 //! modules that use them (`core/config.rs`, `store/config.rs`, `transport/config.rs`,
-//! `telemetry.rs`, `adapters/{kube,observability,openbao}/config.rs`, `intents/config.rs`).
+//! `telemetry.rs`, `adapters/{kube,observability,openbao,cognee}/config.rs`, `intents/config.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +28,8 @@ pub use crate::auth::config::{AuthConfig, IntrospectionSettings, RawAuth, Zitade
 
 // Every other section (but `auth`) lives beside the module that uses it; its validated form is
 // re-exported here, so `config::X` names what a `Config` field holds.
+pub use crate::adapters::cognee::config::MemoryConfig;
+use crate::adapters::cognee::config::RawMemory;
 pub use crate::adapters::observability::config::ObservabilityConfig;
 use crate::adapters::observability::config::RawObservability;
 pub use crate::core::config::{
@@ -72,6 +74,8 @@ pub struct RawConfig {
     pub observability: Option<RawObservability>,
     /// OpenBao: KV v2 secrets and PKI certificates (absent: no OpenBao).
     pub openbao: Option<crate::adapters::openbao::config::RawOpenBao>,
+    /// Memory: the Cognee server behind the `memory.*` tools.
+    pub memory: Option<RawMemory>,
     /// Inbound webhooks (Alertmanager).
     pub webhooks: Option<crate::intents::config::RawWebhooks>,
     /// Where intents (`sre.domain.intents.v1`) go.
@@ -117,6 +121,7 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     /// `None`: no OpenBao configured.
     pub openbao: Option<crate::adapters::openbao::OpenBaoConfig>,
+    pub memory: MemoryConfig,
     pub webhooks: crate::intents::config::WebhooksConfig,
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
@@ -394,6 +399,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         problems,
     );
     let openbao = crate::adapters::openbao::config::resolve(raw.openbao, problems);
+    let memory = crate::adapters::cognee::config::resolve(raw.memory.unwrap_or_default(), problems);
     let (webhooks, intents, sli_calculation) =
         crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
     // Anyone who reaches the port could post alerts (and so open incidents): beyond loopback,
@@ -429,6 +435,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         audit,
         observability,
         openbao,
+        memory,
         webhooks,
         intents,
         sli_calculation,

@@ -95,6 +95,8 @@ async fn dispatcher(dir: &std::path::Path, store_url: Option<&str>) -> Arc<Dispa
     let adapters = Adapters {
         kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
         observability: Default::default(),
+        openbao: None,
+        memory: Default::default(),
     };
     let policy = Arc::new(toolgate::app::load_policy(&config).expect("policy"));
     let store = Store::connect(&config.store_url).await.expect("store");

@@ -1,6 +1,7 @@
 //! Upstream adapters, one module each: a trait the tools use and a real implementation.
 //! Adapters import nothing of toolgate's but errors and config.
 
+pub mod cognee;
 pub mod grafana;
 pub mod http;
 pub mod kube;
@@ -19,4 +20,6 @@ pub struct Adapters {
     pub observability: Arc<observability::Observability>,
     /// OpenBao (KV v2, PKI), when the config has an `openbao` section.
     pub openbao: Option<Arc<openbao::OpenBao>>,
+    /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
+    pub memory: Arc<cognee::Memory>,
 }

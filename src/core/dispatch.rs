@@ -461,6 +461,7 @@ rules:
             kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
             observability: Default::default(),
             openbao: None,
+            memory: Default::default(),
         };
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(200);

@@ -105,6 +105,7 @@ impl Dispatcher {
         }
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
         let openbao = self.adapters().openbao.as_ref().map(|o| o.health());
+        let memory = self.adapters().memory.health();
         for h in self
             .adapters()
             .observability
@@ -112,6 +113,7 @@ impl Dispatcher {
             .into_iter()
             .chain(openbao)
             .chain(webhook)
+            .chain(memory)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));
@@ -204,6 +206,7 @@ mod tests {
             kube: Arc::new(TwoClusters),
             observability: Default::default(),
             openbao: None,
+            memory: Default::default(),
         };
         let d = Dispatcher::new(
             Arc::new(Registry::new(Vec::new()).expect("registry")),

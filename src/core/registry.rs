@@ -260,14 +260,27 @@ fn publish_schemas(spec: &ToolSpec) -> (Map<String, Value>, Option<Map<String, V
     (input, Some(with_approval_answer(output)))
 }
 
-/// The input schema as listed: the checked one without `additionalProperties: false`, which
-/// costs bytes on every turn and tells a model nothing the property list does not (Gemini's
-/// function declarations have no such field). Unknown arguments are still refused, naming the
-/// closest known one.
+/// The input schema as listed: the checked one without `additionalProperties: false` at any
+/// depth (objects inside arrays too), which costs bytes on every turn and tells a model nothing
+/// the property list does not (Gemini's function declarations have no such field). Unknown
+/// arguments are still refused, naming the closest known one.
 fn listed_input(mut checked: Map<String, Value>) -> Map<String, Value> {
-    if checked.get("additionalProperties") == Some(&Value::Bool(false)) {
-        checked.remove("additionalProperties");
+    fn strip(map: &mut Map<String, Value>) {
+        if map.get("additionalProperties") == Some(&Value::Bool(false)) {
+            map.remove("additionalProperties");
+        }
+        for value in map.values_mut() {
+            match value {
+                Value::Object(inner) => strip(inner),
+                Value::Array(items) => items
+                    .iter_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(strip),
+                _ => {}
+            }
+        }
     }
+    strip(&mut checked);
     checked
 }
 

@@ -139,6 +139,17 @@ pub async fn sweep(store: &Store, retention: &Retention, now_ms: i64, batch: i64
                 tracing::warn!(table = "intent_outbox", error = %e, "retention: prune failed; retrying next sweep")
             }
         }
+        // Memory adds replayed to Cognee are delivered outbox rows too: the same window.
+        match store
+            .prune_done_memory_adds(cutoff(now_ms, window), batch)
+            .await
+        {
+            Ok(n) if n > 0 => crate::metrics::retention_pruned("memory_queue", n),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(table = "memory_queue", error = %e, "retention: prune failed; retrying next sweep")
+            }
+        }
     }
     for (table, rows) in [
         ("a2a_tasks", pruned.a2a_tasks),

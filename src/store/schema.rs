@@ -118,6 +118,20 @@ const DDL: &[&str] = &[
         sent_at_ms BIGINT
     )",
     "CREATE INDEX IF NOT EXISTS intent_outbox_state ON intent_outbox (state, seq)",
+    // Adds made while Cognee was down (src/store/memory_queue.rs): replayed in seq order; state
+    // is pending until Cognee accepted them. New in place (no version step): older databases get
+    // the table from this statement, and older toolgates never read it.
+    "CREATE TABLE IF NOT EXISTS memory_queue (
+        seq BIGINT PRIMARY KEY,
+        dataset TEXT NOT NULL,
+        documents TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        last_error TEXT,
+        done_at_ms BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS memory_queue_state ON memory_queue (state, seq)",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

@@ -52,6 +52,7 @@ impl Env {
             kube: Arc::new(KubeAdapter::new(&cfg)),
             observability: Default::default(),
             openbao: None,
+            memory: Default::default(),
         });
         Env {
             fake,

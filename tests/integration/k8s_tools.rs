@@ -39,6 +39,7 @@ impl Env {
             kube: Arc::new(KubeAdapter::new(&cfg)),
             observability: Default::default(),
             openbao: None,
+            memory: Default::default(),
         });
         Env {
             fake,
@@ -278,6 +279,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
         kube: Arc::new(KubeAdapter::new(&cfg)),
         observability: Default::default(),
         openbao: None,
+        memory: Default::default(),
     });
     let ctx = ToolContext {
         principal: Principal::local("t"),

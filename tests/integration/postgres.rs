@@ -939,3 +939,53 @@ async fn two_replicas_prune_only_old_finished_rows_once() {
     assert!(report.first_broken.is_none(), "{report:?}");
     assert_eq!(sweep(&b, &windows, now, 4).await, Pruned::default());
 }
+
+/// The memory queue on PostgreSQL: two replicas queueing at once get distinct, ordered seqs;
+/// either sees the other's adds, marks them done once, and prunes only replayed rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_the_memory_queue_in_one_order() {
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    let (qa, qb) = tokio::join!(
+        async {
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                seqs.push(
+                    a.enqueue_memory_add("d", &format!("[\"a{i}\"]"))
+                        .await
+                        .expect("a"),
+                );
+            }
+            seqs
+        },
+        async {
+            let mut seqs = Vec::new();
+            for i in 0..10 {
+                seqs.push(
+                    b.enqueue_memory_add("d", &format!("[\"b{i}\"]"))
+                        .await
+                        .expect("b"),
+                );
+            }
+            seqs
+        }
+    );
+    let mut all: Vec<i64> = qa.iter().chain(&qb).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 20, "every add got its own seq");
+    assert!(qa.windows(2).all(|w| w[0] < w[1]) && qb.windows(2).all(|w| w[0] < w[1]));
+    let pending = b.pending_memory_adds(100).await.expect("pending");
+    assert_eq!(
+        pending.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        all,
+        "oldest first"
+    );
+    for row in &pending[..15] {
+        a.mark_memory_add_done(row.seq).await.expect("done");
+    }
+    assert_eq!(b.count_memory_adds().await.expect("counts"), (5, 15, None));
+    let pruned = b.prune_done_memory_adds(i64::MAX, 4).await.expect("prune");
+    assert_eq!(pruned, 15);
+    assert_eq!(a.pending_memory_adds(100).await.expect("pending").len(), 5);
+}
