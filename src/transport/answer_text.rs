@@ -70,11 +70,27 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         out.push(t.line(t.columns));
         out.extend(t.rows.iter().filter_map(Value::as_array).map(|r| t.line(r)));
     }
-    if let Some(Value::Array(lines)) = &lines {
-        out.extend(lines.iter().filter_map(Value::as_str).map(str::to_string));
+    // The text lines go straight into the text: one copy of a log's body, not two.
+    let body: Vec<&str> = match &lines {
+        Some(Value::Array(lines)) => lines.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let size = out
+        .iter()
+        .map(String::len)
+        .chain(body.iter().map(|l| l.len()))
+        .sum::<usize>()
+        + out.len()
+        + body.len();
+    let mut text = String::with_capacity(size);
+    for (i, line) in out.iter().map(String::as_str).chain(body).enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(line);
     }
     Rendered {
-        text: out.join("\n"),
+        text,
         structured: output,
     }
 }
