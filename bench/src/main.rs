@@ -321,6 +321,9 @@ struct Load {
     p99_ms: f64,
     /// The server's CPU time (user + system, its waited-for children too) per call, µs.
     cpu_us: f64,
+    /// This process's CPU time per call, µs: the load client and the fake API server, which
+    /// share the machine with the server.
+    bench_cpu_us: f64,
 }
 
 #[derive(Default)]
@@ -483,6 +486,7 @@ async fn load(
         sessions.push(Session::open(http, &server.url, server.token).await?);
     }
     let cpu_before = proc::cpu_ms(pid);
+    let bench_cpu_before = proc::cpu_ms(std::process::id());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -528,7 +532,9 @@ async fn load(
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_us = (proc::cpu_ms(pid) - cpu_before) * 1000.0 / all.len().max(1) as f64;
+    let per_call = |ms: f64| ms * 1000.0 / all.len().max(1) as f64;
+    let cpu_us = per_call(proc::cpu_ms(pid) - cpu_before);
+    let bench_cpu_us = per_call(proc::cpu_ms(std::process::id()) - bench_cpu_before);
     all.sort();
     Ok(Load {
         calls: all.len(),
@@ -537,6 +543,7 @@ async fn load(
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
         cpu_us,
+        bench_cpu_us,
     })
 }
 
@@ -704,8 +711,8 @@ async fn first_answer(
 
 fn report_load(failure: &mut Option<String>, what: &str, c: usize, l: &Load) {
     eprintln!(
-        "  {what} c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.0} µs a call, {} errors",
-        l.calls_per_s, l.p50_ms, l.p99_ms, l.cpu_us, l.errors
+        "  {what} c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.0} µs a call (client and fake API server {:.0} µs), {} errors",
+        l.calls_per_s, l.p50_ms, l.p99_ms, l.cpu_us, l.bench_cpu_us, l.errors
     );
     if l.errors > 0 && failure.is_none() {
         *failure = Some(format!(
@@ -888,7 +895,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ("tools listed", |f| f.tools as f64, true),
         ("tools/list result bytes", |f| f.list_bytes as f64, false),
     ];
-    let logs_rows: [Row; 12] = [
+    let logs_rows: [Row; 14] = [
         (
             "log answer bytes (JSON-RPC message)",
             |f| f.logs.answer_bytes as f64,
@@ -904,6 +911,11 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ("log p99 ms, concurrency 1", |f| f.logs.c1.p99_ms, false),
         ("log server CPU µs a call, c1", |f| f.logs.c1.cpu_us, false),
         (
+            "  client + fake CPU µs a call, c1",
+            |f| f.logs.c1.bench_cpu_us,
+            false,
+        ),
+        (
             "log calls/s, concurrency 16",
             |f| f.logs.c16.calls_per_s,
             true,
@@ -913,6 +925,11 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         (
             "log server CPU µs a call, c16",
             |f| f.logs.c16.cpu_us,
+            false,
+        ),
+        (
+            "  client + fake CPU µs a call, c16",
+            |f| f.logs.c16.bench_cpu_us,
             false,
         ),
         (
@@ -1036,8 +1053,8 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                     "c1": {"calls": f.c1.calls, "errors": f.c1.errors, "calls_per_s": f.c1.calls_per_s, "p50_ms": f.c1.p50_ms, "p99_ms": f.c1.p99_ms, "cpu_us": f.c1.cpu_us},
                     "c16": {"calls": f.c16.calls, "errors": f.c16.errors, "calls_per_s": f.c16.calls_per_s, "p50_ms": f.c16.p50_ms, "p99_ms": f.c16.p99_ms, "cpu_us": f.c16.cpu_us},
                     "logs": {"answer_bytes": f.logs.answer_bytes, "lines_in_answer": f.logs.found,
-                        "c1": {"calls": f.logs.c1.calls, "errors": f.logs.c1.errors, "calls_per_s": f.logs.c1.calls_per_s, "p50_ms": f.logs.c1.p50_ms, "p99_ms": f.logs.c1.p99_ms, "cpu_us": f.logs.c1.cpu_us},
-                        "c16": {"calls": f.logs.c16.calls, "errors": f.logs.c16.errors, "calls_per_s": f.logs.c16.calls_per_s, "p50_ms": f.logs.c16.p50_ms, "p99_ms": f.logs.c16.p99_ms, "cpu_us": f.logs.c16.cpu_us}},
+                        "c1": {"calls": f.logs.c1.calls, "errors": f.logs.c1.errors, "calls_per_s": f.logs.c1.calls_per_s, "p50_ms": f.logs.c1.p50_ms, "p99_ms": f.logs.c1.p99_ms, "cpu_us": f.logs.c1.cpu_us, "bench_cpu_us": f.logs.c1.bench_cpu_us},
+                        "c16": {"calls": f.logs.c16.calls, "errors": f.logs.c16.errors, "calls_per_s": f.logs.c16.calls_per_s, "p50_ms": f.logs.c16.p50_ms, "p99_ms": f.logs.c16.p99_ms, "cpu_us": f.logs.c16.cpu_us, "bench_cpu_us": f.logs.c16.bench_cpu_us}},
                     "events": {"answer_bytes": f.events_bytes, "events_in_answer": f.events_in_answer},
                 }),
                 Err(e) => json!({"server": k, "label": label, "failure": format!("{e:#}")}),
