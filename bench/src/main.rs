@@ -319,6 +319,11 @@ struct Load {
     calls_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The server's CPU time (user + system, its waited-for children too) per call, µs.
+    cpu_us: f64,
+    /// This process's CPU time per call, µs: the load client and the fake API server, which
+    /// share the machine with the server.
+    bench_cpu_us: f64,
 }
 
 #[derive(Default)]
@@ -480,6 +485,8 @@ async fn load(
     for _ in 0..concurrency {
         sessions.push(Session::open(http, &server.url, server.token).await?);
     }
+    let cpu_before = proc::cpu_ms(pid);
+    let bench_cpu_before = proc::cpu_ms(std::process::id());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -525,6 +532,9 @@ async fn load(
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let per_call = |ms: f64| ms * 1000.0 / all.len().max(1) as f64;
+    let cpu_us = per_call(proc::cpu_ms(pid) - cpu_before);
+    let bench_cpu_us = per_call(proc::cpu_ms(std::process::id()) - bench_cpu_before);
     all.sort();
     Ok(Load {
         calls: all.len(),
@@ -532,6 +542,8 @@ async fn load(
         calls_per_s: all.len() as f64 / elapsed,
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
+        cpu_us,
+        bench_cpu_us,
     })
 }
 
@@ -699,8 +711,8 @@ async fn first_answer(
 
 fn report_load(failure: &mut Option<String>, what: &str, c: usize, l: &Load) {
     eprintln!(
-        "  {what} c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
-        l.calls_per_s, l.p50_ms, l.p99_ms, l.errors
+        "  {what} c{c}: {:.1} calls/s, p50 {:.2} ms, p99 {:.2} ms, CPU {:.0} µs a call (client and fake API server {:.0} µs), {} errors",
+        l.calls_per_s, l.p50_ms, l.p99_ms, l.cpu_us, l.bench_cpu_us, l.errors
     );
     if l.errors > 0 && failure.is_none() {
         *failure = Some(format!(
@@ -837,13 +849,23 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         .iter()
         .filter_map(|(k, _, r)| r.as_ref().ok().map(|f| (*k, f)))
         .collect();
-    let rows: [Row; 14] = [
+    let rows: [Row; 16] = [
         ("calls/s, concurrency 1", |f| f.c1.calls_per_s, true),
         ("p50 ms, concurrency 1", |f| f.c1.p50_ms, false),
         ("p99 ms, concurrency 1", |f| f.c1.p99_ms, false),
+        (
+            "server CPU µs a call, concurrency 1",
+            |f| f.c1.cpu_us,
+            false,
+        ),
         ("calls/s, concurrency 16", |f| f.c16.calls_per_s, true),
         ("p50 ms, concurrency 16", |f| f.c16.p50_ms, false),
         ("p99 ms, concurrency 16", |f| f.c16.p99_ms, false),
+        (
+            "server CPU µs a call, concurrency 16",
+            |f| f.c16.cpu_us,
+            false,
+        ),
         (
             "exec to first tools/list, ms (median of 3)",
             |f| f.startup_ms,
@@ -873,7 +895,7 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ("tools listed", |f| f.tools as f64, true),
         ("tools/list result bytes", |f| f.list_bytes as f64, false),
     ];
-    let logs_rows: [Row; 10] = [
+    let logs_rows: [Row; 14] = [
         (
             "log answer bytes (JSON-RPC message)",
             |f| f.logs.answer_bytes as f64,
@@ -887,6 +909,12 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ),
         ("log p50 ms, concurrency 1", |f| f.logs.c1.p50_ms, false),
         ("log p99 ms, concurrency 1", |f| f.logs.c1.p99_ms, false),
+        ("log server CPU µs a call, c1", |f| f.logs.c1.cpu_us, false),
+        (
+            "  client + fake CPU µs a call, c1",
+            |f| f.logs.c1.bench_cpu_us,
+            false,
+        ),
         (
             "log calls/s, concurrency 16",
             |f| f.logs.c16.calls_per_s,
@@ -894,6 +922,16 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
         ),
         ("log p50 ms, concurrency 16", |f| f.logs.c16.p50_ms, false),
         ("log p99 ms, concurrency 16", |f| f.logs.c16.p99_ms, false),
+        (
+            "log server CPU µs a call, c16",
+            |f| f.logs.c16.cpu_us,
+            false,
+        ),
+        (
+            "  client + fake CPU µs a call, c16",
+            |f| f.logs.c16.bench_cpu_us,
+            false,
+        ),
         (
             "events answer bytes (JSON-RPC message)",
             |f| f.events_bytes as f64,
@@ -1012,11 +1050,11 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                     "idle_rss_kb": f.idle_rss_kb, "idle_anon_kb": f.idle_anon_kb, "load_rss_kb": f.load_rss_kb,
                     "answer_bytes": f.answer_bytes, "pods_in_answer": f.pods_in_answer,
                     "distinct_answers": f.distinct_answers, "bad_answers": f.bad_answers,
-                    "c1": {"calls": f.c1.calls, "errors": f.c1.errors, "calls_per_s": f.c1.calls_per_s, "p50_ms": f.c1.p50_ms, "p99_ms": f.c1.p99_ms},
-                    "c16": {"calls": f.c16.calls, "errors": f.c16.errors, "calls_per_s": f.c16.calls_per_s, "p50_ms": f.c16.p50_ms, "p99_ms": f.c16.p99_ms},
+                    "c1": {"calls": f.c1.calls, "errors": f.c1.errors, "calls_per_s": f.c1.calls_per_s, "p50_ms": f.c1.p50_ms, "p99_ms": f.c1.p99_ms, "cpu_us": f.c1.cpu_us},
+                    "c16": {"calls": f.c16.calls, "errors": f.c16.errors, "calls_per_s": f.c16.calls_per_s, "p50_ms": f.c16.p50_ms, "p99_ms": f.c16.p99_ms, "cpu_us": f.c16.cpu_us},
                     "logs": {"answer_bytes": f.logs.answer_bytes, "lines_in_answer": f.logs.found,
-                        "c1": {"calls": f.logs.c1.calls, "errors": f.logs.c1.errors, "calls_per_s": f.logs.c1.calls_per_s, "p50_ms": f.logs.c1.p50_ms, "p99_ms": f.logs.c1.p99_ms},
-                        "c16": {"calls": f.logs.c16.calls, "errors": f.logs.c16.errors, "calls_per_s": f.logs.c16.calls_per_s, "p50_ms": f.logs.c16.p50_ms, "p99_ms": f.logs.c16.p99_ms}},
+                        "c1": {"calls": f.logs.c1.calls, "errors": f.logs.c1.errors, "calls_per_s": f.logs.c1.calls_per_s, "p50_ms": f.logs.c1.p50_ms, "p99_ms": f.logs.c1.p99_ms, "cpu_us": f.logs.c1.cpu_us, "bench_cpu_us": f.logs.c1.bench_cpu_us},
+                        "c16": {"calls": f.logs.c16.calls, "errors": f.logs.c16.errors, "calls_per_s": f.logs.c16.calls_per_s, "p50_ms": f.logs.c16.p50_ms, "p99_ms": f.logs.c16.p99_ms, "cpu_us": f.logs.c16.cpu_us, "bench_cpu_us": f.logs.c16.bench_cpu_us}},
                     "events": {"answer_bytes": f.events_bytes, "events_in_answer": f.events_in_answer},
                 }),
                 Err(e) => json!({"server": k, "label": label, "failure": format!("{e:#}")}),

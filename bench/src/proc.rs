@@ -1,5 +1,6 @@
 //! Memory of a process and its descendants from /proc (Linux): `VmRSS` (now), `VmHWM` (peak
-//! resident size) and `RssAnon` (the anonymous part of the resident size now), in KiB.
+//! resident size) and `RssAnon` (the anonymous part of the resident size now), in KiB; and the
+//! CPU time a process has used.
 
 use std::collections::HashMap;
 
@@ -60,6 +61,26 @@ pub fn tree_hwm_kb(pid: u32) -> u64 {
 /// resident pages of mapped files such as the program itself.
 pub fn tree_anon_kb(pid: u32) -> u64 {
     tree(pid).into_iter().map(|p| status_kb(p, "RssAnon")).sum()
+}
+
+/// CPU time (user + system) a process has used so far, with that of its children it has
+/// waited for (kubectl runs of the Node peer), in milliseconds (`/proc/PID/stat`).
+pub fn cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th,
+    // then stime, cutime, cstime.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12, 13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // The kernel's USER_HZ is 100 on Linux.
+    ticks as f64 * 10.0
 }
 
 /// Stops a server as an operator would: SIGTERM, then at most five seconds for it to drain and

@@ -179,24 +179,6 @@ async fn upstream_ms(fake: &FakeKube, from: usize) -> Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-/// CPU time (user + system) a process has used so far, in milliseconds (`/proc/PID/stat`).
-fn cpu_ms(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    // The kernel's USER_HZ is 100 on Linux.
-    ticks as f64 * 10.0
-}
-
 fn url_limit(query: &str) -> Option<usize> {
     query
         .split('&')
@@ -220,7 +202,7 @@ async fn measure(
         result_of(&session.call_tool(TOOL, &call).await?)?;
     }
     let from = fake.requests().len();
-    let cpu_before = cpu_ms(pid);
+    let cpu_before = proc::cpu_ms(pid);
     let mut times = Vec::with_capacity(a.calls);
     let mut answer_bytes = 0;
     let mut rows_per_answer = 0;
@@ -234,7 +216,7 @@ async fn measure(
             .as_array()
             .map_or(0, Vec::len);
     }
-    let cpu_per_call_ms = (cpu_ms(pid) - cpu_before) / a.calls.max(1) as f64;
+    let cpu_per_call_ms = (proc::cpu_ms(pid) - cpu_before) / a.calls.max(1) as f64;
     let (requests, asked) = list_requests(fake, from, pods);
     let fake_page_ms = upstream_ms(fake, from).await?;
     let rss_kb = proc::tree_rss_kb(pid);

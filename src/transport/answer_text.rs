@@ -4,8 +4,10 @@
 //!
 //! - a header line: the top-level scalar fields as `key=value` pairs (logfmt: a value is
 //!   JSON-quoted only when it is empty or holds spaces, `=`, quotes or control characters);
+//!   `truncated: false` is left out of both parts (no `truncated` means complete);
 //! - `columns` + `rows` (arrays of cells): the column names, then one line per row, cells
-//!   tab-separated;
+//!   tab-separated; with two rows or more, a column whose cells are all empty is left out and
+//!   one whose cells are all the same scalar is said once in the header (`source=kubelet`);
 //! - any other field under its name: text of several lines as it is (documents of a list
 //!   between `---` lines), a list of flat objects as such a table, a list of scalars or a map of
 //!   scalars on one line, anything deeper as YAML;
@@ -35,19 +37,26 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => map.remove(field),
         _ => None,
     });
-    let mut out: Vec<String> = Vec::new();
-    let header = pairs(map.iter().filter(|(_, v)| is_header(v)), " ");
-    if !header.is_empty() {
-        out.push(header);
+    if map.get(TRUNCATED) == Some(&Value::Bool(false)) {
+        map.remove(TRUNCATED);
     }
     let table = match (map.get("columns"), map.get("rows")) {
         (Some(Value::Array(columns)), Some(Value::Array(rows)))
             if rows.iter().all(Value::is_array) =>
         {
-            Some((columns, rows))
+            Some(Table::of(columns, rows, map))
         }
         _ => None,
     };
+    let mut out: Vec<String> = Vec::new();
+    let constant = table.iter().flat_map(|t| t.constant.iter().copied());
+    let header = pairs(
+        map.iter().filter(|(_, v)| is_header(v)).chain(constant),
+        " ",
+    );
+    if !header.is_empty() {
+        out.push(header);
+    }
     for (key, value) in map.iter() {
         if is_header(value) || value.is_null() {
             continue;
@@ -57,16 +66,105 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         }
         section(key, value, &mut out);
     }
-    if let Some((columns, rows)) = table {
-        out.push(row(columns));
-        out.extend(rows.iter().filter_map(Value::as_array).map(|r| row(r)));
+    if let Some(t) = table {
+        out.push(t.line(t.columns));
+        out.extend(t.rows.iter().filter_map(Value::as_array).map(|r| t.line(r)));
     }
-    if let Some(Value::Array(lines)) = &lines {
-        out.extend(lines.iter().filter_map(Value::as_str).map(str::to_string));
+    // The text lines go straight into the text: one copy of a log's body, not two.
+    let body: Vec<&str> = match &lines {
+        Some(Value::Array(lines)) => lines.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let size = out
+        .iter()
+        .map(String::len)
+        .chain(body.iter().map(|l| l.len()))
+        .sum::<usize>()
+        + out.len()
+        + body.len();
+    let mut text = String::with_capacity(size);
+    for (i, line) in out.iter().map(String::as_str).chain(body).enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        text.push_str(line);
     }
     Rendered {
-        text: out.join("\n"),
+        text,
         structured: output,
+    }
+}
+
+const TRUNCATED: &str = "truncated";
+
+/// A `columns` + `rows` answer as the text shows it: which columns stay in the table, and the
+/// columns said once in the header because every row holds the same value.
+struct Table<'a> {
+    columns: &'a [Value],
+    rows: &'a [Value],
+    /// Per column: shown in the table.
+    shown: Vec<bool>,
+    /// Columns with one value in every row (name, value), for the header.
+    constant: Vec<(&'a String, &'a Value)>,
+}
+
+impl<'a> Table<'a> {
+    /// With two rows or more: a column of empty cells (null or `""`) is left out, and one
+    /// whose cells all hold the same one-line scalar goes to the header, unless a top-level
+    /// field of `fields` has its name. One column always stays, so the rows stay countable.
+    fn of(
+        columns: &'a [Value],
+        rows: &'a [Value],
+        fields: &serde_json::Map<String, Value>,
+    ) -> Self {
+        let mut t = Table {
+            columns,
+            rows,
+            shown: vec![true; columns.len()],
+            constant: Vec::new(),
+        };
+        if rows.len() < 2 {
+            return t;
+        }
+        let at = |i: usize| {
+            rows.iter()
+                .map(move |r| r.as_array().and_then(|cells| cells.get(i)))
+        };
+        let is_empty = |c: Option<&Value>| c.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+        for (i, name) in columns.iter().enumerate() {
+            let Value::String(name) = name else { continue };
+            if at(i).all(is_empty) {
+                t.shown[i] = false;
+                continue;
+            }
+            let first = at(i).next().flatten();
+            if let Some(value) = first
+                && is_header(value)
+                && at(i).all(|c| c == first)
+                && !fields.contains_key(name)
+            {
+                t.shown[i] = false;
+                t.constant.push((name, value));
+            }
+        }
+        if let Some(last) = t.shown.iter().rposition(|s| !s)
+            && !t.shown.iter().any(|s| *s)
+        {
+            t.shown[last] = true;
+            let name = columns[last].as_str();
+            t.constant.retain(|(n, _)| Some(n.as_str()) != name);
+        }
+        t
+    }
+
+    /// One line of the table: the shown cells, tab-separated.
+    fn line(&self, cells: &[Value]) -> String {
+        let shown = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.shown.get(*i).copied().unwrap_or(true))
+            .map(|(_, c)| cell(c));
+        shown.collect::<Vec<_>>().join("\t")
     }
 }
 
@@ -223,9 +321,49 @@ mod tests {
         let r = render(out.clone(), None);
         assert_eq!(
             r.text,
-            "kind=Pod truncated=false\nnamespace\tname\trestarts\nprod\tweb-1\t0\ndev\ta b\t2"
+            "kind=Pod\nnamespace\tname\trestarts\nprod\tweb-1\t0\ndev\ta b\t2"
         );
-        assert_eq!(r.structured, out, "the structured answer is untouched");
+        let mut complete = out.clone();
+        complete.as_object_mut().map(|m| m.remove("truncated"));
+        assert_eq!(
+            r.structured, complete,
+            "the structured answer is untouched but for `truncated: false`"
+        );
+        let cut = json!({"rows": [["a"]], "columns": ["name"], "truncated": true, "cursor": "c1"});
+        let r = render(cut.clone(), None);
+        assert_eq!(r.text, "cursor=c1 truncated=true\nname\na");
+        assert_eq!(r.structured, cut, "a cut answer says so in both parts");
+    }
+
+    #[test]
+    fn columns_that_say_nothing_row_by_row_leave_the_table() {
+        let out = json!({
+            "namespace": "prod", "untrusted": true,
+            "columns": ["age", "type", "message", "count", "source", "namespace", "note"],
+            "rows": [
+                ["5m", "Warning", "Back-off", 3, "kubelet", "prod", null],
+                ["7m", "Normal", "Pulled", null, "kubelet", "prod", ""],
+                ["9m", "Normal", "Started", null, "kubelet", "prod", null],
+            ],
+        });
+        let r = render(out.clone(), None);
+        assert_eq!(
+            r.text,
+            "namespace=prod untrusted=true source=kubelet\n\
+             age\ttype\tmessage\tcount\tnamespace\n\
+             5m\tWarning\tBack-off\t3\tprod\n\
+             7m\tNormal\tPulled\t\tprod\n\
+             9m\tNormal\tStarted\t\tprod",
+            "the empty column goes, the constant one is said once (not one named like a field)"
+        );
+        assert_eq!(r.structured, out, "structuredContent keeps every column");
+
+        // One row: every cell stays where it is.
+        let one = json!({"columns": ["name", "node"], "rows": [["web-1", ""]]});
+        assert_eq!(render(one, None).text, "name\tnode\nweb-1\t");
+        // Every column constant: the last one stays, so the rows can be counted.
+        let same = json!({"columns": ["status", "ready"], "rows": [["Running", "1/1"], ["Running", "1/1"]]});
+        assert_eq!(render(same, None).text, "status=Running\nready\n1/1\n1/1");
     }
 
     #[test]

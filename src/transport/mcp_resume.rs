@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, Stream, StreamExt};
-use rmcp::model::ServerJsonRpcMessage;
+use rmcp::model::{ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
@@ -71,19 +71,92 @@ fn parse_event_id(id: &str) -> Option<(usize, u64)> {
     Some((index.parse().ok()?, request.parse().ok()?))
 }
 
-/// An event of an ended stream as kept: its message as JSON text, which takes a fraction of the
-/// memory of the parsed message (a 26 KB list answer is a tree of a few thousand values) and is
-/// what `MAX_KEPT_BYTES` counts. Parsed back only when a client resumes.
+/// An event of an ended stream as kept (see [`KeptMessage`]). Parsed back, if kept as text,
+/// only when a client resumes.
 struct KeptEvent {
     event_id: Option<String>,
-    message: Option<String>,
+    message: Option<KeptMessage>,
     retry: Option<Duration>,
+}
+
+/// A kept message, in the form that costs least to keep and holds about its JSON size in
+/// memory, which is what `MAX_KEPT_BYTES` counts:
+/// - a tool answer that is text with a small structured part (a log: one long string) is held
+///   as sent, shared with the answer already written: nothing is copied or serialized again;
+/// - anything else as its JSON text: a list's rows as parsed values take several times their
+///   JSON (a 26 KB list answer is a tree of a few thousand values).
+enum KeptMessage {
+    Shared(Arc<ServerJsonRpcMessage>, usize),
+    Text(String),
+}
+
+/// Values of a structured answer at most, for it to be kept as sent.
+const SHARED_MAX_VALUES: usize = 64;
+
+impl KeptMessage {
+    fn of(message: &Arc<ServerJsonRpcMessage>) -> Option<KeptMessage> {
+        if let Some(bytes) = text_answer_bytes(message) {
+            return Some(KeptMessage::Shared(message.clone(), bytes));
+        }
+        Some(KeptMessage::Text(serde_json::to_string(&**message).ok()?))
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KeptMessage::Shared(_, bytes) => *bytes,
+            KeptMessage::Text(text) => text.len(),
+        }
+    }
+
+    fn message(&self) -> Option<Arc<ServerJsonRpcMessage>> {
+        match self {
+            KeptMessage::Shared(message, _) => Some(message.clone()),
+            KeptMessage::Text(text) => serde_json::from_str(text).ok().map(Arc::new),
+        }
+    }
+}
+
+/// The bytes a tool answer holds when it is text with at most [`SHARED_MAX_VALUES`] values of
+/// structured content (the text blocks' lengths, and a value's worth per value); `None` for
+/// any other message.
+fn text_answer_bytes(message: &ServerJsonRpcMessage) -> Option<usize> {
+    let ServerJsonRpcMessage::Response(response) = message else {
+        return None;
+    };
+    let ServerResult::CallToolResult(result) = &response.result else {
+        return None;
+    };
+    let mut values = 0;
+    let mut bytes = 0;
+    let mut todo: Vec<&serde_json::Value> = result.structured_content.iter().collect();
+    while let Some(v) = todo.pop() {
+        values += 1;
+        if values > SHARED_MAX_VALUES {
+            return None;
+        }
+        bytes += std::mem::size_of::<serde_json::Value>();
+        match v {
+            serde_json::Value::String(s) => bytes += s.len(),
+            serde_json::Value::Array(items) => todo.extend(items),
+            serde_json::Value::Object(map) => {
+                bytes += map.keys().map(String::len).sum::<usize>();
+                todo.extend(map.values());
+            }
+            _ => {}
+        }
+    }
+    let text: usize = result
+        .content
+        .iter()
+        .map(|c| c.as_text().map_or(64, |t| t.text.len()))
+        .sum();
+    Some(bytes + text)
 }
 
 impl KeptEvent {
     fn of(event: &ServerSseMessage) -> Option<KeptEvent> {
-        let message = match event.message.as_deref() {
-            Some(m) => Some(serde_json::to_string(m).ok()?),
+        let message = match &event.message {
+            Some(m) => Some(KeptMessage::of(m)?),
             None => None,
         };
         Some(KeptEvent {
@@ -94,7 +167,7 @@ impl KeptEvent {
     }
 
     fn bytes(&self) -> usize {
-        self.message.as_ref().map_or(0, String::len)
+        self.message.as_ref().map_or(0, KeptMessage::bytes)
     }
 
     fn index(&self) -> Option<usize> {
@@ -106,9 +179,10 @@ impl KeptEvent {
 
     fn event(&self) -> Option<ServerSseMessage> {
         // The struct is non-exhaustive: start from a constructor, then set every field.
-        let mut event = match &self.message {
-            Some(text) => ServerSseMessage::from_message(serde_json::from_str(text).ok()?),
-            None => ServerSseMessage::retry(Duration::ZERO),
+        let mut event = ServerSseMessage::retry(Duration::ZERO);
+        event.message = match &self.message {
+            Some(kept) => Some(kept.message()?),
+            None => None,
         };
         event.event_id = self.event_id.clone();
         event.retry = self.retry;
@@ -482,6 +556,61 @@ mod tests {
         );
         let bytes: usize = kept.streams.values().map(|e| e.bytes).sum();
         assert_eq!(kept.bytes, bytes);
+    }
+
+    fn tool_answer(id: &str, text: &str, structured: serde_json::Value) -> ServerSseMessage {
+        let mut result = rmcp::model::CallToolResult::structured(structured);
+        result.content = vec![rmcp::model::ContentBlock::text(text)];
+        let message = ServerJsonRpcMessage::response(
+            ServerResult::CallToolResult(result),
+            NumberOrString::Number(1),
+        );
+        ServerSseMessage::new(id, message)
+    }
+
+    #[test]
+    fn a_text_answer_is_kept_as_sent_and_a_list_as_its_json() {
+        let mut kept = Kept::default();
+        let session: SessionId = Arc::from("s1");
+        let log = "ts=1 level=info msg=\"ok\"\n".repeat(500);
+        let answer = tool_answer(
+            "1/3",
+            &log,
+            serde_json::json!({"pod": "web-0", "count": 500}),
+        );
+        let sent = answer.message.clone().expect("message");
+        kept.keep(session.clone(), vec![event("0/3", false), answer]);
+        let replayed = kept.replay(&session, 3, 0).expect("kept");
+        let message = replayed[0].message.clone().expect("the answer");
+        assert!(
+            Arc::ptr_eq(&message, &sent),
+            "the log answer is shared, not copied"
+        );
+        let json = serde_json::to_vec(&*sent).expect("json").len();
+        assert!(
+            kept.bytes >= log.len() && kept.bytes < json + 512,
+            "counted at about its size: {} of {json}",
+            kept.bytes
+        );
+
+        let rows: Vec<serde_json::Value> = (0..100)
+            .map(|i| serde_json::json!([format!("web-{i}"), "Running"]))
+            .collect();
+        let list = tool_answer(
+            "1/4",
+            "name\tstatus",
+            serde_json::json!({"columns": ["name", "status"], "rows": rows}),
+        );
+        let sent = list.message.clone().expect("message");
+        kept.keep(session.clone(), vec![event("0/4", false), list]);
+        let replayed = kept.replay(&session, 4, 0).expect("kept");
+        let message = replayed[0].message.clone().expect("the answer");
+        assert!(!Arc::ptr_eq(&message, &sent), "a list is kept as JSON text");
+        assert_eq!(
+            serde_json::to_value(&*message).expect("json"),
+            serde_json::to_value(&*sent).expect("json"),
+            "and replayed as sent"
+        );
     }
 
     #[test]
