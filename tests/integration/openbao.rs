@@ -727,41 +727,8 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
     assert!(!prefix.is_empty() && prefix.len() < 5, "{prefix}");
 
     // The binary, debug logs on, for a few renewals and a re-login at max TTL.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("toolgate.yaml");
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: {listen}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &w.block(""))
-        ),
-    )
-    .expect("config");
-    let log = dir.path().join("toolgate.log");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("TOOLGATE_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("toolgate serve");
+    let mut served = process(&w, "").await;
+    let log = served.log.clone();
     // A login, renewals, and a second login at the 5 s max TTL.
     let logins = || {
         std::fs::read_to_string(&log)
@@ -775,11 +742,68 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let _ = child.kill().await;
+    let _ = served.child.kill().await;
     let text = std::fs::read_to_string(&log).expect("log text");
     assert!(logins() >= 2, "toolgate logged in twice: {text}");
     assert!(text.contains("renewed the OpenBao token"), "{text}");
     assert_no_secret(&text, &jwt, &w.bao.root, &prefix);
+}
+
+/// toolgate as its own process with debug logs in a file, so every log line can be searched.
+pub(crate) struct Process {
+    pub(crate) url: String,
+    pub(crate) store_url: String,
+    pub(crate) log: std::path::PathBuf,
+    pub(crate) child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) async fn process(w: &World, extra: &str) -> Process {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let url = format!("http://{listen}");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {listen}\npublic_url: {url}\n{}",
+            harness::config_yaml(&w.fake, dir.path(), &format!("{}{extra}", w.block("")))
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("toolgate.log");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOOLGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = std::fs::File::create(&log).expect("log");
+    let child = cmd
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TOOLGATE_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(out.try_clone().expect("log")))
+        .stderr(Stdio::from(out))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("toolgate serve");
+    for _ in 0..200 {
+        if http().get(format!("{url}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Process {
+        url,
+        store_url: format!("sqlite://{}", dir.path().join("toolgate.db").display()),
+        log,
+        child,
+        _dir: dir,
+    }
 }
 
 /// Neither the JWT nor the root token nor anything shaped like a client token is in `text`.

@@ -4,9 +4,6 @@
 //! requests as approvers and auditors see them, the SQLite store's bytes (approvals, audit,
 //! tasks) and toolgate's log.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use rmcp::model::CallToolResult;
 use rmcp::service::{RoleClient, RunningService};
 use serde_json::{Value, json};
@@ -14,9 +11,9 @@ use serde_json::{Value, json};
 use crate::approvals_api::mcp_as;
 use crate::fake_kube::objects;
 use crate::gate::{decide, get_approval};
-use crate::harness::{self, ALICE, BOB, FRANK, Toolgate, http};
+use crate::harness::{self, ALICE, BOB, FRANK, Toolgate};
 use crate::mcp::{call, text_of};
-use crate::openbao::World;
+use crate::openbao::{World, process};
 
 const GRAFANA_KEY: &str = "glsa-9f8e7d6c5b4a39281706";
 const DB_PASSWORD: &str = "pw-71c0ffee42d15ea5e";
@@ -313,63 +310,6 @@ async fn a_reveal_needs_a_granting_rule_and_a_direct_allow_does_not_reveal() {
     )
     .await;
     assert_eq!(structured(&held)["status"], "approval_required", "{held:?}");
-}
-
-/// toolgate as its own process with debug logs in a file, so every log line can be searched.
-struct Process {
-    url: String,
-    store_url: String,
-    log: std::path::PathBuf,
-    child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-async fn process(w: &World, extra: &str) -> Process {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    let url = format!("http://{listen}");
-    let config = dir.path().join("toolgate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: {listen}\npublic_url: {url}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &format!("{}{extra}", w.block("")))
-        ),
-    )
-    .expect("config");
-    let log = dir.path().join("toolgate.log");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = std::fs::File::create(&log).expect("log");
-    let child = cmd
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("TOOLGATE_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(out.try_clone().expect("log")))
-        .stderr(Stdio::from(out))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("toolgate serve");
-    for _ in 0..200 {
-        if http().get(format!("{url}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Process {
-        url,
-        store_url: format!("sqlite://{}", dir.path().join("toolgate.db").display()),
-        log,
-        child,
-        _dir: dir,
-    }
 }
 
 #[tokio::test]
