@@ -437,7 +437,12 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    assert_eq!(listed.len(), toolgate::tools::all().len(), "{listed:?}");
+    // Every toolset but `secret` (offered by default once `openbao:` is configured).
+    let without_openbao = toolgate::tools::all()
+        .iter()
+        .filter(|t| t.spec().toolset != "secret")
+        .count();
+    assert_eq!(listed.len(), without_openbao, "{listed:?}");
 }
 
 #[tokio::test]
@@ -469,7 +474,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
-                && err.contains("toolsets: approval, k8s, obs, or `all`"),
+                && err.contains("toolsets: approval, k8s, obs, secret, or `all`"),
             "{command}: {err}"
         );
     }

@@ -15,7 +15,7 @@ const PARALLEL: usize = 8;
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// `mount` or `mount/folder` (e.g. `secret/platform`); no `..`, `//`, `%` or trailing `/`.
+    /// `mount` or `mount/folder`, e.g. `secret/platform` (no `..`, `//`, `%`).
     pub path: String,
 }
 

@@ -29,7 +29,7 @@ pub struct ReadParams {
     pub path: String,
     /// Version to read (default: the current one; a reveal pins it when requested).
     pub version: Option<u64>,
-    /// Ask for the values themselves: needs a policy rule granting the reveal and an approver's approval with a reason; fetch them with approval.status.
+    /// Ask for the values: held for an approver; then fetch them with approval.status.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reveal: bool,
 }

@@ -27,11 +27,11 @@ const MAX_KEY_BYTES: usize = 128;
 pub struct WriteParams {
     /// The secret, `mount/path` (e.g. `secret/platform/grafana`); no `..`, `//`, `%`.
     pub path: String,
-    /// Keys and their new values; keys not named keep their current values. Never echoed or stored in clear.
+    /// Keys and new values (other keys are kept); never echoed or stored.
     #[schemars(extend("writeOnly" = true))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<BTreeMap<String, String>>,
-    /// Check-and-set: the version the secret must still be at (0: must not exist). Default: the version current when the call is made.
+    /// Version the secret must still be at (0: must not exist); default: current.
     pub cas: Option<u64>,
     /// The values sealed by toolgate (transit ciphertexts). Set only by toolgate when it settles the call; a caller cannot send it (not in the schema).
     #[schemars(skip)]
