@@ -260,6 +260,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     if config.memory.cognee.is_some() {
         sets.push("memory");
     }
+    if config.openbao.is_some() {
+        sets.push("secret");
+    }
     sets
 }
 

@@ -45,6 +45,9 @@ pub fn resolve(raw: RawLog, problems: &mut Vec<String>) -> LogConfig {
     LogConfig { format, level }
 }
 
+/// The cap on rmcp's message logging, added to every filter.
+const RMCP_MESSAGES: &str = "rmcp::service=info";
+
 /// Install the global subscriber. `TOOLGATE_LOG` overrides the configured filter.
 pub fn init(log: &LogConfig) {
     let filter = std::env::var("TOOLGATE_LOG")
@@ -53,6 +56,12 @@ pub fn init(log: &LogConfig) {
         .unwrap_or_else(|| {
             EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"))
         });
+    // rmcp's service logs every MCP message in full at debug: tool answers (a revealed secret,
+    // log lines) and arguments (a value to write) would reach the log whatever the level asked.
+    let filter = match RMCP_MESSAGES.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

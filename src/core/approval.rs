@@ -1030,11 +1030,51 @@ fn target_text(t: &Target) -> String {
 pub struct StoreLookup {
     gate: Arc<Gate>,
     registry: Arc<Registry>,
+    /// For [`Tool::requester_result`](crate::core::tool::Tool::requester_result).
+    adapters: Arc<crate::adapters::Adapters>,
 }
 
 impl StoreLookup {
-    pub(crate) fn new(gate: Arc<Gate>, registry: Arc<Registry>) -> Self {
-        Self { gate, registry }
+    pub(crate) fn new(
+        gate: Arc<Gate>,
+        registry: Arc<Registry>,
+        adapters: Arc<crate::adapters::Adapters>,
+    ) -> Self {
+        Self {
+            gate,
+            registry,
+            adapters,
+        }
+    }
+
+    /// `view` as its requester gets it: an executed request of a tool that keeps part of its
+    /// answer out of the store (a revealed secret) has that part read again by the tool, for
+    /// the requester only; everyone else, and the store, see the stored answer.
+    async fn for_requester(&self, viewer: &Principal, mut view: ApprovalView) -> ApprovalView {
+        if view.state != ApprovalState::Executed || view.requester.sub != viewer.sub {
+            return view;
+        }
+        let (Ok(entry), Some(stored)) = (self.registry.get(&view.tool), view.result.clone()) else {
+            return view;
+        };
+        let Ok(Some(rec)) = self.gate.store.get_approval(&view.id).await else {
+            return view;
+        };
+        let ctx = ToolContext {
+            principal: viewer.clone(),
+            transport: APPROVAL_TRANSPORT,
+            request_id: view.id.clone(),
+            page: Default::default(),
+            adapters: self.adapters.clone(),
+            approvals: None,
+            progress: None,
+        };
+        match entry.tool.requester_result(&ctx, &rec.args, &stored).await {
+            Ok(Some(full)) => view.result = Some(full),
+            Ok(None) => {}
+            Err(e) => view.result = Some(json!({"error": e})),
+        }
+        view
     }
 
     fn view(&self, rec: ApprovalRecord) -> ApprovalView {
@@ -1131,7 +1171,10 @@ impl StoreLookup {
         requester: &Principal,
         id: &str,
     ) -> Result<ApprovalView, ApprovalError> {
-        self.one(id, |rec| rec.requester.sub == requester.sub).await
+        let view = self
+            .one(id, |rec| rec.requester.sub == requester.sub)
+            .await?;
+        Ok(self.for_requester(requester, view).await)
     }
 
     fn may_see(&self, viewer: &Principal, rec: &ApprovalRecord) -> bool {
@@ -1160,6 +1203,7 @@ impl ApprovalLookup for StoreLookup {
     ) -> BoxFuture<'a, Result<Value, ToolError>> {
         Box::pin(async move {
             let view = self.approval_for(viewer, id).await.map_err(to_tool_error)?;
+            let view = self.for_requester(viewer, view).await;
             Ok(serde_json::to_value(view).unwrap_or(Value::Null))
         })
     }
@@ -1186,10 +1230,12 @@ impl ApprovalLookup for StoreLookup {
                 }
                 let now = self.approval(id).await.map_err(to_tool_error)?;
                 if now.state != first.state || now.decisions.len() != first.decisions.len() {
+                    let now = self.for_requester(viewer, now).await;
                     return Ok(serde_json::to_value(now).unwrap_or(Value::Null));
                 }
             }
             let now = self.approval(id).await.map_err(to_tool_error)?;
+            let now = self.for_requester(viewer, now).await;
             Ok(serde_json::to_value(now).unwrap_or(Value::Null))
         })
     }

@@ -61,7 +61,11 @@ impl Dispatcher {
     ) -> Arc<Self> {
         let gate = Arc::new(gate);
         Arc::new(Self {
-            lookup: Arc::new(StoreLookup::new(gate.clone(), registry.clone())),
+            lookup: Arc::new(StoreLookup::new(
+                gate.clone(),
+                registry.clone(),
+                adapters.clone(),
+            )),
             registry,
             adapters,
             settings,

@@ -11,7 +11,7 @@ use crate::core::tool::{Risk, ToolSpec};
 /// `--toolsets all`: every registered toolset.
 pub const ALL: &str = "all";
 
-/// Toolsets offered by default whatever is configured; the others (obs, and later secret,
+/// Toolsets offered by default whatever is configured; the others (obs, secret, and later
 /// memory, knowledge, review, argocd, ticket, page) by default only when their upstream is
 /// configured, since their tools could only answer "not configured".
 pub const CORE_TOOLSETS: [&str; 2] = ["k8s", "approval"];

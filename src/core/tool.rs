@@ -79,6 +79,12 @@ pub struct Target {
     pub api_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// OpenBao KV mount of a `secret.*` call (`secret`), as the adapter's path parser resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<String>,
+    /// The path under `mount` (`platform/grafana`; empty for the mount's root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl Target {
@@ -94,6 +100,7 @@ impl Target {
             kind: text("kind").or_else(|| args.get("pod").map(|_| "Pod".to_string())),
             api_version: text("api_version"),
             name: text("name").or_else(|| text("pod")),
+            ..Target::default()
         }
     }
 
@@ -116,6 +123,12 @@ impl Target {
         }
         if let Some(n) = &self.name {
             parts.push(format!("name={n}"));
+        }
+        if let Some(m) = &self.mount {
+            parts.push(format!("mount={m}"));
+        }
+        if let Some(p) = &self.path {
+            parts.push(format!("path={p}"));
         }
         if parts.is_empty() {
             "(none)".to_string()
@@ -328,6 +341,16 @@ pub trait Tool: AsDynTool + Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<String>, ToolError>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// See [`TypedTool::requester_result`].
+    fn requester_result<'a>(
+        &'a self,
+        _ctx: &'a ToolContext,
+        _args: &'a Value,
+        _stored: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<Value>, ToolError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// The typed way to write a tool: params and output are Rust types, schemas come from schemars,
@@ -412,6 +435,20 @@ pub trait TypedTool: Send + Sync + 'static {
         _ctx: &ToolContext,
         _params: &Self::Params,
     ) -> impl Future<Output = Result<Option<String>, ToolError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// For a tool whose approved answer must not be kept (a revealed secret value): the run
+    /// answers without it (that answer is what the approval stores), and this gives the
+    /// requester the full answer when they fetch the executed request's result
+    /// (`approval.status`, MCP tasks), read again from the upstream each time; `ctx.principal`
+    /// is the requester. `None`: the stored answer as it is.
+    fn requester_result(
+        &self,
+        _ctx: &ToolContext,
+        _params: Self::Params,
+        _stored: &Value,
+    ) -> impl Future<Output = Result<Option<Value>, ToolError>> + Send {
         async { Ok(None) }
     }
 }
@@ -510,6 +547,18 @@ impl<T: TypedTool> Tool for Typed<T> {
         Box::pin(async move {
             let params = typed_params::<T>(args)?;
             self.inner.target_version(ctx, &params).await
+        })
+    }
+
+    fn requester_result<'a>(
+        &'a self,
+        ctx: &'a ToolContext,
+        args: &'a Value,
+        stored: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<Value>, ToolError>> {
+        Box::pin(async move {
+            let params = typed_params::<T>(args)?;
+            self.inner.requester_result(ctx, params, stored).await
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod approval;
 pub mod k8s;
 pub mod memory;
 pub mod obs;
+pub mod secret;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
@@ -15,6 +16,7 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(k8s::tools());
     tools.extend(obs::tools());
     tools.extend(memory::tools());
+    tools.extend(secret::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

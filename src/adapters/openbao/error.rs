@@ -23,6 +23,11 @@ pub enum OpenBaoError {
     /// The PKI engine's mount is not configured.
     #[error("certificates cannot be issued: set openbao.pki.mount (e.g. pki) in toolgate's config")]
     PkiNotConfigured,
+    /// The transit key (fingerprints, sealed values) is not configured.
+    #[error(
+        "secret values cannot be fingerprinted or sealed: set openbao.transit (mount, key) in toolgate's config and create the key in OpenBao"
+    )]
+    TransitNotConfigured,
     #[error(transparent)]
     BadPath(#[from] PathError),
     /// 503 `Vault is sealed`.
@@ -83,6 +88,7 @@ impl OpenBaoError {
             OpenBaoError::RateLimited => ErrorClass::RateLimited,
             OpenBaoError::NotConfigured
             | OpenBaoError::PkiNotConfigured
+            | OpenBaoError::TransitNotConfigured
             | OpenBaoError::Sealed
             | OpenBaoError::Down(_)
             | OpenBaoError::Rejected { .. }

@@ -1,5 +1,5 @@
 //! OpenBao (Vault-compatible HTTP API) on the upstream kit: toolgate's login (Kubernetes auth,
-//! or a fixed token), KV v2 and PKI. Every request goes through one `Upstream` ("openbao"):
+//! or a fixed token), KV v2, PKI and transit. Every request goes through one `Upstream` ("openbao"):
 //! timeout, retries for reads only (GET, LIST), the breaker (5xx, sealed, unreachable open it;
 //! 400/403/404 and CAS mismatches never do), metrics, correlation id. Owns no tool, policy or
 //! secret-reference logic; never logs or returns a token, a JWT or a secret value.
@@ -16,6 +16,8 @@
 //!   `kv_metadata(&KvPath) -> Result<KvMetadata, _>`,
 //!   `kv_write(&KvPath, &BTreeMap<String, Secret>, cas: Option<u64>) -> Result<KvVersion, _>`.
 //! - `pki_issue(role, &CertRequest) -> Result<IssuedCert, _>` (`private_key` is a `Secret`).
+//! - Transit with toolgate's key (`openbao.transit`): `transit_hmac(&[&[u8]]) -> Vec<Mac>`,
+//!   `transit_encrypt(&[&Secret], context) -> Vec<String>`, `transit_decrypt(&[&str], context)`.
 //! - `health() -> Health` (for `/readyz`: sealed, down, token not renewable, login failing),
 //!   `session() -> Option<SessionInfo>` (accessor and TTL, no token).
 //! - Errors: [`OpenBaoError`]; `class()` says which tool-error kind it is.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod kv;
 pub mod path;
 pub mod pki;
+pub mod transit;
 
 use std::sync::{Arc, Weak};
 
@@ -43,6 +46,7 @@ pub use self::error::{ErrorClass, OpenBaoError};
 pub use self::kv::{KvMetadata, KvSecret, KvVersion};
 pub use self::path::{KvPath, PathError};
 pub use self::pki::{CertRequest, IssuedCert};
+pub use self::transit::Mac;
 
 /// The OpenBao adapter. Cheap to clone (clones share the session and the breaker).
 #[derive(Clone)]
@@ -55,6 +59,7 @@ struct Inner {
     session: Session,
     kv_mounts: Vec<String>,
     pki_mount: Option<String>,
+    transit: Option<config::TransitKey>,
 }
 
 impl std::fmt::Debug for OpenBao {
@@ -82,6 +87,7 @@ impl OpenBao {
                 session: Session::new(&config.auth, config.renew_before),
                 kv_mounts: config.kv_mounts.clone(),
                 pki_mount: config.pki_mount.clone(),
+                transit: config.transit.clone(),
             }),
         })
     }

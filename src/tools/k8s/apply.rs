@@ -144,6 +144,7 @@ impl TypedTool for ApplyManifest {
             kind: same(&|pl| pl.target.kind.info.kind.clone()),
             api_version: same(&|pl| pl.target.kind.info.api_version()),
             name: same(&|pl| pl.name.clone()),
+            ..Target::default()
         }))
     }
 

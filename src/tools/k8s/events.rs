@@ -120,6 +120,7 @@ impl TypedTool for GetEvents {
             kind: info.as_ref().map(|i| i.kind.clone()),
             api_version: info.as_ref().map(|i| i.api_version()),
             name: p.name.clone(),
+            ..Target::default()
         }))
     }
 

@@ -23,7 +23,7 @@ mod prune;
 pub mod redact;
 mod restart;
 pub mod rows;
-mod target;
+pub(crate) mod target;
 
 pub fn tools() -> Vec<Arc<dyn Tool>> {
     vec![

@@ -225,6 +225,7 @@ impl Scope {
             kind: Some(self.kind.info.kind.clone()),
             api_version: Some(self.kind.info.api_version()),
             name,
+            ..Target::default()
         }
     }
 
