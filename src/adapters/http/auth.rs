@@ -91,6 +91,18 @@ impl HttpAuth {
         Ok(HttpAuth::Bearer(Credential::from_source(source)))
     }
 
+    /// The upstream refused these credentials (401/403): have their source read them again.
+    /// `true` when a value changed, so the request is worth sending once more.
+    pub async fn refresh(&self) -> bool {
+        match self {
+            HttpAuth::None | HttpAuth::ServiceToken(_) => false,
+            HttpAuth::Bearer(c) | HttpAuth::VaultToken(c) => c.refresh().await,
+            HttpAuth::Basic { password: c, .. } | HttpAuth::Header { value: c, .. } => {
+                c.refresh().await
+            }
+        }
+    }
+
     /// The request with this upstream's credentials.
     pub async fn apply(&self, request: RequestBuilder) -> Result<RequestBuilder, SecretError> {
         Ok(match self {

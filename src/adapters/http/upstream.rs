@@ -143,7 +143,11 @@ impl Upstream {
     ) -> Result<Reply, CallError> {
         let attempts = self.retry.attempts_for(retry);
         let mut last = String::new();
-        for attempt in 0..attempts {
+        // One more send, not counted as a retry, when a refused credential was read again and
+        // changed (a value rotated at its source): the upstream acted on nothing.
+        let mut refreshed = false;
+        let mut attempt = 0;
+        while attempt < attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.retry.backoff(attempt)).await;
             }
@@ -172,6 +176,19 @@ impl Upstream {
                 }
                 Ok(reply) => {
                     self.guard.finish(permit, outcome, None);
+                    let refused = matches!(
+                        reply.status,
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    );
+                    if refused && !refreshed && self.auth.refresh().await {
+                        refreshed = true;
+                        tracing::info!(
+                            upstream = %self.guard.id(),
+                            status = reply.status.as_u16(),
+                            "the upstream refused the credential; its source had a new value, sending again"
+                        );
+                        continue;
+                    }
                     return Ok(reply);
                 }
                 Err(message) => {
@@ -179,6 +196,7 @@ impl Upstream {
                     last = message;
                 }
             }
+            attempt += 1;
         }
         tracing::warn!(
             upstream = %self.guard.id(),
