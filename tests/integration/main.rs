@@ -36,6 +36,7 @@ mod python_sdk;
 mod rate_limits;
 mod resolved_target;
 mod retention;
+mod secret_refs;
 mod service_token;
 mod surface;
 mod zitadel;

@@ -3,7 +3,7 @@
 //! auth: OpenBao checks the test's service-account JWT with a TokenReview on the fake API
 //! server (`fake_kube/token_review.rs`). Covers login, renewal, re-login at max TTL (with the
 //! JWT file re-read), KV v2, PKI, sealed, 403/404, a killed server, and the log of a running
-//! toolgate.
+//! toolgate. `Bao` and `World` are the harness the other OpenBao tests (`secret_refs.rs`) use.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,8 +23,8 @@ use crate::fake_kube::{FakeKube, objects};
 use crate::harness::{self, ALICE, http};
 use crate::jsonrpc::{request, rpc};
 
-const NAMESPACE: &str = "toolgate-system";
-const ACCOUNT: &str = "toolgate";
+pub(crate) const NAMESPACE: &str = "toolgate-system";
+pub(crate) const ACCOUNT: &str = "toolgate";
 
 /// toolgate's policy: platform secrets read/write/list, PKI role `web`; nothing else.
 const POLICY: &str = r#"
@@ -50,15 +50,15 @@ fn bao_binary() -> PathBuf {
 }
 
 /// A running dev-mode OpenBao; killed when dropped.
-struct Bao {
-    url: String,
-    root: String,
+pub(crate) struct Bao {
+    pub(crate) url: String,
+    pub(crate) root: String,
     child: Option<tokio::process::Child>,
     dir: TempDir,
 }
 
 impl Bao {
-    async fn start() -> Bao {
+    pub(crate) async fn start() -> Bao {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -104,7 +104,7 @@ impl Bao {
     }
 
     /// A request with the root token: `(status, JSON body or Null)`.
-    async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn root(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut r = http()
             .request(method, format!("{}/v1/{path}", self.url))
@@ -118,7 +118,7 @@ impl Bao {
     }
 
     /// The root request must succeed.
-    async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, answer) = self.root(method, path, Some(body)).await;
         assert!(
             (200..300).contains(&status),
@@ -143,7 +143,7 @@ impl Bao {
         );
     }
 
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
@@ -152,10 +152,10 @@ impl Bao {
 
 /// OpenBao set up as toolgate's deployment needs it, the fake API server answering its
 /// TokenReviews, and the service account token file.
-struct World {
-    fake: FakeKube,
-    bao: Bao,
-    jwt_file: PathBuf,
+pub(crate) struct World {
+    pub(crate) fake: FakeKube,
+    pub(crate) bao: Bao,
+    pub(crate) jwt_file: PathBuf,
     key: EncodingKey,
     uid: String,
     dir: TempDir,
@@ -163,7 +163,7 @@ struct World {
 
 impl World {
     /// Role `toolgate` with these token TTLs (`token_ttl`, `token_max_ttl`).
-    async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
+    pub(crate) async fn start(token_ttl: &str, token_max_ttl: &str) -> World {
         let fake = FakeKube::start().await;
         fake.insert(objects::serviceaccount(NAMESPACE, ACCOUNT));
         let uid = fake
@@ -254,7 +254,7 @@ impl World {
     }
 
     /// The `openbao:` block toolgate is configured with (kubernetes auth) plus `extra` keys.
-    fn block(&self, extra: &str) -> String {
+    pub(crate) fn block(&self, extra: &str) -> String {
         format!(
             "openbao:\n  address: {}\n  auth:\n    kubernetes:\n      role: toolgate\n      jwt_file: {}\n  pki: {{mount: pki}}\n{extra}",
             self.bao.url,
@@ -263,7 +263,7 @@ impl World {
     }
 
     /// The adapter as `app::adapters` builds it from that block (no background renewal).
-    fn adapter(&self, extra: &str) -> OpenBao {
+    pub(crate) fn adapter(&self, extra: &str) -> OpenBao {
         let path = self
             .dir
             .path()
@@ -298,7 +298,7 @@ impl World {
     }
 }
 
-fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
+pub(crate) fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), Secret::new(*v)))

@@ -63,6 +63,9 @@ pub trait SecretSource: Send + Sync {
     fn refresh(&self) -> BoxFuture<'_, bool> {
         Box::pin(async { false })
     }
+    /// Take the source this credential will read from now, when it is chosen at first use
+    /// otherwise (a secret reference binds to the provider installed now).
+    fn bind(&self) {}
 }
 
 /// A secret reference as config writes it (`secret_ref: "platform/grafana-api-key#key"`),
@@ -179,6 +182,12 @@ impl Credential {
         self.0.refresh().await
     }
 
+    /// Bind a secret reference to the provider installed now (an upstream's credentials are
+    /// bound when it is built, so each toolgate's upstreams read through its own OpenBao).
+    pub fn bind(&self) {
+        self.0.bind();
+    }
+
     pub fn describe(&self) -> String {
         self.0.describe()
     }
@@ -260,6 +269,11 @@ impl SecretSource for Reference {
             Some(source) => source.describe(),
             None => format!("openbao {}", self.spec.as_written()),
         }
+    }
+
+    fn bind(&self) {
+        // Without a provider (or with a reference it refuses) the error shows at first use.
+        let _ = self.source();
     }
 
     fn refresh(&self) -> BoxFuture<'_, bool> {

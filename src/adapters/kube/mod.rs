@@ -482,6 +482,11 @@ struct Built {
 impl KubeAdapter {
     /// No I/O here: the server must start on a machine without any kubeconfig.
     pub fn new(config: &KubernetesConfig) -> Self {
+        for c in &config.clusters {
+            if let ClusterSource::KubeconfigSecret { kubeconfig, .. } = &c.source {
+                kubeconfig.bind();
+            }
+        }
         Self {
             config: config.clone(),
             clusters: Mutex::new(HashMap::new()),
