@@ -717,6 +717,38 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
     assert!(!prefix.is_empty() && prefix.len() < 5, "{prefix}");
 
     // The binary, debug logs on, for a few renewals and a re-login at max TTL.
+    let mut served = serve_binary(&w, &w.block(""));
+    let log = served.log.clone();
+    // A login, renewals, and a second login at the 5 s max TTL.
+    let logins = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("logged in to OpenBao")
+            .count()
+    };
+    for _ in 0..80 {
+        if logins() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = served.child.kill().await;
+    let text = std::fs::read_to_string(&log).expect("log text");
+    assert!(logins() >= 2, "toolgate logged in twice: {text}");
+    assert!(text.contains("renewed the OpenBao token"), "{text}");
+    assert_no_secret(&text, &jwt, &w.bao.root, &prefix);
+}
+
+/// The toolgate binary, on a free port, with the harness's config for `w.fake` plus `extra`,
+/// debug logs (stdout and stderr) in a file; killed when dropped.
+pub(crate) struct Served {
+    pub(crate) url: String,
+    pub(crate) log: PathBuf,
+    pub(crate) dir: TempDir,
+    pub(crate) child: tokio::process::Child,
+}
+
+pub(crate) fn serve_binary(w: &World, extra: &str) -> Served {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("toolgate.yaml");
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
@@ -726,7 +758,7 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
         &config,
         format!(
             "listen: {listen}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &w.block(""))
+            harness::config_yaml(&w.fake, dir.path(), extra)
         ),
     )
     .expect("config");
@@ -737,7 +769,7 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
             cmd.env_remove(k);
         }
     }
-    let mut child = cmd
+    let child = cmd
         .args(["serve", "--config"])
         .arg(&config)
         .env("TOOLGATE_LOG", "debug")
@@ -752,24 +784,12 @@ async fn a_running_toolgate_logs_no_token_or_jwt() {
         .kill_on_drop(true)
         .spawn()
         .expect("toolgate serve");
-    // A login, renewals, and a second login at the 5 s max TTL.
-    let logins = || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .matches("logged in to OpenBao")
-            .count()
-    };
-    for _ in 0..80 {
-        if logins() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    Served {
+        url: format!("http://{listen}"),
+        log,
+        dir,
+        child,
     }
-    let _ = child.kill().await;
-    let text = std::fs::read_to_string(&log).expect("log text");
-    assert!(logins() >= 2, "toolgate logged in twice: {text}");
-    assert!(text.contains("renewed the OpenBao token"), "{text}");
-    assert_no_secret(&text, &jwt, &w.bao.root, &prefix);
 }
 
 /// Neither the JWT nor the root token nor anything shaped like a client token is in `text`.

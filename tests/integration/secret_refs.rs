@@ -4,7 +4,6 @@
 //! missing field; OpenBao down at start; a cluster whose kubeconfig lives in OpenBao (and a new
 //! client when it changes); no value in logs, `/readyz`, errors or the store.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,8 +12,8 @@ use toolgate::adapters::http::{SecretRefProvider, SecretRefSpec};
 use crate::fake_kube::{FakeKube, objects};
 use crate::fake_obs;
 use crate::harness::{self, ALICE, http};
-use crate::jsonrpc::{request, rpc};
-use crate::openbao::World;
+use crate::jsonrpc::call_tool;
+use crate::openbao::{World, serve_binary};
 
 /// `kv put secret/{path}` with the root token, as an operator rotating a value would.
 async fn kv_put(w: &World, path: &str, data: Value) {
@@ -29,18 +28,7 @@ async fn kv_put(w: &World, path: &str, data: Value) {
 
 /// `tools.call` over JSON-RPC as ALICE: the `result` object.
 async fn call(url: &str, tool: &str, arguments: Value) -> Value {
-    let answer = rpc(
-        url,
-        ALICE,
-        request(
-            json!(1),
-            "tools.call",
-            json!({"name": tool, "arguments": arguments}),
-        ),
-    )
-    .await;
-    assert!(answer.get("error").is_none(), "{answer}");
-    answer["result"].clone()
+    call_tool(url, ALICE, tool, arguments).await
 }
 
 fn dashboards() -> Value {
@@ -72,47 +60,13 @@ async fn a_grafana_key_from_openbao_is_used_rotated_and_read_again_on_a_401() {
     kv_put(&w, "platform/grafana-api-key", json!({"value": first})).await;
     let grafana = fake_obs::grafana(&first, dashboards()).await;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port");
-    let url = format!("http://{listen}");
     let extra = format!(
         "{}observability:\n  grafana:\n    url: {}\n    auth: {{bearer_token: {{secret_ref: platform/grafana-api-key}}}}\n",
         w.block("  refresh: 2s\n"),
         grafana.url
     );
-    let config = dir.path().join("toolgate.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: {listen}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &extra)
-        ),
-    )
-    .expect("config");
-    let log = dir.path().join("toolgate.log");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOOLGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("TOOLGATE_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("toolgate serve");
+    let mut served = serve_binary(&w, &extra);
+    let (url, log) = (served.url.clone(), served.log.clone());
     let mut up = false;
     for _ in 0..200 {
         if http().get(format!("{url}/healthz")).send().await.is_ok() {
@@ -181,13 +135,13 @@ async fn a_grafana_key_from_openbao_is_used_rotated_and_read_again_on_a_401() {
         .await
         .expect("readyz text");
 
-    let _ = child.kill().await;
+    let _ = served.child.kill().await;
     let text = std::fs::read_to_string(&log).expect("log text");
     assert!(
         text.contains("its source had a new value, sending again"),
         "the 401 hook is logged: {text}"
     );
-    let store = std::fs::read_dir(dir.path())
+    let store = std::fs::read_dir(served.dir.path())
         .expect("dir")
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("toolgate.db"))
