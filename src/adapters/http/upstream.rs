@@ -370,6 +370,64 @@ mod tests {
         assert_eq!(hits.load(Ordering::SeqCst), 1 + 3);
     }
 
+    /// A credential whose source has a new value once (a rotation), then no newer one.
+    struct Rotating(std::sync::Mutex<(&'static str, bool)>);
+
+    impl crate::adapters::http::SecretSource for Rotating {
+        fn current(
+            &self,
+        ) -> futures::future::BoxFuture<
+            '_,
+            Result<crate::adapters::http::Secret, crate::adapters::http::SecretError>,
+        > {
+            let value = self.0.lock().unwrap_or_else(|e| e.into_inner()).0;
+            Box::pin(async move { Ok(crate::adapters::http::Secret::new(value)) })
+        }
+        fn describe(&self) -> String {
+            "rotating".into()
+        }
+        fn refresh(&self) -> futures::future::BoxFuture<'_, bool> {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = !state.1;
+            *state = ("new-value", true);
+            Box::pin(async move { changed })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_credential_is_read_again_and_sent_once_more_only_when_it_changed() {
+        let (url, hits, head) = server("401 Unauthorized", "no").await;
+        let credential = crate::adapters::http::Credential::from_source(std::sync::Arc::new(
+            Rotating(std::sync::Mutex::new(("old-value", false))),
+        ));
+        let up = Upstream::new(
+            "t-401",
+            "Test",
+            &fast_retries(),
+            HttpAuth::Bearer(credential),
+        )
+        .expect("up");
+        // A write too: the upstream refused it without acting, so it may go out again.
+        let reply = up
+            .send(Retry::Write, || Ok(up.http().post(&url)))
+            .await
+            .expect("a 401 is an answer");
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "sent again with the new value"
+        );
+        let last = head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(last.contains("Bearer new-value"), "{last}");
+        // Refused again with a value that did not change: answered as it is, no loop.
+        up.send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect("answer");
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert!(!up.breaker_open());
+    }
+
     #[tokio::test]
     async fn caller_errors_do_not_open_the_breaker_but_upstream_faults_do() {
         let (url, hits, _) = server("404 Not Found", "{\"error\":\"no such thing\"}").await;

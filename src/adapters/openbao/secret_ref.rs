@@ -19,6 +19,10 @@ use crate::adapters::http::{Secret, SecretError, SecretRefProvider, SecretRefSpe
 /// refuses every value must not turn each call into an OpenBao read).
 const MIN_FORCED_INTERVAL: Duration = Duration::from_secs(5);
 
+/// After a failed read, the last value serves this long (at most `refresh`) before the next
+/// try, so an OpenBao that hangs does not hold every request for its timeout.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
 /// The field read when a reference names none and the secret has several.
 pub const DEFAULT_FIELD: &str = "value";
 
@@ -85,7 +89,8 @@ struct Reference {
 #[derive(Default)]
 struct State {
     value: Option<Secret>,
-    read_at: Option<Instant>,
+    /// When the value is to be read again (`None`: now).
+    next_read: Option<Instant>,
     forced_at: Option<Instant>,
 }
 
@@ -102,7 +107,7 @@ impl Reference {
             .map_err(|e| fail(e.to_string()))?;
         let value = pick(&self.path, self.key.as_deref(), &secret.data).map_err(fail)?;
         state.value = Some(value.clone());
-        state.read_at = Some(Instant::now());
+        state.next_read = Some(Instant::now() + self.refresh);
         Ok(value)
     }
 }
@@ -149,18 +154,20 @@ impl SecretSource for Reference {
     fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;
-            if let (Some(value), Some(at)) = (&state.value, state.read_at)
-                && at.elapsed() < self.refresh
+            if let (Some(value), Some(at)) = (&state.value, state.next_read)
+                && Instant::now() < at
             {
                 return Ok(value.clone());
             }
             match self.read(&mut state).await {
                 Ok(value) => Ok(value),
                 // OpenBao down or the field gone mid-rotation: the last good value serves on.
-                Err(e) => match &state.value {
+                Err(e) => match state.value.clone() {
                     Some(value) => {
                         tracing::warn!(credential = %self.credential, source = %self.describe(), error = %e, "cannot read the secret reference again; using the last value read");
-                        Ok(value.clone())
+                        state.next_read =
+                            Some(Instant::now() + RETRY_AFTER_FAILURE.min(self.refresh));
+                        Ok(value)
                     }
                     None => Err(e),
                 },
