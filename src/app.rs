@@ -93,7 +93,8 @@ pub fn authenticator(config: &Config) -> Result<Arc<dyn Authenticator>, ConfigEr
 /// marks calls cut off by a crash as interrupted. Policy and token-file problems are
 /// `ConfigError`s (exit 64), found before any port is bound.
 /// The upstream adapters the config names (no I/O: clients connect on first use). Upstreams
-/// configured with `auth.zitadel_service_token` get their token source here (key files read).
+/// configured with `auth.zitadel_service_token` get their token source here (key files read);
+/// credentials given as `secret_ref` read through the OpenBao built here.
 pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     crate::auth::service_token::install();
     let openbao = match &config.openbao {
@@ -102,6 +103,8 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
                 .map_err(|e| ConfigError { problems: vec![e] })?;
             // Logs in now (inside the runtime), so /readyz shows a failing login at once.
             bao.start_renewal();
+            // Credentials given as `secret_ref` read their values through this OpenBao.
+            crate::adapters::http::install_secret_ref_provider(Arc::new(bao.references()));
             Some(Arc::new(bao))
         }
         None => None,

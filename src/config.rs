@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub use crate::adapters::http::config::{RawCredential, RawDuration};
 
+pub mod secret_refs;
 pub mod seed_blocks;
 
 /// Kubernetes' section lives beside its adapter.
@@ -180,6 +181,8 @@ impl Config {
             },
         };
         apply_env(&mut doc, env, &mut problems);
+        let refs = secret_refs::find(&doc);
+        let openbao_written = doc.get("openbao").is_some_and(|v| !v.is_null());
         // The error names the key (`store.read_audit_durability: unknown variant …`).
         let mut raw: RawConfig = match serde_path_to_error::deserialize(doc) {
             Ok(raw) => raw,
@@ -201,6 +204,12 @@ impl Config {
         };
         seed_blocks::apply(&mut raw, &mut problems);
         let config = resolve(raw, env, &mut problems);
+        secret_refs::check(
+            &refs,
+            config.openbao.as_ref(),
+            openbao_written,
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -797,7 +806,7 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} printed");
         }
 
-        // Each form's problem names its key; a secret_ref waits for OpenBao.
+        // Each form's problem names its key; a secret_ref needs an openbao section.
         let yaml = format!(
             "auth:\n  mode: zitadel\n  issuer: https://id.example\n  project_id: p\n\
              \x20 introspection_client_id: api\n  introspection_client_secret: {{file: {}/missing}}\n\
@@ -812,7 +821,7 @@ mod tests {
         for needle in [
             "auth.introspection_client_secret.file: cannot read secret file",
             "auth.web_client_secret.env: environment variable TOOLGATE_TEST_SURELY_UNSET_WEB_SECRET is not set or empty",
-            "webhooks.alertmanager.auth.bearer_token.secret_ref: secret references resolve through OpenBao",
+            "webhooks.alertmanager.auth.bearer_token.secret_ref: `kv/toolgate#am` is a secret reference, read from OpenBao, and no openbao section is configured",
             "approvals.webhook_url: must start with http:// or https://",
         ] {
             assert!(text.contains(needle), "{needle} missing in {text}");

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{RawCluster, RawConfig, RawDuration};
+use crate::adapters::http::config::{RawCredential, RawCredentialSource};
 use crate::intents::config::RawAutoCreateIncident;
 
 /// The path toolgate serves the Alertmanager webhook on (the seed's `webhook_path`).
@@ -37,7 +38,7 @@ pub struct RawKubernetesIntegration {
 #[serde(deny_unknown_fields)]
 pub struct RawSeedCluster {
     pub name: String,
-    /// A kubeconfig in OpenBao (issues 16 and 19); refused until then.
+    /// → the cluster's `kubeconfig_secret_ref` (a kubeconfig in OpenBao).
     pub kubeconfig_secret_ref: Option<String>,
     pub kubeconfig: Option<String>,
     pub context: Option<String>,
@@ -64,7 +65,7 @@ pub struct RawObservabilityIntegration {
     pub loki: Option<RawSeedUpstream>,
     /// → `observability.tempo`.
     pub tempo: Option<RawSeedUpstream>,
-    /// → `observability.grafana` (`secret_ref` waits for OpenBao, issue 16).
+    /// → `observability.grafana` (`secret_ref` → its `auth.bearer_token`).
     pub grafana: Option<RawSeedGrafana>,
     /// → `sli_calculation.schedule`.
     pub sli_calculation: Option<RawSeedSli>,
@@ -82,7 +83,7 @@ pub struct RawSeedUpstream {
 pub struct RawSeedGrafana {
     pub url: Option<String>,
     pub timeout: Option<RawDuration>,
-    /// An API key in OpenBao (issue 16); refused until then.
+    /// The API key in OpenBao → `observability.grafana.auth.bearer_token: {secret_ref: …}`.
     pub secret_ref: Option<String>,
 }
 
@@ -248,25 +249,12 @@ fn kubernetes(raw: &mut RawConfig, seed: RawKubernetesIntegration, set: &mut Set
     );
     let clusters = seed.clusters.map(|list| {
         list.into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if c.kubeconfig_secret_ref.is_some() {
-                    set.refuse(
-                        &format!("{b}.clusters[{i}].kubeconfig_secret_ref"),
-                        &format!(
-                            "kubeconfigs from OpenBao come with issues 16 (secret references) and 19 \
-                             (multi-cluster); meanwhile mount the kubeconfig and give the cluster \
-                             `kubeconfig: PATH` (and `context:`), or `in_cluster: true` (cluster `{}`)",
-                            c.name
-                        ),
-                    );
-                }
-                RawCluster {
-                    name: c.name,
-                    context: c.context,
-                    kubeconfig: c.kubeconfig,
-                    in_cluster: c.in_cluster,
-                }
+            .map(|c| RawCluster {
+                name: c.name,
+                context: c.context,
+                kubeconfig: c.kubeconfig,
+                kubeconfig_secret_ref: c.kubeconfig_secret_ref,
+                in_cluster: c.in_cluster,
             })
             .collect()
     });
@@ -325,15 +313,22 @@ fn observability(raw: &mut RawConfig, seed: RawObservabilityIntegration, set: &m
         );
     }
     if let Some(g) = seed.grafana {
-        if g.secret_ref.is_some() {
-            set.refuse(
+        let t = obs.grafana.get_or_insert_default();
+        if let Some(secret_ref) = g.secret_ref {
+            // The API key, as `auth.bearer_token: {secret_ref: …}` (Grafana takes API keys and
+            // service-account tokens as bearer tokens).
+            let auth = t.auth.get_or_insert_default();
+            let value = RawCredential::Source(RawCredentialSource {
+                secret_ref: Some(secret_ref),
+                ..RawCredentialSource::default()
+            });
+            set.put(
+                &mut auth.bearer_token,
+                "observability.grafana.auth.bearer_token",
+                Some(value),
                 &format!("{b}.grafana.secret_ref"),
-                "secret references resolve through OpenBao, which comes with issue 16; meanwhile \
-                 give the API key as observability.grafana.auth.bearer_token: {file: PATH} \
-                 (a mounted Secret) or {env: VAR}",
             );
         }
-        let t = obs.grafana.get_or_insert_default();
         let seed = RawSeedUpstream {
             url: g.url,
             timeout: g.timeout,
@@ -551,14 +546,25 @@ mod tests {
     }
 
     #[test]
-    fn the_observability_block_maps_onto_toolgates_sections_but_its_secret_ref_waits() {
+    fn the_observability_block_maps_onto_toolgates_sections_its_secret_ref_needs_openbao() {
+        let got = problems(OBSERVABILITY);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with(
+                "observability_integration.grafana.secret_ref: `platform/grafana-api-key` is a \
+                 secret reference, read from OpenBao, and no openbao section is configured; add one"
+            ),
+            "{got:#?}"
+        );
+        // With OpenBao, the reference is Grafana's bearer token.
+        let c = load(&format!(
+            "{OBSERVABILITY}openbao: {{address: 'http://127.0.0.1:8200', auth: {{token: t}}}}\n"
+        ))
+        .expect("loads with openbao");
+        let grafana = c.observability.grafana.as_ref().expect("grafana");
         assert_eq!(
-            problems(OBSERVABILITY),
-            [
-                "observability_integration.grafana.secret_ref: secret references resolve through \
-              OpenBao, which comes with issue 16; meanwhile give the API key as \
-              observability.grafana.auth.bearer_token: {file: PATH} (a mounted Secret) or {env: VAR}"
-            ]
+            format!("{:?}", grafana.auth),
+            "Bearer(Credential(openbao platform/grafana-api-key))"
         );
         let without_ref = OBSERVABILITY.replace("    secret_ref: platform/grafana-api-key\n", "");
         let c = load(&without_ref).expect("loads");
@@ -627,11 +633,37 @@ mod tests {
         assert!(got[1].starts_with("kubernetes_integration.poll_interval: the Kubernetes reconcile poll comes with issue 19"), "{got:#?}");
         assert!(
             got[2].starts_with(
-                "kubernetes_integration.clusters[0].kubeconfig_secret_ref: kubeconfigs from OpenBao come with issues 16"
-            ) && got[2].ends_with("(cluster `local`)"),
+                "kubernetes_integration.clusters[0].kubeconfig_secret_ref: `platform/local-kubeconfig` is a secret reference, read from OpenBao, and no openbao section is configured"
+            ),
             "{got:#?}"
         );
         assert!(got[5].starts_with("kubernetes_integration.clusters[3].kubeconfig_secret_ref"));
+        // With OpenBao, each cluster's kubeconfig is read from it.
+        let without_watch: String = KUBERNETES
+            .lines()
+            .filter(|l| {
+                !["watch:", "namespaces:", "resource_types:", "poll_interval:"]
+                    .iter()
+                    .any(|k| l.trim_start().starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = load(&format!(
+            "{without_watch}openbao: {{address: 'http://127.0.0.1:8200', auth: {{token: t}}}}\n"
+        ))
+        .expect("loads with openbao");
+        let ClusterSource::KubeconfigSecret {
+            kubeconfig,
+            context,
+        } = &c.kubernetes.clusters[3].source
+        else {
+            panic!("{:?}", c.kubernetes.clusters[3].source)
+        };
+        assert_eq!(
+            kubeconfig.describe(),
+            "openbao platform/production-kubeconfig"
+        );
+        assert_eq!(*context, None);
 
         // With kubeconfig files instead of OpenBao references, and without the watch, it loads.
         let dir = tempfile::tempdir().expect("tempdir");

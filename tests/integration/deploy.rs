@@ -436,6 +436,73 @@ fn shipped_config_is_accepted_by_toolgate() {
 }
 
 #[test]
+fn the_pod_logs_in_to_openbao_with_its_projected_service_account_token() {
+    use toolgate::adapters::openbao::OpenBaoAuth;
+    use toolgate::adapters::openbao::config::DEFAULT_JWT_FILE;
+    let docs = render(BASE);
+    let deployment = find(&docs, "Deployment", "toolgate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment);
+    assert_eq!(pod["serviceAccountName"], "toolgate");
+    assert_eq!(
+        find(&docs, "ServiceAccount", "toolgate")["metadata"]["namespace"],
+        NAMESPACE
+    );
+    // The projected token replaces the automounted one, at the directory OpenBao's login reads.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let dir = DEFAULT_JWT_FILE.trim_end_matches("/token");
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .and_then(|ms| ms.iter().find(|m| m["mountPath"] == dir))
+        .unwrap_or_else(|| panic!("nothing mounted at {dir}"));
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_sequence()
+        .and_then(|vs| vs.iter().find(|v| v["name"] == mount["name"]))
+        .expect("the mounted volume");
+    let sources = volume["projected"]["sources"]
+        .as_sequence()
+        .expect("projected");
+    let token = sources
+        .iter()
+        .find_map(|s| s.get("serviceAccountToken"))
+        .expect("a service account token");
+    assert_eq!(token["path"], "token");
+    let expiry = token["expirationSeconds"].as_u64().expect("expiry");
+    assert!((600..=86_400).contains(&expiry), "{expiry}");
+    // The in-cluster client reads the CA and namespace beside the token.
+    let all = serde_yaml::to_string(sources).expect("yaml");
+    assert!(
+        all.contains("path: ca.crt") && all.contains("path: namespace"),
+        "{all}"
+    );
+
+    // The config names OpenBao and the role, and reads the token from that file.
+    let (_dir, path) = shipped_config(&docs);
+    let config = load_shipped(&path, &[]);
+    let bao = config.openbao.expect("openbao configured");
+    assert_eq!(bao.endpoint.url, "https://openbao.openbao.svc:8200");
+    assert_eq!(
+        bao.auth,
+        OpenBaoAuth::Kubernetes {
+            role: "toolgate".into(),
+            mount: "kubernetes".into(),
+            jwt_file: PathBuf::from(format!("{dir}/token")),
+        }
+    );
+    // And the network policy lets it reach OpenBao.
+    let policy = find(&docs, "CiliumNetworkPolicy", "toolgate");
+    let egress = policy["spec"]["egress"].as_sequence().expect("egress");
+    let openbao = egress
+        .iter()
+        .find(|r| {
+            r["toEndpoints"][0]["matchLabels"]["k8s:io.kubernetes.pod.namespace"] == "openbao"
+        })
+        .expect("OpenBao egress rule");
+    assert_eq!(openbao["toPorts"][0]["ports"][0]["port"], "8200");
+}
+
+#[test]
 fn network_policy_admits_port_3000_and_egress_to_the_api_server_and_dns() {
     let docs = render(BASE);
     let policy = find(&docs, "CiliumNetworkPolicy", "toolgate");

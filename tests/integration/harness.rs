@@ -152,6 +152,16 @@ fn take_top_level_block(yaml: &str, key: &str) -> (String, String) {
 }
 
 pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
+    start_edited(fake, extra, |yaml| yaml).await
+}
+
+/// Same as `start`, with the config YAML changed by `edit` before it is loaded (e.g. another
+/// cluster in `kubernetes.clusters`).
+pub async fn start_edited(
+    fake: &FakeKube,
+    extra: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Toolgate {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -161,8 +171,11 @@ pub async fn start(fake: &FakeKube, extra: &str) -> Toolgate {
     let config_path = dir.path().join("toolgate.yaml");
     // The server's own address, so links it hands out (approve_url, resource metadata) work.
     let own = format!("listen: {addr}\npublic_url: {url}\n");
-    std::fs::write(&config_path, own + &config_yaml(fake, dir.path(), extra))
-        .expect("write config");
+    std::fs::write(
+        &config_path,
+        edit(own + &config_yaml(fake, dir.path(), extra)),
+    )
+    .expect("write config");
     // The process environment is left out so a developer's TOOLGATE_* cannot change tests.
     let config = Config::load_from(Some(&config_path), &[]).expect("test config is valid");
     let store_url = config.store_url.clone();

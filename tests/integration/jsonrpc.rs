@@ -32,6 +32,22 @@ pub fn request(id: Value, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
+/// `tools.call` of `tool` as `token`: the call's `result` (a tool error is a result too).
+pub async fn call_tool(url: &str, token: &str, tool: &str, arguments: Value) -> Value {
+    let answer = rpc(
+        url,
+        token,
+        request(
+            json!(1),
+            "tools.call",
+            json!({"name": tool, "arguments": arguments}),
+        ),
+    )
+    .await;
+    assert!(answer.get("error").is_none(), "{answer}");
+    answer["result"].clone()
+}
+
 fn error_code(answer: &Value) -> i64 {
     answer["error"]["code"].as_i64().unwrap_or_default()
 }

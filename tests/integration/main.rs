@@ -38,6 +38,7 @@ mod python_sdk;
 mod rate_limits;
 mod resolved_target;
 mod retention;
+mod secret_refs;
 mod secret_tools;
 mod service_token;
 mod surface;

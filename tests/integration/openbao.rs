@@ -3,7 +3,7 @@
 //! auth: OpenBao checks the test's service-account JWT with a TokenReview on the fake API
 //! server (`fake_kube/token_review.rs`). Covers login, renewal, re-login at max TTL (with the
 //! JWT file re-read), KV v2, PKI, sealed, 403/404, a killed server, and the log of a running
-//! toolgate.
+//! toolgate. `Bao` and `World` are the harness the other OpenBao tests (`secret_refs.rs`) use.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ use crate::harness::{self, ALICE, http};
 use crate::jsonrpc::{request, rpc};
 
 pub(crate) const NAMESPACE: &str = "toolgate-system";
-const ACCOUNT: &str = "toolgate";
+pub(crate) const ACCOUNT: &str = "toolgate";
 
 /// toolgate's policy: platform secrets read/write/list, PKI role `web`, the transit key
 /// `toolgate` (fingerprints, sealed values); nothing else.
@@ -62,7 +62,7 @@ pub(crate) struct Bao {
 }
 
 impl Bao {
-    async fn start() -> Bao {
+    pub(crate) async fn start() -> Bao {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -159,7 +159,7 @@ impl Bao {
 pub(crate) struct World {
     pub(crate) fake: FakeKube,
     pub(crate) bao: Bao,
-    jwt_file: PathBuf,
+    pub(crate) jwt_file: PathBuf,
     key: EncodingKey,
     uid: String,
     dir: TempDir,
@@ -273,7 +273,7 @@ impl World {
     }
 
     /// The adapter as `app::adapters` builds it from that block (no background renewal).
-    fn adapter(&self, extra: &str) -> OpenBao {
+    pub(crate) fn adapter(&self, extra: &str) -> OpenBao {
         let path = self
             .dir
             .path()
@@ -755,10 +755,15 @@ pub(crate) struct Process {
     pub(crate) store_url: String,
     pub(crate) log: std::path::PathBuf,
     pub(crate) child: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 pub(crate) async fn process(w: &World, extra: &str) -> Process {
+    process_with(w, &format!("{}{extra}", w.block(""))).await
+}
+
+/// [`process`] with the whole config tail given (`w.block(...)` included by the caller).
+pub(crate) async fn process_with(w: &World, tail: &str) -> Process {
     let dir = tempfile::tempdir().expect("tempdir");
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -769,7 +774,7 @@ pub(crate) async fn process(w: &World, extra: &str) -> Process {
         &config,
         format!(
             "listen: {listen}\npublic_url: {url}\n{}",
-            harness::config_yaml(&w.fake, dir.path(), &format!("{}{extra}", w.block("")))
+            harness::config_yaml(&w.fake, dir.path(), tail)
         ),
     )
     .expect("config");
@@ -802,7 +807,7 @@ pub(crate) async fn process(w: &World, extra: &str) -> Process {
         store_url: format!("sqlite://{}", dir.path().join("toolgate.db").display()),
         log,
         child,
-        _dir: dir,
+        dir,
     }
 }
 

@@ -75,11 +75,22 @@ pub enum HttpAuth {
 }
 
 impl HttpAuth {
-    /// These credentials with every spec turned into its source; an error names the problem
+    /// These credentials with every spec turned into its source (secret references bound to
+    /// the provider installed now); an error names the problem
     /// (a key file that is not one, no provider installed), never a value.
     pub fn bind(self) -> Result<HttpAuth, String> {
-        let HttpAuth::ServiceToken(spec) = self else {
-            return Ok(self);
+        let spec = match self {
+            HttpAuth::ServiceToken(spec) => spec,
+            HttpAuth::None => return Ok(self),
+            HttpAuth::Bearer(ref c)
+            | HttpAuth::VaultToken(ref c)
+            | HttpAuth::Basic {
+                password: ref c, ..
+            }
+            | HttpAuth::Header { value: ref c, .. } => {
+                c.bind();
+                return Ok(self);
+            }
         };
         let provider = TOKEN_PROVIDER.get().ok_or_else(|| {
             "auth.zitadel_service_token: no service-token provider is installed in this process"
@@ -89,6 +100,18 @@ impl HttpAuth {
             .source(&spec)
             .map_err(|e| format!("auth.zitadel_service_token: {e}"))?;
         Ok(HttpAuth::Bearer(Credential::from_source(source)))
+    }
+
+    /// The upstream refused these credentials (401/403): have their source read them again.
+    /// `true` when a value changed, so the request is worth sending once more.
+    pub async fn refresh(&self) -> bool {
+        match self {
+            HttpAuth::None | HttpAuth::ServiceToken(_) => false,
+            HttpAuth::Bearer(c) | HttpAuth::VaultToken(c) => c.refresh().await,
+            HttpAuth::Basic { password: c, .. } | HttpAuth::Header { value: c, .. } => {
+                c.refresh().await
+            }
+        }
     }
 
     /// The request with this upstream's credentials.

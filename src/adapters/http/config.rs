@@ -3,7 +3,7 @@
 //! {failures, cooldown}`, `max_response_bytes`, `auth:` and `tls:`; durations written `30s`,
 //! `5m`, `1h`, `500ms`, `7d` (or `1h30m`; a bare integer is seconds); credentials given inline,
 //! as `{file: PATH}` (re-read when it changes), `{env: VAR}`, or `{secret_ref: "mount/path#key"}`
-//! (OpenBao, once its source exists), or toolgate's own Zitadel service token
+//! (OpenBao KV v2, through the installed provider), or toolgate's own Zitadel service token
 //! (`auth.zitadel_service_token`). An adapter declares its block with `raw_endpoint!` and
 //! resolves it with `resolve`, collecting every problem with its key path.
 
@@ -18,7 +18,7 @@ use super::auth::{HttpAuth, ServiceTokenSpec};
 use super::breaker::BreakerConfig;
 use super::client::TlsSettings;
 use super::retry::RetryPolicy;
-use super::secret::Credential;
+use super::secret::{Credential, SecretRefSpec};
 use super::upstream::Settings;
 
 /// `1h30m`, `500ms`, `2d`: one or more number+unit pairs, integers only (Prometheus' form;
@@ -184,12 +184,12 @@ impl RawCredential {
             (None, Some(var), None) => Credential::env(var)
                 .map_err(|e| problems.push(format!("{key}.env: {e}")))
                 .ok(),
-            (None, None, Some(_)) => {
-                problems.push(format!(
-                    "{key}.secret_ref: secret references resolve through OpenBao, which this build does not configure yet; use {key}.file or {key}.env"
-                ));
-                None
-            }
+            // Whether OpenBao is configured, and the mount, are checked with the whole config
+            // (`config::secret_refs`); the value is read on first use.
+            (None, None, Some(text)) => SecretRefSpec::parse(key, text)
+                .map(Credential::secret_ref)
+                .map_err(|e| problems.push(format!("{key}.secret_ref: {e}")))
+                .ok(),
             _ => {
                 problems.push(format!(
                     "{key}: give exactly one of file, env or secret_ref"
@@ -777,10 +777,19 @@ mod tests {
         assert_eq!(c.current().await.expect("value").expose(), "from-a-file");
         assert!(!format!("{e:?}").contains("from-a-file"));
 
-        let (_, problems) = resolved("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n");
-        assert!(
-            problems[0].starts_with("t.auth.vault_token.secret_ref: "),
-            "{problems:?}"
+        let (e, problems) = resolved("url: http://x\nauth: {vault_token: {secret_ref: kv/x#y}}\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let HttpAuth::VaultToken(c) = &e.expect("configured").auth else {
+            panic!("vault token expected")
+        };
+        assert_eq!(c.describe(), "openbao kv/x#y");
+        let (_, problems) =
+            resolved("url: http://x\nauth: {bearer_token: {secret_ref: 'kv/x#'}}\n");
+        assert_eq!(
+            problems,
+            vec![
+                "t.auth.bearer_token.secret_ref: `kv/x#`: the field after `#` must be one non-empty name, e.g. platform/grafana-api-key#value"
+            ]
         );
         let (_, problems) = resolved(
             "url: http://x\nauth: {api_key: {header: X-API-Key, value: {env: TOOLGATE_TEST_UNSET_KEY_VAR}}}\n",

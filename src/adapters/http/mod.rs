@@ -3,7 +3,8 @@
 //! client certificates; connect and total timeouts; retries with exponential backoff and full
 //! jitter for idempotent requests only; a circuit breaker per upstream that only upstream
 //! faults open; a response byte cap; credentials from secret sources (inline, environment,
-//! files re-read on change); a correlation id on every request; per-upstream metrics and the
+//! files re-read on change, secret references through an installed provider), read again when
+//! the upstream refuses them (401/403); a correlation id on every request; per-upstream metrics and the
 //! health `/readyz` reports. Usable over reqwest (`Upstream`) or as a tower layer (`GuardLayer`,
 //! kube's client).
 //!
@@ -28,5 +29,8 @@ pub use config::{Endpoint, RawDuration, parse_duration};
 pub use guard::{CircuitOpen, Guard, Health, Outcome};
 pub use layer::{GuardLayer, TimedOut};
 pub use retry::{Retry, RetryPolicy};
-pub use secret::{Credential, Secret, SecretError, SecretSource};
+pub use secret::{
+    Credential, Secret, SecretError, SecretRefProvider, SecretRefSpec, SecretSource,
+    install_secret_ref_provider,
+};
 pub use upstream::{CallError, Reply, Settings, Upstream};

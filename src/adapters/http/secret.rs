@@ -1,11 +1,14 @@
 //! Credentials and where they come from. A `Secret` never prints; a `Credential` is a handle to
 //! a `SecretSource` that yields the current value when a request is built: an inline config
 //! value, an environment variable, or a file re-read when its modification time changes (a
-//! mounted Kubernetes Secret rotates in place). OpenBao (`secret_ref`) plugs in as another
-//! source. Values never reach a log line, an error or `Debug` output: only `describe()` does.
+//! mounted Kubernetes Secret rotates in place), or a secret reference (`secret_ref`) the kit
+//! holds as a [`SecretRefSpec`] and binds, on first use, to the source the installed
+//! [`SecretRefProvider`] makes of it (OpenBao's KV v2, installed by `app::adapters`: the kit
+//! does not know OpenBao). Values never reach a log line, an error or `Debug` output: only
+//! `describe()` does.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
@@ -54,6 +57,80 @@ pub trait SecretSource: Send + Sync {
     fn inline_value(&self) -> Option<&Secret> {
         None
     }
+    /// The upstream refused the value (401/403): read it again from the backing store now.
+    /// `true` when the value changed (the request is worth sending again). Sources that cannot
+    /// change on demand answer `false`.
+    fn refresh(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { false })
+    }
+    /// Take the source this credential will read from now, when it is chosen at first use
+    /// otherwise (a secret reference binds to the provider installed now).
+    fn bind(&self) {}
+}
+
+/// A secret reference as config writes it (`secret_ref: "platform/grafana-api-key#key"`),
+/// held by the kit until a [`SecretRefProvider`] turns it into a source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretRefSpec {
+    /// The config key of the credential (`observability.grafana.auth.bearer_token`), which
+    /// errors name.
+    pub credential: String,
+    /// `mount/path` or `path` as written, before `#`.
+    pub path: String,
+    /// The field after `#`, when given.
+    pub key: Option<String>,
+}
+
+impl SecretRefSpec {
+    /// `path#key` as config writes it; a problem says what is wrong (never a value: a
+    /// reference is a name).
+    pub fn parse(credential: &str, text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (path, key) = match text.split_once('#') {
+            Some((path, key)) => (path, Some(key)),
+            None => (text, None),
+        };
+        if path.is_empty() {
+            return Err(format!(
+                "`{text}` names no secret; write path#key, e.g. platform/grafana-api-key#value"
+            ));
+        }
+        if let Some(key) = key
+            && (key.is_empty() || key.contains('#') || key.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "`{text}`: the field after `#` must be one non-empty name, e.g. platform/grafana-api-key#value"
+            ));
+        }
+        Ok(Self {
+            credential: credential.to_string(),
+            path: path.to_string(),
+            key: key.map(str::to_string),
+        })
+    }
+
+    /// `path#key` (or `path`), as written.
+    pub fn as_written(&self) -> String {
+        match &self.key {
+            Some(k) => format!("{}#{k}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// Turns a [`SecretRefSpec`] into the source of its current value (no I/O: the value is read
+/// on first use). An error says why the reference cannot be resolved (an unknown mount).
+pub trait SecretRefProvider: Send + Sync {
+    fn source(&self, spec: &SecretRefSpec) -> Result<Arc<dyn SecretSource>, String>;
+}
+
+static REF_PROVIDER: RwLock<Option<Arc<dyn SecretRefProvider>>> = RwLock::new(None);
+
+/// Install the provider of secret references for this process. The last one installed serves
+/// references bound from then on (each toolgate built installs its OpenBao's; references
+/// already bound keep their source).
+pub fn install_secret_ref_provider(provider: Arc<dyn SecretRefProvider>) {
+    *REF_PROVIDER.write().unwrap_or_else(|e| e.into_inner()) = Some(provider);
 }
 
 /// A credential of an upstream: cheap to clone, prints only where it comes from.
@@ -88,8 +165,27 @@ impl Credential {
         Ok(Self(Arc::new(source)))
     }
 
+    /// A secret reference, bound to the installed provider's source on first use.
+    pub fn secret_ref(spec: SecretRefSpec) -> Self {
+        Self(Arc::new(Reference {
+            spec,
+            bound: OnceLock::new(),
+        }))
+    }
+
     pub async fn current(&self) -> Result<Secret, SecretError> {
         self.0.current().await
+    }
+
+    /// The upstream refused the value: read it again; `true` when it changed.
+    pub async fn refresh(&self) -> bool {
+        self.0.refresh().await
+    }
+
+    /// Bind a secret reference to the provider installed now (an upstream's credentials are
+    /// bound when it is built, so each toolgate's upstreams read through its own OpenBao).
+    pub fn bind(&self) {
+        self.0.bind();
     }
 
     pub fn describe(&self) -> String {
@@ -130,6 +226,63 @@ impl SecretSource for Inline {
 
     fn inline_value(&self) -> Option<&Secret> {
         Some(&self.0)
+    }
+}
+
+/// A secret reference: the spec until the first use binds it to the provider's source.
+struct Reference {
+    spec: SecretRefSpec,
+    bound: OnceLock<Arc<dyn SecretSource>>,
+}
+
+impl Reference {
+    fn source(&self) -> Result<&Arc<dyn SecretSource>, SecretError> {
+        if let Some(source) = self.bound.get() {
+            return Ok(source);
+        }
+        let provider = REF_PROVIDER
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(provider) = provider else {
+            return Err(SecretError::Source(format!(
+                "{} ({}): secret references resolve through OpenBao, and no openbao section is configured",
+                self.spec.credential,
+                self.describe()
+            )));
+        };
+        let source = provider
+            .source(&self.spec)
+            .map_err(|e| SecretError::Source(format!("{}: {e}", self.spec.credential)))?;
+        // Two first uses at once: one binding wins, both use it.
+        Ok(self.bound.get_or_init(|| source))
+    }
+}
+
+impl SecretSource for Reference {
+    fn current(&self) -> BoxFuture<'_, Result<Secret, SecretError>> {
+        Box::pin(async move { self.source()?.current().await })
+    }
+
+    fn describe(&self) -> String {
+        match self.bound.get() {
+            Some(source) => source.describe(),
+            None => format!("openbao {}", self.spec.as_written()),
+        }
+    }
+
+    fn bind(&self) {
+        // Without a provider (or with a reference it refuses) the error shows at first use.
+        let _ = self.source();
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.source() {
+                Ok(source) => source.refresh().await,
+                Err(_) => false,
+            }
+        })
     }
 }
 

@@ -143,7 +143,11 @@ impl Upstream {
     ) -> Result<Reply, CallError> {
         let attempts = self.retry.attempts_for(retry);
         let mut last = String::new();
-        for attempt in 0..attempts {
+        // One more send, not counted as a retry, when a refused credential was read again and
+        // changed (a value rotated at its source): the upstream acted on nothing.
+        let mut refreshed = false;
+        let mut attempt = 0;
+        while attempt < attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.retry.backoff(attempt)).await;
             }
@@ -172,6 +176,19 @@ impl Upstream {
                 }
                 Ok(reply) => {
                     self.guard.finish(permit, outcome, None);
+                    let refused = matches!(
+                        reply.status,
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    );
+                    if refused && !refreshed && self.auth.refresh().await {
+                        refreshed = true;
+                        tracing::info!(
+                            upstream = %self.guard.id(),
+                            status = reply.status.as_u16(),
+                            "the upstream refused the credential; its source had a new value, sending again"
+                        );
+                        continue;
+                    }
                     return Ok(reply);
                 }
                 Err(message) => {
@@ -179,6 +196,7 @@ impl Upstream {
                     last = message;
                 }
             }
+            attempt += 1;
         }
         tracing::warn!(
             upstream = %self.guard.id(),
@@ -350,6 +368,64 @@ mod tests {
             .await
             .expect_err("503");
         assert_eq!(hits.load(Ordering::SeqCst), 1 + 3);
+    }
+
+    /// A credential whose source has a new value once (a rotation), then no newer one.
+    struct Rotating(std::sync::Mutex<(&'static str, bool)>);
+
+    impl crate::adapters::http::SecretSource for Rotating {
+        fn current(
+            &self,
+        ) -> futures::future::BoxFuture<
+            '_,
+            Result<crate::adapters::http::Secret, crate::adapters::http::SecretError>,
+        > {
+            let value = self.0.lock().unwrap_or_else(|e| e.into_inner()).0;
+            Box::pin(async move { Ok(crate::adapters::http::Secret::new(value)) })
+        }
+        fn describe(&self) -> String {
+            "rotating".into()
+        }
+        fn refresh(&self) -> futures::future::BoxFuture<'_, bool> {
+            let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = !state.1;
+            *state = ("new-value", true);
+            Box::pin(async move { changed })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_credential_is_read_again_and_sent_once_more_only_when_it_changed() {
+        let (url, hits, head) = server("401 Unauthorized", "no").await;
+        let credential = crate::adapters::http::Credential::from_source(std::sync::Arc::new(
+            Rotating(std::sync::Mutex::new(("old-value", false))),
+        ));
+        let up = Upstream::new(
+            "t-401",
+            "Test",
+            &fast_retries(),
+            HttpAuth::Bearer(credential),
+        )
+        .expect("up");
+        // A write too: the upstream refused it without acting, so it may go out again.
+        let reply = up
+            .send(Retry::Write, || Ok(up.http().post(&url)))
+            .await
+            .expect("a 401 is an answer");
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            2,
+            "sent again with the new value"
+        );
+        let last = head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(last.contains("Bearer new-value"), "{last}");
+        // Refused again with a value that did not change: answered as it is, no loop.
+        up.send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect("answer");
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert!(!up.breaker_open());
     }
 
     #[tokio::test]

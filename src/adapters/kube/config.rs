@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::adapters::http::config::RawDuration;
+use crate::adapters::http::{Credential, SecretRefSpec};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,9 @@ pub struct RawCluster {
     pub context: Option<String>,
     /// Kubeconfig file. Default: KUBECONFIG or ~/.kube/config.
     pub kubeconfig: Option<String>,
+    /// The kubeconfig in OpenBao KV v2 (`platform/clusters/prod#kubeconfig`; needs the
+    /// `openbao` section), read when the client is built and again every `openbao.refresh`.
+    pub kubeconfig_secret_ref: Option<String>,
     /// Use the in-cluster service account instead of a kubeconfig.
     pub in_cluster: Option<bool>,
 }
@@ -58,6 +62,11 @@ pub enum ClusterSource {
     /// A kubeconfig (file or the usual places) and optionally one of its contexts.
     Kubeconfig {
         path: Option<PathBuf>,
+        context: Option<String>,
+    },
+    /// A kubeconfig held in OpenBao (a secret reference), and optionally one of its contexts.
+    KubeconfigSecret {
+        kubeconfig: Credential,
         context: Option<String>,
     },
     /// The pod's service account.
@@ -97,9 +106,19 @@ pub fn resolve(raw_k8s: RawKubernetes, problems: &mut Vec<String>) -> Kubernetes
                     ));
                 }
                 let in_cluster = c.in_cluster.unwrap_or(false);
-                if in_cluster && (c.context.is_some() || c.kubeconfig.is_some()) {
+                if in_cluster
+                    && (c.context.is_some()
+                        || c.kubeconfig.is_some()
+                        || c.kubeconfig_secret_ref.is_some())
+                {
                     problems.push(format!(
-                        "kubernetes.clusters[{}]: in_cluster cannot be combined with context or kubeconfig",
+                        "kubernetes.clusters[{}]: in_cluster cannot be combined with context, kubeconfig or kubeconfig_secret_ref",
+                        c.name
+                    ));
+                }
+                if c.kubeconfig.is_some() && c.kubeconfig_secret_ref.is_some() {
+                    problems.push(format!(
+                        "kubernetes.clusters[{}]: give kubeconfig (a file) or kubeconfig_secret_ref (OpenBao), not both",
                         c.name
                     ));
                 }
@@ -111,8 +130,19 @@ pub fn resolve(raw_k8s: RawKubernetes, problems: &mut Vec<String>) -> Kubernetes
                         c.name
                     ));
                 }
+                let secret = c.kubeconfig_secret_ref.as_deref().and_then(|text| {
+                    let key = format!("kubernetes.clusters[{}].kubeconfig_secret_ref", c.name);
+                    SecretRefSpec::parse(&key, text)
+                        .map_err(|e| problems.push(format!("{key}: {e}")))
+                        .ok()
+                });
                 let source = if in_cluster {
                     ClusterSource::InCluster
+                } else if let Some(spec) = secret {
+                    ClusterSource::KubeconfigSecret {
+                        kubeconfig: Credential::secret_ref(spec),
+                        context: c.context,
+                    }
                 } else {
                     ClusterSource::Kubeconfig {
                         path: c.kubeconfig.map(PathBuf::from),

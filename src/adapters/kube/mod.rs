@@ -2,7 +2,8 @@
 //! cluster's discovery cache and kind resolution, and the request policy (per-request timeout,
 //! retries of reads). Every request passes the upstream kit's `GuardLayer` on kube's tower
 //! stack: a breaker per cluster, metrics, correlation id, byte cap. Shaping answers for a model
-//! is the tools' job.
+//! is the tools' job. A cluster whose kubeconfig is a secret reference (OpenBao) gets a new
+//! client when the value read changes.
 
 pub mod config;
 pub mod discovery;
@@ -23,7 +24,7 @@ use tokio::sync::Mutex;
 
 use self::config::{ClusterConfig, ClusterSource, KubernetesConfig};
 use crate::adapters::http::{
-    CircuitOpen, Guard, GuardLayer, Health, Retry, RetryPolicy, Settings, TimedOut,
+    CircuitOpen, Guard, GuardLayer, Health, Retry, RetryPolicy, Secret, Settings, TimedOut,
 };
 pub use discovery::{KindInfo, Resolution};
 pub use ops::{
@@ -468,12 +469,24 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// The real adapter: clients from kubeconfig / in-cluster config, built lazily.
 pub struct KubeAdapter {
     config: KubernetesConfig,
-    clusters: Mutex<HashMap<String, Cluster>>,
+    clusters: Mutex<HashMap<String, Built>>,
+}
+
+/// A cluster's client and, for a kubeconfig read from a secret reference, the digest of the
+/// kubeconfig it was built from (a different value read later builds a new client).
+struct Built {
+    cluster: Cluster,
+    kubeconfig: Option<[u8; 32]>,
 }
 
 impl KubeAdapter {
     /// No I/O here: the server must start on a machine without any kubeconfig.
     pub fn new(config: &KubernetesConfig) -> Self {
+        for c in &config.clusters {
+            if let ClusterSource::KubeconfigSecret { kubeconfig, .. } = &c.source {
+                kubeconfig.bind();
+            }
+        }
         Self {
             config: config.clone(),
             clusters: Mutex::new(HashMap::new()),
@@ -490,9 +503,26 @@ impl KubeAdapter {
                 known: self.cluster_names(),
             });
         };
+        // The secret reference's cached value (read again every `openbao.refresh`).
+        let secret = match &cfg.source {
+            ClusterSource::KubeconfigSecret { kubeconfig, .. } => {
+                Some(kubeconfig.current().await.map_err(|e| KubeError::Config {
+                    cluster: name.to_string(),
+                    message: e.to_string(),
+                })?)
+            }
+            _ => None,
+        };
+        let digest = secret.as_ref().map(|s| {
+            use sha2::Digest;
+            <[u8; 32]>::from(sha2::Sha256::digest(s.expose().as_bytes()))
+        });
         let mut clusters = self.clusters.lock().await;
-        if let Some(c) = clusters.get(name) {
-            return Ok(c.clone());
+        if let Some(built) = clusters.get(name) {
+            if built.kubeconfig == digest {
+                return Ok(built.cluster.clone());
+            }
+            tracing::info!(cluster = %name, "the cluster's kubeconfig changed in OpenBao; building a new client");
         }
         // Failures are not cached: a kubeconfig written later is picked up on the next call.
         let guard = Arc::new(Guard::new(
@@ -500,7 +530,7 @@ impl KubeAdapter {
             format!("cluster {name}"),
             self.config.client.breaker,
         ));
-        let client = build_client(cfg, &self.config.client, guard.clone()).await?;
+        let client = build_client(cfg, secret.as_ref(), &self.config.client, guard.clone()).await?;
         let cluster = Cluster::guarded(
             name,
             client,
@@ -508,7 +538,13 @@ impl KubeAdapter {
             self.config.client.retry,
             Some(guard),
         );
-        clusters.insert(name.to_string(), cluster.clone());
+        clusters.insert(
+            name.to_string(),
+            Built {
+                cluster: cluster.clone(),
+                kubeconfig: digest,
+            },
+        );
         Ok(cluster)
     }
 }
@@ -570,11 +606,12 @@ impl Kube for KubeAdapter {
     }
 }
 
-/// Build a client for one configured cluster, with the kit's guard as the outermost layer.
-/// Connection-level retries of kube are off: the adapter retries reads itself, and never
-/// retries writes.
+/// Build a client for one configured cluster (`secret`: the kubeconfig read from its secret
+/// reference), with the kit's guard as the outermost layer. Connection-level retries of kube
+/// are off: the adapter retries reads itself, and never retries writes.
 async fn build_client(
     cfg: &ClusterConfig,
+    secret: Option<&Secret>,
     settings: &Settings,
     guard: Arc<Guard>,
 ) -> Result<Client, KubeError> {
@@ -590,6 +627,23 @@ async fn build_client(
         ClusterSource::Kubeconfig { path, context } => {
             let kubeconfig = read_kubeconfig(path.as_deref())
                 .map_err(|e| config_error(kubeconfig_problem(path.as_deref(), &e)))?;
+            from_kubeconfig(kubeconfig, context.as_deref())
+                .await
+                .map_err(config_error)?
+        }
+        ClusterSource::KubeconfigSecret {
+            kubeconfig: reference,
+            context,
+        } => {
+            // serde's message may quote the text: say only where it came from.
+            let kubeconfig = secret
+                .and_then(|s| Kubeconfig::from_yaml(s.expose()).ok())
+                .ok_or_else(|| {
+                    config_error(format!(
+                        "the value of {} is not a kubeconfig (YAML with clusters, contexts and users)",
+                        reference.describe()
+                    ))
+                })?;
             from_kubeconfig(kubeconfig, context.as_deref())
                 .await
                 .map_err(config_error)?

@@ -2,7 +2,8 @@
 //! `connect_timeout`, `retry`, `breaker`), how toolgate logs in (`auth: {kubernetes: {role,
 //! mount, jwt_file}}`, or `auth: {token: <credential>}` for development), which KV v2 mounts the
 //! tools may touch (`kv_mounts`), the PKI mount (`pki: {mount}`) and when the token is renewed
-//! (`renew_before`: a duration, or a fraction of the token's TTL). No section, no OpenBao.
+//! (`renew_before`: a duration, or a fraction of the token's TTL), and how often secret
+//! references are read again (`refresh`). No section, no OpenBao.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,8 @@ use crate::adapters::http::secret::Credential;
 pub const DEFAULT_JWT_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /// Renew once a third of the token's TTL is left, unless configured otherwise.
 pub const DEFAULT_RENEW_FRACTION: f64 = 1.0 / 3.0;
+/// Secret references are read again this often, unless configured otherwise.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +51,10 @@ pub struct RawOpenBao {
     /// Renew the token when it expires within this long (`5m`), or within this fraction of its
     /// TTL (`0.25`). Default a third of the TTL.
     pub renew_before: Option<RawRenewBefore>,
+    /// How often a secret reference (`secret_ref`, `kubeconfig_secret_ref`) is read again, so a
+    /// value rotated in OpenBao is used without a restart (KV v2 values have no lease). An
+    /// upstream's 401/403 reads it again at once. Default 5m.
+    pub refresh: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -149,6 +156,8 @@ pub struct OpenBaoConfig {
     /// `None`: values cannot be fingerprinted or sealed.
     pub transit: Option<TransitKey>,
     pub renew_before: RenewBefore,
+    /// How long a secret reference's value is used before it is read again.
+    pub refresh: Duration,
 }
 
 /// Validate the `openbao` block (`None` when absent); every problem names its key.
@@ -251,10 +260,18 @@ pub fn resolve(raw: Option<RawOpenBao>, problems: &mut Vec<String>) -> Option<Op
             .map(RenewBefore::Fixed)
             .unwrap_or(RenewBefore::Fraction(DEFAULT_RENEW_FRACTION)),
     };
+    let refresh = RawDuration::resolve_or(
+        raw.refresh.as_ref(),
+        "openbao.refresh",
+        DEFAULT_REFRESH,
+        (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+        problems,
+    );
     if problems.len() != before {
         return None;
     }
     Some(OpenBaoConfig {
+        refresh,
         endpoint: endpoint?,
         auth: auth?,
         kv_mounts,

@@ -1,8 +1,8 @@
 //! OpenBao (Vault-compatible HTTP API) on the upstream kit: toolgate's login (Kubernetes auth,
 //! or a fixed token), KV v2, PKI and transit. Every request goes through one `Upstream` ("openbao"):
 //! timeout, retries for reads only (GET, LIST), the breaker (5xx, sealed, unreachable open it;
-//! 400/403/404 and CAS mismatches never do), metrics, correlation id. Owns no tool, policy or
-//! secret-reference logic; never logs or returns a token, a JWT or a secret value.
+//! 400/403/404 and CAS mismatches never do), metrics, correlation id. Owns no tool or policy
+//! logic; never logs or returns a token, a JWT or a secret value.
 //!
 //! The public API (tools get it as `Adapters::openbao: Option<Arc<OpenBao>>`; `None` when the
 //! config has no `openbao` section):
@@ -18,6 +18,9 @@
 //! - `pki_issue(role, &CertRequest) -> Result<IssuedCert, _>` (`private_key` is a `Secret`).
 //! - Transit with toolgate's key (`openbao.transit`): `transit_hmac(&[&[u8]]) -> Vec<Mac>`,
 //!   `transit_encrypt(&[&Secret], context) -> Vec<String>`, `transit_decrypt(&[&str], context)`.
+//! - `references()`: the upstream kit's provider of `secret_ref` credentials over `kv_read`
+//!   ([`secret_ref`]: cached, read again every `openbao.refresh` and when an upstream refuses
+//!   the value).
 //! - `health() -> Health` (for `/readyz`: sealed, down, token not renewable, login failing),
 //!   `session() -> Option<SessionInfo>` (accessor and TTL, no token).
 //! - Errors: [`OpenBaoError`]; `class()` says which tool-error kind it is.
@@ -30,6 +33,7 @@ pub mod kv;
 pub mod path;
 pub mod pki;
 pub mod transit;
+pub mod secret_ref;
 
 use std::sync::{Arc, Weak};
 
@@ -60,6 +64,7 @@ struct Inner {
     kv_mounts: Vec<String>,
     pki_mount: Option<String>,
     transit: Option<config::TransitKey>,
+    refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for OpenBao {
@@ -88,6 +93,7 @@ impl OpenBao {
                 kv_mounts: config.kv_mounts.clone(),
                 pki_mount: config.pki_mount.clone(),
                 transit: config.transit.clone(),
+                refresh: config.refresh,
             }),
         })
     }
@@ -120,6 +126,11 @@ impl OpenBao {
     /// The KV v2 mounts tools may touch (`openbao.kv_mounts`).
     pub fn kv_mounts(&self) -> &[String] {
         &self.inner.kv_mounts
+    }
+
+    /// The kit's provider of secret references over this OpenBao (`app::adapters` installs it).
+    pub fn references(&self) -> secret_ref::References {
+        secret_ref::References::new(self.clone(), self.inner.refresh)
     }
 
     /// The PKI mount, when configured.
