@@ -1,6 +1,7 @@
 //! Upstream adapters, one module each: a trait the tools use and a real implementation.
 //! Adapters import nothing of toolgate's but errors and config.
 
+pub mod embeddings;
 pub mod grafana;
 pub mod http;
 pub mod kube;

@@ -733,6 +733,7 @@ impl Dispatcher {
             adapters: self.adapters().clone(),
             approvals: Some(self.approval_lookup()),
             progress: None,
+            knowledge: self.knowledge(),
         };
         // The stored arguments were settled at request time; settling them again must give the
         // target that was approved (a kind that discovery now maps elsewhere, a cluster whose

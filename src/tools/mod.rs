@@ -6,6 +6,7 @@ use crate::core::tool::Tool;
 
 pub mod approval;
 pub mod k8s;
+pub mod knowledge;
 pub mod obs;
 
 /// Every tool toolgate offers.
@@ -13,6 +14,7 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     let mut tools = Vec::new();
     tools.extend(k8s::tools());
     tools.extend(obs::tools());
+    tools.extend(knowledge::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

@@ -437,7 +437,16 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    assert_eq!(listed.len(), toolgate::tools::all().len(), "{listed:?}");
+    // Every tool but those of toolsets whose own section is not configured (knowledge).
+    let offered = toolgate::tools::all()
+        .iter()
+        .filter(|t| t.spec().toolset != "knowledge")
+        .count();
+    assert_eq!(listed.len(), offered, "{listed:?}");
+    assert!(
+        !listed.iter().any(|n| n.starts_with("knowledge_")),
+        "{listed:?}"
+    );
 }
 
 #[tokio::test]
@@ -469,7 +478,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
-                && err.contains("toolsets: approval, k8s, obs, or `all`"),
+                && err.contains("toolsets: approval, k8s, knowledge, obs, or `all`"),
             "{command}: {err}"
         );
     }
