@@ -53,6 +53,17 @@ pub struct Figures {
     pub mrr: f64,
 }
 
+/// A labelled corpus's layout: `runbooks/`, `backlog.jsonl`, `incidents.jsonl` (and
+/// `queries.jsonl`), indexed in memory.
+pub fn corpus_config(dir: &Path) -> super::KnowledgeConfig {
+    super::KnowledgeConfig {
+        runbooks_dir: Some(dir.join("runbooks")),
+        backlog_file: Some(dir.join("backlog.jsonl")),
+        incidents_file: Some(dir.join("incidents.jsonl")),
+        ..super::KnowledgeConfig::in_memory()
+    }
+}
+
 pub fn load_queries(path: &Path) -> Result<Vec<LabelledQuery>, KnowledgeError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| KnowledgeError::Feed(format!("cannot read {}: {e}", path.display())))?;

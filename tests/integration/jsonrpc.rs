@@ -28,6 +28,21 @@ pub async fn rpc(url: &str, token: &str, body: Value) -> Value {
     resp.json().await.expect("JSON answer")
 }
 
+/// `tools.call` of `name` as ALICE; the `result` (structured answer, or `isError` and `error`).
+pub async fn call_tool(url: &str, name: &str, arguments: Value) -> Value {
+    let answer = rpc(
+        url,
+        ALICE,
+        request(
+            json!(1),
+            "tools.call",
+            json!({"name": name, "arguments": arguments}),
+        ),
+    )
+    .await;
+    answer["result"].clone()
+}
+
 pub fn request(id: Value, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }

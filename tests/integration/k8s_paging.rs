@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::fake_kube::{FakeKube, RecordedRequest};
-use crate::harness::{self, ALICE};
-use crate::jsonrpc::{request, rpc};
+use crate::harness;
+use crate::jsonrpc::call_tool;
 
 /// The server's default output budget (`tools.default_max_bytes`).
 const DEFAULT_MAX_BYTES: usize = 16384;
@@ -16,18 +16,9 @@ const RESTARTED: &str = "the continue token expired; the list restarted from the
 
 /// `tools.call` of `k8s.list_resources`; the structured answer.
 async fn list(url: &str, args: Value) -> Value {
-    let answer = rpc(
-        url,
-        ALICE,
-        request(
-            json!(1),
-            "tools.call",
-            json!({"name": "k8s.list_resources", "arguments": args}),
-        ),
-    )
-    .await;
-    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
-    let sc = answer["result"]["structuredContent"].clone();
+    let answer = call_tool(url, "k8s.list_resources", args).await;
+    assert_eq!(answer["isError"], json!(false), "{answer}");
+    let sc = answer["structuredContent"].clone();
     assert!(sc.get("_anchors").is_none(), "anchors are the core's: {sc}");
     sc
 }

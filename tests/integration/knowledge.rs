@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use toolgate::config::HttpUpstream;
 use toolgate::knowledge::config::EmbeddingsConfig;
 use toolgate::knowledge::relevance::{evaluate, load_queries};
@@ -16,7 +16,7 @@ use crate::daemons::{dead_port, eventually};
 use crate::fake_embeddings::FakeEmbeddings;
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, ALICE};
-use crate::jsonrpc::{request, rpc};
+use crate::jsonrpc::{call_tool, request, rpc};
 
 fn corpus() -> PathBuf {
     PathBuf::from(concat!(
@@ -26,13 +26,7 @@ fn corpus() -> PathBuf {
 }
 
 fn corpus_config() -> KnowledgeConfig {
-    let dir = corpus();
-    KnowledgeConfig {
-        runbooks_dir: Some(dir.join("runbooks")),
-        backlog_file: Some(dir.join("backlog.jsonl")),
-        incidents_file: Some(dir.join("incidents.jsonl")),
-        ..KnowledgeConfig::in_memory()
-    }
+    toolgate::knowledge::relevance::corpus_config(&corpus())
 }
 
 async fn open(config: KnowledgeConfig) -> std::sync::Arc<Knowledge> {
@@ -294,20 +288,6 @@ async fn hybrid_search_uses_vectors_and_an_endpoint_that_is_down_degrades_to_ful
     assert_eq!(answer.hits[0].doc.id, "INC-1005");
 }
 
-async fn call(url: &str, name: &str, arguments: Value) -> Value {
-    let answer = rpc(
-        url,
-        ALICE,
-        request(
-            json!(1),
-            "tools.call",
-            json!({"name": name, "arguments": arguments}),
-        ),
-    )
-    .await;
-    answer["result"].clone()
-}
-
 #[tokio::test]
 async fn an_alert_from_the_webhook_becomes_a_searchable_incident_and_resolving_updates_it() {
     let fake = FakeKube::start().await;
@@ -346,7 +326,7 @@ async fn an_alert_from_the_webhook_becomes_a_searchable_incident_and_resolving_u
     .await;
     let id = "alert:32c16fb6eca3387b:2026-11-23T16:39:30Z";
     let status_of = |url: String| async move {
-        let out = call(
+        let out = call_tool(
             &url,
             "knowledge.similar_incidents",
             json!({"description": "checkout 5xx error ratio high", "limit": 3}),
@@ -363,7 +343,7 @@ async fn an_alert_from_the_webhook_becomes_a_searchable_incident_and_resolving_u
         async move { status_of(url).await.as_deref() == Some("firing") }
     })
     .await;
-    let out = call(
+    let out = call_tool(
         &tg.url,
         "knowledge.similar_incidents",
         json!({"description": "checkout 5xx"}),
@@ -382,7 +362,7 @@ async fn an_alert_from_the_webhook_becomes_a_searchable_incident_and_resolving_u
     })
     .await;
 
-    let runbooks = call(
+    let runbooks = call_tool(
         &tg.url,
         "knowledge.search_runbooks",
         json!({"query": "exit code 137 killed", "limit": 2}),
@@ -443,7 +423,7 @@ async fn bad_input_is_refused_naming_the_argument() {
             "tags",
         ),
     ] {
-        let out = call(&tg.url, name, arguments.clone()).await;
+        let out = call_tool(&tg.url, name, arguments.clone()).await;
         assert_eq!(out["isError"], true, "{name} {arguments}: {out}");
         let message = out["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{name} {arguments}: {message}");
