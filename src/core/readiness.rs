@@ -104,12 +104,14 @@ impl Dispatcher {
             }
         }
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
+        let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
         for h in self
             .adapters()
             .observability
             .health()
             .into_iter()
             .chain(webhook)
+            .chain(embeddings)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

@@ -148,11 +148,12 @@ impl Index {
             if let Some((rowid, _)) = old {
                 delete_row(&mut tx, *rowid, &doc.id).await?;
                 dropped.push(*rowid);
-            } else if let Some(row) = sqlx::query("SELECT rowid FROM docs WHERE id = ?1")
-                .bind(&doc.id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
+            } else if remove_missing
+                && let Some(row) = sqlx::query("SELECT rowid FROM docs WHERE id = ?1")
+                    .bind(&doc.id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?
             {
                 // The same id from another feed: the newer write wins.
                 let rowid: i64 = row.get(0);

@@ -115,6 +115,11 @@ impl Knowledge {
         &self.config
     }
 
+    /// The embeddings endpoint's breaker and last results, for `/readyz`.
+    pub fn embeddings_health(&self) -> Option<crate::adapters::http::Health> {
+        self.embedder.as_ref().and_then(|e| e.health())
+    }
+
     /// Whether vectors are configured.
     pub fn hybrid(&self) -> bool {
         self.embedder.is_some()
