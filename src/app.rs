@@ -266,6 +266,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     if config.openbao.is_some() {
         sets.push("secret");
     }
+    if config.knowledge.is_some() {
+        sets.push("knowledge");
+    }
     sets
 }
 
@@ -305,6 +308,16 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         gate,
         &config.limits,
     );
+    if let Some(k) = &config.knowledge {
+        let knowledge = open_knowledge(k).await?;
+        let documents = knowledge.counts().await.unwrap_or_default();
+        tracing::info!(
+            ?documents,
+            hybrid = knowledge.hybrid(),
+            "knowledge index open"
+        );
+        let _ = dispatcher.set_knowledge(knowledge);
+    }
     let interrupted = dispatcher
         .recover_interrupted()
         .await
@@ -316,6 +329,23 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         );
     }
     Ok(dispatcher)
+}
+
+/// The knowledge index the config names, with its embeddings client when configured (the
+/// files are read once here, so a server starts with them indexed).
+pub async fn open_knowledge(
+    config: &crate::knowledge::KnowledgeConfig,
+) -> anyhow::Result<Arc<crate::knowledge::Knowledge>> {
+    let embedder = match &config.embeddings {
+        Some(e) => Some(Arc::new(
+            crate::adapters::embeddings::Embeddings::new(&e.endpoint, &e.model)
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+        ) as Arc<dyn crate::adapters::embeddings::Embed>),
+        None => None,
+    };
+    crate::knowledge::Knowledge::open(config.clone(), embedder)
+        .await
+        .context("opening the knowledge index (knowledge.path)")
 }
 
 /// Background work of a running server until `shutdown`: expire overdue requests, prune finished
@@ -334,6 +364,9 @@ pub fn spawn_background(
             .clone()
             .run_replayer(shutdown.clone()),
     );
+    if let Some(knowledge) = dispatcher.knowledge() {
+        knowledge.spawn(shutdown.clone());
+    }
     let sweeper = dispatcher.clone();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -417,7 +450,11 @@ async fn serve_built(
         shutdown.clone(),
     );
     // Intents: the outbox publisher and the SLI schedule share the dispatcher's store.
-    let intents = crate::intents::Intents::new(dispatcher.gate().store.clone());
+    let mut intents = crate::intents::Intents::new(dispatcher.gate().store.clone());
+    // Alerts become searchable incidents in the knowledge index.
+    if let Some(knowledge) = dispatcher.knowledge() {
+        intents = intents.with_tap(knowledge.intent_tap());
+    }
     let sink = crate::intents::publisher::sink_for(&config.intents.sink);
     crate::intents::publisher::spawn(&intents, sink.clone(), shutdown.clone());
     crate::intents::sli::spawn(

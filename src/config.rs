@@ -89,6 +89,8 @@ pub struct RawConfig {
     pub limits: Option<RawLimits>,
     /// The audit log: its MAC key and the size of arguments it keeps.
     pub audit: Option<RawAudit>,
+    /// The embedded knowledge index (runbooks, incidents, backlog) behind `knowledge.*`.
+    pub knowledge: Option<crate::knowledge::config::RawKnowledge>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -129,6 +131,8 @@ pub struct Config {
     pub retention: crate::store::Retention,
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
+    /// `None`: no `knowledge:` section (no index; the toolset is not offered by default).
+    pub knowledge: Option<crate::knowledge::KnowledgeConfig>,
 }
 
 /// Credentials and upstream blocks are the upstream kit's types.
@@ -437,8 +441,10 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     let limits = crate::core::config::resolve_limits(raw.limits.unwrap_or_default());
     let audit =
         crate::core::config::resolve_audit(raw.audit.unwrap_or_default(), &store.url, problems);
+    let knowledge = crate::knowledge::config::resolve(raw.knowledge, &store.url, problems);
 
     Config {
+        knowledge,
         limits,
         retention,
         audit,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod intents;
+pub mod knowledge;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;

@@ -152,6 +152,7 @@ async fn direct(d: &Dispatcher) {
         adapters: d.adapters().clone(),
         approvals: None,
         progress: None,
+        knowledge: None,
     };
     let out = entry
         .tool

@@ -2,6 +2,7 @@
 //! Adapters import nothing of toolgate's but errors and config.
 
 pub mod cognee;
+pub mod embeddings;
 pub mod grafana;
 pub mod http;
 pub mod kube;

@@ -733,6 +733,7 @@ impl Dispatcher {
             adapters: self.adapters().clone(),
             approvals: Some(self.approval_lookup()),
             progress: None,
+            knowledge: self.knowledge(),
         };
         // The stored arguments were settled at request time; settling them again must give the
         // target that was approved (a kind that discovery now maps elsewhere, a cluster whose
@@ -1068,6 +1069,8 @@ impl StoreLookup {
             adapters: self.adapters.clone(),
             approvals: None,
             progress: None,
+            // A requester's result is re-read from its upstream (secret.read); no index needed.
+            knowledge: None,
         };
         match entry.tool.requester_result(&ctx, &rec.args, &stored).await {
             Ok(Some(full)) => view.result = Some(full),

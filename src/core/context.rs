@@ -62,4 +62,6 @@ pub struct ToolContext {
     pub approvals: Option<Arc<dyn ApprovalLookup>>,
     /// Present when the caller asked for progress notifications.
     pub progress: Option<ProgressSink>,
+    /// The embedded knowledge index, when `knowledge:` is configured.
+    pub knowledge: Option<Arc<crate::knowledge::Knowledge>>,
 }

@@ -49,6 +49,8 @@ pub struct Dispatcher {
     /// Approval reads (for the approval API and `approval.status`): the gate and the registry.
     lookup: Arc<StoreLookup>,
     limits: RateLimits,
+    /// The embedded knowledge index (set once at start when configured).
+    knowledge: std::sync::OnceLock<Arc<crate::knowledge::Knowledge>>,
 }
 
 impl Dispatcher {
@@ -71,7 +73,20 @@ impl Dispatcher {
             settings,
             gate,
             limits: RateLimits::new(limits),
+            knowledge: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives the tools the knowledge index (once; a second index is refused).
+    pub fn set_knowledge(
+        &self,
+        knowledge: Arc<crate::knowledge::Knowledge>,
+    ) -> Result<(), Arc<crate::knowledge::Knowledge>> {
+        self.knowledge.set(knowledge)
+    }
+
+    pub fn knowledge(&self) -> Option<Arc<crate::knowledge::Knowledge>> {
+        self.knowledge.get().cloned()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -186,6 +201,7 @@ impl Dispatcher {
             adapters: self.adapters.clone(),
             approvals: Some(self.lookup.clone()),
             progress: req.progress,
+            knowledge: self.knowledge(),
         };
         // Policy judges what will run: the arguments settled (namespace default, kind through
         // discovery, names checked) and the target built from them. A call that cannot be
@@ -331,6 +347,7 @@ pub async fn settle_for_policy(
         adapters,
         approvals: None,
         progress: None,
+        knowledge: None,
     };
     let target = settle(settings, call.as_mut(), &ctx).await?;
     Ok((call.args().clone(), target))

@@ -106,6 +106,7 @@ impl Dispatcher {
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
         let openbao = self.adapters().openbao.as_ref().map(|o| o.health());
         let memory = self.adapters().memory.health();
+        let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
         for h in self
             .adapters()
             .observability
@@ -114,6 +115,7 @@ impl Dispatcher {
             .chain(openbao)
             .chain(webhook)
             .chain(memory)
+            .chain(embeddings)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

@@ -98,6 +98,9 @@ pub struct Signal {
     pub intents: Vec<Envelope>,
 }
 
+/// A reader of emitted intents: (intent type, payload). Must not block.
+pub type Tap = Arc<dyn Fn(&str, &Value) + Send + Sync>;
+
 /// One caller's items waiting for a group commit.
 struct Pending {
     items: Vec<DedupItem>,
@@ -113,6 +116,9 @@ struct Pending {
 #[derive(Clone)]
 pub struct Intents {
     store: Store,
+    /// Sees every newly emitted intent (type, payload) after its commit: the knowledge index
+    /// reads alerts from here.
+    tap: Option<Tap>,
     wake: Arc<Notify>,
     queue: Arc<std::sync::Mutex<Vec<Pending>>>,
     commit: Arc<tokio::sync::Mutex<()>>,
@@ -122,10 +128,17 @@ impl Intents {
     pub fn new(store: Store) -> Intents {
         Intents {
             store,
+            tap: None,
             wake: Arc::new(Notify::new()),
             queue: Arc::new(std::sync::Mutex::new(Vec::new())),
             commit: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// Also hands each newly emitted intent to `tap`.
+    pub fn with_tap(mut self, tap: Tap) -> Intents {
+        self.tap = Some(tap);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -184,6 +197,11 @@ impl Intents {
             if *new {
                 outcome.new += 1;
                 outcome.intents += signal.intents.len();
+                if let Some(tap) = &self.tap {
+                    for envelope in &signal.intents {
+                        tap(&envelope.kind, &envelope.payload);
+                    }
+                }
             } else {
                 outcome.duplicates += 1;
             }

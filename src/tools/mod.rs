@@ -6,6 +6,7 @@ use crate::core::tool::Tool;
 
 pub mod approval;
 pub mod k8s;
+pub mod knowledge;
 pub mod memory;
 pub mod obs;
 pub mod secret;
@@ -17,6 +18,7 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(obs::tools());
     tools.extend(memory::tools());
     tools.extend(secret::tools());
+    tools.extend(knowledge::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

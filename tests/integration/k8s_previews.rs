@@ -70,6 +70,7 @@ impl Env {
             adapters: self.adapters.clone(),
             approvals: None,
             progress: None,
+            knowledge: None,
         }
     }
 

@@ -57,6 +57,7 @@ impl Env {
             adapters: self.adapters.clone(),
             approvals: None,
             progress: None,
+            knowledge: None,
         }
     }
 
@@ -289,6 +290,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
         adapters,
         approvals: None,
         progress: None,
+        knowledge: None,
     };
     let tools = toolgate::tools::k8s::tools();
     let get = tools

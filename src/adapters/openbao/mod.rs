@@ -32,8 +32,8 @@ pub mod error;
 pub mod kv;
 pub mod path;
 pub mod pki;
-pub mod transit;
 pub mod secret_ref;
+pub mod transit;
 
 use std::sync::{Arc, Weak};
 

@@ -18,6 +18,7 @@ fn family_name(family: &str) -> String {
         "k8s" => "Kubernetes".to_string(),
         "obs" => "Observability".to_string(),
         "approval" => "Approvals".to_string(),
+        "knowledge" => "Knowledge".to_string(),
         other => other.to_string(),
     }
 }

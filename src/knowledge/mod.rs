@@ -1,0 +1,362 @@
+//! The embedded knowledge index behind the `knowledge.*` tools (and the fallback of
+//! `memory.search`): runbook sections, incidents (past ones and the alerts toolgate receives)
+//! and backlog items in SQLite FTS5, ranked by BM25, and — when an embeddings endpoint is
+//! configured — by a hybrid of BM25 and cosine similarity.
+//!
+//! Owns its own database (`index.rs`) and feeds (`files.rs`, `alerts.rs`). Must not touch the
+//! store, the core, tools or transports; it reaches the embeddings endpoint only through its
+//! adapter (`adapters::embeddings`).
+//!
+//! The public API: [`Knowledge::open`], [`Knowledge::index`] (documents of a named feed),
+//! [`Knowledge::search`] (text, kinds, tags, limit), [`Knowledge::refresh`] (re-read the
+//! files), [`Knowledge::intent_tap`] (alerts in), [`Knowledge::spawn`] (the poll loop).
+
+pub mod alerts;
+pub mod config;
+pub mod document;
+pub mod files;
+pub mod index;
+pub mod relevance;
+pub mod runbooks;
+pub mod search;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::embeddings::Embed;
+pub use config::KnowledgeConfig;
+pub use document::{Document, Kind};
+use index::{Index, Synced};
+pub use search::{Hit, Mode, SearchAnswer, SearchRequest};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KnowledgeError {
+    /// The index database failed.
+    #[error("knowledge index: {0}")]
+    Db(String),
+    /// A feed file could not be read or parsed (names the file, line and field).
+    #[error("{0}")]
+    Feed(String),
+    /// The search request is unusable (names the argument and what would do).
+    #[error("{0}")]
+    Query(String),
+}
+
+/// A stored vector (unit length, so a dot product is the cosine) with what filters read.
+struct Vector {
+    kind: Kind,
+    tags: Vec<String>,
+    values: Vec<f32>,
+}
+
+/// What one pass over the files changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    pub written: usize,
+    pub removed: usize,
+    /// Files that could not be read or parsed (they keep what was indexed before).
+    pub problems: Vec<String>,
+}
+
+pub struct Knowledge {
+    index: Index,
+    config: KnowledgeConfig,
+    embedder: Option<Arc<dyn Embed>>,
+    vectors: RwLock<HashMap<i64, Vector>>,
+    seen: Mutex<files::Seen>,
+    first_pass: std::sync::atomic::AtomicBool,
+    alerts_tx: mpsc::Sender<Document>,
+    alerts_rx: std::sync::Mutex<Option<mpsc::Receiver<Document>>>,
+}
+
+/// A reader of emitted intents (type, payload); the same shape as `intents::Tap`, which this
+/// layer does not import.
+pub type IntentTap = Arc<dyn Fn(&str, &Value) + Send + Sync>;
+
+/// Feed of alerts from the intents stream.
+pub const ALERTS_FEED: &str = "alerts";
+/// Feed of documents given through [`Knowledge::index`] without a name of their own.
+pub const API_FEED: &str = "api";
+
+impl Knowledge {
+    /// Opens the index, loads its vectors and reads the configured files once.
+    pub async fn open(
+        config: KnowledgeConfig,
+        embedder: Option<Arc<dyn Embed>>,
+    ) -> Result<Arc<Knowledge>, KnowledgeError> {
+        let index = Index::open(config.path.as_deref()).await?;
+        let mut vectors = HashMap::new();
+        for (rowid, kind, tags, values) in index.vectors().await? {
+            vectors.insert(rowid, Vector { kind, tags, values });
+        }
+        let (alerts_tx, alerts_rx) = mpsc::channel(10_000);
+        let knowledge = Arc::new(Knowledge {
+            index,
+            config,
+            embedder,
+            vectors: RwLock::new(vectors),
+            seen: Mutex::new(files::Seen::new()),
+            first_pass: std::sync::atomic::AtomicBool::new(true),
+            alerts_tx,
+            alerts_rx: std::sync::Mutex::new(Some(alerts_rx)),
+        });
+        let first = knowledge.refresh().await?;
+        for problem in &first.problems {
+            tracing::warn!(problem = %problem, "knowledge: a feed file was not indexed");
+        }
+        Ok(knowledge)
+    }
+
+    pub fn config(&self) -> &KnowledgeConfig {
+        &self.config
+    }
+
+    /// The embeddings endpoint's breaker and last results, for `/readyz`.
+    pub fn embeddings_health(&self) -> Option<crate::adapters::http::Health> {
+        self.embedder.as_ref().and_then(|e| e.health())
+    }
+
+    /// Whether vectors are configured.
+    pub fn hybrid(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// Adds or updates documents under `feed` (others of the feed stay). Vectors follow in the
+    /// background (or at the next [`Knowledge::embed_missing`]).
+    pub async fn index(&self, feed: &str, docs: &[Document]) -> Result<Synced, KnowledgeError> {
+        let (synced, dropped) = self.index.sync(feed, docs, false).await?;
+        self.forget_vectors(&dropped);
+        Ok(synced)
+    }
+
+    /// Makes `feed` hold exactly `docs` (the others of the feed leave).
+    pub async fn replace(&self, feed: &str, docs: &[Document]) -> Result<Synced, KnowledgeError> {
+        let (synced, dropped) = self.index.sync(feed, docs, true).await?;
+        self.forget_vectors(&dropped);
+        Ok(synced)
+    }
+
+    fn forget_vectors(&self, rowids: &[i64]) {
+        if rowids.is_empty() {
+            return;
+        }
+        if let Ok(mut v) = self.vectors.write() {
+            for r in rowids {
+                v.remove(r);
+            }
+        }
+    }
+
+    /// Documents of each kind, for logs and the bench.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>, KnowledgeError> {
+        self.index.counts().await
+    }
+
+    /// Re-reads what changed in the runbooks directory and the JSON Lines files.
+    pub async fn refresh(&self) -> Result<Refreshed, KnowledgeError> {
+        let mut seen = self.seen.lock().await;
+        let first = self
+            .first_pass
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        let mut out = Refreshed::default();
+        let add = |s: Synced, out: &mut Refreshed| {
+            out.written += s.written;
+            out.removed += s.removed;
+        };
+        if let Some(dir) = &self.config.runbooks_dir {
+            match files::markdown_files(dir) {
+                Err(e) => out.problems.push(e.to_string()),
+                Ok(list) => {
+                    let mut current = HashSet::new();
+                    for (path, rel) in &list {
+                        let feed = format!("{}{rel}", files::RUNBOOK_FEED);
+                        current.insert(feed.clone());
+                        let Some(stamp) = files::stamp(path) else {
+                            continue;
+                        };
+                        if seen.get(path) == Some(&stamp) {
+                            continue;
+                        }
+                        match std::fs::read_to_string(path) {
+                            Ok(text) => {
+                                let docs = runbooks::sections(rel, &text, files::millis(stamp.0));
+                                add(self.replace(&feed, &docs).await?, &mut out);
+                                seen.insert(path.clone(), stamp);
+                            }
+                            Err(e) => out
+                                .problems
+                                .push(format!("cannot read runbook {}: {e}", path.display())),
+                        }
+                    }
+                    // Deleted files leave the index (also those deleted while toolgate was down).
+                    for feed in self.index.feeds(files::RUNBOOK_FEED).await? {
+                        if !current.contains(&feed) {
+                            add(self.replace(&feed, &[]).await?, &mut out);
+                        }
+                    }
+                    let paths: HashSet<&std::path::PathBuf> = list.iter().map(|(p, _)| p).collect();
+                    seen.retain(|p, _| !p.starts_with(dir) || paths.contains(p));
+                }
+            }
+        }
+        for (file, kind, feed) in [
+            (&self.config.backlog_file, Kind::Backlog, "backlog"),
+            (&self.config.incidents_file, Kind::Incident, "incidents"),
+        ] {
+            let Some(path) = file else { continue };
+            match files::stamp(path) {
+                None => {
+                    if seen.remove(path).is_some() || first {
+                        add(self.replace(feed, &[]).await?, &mut out);
+                    }
+                }
+                Some(stamp) if seen.get(path) == Some(&stamp) => {}
+                Some(stamp) => {
+                    let parsed = std::fs::read_to_string(path)
+                        .map_err(|e| {
+                            KnowledgeError::Feed(format!("cannot read {}: {e}", path.display()))
+                        })
+                        .and_then(|text| files::jsonl(path, &text, kind, files::millis(stamp.0)));
+                    match parsed {
+                        Ok(docs) => {
+                            add(self.replace(feed, &docs).await?, &mut out);
+                            seen.insert(path.clone(), stamp);
+                        }
+                        Err(e) => {
+                            // Not remembered: the next poll tries again.
+                            out.problems.push(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Embeds documents that have no vector yet, in batches; stops at the first failure
+    /// (the next poll tries again). Returns how many were embedded.
+    pub async fn embed_missing(&self) -> Result<usize, KnowledgeError> {
+        let Some(embedder) = &self.embedder else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        let mut failed: HashSet<i64> = HashSet::new();
+        loop {
+            let batch: Vec<(i64, Document)> = self
+                .index
+                .without_vectors(64 + failed.len())
+                .await?
+                .into_iter()
+                .filter(|(r, _)| !failed.contains(r))
+                .take(64)
+                .collect();
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            let texts: Vec<String> = batch.iter().map(|(_, d)| d.embedding_text()).collect();
+            let vectors = match embedder.embed(&texts).await {
+                Ok(v) => v,
+                Err(e) => return Err(KnowledgeError::Feed(e.to_string())),
+            };
+            for ((rowid, doc), values) in batch.into_iter().zip(vectors) {
+                let Some(values) = search::unit(values) else {
+                    failed.insert(rowid);
+                    continue;
+                };
+                if self.index.set_vector(rowid, &doc.digest(), &values).await? {
+                    if let Ok(mut v) = self.vectors.write() {
+                        v.insert(
+                            rowid,
+                            Vector {
+                                kind: doc.kind,
+                                tags: doc.tags,
+                                values,
+                            },
+                        );
+                    }
+                    done += 1;
+                } else {
+                    failed.insert(rowid);
+                }
+            }
+        }
+    }
+
+    /// Where the intents of the Alertmanager webhook go in: each `IngestAlertRequested`
+    /// becomes (or updates) an incident document, indexed by the task [`Knowledge::spawn`]
+    /// starts. Never blocks the webhook: when 10,000 alerts wait, more are dropped (logged).
+    pub fn intent_tap(&self) -> IntentTap {
+        let tx = self.alerts_tx.clone();
+        Arc::new(move |intent_type: &str, payload: &Value| {
+            if let Some(doc) = alerts::from_intent(intent_type, payload)
+                && tx.try_send(doc).is_err()
+            {
+                tracing::warn!("knowledge: alert queue full; an alert was not indexed");
+            }
+        })
+    }
+
+    /// Background work until `shutdown`: index alerts as they come, poll the files every
+    /// `poll_interval`, embed what has no vector yet.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
+        let rx = self.alerts_rx.lock().ok().and_then(|mut r| r.take());
+        if let Some(mut rx) = rx {
+            let this = self.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let first = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        doc = rx.recv() => match doc { Some(d) => d, None => break },
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < 500 {
+                        match rx.try_recv() {
+                            Ok(d) => batch.push(d),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = this.index(ALERTS_FEED, &batch).await {
+                        tracing::warn!(error = %e, "knowledge: indexing alerts failed");
+                    }
+                    if let Err(e) = this.embed_missing().await {
+                        tracing::debug!(error = %e, "knowledge: vectors wait for the embeddings endpoint");
+                    }
+                }
+            });
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.config.poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match this.refresh().await {
+                    Ok(r) => {
+                        if r.written + r.removed > 0 {
+                            tracing::info!(
+                                written = r.written,
+                                removed = r.removed,
+                                "knowledge: files re-indexed"
+                            );
+                        }
+                        for problem in r.problems {
+                            tracing::warn!(problem = %problem, "knowledge: a feed file was not indexed");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "knowledge: refresh failed"),
+                }
+                if let Err(e) = this.embed_missing().await {
+                    tracing::debug!(error = %e, "knowledge: vectors wait for the embeddings endpoint");
+                }
+            }
+        });
+    }
+}

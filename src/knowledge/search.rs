@@ -1,0 +1,300 @@
+//! How a search is made and scored. Full text: the query's words (stop words dropped) OR-ed in
+//! an FTS5 expression over title, body and tags, ranked by BM25 (title ×4, tags ×2, body ×1),
+//! normalized by the best match of the query (so the best is 1). Hybrid, when vectors are
+//! configured: the query's vector against every stored one of the asked kinds (brute force
+//! cosine), and each candidate of either list scored
+//! `(bm25_weight·bm25 + vector_weight·max(cosine, 0)) / (bm25_weight + vector_weight)`.
+//! When the endpoint fails, full text alone answers and the answer says `degraded`.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::document::{Document, Kind};
+use super::{Knowledge, KnowledgeError};
+
+/// Most results one search returns.
+pub const MAX_LIMIT: usize = 50;
+/// Most words of a query that are searched for.
+const MAX_TERMS: usize = 32;
+
+/// Words that say nothing about a problem.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "but", "by", "can", "did", "do", "does", "doing", "for",
+    "from", "get", "gets", "getting", "got", "had", "has", "have", "how", "i", "if", "in", "into",
+    "is", "it", "its", "just", "keep", "keeps", "me", "my", "of", "on", "or", "our", "out", "so",
+    "some", "still", "than", "that", "the", "their", "them", "then", "there", "these", "they",
+    "this", "to", "too", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which",
+    "while", "who", "why", "will", "with", "you", "your",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    pub text: String,
+    /// Kinds to search; empty = all.
+    pub kinds: Vec<Kind>,
+    /// Only documents carrying at least one of these tags; empty = any.
+    pub tags: Vec<String>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    FullText,
+    Hybrid,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub doc: Document,
+    /// The combined score in [0, 1].
+    pub score: f64,
+    /// Normalized BM25 (0 when only the vector found it).
+    pub bm25: f64,
+    /// Cosine similarity, in hybrid mode.
+    pub cosine: Option<f64>,
+    /// The matched part of the body.
+    pub snippet: String,
+    /// Backlog items this match is (or is linked with, either way).
+    pub backlog_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchAnswer {
+    pub hits: Vec<Hit>,
+    pub mode: Mode,
+    /// Why vectors were configured but not used.
+    pub degraded: Option<String>,
+}
+
+/// The searchable words of a query, lower case, stop words and repeats dropped.
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let w = word.to_lowercase();
+        if w.chars().count() < 2 || STOP_WORDS.contains(&w.as_str()) || out.contains(&w) {
+            continue;
+        }
+        out.push(w);
+        if out.len() == MAX_TERMS {
+            break;
+        }
+    }
+    out
+}
+
+/// The FTS5 expression of a request (every word quoted: nothing in it is FTS5 syntax).
+fn expression(terms: &[String], kinds: &[Kind], tags: &[String]) -> String {
+    let quote = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    let mut parts = Vec::new();
+    if !kinds.is_empty() && kinds.len() < Kind::ALL.len() {
+        let k: Vec<String> = kinds.iter().map(|k| quote(k.as_str())).collect();
+        parts.push(format!("kind : ({})", k.join(" OR ")));
+    }
+    let tag_phrases: Vec<String> = tags
+        .iter()
+        .map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|t| !t.is_empty())
+        .map(|t| quote(&t))
+        .collect();
+    if !tag_phrases.is_empty() {
+        parts.push(format!("tags : ({})", tag_phrases.join(" OR ")));
+    }
+    let words: Vec<String> = terms.iter().map(|t| quote(t)).collect();
+    parts.push(format!("{{title body tags}} : ({})", words.join(" OR ")));
+    parts.join(" AND ")
+}
+
+/// `v` scaled to unit length; `None` for an empty or zero vector.
+pub fn unit(mut v: Vec<f32>) -> Option<Vec<f32>> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if v.is_empty() || norm == 0.0 || !norm.is_finite() {
+        return None;
+    }
+    for x in &mut v {
+        *x /= norm;
+    }
+    Some(v)
+}
+
+fn tag_match(doc_tags: &[String], wanted: &[String]) -> bool {
+    wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| doc_tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
+
+impl Knowledge {
+    /// Scored matches, best first. Errors name what is wrong with the request.
+    pub async fn search(&self, req: &SearchRequest) -> Result<SearchAnswer, KnowledgeError> {
+        if req.limit == 0 || req.limit > MAX_LIMIT {
+            return Err(KnowledgeError::Query(format!(
+                "`limit` {} is out of range; expected 1 to {MAX_LIMIT}",
+                req.limit
+            )));
+        }
+        if req.text.trim().is_empty() {
+            return Err(KnowledgeError::Query(
+                "the query is empty; describe the symptoms, service or error in a few words".into(),
+            ));
+        }
+        let words = terms(&req.text);
+        if words.is_empty() {
+            return Err(KnowledgeError::Query(format!(
+                "the query {:?} has no words to search for (only stop words or punctuation); name the symptom, service or error",
+                req.text
+            )));
+        }
+        let pool = (req.limit * 4).max(40);
+        let text_hits = self
+            .index
+            .text_search(&expression(&words, &req.kinds, &req.tags), pool)
+            .await?;
+        let best = text_hits.iter().map(|h| h.bm25).fold(0.0_f64, f64::max);
+        let mut found: HashMap<i64, Hit> = HashMap::new();
+        for h in text_hits {
+            // The FTS filter matches tag words; a tag must match whole.
+            if !tag_match(&h.doc.tags, &req.tags) {
+                continue;
+            }
+            found.insert(
+                h.rowid,
+                Hit {
+                    doc: h.doc,
+                    score: 0.0,
+                    bm25: if best > 0.0 {
+                        (h.bm25 / best).max(0.0)
+                    } else {
+                        0.0
+                    },
+                    cosine: None,
+                    snippet: h.snippet,
+                    backlog_ids: Vec::new(),
+                },
+            );
+        }
+        let mut mode = Mode::FullText;
+        let mut degraded = None;
+        if let Some(embedder) = &self.embedder {
+            let asked = [req.text.clone()];
+            match embedder
+                .embed(&asked)
+                .await
+                .map(|mut v| v.pop().and_then(unit))
+            {
+                Ok(Some(query)) => {
+                    mode = Mode::Hybrid;
+                    let near = self.nearest(&query, req, pool);
+                    let missing: Vec<i64> = near
+                        .iter()
+                        .map(|(r, _)| *r)
+                        .filter(|r| !found.contains_key(r))
+                        .collect();
+                    for (rowid, doc) in self.index.by_rowid(&missing).await? {
+                        let snippet = doc.body.chars().take(160).collect();
+                        found.insert(
+                            rowid,
+                            Hit {
+                                doc,
+                                score: 0.0,
+                                bm25: 0.0,
+                                cosine: None,
+                                snippet,
+                                backlog_ids: Vec::new(),
+                            },
+                        );
+                    }
+                    let cos: HashMap<i64, f64> = near.into_iter().collect();
+                    let stored = self.vectors.read().ok();
+                    for (rowid, hit) in found.iter_mut() {
+                        hit.cosine = Some(match cos.get(rowid) {
+                            Some(c) => *c,
+                            None => stored
+                                .as_ref()
+                                .and_then(|s| s.get(rowid))
+                                .map_or(0.0, |v| dot(&v.values, &query)),
+                        });
+                    }
+                }
+                Ok(None) => {
+                    degraded = Some(
+                        "the embeddings endpoint gave an empty vector for the query; full text only"
+                            .into(),
+                    );
+                }
+                Err(e) => degraded = Some(format!("{e}; full text only")),
+            }
+        }
+        let (wb, wv) = (self.config.bm25_weight, self.config.vector_weight);
+        let mut hits: Vec<Hit> = found.into_values().collect();
+        for h in &mut hits {
+            h.score = match h.cosine {
+                Some(c) if wb + wv > 0.0 => (wb * h.bm25 + wv * c.max(0.0)) / (wb + wv),
+                _ => h.bm25,
+            };
+        }
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.doc.id.cmp(&b.doc.id))
+        });
+        hits.truncate(req.limit);
+        for h in &mut hits {
+            h.backlog_ids = if h.doc.kind == Kind::Backlog {
+                vec![h.doc.id.clone()]
+            } else {
+                self.index.backlog_links(&h.doc.id).await?
+            };
+        }
+        Ok(SearchAnswer {
+            hits,
+            mode,
+            degraded,
+        })
+    }
+
+    /// The `n` stored vectors closest to `query` among the asked kinds and tags.
+    fn nearest(&self, query: &[f32], req: &SearchRequest, n: usize) -> Vec<(i64, f64)> {
+        let Ok(stored) = self.vectors.read() else {
+            return Vec::new();
+        };
+        let mut scored: Vec<(i64, f64)> = stored
+            .iter()
+            .filter(|(_, v)| req.kinds.is_empty() || req.kinds.contains(&v.kind))
+            .filter(|(_, v)| tag_match(&v.tags, &req.tags))
+            .map(|(r, v)| (*r, dot(&v.values, query)))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(n);
+        scored
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_become_quoted_words_with_filters() {
+        let t = terms("Why is the \"payments\" DB OOMKilled again?? (pg-bouncer)");
+        assert_eq!(t, ["payments", "db", "oomkilled", "pg", "bouncer"]);
+        assert_eq!(
+            expression(&t[..2], &[Kind::Incident], &["cert-manager".into()]),
+            "kind : (\"incident\") AND tags : (\"cert manager\") AND {title body tags} : (\"payments\" OR \"db\")"
+        );
+    }
+}
