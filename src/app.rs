@@ -111,7 +111,6 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     };
     Ok(Adapters {
         openbao,
-        kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
         observability: Arc::new(
             crate::adapters::observability::Observability::new(&config.observability)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
@@ -120,6 +119,7 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             crate::adapters::cognee::Memory::new(&config.memory)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
         ),
+        ..Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)))
     })
 }
 

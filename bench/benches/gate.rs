@@ -92,12 +92,7 @@ async fn dispatcher(dir: &std::path::Path, store_url: Option<&str>) -> Arc<Dispa
     let config = Config::load_from(Some(&path), &[]).expect("bench config");
     toolgate::app::init_crypto();
     let registry = Registry::new(vec![typed(NoopRead), typed(NoopWrite)]).expect("registry");
-    let adapters = Adapters {
-        kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
-        observability: Default::default(),
-        openbao: None,
-        memory: Default::default(),
-    };
+    let adapters = Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)));
     let policy = Arc::new(toolgate::app::load_policy(&config).expect("policy"));
     let store = Store::connect(&config.store_url).await.expect("store");
     let gate = Gate::new(policy, store, config.public_url.clone(), None);

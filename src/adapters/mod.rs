@@ -24,3 +24,16 @@ pub struct Adapters {
     /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
     pub memory: Arc<cognee::Memory>,
 }
+
+impl Adapters {
+    /// Only Kubernetes; every other upstream unconfigured. Adapters added later default here,
+    /// so a caller that needs one more sets just that field: `Adapters { x, ..Adapters::new(kube) }`.
+    pub fn new(kube: Arc<dyn kube::Kube>) -> Adapters {
+        Adapters {
+            kube,
+            observability: Default::default(),
+            openbao: None,
+            memory: Default::default(),
+        }
+    }
+}

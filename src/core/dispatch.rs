@@ -478,12 +478,7 @@ rules:
     ) -> (Arc<Dispatcher>, tempfile::TempDir) {
         let config = Config::default();
         let registry = Registry::new(vec![typed(Count), typed(Wipe(runs))]).expect("registry");
-        let adapters = Adapters {
-            kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
-            observability: Default::default(),
-            openbao: None,
-            memory: Default::default(),
-        };
+        let adapters = Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)));
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(200);
         let dir = tempfile::tempdir().expect("tempdir");

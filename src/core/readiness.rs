@@ -204,12 +204,7 @@ mod tests {
             "http://toolgate.test".into(),
             None,
         );
-        let adapters = Adapters {
-            kube: Arc::new(TwoClusters),
-            observability: Default::default(),
-            openbao: None,
-            memory: Default::default(),
-        };
+        let adapters = Adapters::new(Arc::new(TwoClusters));
         let d = Dispatcher::new(
             Arc::new(Registry::new(Vec::new()).expect("registry")),
             Arc::new(adapters),

@@ -15,9 +15,7 @@ fn toolgate() -> Command {
 
 #[test]
 fn config_problems_are_all_reported_with_exit_64_before_binding() {
-    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = holder.local_addr().expect("addr").port();
-    drop(holder);
+    let port = crate::daemons::free_port();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.yaml");
     std::fs::write(

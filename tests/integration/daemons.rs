@@ -21,12 +21,27 @@ pub fn dead_port() -> (tokio::net::TcpSocket, u16) {
 }
 
 /// A port nothing listens on right now, for a server a test is about to start on it.
+///
+/// Chosen at random below the kernel's ephemeral range (`ip_local_port_range`): a port
+/// from that range, once released, can be handed to any outgoing connection of the tests
+/// running beside this one before the server binds it (a CI run failed so). Below the
+/// range only another test picking the same random port could take it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|low| *low > 20_000)
+        .unwrap_or(32_768);
+    let base = 10_000u16;
+    for _ in 0..500 {
+        let mut bytes = [0u8; 2];
+        getrandom::fill(&mut bytes).expect("random bytes");
+        let port = base + u16::from_le_bytes(bytes) % (low - base);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found between {base} and {low}")
 }
 
 /// Panics with an install hint when `program` is not on PATH (tests never skip).

@@ -48,12 +48,7 @@ impl Env {
             request_timeout: Duration::from_secs(5),
             client: toolgate::adapters::http::Settings::default(),
         };
-        let adapters = Arc::new(Adapters {
-            kube: Arc::new(KubeAdapter::new(&cfg)),
-            observability: Default::default(),
-            openbao: None,
-            memory: Default::default(),
-        });
+        let adapters = Arc::new(Adapters::new(Arc::new(KubeAdapter::new(&cfg))));
         Env {
             fake,
             adapters,

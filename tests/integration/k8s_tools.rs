@@ -35,12 +35,7 @@ impl Env {
                 context: Some("fake".into()),
             },
         }]);
-        let adapters = Arc::new(Adapters {
-            kube: Arc::new(KubeAdapter::new(&cfg)),
-            observability: Default::default(),
-            openbao: None,
-            memory: Default::default(),
-        });
+        let adapters = Arc::new(Adapters::new(Arc::new(KubeAdapter::new(&cfg))));
         Env {
             fake,
             adapters,
@@ -276,12 +271,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
         },
     }]);
     // Construction does no I/O: this must not fail.
-    let adapters = Arc::new(Adapters {
-        kube: Arc::new(KubeAdapter::new(&cfg)),
-        observability: Default::default(),
-        openbao: None,
-        memory: Default::default(),
-    });
+    let adapters = Arc::new(Adapters::new(Arc::new(KubeAdapter::new(&cfg))));
     let ctx = ToolContext {
         principal: Principal::local("t"),
         transport: "test",

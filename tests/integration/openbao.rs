@@ -64,10 +64,7 @@ pub(crate) struct Bao {
 impl Bao {
     pub(crate) async fn start() -> Bao {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::daemons::free_port();
         let root = format!("root-{}", uuid::Uuid::new_v4().simple());
         let log = std::fs::File::create(dir.path().join("bao.log")).expect("log file");
         let child = tokio::process::Command::new(bao_binary())

@@ -171,12 +171,7 @@ impl Fixture {
         let registry = Registry::new(vec![typed(Rows), typed(Change(runs.clone()))])
             .expect("registry")
             .with_exposure(exposure);
-        let adapters = Adapters {
-            kube: Arc::new(KubeAdapter::new(&config.kubernetes)),
-            observability: Default::default(),
-            openbao: None,
-            memory: Default::default(),
-        };
+        let adapters = Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)));
         let mut settings = config.tools.clone();
         settings.timeout = Duration::from_millis(300);
         let store = crate::store::Store::connect(&format!(
