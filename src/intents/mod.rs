@@ -27,6 +27,10 @@ pub enum IntentType {
     IngestAlertRequested,
     CreateIncidentRequested,
     RecordSliWindowRequested,
+    /// A pod's, deployment's or ArgoCD application's health or sync state changed (issue 19).
+    RecordHealthCheckRequested,
+    /// The aggregate state of the fleet, every ArgoCD poll cycle (issue 19).
+    RecordFleetStateRequested,
 }
 
 impl IntentType {
@@ -35,6 +39,8 @@ impl IntentType {
             IntentType::IngestAlertRequested => "IngestAlertRequested",
             IntentType::CreateIncidentRequested => "CreateIncidentRequested",
             IntentType::RecordSliWindowRequested => "RecordSLIWindowRequested",
+            IntentType::RecordHealthCheckRequested => "RecordHealthCheckRequested",
+            IntentType::RecordFleetStateRequested => "RecordFleetStateRequested",
         }
     }
 }
