@@ -55,6 +55,10 @@ impl Gate {
         webhook: Option<crate::core::notify::Webhook>,
     ) -> Self {
         let (changes, _) = broadcast::channel(256);
+        match store.redaction_key() {
+            Ok(key) => crate::core::audit::install_redaction_key(key),
+            Err(e) => tracing::warn!(error = %e, "redaction digests keyed by a process key"),
+        }
         Self {
             policy,
             store,

@@ -17,12 +17,41 @@ use crate::store::{ApprovalRecord, AuditEntry, now_ms};
 /// Transport label of calls run by the approval engine itself.
 pub const APPROVAL_TRANSPORT: &str = "approval";
 
-/// `sha256:<hex>` of a value's JSON.
+/// The key of [`hash_value`]: the store's redaction key once a gate is built on it, else (no
+/// gate yet, e.g. a unit test) a random key of this process. Never unkeyed.
+static REDACTION_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Keys [`hash_value`] with the store's redaction key (the first call wins; one process serves
+/// one store).
+pub fn install_redaction_key(key: [u8; 32]) {
+    let _ = REDACTION_KEY.set(key);
+}
+
+fn redaction_key() -> &'static [u8; 32] {
+    REDACTION_KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        // Without randomness the digest is still keyed, by a constant: a warning, not a panic.
+        if getrandom::fill(&mut key).is_err() {
+            tracing::warn!("no randomness for the redaction key; install the store's key");
+        }
+        key
+    })
+}
+
+/// `hmac-sha256:<hex>` of a value's JSON, keyed by the redaction key: the digest that stands in
+/// for a secret value. Equal values give equal digests; a guess cannot be checked without the key.
 pub fn hash_value(value: &Value) -> String {
-    let digest = Sha256::digest(serde_json::to_vec(value).unwrap_or_default());
+    use hmac::Mac;
+    let mut mac = match hmac::Hmac::<Sha256>::new_from_slice(redaction_key()) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length.
+        Err(_) => return "hmac-sha256:unavailable".into(),
+    };
+    mac.update(&serde_json::to_vec(value).unwrap_or_default());
     format!(
-        "sha256:{}",
-        digest
+        "hmac-sha256:{}",
+        mac.finalize()
+            .into_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
@@ -389,12 +418,23 @@ mod tests {
         let out = redact_by_schema(&json!({"password": "hunter2", "user": "bob"}), &schema);
         assert_eq!(out["user"], "bob");
         let hashed = out["password"].as_str().unwrap_or_default();
-        assert!(hashed.starts_with("sha256:") && !hashed.contains("hunter2"));
+        assert!(hashed.starts_with("hmac-sha256:") && !hashed.contains("hunter2"));
         assert_eq!(
             hashed,
             hash_value(&json!("hunter2")),
             "the same value hashes the same"
         );
+    }
+
+    #[test]
+    fn a_secret_digest_cannot_be_checked_by_hashing_a_guess() {
+        let plain: String = Sha256::digest(b"\"hunter2\"")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let shown = hash_value(&json!("hunter2"));
+        assert!(!shown.contains(&plain), "{shown} is the unkeyed digest");
+        assert_ne!(shown, hash_value(&json!("hunter3")));
     }
 
     #[test]

@@ -641,6 +641,18 @@ fn mac_matches(
     Ok(mac.verify_slice(&tag).is_ok())
 }
 
+impl super::Store {
+    /// A key for the digests that stand in for secret values in audit records and results:
+    /// HMAC-SHA256 of a fixed label under the audit key, so the same value gives the same digest
+    /// in every replica and across restarts, while a guessed value cannot be checked against a
+    /// digest without the key (a plain SHA-256 of a short password can be).
+    pub fn redaction_key(&self) -> Result<[u8; 32], StoreError> {
+        let mut mac = new_mac(&self.audit_key)?;
+        mac.update(b"toolgate/redaction-digest/v1");
+        Ok(mac.finalize().into_bytes().into())
+    }
+}
+
 fn new_mac(key: &AuditKey) -> Result<Hmac<Sha256>, StoreError> {
     // HMAC takes keys of any length; the error is unreachable but never a panic.
     Hmac::<Sha256>::new_from_slice(key.bytes())
@@ -1081,6 +1093,29 @@ pub(super) mod tests {
             let err = bad.parse::<AuditHead>().expect_err(bad);
             assert!(err.contains("SEQ:HASH"), "{bad}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_redaction_key_follows_the_audit_key_and_is_not_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let key = |b: u8| AuditKey::new(vec![b; 32]).expect("key");
+        let a = Store::connect_with(&url, Some(key(b'a'))).await.expect("a");
+        let first = a.redaction_key().expect("redaction key");
+        a.close().await;
+        let again = Store::connect_with(&url, Some(key(b'a')))
+            .await
+            .expect("a again");
+        assert_eq!(again.redaction_key().expect("key"), first, "stable per key");
+        again.close().await;
+        let other = Store::connect_with(&url, Some(key(b'b'))).await.expect("b");
+        assert_ne!(other.redaction_key().expect("key"), first);
+        other.close().await;
+        assert_ne!(
+            first.as_slice(),
+            [b'a'; 32].as_slice(),
+            "derived, not the audit key"
+        );
     }
 
     #[tokio::test]

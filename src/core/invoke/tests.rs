@@ -317,7 +317,10 @@ async fn direct_args_password(f: &Fixture) -> Value {
         .expect("direct record");
     let shown = rec.entry.args["password"].clone();
     assert!(
-        shown.as_str().unwrap_or_default().starts_with("sha256:"),
+        shown
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("hmac-sha256:"),
         "{shown}"
     );
     shown
