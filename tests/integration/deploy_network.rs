@@ -182,80 +182,53 @@ fn ingress_from<'a>(policy: &'a Value, key: &str, value: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no ingress rule from {key}={value}"))
 }
 
-/// The routes the server serves, read from the router's source: every `.route("PATH"` and
-/// `.nest("PATH"` (or a `const` path of the same file) under src/transport, tests excluded.
-fn served_routes() -> Vec<String> {
-    let call = Regex::new(r#"\.(?:route|nest)\(\s*(?:"([^"]+)"|([A-Z_][A-Z0-9_]*))"#).expect("re");
-    let mut routes = BTreeSet::new();
-    let mut stack = vec![repo().join("src/transport")];
+/// The `.rs` files below `dir`.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)
-            .expect("read src/transport")
-            .flatten()
-        {
+        for entry in std::fs::read_dir(&dir).expect("read source dir").flatten() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-                continue;
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
             }
-            if path.extension().is_none_or(|e| e != "rs") {
-                continue;
-            }
-            let source = std::fs::read_to_string(&path).expect("read source");
-            let code = source.split("#[cfg(test)]").next().unwrap_or_default();
-            for c in call.captures_iter(code) {
-                let route = match (c.get(1), c.get(2)) {
-                    (Some(literal), _) => literal.as_str().to_string(),
-                    (_, Some(constant)) => {
-                        let def = Regex::new(&format!(
-                            r#"const {}: &str = "([^"]+)""#,
-                            constant.as_str()
-                        ))
-                        .expect("re");
-                        let all =
-                            std::fs::read_to_string(path.parent().expect("dir").join("mod.rs"))
-                                .unwrap_or_default()
-                                + &source;
-                        def.captures(&all)
-                            .map(|d| d[1].to_string())
-                            .or_else(|| {
-                                // Constants defined elsewhere in the crate.
-                                grep_const(constant.as_str())
-                            })
-                            .unwrap_or_else(|| {
-                                panic!(
-                                    "{}: route constant {} not found",
-                                    path.display(),
-                                    constant.as_str()
-                                )
-                            })
-                    }
-                    _ => continue,
-                };
-                routes.insert(route);
-            }
+        }
+    }
+    out
+}
+
+/// The routes the server serves, read from the router's source: every `.route("PATH"` and
+/// `.nest("PATH"` (or a `const` path defined anywhere in src/) under src/transport, tests
+/// excluded.
+fn served_routes() -> Vec<String> {
+    let call = Regex::new(r#"\.(?:route|nest)\(\s*(?:"([^"]+)"|([A-Z_][A-Z0-9_]*))"#).expect("re");
+    let sources: Vec<String> = rust_files(&repo().join("src"))
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read source"))
+        .collect();
+    let constant = |name: &str| {
+        let def = Regex::new(&format!(r#"const {name}: &str = "([^"]+)""#)).expect("re");
+        sources
+            .iter()
+            .find_map(|s| def.captures(s).map(|c| c[1].to_string()))
+            .unwrap_or_else(|| panic!("route constant {name} not found in src/"))
+    };
+    let mut routes = BTreeSet::new();
+    for path in rust_files(&repo().join("src/transport")) {
+        let source = std::fs::read_to_string(&path).expect("read source");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for c in call.captures_iter(code) {
+            match (c.get(1), c.get(2)) {
+                (Some(literal), _) => routes.insert(literal.as_str().to_string()),
+                (_, Some(name)) => routes.insert(constant(name.as_str())),
+                _ => false,
+            };
         }
     }
     assert!(routes.len() > 10, "too few routes found: {routes:?}");
     routes.into_iter().collect()
-}
-
-fn grep_const(name: &str) -> Option<String> {
-    let def = Regex::new(&format!(r#"const {name}: &str = "([^"]+)""#)).expect("re");
-    let mut stack = vec![repo().join("src")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(source) = std::fs::read_to_string(&path)
-                && let Some(c) = def.captures(&source)
-            {
-                return Some(c[1].to_string());
-            }
-        }
-    }
-    None
 }
 
 /// A concrete path for a route (`{id}` → a sample value).

@@ -10,7 +10,7 @@ use regex::Regex;
 use serde_yaml::Value;
 
 use crate::daemons::{Daemon, free_port, require};
-use crate::deploy::{BASE, NAMESPACE, container, find, render, repo, text};
+use crate::deploy::{BASE, NAMESPACE, container, copy_tree, find, render, repo, text};
 
 const COSIGN: &str = "deploy/cosign";
 const PR_QUEST: &str = "deploy/pr-quest";
@@ -383,7 +383,7 @@ fn every_rendered_manifest_validates_and_a_broken_one_does_not() {
     // A copy of the base with one typo in a policy and one in the Deployment.
     let dir = tempfile::tempdir().expect("tempdir");
     let copy = dir.path().join("base");
-    copy_dir(&repo().join(BASE), &copy);
+    copy_tree(&repo().join(BASE), &copy);
     let cnp = copy.join("ciliumnetworkpolicy.yaml");
     let s = std::fs::read_to_string(&cnp).expect("read");
     std::fs::write(&cnp, s.replacen("  egress:\n", "  egres:\n", 1)).expect("write");
@@ -408,18 +408,6 @@ fn every_rendered_manifest_validates_and_a_broken_one_does_not() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
-    }
-}
-
 /// The guard passes on the repository and fails on a copy with a forbidden technology planted
 /// in an image, a crate, a script and a file name, naming each.
 #[test]
@@ -434,7 +422,7 @@ fn the_forbidden_technologies_guard_passes_here_and_fails_on_planted_references(
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     for d in ["deploy", "scripts"] {
-        copy_dir(&repo().join(d), &root.join(d));
+        copy_tree(&repo().join(d), &root.join(d));
     }
     std::fs::copy(repo().join("Cargo.lock"), root.join("Cargo.lock")).expect("copy");
     // Untouched, the copy passes (the allow-list travels with it).
@@ -478,8 +466,8 @@ fn the_forbidden_technologies_guard_passes_here_and_fails_on_planted_references(
 
     // A stale exception fails too: it would hide the next real finding.
     let clean = tempfile::tempdir().expect("tempdir");
-    copy_dir(&repo().join("scripts"), &clean.path().join("scripts"));
-    copy_dir(&repo().join("deploy"), &clean.path().join("deploy"));
+    copy_tree(&repo().join("scripts"), &clean.path().join("scripts"));
+    copy_tree(&repo().join("deploy"), &clean.path().join("deploy"));
     std::fs::remove_file(clean.path().join("deploy/pr-quest/deployment.yaml")).expect("rm");
     let o = run(script("forbidden-tech").arg(clean.path()));
     assert!(!o.status.success());
