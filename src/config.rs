@@ -254,8 +254,9 @@ fn unknown_key_message(path: &str, serde_message: &str) -> Option<String> {
     })
 }
 
-/// Leaf keys of the config, as paths (`["store","url"]`), from the raw type's schema.
-fn config_paths() -> Vec<Vec<String>> {
+/// Leaf keys of the config, as paths (`["store","url"]`), from the raw type's schema (the
+/// `TOOLGATE_*` overrides, and the deploy test that finds every upstream URL key in it).
+pub fn config_paths() -> Vec<Vec<String>> {
     fn walk(schema: &Value, defs: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         let schema = resolve_ref(schema, defs);
         let props = schema.get("properties").and_then(Value::as_object);

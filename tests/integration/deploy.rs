@@ -10,18 +10,18 @@ use serde::Deserialize;
 use serde_yaml::Value;
 use toolgate::config::{ClusterSource, Config, LogFormat};
 
-const NAMESPACE: &str = "pipe-system";
-const BASE: &str = "deploy/kustomize/base";
-const REPLICAS: &str = "deploy/kustomize/overlays/replicas";
+pub(crate) const NAMESPACE: &str = "pipe-system";
+pub(crate) const BASE: &str = "deploy/kustomize/base";
+pub(crate) const REPLICAS: &str = "deploy/kustomize/overlays/replicas";
 const CLUSTER_SCOPED: [&str; 3] = ["Namespace", "ClusterRole", "ClusterRoleBinding"];
 const READ_VERBS: [&str; 3] = ["get", "list", "watch"];
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `kubectl kustomize DIR`, parsed into one YAML value per document.
-fn render(dir: &str) -> Vec<Value> {
+pub(crate) fn render(dir: &str) -> Vec<Value> {
     // An empty HOME: no kubeconfig, plugins or caches of the developer's can take part.
     let home = tempfile::tempdir().expect("tempdir");
     let out = Command::new("kubectl")
@@ -49,24 +49,24 @@ fn render(dir: &str) -> Vec<Value> {
     docs
 }
 
-fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
 }
 
-fn text(v: &Value) -> &str {
+pub(crate) fn text(v: &Value) -> &str {
     v.as_str()
         .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
 }
 
-fn strings(v: &Value) -> Vec<&str> {
+pub(crate) fn strings(v: &Value) -> Vec<&str> {
     v.as_sequence()
         .map(|s| s.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
 }
 
-fn container(deployment: &Value) -> &Value {
+pub(crate) fn container(deployment: &Value) -> &Value {
     let containers = deployment["spec"]["template"]["spec"]["containers"]
         .as_sequence()
         .expect("containers");
@@ -110,7 +110,7 @@ fn allows(role: &Value, group: &str, resource: &str, verb: &str) -> bool {
 }
 
 /// The shipped `config.yaml`, written to a file as the pod sees it at /etc/toolgate.
-fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
     let configmap = find(docs, "ConfigMap", "toolgate-config");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.yaml");
@@ -121,7 +121,7 @@ fn shipped_config(docs: &[Value]) -> (tempfile::TempDir, PathBuf) {
 /// Load the shipped config (as the pod would, with the given environment plus what the
 /// Deployment always sets from Secrets: the Alertmanager webhook's token, without which a
 /// webhook listening beyond loopback refuses to start).
-fn load_shipped(path: &Path, env: &[(String, String)]) -> Config {
+pub(crate) fn load_shipped(path: &Path, env: &[(String, String)]) -> Config {
     let mut env = env.to_vec();
     env.push((
         "TOOLGATE_WEBHOOKS_ALERTMANAGER_AUTH_BEARER_TOKEN".into(),
@@ -180,7 +180,8 @@ fn deployment_has_limits_probes_and_a_locked_down_pod() {
     let pod = &deployment["spec"]["template"]["spec"];
     let c = container(deployment);
 
-    assert_eq!(c["image"], "ghcr.io/pipe/toolgate:0.1.0");
+    // The image comes from the one `images:` entry (the Zot registry), never from the manifest.
+    assert_eq!(c["image"], "zot.pipe.internal/pipe/toolgate:0.1.0");
     assert_eq!(c["resources"]["limits"]["cpu"], "500m");
     assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
     assert_eq!(c["resources"]["requests"]["cpu"], "100m");
@@ -307,11 +308,23 @@ fn replicas_overlay_runs_two_with_the_store_url_from_a_secret() {
         container(deployment)["resources"]["limits"]["memory"],
         "1Gi"
     );
-    // The base policy allows no egress to a database; the overlay adds PostgreSQL's port.
-    let egress = find(&docs, "CiliumNetworkPolicy", "toolgate-postgres");
+    // The base policy allows no egress to a database; the overlay adds PostgreSQL's pods and
+    // port, and the lookups of its Service name.
+    let egress = find(&docs, "CiliumNetworkPolicy", "toolgate-egress-postgres");
+    let rule = &egress["spec"]["egress"][0];
     assert_eq!(
-        egress["spec"]["egress"][0]["toPorts"][0]["ports"][0]["port"],
-        "5432"
+        rule["toEndpoints"][0]["matchLabels"]["k8s:io.kubernetes.pod.namespace"],
+        "postgres"
+    );
+    assert_eq!(rule["toPorts"][0]["ports"][0]["port"], "5432");
+    assert_eq!(
+        egress["spec"]["egress"][1]["toPorts"][0]["rules"]["dns"][0]["matchPattern"],
+        "*.postgres.svc.cluster.local"
+    );
+    assert!(
+        render(BASE)
+            .iter()
+            .all(|d| d["metadata"]["name"] != "toolgate-egress-postgres")
     );
 }
 
@@ -343,11 +356,13 @@ fn write_role_grants_exec_and_read_role_grants_no_writes() {
             );
         }
     }
-    assert!(allows(read, "", "secrets", "get") && allows(read, "", "secrets", "list"));
-    assert!(
-        !allows(read, "", "secrets", "watch"),
-        "secrets must be get/list only"
-    );
+    // Secrets are not readable cluster-wide (see the TLS-secrets test for where they are).
+    for verb in READ_VERBS {
+        assert!(
+            !allows(read, "", "secrets", verb),
+            "read role grants {verb} on secrets"
+        );
+    }
     // Subresources whose `get` runs commands or proxies into the cluster: never without approval.
     for resource in [
         "pods/exec",
@@ -377,6 +392,42 @@ fn write_role_grants_exec_and_read_role_grants_no_writes() {
         !allows(write, "", "secrets", "get"),
         "the write role is for workloads only"
     );
+}
+
+/// `secrets` only where the certificate tool writes TLS Secrets: a namespaced binding, never a
+/// cluster-wide one, with the verbs server-side apply and the preview use.
+#[test]
+fn secrets_are_granted_only_where_certificates_are_written() {
+    let docs = render(BASE);
+    let role = find(&docs, "ClusterRole", "toolgate-tls-secrets");
+    for verb in ["get", "list", "create", "patch"] {
+        assert!(
+            allows(role, "", "secrets", verb),
+            "tls-secrets role lacks {verb}"
+        );
+    }
+    for verb in ["watch", "delete", "deletecollection", "update"] {
+        assert!(
+            !allows(role, "", "secrets", verb),
+            "tls-secrets role grants {verb}"
+        );
+    }
+    assert!(!allows(role, "", "configmaps", "get"), "secrets only");
+    let binding = find(&docs, "RoleBinding", "toolgate-tls-secrets");
+    assert_eq!(binding["metadata"]["namespace"], NAMESPACE);
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["subjects"][0]["name"], "toolgate");
+    // No cluster-wide binding of any role that reaches secrets.
+    for crb in docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding") {
+        let role = find(&docs, "ClusterRole", text(&crb["roleRef"]["name"]));
+        for verb in ["get", "list", "watch", "create", "patch", "update"] {
+            assert!(
+                !allows(role, "", "secrets", verb),
+                "{} grants {verb} on secrets cluster-wide",
+                text(&crb["metadata"]["name"])
+            );
+        }
+    }
 }
 
 #[test]
@@ -481,7 +532,10 @@ fn the_pod_logs_in_to_openbao_with_its_projected_service_account_token() {
     let (_dir, path) = shipped_config(&docs);
     let config = load_shipped(&path, &[]);
     let bao = config.openbao.expect("openbao configured");
-    assert_eq!(bao.endpoint.url, "https://openbao.openbao.svc:8200");
+    assert_eq!(
+        bao.endpoint.url,
+        "https://openbao.openbao.svc.cluster.local:8200"
+    );
     assert_eq!(
         bao.auth,
         OpenBaoAuth::Kubernetes {
@@ -491,76 +545,13 @@ fn the_pod_logs_in_to_openbao_with_its_projected_service_account_token() {
         }
     );
     // And the network policy lets it reach OpenBao.
-    let policy = find(&docs, "CiliumNetworkPolicy", "toolgate");
-    let egress = policy["spec"]["egress"].as_sequence().expect("egress");
-    let openbao = egress
-        .iter()
-        .find(|r| {
-            r["toEndpoints"][0]["matchLabels"]["k8s:io.kubernetes.pod.namespace"] == "openbao"
-        })
-        .expect("OpenBao egress rule");
+    let policy = find(&docs, "CiliumNetworkPolicy", "toolgate-egress-openbao");
+    let openbao = &policy["spec"]["egress"][0];
+    assert_eq!(
+        openbao["toEndpoints"][0]["matchLabels"]["k8s:io.kubernetes.pod.namespace"],
+        "openbao"
+    );
     assert_eq!(openbao["toPorts"][0]["ports"][0]["port"], "8200");
-}
-
-#[test]
-fn network_policy_admits_port_3000_and_egress_to_the_api_server_and_dns() {
-    let docs = render(BASE);
-    let policy = find(&docs, "CiliumNetworkPolicy", "toolgate");
-    assert_eq!(policy["apiVersion"], "cilium.io/v2");
-    assert_eq!(
-        policy["spec"]["endpointSelector"]["matchLabels"]["app.kubernetes.io/name"],
-        "toolgate"
-    );
-    let ingress = policy["spec"]["ingress"].as_sequence().expect("ingress");
-    for rule in ingress {
-        for to in rule["toPorts"]
-            .as_sequence()
-            .expect("every ingress rule names its port")
-        {
-            for port in to["ports"].as_sequence().expect("ports") {
-                assert_eq!(port["port"], "3000", "{rule:?}");
-            }
-        }
-    }
-    let from_label = |key: &str, value: &str| {
-        ingress.iter().find(|r| {
-            r["fromEndpoints"]
-                .as_sequence()
-                .is_some_and(|eps| eps.iter().any(|e| e["matchLabels"][key] == value))
-        })
-    };
-    assert!(
-        from_label(
-            "k8s:io.cilium.k8s.namespace.labels.pipe.ameide.io/agents",
-            "true"
-        )
-        .is_some()
-    );
-    let monitoring =
-        from_label("k8s:io.kubernetes.pod.namespace", "monitoring").expect("monitoring rule");
-    assert_eq!(
-        monitoring["toPorts"][0]["rules"]["http"][0]["path"],
-        "/metrics"
-    );
-
-    let egress = policy["spec"]["egress"].as_sequence().expect("egress");
-    assert!(
-        egress
-            .iter()
-            .any(|r| strings(&r["toEntities"]).contains(&"kube-apiserver"))
-    );
-    let dns = egress
-        .iter()
-        .find(|r| r["toEndpoints"][0]["matchLabels"]["k8s:k8s-app"] == "kube-dns")
-        .expect("DNS egress rule");
-    let mut protocols: Vec<&str> = dns["toPorts"][0]["ports"]
-        .as_sequence()
-        .expect("ports")
-        .iter()
-        .map(|p| text(&p["protocol"]))
-        .collect();
-    protocols.sort_unstable();
-    assert_eq!(protocols, ["TCP", "UDP"]);
 }
 
 #[test]
@@ -633,39 +624,6 @@ fn containerfile_agrees_with_the_deployment() {
     assert_eq!(pod["securityContext"]["runAsUser"].as_u64(), Some(user));
 }
 
-#[test]
-fn cosign_policy_admits_only_this_repos_workflow_signatures_for_the_deployed_image() {
-    let path = repo().join("deploy/cosign/clusterimagepolicy.yaml");
-    let policy: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&path).expect("read policy")).expect("YAML");
-    assert_eq!(policy["apiVersion"], "policy.sigstore.dev/v1beta1");
-    assert_eq!(policy["kind"], "ClusterImagePolicy");
-    let glob = text(&policy["spec"]["images"][0]["glob"]);
-    assert_eq!(glob, "ghcr.io/pipe/toolgate*");
-    let docs = render(BASE);
-    let image = text(&container(find(&docs, "Deployment", "toolgate"))["image"]);
-    // policy-controller's glob: `*` is any run of characters other than `/`.
-    let rest = image
-        .strip_prefix(glob.trim_end_matches('*'))
-        .expect("image under the glob");
-    assert!(!rest.contains('/'), "{image} is not matched by {glob}");
-
-    let identity = &policy["spec"]["authorities"][0]["keyless"]["identities"][0];
-    assert_eq!(
-        identity["issuer"],
-        "https://token.actions.githubusercontent.com"
-    );
-    let subject =
-        regex::Regex::new(text(&identity["subjectRegExp"])).expect("subjectRegExp compiles");
-    let workflow = "https://github.com/pipe/toolgate/.github/workflows/release.yml";
-    assert!(subject.is_match(&format!("{workflow}@refs/heads/main")));
-    assert!(subject.is_match(&format!("{workflow}@refs/tags/v0.1.0")));
-    assert!(!subject.is_match(&format!("{workflow}@refs/pull/7/merge")));
-    assert!(!subject.is_match(
-        "https://github.com/someone/toolgate/.github/workflows/release.yml@refs/heads/main"
-    ));
-}
-
 /// The builder stage sees only what the Containerfile copies (and the ignore file lets through):
 /// that must be enough for cargo to load the workspace (every member's manifest, every target
 /// path the manifests name, the build settings in `.cargo/`).
@@ -731,7 +689,7 @@ fn the_image_build_context_holds_the_whole_workspace_manifest() {
     );
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     if from.is_dir() {
         std::fs::create_dir_all(to).expect("mkdir");
         for e in std::fs::read_dir(from).expect("read dir").flatten() {

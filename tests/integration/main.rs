@@ -10,6 +10,8 @@ mod breakers;
 mod cli;
 mod daemons;
 mod deploy;
+mod deploy_network;
+mod deploy_supply_chain;
 mod fake_cognee;
 mod fake_embeddings;
 mod fake_kube;
