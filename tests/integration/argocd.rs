@@ -695,3 +695,38 @@ async fn argocd_down_opens_the_breaker_the_poller_backs_off_and_the_rest_keeps_s
     .await;
     assert_ne!(pods["isError"], true, "{pods}");
 }
+
+#[tokio::test]
+async fn a_session_login_yields_the_token_once_and_a_refused_login_says_so() {
+    let kube = FakeKube::start().await;
+    let fake = FakeArgo::start(apps()).await;
+    let session = |password: &str| {
+        format!(
+            "argocd:\n  url: {}\n  session: {{username: admin, password: {password}}}\n  poll: false\n",
+            fake.url
+        )
+    };
+    let tg = harness::start(&kube, &session("s3cret")).await;
+    for _ in 0..2 {
+        let all = call(&tg, ALICE, "argocd.list_applications", json!({})).await;
+        assert_eq!(all["count"], 3, "{all}");
+    }
+    let logins = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/session")
+        .count();
+    assert_eq!(logins, 1, "the session's token is kept");
+    drop(tg);
+
+    let tg = harness::start(&kube, &session("wrong")).await;
+    let refused = call_tool(&tg.url, ALICE, "argocd.list_applications", json!({})).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    let text = refused.to_string();
+    assert!(
+        text.contains(
+            "the session login as `admin` was refused (HTTP 401): Invalid username or password"
+        ) && !text.contains("wrong"),
+        "{text}"
+    );
+}

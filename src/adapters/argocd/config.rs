@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn the_argocd_block_resolves_with_defaults_and_reports_every_problem() {
         let (_dir, path) = write_config(
-            "argocd:\n  url: https://argocd.example:443/\n  auth: {bearer_token: {env: ARGO_TOKEN}}\n  environments: [dev, production]\n",
+            "argocd:\n  url: https://argocd.example:443/\n  auth: {bearer_token: t0ken}\n  environments: [dev, production]\n",
         );
         let c = Config::load_from(Some(&path), &[]).expect("valid");
         let a = c.argocd.as_ref().expect("argocd");
