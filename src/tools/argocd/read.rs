@@ -376,7 +376,7 @@ impl TypedTool for GetSyncHistory {
         let a = argocd(ctx)?.get(&p.name).await?;
         let limit = p.limit.unwrap_or(10).clamp(1, 100) as usize;
         let mut entries = a.history;
-        entries.sort_by(|x, y| y.id.cmp(&x.id));
+        entries.sort_by_key(|h| std::cmp::Reverse(h.id));
         let all = entries.len();
         let history: Vec<HistoryRow> = entries
             .into_iter()
