@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -16,10 +15,8 @@ use crate::daemons::{eventually, free_port, require};
 use crate::fake_argocd::{FakeArgo, TOKEN, app};
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, ALICE, BOB, CAROL, Toolgate};
-use crate::intents_nats::nats;
+use crate::intents_nats::{nats, stream_messages};
 use crate::jsonrpc::call_tool;
-
-const STREAM: &str = "SRE_DOMAIN_INTENTS";
 
 fn argocd_yaml(fake: &FakeArgo, extra: &str) -> String {
     format!(
@@ -47,6 +44,22 @@ async fn argocd_read_tools_answer_and_bad_names_are_refused_before_policy() {
     let kube = FakeKube::start().await;
     let fake = FakeArgo::start(apps()).await;
     let tg = harness::start(&kube, &argocd_yaml(&fake, "  poll: false\n")).await;
+
+    // Offered by default once `argocd:` is configured (and not otherwise: surface.rs).
+    let list = crate::jsonrpc::rpc(
+        &tg.url,
+        ALICE,
+        crate::jsonrpc::request(json!(1), "tools.list", json!({})),
+    )
+    .await;
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .filter(|n| n.starts_with("argocd."))
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
 
     let all = call(&tg, ALICE, "argocd.list_applications", json!({})).await;
     assert_eq!(all["count"], 3, "{all}");
@@ -164,37 +177,36 @@ async fn argocd_read_tools_answer_and_bad_names_are_refused_before_policy() {
 
 /// Every envelope in the intents stream, in stream order.
 async fn stream_envelopes(url: &str) -> Vec<Value> {
-    let client = async_nats::connect(url).await.expect("connect");
-    let js = async_nats::jetstream::new(client);
-    let Ok(mut stream) = js.get_stream(STREAM).await else {
-        return Vec::new();
-    };
-    let total = stream.info().await.map(|i| i.state.messages).unwrap_or(0);
-    if total == 0 {
-        return Vec::new();
-    }
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
+    stream_messages(url)
         .await
-        .expect("consumer");
-    let mut messages = consumer
-        .fetch()
-        .max_messages(10_000)
-        .expires(Duration::from_secs(1))
-        .messages()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// An approval request as BOB (an approver) sees it.
+async fn approval(tg: &Toolgate, id: &str) -> Value {
+    let (status, view) = api(
+        tg,
+        "GET",
+        &format!("/api/v1/approvals/{id}"),
+        Some(BOB),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    view
+}
+
+async fn readyz(tg: &Toolgate) -> Value {
+    harness::http()
+        .get(format!("{}/readyz", tg.url))
+        .send()
         .await
-        .expect("fetch");
-    let mut out = Vec::new();
-    while let Some(Ok(msg)) = messages.next().await {
-        out.push(serde_json::from_slice(&msg.payload).expect("JSON envelope"));
-        if out.len() as u64 == total {
-            break;
-        }
-    }
-    out
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// `(after.health, after.sync)` of each health intent of `app`, in order.
@@ -357,14 +369,7 @@ async fn the_poller_emits_changes_once_in_order_and_a_restart_does_not_repeat_th
     assert!(after.len() > before.len());
     assert_no_doubles(&after);
 
-    let ready: Value = harness::http()
-        .get(format!("{}/readyz", tg.url))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = readyz(&tg).await;
     assert_eq!(
         ready["integrations"]["argocd/poller"]["state"], "ok",
         "{ready}"
@@ -478,14 +483,7 @@ async fn a_sync_is_held_shows_its_diff_runs_once_when_approved_and_the_next_poll
     )
     .await;
     let id = held["approval_id"].as_str().expect("id").to_string();
-    let (_, view) = api(
-        &tg,
-        "GET",
-        &format!("/api/v1/approvals/{id}"),
-        Some(BOB),
-        None,
-    )
-    .await;
+    let view = approval(&tg, &id).await;
     assert!(
         view["preview"]["detail"]["dry_run_unavailable"]
             .as_str()
@@ -522,17 +520,7 @@ async fn a_rollback_is_critical_in_a_prod_like_environment_only() {
     let prod = request("pay", 1).await;
     let prod = prod.get("structuredContent").cloned().unwrap_or(prod);
     assert_eq!(prod["status"], "approval_required", "{prod}");
-    let (_, view) = api(
-        &tg,
-        "GET",
-        &format!(
-            "/api/v1/approvals/{}",
-            prod["approval_id"].as_str().unwrap_or_default()
-        ),
-        Some(BOB),
-        None,
-    )
-    .await;
+    let view = approval(&tg, prod["approval_id"].as_str().unwrap_or_default()).await;
     assert_eq!(view["required_approvals"], 2, "{view}");
     assert_eq!(
         view["rule"], "default.yaml#argocd-rollback-in-prod-like-environments",
@@ -550,14 +538,7 @@ async fn a_rollback_is_critical_in_a_prod_like_environment_only() {
     let dev = request("web", 1).await;
     let dev = dev.get("structuredContent").cloned().unwrap_or(dev);
     let dev_id = dev["approval_id"].as_str().unwrap_or_default().to_string();
-    let (_, view) = api(
-        &tg,
-        "GET",
-        &format!("/api/v1/approvals/{dev_id}"),
-        Some(BOB),
-        None,
-    )
-    .await;
+    let view = approval(&tg, &dev_id).await;
     assert_eq!(view["required_approvals"], 1, "{view}");
     // An id not in the history is refused before policy, naming the ids there are.
     let bad = request("web", 9).await;
@@ -594,14 +575,7 @@ async fn a_rollback_is_critical_in_a_prod_like_environment_only() {
     )
     .await;
     let id = held["approval_id"].as_str().unwrap_or_default().to_string();
-    let (_, view) = api(
-        &tg,
-        "GET",
-        &format!("/api/v1/approvals/{id}"),
-        Some(BOB),
-        None,
-    )
-    .await;
+    let view = approval(&tg, &id).await;
     assert!(
         view["preview"]["summary"]
             .as_str()
@@ -618,14 +592,7 @@ async fn a_rollback_is_critical_in_a_prod_like_environment_only() {
     )
     .await;
     eventually(10, "the refused rollback is recorded", || async {
-        let (_, view) = api(
-            &tg,
-            "GET",
-            &format!("/api/v1/approvals/{id}"),
-            Some(BOB),
-            None,
-        )
-        .await;
+        let view = approval(&tg, &id).await;
         view.to_string()
             .contains("rollback cannot be initiated when auto-sync is enabled")
     })
@@ -650,14 +617,7 @@ async fn argocd_down_opens_the_breaker_the_poller_backs_off_and_the_rest_keeps_s
     // Without backing off: 30 cycles in 3 s; the breaker opens after 3 failures and stops the
     // rest from going out at all.
     assert!(polls <= 3, "{polls} requests reached a down ArgoCD");
-    let ready: Value = harness::http()
-        .get(format!("{}/readyz", tg.url))
-        .send()
-        .await
-        .expect("readyz")
-        .json()
-        .await
-        .expect("json");
+    let ready = readyz(&tg).await;
     assert_eq!(ready["status"], "degraded", "{ready}");
     assert_eq!(ready["integrations"]["argocd"]["state"], "down", "{ready}");
     assert_eq!(

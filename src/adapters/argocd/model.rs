@@ -248,6 +248,17 @@ pub fn managed_resources(v: &Value) -> Vec<ResourceDiff> {
         .unwrap_or_default()
 }
 
+/// The phase and message of the operation in a sync or rollback answer: `status.operationState`,
+/// or `Running` when ArgoCD only just recorded the `operation`.
+pub fn operation_of(v: &Value) -> (Option<String>, Option<String>) {
+    let phase = opt(v, &["status", "operationState", "phase"]).or_else(|| {
+        v.get("operation")
+            .filter(|o| !o.is_null())
+            .map(|_| "Running".to_string())
+    });
+    (phase, opt(v, &["status", "operationState", "message"]))
+}
+
 /// What a sync changed or would change: `status.operationState.syncResult.resources`.
 pub fn sync_results(v: &Value) -> Vec<String> {
     v.pointer("/status/operationState/syncResult/resources")

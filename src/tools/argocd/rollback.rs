@@ -5,7 +5,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{TOOLSET, app_target, argocd, short_revision};
 use crate::adapters::argocd::Application;
@@ -83,20 +83,14 @@ impl TypedTool for RollbackApplication {
         let app = argocd.get(&p.name).await?;
         let revision = entry(&app, p.id)?.revision.clone();
         let answer = argocd.rollback(&p.name, p.id, p.prune, p.dry_run).await?;
-        let text = |ptr: &str| {
-            answer
-                .pointer(ptr)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let (phase, message) = crate::adapters::argocd::model::operation_of(&answer);
         Ok(RollbackOutput {
             application: p.name,
             id: p.id,
             revision,
             dry_run: p.dry_run,
-            phase: text("/status/operationState/phase")
-                .or_else(|| answer.pointer("/operation").map(|_| "Running".to_string())),
-            message: text("/status/operationState/message"),
+            phase,
+            message,
         })
     }
 

@@ -131,12 +131,12 @@ impl TypedTool for SyncApplication {
                 .and_then(Value::as_str)
                 .map(str::to_string)
         };
+        let (phase, message) = model::operation_of(&answer);
         Ok(SyncOutput {
             application: p.name,
             dry_run: p.dry_run,
-            phase: text("/status/operationState/phase")
-                .or_else(|| answer.pointer("/operation").map(|_| "Running".to_string())),
-            message: text("/status/operationState/message"),
+            phase,
+            message,
             revision: p
                 .revision
                 .or_else(|| text("/operation/sync/revision"))
