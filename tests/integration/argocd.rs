@@ -657,6 +657,55 @@ async fn argocd_down_opens_the_breaker_the_poller_backs_off_and_the_rest_keeps_s
 }
 
 #[tokio::test]
+async fn argocd_projects_limit_every_tool() {
+    let kube = FakeKube::start().await;
+    let fake = FakeArgo::start(apps()).await;
+    let tg = harness::start(
+        &kube,
+        &argocd_yaml(&fake, "  poll: false\n  projects: [shop]\n"),
+    )
+    .await;
+    let all = call(&tg, ALICE, "argocd.list_applications", json!({})).await;
+    assert_eq!(all["count"], 2, "only project shop: {all}");
+    let other = call_tool(
+        &tg.url,
+        ALICE,
+        "argocd.list_applications",
+        json!({"project": "payments"}),
+    )
+    .await;
+    assert!(
+        other.to_string().contains(
+            "is in ArgoCD project `payments`, which toolgate does not serve (argocd.projects: shop)"
+        ),
+        "{other}"
+    );
+    let sent = fake.requests().len();
+    for (tool, args) in [
+        ("argocd.get_application", json!({"name": "pay"})),
+        ("argocd.get_resource_tree", json!({"name": "pay"})),
+        ("argocd.sync_application", json!({"name": "pay"})),
+    ] {
+        let refused = call_tool(&tg.url, ALICE, tool, args).await;
+        assert_eq!(refused["isError"], true, "{tool}: {refused}");
+        assert!(
+            refused
+                .to_string()
+                .contains("application `pay` is in ArgoCD project `payments`"),
+            "{tool}: {refused}"
+        );
+    }
+    let reads: Vec<String> = fake.requests()[sent..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        reads.iter().all(|r| r == "GET /api/v1/applications/pay"),
+        "only the application itself was read: {reads:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_session_login_yields_the_token_once_and_a_refused_login_says_so() {
     let kube = FakeKube::start().await;
     let fake = FakeArgo::start(apps()).await;

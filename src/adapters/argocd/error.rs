@@ -43,6 +43,15 @@ pub enum ArgoCdError {
         status: u16,
         message: String,
     },
+    /// An application (or a project asked for) outside `argocd.projects`.
+    #[error(
+        "{what} is in ArgoCD project `{project}`, which toolgate does not serve (argocd.projects: {allowed})"
+    )]
+    OutsideProjects {
+        what: String,
+        project: String,
+        allowed: String,
+    },
     /// A 2xx answer that is not what the API documents.
     #[error("ArgoCD sent an unexpected answer: {0}")]
     BadAnswer(String),
@@ -52,9 +61,9 @@ impl ArgoCdError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ArgoCdError::NotFound { .. } => ErrorClass::NotFound,
-            ArgoCdError::PermissionDenied { .. } | ArgoCdError::Unauthorized(_) => {
-                ErrorClass::Forbidden
-            }
+            ArgoCdError::PermissionDenied { .. }
+            | ArgoCdError::Unauthorized(_)
+            | ArgoCdError::OutsideProjects { .. } => ErrorClass::Forbidden,
             ArgoCdError::Rejected { status, .. } if *status == 400 || *status == 409 => {
                 ErrorClass::InvalidArguments
             }

@@ -201,18 +201,53 @@ impl ArgoCd {
         })
     }
 
-    fn projects_query(&self, asked: &[String]) -> Vec<(&'static str, String)> {
-        let projects = if asked.is_empty() {
-            &self.config.projects
+    /// The `projects` to ask for: those asked, each within `argocd.projects` when that is set.
+    fn projects_query(&self, asked: &[String]) -> Result<Vec<(&'static str, String)>, ArgoCdError> {
+        let allowed = &self.config.projects;
+        if let Some(outside) = asked
+            .iter()
+            .find(|p| !allowed.is_empty() && !allowed.contains(p))
+        {
+            return Err(self.outside("the asked project".into(), outside));
+        }
+        let projects = if asked.is_empty() { allowed } else { asked };
+        Ok(projects.iter().map(|p| ("projects", p.clone())).collect())
+    }
+
+    fn outside(&self, what: String, project: &str) -> ArgoCdError {
+        ArgoCdError::OutsideProjects {
+            what,
+            project: project.to_string(),
+            allowed: self.config.projects.join(", "),
+        }
+    }
+
+    /// Refuses an application outside `argocd.projects` (ArgoCD's single-application calls
+    /// take no project filter).
+    fn check_project(&self, name: &str, app: &Value) -> Result<(), ArgoCdError> {
+        let project = app
+            .pointer("/spec/project")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.config.projects.is_empty() || self.config.projects.iter().any(|p| p == project) {
+            Ok(())
         } else {
-            asked
-        };
-        projects.iter().map(|p| ("projects", p.clone())).collect()
+            Err(self.outside(format!("application `{name}`"), project))
+        }
+    }
+
+    /// When `argocd.projects` is set, reads the application first so one outside them is
+    /// refused before anything else is asked of it.
+    async fn within_projects(&self, name: &str) -> Result<(), ArgoCdError> {
+        if self.config.projects.is_empty() {
+            return Ok(());
+        }
+        self.get_json(name).await.map(|_| ())
     }
 
     /// `GET /api/v1/applications?projects=…&selector=…`.
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<Application>, ArgoCdError> {
-        let mut query = self.projects_query(&q.projects);
+        let mut query = self.projects_query(&q.projects)?;
         if let Some(s) = &q.selector {
             query.push(("selector", s.clone()));
         }
@@ -230,9 +265,11 @@ impl ArgoCd {
 
     /// `GET /api/v1/applications/{name}` as JSON (the tools read more than [`Application`]).
     pub async fn get_json(&self, name: &str) -> Result<Value, ArgoCdError> {
-        let url = self.url(&["applications", name], &self.projects_query(&[]));
+        let url = self.url(&["applications", name], &[]);
         let reply = self.send(Retry::Read, Method::GET, &url, None).await?;
-        Self::answer(&reply, "read", &format!("application `{name}`"))
+        let app = Self::answer(&reply, "read", &format!("application `{name}`"))?;
+        self.check_project(name, &app)?;
+        Ok(app)
     }
 
     pub async fn get(&self, name: &str) -> Result<Application, ArgoCdError> {
@@ -244,6 +281,7 @@ impl ArgoCd {
 
     /// `GET /api/v1/applications/{name}/resource-tree`.
     pub async fn resource_tree(&self, name: &str) -> Result<Vec<ResourceNode>, ArgoCdError> {
+        self.within_projects(name).await?;
         let url = self.url(&["applications", name, "resource-tree"], &[]);
         let reply = self.send(Retry::Read, Method::GET, &url, None).await?;
         let body = Self::answer(
@@ -256,6 +294,7 @@ impl ArgoCd {
 
     /// `GET /api/v1/applications/{name}/managed-resources`: live vs target state.
     pub async fn managed_resources(&self, name: &str) -> Result<Vec<ResourceDiff>, ArgoCdError> {
+        self.within_projects(name).await?;
         let url = self.url(&["applications", name, "managed-resources"], &[]);
         let reply = self.send(Retry::Read, Method::GET, &url, None).await?;
         let body = Self::answer(
@@ -268,6 +307,7 @@ impl ArgoCd {
 
     /// `POST /api/v1/applications/{name}/sync`; the application as ArgoCD answers it.
     pub async fn sync(&self, name: &str, r: &SyncRequest) -> Result<Value, ArgoCdError> {
+        self.within_projects(name).await?;
         let url = self.url(&["applications", name, "sync"], &[]);
         let mut body = json!({"name": name, "prune": r.prune, "dryRun": r.dry_run});
         if let Some(rev) = &r.revision {
@@ -287,6 +327,7 @@ impl ArgoCd {
         prune: bool,
         dry_run: bool,
     ) -> Result<Value, ArgoCdError> {
+        self.within_projects(name).await?;
         let url = self.url(&["applications", name, "rollback"], &[]);
         let body = json!({"name": name, "id": id, "prune": prune, "dryRun": dry_run});
         let reply = self
