@@ -1,5 +1,6 @@
 //! Wiring: config → adapters → registry → policy, store → dispatcher → transports; background
-//! work (expiry sweeper, retention job, replay of queued memory adds, policy reload on SIGHUP);
+//! work (expiry sweeper, retention job, replay of queued memory adds, the ArgoCD poller, policy
+//! reload on SIGHUP);
 //! signals and graceful drain.
 
 use std::sync::Arc;
@@ -109,8 +110,16 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
         }
         None => None,
     };
+    let argocd = match &config.argocd {
+        Some(c) => Some(Arc::new(
+            crate::adapters::argocd::ArgoCd::new(c)
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+        )),
+        None => None,
+    };
     Ok(Adapters {
         openbao,
+        argocd,
         observability: Arc::new(
             crate::adapters::observability::Observability::new(&config.observability)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
@@ -268,6 +277,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     }
     if config.knowledge.is_some() {
         sets.push("knowledge");
+    }
+    if config.argocd.is_some() {
+        sets.push("argocd");
     }
     sets
 }
@@ -463,6 +475,10 @@ async fn serve_built(
         &intents,
         shutdown.clone(),
     );
+    // ArgoCD applications polled into fleet-state and health intents.
+    if let Some(argocd) = &dispatcher.adapters().argocd {
+        crate::intents::argocd::spawn(argocd.clone(), &intents, shutdown.clone());
+    }
     let state = AppState {
         dispatcher,
         config: Arc::new(config),

@@ -5,7 +5,7 @@
 //! This file loads, merges the environment, names unknown keys and calls each section's
 //! `resolve` with the shared problem list; the sections' types and checks live beside the
 //! modules that use them (`core/config.rs`, `store/config.rs`, `transport/config.rs`,
-//! `telemetry.rs`, `adapters/{kube,observability,openbao,cognee}/config.rs`, `intents/config.rs`).
+//! `telemetry.rs`, `adapters/{kube,observability,openbao,cognee,argocd}/config.rs`, `intents/config.rs`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,6 +77,8 @@ pub struct RawConfig {
     pub openbao: Option<crate::adapters::openbao::config::RawOpenBao>,
     /// Memory: the Cognee server behind the `memory.*` tools.
     pub memory: Option<RawMemory>,
+    /// ArgoCD: the `argocd.*` tools and the application poller (absent: no ArgoCD).
+    pub argocd: Option<crate::adapters::argocd::config::RawArgoCd>,
     /// Inbound webhooks (Alertmanager).
     pub webhooks: Option<crate::intents::config::RawWebhooks>,
     /// Where intents (`sre.domain.intents.v1`) go.
@@ -97,8 +99,8 @@ pub struct RawConfig {
     pub observability_integration: Option<seed_blocks::RawObservabilityIntegration>,
     /// … `webhooks.alertmanager`.
     pub alertmanager_integration: Option<seed_blocks::RawSeedAlertmanager>,
-    /// Refused until issue 19 (ArgoCD poller and tools) unless `enabled: false`.
-    pub argocd_integration: Option<Value>,
+    /// … `argocd` (the poller and the `argocd.*` tools).
+    pub argocd_integration: Option<seed_blocks::RawArgoCdIntegration>,
     /// Refused until issue 20 (Jira/GitHub ticketing) unless `enabled: false`.
     pub ticketing_integration: Option<Value>,
     /// Refused until issue 20 (PagerDuty/OpsGenie paging) unless `enabled: false`.
@@ -125,6 +127,8 @@ pub struct Config {
     /// `None`: no OpenBao configured.
     pub openbao: Option<crate::adapters::openbao::OpenBaoConfig>,
     pub memory: MemoryConfig,
+    /// `None`: no ArgoCD configured.
+    pub argocd: Option<crate::adapters::argocd::ArgoCdConfig>,
     pub webhooks: crate::intents::config::WebhooksConfig,
     pub intents: crate::intents::config::IntentsConfig,
     pub sli_calculation: crate::intents::config::SliConfig,
@@ -414,6 +418,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     );
     let openbao = crate::adapters::openbao::config::resolve(raw.openbao, problems);
     let memory = crate::adapters::cognee::config::resolve(raw.memory.unwrap_or_default(), problems);
+    let argocd = crate::adapters::argocd::config::resolve(raw.argocd, problems);
     let (webhooks, intents, sli_calculation) =
         crate::intents::config::resolve(raw.webhooks, raw.intents, raw.sli_calculation, problems);
     // Anyone who reaches the port could post alerts (and so open incidents): beyond loopback,
@@ -452,6 +457,7 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         observability,
         openbao,
         memory,
+        argocd,
         webhooks,
         intents,
         sli_calculation,

@@ -62,6 +62,8 @@ fn metrics() -> &'static Metrics {
         );
         // Per-upstream requests, latency and breaker state: the upstream kit's own families.
         crate::adapters::http::metrics::register(&mut registry);
+        // The ArgoCD poller's cycles.
+        crate::intents::argocd::register_metrics(&mut registry);
         let retention_pruned = Family::<TableLabels, Counter>::default();
         registry.register(
             "retention_pruned",

@@ -1,6 +1,7 @@
 //! Upstream adapters, one module each: a trait the tools use and a real implementation.
 //! Adapters import nothing of toolgate's but errors and config.
 
+pub mod argocd;
 pub mod cognee;
 pub mod embeddings;
 pub mod grafana;
@@ -23,6 +24,8 @@ pub struct Adapters {
     pub openbao: Option<Arc<openbao::OpenBao>>,
     /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
     pub memory: Arc<cognee::Memory>,
+    /// ArgoCD (`argocd.*` tools, the poller), when the config has an `argocd` section.
+    pub argocd: Option<Arc<argocd::ArgoCd>>,
 }
 
 impl Adapters {
@@ -34,6 +37,7 @@ impl Adapters {
             observability: Default::default(),
             openbao: None,
             memory: Default::default(),
+            argocd: None,
         }
     }
 }

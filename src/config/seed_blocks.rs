@@ -93,6 +93,25 @@ pub struct RawSeedSli {
     pub schedule: Option<String>,
 }
 
+/// `argocd_integration` (seed §3) → the `argocd` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawArgoCdIntegration {
+    /// `false`: no ArgoCD (the block's other keys are then ignored).
+    pub enabled: Option<bool>,
+    /// Must be `polling` (the only mode toolgate has).
+    pub mode: Option<String>,
+    /// → `argocd.poll_interval`.
+    pub poll_interval: Option<RawDuration>,
+    /// `host:port` (https) or a URL → `argocd.url`.
+    pub argocd_server: Option<String>,
+    /// → `argocd.environments`.
+    pub environments: Option<Vec<String>>,
+    /// The API token in OpenBao → `argocd.auth.bearer_token: {secret_ref: …}` (toolgate's
+    /// addition: the seed names no credential).
+    pub secret_ref: Option<String>,
+}
+
 /// `alertmanager_integration` (seed §5) and `observability_integration.alertmanager` (§4).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,14 +149,10 @@ pub fn apply(raw: &mut RawConfig, problems: &mut Vec<String>) {
     if let Some(am) = raw.alertmanager_integration.take() {
         alertmanager(raw, "alertmanager_integration", am, &mut set);
     }
+    if let Some(argo) = raw.argocd_integration.take() {
+        argocd(raw, argo, &mut set);
+    }
     let later = [
-        (
-            "argocd_integration",
-            raw.argocd_integration.take(),
-            "the ArgoCD poller and argocd.* tools come with issue 19 (fleet signals); meanwhile \
-             read Applications with k8s.get_resource / k8s.list_resources \
-             (kind Application, apiVersion argoproj.io/v1alpha1, namespace argocd)",
-        ),
         (
             "ticketing_integration",
             raw.ticketing_integration.take(),
@@ -380,6 +395,62 @@ fn upstream(
         return;
     }
     set.put(timeout, &key("timeout"), seed.timeout, &seed_key("timeout"));
+}
+
+fn argocd(raw: &mut RawConfig, seed: RawArgoCdIntegration, set: &mut Setter<'_>) {
+    let b = "argocd_integration";
+    if seed.enabled == Some(false) {
+        return;
+    }
+    if let Some(mode) = &seed.mode
+        && mode != "polling"
+    {
+        set.refuse(
+            &format!("{b}.mode"),
+            &format!("`{mode}`: toolgate reads ArgoCD by polling only; set `polling` or remove it"),
+        );
+    }
+    let target = raw.argocd.get_or_insert_default();
+    let url = seed.argocd_server.map(|s| {
+        let s = s.trim().trim_end_matches('/');
+        if s.starts_with("http://") || s.starts_with("https://") {
+            s.to_string()
+        } else {
+            // The seed writes `host:443`: ArgoCD's API server speaks TLS.
+            format!("https://{s}")
+        }
+    });
+    set.put(
+        &mut target.url,
+        "argocd.url",
+        url,
+        &format!("{b}.argocd_server"),
+    );
+    set.put(
+        &mut target.poll_interval,
+        "argocd.poll_interval",
+        seed.poll_interval,
+        &format!("{b}.poll_interval"),
+    );
+    set.put(
+        &mut target.environments,
+        "argocd.environments",
+        seed.environments,
+        &format!("{b}.environments"),
+    );
+    if let Some(secret_ref) = seed.secret_ref {
+        let auth = target.auth.get_or_insert_default();
+        let value = RawCredential::Source(RawCredentialSource {
+            secret_ref: Some(secret_ref),
+            ..RawCredentialSource::default()
+        });
+        set.put(
+            &mut auth.bearer_token,
+            "argocd.auth.bearer_token",
+            Some(value),
+            &format!("{b}.secret_ref"),
+        );
+    }
 }
 
 fn alertmanager(raw: &mut RawConfig, b: &str, seed: RawSeedAlertmanager, set: &mut Setter<'_>) {
@@ -691,15 +762,54 @@ mod tests {
     }
 
     #[test]
-    fn blocks_of_later_issues_are_refused_saying_which_issue_and_what_to_use_meanwhile() {
-        let argocd = problems(ARGOCD);
-        assert_eq!(argocd.len(), 1);
-        assert!(
-            argocd[0].starts_with(
-                "argocd_integration: not supported yet: the ArgoCD poller and argocd.* tools come with issue 19"
-            ) && argocd[0].contains("meanwhile read Applications with k8s.get_resource"),
-            "{argocd:?}"
+    fn the_argocd_block_loads_as_written() {
+        let c = load(ARGOCD).expect("loads");
+        let a = c.argocd.as_ref().expect("argocd");
+        assert_eq!(
+            a.endpoint.url,
+            "https://argocd-server.argocd.svc.cluster.local:443"
         );
+        assert_eq!(a.poll_interval, Duration::from_secs(30));
+        assert_eq!(a.environments, ["local", "dev", "staging", "production"]);
+        assert!(a.poll);
+        // Its token from OpenBao (toolgate's `secret_ref`), like Grafana's API key.
+        let with_ref = format!(
+            "{ARGOCD}  secret_ref: platform/argocd-token\nopenbao: {{address: 'http://127.0.0.1:8200', auth: {{token: t}}}}\n"
+        );
+        let c = load(&with_ref).expect("loads with openbao");
+        assert_eq!(
+            format!("{:?}", c.argocd.as_ref().expect("argocd").endpoint.auth),
+            "Bearer(Credential(openbao platform/argocd-token))"
+        );
+        let got = problems(&format!("{ARGOCD}  secret_ref: platform/argocd-token\n"));
+        assert!(
+            got[0].starts_with(
+                "argocd_integration.secret_ref: `platform/argocd-token` is a secret reference"
+            ),
+            "{got:?}"
+        );
+        assert_eq!(
+            problems(&ARGOCD.replace("mode: polling", "mode: webhook")),
+            [
+                "argocd_integration.mode: `webhook`: toolgate reads ArgoCD by polling only; set `polling` or remove it"
+            ]
+        );
+        assert_eq!(
+            problems(&format!("{ARGOCD}argocd: {{poll_interval: 10s}}\n")),
+            [
+                "`argocd_integration.poll_interval` and `argocd.poll_interval` both set argocd.poll_interval; keep one of them"
+            ]
+        );
+        assert!(
+            load("argocd_integration: {enabled: false, argocd_server: 'x:443'}\n")
+                .expect("loads")
+                .argocd
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn blocks_of_later_issues_are_refused_saying_which_issue_and_what_to_use_meanwhile() {
         let ticketing = problems(TICKETING);
         assert!(
             ticketing[0]
@@ -730,9 +840,9 @@ mod tests {
         ]
         .concat();
         let got = problems(&all);
-        assert_eq!(got.len(), 6 + 1 + 3, "{got:#?}");
+        assert_eq!(got.len(), 6 + 3, "{got:#?}");
         // §4 and §5 repeat the webhook's settings with the same values: they agree, so no
-        // problem comes of it (the 10 above are the refusals alone).
+        // problem comes of it (the 9 above are the refusals alone; ArgoCD's block loads).
         let c = load(&format!(
             "{ALERTMANAGER}{}",
             OBSERVABILITY.replace("    secret_ref: platform/grafana-api-key\n", "")

@@ -4,7 +4,8 @@
 //! upstream that is down makes the replica `degraded` but ready (200): one bad cluster must not
 //! take every replica out of service. Clusters are probed; HTTP upstreams (the approvals
 //! webhook included, and what `extra` brings: the identity provider, the intents sink) report
-//! what their last requests saw (a probe per readiness check would hammer them).
+//! what their last requests saw (a probe per readiness check would hammer them); the ArgoCD
+//! poller reports its last cycle (`argocd/poller`: `last_poll_at`, and `degraded` when it failed).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub struct Integration {
     pub last_error_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success_at: Option<String>,
+    /// A poller's last cycle, whatever its outcome (`state` says the outcome).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_poll_at: Option<String>,
 }
 
 impl From<Health> for Integration {
@@ -51,6 +55,20 @@ impl From<Health> for Integration {
             last_error: h.last_error,
             last_error_at: h.last_error_at,
             last_success_at: h.last_success_at,
+            last_poll_at: None,
+        }
+    }
+}
+
+impl From<crate::adapters::argocd::PollHealth> for Integration {
+    fn from(p: crate::adapters::argocd::PollHealth) -> Self {
+        Self {
+            state: p.state,
+            breaker: None,
+            last_error: p.last_error,
+            last_error_at: p.last_error_at,
+            last_success_at: p.last_success_at,
+            last_poll_at: p.last_poll_at,
         }
     }
 }
@@ -63,6 +81,7 @@ impl Integration {
             last_error: error,
             last_error_at: None,
             last_success_at: None,
+            last_poll_at: None,
         }
     }
 }
@@ -105,6 +124,19 @@ impl Dispatcher {
         }
         let webhook = self.gate().webhook.as_ref().map(|w| w.health());
         let openbao = self.adapters().openbao.as_ref().map(|o| o.health());
+        // ArgoCD: its API (breaker, last requests) and the poller's last cycle. A poller that
+        // has not finished a cycle yet is not a fault.
+        if let Some(argocd) = &self.adapters().argocd {
+            let poll = argocd.poll_status().health();
+            if argocd.config().poll {
+                let mut entry = Integration::from(poll);
+                if entry.state == "pending" {
+                    entry.state = "ok";
+                }
+                integrations.insert("argocd/poller".to_string(), entry);
+            }
+        }
+        let argocd = self.adapters().argocd.as_ref().map(|a| a.health());
         let memory = self.adapters().memory.health();
         let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
         for h in self
@@ -113,6 +145,7 @@ impl Dispatcher {
             .health()
             .into_iter()
             .chain(openbao)
+            .chain(argocd)
             .chain(webhook)
             .chain(memory)
             .chain(embeddings)

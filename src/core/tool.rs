@@ -85,6 +85,13 @@ pub struct Target {
     /// The path under `mount` (`platform/grafana`; empty for the mount's root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The environment of an `argocd.*` call's application (its environment label), as ArgoCD
+    /// answered it, e.g. `production`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The ArgoCD project of that application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 impl Target {
@@ -129,6 +136,12 @@ impl Target {
         }
         if let Some(p) = &self.path {
             parts.push(format!("path={p}"));
+        }
+        if let Some(p) = &self.project {
+            parts.push(format!("project={p}"));
+        }
+        if let Some(e) = &self.environment {
+            parts.push(format!("environment={e}"));
         }
         if parts.is_empty() {
             "(none)".to_string()

@@ -1,11 +1,12 @@
-//! Intents: what inbound integrations (the Alertmanager webhook, the SLI schedule) ask the SRE
-//! domain to do. Integrations emit intents only, never facts. Intents are written to the
+//! Intents: what inbound integrations (the Alertmanager webhook, the SLI schedule, the ArgoCD
+//! poller) ask the SRE domain to do. Integrations emit intents only, never facts. Intents are written to the
 //! store's outbox in the same transaction as the dedup record of the signal that caused them;
 //! the publisher ([`publisher`]) delivers them in order to the configured sink.
 //!
 //! Must not touch the dispatch core or tools: this module only writes the outbox and reads it.
 
 pub mod alertmanager;
+pub mod argocd;
 pub mod config;
 pub mod publisher;
 pub mod sli;

@@ -11,6 +11,7 @@
 //! approvers or two replicas racing can never move an approval twice.
 
 mod approvals;
+mod argocd_state;
 mod audit;
 mod audit_key;
 mod audit_writer;
@@ -34,6 +35,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, Transaction};
 
+pub use argocd_state::AppStateRow;
 pub use audit::{AuditHead, DEFERRED_SYNC_WITHIN, Durability};
 pub use audit_key::{AuditKey, KEY_FILE_SUFFIX, MIN_KEY_BYTES, key_file_of};
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};

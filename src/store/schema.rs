@@ -132,6 +132,16 @@ const DDL: &[&str] = &[
         done_at_ms BIGINT
     )",
     "CREATE INDEX IF NOT EXISTS memory_queue_state ON memory_queue (state, seq)",
+    // The ArgoCD poller's last seen state per application (src/store/argocd_state.rs), so a
+    // restart does not report every application as changed. New in place, like memory_queue.
+    "CREATE TABLE IF NOT EXISTS argocd_app_state (
+        app TEXT PRIMARY KEY,
+        environment TEXT NOT NULL,
+        health TEXT NOT NULL,
+        sync TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    )",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::core::tool::Tool;
 
 pub mod approval;
+pub mod argocd;
 pub mod k8s;
 pub mod knowledge;
 pub mod memory;
@@ -19,6 +20,7 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(memory::tools());
     tools.extend(secret::tools());
     tools.extend(knowledge::tools());
+    tools.extend(argocd::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

@@ -16,6 +16,51 @@ use crate::harness::{self, Toolgate};
 const SUBJECT: &str = "sre.domain.intents.v1";
 const STREAM: &str = "SRE_DOMAIN_INTENTS";
 
+/// Every message of the intents stream, oldest first: its `Nats-Msg-Id` and the envelope.
+pub(crate) async fn stream_messages(url: &str) -> Vec<(String, Value)> {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let Ok(mut stream) = js.get_stream(STREAM).await else {
+        return Vec::new();
+    };
+    let total = stream.info().await.map(|i| i.state.messages).unwrap_or(0);
+    if total == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer
+        .fetch()
+        .max_messages(10_000)
+        .expires(std::time::Duration::from_secs(2))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut out = Vec::new();
+    while let Some(msg) = messages.next().await {
+        let msg = msg.expect("message");
+        let id = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        out.push((
+            id,
+            serde_json::from_slice(&msg.payload).expect("JSON envelope"),
+        ));
+        if out.len() as u64 == total {
+            break;
+        }
+    }
+    out
+}
+
 pub(crate) fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
     Daemon::spawn(
         "nats-server",
@@ -151,31 +196,11 @@ async fn intents_reach_jetstream_once_each_across_a_nats_crash() {
     let info = stream.info().await.expect("stream info");
     assert_eq!(info.config.subjects, vec![SUBJECT.to_string()]);
     assert_eq!(info.state.messages, 201, "every intent stored exactly once");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
+    let stored: Vec<String> = stream_messages(url.as_str())
         .await
-        .expect("consumer");
-    let mut messages = consumer
-        .fetch()
-        .max_messages(500)
-        .expires(std::time::Duration::from_secs(2))
-        .messages()
-        .await
-        .expect("fetch");
-    let mut stored = Vec::new();
-    while let Some(msg) = messages.next().await {
-        let msg = msg.expect("message");
-        let id = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        stored.push(id);
-    }
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let unique: BTreeSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), 201);
     assert_eq!(

@@ -128,7 +128,7 @@ impl<'i> LazyInput<'i> {
 }
 
 /// The evaluation context for one call: `tool`, `risk`, `args`, `principal {sub, name, roles,
-/// org}` and `target {cluster, namespace, kind, name, mount, path}`. Absent target fields are empty strings
+/// org}` and `target {cluster, namespace, kind, name, mount, path, environment, project}`. Absent target fields are empty strings
 /// so `target.namespace.startsWith("prod")` never errors.
 pub(crate) fn input_context(env: &Arc<Env>, input: &PolicyInput) -> Context<'static, 'static> {
     let mut ctx = Context::with_env(Arc::clone(env));
@@ -169,6 +169,8 @@ pub(crate) fn input_context(env: &Arc<Env>, input: &PolicyInput) -> Context<'sta
     t.insert("name", text(&target.name));
     t.insert("mount", text(&target.mount));
     t.insert("path", text(&target.path));
+    t.insert("environment", text(&target.environment));
+    t.insert("project", text(&target.project));
     ctx.add_variable_from_value("target", t);
     ctx
 }

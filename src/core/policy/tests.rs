@@ -636,3 +636,55 @@ fn sets_and_handles_cross_threads() {
     let d = worker.join().expect("thread");
     assert_eq!(approvals(&d), Some(2));
 }
+
+#[test]
+fn the_default_policy_makes_argocd_rollbacks_critical_in_prod_like_environments_only() {
+    let s = PolicySet::builtin_default();
+    let env = |e: &str| Target {
+        kind: Some("Application".into()),
+        name: Some("web".into()),
+        environment: Some(e.into()),
+        ..Target::default()
+    };
+    let args = json!({"name": "web", "id": 3, "dry_run": false});
+    let rollback = |t: &Target| {
+        decide_args(
+            &s,
+            "argocd.rollback_application",
+            Risk::Write,
+            &caller(),
+            t,
+            &args,
+        )
+    };
+    for prod in ["production", "prod", "prod-eu"] {
+        let d = rollback(&env(prod));
+        assert_eq!(approvals(&d), Some(2), "{prod}: {d:?}");
+        assert_eq!(
+            d.rule,
+            "default.yaml#argocd-rollback-in-prod-like-environments"
+        );
+    }
+    for other in ["staging", "dev", ""] {
+        assert_eq!(approvals(&rollback(&env(other))), Some(1), "{other}");
+    }
+    // A sync is a write everywhere; a dry run needs nobody.
+    let sync = decide_args(
+        &s,
+        "argocd.sync_application",
+        Risk::Write,
+        &caller(),
+        &env("production"),
+        &args,
+    );
+    assert_eq!(approvals(&sync), Some(1));
+    let dry = decide_args(
+        &s,
+        "argocd.rollback_application",
+        Risk::Write,
+        &caller(),
+        &env("production"),
+        &json!({"name": "web", "id": 3, "dry_run": true}),
+    );
+    assert_eq!(dry.effect, Effect::Allow);
+}

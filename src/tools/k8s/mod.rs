@@ -18,7 +18,7 @@ mod exec;
 mod get;
 mod list;
 mod logs;
-mod preview;
+pub(crate) mod preview;
 mod prune;
 pub mod redact;
 mod restart;

@@ -379,6 +379,15 @@ pub fn check_name(kind: &KindInfo, field: &str, name: &str) -> Result<(), ToolEr
     }
 }
 
+/// A name that must be a DNS-1123 subdomain (an ArgoCD application's, like any object's).
+pub fn check_subdomain(field: &str, name: &str, example: &str) -> Result<(), ToolError> {
+    if is_dns1123_subdomain(name) {
+        Ok(())
+    } else {
+        Err(invalid_name(field, name, SUBDOMAIN_RULE, example))
+    }
+}
+
 /// A container name: a DNS-1123 label.
 pub fn check_container(field: &str, name: &str) -> Result<(), ToolError> {
     if is_dns1123_label(name) {
