@@ -29,6 +29,10 @@ const EGRESS: &[(&str, &str)] = &[
         "*.*.auth.zitadel_service_token.issuer",
         "toolgate-egress-zitadel",
     ),
+    (
+        "*.auth.zitadel_service_token.issuer",
+        "toolgate-egress-zitadel",
+    ),
     ("approvals.webhook_url", "toolgate-egress-approvals-webhook"),
     ("*.prometheus.url", "toolgate-egress-prometheus"),
     (
@@ -48,6 +52,7 @@ const EGRESS: &[(&str, &str)] = &[
     ("review.prquest.url", "toolgate-egress-pr-quest"),
     ("review.github.url", "toolgate-egress-github"),
     ("argocd.url", "toolgate-egress-argocd"),
+    ("argocd_integration.argocd_server", "toolgate-egress-argocd"),
     ("ticketing.jira.url", "toolgate-egress-jira"),
     ("ticketing.github.url", "toolgate-egress-github"),
     ("paging.pagerduty.url", "toolgate-egress-pagerduty"),
