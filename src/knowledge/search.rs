@@ -32,7 +32,7 @@ const STOP_WORDS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub text: String,
-    /// Kinds to search; empty = all.
+    /// Kinds to search; empty = runbooks, incidents and backlog items ([`Kind::SRE`]).
     pub kinds: Vec<Kind>,
     /// Only documents carrying at least one of these tags; empty = any.
     pub tags: Vec<String>,
@@ -152,10 +152,15 @@ impl Knowledge {
                 req.text
             )));
         }
+        let kinds = if req.kinds.is_empty() {
+            Kind::SRE.to_vec()
+        } else {
+            req.kinds.clone()
+        };
         let pool = (req.limit * 4).max(40);
         let text_hits = self
             .index
-            .text_search(&expression(&words, &req.kinds, &req.tags), pool)
+            .text_search(&expression(&words, &kinds, &req.tags), pool)
             .await?;
         let best = text_hits.iter().map(|h| h.bm25).fold(0.0_f64, f64::max);
         let mut found: HashMap<i64, Hit> = HashMap::new();
@@ -191,7 +196,7 @@ impl Knowledge {
             {
                 Ok(Some(query)) => {
                     mode = Mode::Hybrid;
-                    let near = self.nearest(&query, req, pool);
+                    let near = self.nearest(&query, &kinds, &req.tags, pool);
                     let missing: Vec<i64> = near
                         .iter()
                         .map(|(r, _)| *r)
@@ -260,15 +265,15 @@ impl Knowledge {
         })
     }
 
-    /// The `n` stored vectors closest to `query` among the asked kinds and tags.
-    fn nearest(&self, query: &[f32], req: &SearchRequest, n: usize) -> Vec<(i64, f64)> {
+    /// The `n` stored vectors closest to `query` among `kinds` and `tags`.
+    fn nearest(&self, query: &[f32], kinds: &[Kind], tags: &[String], n: usize) -> Vec<(i64, f64)> {
         let Ok(stored) = self.vectors.read() else {
             return Vec::new();
         };
         let mut scored: Vec<(i64, f64)> = stored
             .iter()
-            .filter(|(_, v)| req.kinds.is_empty() || req.kinds.contains(&v.kind))
-            .filter(|(_, v)| tag_match(&v.tags, &req.tags))
+            .filter(|(_, v)| kinds.contains(&v.kind))
+            .filter(|(_, v)| tag_match(&v.tags, tags))
             .map(|(r, v)| (*r, dot(&v.values, query)))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
