@@ -158,29 +158,30 @@ impl Knowledge {
             req.kinds.clone()
         };
         let pool = (req.limit * 4).max(40);
-        let text_hits = self
-            .index
-            .text_search(&expression(&words, &kinds, &req.tags), pool)
-            .await?;
-        let best = text_hits.iter().map(|h| h.bm25).fold(0.0_f64, f64::max);
+        let expression = expression(&words, &kinds, &req.tags);
+        let scored = self.index.text_search(&expression, pool).await?;
+        let best = scored.iter().map(|(_, s)| *s).fold(0.0_f64, f64::max);
+        let bm25: HashMap<i64, f64> = scored.iter().copied().collect();
+        let rowids: Vec<i64> = scored.iter().map(|(r, _)| *r).collect();
         let mut found: HashMap<i64, Hit> = HashMap::new();
-        for h in text_hits {
+        for (rowid, doc) in self.index.by_rowid(&rowids).await? {
             // The FTS filter matches tag words; a tag must match whole.
-            if !tag_match(&h.doc.tags, &req.tags) {
+            if !tag_match(&doc.tags, &req.tags) {
                 continue;
             }
+            let score = bm25.get(&rowid).copied().unwrap_or(0.0);
             found.insert(
-                h.rowid,
+                rowid,
                 Hit {
-                    doc: h.doc,
+                    doc,
                     score: 0.0,
                     bm25: if best > 0.0 {
-                        (h.bm25 / best).max(0.0)
+                        (score / best).max(0.0)
                     } else {
                         0.0
                     },
                     cosine: None,
-                    snippet: h.snippet,
+                    snippet: String::new(),
                     backlog_ids: Vec::new(),
                 },
             );
@@ -203,7 +204,6 @@ impl Knowledge {
                         .filter(|r| !found.contains_key(r))
                         .collect();
                     for (rowid, doc) in self.index.by_rowid(&missing).await? {
-                        let snippet = doc.body.chars().take(160).collect();
                         found.insert(
                             rowid,
                             Hit {
@@ -211,7 +211,7 @@ impl Knowledge {
                                 score: 0.0,
                                 bm25: 0.0,
                                 cosine: None,
-                                snippet,
+                                snippet: String::new(),
                                 backlog_ids: Vec::new(),
                             },
                         );
@@ -238,28 +238,37 @@ impl Knowledge {
             }
         }
         let (wb, wv) = (self.config.bm25_weight, self.config.vector_weight);
-        let mut hits: Vec<Hit> = found.into_values().collect();
-        for h in &mut hits {
+        let mut hits: Vec<(i64, Hit)> = found.into_iter().collect();
+        for (_, h) in &mut hits {
             h.score = match h.cosine {
                 Some(c) if wb + wv > 0.0 => (wb * h.bm25 + wv * c.max(0.0)) / (wb + wv),
                 _ => h.bm25,
             };
         }
-        hits.sort_by(|a, b| {
+        hits.sort_by(|(_, a), (_, b)| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| a.doc.id.cmp(&b.doc.id))
         });
         hits.truncate(req.limit);
-        for h in &mut hits {
+        let mut out = Vec::with_capacity(hits.len());
+        for (rowid, mut h) in hits {
+            // Snippets only for what is answered; a match by vector alone shows its beginning.
+            let matched = if bm25.contains_key(&rowid) {
+                self.index.snippet(&expression, rowid).await?
+            } else {
+                None
+            };
+            h.snippet = matched.unwrap_or_else(|| h.doc.body.chars().take(160).collect());
             h.backlog_ids = if h.doc.kind == Kind::Backlog {
                 vec![h.doc.id.clone()]
             } else {
                 self.index.backlog_links(&h.doc.id).await?
             };
+            out.push(h);
         }
         Ok(SearchAnswer {
-            hits,
+            hits: out,
             mode,
             degraded,
         })
