@@ -79,7 +79,7 @@ impl MemoryFallback for Knowledge {
                     } else {
                         h.doc.kind.as_str().to_string()
                     };
-                    (kinds.is_empty() || kinds.contains(&kind)).then(|| ScoredDocument {
+                    (kinds.is_empty() || kinds.contains(&kind)).then_some(ScoredDocument {
                         id: h.doc.id,
                         kind,
                         title: h.doc.title,
