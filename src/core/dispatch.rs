@@ -77,12 +77,16 @@ impl Dispatcher {
         })
     }
 
-    /// Gives the tools the knowledge index (once; a second index is refused).
+    /// Gives the tools the knowledge index, and memory its fallback (the same index: it keeps
+    /// what is added through `memory.*` and answers when Cognee cannot). Once; a second index
+    /// is refused.
     pub fn set_knowledge(
         &self,
         knowledge: Arc<crate::knowledge::Knowledge>,
     ) -> Result<(), Arc<crate::knowledge::Knowledge>> {
-        self.knowledge.set(knowledge)
+        self.knowledge.set(knowledge.clone())?;
+        self.adapters.memory.set_fallback(knowledge);
+        Ok(())
     }
 
     pub fn knowledge(&self) -> Option<Arc<crate::knowledge::Knowledge>> {

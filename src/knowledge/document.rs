@@ -13,16 +13,28 @@ pub enum Kind {
     Incident,
     /// A backlog item: a known problem and the work that fixes it.
     Backlog,
+    /// A DataPoint added through `memory.add_datapoints` (the fallback of `memory.*`); searched
+    /// only when asked for by kind, never by the `knowledge.*` tools.
+    #[schemars(skip)]
+    DataPoint,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Runbook, Kind::Incident, Kind::Backlog];
+    pub const ALL: [Kind; 4] = [
+        Kind::Runbook,
+        Kind::Incident,
+        Kind::Backlog,
+        Kind::DataPoint,
+    ];
+    /// What a search without kinds looks at: everything but DataPoints.
+    pub const SRE: [Kind; 3] = [Kind::Runbook, Kind::Incident, Kind::Backlog];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Runbook => "runbook",
             Kind::Incident => "incident",
             Kind::Backlog => "backlog",
+            Kind::DataPoint => "datapoint",
         }
     }
 

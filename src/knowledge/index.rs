@@ -39,23 +39,15 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS links_from ON links(from_id)",
 ];
 
-/// Full-text matches, best first. BM25 column weights: title 4, body 1, tags 2, kind 0 (the
-/// kind column only filters).
-const TEXT_SEARCH: &str = "SELECT d.rowid, d.id, d.kind, d.title, d.body, d.tags, d.source,
-        d.status, d.links, d.created_ms, d.updated_ms,
-        -bm25(docs_fts, 4.0, 1.0, 2.0, 0.0) AS score, snippet(docs_fts, 1, '', '', '…', 24)
-    FROM docs_fts JOIN docs d ON d.rowid = docs_fts.rowid
-    WHERE docs_fts MATCH ?1 ORDER BY bm25(docs_fts, 4.0, 1.0, 2.0, 0.0) LIMIT ?2";
+/// Full-text matches, best first: rowid and BM25 only, so SQLite scores every match but reads no
+/// document and makes no snippet for the ones that do not make the cut. Column weights: title
+/// 4, body 1, tags 2, kind 0 (the kind column only filters).
+const TEXT_SEARCH: &str = "SELECT rowid, -bm25(docs_fts, 4.0, 1.0, 2.0, 0.0)
+    FROM docs_fts WHERE docs_fts MATCH ?1 ORDER BY bm25(docs_fts, 4.0, 1.0, 2.0, 0.0) LIMIT ?2";
 
-/// A full-text match: the row, its document and its BM25 score (higher is better).
-#[derive(Debug, Clone)]
-pub struct TextHit {
-    pub rowid: i64,
-    pub doc: Document,
-    pub bm25: f64,
-    /// The matched region of the body.
-    pub snippet: String,
-}
+/// The matched region of one row's body (FTS5 finds the row by rowid, not by scanning).
+const SNIPPET: &str = "SELECT snippet(docs_fts, 1, '', '', '…', 24) FROM docs_fts
+    WHERE docs_fts MATCH ?1 AND rowid = ?2";
 
 /// What a feed's sync changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -187,31 +179,37 @@ impl Index {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// BM25 matches of an FTS5 expression, best first.
+    /// BM25 matches of an FTS5 expression, best first: (rowid, score; higher is better).
     pub async fn text_search(
         &self,
         expression: &str,
         limit: usize,
-    ) -> Result<Vec<TextHit>, KnowledgeError> {
+    ) -> Result<Vec<(i64, f64)>, KnowledgeError> {
         let rows = sqlx::query(TEXT_SEARCH)
             .bind(expression)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok(TextHit {
-                    rowid: r.get(0),
-                    doc: document(r, 1)?,
-                    bm25: r.get(11),
-                    snippet: r.get(12),
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Documents by rowid (for matches found by vector alone).
+    /// The part of row `rowid`'s body that matches `expression` (`None` when it does not).
+    pub async fn snippet(
+        &self,
+        expression: &str,
+        rowid: i64,
+    ) -> Result<Option<String>, KnowledgeError> {
+        let row = sqlx::query(SNIPPET)
+            .bind(expression)
+            .bind(rowid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Documents by rowid, in the order given (those still there).
     pub async fn by_rowid(&self, rowids: &[i64]) -> Result<Vec<(i64, Document)>, KnowledgeError> {
         let mut out = Vec::with_capacity(rowids.len());
         for rowid in rowids {

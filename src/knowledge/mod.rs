@@ -16,6 +16,7 @@ pub mod config;
 pub mod document;
 pub mod files;
 pub mod index;
+pub mod memory;
 pub mod relevance;
 pub mod runbooks;
 pub mod search;

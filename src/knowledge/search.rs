@@ -32,7 +32,7 @@ const STOP_WORDS: &[&str] = &[
 #[derive(Debug, Clone, Default)]
 pub struct SearchRequest {
     pub text: String,
-    /// Kinds to search; empty = all.
+    /// Kinds to search; empty = runbooks, incidents and backlog items ([`Kind::SRE`]).
     pub kinds: Vec<Kind>,
     /// Only documents carrying at least one of these tags; empty = any.
     pub tags: Vec<String>,
@@ -152,30 +152,36 @@ impl Knowledge {
                 req.text
             )));
         }
+        let kinds = if req.kinds.is_empty() {
+            Kind::SRE.to_vec()
+        } else {
+            req.kinds.clone()
+        };
         let pool = (req.limit * 4).max(40);
-        let text_hits = self
-            .index
-            .text_search(&expression(&words, &req.kinds, &req.tags), pool)
-            .await?;
-        let best = text_hits.iter().map(|h| h.bm25).fold(0.0_f64, f64::max);
+        let expression = expression(&words, &kinds, &req.tags);
+        let scored = self.index.text_search(&expression, pool).await?;
+        let best = scored.iter().map(|(_, s)| *s).fold(0.0_f64, f64::max);
+        let bm25: HashMap<i64, f64> = scored.iter().copied().collect();
+        let rowids: Vec<i64> = scored.iter().map(|(r, _)| *r).collect();
         let mut found: HashMap<i64, Hit> = HashMap::new();
-        for h in text_hits {
+        for (rowid, doc) in self.index.by_rowid(&rowids).await? {
             // The FTS filter matches tag words; a tag must match whole.
-            if !tag_match(&h.doc.tags, &req.tags) {
+            if !tag_match(&doc.tags, &req.tags) {
                 continue;
             }
+            let score = bm25.get(&rowid).copied().unwrap_or(0.0);
             found.insert(
-                h.rowid,
+                rowid,
                 Hit {
-                    doc: h.doc,
+                    doc,
                     score: 0.0,
                     bm25: if best > 0.0 {
-                        (h.bm25 / best).max(0.0)
+                        (score / best).max(0.0)
                     } else {
                         0.0
                     },
                     cosine: None,
-                    snippet: h.snippet,
+                    snippet: String::new(),
                     backlog_ids: Vec::new(),
                 },
             );
@@ -191,14 +197,13 @@ impl Knowledge {
             {
                 Ok(Some(query)) => {
                     mode = Mode::Hybrid;
-                    let near = self.nearest(&query, req, pool);
+                    let near = self.nearest(&query, &kinds, &req.tags, pool);
                     let missing: Vec<i64> = near
                         .iter()
                         .map(|(r, _)| *r)
                         .filter(|r| !found.contains_key(r))
                         .collect();
                     for (rowid, doc) in self.index.by_rowid(&missing).await? {
-                        let snippet = doc.body.chars().take(160).collect();
                         found.insert(
                             rowid,
                             Hit {
@@ -206,7 +211,7 @@ impl Knowledge {
                                 score: 0.0,
                                 bm25: 0.0,
                                 cosine: None,
-                                snippet,
+                                snippet: String::new(),
                                 backlog_ids: Vec::new(),
                             },
                         );
@@ -233,42 +238,51 @@ impl Knowledge {
             }
         }
         let (wb, wv) = (self.config.bm25_weight, self.config.vector_weight);
-        let mut hits: Vec<Hit> = found.into_values().collect();
-        for h in &mut hits {
+        let mut hits: Vec<(i64, Hit)> = found.into_iter().collect();
+        for (_, h) in &mut hits {
             h.score = match h.cosine {
                 Some(c) if wb + wv > 0.0 => (wb * h.bm25 + wv * c.max(0.0)) / (wb + wv),
                 _ => h.bm25,
             };
         }
-        hits.sort_by(|a, b| {
+        hits.sort_by(|(_, a), (_, b)| {
             b.score
                 .total_cmp(&a.score)
                 .then_with(|| a.doc.id.cmp(&b.doc.id))
         });
         hits.truncate(req.limit);
-        for h in &mut hits {
+        let mut out = Vec::with_capacity(hits.len());
+        for (rowid, mut h) in hits {
+            // Snippets only for what is answered; a match by vector alone shows its beginning.
+            let matched = if bm25.contains_key(&rowid) {
+                self.index.snippet(&expression, rowid).await?
+            } else {
+                None
+            };
+            h.snippet = matched.unwrap_or_else(|| h.doc.body.chars().take(160).collect());
             h.backlog_ids = if h.doc.kind == Kind::Backlog {
                 vec![h.doc.id.clone()]
             } else {
                 self.index.backlog_links(&h.doc.id).await?
             };
+            out.push(h);
         }
         Ok(SearchAnswer {
-            hits,
+            hits: out,
             mode,
             degraded,
         })
     }
 
-    /// The `n` stored vectors closest to `query` among the asked kinds and tags.
-    fn nearest(&self, query: &[f32], req: &SearchRequest, n: usize) -> Vec<(i64, f64)> {
+    /// The `n` stored vectors closest to `query` among `kinds` and `tags`.
+    fn nearest(&self, query: &[f32], kinds: &[Kind], tags: &[String], n: usize) -> Vec<(i64, f64)> {
         let Ok(stored) = self.vectors.read() else {
             return Vec::new();
         };
         let mut scored: Vec<(i64, f64)> = stored
             .iter()
-            .filter(|(_, v)| req.kinds.is_empty() || req.kinds.contains(&v.kind))
-            .filter(|(_, v)| tag_match(&v.tags, &req.tags))
+            .filter(|(_, v)| kinds.contains(&v.kind))
+            .filter(|(_, v)| tag_match(&v.tags, tags))
             .map(|(r, v)| (*r, dot(&v.values, query)))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -3,8 +3,9 @@
 //! default policy (adds run at once, cognify waits for an approver), the requests against
 //! Cognee's OpenAPI document, idempotent re-adds, login failure and renewal, cognify errors,
 //! the polling deadline, Cognee killed mid-run (adds queued, replayed in order without doubles,
-//! searches saying no embedded index is configured), bad DataPoints adding nothing, and the
-//! deterministic integration-path suggestion.
+//! searches saying no embedded index is configured), bad DataPoints adding nothing, the
+//! deterministic integration-path suggestion, and the embedded knowledge index answering for
+//! Cognee when it is down or not configured (what was added, queued adds included).
 
 use std::time::Duration;
 
@@ -597,10 +598,252 @@ async fn without_cognee_memory_is_not_offered_and_says_what_is_missing() {
         .expect_err("none");
     assert_eq!(
         err,
-        "Cognee is unavailable: Cognee is not configured: set memory.cognee.url (or TOOLGATE_MEMORY_COGNEE_URL); no embedded knowledge index is configured to answer instead"
+        "Cognee is unavailable: it is not configured (set memory.cognee.url or TOOLGATE_MEMORY_COGNEE_URL) and no embedded knowledge index is configured (a `knowledge:` section) to answer instead"
     );
+    let err = tool(
+        &all,
+        "memory.add_datapoints",
+        json!({"datapoints": [{"kind": "domain", "key": "x", "title": "x"}]}),
+    )
+    .await
+    .expect_err("nowhere to add");
+    assert!(err.starts_with("Cognee is not configured"), "{err}");
     let err = tool(&all, "memory.status", json!({}))
         .await
         .expect_err("none");
     assert!(err.starts_with("Cognee is not configured"), "{err}");
+}
+
+/// A `knowledge:` block over the labelled corpus's runbooks (the index beside the store).
+fn knowledge_block() -> String {
+    format!(
+        "knowledge:\n  runbooks_dir: {}/tests/fixtures/knowledge/runbooks\n",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The DataPoint ids a search answer names, in order.
+fn ids(answer: &Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|r| {
+            r["datapoints"]
+                .as_str()
+                .unwrap_or_default()
+                .split(", ")
+                .filter_map(|d| d.split_once('=').map(|(_, id)| id.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn while_cognee_is_down_the_embedded_index_answers_with_what_was_added() {
+    let mut cognee = FakeCognee::start(USER, PASSWORD, None).await;
+    let kube = FakeKube::start().await;
+    let (tg, _dir) = start_open(&kube, &cognee, PASSWORD, &knowledge_block()).await;
+    let added = tool(
+        &tg,
+        "memory.add_datapoints",
+        json!({"datapoints": corpus()}),
+    )
+    .await
+    .expect("added");
+    assert_eq!(added["status"], "added", "{added}");
+    let ask = json!({"query": "kafka integrations into the ledger", "top_k": 3, "kinds": ["integration"]});
+    let up = tool(&tg, "memory.search", ask.clone())
+        .await
+        .expect("search");
+    assert_eq!(up["answered_by"], "cognee", "{up}");
+    assert!(up.get("degraded").is_none(), "{up}");
+    let suggest = json!({"source": "payments", "target": "ledger", "tags": ["kafka"]});
+    let by_cognee = tool(&tg, "memory.suggest_integration_path", suggest.clone())
+        .await
+        .expect("suggest");
+
+    cognee.stop().await;
+    let down = tool(&tg, "memory.search", ask).await.expect("fallback");
+    assert_eq!(down["answered_by"], "embedded", "{down}");
+    assert!(
+        down["degraded"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Cognee is unavailable")),
+        "says why: {down}"
+    );
+    let found = ids(&down);
+    assert_eq!(found.len(), 3, "{down}");
+    let integration_ids: Vec<String> = ["payments->ledger", "orders->ledger", "billing->ledger"]
+        .iter()
+        .map(|k| toolgate::adapters::cognee::datapoint::datapoint_id("integration", k))
+        .collect();
+    for id in &found {
+        assert!(
+            integration_ids.contains(id),
+            "only ledger integrations: {down}"
+        );
+    }
+    for r in down["results"].as_array().expect("results") {
+        assert!(r["score"].as_f64().is_some_and(|s| s > 0.0), "{r}");
+        assert!(
+            r["text"].as_str().is_some_and(|t| t.contains("kafka")),
+            "{r}"
+        );
+    }
+    // The same suggestion from the same memory, now from the embedded index.
+    let by_index = tool(&tg, "memory.suggest_integration_path", suggest)
+        .await
+        .expect("suggest from the index");
+    assert_eq!(by_index["answered_by"], "embedded", "{by_index}");
+    assert!(by_index["degraded"].is_string(), "{by_index}");
+    for field in ["suggested_pattern", "confidence", "basis", "similar"] {
+        assert_eq!(by_index[field], by_cognee[field], "{field}: {by_index}");
+    }
+
+    // An add made while Cognee is down is queued and findable at once.
+    let queued = tool(
+        &tg,
+        "memory.add_datapoints",
+        json!({"datapoints": [integration("search->catalog", "change-data-capture", "succeeded", &["debezium"])]}),
+    )
+    .await
+    .expect("queued");
+    assert_eq!(queued["status"], "queued", "{queued}");
+    let late = tool(
+        &tg,
+        "memory.search",
+        json!({"query": "debezium change data capture into the catalog", "top_k": 1}),
+    )
+    .await
+    .expect("fallback");
+    assert_eq!(late["answered_by"], "embedded");
+    assert_eq!(
+        ids(&late),
+        [toolgate::adapters::cognee::datapoint::datapoint_id(
+            "integration",
+            "search->catalog"
+        )],
+        "{late}"
+    );
+    // Without kinds the runbooks answer too.
+    let runbook = tool(
+        &tg,
+        "memory.search",
+        json!({"query": "read replica is behind the primary", "top_k": 3}),
+    )
+    .await
+    .expect("fallback");
+    assert!(
+        runbook["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .any(|r| r["source"] == "postgres.md#replication-lag"),
+        "{runbook}"
+    );
+
+    // Back up: Cognee answers again, and the queued add reached it.
+    cognee.restart().await;
+    let want = file_of("integration", "search->catalog");
+    for _ in 0..100 {
+        if cognee.stored("governance").contains(&want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cognee.stored("governance").contains(&want));
+    let again = tool(&tg, "memory.search", json!({"query": "catalog"}))
+        .await
+        .expect("search");
+    assert_eq!(again["answered_by"], "cognee", "{again}");
+}
+
+#[tokio::test]
+async fn without_cognee_the_embedded_index_keeps_and_answers_memory() {
+    let kube = FakeKube::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tg = harness::start(
+        &kube,
+        &format!(
+            "{}{}mcp:\n  toolsets: [all]\n",
+            knowledge_block(),
+            open_policy(dir.path())
+        ),
+    )
+    .await;
+    let added = tool(
+        &tg,
+        "memory.add_datapoints",
+        json!({"datapoints": corpus()}),
+    )
+    .await
+    .expect("indexed");
+    assert_eq!(added["status"], "indexed", "{added}");
+    assert!(
+        added["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("embedded knowledge index only")),
+        "{added}"
+    );
+    // Adding the same DataPoints again keeps one of each.
+    tool(
+        &tg,
+        "memory.add_datapoints",
+        json!({"datapoints": corpus()}),
+    )
+    .await
+    .expect("again");
+    let found = tool(
+        &tg,
+        "memory.search",
+        json!({"query": "ledger", "kinds": ["integration", "domain"]}),
+    )
+    .await
+    .expect("search");
+    assert_eq!(found["answered_by"], "embedded", "{found}");
+    assert!(
+        found["degraded"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Cognee is not configured")),
+        "{found}"
+    );
+    let mut got = ids(&found);
+    got.sort();
+    let mut want: Vec<String> = [
+        ("domain", "ledger"),
+        ("integration", "payments->ledger"),
+        ("integration", "orders->ledger"),
+        ("integration", "billing->ledger"),
+    ]
+    .iter()
+    .map(|(k, key)| toolgate::adapters::cognee::datapoint::datapoint_id(k, key))
+    .collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "each once, hr->payroll not about the ledger: {found}"
+    );
+    let suggestion = tool(
+        &tg,
+        "memory.suggest_integration_path",
+        json!({"source": "payments", "target": "ledger", "tags": ["kafka"]}),
+    )
+    .await
+    .expect("suggest");
+    assert_eq!(suggestion["answered_by"], "embedded");
+    assert_eq!(
+        suggestion["suggested_pattern"], "event-streaming",
+        "{suggestion}"
+    );
+    assert_eq!(suggestion["confidence"], 0.43, "{suggestion}");
+    // The knowledge tools do not list DataPoints.
+    let patterns = tool(
+        &tg,
+        "knowledge.search_patterns",
+        json!({"symptoms": "ledger kafka outbox integration", "limit": 50}),
+    )
+    .await
+    .expect("patterns");
+    assert!(!patterns.to_string().contains("datapoint"), "{patterns}");
 }

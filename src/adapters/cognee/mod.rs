@@ -2,7 +2,8 @@
 //! durable queue of adds made while Cognee is down (`queue`, kept by the store) and the seam of
 //! the embedded fallback index (`fallback`). [`Memory`] is what the `memory.*` tools use: it adds
 //! or queues, keeps adds in order (while anything is queued, new adds queue behind it), replays
-//! the queue when Cognee answers again, and turns searches to the fallback when Cognee cannot
+//! the queue when Cognee answers again, gives every add to the fallback index too (so what was
+//! added is found while Cognee is down), and turns searches to the fallback when Cognee cannot
 //! answer. Imports only the upstream kit.
 
 pub mod client;
@@ -30,6 +31,8 @@ pub enum AddOutcome {
     Added(RunInfo),
     /// Kept in the store; replayed when Cognee answers. `reason` says why it was not sent.
     Queued { seq: i64, reason: String },
+    /// Cognee is not configured: kept in the embedded index only.
+    Indexed,
 }
 
 /// Where a search answer came from.
@@ -129,8 +132,31 @@ impl Memory {
 
     /// Add validated DataPoints: sent at once, or queued when Cognee is down or earlier adds
     /// still wait (so adds reach Cognee in the order they were made).
+    /// Whatever happened, the fallback index (when set) keeps them.
     pub async fn add(&self, points: &[DataPoint]) -> Result<AddOutcome, MemoryError> {
-        let cognee = self.cognee()?;
+        let outcome = match &self.cognee {
+            Some(cognee) => self.send_or_queue(cognee, points).await?,
+            None if self.fallback.get().is_some() => AddOutcome::Indexed,
+            None => return Err(MemoryError::NotConfigured),
+        };
+        if let Some(fallback) = self.fallback.get()
+            && let Err(e) = fallback.remember(points).await
+        {
+            if outcome == AddOutcome::Indexed {
+                return Err(MemoryError::Unavailable(format!(
+                    "Cognee is not configured and the embedded index failed: {e}"
+                )));
+            }
+            tracing::warn!(error = %e, "memory: the embedded index did not keep an add");
+        }
+        Ok(outcome)
+    }
+
+    async fn send_or_queue(
+        &self,
+        cognee: &Cognee,
+        points: &[DataPoint],
+    ) -> Result<AddOutcome, MemoryError> {
         let documents: Vec<Document> = points.iter().map(DataPoint::document).collect();
         if let Some(queue) = self.queue.get() {
             let waiting = queue.counts().await.map_err(MemoryError::Queue)?.pending;
@@ -354,11 +380,13 @@ impl Memory {
             Err(e) => e,
         };
         let Some(fallback) = self.fallback.get() else {
-            return Err(MemoryError::Unavailable(format!(
-                "{}; no embedded knowledge index is configured to answer instead",
-                why.to_string()
-                    .trim_start_matches("Cognee is unavailable: ")
-            )));
+            return Err(MemoryError::Unavailable(match why {
+                MemoryError::NotConfigured => "it is not configured (set memory.cognee.url or TOOLGATE_MEMORY_COGNEE_URL) and no embedded knowledge index is configured (a `knowledge:` section) to answer instead".to_string(),
+                why => format!(
+                    "{}; no embedded knowledge index is configured to answer instead",
+                    why.to_string().trim_start_matches("Cognee is unavailable: ")
+                ),
+            }));
         };
         let docs = fallback.search(query, kinds, top_k).await.map_err(|e| {
             MemoryError::Unavailable(format!("{why}; the embedded index failed too: {e}"))

@@ -27,7 +27,8 @@ pub struct AddedPoint {
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AddOutput {
-    /// `added` (Cognee accepted them) or `queued` (kept; sent in order when Cognee is back).
+    /// `added` (Cognee accepted them), `queued` (kept; sent in order when Cognee is back) or
+    /// `indexed` (no Cognee configured: in the embedded index only).
     pub status: &'static str,
     pub dataset: String,
     pub count: usize,
@@ -114,6 +115,12 @@ impl TypedTool for AddDatapoints {
                 out.status = "queued";
                 out.queue_seq = Some(seq);
                 out.reason = Some(reason);
+            }
+            AddOutcome::Indexed => {
+                out.status = "indexed";
+                out.reason = Some(
+                    "Cognee is not configured; kept in the embedded knowledge index only".into(),
+                );
             }
         }
         Ok(out)
