@@ -132,6 +132,13 @@ const DDL: &[&str] = &[
         done_at_ms BIGINT
     )",
     "CREATE INDEX IF NOT EXISTS memory_queue_state ON memory_queue (state, seq)",
+    "CREATE TABLE IF NOT EXISTS k8s_watch_state (
+        cluster TEXT NOT NULL,
+        object TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (cluster, object)
+    )",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

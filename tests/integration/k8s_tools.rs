@@ -94,6 +94,7 @@ fn kube_config(clusters: Vec<ClusterConfig>) -> KubernetesConfig {
         log_tail_lines: 500,
         request_timeout: Duration::from_secs(5),
         client: toolgate::adapters::http::Settings::default(),
+        watch: None,
     }
 }
 
