@@ -358,3 +358,73 @@ fn resolve_watch(raw: &RawWatch, problems: &mut Vec<String>) -> WatchConfig {
         settings: WatchSettings { timeout, page_size },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(yaml: &str) -> (Option<WatchConfig>, Vec<String>) {
+        let raw: RawKubernetes = serde_yaml::from_str(yaml).expect("yaml");
+        let mut problems = Vec::new();
+        let config = resolve(raw, &mut problems);
+        (config.watch, problems)
+    }
+
+    #[test]
+    fn the_watch_is_off_unless_asked_and_has_defaults() {
+        assert!(watch("{}").0.is_none());
+        assert!(watch("watch: {enabled: false}").0.is_none());
+        let (w, problems) = watch("watch: {}");
+        assert!(problems.is_empty(), "{problems:?}");
+        let w = w.expect("on");
+        assert_eq!(w.namespaces, ["*"]);
+        assert!(w.watches("anything"));
+        assert_eq!(
+            w.kinds,
+            [
+                WatchedKind::Pods,
+                WatchedKind::Deployments,
+                WatchedKind::WarningEvents
+            ]
+        );
+        assert_eq!(w.poll_interval, Duration::from_secs(60));
+        assert_eq!(w.event_window, Duration::from_secs(600));
+        assert_eq!(w.settings.page_size, 500);
+        let (w, _) = watch("watch: {namespaces: [shop, argocd]}");
+        assert_eq!(
+            w.expect("on").literal_namespaces(),
+            Some(vec!["shop".to_string(), "argocd".to_string()]),
+            "plain names: one watch per namespace"
+        );
+    }
+
+    #[test]
+    fn every_bad_watch_key_is_named() {
+        let (_, problems) = watch(
+            "watch: {namespaces: ['ameide-[', ok], resource_types: [pods, ingresses], poll_interval: 0s, page_size: 0}",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0]
+                .starts_with("kubernetes.watch.namespaces: `ameide-[` is not a glob pattern"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[1],
+            "kubernetes.watch.resource_types: `ingresses` is not watched; expected pods, deployments, services, events"
+        );
+        assert!(
+            problems[2].starts_with("kubernetes.watch.poll_interval: 0s is out of range"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[3],
+            "kubernetes.watch.page_size: 0 is out of range; expected 1..=10000"
+        );
+        let (_, problems) = watch("watch: {namespaces: []}");
+        assert_eq!(
+            problems,
+            ["kubernetes.watch.namespaces: the list is empty; omit it to watch every namespace"]
+        );
+    }
+}

@@ -222,6 +222,11 @@ impl Cluster {
         &self.state.name
     }
 
+    /// Whether both handles share one client (a kubeconfig that changed in OpenBao gets a new one).
+    pub fn same_client(&self, other: &Cluster) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
+    }
+
     pub fn client(&self) -> Client {
         self.state.client.clone()
     }

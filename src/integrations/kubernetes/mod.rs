@@ -164,29 +164,15 @@ fn stream_label(id: &StreamId) -> String {
 
 impl Runner {
     async fn run(mut self, shutdown: CancellationToken) {
-        let Some(cluster) = self.connect(&shutdown).await else {
+        let Some(mut cluster) = self.connect(&shutdown).await else {
             return;
         };
         self.load_states().await;
-        let mut streams: SelectAll<BoxStream<'static, (StreamId, WatchItem)>> = SelectAll::new();
         let namespaces: Vec<Option<String>> = match self.config.literal_namespaces() {
             Some(list) => list.into_iter().map(Some).collect(),
             None => vec![None],
         };
-        for kind in &self.config.kinds {
-            for ns in &namespaces {
-                let id: StreamId = (*kind, ns.clone());
-                self.health.update(&self.cluster_name, |b| {
-                    b.streams.insert(stream_label(&id), false);
-                });
-                crate::metrics::k8s_watch_connected(&self.cluster_name, &stream_label(&id), false);
-                let stream = cluster
-                    .watch_projected(*kind, ns.as_deref(), self.config.settings)
-                    .map(move |item| (id.clone(), item))
-                    .boxed();
-                streams.push(stream);
-            }
-        }
+        let mut streams = self.open_streams(&cluster, &namespaces);
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The watches' own lists cover the start; the first reconcile comes one interval later.
@@ -198,9 +184,46 @@ impl Runner {
                     Some((id, item)) => self.on_item(&id, item).await,
                     None => return,
                 },
-                _ = tick.tick() => self.reconcile(&cluster, &namespaces).await,
+                _ = tick.tick() => {
+                    // A kubeconfig read from OpenBao may have changed: the adapter then holds
+                    // a new client, and the watches move to it.
+                    if let Ok(current) = self.kube.cluster(Some(&self.cluster_name)).await
+                        && !current.same_client(&cluster)
+                    {
+                        tracing::info!(cluster = %self.cluster_name, "kubernetes watch: the cluster has a new client; watching again");
+                        cluster = current;
+                        self.relisted.clear();
+                        streams = self.open_streams(&cluster, &namespaces);
+                    }
+                    self.reconcile(&cluster, &namespaces).await
+                }
             }
         }
+    }
+
+    /// One watch stream per watched kind and namespace (all namespaces: one per kind).
+    fn open_streams(
+        &self,
+        cluster: &Cluster,
+        namespaces: &[Option<String>],
+    ) -> SelectAll<BoxStream<'static, (StreamId, WatchItem)>> {
+        let mut streams = SelectAll::new();
+        for kind in &self.config.kinds {
+            for ns in namespaces {
+                let id: StreamId = (*kind, ns.clone());
+                let label = stream_label(&id);
+                self.health.update(&self.cluster_name, |b| {
+                    b.streams.insert(label.clone(), false);
+                });
+                crate::metrics::k8s_watch_connected(&self.cluster_name, &label, false);
+                let stream = cluster
+                    .watch_projected(*kind, ns.as_deref(), self.config.settings)
+                    .map(move |item| (id.clone(), item))
+                    .boxed();
+                streams.push(stream);
+            }
+        }
+        streams
     }
 
     /// The cluster's client, retried until it can be built (a kubeconfig written later, an
