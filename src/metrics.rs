@@ -170,68 +170,66 @@ pub fn retention_pruned(table: &str, rows: u64) {
         .inc_by(rows);
 }
 
+fn stream_of(cluster: &str, resource: &str) -> WatchLabels {
+    WatchLabels {
+        cluster: cluster.into(),
+        resource: resource.into(),
+    }
+}
+
+fn of_cluster(cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        cluster: cluster.into(),
+    }
+}
+
 /// A watch stream of `cluster` for `resource` is (`true`) or is not open.
 pub fn k8s_watch_connected(cluster: &str, resource: &str, connected: bool) {
+    let labels = stream_of(cluster, resource);
     metrics()
         .watch
         .connected
-        .get_or_create(&WatchLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-        })
+        .get_or_create(&labels)
         .set(i64::from(connected));
 }
 
 /// A watch stream of `cluster` for `resource` failed.
 pub fn k8s_watch_error(cluster: &str, resource: &str) {
-    metrics()
-        .watch
-        .errors
-        .get_or_create(&WatchLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-        })
-        .inc();
+    let labels = stream_of(cluster, resource);
+    metrics().watch.errors.get_or_create(&labels).inc();
 }
 
 /// A watch event of `cluster` arrived at `unix_seconds`.
 pub fn k8s_watch_event(cluster: &str, unix_seconds: i64) {
+    let labels = of_cluster(cluster);
     metrics()
         .watch
         .last_event
-        .get_or_create(&ClusterLabels {
-            cluster: cluster.into(),
-        })
+        .get_or_create(&labels)
         .set(unix_seconds);
 }
 
 /// A full reconcile of `cluster` ended (`ok`: it listed everything).
 pub fn k8s_reconcile(cluster: &str, ok: bool, unix_seconds: i64) {
     let m = &metrics().watch;
+    let outcome = if ok { "ok" } else { "error" };
     m.reconciles
         .get_or_create(&ReconcileLabels {
             cluster: cluster.into(),
-            outcome: if ok { "ok" } else { "error" }.into(),
+            outcome: outcome.into(),
         })
         .inc();
     if ok {
         m.last_reconcile
-            .get_or_create(&ClusterLabels {
-                cluster: cluster.into(),
-            })
+            .get_or_create(&of_cluster(cluster))
             .set(unix_seconds);
     }
 }
 
 /// `n` intents written for `cluster`.
 pub fn k8s_signal_intents(cluster: &str, n: u64) {
-    metrics()
-        .watch
-        .intents
-        .get_or_create(&ClusterLabels {
-            cluster: cluster.into(),
-        })
-        .inc_by(n);
+    let labels = of_cluster(cluster);
+    metrics().watch.intents.get_or_create(&labels).inc_by(n);
 }
 
 /// The Prometheus text exposition of every metric.

@@ -767,9 +767,9 @@ mod tests {
         ]
         .concat();
         let got = problems(&all);
-        assert_eq!(got.len(), 6 + 1 + 3, "{got:#?}");
+        assert_eq!(got.len(), 4 + 1 + 3, "{got:#?}");
         // §4 and §5 repeat the webhook's settings with the same values: they agree, so no
-        // problem comes of it (the 10 above are the refusals alone).
+        // problem comes of it (the 8 above are the refusals alone).
         let c = load(&format!(
             "{ALERTMANAGER}{}",
             OBSERVABILITY.replace("    secret_ref: platform/grafana-api-key\n", "")

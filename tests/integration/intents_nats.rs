@@ -16,6 +16,38 @@ use crate::harness::{self, Toolgate};
 const SUBJECT: &str = "sre.domain.intents.v1";
 const STREAM: &str = "SRE_DOMAIN_INTENTS";
 
+/// Every message of the intents stream (none when it does not exist yet), read by a pull
+/// consumer that waits at most `wait` for more.
+pub(crate) async fn stream_messages(
+    url: &str,
+    wait: std::time::Duration,
+) -> Vec<async_nats::jetstream::Message> {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let Ok(stream) = js.get_stream(STREAM).await else {
+        return Vec::new();
+    };
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut messages = consumer
+        .fetch()
+        .max_messages(10_000)
+        .expires(wait)
+        .messages()
+        .await
+        .expect("fetch");
+    let mut out = Vec::new();
+    while let Some(msg) = messages.next().await {
+        out.push(msg.expect("message"));
+    }
+    out
+}
+
 pub(crate) fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
     Daemon::spawn(
         "nats-server",
@@ -151,31 +183,18 @@ async fn intents_reach_jetstream_once_each_across_a_nats_crash() {
     let info = stream.info().await.expect("stream info");
     assert_eq!(info.config.subjects, vec![SUBJECT.to_string()]);
     assert_eq!(info.state.messages, 201, "every intent stored exactly once");
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            ..Default::default()
+    drop(stream);
+    let stored: Vec<String> = stream_messages(&url, std::time::Duration::from_secs(2))
+        .await
+        .iter()
+        .map(|msg| {
+            msg.headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default()
         })
-        .await
-        .expect("consumer");
-    let mut messages = consumer
-        .fetch()
-        .max_messages(500)
-        .expires(std::time::Duration::from_secs(2))
-        .messages()
-        .await
-        .expect("fetch");
-    let mut stored = Vec::new();
-    while let Some(msg) = messages.next().await {
-        let msg = msg.expect("message");
-        let id = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        stored.push(id);
-    }
+        .collect();
     let unique: BTreeSet<String> = stored.iter().cloned().collect();
     assert_eq!(stored.len(), 201);
     assert_eq!(

@@ -5,17 +5,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::daemons::{Daemon, eventually, free_port, require};
 use crate::fake_kube::{FakeKube, objects};
 use crate::harness::{self, ALICE, Toolgate};
-use crate::intents_nats::nats;
+use crate::intents_nats::{nats, stream_messages};
 use crate::jsonrpc::call_tool;
-
-const STREAM: &str = "SRE_DOMAIN_INTENTS";
 
 struct Nats {
     _daemon: Daemon,
@@ -47,33 +44,27 @@ fn watch_config(nats: &Nats, poll: &str, extra: &str) -> String {
 
 /// Every envelope in the JetStream stream, in stream order.
 async fn stored(nats: &Nats) -> Vec<Value> {
-    let client = async_nats::connect(nats.url.as_str())
+    stream_messages(&nats.url, Duration::from_millis(500))
         .await
-        .expect("connect");
-    let js = async_nats::jetstream::new(client);
-    let Ok(stream) = js.get_stream(STREAM).await else {
-        return Vec::new();
-    };
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let mut messages = consumer
-        .fetch()
-        .max_messages(1000)
-        .expires(Duration::from_millis(500))
-        .messages()
-        .await
-        .expect("fetch");
-    let mut out = Vec::new();
-    while let Some(msg) = messages.next().await {
-        let msg = msg.expect("message");
-        out.push(serde_json::from_slice(&msg.payload).expect("JSON envelope"));
-    }
-    out
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).expect("JSON envelope"))
+        .collect()
+}
+
+/// NATS, a fake cluster with deployment `app` of `replicas` pods in `ns`, and a toolgate
+/// watching it (reconcile every `poll`) whose watch is connected.
+async fn watching(ns: &str, app: &str, replicas: usize, poll: &str) -> (Nats, FakeKube, Toolgate) {
+    let nats = start_nats().await;
+    let fake = FakeKube::start().await;
+    fake.seed_deployment(ns, app, replicas);
+    let tg = harness::start(&fake, &watch_config(&nats, poll, "")).await;
+    watch_connected(&tg, "fake").await;
+    (nats, fake, tg)
+}
+
+async fn assert_metric(tg: &Toolgate, line: &str) {
+    let metrics = tg.metrics().await;
+    assert!(metrics.contains(line), "{line} not in {metrics}");
 }
 
 /// The stored envelopes of one type.
@@ -263,24 +254,17 @@ async fn health_changes_arrive_once_in_order_and_a_dropped_watch_resumes_without
         entry["streams"]["pods"] == true && entry["streams"]["events"] == true,
         "{entry}"
     );
-    let metrics = tg.metrics().await;
-    assert!(
-        metrics.contains("toolgate_k8s_watch_connected{cluster=\"fake\",resource=\"pods\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("toolgate_k8s_signal_intents_total{cluster=\"fake\"} 4"),
-        "{metrics}"
-    );
+    assert_metric(
+        &tg,
+        "toolgate_k8s_watch_connected{cluster=\"fake\",resource=\"pods\"} 1",
+    )
+    .await;
+    assert_metric(&tg, "toolgate_k8s_signal_intents_total{cluster=\"fake\"} 4").await;
 }
 
 #[tokio::test]
 async fn warning_events_become_one_alert_per_object_and_reason_within_the_window() {
-    let nats = start_nats().await;
-    let fake = FakeKube::start().await;
-    fake.seed_deployment("shop-a", "web", 1);
-    let tg = harness::start(&fake, &watch_config(&nats, "1h", "")).await;
-    watch_connected(&tg, "fake").await;
+    let (nats, fake, tg) = watching("shop-a", "web", 1, "1h").await;
     let pod = fake
         .get("v1", "Pod", Some("shop-a"), &pods(&fake, "shop-a")[0])
         .expect("pod");
@@ -333,11 +317,7 @@ async fn warning_events_become_one_alert_per_object_and_reason_within_the_window
 
 #[tokio::test]
 async fn a_410_relists_and_reports_only_what_changed() {
-    let nats = start_nats().await;
-    let fake = FakeKube::start().await;
-    fake.seed_deployment("shop-a", "web", 3);
-    let tg = harness::start(&fake, &watch_config(&nats, "1h", "")).await;
-    watch_connected(&tg, "fake").await;
+    let (nats, fake, tg) = watching("shop-a", "web", 3, "1h").await;
     let names = pods(&fake, "shop-a");
     fake.modify("v1", "Pod", Some("shop-a"), &names[0], crash);
     exactly(&nats, "RecordHealthCheckRequested", 1).await;
@@ -367,20 +347,16 @@ async fn a_410_relists_and_reports_only_what_changed() {
     );
     let lists_after = requests(&fake, "/api/v1/pods", false);
     assert_eq!(lists_after, lists_before + 1, "one re-list after the 410");
-    let metrics = tg.metrics().await;
-    assert!(
-        metrics.contains("toolgate_k8s_watch_errors_total{cluster=\"fake\",resource=\"pods\"}"),
-        "{metrics}"
-    );
+    assert_metric(
+        &tg,
+        "toolgate_k8s_watch_errors_total{cluster=\"fake\",resource=\"pods\"}",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_change_no_watch_heard_of_is_caught_by_the_reconcile() {
-    let nats = start_nats().await;
-    let fake = FakeKube::start().await;
-    fake.seed_deployment("shop-b", "api", 2);
-    let tg = harness::start(&fake, &watch_config(&nats, "1s", "")).await;
-    watch_connected(&tg, "fake").await;
+    let (nats, fake, tg) = watching("shop-b", "api", 2, "1s").await;
     let names = pods(&fake, "shop-b");
     fake.modify_unwatched("v1", "Pod", Some("shop-b"), &names[1], |p| {
         *p = objects::crash_looping(p.clone(), 1);
@@ -402,11 +378,11 @@ async fn a_change_no_watch_heard_of_is_caught_by_the_reconcile() {
     let entry = readyz(&tg).await.1["integrations"]["kubernetes_watch/fake"].clone();
     assert!(entry["last_reconcile_at"].is_string(), "{entry}");
     assert_eq!(entry["last_reconcile_error"], Value::Null, "{entry}");
-    assert!(
-        tg.metrics()
-            .await
-            .contains("toolgate_k8s_reconciles_total{cluster=\"fake\",outcome=\"ok\"}")
-    );
+    assert_metric(
+        &tg,
+        "toolgate_k8s_reconciles_total{cluster=\"fake\",outcome=\"ok\"}",
+    )
+    .await;
 }
 
 #[tokio::test]
