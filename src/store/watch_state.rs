@@ -19,24 +19,31 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Record the state of one object (insert or replace).
-    pub async fn put_watch_state(
+    /// Record the states of objects (insert or replace), in one transaction.
+    pub async fn put_watch_states(
         &self,
         cluster: &str,
-        object: &str,
-        state: &str,
+        states: &[(String, String)],
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO k8s_watch_state (cluster, object, state, updated_at_ms) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (cluster, object) DO UPDATE SET \
-             state = excluded.state, updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(cluster)
-        .bind(object)
-        .bind(state)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        if states.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        for (object, state) in states {
+            sqlx::query(
+                "INSERT INTO k8s_watch_state (cluster, object, state, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (cluster, object) DO UPDATE SET \
+                 state = excluded.state, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(cluster)
+            .bind(object)
+            .bind(state)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -264,7 +264,7 @@ async fn health_changes_arrive_once_in_order_and_a_dropped_watch_resumes_without
 
 #[tokio::test]
 async fn warning_events_become_one_alert_per_object_and_reason_within_the_window() {
-    let (nats, fake, tg) = watching("shop-a", "web", 1, "1h").await;
+    let (nats, fake, _tg) = watching("shop-a", "web", 1, "1h").await;
     let pod = fake
         .get("v1", "Pod", Some("shop-a"), &pods(&fake, "shop-a")[0])
         .expect("pod");

@@ -122,6 +122,7 @@ pub fn spawn(
             health: health.clone(),
             states: HashMap::new(),
             relisted: HashMap::new(),
+            unsaved: Vec::new(),
         };
         tokio::spawn(runner.run(shutdown.clone()));
     }
@@ -141,6 +142,8 @@ struct Runner {
     states: HashMap<String, HealthState>,
     /// Keys seen since each stream's last `Relisting`.
     relisted: HashMap<StreamId, HashSet<String>>,
+    /// States judged but not yet stored: written together after a list, a reconcile or an item.
+    unsaved: Vec<(String, String)>,
 }
 
 fn kind_name(kind: WatchedKind) -> &'static str {
@@ -266,6 +269,8 @@ impl Runner {
     async fn on_item(&mut self, id: &StreamId, item: WatchItem) {
         let label = stream_label(id);
         let now = jiff::Timestamp::now();
+        // Objects of a (re-)list are stored together when it ends.
+        let listing = matches!(item, WatchItem::Listed(_));
         match item {
             WatchItem::Relisting => {
                 self.relisted.insert(id.clone(), HashSet::new());
@@ -308,10 +313,26 @@ impl Runner {
                 return;
             }
         }
+        if !listing {
+            self.save().await;
+        }
         let ms = now.as_millisecond();
         self.health
             .update(&self.cluster_name, |b| b.last_event_ms = Some(ms));
         crate::metrics::k8s_watch_event(&self.cluster_name, now.as_second());
+    }
+
+    /// Store the states judged since the last save, in one transaction.
+    async fn save(&mut self) {
+        let rows = std::mem::take(&mut self.unsaved);
+        if let Err(e) = self
+            .intents
+            .store()
+            .put_watch_states(&self.cluster_name, &rows)
+            .await
+        {
+            tracing::warn!(cluster = %self.cluster_name, error = %e, rows = rows.len(), "kubernetes watch: states not stored; a restart may judge these objects again");
+        }
     }
 
     fn set_connected(&self, label: &str, connected: bool, error: Option<String>) {
@@ -372,16 +393,9 @@ impl Runner {
                         return;
                     }
                 }
-                // Written before the state: a crash in between re-emits, and the key drops it.
+                // Stored after the intent: a crash in between re-emits, and the key drops it.
                 let text = serde_json::to_string(&after).unwrap_or_default();
-                if let Err(e) = self
-                    .intents
-                    .store()
-                    .put_watch_state(&self.cluster_name, &key, &text)
-                    .await
-                {
-                    tracing::warn!(cluster = %self.cluster_name, error = %e, "kubernetes watch: state not stored");
-                }
+                self.unsaved.push((key.clone(), text));
                 self.states.insert(key, after);
                 let n = self.states.len();
                 self.health.update(&self.cluster_name, |b| b.objects = n);
@@ -467,6 +481,7 @@ impl Runner {
                 self.forget(gone).await;
             }
         }
+        self.save().await;
         let ok = error.is_none();
         if let Some(e) = &error {
             tracing::warn!(cluster = %self.cluster_name, error = %e, "kubernetes reconcile incomplete");
