@@ -1250,6 +1250,7 @@ async fn tool_metadata_is_complete() {
             "k8s.get_logs",
             "k8s.describe_resource",
             "k8s.get_events",
+            "k8s.list_clusters",
             "k8s.exec_command",
             "k8s.apply_manifest",
             "k8s.delete_resource",
