@@ -479,12 +479,20 @@ async fn serve_built(
     if let Some(argocd) = &dispatcher.adapters().argocd {
         crate::intents::argocd::spawn(argocd.clone(), &intents, shutdown.clone());
     }
+    // Kubernetes health changes and Warning events, when `kubernetes.watch` is set.
+    let watch = crate::integrations::kubernetes::spawn(
+        dispatcher.adapters().kube.clone(),
+        config.kubernetes.watch.as_ref(),
+        &intents,
+        shutdown.clone(),
+    );
     let state = AppState {
         dispatcher,
         config: Arc::new(config),
         auth,
         intents,
         sink,
+        watch,
     };
     let app = router(state, shutdown.clone());
     tracing::info!(addr = %local, "toolgate listening (MCP at /mcp, approvals at /approvals)");

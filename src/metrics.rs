@@ -9,6 +9,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -29,11 +30,39 @@ struct TableLabels {
     table: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchLabels {
+    cluster: String,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    cluster: String,
+    outcome: String,
+}
+
+/// The Kubernetes watch + poll signal source, per cluster.
+struct WatchMetrics {
+    connected: Family<WatchLabels, Gauge>,
+    errors: Family<WatchLabels, Counter>,
+    last_event: Family<ClusterLabels, Gauge>,
+    last_reconcile: Family<ClusterLabels, Gauge>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    intents: Family<ClusterLabels, Counter>,
+}
+
 struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     latency: Family<ToolLabels, Histogram>,
     retention_pruned: Family<TableLabels, Counter>,
+    watch: WatchMetrics,
 }
 
 fn new_latency_histogram() -> Histogram {
@@ -70,11 +99,50 @@ fn metrics() -> &'static Metrics {
             "Rows deleted by the retention job, by table",
             retention_pruned.clone(),
         );
+        let watch = WatchMetrics {
+            connected: Family::default(),
+            errors: Family::default(),
+            last_event: Family::default(),
+            last_reconcile: Family::default(),
+            reconciles: Family::default(),
+            intents: Family::default(),
+        };
+        registry.register(
+            "k8s_watch_connected",
+            "1 while a Kubernetes watch stream is listed and open, by cluster and resource",
+            watch.connected.clone(),
+        );
+        registry.register(
+            "k8s_watch_errors",
+            "Kubernetes watch failures (dropped, refused, 410 Gone), by cluster and resource",
+            watch.errors.clone(),
+        );
+        registry.register(
+            "k8s_watch_last_event_timestamp_seconds",
+            "Unix time of the last watch event received, by cluster",
+            watch.last_event.clone(),
+        );
+        registry.register(
+            "k8s_reconcile_last_timestamp_seconds",
+            "Unix time of the last successful full reconcile, by cluster",
+            watch.last_reconcile.clone(),
+        );
+        registry.register(
+            "k8s_reconciles",
+            "Full reconciles by cluster and outcome (ok, error)",
+            watch.reconciles.clone(),
+        );
+        registry.register(
+            "k8s_signal_intents",
+            "Intents written by the Kubernetes signal source, by cluster",
+            watch.intents.clone(),
+        );
         Metrics {
             registry,
             calls,
             latency,
             retention_pruned,
+            watch,
         }
     })
 }
@@ -102,6 +170,68 @@ pub fn retention_pruned(table: &str, rows: u64) {
             table: table.into(),
         })
         .inc_by(rows);
+}
+
+fn stream_of(cluster: &str, resource: &str) -> WatchLabels {
+    WatchLabels {
+        cluster: cluster.into(),
+        resource: resource.into(),
+    }
+}
+
+fn of_cluster(cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        cluster: cluster.into(),
+    }
+}
+
+/// A watch stream of `cluster` for `resource` is (`true`) or is not open.
+pub fn k8s_watch_connected(cluster: &str, resource: &str, connected: bool) {
+    let labels = stream_of(cluster, resource);
+    metrics()
+        .watch
+        .connected
+        .get_or_create(&labels)
+        .set(i64::from(connected));
+}
+
+/// A watch stream of `cluster` for `resource` failed.
+pub fn k8s_watch_error(cluster: &str, resource: &str) {
+    let labels = stream_of(cluster, resource);
+    metrics().watch.errors.get_or_create(&labels).inc();
+}
+
+/// A watch event of `cluster` arrived at `unix_seconds`.
+pub fn k8s_watch_event(cluster: &str, unix_seconds: i64) {
+    let labels = of_cluster(cluster);
+    metrics()
+        .watch
+        .last_event
+        .get_or_create(&labels)
+        .set(unix_seconds);
+}
+
+/// A full reconcile of `cluster` ended (`ok`: it listed everything).
+pub fn k8s_reconcile(cluster: &str, ok: bool, unix_seconds: i64) {
+    let m = &metrics().watch;
+    let outcome = if ok { "ok" } else { "error" };
+    m.reconciles
+        .get_or_create(&ReconcileLabels {
+            cluster: cluster.into(),
+            outcome: outcome.into(),
+        })
+        .inc();
+    if ok {
+        m.last_reconcile
+            .get_or_create(&of_cluster(cluster))
+            .set(unix_seconds);
+    }
+}
+
+/// `n` intents written for `cluster`.
+pub fn k8s_signal_intents(cluster: &str, n: u64) {
+    let labels = of_cluster(cluster);
+    metrics().watch.intents.get_or_create(&labels).inc_by(n);
 }
 
 /// The Prometheus text exposition of every metric.

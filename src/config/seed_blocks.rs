@@ -25,9 +25,9 @@ pub struct RawKubernetesIntegration {
     pub enabled: Option<bool>,
     /// → `kubernetes.clusters`.
     pub clusters: Option<Vec<RawSeedCluster>>,
-    /// The watch signal source (issue 19); refused until then.
+    /// → `kubernetes.watch.namespaces` and `.resource_types` (turns the watch on).
     pub watch: Option<RawSeedWatch>,
-    /// The reconcile poll (issue 19); refused until then.
+    /// → `kubernetes.watch.poll_interval`.
     pub poll_interval: Option<RawDuration>,
     /// → `kubernetes.log_tail_lines`.
     pub log_tail_lines: Option<i64>,
@@ -242,20 +242,32 @@ fn kubernetes(raw: &mut RawConfig, seed: RawKubernetesIntegration, set: &mut Set
             "false cannot turn off the k8s.* tools; remove the block, or deny k8s.* in the policy",
         );
     }
-    if seed.watch.is_some() {
-        set.refuse(
-            &format!("{b}.watch"),
-            "the Kubernetes watch + poll signal source comes with issue 19 (fleet signals); \
-             remove it meanwhile (the k8s.* tools read cluster state on demand)",
-        );
-    }
-    if seed.poll_interval.is_some() {
-        set.refuse(
-            &format!("{b}.poll_interval"),
-            "the Kubernetes reconcile poll comes with issue 19 (fleet signals); remove it meanwhile",
-        );
-    }
     let k8s = raw.kubernetes.get_or_insert_default();
+    if seed.watch.is_some() || seed.poll_interval.is_some() {
+        let watch = k8s.watch.get_or_insert_default();
+        let (namespaces, resource_types) = seed
+            .watch
+            .map(|w| (w.namespaces, w.resource_types))
+            .unwrap_or_default();
+        set.put(
+            &mut watch.namespaces,
+            "kubernetes.watch.namespaces",
+            namespaces,
+            &format!("{b}.watch.namespaces"),
+        );
+        set.put(
+            &mut watch.resource_types,
+            "kubernetes.watch.resource_types",
+            resource_types,
+            &format!("{b}.watch.resource_types"),
+        );
+        set.put(
+            &mut watch.poll_interval,
+            "kubernetes.watch.poll_interval",
+            seed.poll_interval,
+            &format!("{b}.poll_interval"),
+        );
+    }
     set.put(
         &mut k8s.log_tail_lines,
         "kubernetes.log_tail_lines",
@@ -697,18 +709,43 @@ mod tests {
     }
 
     #[test]
-    fn the_kubernetes_block_maps_clusters_and_refuses_what_issue_19_builds() {
+    fn the_kubernetes_block_maps_clusters_and_the_watch() {
         let got = problems(KUBERNETES);
-        assert_eq!(got.len(), 6, "{got:#?}");
-        assert!(got[0].starts_with("kubernetes_integration.watch: the Kubernetes watch + poll signal source comes with issue 19"), "{got:#?}");
-        assert!(got[1].starts_with("kubernetes_integration.poll_interval: the Kubernetes reconcile poll comes with issue 19"), "{got:#?}");
+        assert_eq!(got.len(), 4, "{got:#?}");
         assert!(
-            got[2].starts_with(
+            got[0].starts_with(
                 "kubernetes_integration.clusters[0].kubeconfig_secret_ref: `platform/local-kubeconfig` is a secret reference, read from OpenBao, and no openbao section is configured"
             ),
             "{got:#?}"
         );
-        assert!(got[5].starts_with("kubernetes_integration.clusters[3].kubeconfig_secret_ref"));
+        assert!(got[3].starts_with("kubernetes_integration.clusters[3].kubeconfig_secret_ref"));
+        // The watch and the poll interval land on `kubernetes.watch`.
+        let c = load(&format!(
+            "{KUBERNETES}openbao: {{address: 'http://127.0.0.1:8200', auth: {{token: t}}}}\n"
+        ))
+        .expect("loads with openbao");
+        let w = c.kubernetes.watch.as_ref().expect("the watch is on");
+        assert_eq!(w.namespaces, ["ameide-*", "argocd", "monitoring"]);
+        assert!(w.watches("ameide-dev") && w.watches("argocd") && !w.watches("kube-system"));
+        assert_eq!(
+            w.literal_namespaces(),
+            None,
+            "a glob: one watch of all namespaces"
+        );
+        assert!(w.services);
+        assert_eq!(w.kinds.len(), 3);
+        assert_eq!(w.poll_interval, Duration::from_secs(60));
+        // Given in both places, it is refused naming both keys.
+        let both = format!(
+            "{KUBERNETES}kubernetes: {{watch: {{poll_interval: 30s}}}}\n\
+             openbao: {{address: 'http://127.0.0.1:8200', auth: {{token: t}}}}\n"
+        );
+        assert_eq!(
+            problems(&both),
+            [
+                "`kubernetes_integration.poll_interval` and `kubernetes.watch.poll_interval` both set kubernetes.watch.poll_interval; keep one of them"
+            ]
+        );
         // With OpenBao, each cluster's kubeconfig is read from it.
         let without_watch: String = KUBERNETES
             .lines()
@@ -840,9 +877,9 @@ mod tests {
         ]
         .concat();
         let got = problems(&all);
-        assert_eq!(got.len(), 6 + 3, "{got:#?}");
+        assert_eq!(got.len(), 4 + 3, "{got:#?}");
         // §4 and §5 repeat the webhook's settings with the same values: they agree, so no
-        // problem comes of it (the 9 above are the refusals alone; ArgoCD's block loads).
+        // problem comes of it (the 7 above are the refusals alone; ArgoCD's block loads).
         let c = load(&format!(
             "{ALERTMANAGER}{}",
             OBSERVABILITY.replace("    secret_ref: platform/grafana-api-key\n", "")

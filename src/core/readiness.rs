@@ -45,6 +45,9 @@ pub struct Integration {
     /// A poller's last cycle, whatever its outcome (`state` says the outcome).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_poll_at: Option<String>,
+    /// What a signal source adds (the watch: connected, last event, last reconcile).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl From<Health> for Integration {
@@ -56,6 +59,7 @@ impl From<Health> for Integration {
             last_error_at: h.last_error_at,
             last_success_at: h.last_success_at,
             last_poll_at: None,
+            detail: None,
         }
     }
 }
@@ -69,11 +73,24 @@ impl From<crate::adapters::argocd::PollHealth> for Integration {
             last_error_at: p.last_error_at,
             last_success_at: p.last_success_at,
             last_poll_at: p.last_poll_at,
+            detail: None,
         }
     }
 }
 
 impl Integration {
+    /// A signal source's entry: its state, last error and figures of its own.
+    pub fn signal(
+        state: &'static str,
+        error: Option<String>,
+        detail: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        Self {
+            detail: Some(detail),
+            ..Self::plain(state, error)
+        }
+    }
+
     fn plain(state: &'static str, error: Option<String>) -> Self {
         Self {
             state,
@@ -82,6 +99,7 @@ impl Integration {
             last_error_at: None,
             last_success_at: None,
             last_poll_at: None,
+            detail: None,
         }
     }
 }
@@ -90,6 +108,15 @@ impl Dispatcher {
     /// Probe the store and the clusters, collect every upstream's health. `extra` adds
     /// integrations the core does not hold (the identity provider, the intents sink).
     pub async fn readiness(&self, extra: Vec<Health>) -> Readiness {
+        self.readiness_with(extra, Vec::new()).await
+    }
+
+    /// Same, with entries of signal sources (the Kubernetes watch) under their own names.
+    pub async fn readiness_with(
+        &self,
+        extra: Vec<Health>,
+        signals: Vec<(String, Integration)>,
+    ) -> Readiness {
         let mut integrations = BTreeMap::new();
         let store = match tokio::time::timeout(PROBE_LIMIT, self.gate().store.ping()).await {
             Ok(Ok(())) => Integration::plain("ok", None),
@@ -153,6 +180,7 @@ impl Dispatcher {
         {
             integrations.insert(h.name.clone(), Integration::from(h));
         }
+        integrations.extend(signals);
         let status = if !store_ok {
             "not_ready"
         } else if integrations.values().all(|i| i.state == "ok") {
@@ -197,11 +225,13 @@ mod tests {
                         name: "good".into(),
                         error: None,
                         health: None,
+                        version: Some("v1.32.0".into()),
                     },
                     ClusterReadiness {
                         name: "bad".into(),
                         error: Some("cluster `bad`: the API server is unreachable".into()),
                         health: None,
+                        version: None,
                     },
                 ]
             })

@@ -21,6 +21,7 @@ mod memory_queue;
 pub mod retention;
 mod schema;
 mod tasks;
+mod watch_state;
 
 pub use approvals::Visibility;
 pub use retention::{Pruned, PrunedApprovals, Retention};

@@ -142,6 +142,14 @@ const DDL: &[&str] = &[
         seq BIGINT NOT NULL,
         updated_at_ms BIGINT NOT NULL
     )",
+    // The Kubernetes watch's last known health per object (src/integrations/kubernetes).
+    "CREATE TABLE IF NOT EXISTS k8s_watch_state (
+        cluster TEXT NOT NULL,
+        object TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        PRIMARY KEY (cluster, object)
+    )",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

@@ -37,6 +37,8 @@ pub struct AppState {
     pub intents: crate::intents::Intents,
     /// Where the outbox publisher delivers intents (its health is on `/readyz`).
     pub sink: Arc<dyn crate::intents::publisher::Sink>,
+    /// The Kubernetes watch's health per cluster (on `/readyz`), when the watch is on.
+    pub watch: Option<Arc<crate::integrations::kubernetes::WatchHealth>>,
 }
 
 /// Transport label of the approval REST API in audit records.
@@ -391,7 +393,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .into_iter()
         .chain(state.sink.health())
         .collect();
-    let readiness = state.dispatcher.readiness(extra).await;
+    let signals = state
+        .watch
+        .as_ref()
+        .map(|w| w.entries())
+        .unwrap_or_default();
+    let readiness = state.dispatcher.readiness_with(extra, signals).await;
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {

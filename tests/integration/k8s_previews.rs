@@ -47,6 +47,7 @@ impl Env {
             log_tail_lines: 500,
             request_timeout: Duration::from_secs(5),
             client: toolgate::adapters::http::Settings::default(),
+            watch: None,
         };
         let adapters = Arc::new(Adapters::new(Arc::new(KubeAdapter::new(&cfg))));
         Env {

@@ -94,6 +94,7 @@ fn kube_config(clusters: Vec<ClusterConfig>) -> KubernetesConfig {
         log_tail_lines: 500,
         request_timeout: Duration::from_secs(5),
         client: toolgate::adapters::http::Settings::default(),
+        watch: None,
     }
 }
 
@@ -1249,6 +1250,7 @@ async fn tool_metadata_is_complete() {
             "k8s.get_logs",
             "k8s.describe_resource",
             "k8s.get_events",
+            "k8s.list_clusters",
             "k8s.exec_command",
             "k8s.apply_manifest",
             "k8s.delete_resource",

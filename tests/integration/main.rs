@@ -29,6 +29,7 @@ mod jsonrpc;
 mod k8s_paging;
 mod k8s_previews;
 mod k8s_tools;
+mod k8s_watch;
 mod knowledge;
 mod kubectl;
 mod layers;

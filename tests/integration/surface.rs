@@ -464,7 +464,8 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
             "k8s_list_resources",
             "k8s_get_logs",
             "k8s_describe_resource",
-            "k8s_get_events"
+            "k8s_get_events",
+            "k8s_list_clusters"
         ]
     );
     for command in ["stdio", "serve"] {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::adapters::http::config::RawDuration;
 use crate::adapters::http::{Credential, SecretRefSpec};
+use crate::adapters::kube::watch::{WatchSettings, WatchedKind};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,31 @@ pub struct RawKubernetes {
     pub breaker: Option<crate::adapters::http::config::RawBreaker>,
     /// Larger API answers are refused. Default 64 MiB.
     pub max_response_bytes: Option<usize>,
+    /// The watch + poll signal source: health changes and Warning events become intents.
+    /// Off unless this block is given.
+    pub watch: Option<RawWatch>,
+}
+
+/// `kubernetes.watch` (the seed's `kubernetes_integration.watch` and `.poll_interval` land here).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatch {
+    /// `false` turns the watch off while keeping the block. Default true.
+    pub enabled: Option<bool>,
+    /// Namespaces to watch, as glob patterns (`ameide-*`, `argocd`). Default: all (`*`).
+    pub namespaces: Option<Vec<String>>,
+    /// `pods`, `deployments`, `services`, `events`. Default: pods, deployments, events.
+    pub resource_types: Option<Vec<String>>,
+    /// A full reconcile (list and compare) this often. Default 60s.
+    pub poll_interval: Option<RawDuration>,
+    /// Warning events with the same cluster, involved object and reason within this window
+    /// become one alert. Default 10m.
+    pub event_dedup_window: Option<RawDuration>,
+    /// Server-side limit of one watch request (then resumed from the last resourceVersion).
+    /// Default 290s.
+    pub watch_timeout: Option<RawDuration>,
+    /// Objects per page of a list. Default 500.
+    pub page_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -55,6 +81,39 @@ pub struct KubernetesConfig {
     pub request_timeout: Duration,
     /// Each cluster's client settings in the upstream kit's terms (retry, breaker, byte cap).
     pub client: crate::adapters::http::Settings,
+    /// The watch + poll signal source; `None`: off.
+    pub watch: Option<WatchConfig>,
+}
+
+/// The validated `kubernetes.watch`.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    /// Glob patterns as written (for messages and /readyz).
+    pub namespaces: Vec<String>,
+    pub matcher: globset::GlobSet,
+    pub kinds: Vec<WatchedKind>,
+    /// `services` was asked for: accepted, nothing to judge (no health rule for services).
+    pub services: bool,
+    pub poll_interval: Duration,
+    pub event_window: Duration,
+    pub settings: WatchSettings,
+}
+
+impl WatchConfig {
+    /// Whether `namespace` matches one of the patterns.
+    pub fn watches(&self, namespace: &str) -> bool {
+        self.matcher.is_match(namespace)
+    }
+
+    /// The namespaces to open watches in when every pattern is a plain name (a watch per
+    /// namespace needs no cluster-wide list right); `None`: watch all namespaces and filter.
+    pub fn literal_namespaces(&self) -> Option<Vec<String>> {
+        let plain = |p: &String| !p.contains(['*', '?', '[', '{']);
+        self.namespaces
+            .iter()
+            .all(plain)
+            .then(|| self.namespaces.clone())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,11 +264,167 @@ pub fn resolve(raw_k8s: RawKubernetes, problems: &mut Vec<String>) -> Kubernetes
     }
     kube_client.timeout = request_timeout;
     kube_client.connect_timeout = kube_client.timeout.min(Duration::from_secs(10));
+    let watch = raw_k8s
+        .watch
+        .as_ref()
+        .filter(|w| w.enabled != Some(false))
+        .map(|w| resolve_watch(w, problems));
     KubernetesConfig {
         default_cluster,
         clusters,
         log_tail_lines,
         request_timeout,
         client: kube_client,
+        watch,
+    }
+}
+
+fn resolve_watch(raw: &RawWatch, problems: &mut Vec<String>) -> WatchConfig {
+    let namespaces = raw.namespaces.clone().unwrap_or_else(|| vec!["*".into()]);
+    if namespaces.is_empty() {
+        problems.push(
+            "kubernetes.watch.namespaces: the list is empty; omit it to watch every namespace"
+                .into(),
+        );
+    }
+    let mut builder = globset::GlobSetBuilder::new();
+    for pattern in &namespaces {
+        match globset::Glob::new(pattern) {
+            Ok(g) => {
+                builder.add(g);
+            }
+            Err(e) => problems.push(format!(
+                "kubernetes.watch.namespaces: `{pattern}` is not a glob pattern ({}); e.g. `ameide-*`",
+                e.kind()
+            )),
+        }
+    }
+    let matcher = builder
+        .build()
+        .unwrap_or_else(|_| globset::GlobSet::empty());
+    let types = raw
+        .resource_types
+        .clone()
+        .unwrap_or_else(|| vec!["pods".into(), "deployments".into(), "events".into()]);
+    let mut kinds = Vec::new();
+    let mut services = false;
+    for t in &types {
+        match t.as_str() {
+            "pods" => kinds.push(WatchedKind::Pods),
+            "deployments" => kinds.push(WatchedKind::Deployments),
+            "events" => kinds.push(WatchedKind::WarningEvents),
+            "services" => services = true,
+            other => problems.push(format!(
+                "kubernetes.watch.resource_types: `{other}` is not watched; expected pods, deployments, services, events"
+            )),
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    let poll_interval = RawDuration::resolve_or(
+        raw.poll_interval.as_ref(),
+        "kubernetes.watch.poll_interval",
+        Duration::from_secs(60),
+        (Duration::from_millis(200), Duration::from_secs(86_400)),
+        problems,
+    );
+    let event_window = RawDuration::resolve_or(
+        raw.event_dedup_window.as_ref(),
+        "kubernetes.watch.event_dedup_window",
+        Duration::from_secs(600),
+        (Duration::from_secs(1), Duration::from_secs(7 * 86_400)),
+        problems,
+    );
+    let timeout = RawDuration::resolve_or(
+        raw.watch_timeout.as_ref(),
+        "kubernetes.watch.watch_timeout",
+        Duration::from_secs(290),
+        (Duration::from_secs(1), Duration::from_secs(3600)),
+        problems,
+    );
+    let page_size = raw.page_size.unwrap_or(500);
+    if !(1..=10_000).contains(&page_size) {
+        problems.push(format!(
+            "kubernetes.watch.page_size: {page_size} is out of range; expected 1..=10000"
+        ));
+    }
+    WatchConfig {
+        namespaces,
+        matcher,
+        kinds,
+        services,
+        poll_interval,
+        event_window,
+        settings: WatchSettings { timeout, page_size },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(yaml: &str) -> (Option<WatchConfig>, Vec<String>) {
+        let raw: RawKubernetes = serde_yaml::from_str(yaml).expect("yaml");
+        let mut problems = Vec::new();
+        let config = resolve(raw, &mut problems);
+        (config.watch, problems)
+    }
+
+    #[test]
+    fn the_watch_is_off_unless_asked_and_has_defaults() {
+        assert!(watch("{}").0.is_none());
+        assert!(watch("watch: {enabled: false}").0.is_none());
+        let (w, problems) = watch("watch: {}");
+        assert!(problems.is_empty(), "{problems:?}");
+        let w = w.expect("on");
+        assert_eq!(w.namespaces, ["*"]);
+        assert!(w.watches("anything"));
+        assert_eq!(
+            w.kinds,
+            [
+                WatchedKind::Pods,
+                WatchedKind::Deployments,
+                WatchedKind::WarningEvents
+            ]
+        );
+        assert_eq!(w.poll_interval, Duration::from_secs(60));
+        assert_eq!(w.event_window, Duration::from_secs(600));
+        assert_eq!(w.settings.page_size, 500);
+        let (w, _) = watch("watch: {namespaces: [shop, argocd]}");
+        assert_eq!(
+            w.expect("on").literal_namespaces(),
+            Some(vec!["shop".to_string(), "argocd".to_string()]),
+            "plain names: one watch per namespace"
+        );
+    }
+
+    #[test]
+    fn every_bad_watch_key_is_named() {
+        let (_, problems) = watch(
+            "watch: {namespaces: ['ameide-[', ok], resource_types: [pods, ingresses], poll_interval: 0s, page_size: 0}",
+        );
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0]
+                .starts_with("kubernetes.watch.namespaces: `ameide-[` is not a glob pattern"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[1],
+            "kubernetes.watch.resource_types: `ingresses` is not watched; expected pods, deployments, services, events"
+        );
+        assert!(
+            problems[2].starts_with("kubernetes.watch.poll_interval: 0s is out of range"),
+            "{problems:#?}"
+        );
+        assert_eq!(
+            problems[3],
+            "kubernetes.watch.page_size: 0 is out of range; expected 1..=10000"
+        );
+        let (_, problems) = watch("watch: {namespaces: []}");
+        assert_eq!(
+            problems,
+            ["kubernetes.watch.namespaces: the list is empty; omit it to watch every namespace"]
+        );
     }
 }

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod paths;
 #[cfg(test)]
 pub(crate) mod verifier;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,6 +36,8 @@ pub use paths::Resource;
 
 /// How often a discovery miss may trigger a refetch (a new CRD shows up within this delay).
 const DISCOVERY_REFRESH_MIN: Duration = Duration::from_secs(30);
+/// How long one cluster's readiness probe may take (below `/readyz`'s overall 5 s).
+const PROBE_LIMIT: Duration = Duration::from_secs(4);
 
 /// Errors of the Kubernetes adapter, worded for the model that will read them.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -147,6 +150,8 @@ pub struct ClusterReadiness {
     /// Why the probe failed (names the cluster); `None`: it answered.
     pub error: Option<String>,
     pub health: Option<Health>,
+    /// The API server's `gitVersion` (`v1.32.1`) when it answered.
+    pub version: Option<String>,
 }
 
 /// A resolved kind: what the API calls it and how to reach it.
@@ -215,6 +220,11 @@ impl Cluster {
 
     pub fn name(&self) -> &str {
         &self.state.name
+    }
+
+    /// Whether both handles share one client (a kubeconfig that changed in OpenBao gets a new one).
+    pub fn same_client(&self, other: &Cluster) -> bool {
+        Arc::ptr_eq(&self.state, &other.state)
     }
 
     pub fn client(&self) -> Client {
@@ -549,6 +559,46 @@ impl KubeAdapter {
     }
 }
 
+impl KubeAdapter {
+    /// One cluster's readiness: its version endpoint within [`PROBE_LIMIT`].
+    async fn probe(&self, name: String) -> ClusterReadiness {
+        let probe = async {
+            match self.get_or_build(Some(&name)).await {
+                Ok(cluster) => {
+                    let outcome = KubeOps::version(&cluster).await.map(|v| v.git_version);
+                    (outcome, cluster.health())
+                }
+                Err(e) => (Err(e), None),
+            }
+        };
+        let (outcome, health) = match tokio::time::timeout(PROBE_LIMIT, probe).await {
+            Ok(done) => done,
+            Err(_) => (
+                Err(KubeError::Timeout {
+                    cluster: name.clone(),
+                    after: PROBE_LIMIT,
+                }),
+                None,
+            ),
+        };
+        let version = outcome.as_ref().ok().cloned();
+        let error = outcome.err().map(|e| {
+            let text = e.to_string();
+            if text.contains(&format!("`{name}`")) {
+                text
+            } else {
+                format!("cluster `{name}`: {text}")
+            }
+        });
+        ClusterReadiness {
+            name,
+            error,
+            health,
+            version,
+        }
+    }
+}
+
 impl Kube for KubeAdapter {
     fn cluster_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
@@ -573,32 +623,13 @@ impl Kube for KubeAdapter {
     }
 
     fn readiness(&self) -> BoxFuture<'_, Vec<ClusterReadiness>> {
-        Box::pin(async move {
-            let mut out = Vec::new();
-            for name in self.cluster_names() {
-                let (outcome, health) = match self.get_or_build(Some(&name)).await {
-                    Ok(cluster) => {
-                        let outcome = KubeOps::version(&cluster).await.map(|_| ());
-                        (outcome, cluster.health())
-                    }
-                    Err(e) => (Err(e), None),
-                };
-                let error = outcome.err().map(|e| {
-                    let text = e.to_string();
-                    if text.contains(&format!("`{name}`")) {
-                        text
-                    } else {
-                        format!("cluster `{name}`: {text}")
-                    }
-                });
-                out.push(ClusterReadiness {
-                    name,
-                    error,
-                    health,
-                });
-            }
-            out
-        })
+        // Every cluster at once, each within its own limit: one cluster that does not answer
+        // must not hide the others.
+        Box::pin(futures::future::join_all(
+            self.cluster_names()
+                .into_iter()
+                .map(|name| self.probe(name)),
+        ))
     }
 
     fn cluster<'a>(&'a self, name: Option<&'a str>) -> BoxFuture<'a, Result<Cluster, KubeError>> {
@@ -733,6 +764,7 @@ mod tests {
             log_tail_lines: 500,
             request_timeout: Duration::from_secs(5),
             client: Settings::with_timeout(Duration::from_secs(5)),
+            watch: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! k8s.* tools: read (get, list, logs, describe, events) and write (exec, apply, delete,
+//! k8s.* tools: read (get, list, logs, describe, events, list_clusters) and write (exec, apply, delete,
 //! rollout restart) on any configured cluster. Tools reach Kubernetes only through
 //! `ctx.adapters.kube`; they never build clients, and never return Secret values. Each tool
 //! settles its arguments before policy judges the call (`target::settle`): policy sees the
@@ -11,6 +11,7 @@ use crate::core::tool::{Tool, typed};
 pub use apply::redact_manifest;
 
 mod apply;
+mod clusters;
 mod delete;
 mod describe;
 mod events;
@@ -32,6 +33,7 @@ pub fn tools() -> Vec<Arc<dyn Tool>> {
         typed(logs::GetLogs),
         typed(describe::DescribeResource),
         typed(events::GetEvents),
+        typed(clusters::ListClusters),
         typed(exec::ExecCommand),
         typed(apply::ApplyManifest),
         typed(delete::DeleteResource),

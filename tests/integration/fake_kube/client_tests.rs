@@ -644,6 +644,81 @@ async fn watch_streams_changes_after_a_resource_version() {
     }
 }
 
+/// As the API server's watch cache: bookmarks carry the resourceVersion up to which every
+/// event was sent (events of other namespaces included); an expired resourceVersion is a 200
+/// whose one event is an ERROR with a 410 Expired Status; a restarting server ends streams.
+#[tokio::test]
+async fn watches_get_bookmarks_410_in_the_stream_and_end_when_dropped() {
+    let fake = FakeKube::start().await;
+    fake.set_bookmark_interval(std::time::Duration::from_millis(100));
+    let client = fake.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut events = cms
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    fake.insert(objects::configmap("elsewhere", "other", &[("a", "b")]));
+    let after_insert = fake.resource_version();
+    let bookmark = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match events.try_next().await.expect("event") {
+                Some(WatchEvent::Bookmark(b))
+                    if b.metadata.resource_version.parse::<u64>().unwrap_or(0) >= after_insert =>
+                {
+                    return b;
+                }
+                Some(WatchEvent::Bookmark(_)) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a bookmark within 5 s");
+    assert_eq!(bookmark.types.kind, "ConfigMap");
+
+    // Ended by the server: the stream closes.
+    fake.drop_watches();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Some(e) = events.try_next().await.expect("event") {
+            assert!(matches!(e, WatchEvent::Bookmark(_)), "{e:?}");
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the stream ends when the server drops watches"
+    );
+
+    fake.compact();
+    let mut expired = cms
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("200 with an ERROR event")
+        .boxed();
+    match expired.try_next().await.expect("event") {
+        Some(WatchEvent::Error(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+            assert!(
+                status.message.starts_with("too old resource version"),
+                "{status:?}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        expired.try_next().await.expect("end").is_none(),
+        "then the stream ends"
+    );
+}
+
 #[tokio::test]
 async fn malformed_requests_get_status_errors() {
     let fake = FakeKube::start().await;

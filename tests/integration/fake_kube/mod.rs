@@ -49,9 +49,20 @@ pub struct Shared {
     inner: Mutex<Inner>,
     /// Set: every request is recorded and answered with this status (a `Status` object).
     failing: Mutex<Option<u16>>,
+    /// Bumped to end every open watch stream.
+    watch_cut: tokio::sync::watch::Sender<u64>,
+    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
+    bookmark_every: Mutex<std::time::Duration>,
 }
 
 impl Shared {
+    fn bookmark_interval(&self) -> std::time::Duration {
+        *self
+            .bookmark_every
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
             .lock()
@@ -130,6 +141,8 @@ impl FakeKube {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner::new()),
             failing: Mutex::new(None),
+            watch_cut: tokio::sync::watch::channel(0).0,
+            bookmark_every: Mutex::new(std::time::Duration::from_secs(1)),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -436,6 +449,70 @@ impl FakeKube {
             .failing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+    }
+
+    /// Changes a stored object with `change` and stores it with a fresh resourceVersion;
+    /// watchers see MODIFIED. Panics when the object does not exist.
+    pub fn modify(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Value {
+        self.change(api_version, kind, namespace, name, change, true)
+    }
+
+    /// Same, but no watcher hears of it (a watch event lost on the way): only a list shows it.
+    pub fn modify_unwatched(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Value {
+        self.change(api_version, kind, namespace, name, change, false)
+    }
+
+    fn change(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+        watched: bool,
+    ) -> Value {
+        let rt = registry::by_kind(api_version, kind).unwrap_or_else(|| {
+            panic!("FakeKube::modify: the fake does not serve {api_version} {kind}")
+        });
+        let mut inner = self.shared.lock();
+        let mut obj = inner
+            .get(rt, namespace.unwrap_or(""), name)
+            .cloned()
+            .unwrap_or_else(|| panic!("FakeKube::modify: no {kind} {name}"));
+        change(&mut obj);
+        if watched {
+            inner.put(rt, obj)
+        } else {
+            inner.put_unwatched(rt, obj)
+        }
+    }
+
+    /// Ends every open watch stream (the client must watch again from its last resourceVersion).
+    pub fn drop_watches(&self) {
+        self.shared.watch_cut.send_modify(|n| *n += 1);
+    }
+
+    /// How often watches that allow bookmarks get one (default 1 s).
+    pub fn set_bookmark_interval(&self, every: std::time::Duration) {
+        *self
+            .shared
+            .bookmark_every
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = every;
     }
 
     /// The current global resourceVersion.

@@ -159,6 +159,27 @@ impl Inner {
         self.compacted = self.next_rv();
     }
 
+    /// The resourceVersion of the last compaction (0: never).
+    pub fn compacted_at(&self) -> u64 {
+        self.compacted
+    }
+
+    /// Stores `obj` with a fresh resourceVersion without telling watchers: a change a watch
+    /// missed (only a list shows it).
+    pub fn put_unwatched(&mut self, rt: &'static ResourceType, mut obj: Value) -> Value {
+        let rv = self.next_rv();
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = (
+            meta_str(&obj, "namespace").to_string(),
+            meta_str(&obj, "name").to_string(),
+        );
+        self.objects
+            .entry(tkey(rt))
+            .or_default()
+            .insert(key, obj.clone());
+        obj
+    }
+
     /// Whether a list snapshot at `rv` can no longer be read.
     pub fn is_compacted(&self, rv: u64) -> bool {
         rv < self.compacted

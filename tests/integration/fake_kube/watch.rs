@@ -1,4 +1,9 @@
-//! `?watch=true`: a chunked stream of `{"type","object"}` lines fed from the store's change feed.
+//! `?watch=true`: a chunked stream of `{"type","object"}` lines fed from the store's change feed,
+//! as the API server's watch cache serves it: with `allowWatchBookmarks=true`, BOOKMARK events
+//! (an object of the watched kind holding only `metadata.resourceVersion`) every bookmark
+//! interval; a resourceVersion older than the history (or compacted) is answered 200 with one
+//! ERROR event holding a 410 `Expired` Status, then the stream ends (the cacher's error
+//! watcher); `FakeKube::drop_watches` ends every open stream as a restarting API server does.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,6 +34,9 @@ pub fn watch(shared: Arc<Shared>, t: &Target, req: &Req) -> ApiResult {
         .get("resourceVersion")
         .filter(|r| !r.is_empty() && *r != "0");
     let as_table = req.accept.contains("as=Table");
+    let bookmarks = req.params.flag("allowWatchBookmarks");
+    let bookmark_every = shared.bookmark_interval();
+    let mut cut = shared.watch_cut.subscribe();
     let (rt, ns) = (t.rt, t.ns.clone());
 
     let (initial, mut rx, current) = {
@@ -40,12 +48,11 @@ pub fn watch(shared: Arc<Shared>, t: &Target, req: &Req) -> ApiResult {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?;
                 let oldest = inner.history.front().map_or(inner.current_rv(), |e| e.rv);
-                if rv + 1 < oldest {
-                    return Err(ApiError::new(
-                        410,
-                        "Expired",
-                        format!("too old resource version: {rv} ({oldest})"),
-                    ));
+                if rv + 1 < oldest || inner.is_compacted(rv) {
+                    let oldest = oldest.max(inner.compacted_at());
+                    return Ok(expired(format!(
+                        "too old resource version: {rv} ({oldest})"
+                    )));
                 }
                 inner
                     .history
@@ -109,16 +116,33 @@ pub fn watch(shared: Arc<Shared>, t: &Target, req: &Req) -> ApiResult {
         }
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
         tokio::pin!(deadline);
+        // Every event up to this resourceVersion has been sent (or filtered out): what a
+        // bookmark may promise.
+        let mut sent_rv = current;
+        let mut bookmark_tick = tokio::time::interval(bookmark_every);
+        bookmark_tick.tick().await;
         loop {
             let ev: WatchEvent = tokio::select! {
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
+                _ = cut.changed() => return,
+                _ = bookmark_tick.tick(), if bookmarks => {
+                    let object = typed(rt, &json!({"metadata": {"resourceVersion": sent_rv.to_string()}}));
+                    let mut line = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object}))
+                        .unwrap_or_default();
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 ev = rx.recv() => match ev {
                     Ok(ev) => ev,
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
             };
+            sent_rv = sent_rv.max(ev.rv);
             if ev.group != rt.group
                 || ev.plural != rt.plural
                 || ns_filter.as_deref().is_some_and(|n| n != ev.namespace)
@@ -142,4 +166,21 @@ pub fn watch(shared: Arc<Shared>, t: &Target, req: &Req) -> ApiResult {
         header::HeaderValue::from_static("application/json"),
     );
     Ok(resp)
+}
+
+/// 200 with one ERROR event carrying a 410 Expired Status, then the end of the stream.
+fn expired(message: String) -> axum::response::Response {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": "Expired", "code": 410,
+    });
+    let mut line =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": status})).unwrap_or_default();
+    line.push(b'\n');
+    let mut resp = Body::from(line).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
