@@ -3,6 +3,7 @@
 
 pub mod cognee;
 pub mod embeddings;
+pub mod github;
 pub mod grafana;
 pub mod http;
 pub mod kube;
@@ -10,6 +11,7 @@ pub mod loki;
 pub mod observability;
 pub mod openbao;
 pub mod prometheus;
+pub mod prquest;
 pub mod tempo;
 
 use std::sync::Arc;
