@@ -12,6 +12,7 @@ pub mod core;
 pub mod intents;
 pub mod knowledge;
 pub mod metrics;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod tool_schemas;

@@ -68,6 +68,17 @@ fn metrics() -> &'static Metrics {
             "Rows deleted by the retention job, by table",
             retention_pruned.clone(),
         );
+        let (fallbacks, retries) = review();
+        registry.register(
+            "review_fallbacks",
+            "Review analyses run without PR-QUEST because it was unavailable",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "review_retries",
+            "Retries of degraded review analyses against PR-QUEST, by outcome",
+            retries.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -100,6 +111,32 @@ pub fn retention_pruned(table: &str, rows: u64) {
             table: table.into(),
         })
         .inc_by(rows);
+}
+
+/// An analysis ran without PR-QUEST because it was unavailable (review fallback mode).
+pub fn review_fallback() {
+    review().0.inc();
+}
+
+/// A retry of a degraded analysis: `completed` (PR-QUEST answered) or `failed`.
+pub fn review_retry(outcome: &str) {
+    review()
+        .1
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The review families, registered with the others on first use.
+fn review() -> &'static (Counter, Family<OutcomeLabels, Counter>) {
+    static REVIEW: OnceLock<(Counter, Family<OutcomeLabels, Counter>)> = OnceLock::new();
+    REVIEW.get_or_init(|| (Counter::default(), Family::default()))
 }
 
 /// The Prometheus text exposition of every metric.

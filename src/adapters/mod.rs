@@ -25,6 +25,10 @@ pub struct Adapters {
     pub openbao: Option<Arc<openbao::OpenBao>>,
     /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
     pub memory: Arc<cognee::Memory>,
+    /// GitHub's REST API, when the config has a `review` section.
+    pub github: Option<Arc<github::GitHub>>,
+    /// PR-QUEST, when `review.prquest.url` is set.
+    pub prquest: Option<Arc<prquest::PrQuest>>,
 }
 
 impl Adapters {
@@ -36,6 +40,8 @@ impl Adapters {
             observability: Default::default(),
             openbao: None,
             memory: Default::default(),
+            github: None,
+            prquest: None,
         }
     }
 }

@@ -66,6 +66,7 @@ impl Env {
             approvals: None,
             progress: None,
             knowledge: None,
+            review: None,
         }
     }
 
