@@ -159,6 +159,9 @@ pub struct Review {
     worker: String,
     notifier: OnceLock<Notifier>,
     wake: tokio::sync::Notify,
+    /// The server's shutdown: an analysis cut off by it stays `running` in the store and is
+    /// taken up again at the next start (or by a replica once its lease ends).
+    shutdown: OnceLock<CancellationToken>,
 }
 
 enum Outcome {
@@ -189,6 +192,7 @@ impl Review {
             worker: uuid::Uuid::new_v4().to_string(),
             notifier: OnceLock::new(),
             wake: tokio::sync::Notify::new(),
+            shutdown: OnceLock::new(),
         }
     }
 
@@ -529,6 +533,7 @@ impl Review {
     /// The worker: queued analyses (and those of a dead worker) and due PR-QUEST retries,
     /// every `poll_interval`, until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let _ = self.shutdown.set(shutdown.clone());
         if self.store.backend_name() == "sqlite" {
             // One process owns a SQLite file: what its last run left running starts again.
             match self.store.requeue_running_reviews().await {
@@ -574,7 +579,17 @@ impl Review {
         }
         // One correlation id for every upstream request of this analysis.
         let corr = uuid::Uuid::new_v4().to_string();
-        let outcome = correlation::scope(corr.clone(), self.analyse(id, &corr)).await;
+        let work = correlation::scope(corr.clone(), self.analyse(id, &corr));
+        let outcome = match self.shutdown.get() {
+            Some(stop) => tokio::select! {
+                _ = stop.cancelled() => {
+                    tracing::info!(analysis = id, "review: stopping; the analysis resumes at the next start");
+                    return;
+                }
+                outcome = work => outcome,
+            },
+            None => work.await,
+        };
         let stored = match outcome {
             Ok(Outcome::Linked(owner)) => self
                 .store
