@@ -437,12 +437,31 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    // Every toolset but those whose own section is not configured (knowledge, memory, secret).
+    // Every toolset but those whose own section is not configured (knowledge, memory, review,
+    // secret).
     let offered = toolgate::tools::all()
         .iter()
-        .filter(|t| !matches!(t.spec().toolset, "knowledge" | "memory" | "secret"))
+        .filter(|t| {
+            !matches!(
+                t.spec().toolset,
+                "knowledge" | "memory" | "review" | "secret"
+            )
+        })
         .count();
     assert_eq!(listed.len(), offered, "{listed:?}");
+
+    // `review` once a `review:` section exists.
+    let with_review = write_config(
+        dir.path(),
+        &fake,
+        "review:\n  github:\n    token: ghp_test\n",
+    );
+    let listed = names(&stdio_listing(&with_review, &[]).await);
+    assert!(
+        listed.contains(&"review_analyze_pr".to_string()),
+        "{listed:?}"
+    );
+    assert!(!listed.iter().any(|n| n.starts_with("obs_")), "{listed:?}");
 }
 
 #[tokio::test]
@@ -474,8 +493,9 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
-                && err
-                    .contains("toolsets: approval, k8s, knowledge, memory, obs, secret, or `all`"),
+                && err.contains(
+                    "toolsets: approval, k8s, knowledge, memory, obs, review, secret, or `all`"
+                ),
             "{command}: {err}"
         );
     }

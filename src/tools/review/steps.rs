@@ -109,6 +109,7 @@ impl TypedTool for GetSteps {
 pub struct NoteParams {
     /// The analysis id.
     pub id: String,
+    /// A step id from review_get_steps.
     pub step_id: String,
     /// 1 to 4000 characters.
     pub text: String,
@@ -156,6 +157,7 @@ impl TypedTool for AddNote {
 pub struct CompleteParams {
     /// The analysis id.
     pub id: String,
+    /// A step id from review_get_steps.
     pub step_id: String,
 }
 
