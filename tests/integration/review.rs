@@ -20,7 +20,6 @@ use crate::approvals_api::api;
 use crate::fake_kube::FakeKube;
 use crate::fake_review::{FakeGitHub, FakePrQuest, GroupMode, TOKEN};
 use crate::harness::{self, ALICE, BOB, ERIN, Toolgate};
-use crate::jsonrpc::rpc;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(concat!(
@@ -130,19 +129,19 @@ async fn the_pr_quest_adapter_speaks_its_two_routes_and_maps_every_error() {
             .expect("diff"),
         diff
     );
-    let cases: Vec<(&str, fn(&PrQuestError) -> bool)> = vec![
-        (
-            "https://gitlab.com/a/b/pull/1",
-            |e| matches!(e, PrQuestError::BadRequest(m) if m.contains("github.com")),
-        ),
-        ("https://github.com/acme/shop/pull/2", |e| {
-            matches!(e, PrQuestError::NotFound(_))
-        }),
-    ];
-    for (url, ok) in cases {
-        let err = client.diff(url).await.expect_err(url);
-        assert!(ok(&err), "{url}: {err:?}");
-    }
+    let err = client
+        .diff("https://gitlab.com/a/b/pull/1")
+        .await
+        .expect_err("gitlab");
+    assert!(
+        matches!(&err, PrQuestError::BadRequest(m) if m.contains("github.com")),
+        "{err:?}"
+    );
+    let err = client
+        .diff("https://github.com/acme/shop/pull/2")
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, PrQuestError::NotFound(_)), "{err:?}");
     gh.set_pull("acme/shop#3", "Huge", "b1", &"+x\n".repeat(600_000));
     assert!(matches!(
         client.diff("https://github.com/acme/shop/pull/3").await,
@@ -242,25 +241,14 @@ fn review_block(gh: &FakeGitHub, pq: &FakePrQuest, extra: &str) -> String {
     )
 }
 
+/// A tool's structured answer, or its error message.
 async fn call(tg: &Toolgate, token: &str, name: &str, args: Value) -> Result<Value, String> {
-    let answer = rpc(
-        &tg.url,
-        token,
-        crate::jsonrpc::request(
-            json!(1),
-            "tools.call",
-            json!({"name": name, "arguments": args}),
-        ),
-    )
-    .await;
-    let result = &answer["result"];
+    let result = crate::jsonrpc::call_tool(&tg.url, token, name, args).await;
     if result["isError"] == json!(true) {
         Err(result["error"]["message"]
             .as_str()
             .unwrap_or_default()
             .to_string())
-    } else if result.is_null() {
-        Err(answer.to_string())
     } else {
         Ok(result["structuredContent"].clone())
     }
