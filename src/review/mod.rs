@@ -34,8 +34,9 @@ use crate::adapters::http::correlation;
 use crate::adapters::prquest::{GroupMetadata, GroupRequest, PrQuest, PrQuestError, ReviewPlan};
 use crate::store::{ReviewAnalysisRow, Store, StoreError, now_ms};
 
-/// How long a worker holds an analysis without reporting progress before another may take it.
-const LEASE_MS: i64 = 120_000;
+/// How long a worker holds an analysis past its slowest upstream call before another may take
+/// it (a worker renews the lease at every stage).
+const LEASE_MARGIN: Duration = Duration::from_secs(60);
 
 /// The pull request as analysed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -157,6 +158,8 @@ pub struct Review {
     memory: Arc<Memory>,
     /// This process' worker id (claims and leases).
     worker: String,
+    /// The lease of a claimed analysis, in milliseconds: longer than any one upstream call.
+    lease_ms: i64,
     notifier: OnceLock<Notifier>,
     wake: tokio::sync::Notify,
     /// The server's shutdown: an analysis cut off by it stays `running` in the store and is
@@ -183,7 +186,14 @@ impl Review {
         prquest: Option<Arc<PrQuest>>,
         memory: Arc<Memory>,
     ) -> Self {
+        let slowest = config
+            .prquest
+            .as_ref()
+            .map(|p| p.endpoint.settings.timeout)
+            .unwrap_or_default()
+            .max(config.github.endpoint.settings.timeout);
         Self {
+            lease_ms: millis(slowest * 2 + LEASE_MARGIN),
             config,
             store,
             github,
@@ -567,7 +577,7 @@ impl Review {
     async fn run_one(self: Arc<Self>, id: &str) {
         match self
             .store
-            .claim_review_analysis(id, &self.worker, LEASE_MS)
+            .claim_review_analysis(id, &self.worker, self.lease_ms)
             .await
         {
             Ok(true) => {}
@@ -632,7 +642,7 @@ impl Review {
     async fn stage(&self, id: &str, stage: &str, progress: i64) -> Result<(), String> {
         match self
             .store
-            .review_progress(id, &self.worker, stage, progress, LEASE_MS)
+            .review_progress(id, &self.worker, stage, progress, self.lease_ms)
             .await
         {
             Ok(true) => Ok(()),
@@ -754,7 +764,7 @@ impl Review {
             };
             match self
                 .store
-                .claim_review_retry(&row.id, seen, now_ms() + LEASE_MS)
+                .claim_review_retry(&row.id, seen, now_ms() + self.lease_ms)
                 .await
             {
                 Ok(true) => {}

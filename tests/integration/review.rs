@@ -754,3 +754,46 @@ async fn a_comment_is_held_for_approval_then_posted_once() {
     );
     assert_eq!(gh.comments().len(), 1, "posted once");
 }
+
+#[tokio::test]
+async fn the_export_reaches_cognee_as_a_review_datapoint() {
+    let kube = FakeKube::start().await;
+    let gh = FakeGitHub::start().await;
+    let pq = FakePrQuest::start(&gh).await;
+    let cognee =
+        crate::fake_cognee::FakeCognee::start("bot@example.com", "pw-0123456789", None).await;
+    gh.set_pull(
+        "acme/shop#14",
+        "Limits",
+        "sha-14",
+        &fixture("resource-limits-removed.positive.diff"),
+    );
+    let memory = format!(
+        "memory:\n  cognee:\n    url: {}\n    auth: {{username: bot@example.com, password: pw-0123456789}}\n    dataset: governance\n    retry: {{attempts: 1}}\n",
+        cognee.url
+    );
+    let tg = harness::start(&kube, &format!("{}{memory}", review_block(&gh, &pq, ""))).await;
+    let id = analyze(&tg, "https://github.com/acme/shop/pull/14").await;
+    until(&tg, &id, "analysis", finished).await;
+    let export = call(&tg, ALICE, "review.export_markdown", json!({"id": id}))
+        .await
+        .expect("export");
+    assert_eq!(export["memory"], "added", "{export}");
+    let stored = cognee
+        .state()
+        .datasets
+        .get("governance")
+        .map(|d| d.data.clone())
+        .unwrap_or_default();
+    assert_eq!(stored.len(), 1, "one review document");
+    assert!(
+        stored[0].text.contains("acme/shop#14"),
+        "{}",
+        stored[0].text
+    );
+    assert!(
+        stored[0].text.contains("changes_requested"),
+        "MODERATE asks for changes: {}",
+        stored[0].text
+    );
+}
