@@ -128,6 +128,20 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             crate::adapters::cognee::Memory::new(&config.memory)
                 .map_err(|e| ConfigError { problems: vec![e] })?,
         ),
+        github: match &config.review {
+            Some(r) => Some(Arc::new(
+                crate::adapters::github::GitHub::new(&r.github)
+                    .map_err(|e| ConfigError { problems: vec![e] })?,
+            )),
+            None => None,
+        },
+        prquest: match config.review.as_ref().and_then(|r| r.prquest.as_ref()) {
+            Some(p) => Some(Arc::new(
+                crate::adapters::prquest::PrQuest::new(p)
+                    .map_err(|e| ConfigError { problems: vec![e] })?,
+            )),
+            None => None,
+        },
         ..Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)))
     })
 }
@@ -281,6 +295,9 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     if config.argocd.is_some() {
         sets.push("argocd");
     }
+    if config.review.is_some() {
+        sets.push("review");
+    }
     sets
 }
 
@@ -311,6 +328,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         ),
         None => None,
     };
+    let review = review_engine(config, &adapters, &store, webhook.clone());
     let gate = Gate::new(policy, store, config.public_url.clone(), webhook)
         .with_audit_max_args_bytes(config.audit.max_args_bytes);
     let dispatcher = Dispatcher::new(
@@ -320,6 +338,9 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         gate,
         &config.limits,
     );
+    if let Some(review) = review {
+        dispatcher.set_review(review);
+    }
     if let Some(k) = &config.knowledge {
         let knowledge = open_knowledge(k).await?;
         let documents = knowledge.counts().await.unwrap_or_default();
@@ -341,6 +362,30 @@ pub async fn build(config: &Config) -> anyhow::Result<Arc<Dispatcher>> {
         );
     }
     Ok(dispatcher)
+}
+
+/// The review engine when `review:` is configured; PR-QUEST outages are told to the approvals
+/// webhook when one is set (and always logged and counted).
+fn review_engine(
+    config: &Config,
+    adapters: &Adapters,
+    store: &Store,
+    webhook: Option<Webhook>,
+) -> Option<Arc<crate::review::Review>> {
+    let (Some(r), Some(github)) = (&config.review, &adapters.github) else {
+        return None;
+    };
+    let review = Arc::new(crate::review::Review::new(
+        r.clone(),
+        store.clone(),
+        github.clone(),
+        adapters.prquest.clone(),
+        adapters.memory.clone(),
+    ));
+    if let Some(hook) = webhook {
+        review.set_notifier(Arc::new(move |text| hook.send(text)));
+    }
+    Some(review)
 }
 
 /// The knowledge index the config names, with its embeddings client when configured (the
@@ -378,6 +423,9 @@ pub fn spawn_background(
     );
     if let Some(knowledge) = dispatcher.knowledge() {
         knowledge.spawn(shutdown.clone());
+    }
+    if let Some(review) = dispatcher.review() {
+        tokio::spawn(review.run(shutdown.clone()));
     }
     let sweeper = dispatcher.clone();
     let stop = shutdown.clone();

@@ -93,6 +93,8 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     /// The embedded knowledge index (runbooks, incidents, backlog) behind `knowledge.*`.
     pub knowledge: Option<crate::knowledge::config::RawKnowledge>,
+    /// Pull request review: PR-QUEST and GitHub behind `review.*`.
+    pub review: Option<crate::review::config::RawReview>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -137,6 +139,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `None`: no `knowledge:` section (no index; the toolset is not offered by default).
     pub knowledge: Option<crate::knowledge::KnowledgeConfig>,
+    /// `None`: no `review:` section (the toolset is not offered by default).
+    pub review: Option<crate::review::config::ReviewConfig>,
 }
 
 /// Credentials and upstream blocks are the upstream kit's types.
@@ -448,8 +452,10 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     let audit =
         crate::core::config::resolve_audit(raw.audit.unwrap_or_default(), &store.url, problems);
     let knowledge = crate::knowledge::config::resolve(raw.knowledge, &store.url, problems);
+    let review = crate::review::config::resolve(raw.review, problems);
 
     Config {
+        review,
         knowledge,
         limits,
         retention,

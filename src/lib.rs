@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod intents;
 pub mod knowledge;
 pub mod metrics;
+pub mod review;
 pub mod store;
 pub mod telemetry;
 pub mod tool_schemas;

@@ -137,6 +137,17 @@ fn metrics() -> &'static Metrics {
             "Intents written by the Kubernetes signal source, by cluster",
             watch.intents.clone(),
         );
+        let (fallbacks, retries) = review();
+        registry.register(
+            "review_fallbacks",
+            "Review analyses run without PR-QUEST because it was unavailable",
+            fallbacks.clone(),
+        );
+        registry.register(
+            "review_retries",
+            "Retries of degraded review analyses against PR-QUEST, by outcome",
+            retries.clone(),
+        );
         Metrics {
             registry,
             calls,
@@ -232,6 +243,32 @@ pub fn k8s_reconcile(cluster: &str, ok: bool, unix_seconds: i64) {
 pub fn k8s_signal_intents(cluster: &str, n: u64) {
     let labels = of_cluster(cluster);
     metrics().watch.intents.get_or_create(&labels).inc_by(n);
+}
+
+/// An analysis ran without PR-QUEST because it was unavailable (review fallback mode).
+pub fn review_fallback() {
+    review().0.inc();
+}
+
+/// A retry of a degraded analysis: `completed` (PR-QUEST answered) or `failed`.
+pub fn review_retry(outcome: &str) {
+    review()
+        .1
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The review families, registered with the others on first use.
+fn review() -> &'static (Counter, Family<OutcomeLabels, Counter>) {
+    static REVIEW: OnceLock<(Counter, Family<OutcomeLabels, Counter>)> = OnceLock::new();
+    REVIEW.get_or_init(|| (Counter::default(), Family::default()))
 }
 
 /// The Prometheus text exposition of every metric.

@@ -148,6 +148,7 @@ async fn direct(d: &Dispatcher) {
         approvals: None,
         progress: None,
         knowledge: None,
+        review: None,
     };
     let out = entry
         .tool

@@ -4,6 +4,7 @@
 pub mod argocd;
 pub mod cognee;
 pub mod embeddings;
+pub mod github;
 pub mod grafana;
 pub mod http;
 pub mod kube;
@@ -11,6 +12,7 @@ pub mod loki;
 pub mod observability;
 pub mod openbao;
 pub mod prometheus;
+pub mod prquest;
 pub mod tempo;
 
 use std::sync::Arc;
@@ -26,6 +28,10 @@ pub struct Adapters {
     pub memory: Arc<cognee::Memory>,
     /// ArgoCD (`argocd.*` tools, the poller), when the config has an `argocd` section.
     pub argocd: Option<Arc<argocd::ArgoCd>>,
+    /// GitHub's REST API, when the config has a `review` section.
+    pub github: Option<Arc<github::GitHub>>,
+    /// PR-QUEST, when `review.prquest.url` is set.
+    pub prquest: Option<Arc<prquest::PrQuest>>,
 }
 
 impl Adapters {
@@ -38,6 +44,8 @@ impl Adapters {
             openbao: None,
             memory: Default::default(),
             argocd: None,
+            github: None,
+            prquest: None,
         }
     }
 }

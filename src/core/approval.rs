@@ -738,6 +738,7 @@ impl Dispatcher {
             approvals: Some(self.approval_lookup()),
             progress: None,
             knowledge: self.knowledge(),
+            review: self.review(),
         };
         // The stored arguments were settled at request time; settling them again must give the
         // target that was approved (a kind that discovery now maps elsewhere, a cluster whose
@@ -1075,6 +1076,7 @@ impl StoreLookup {
             progress: None,
             // A requester's result is re-read from its upstream (secret.read); no index needed.
             knowledge: None,
+            review: None,
         };
         match entry.tool.requester_result(&ctx, &rec.args, &stored).await {
             Ok(Some(full)) => view.result = Some(full),

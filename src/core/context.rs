@@ -64,4 +64,6 @@ pub struct ToolContext {
     pub progress: Option<ProgressSink>,
     /// The embedded knowledge index, when `knowledge:` is configured.
     pub knowledge: Option<Arc<crate::knowledge::Knowledge>>,
+    /// Pull request review (analyses, steps, XP), when `review:` is configured.
+    pub review: Option<Arc<crate::review::Review>>,
 }

@@ -51,6 +51,8 @@ pub struct Dispatcher {
     limits: RateLimits,
     /// The embedded knowledge index (set once at start when configured).
     knowledge: std::sync::OnceLock<Arc<crate::knowledge::Knowledge>>,
+    /// Pull request review (set once at start when configured).
+    review: std::sync::OnceLock<Arc<crate::review::Review>>,
 }
 
 impl Dispatcher {
@@ -74,6 +76,7 @@ impl Dispatcher {
             gate,
             limits: RateLimits::new(limits),
             knowledge: std::sync::OnceLock::new(),
+            review: std::sync::OnceLock::new(),
         })
     }
 
@@ -91,6 +94,15 @@ impl Dispatcher {
 
     pub fn knowledge(&self) -> Option<Arc<crate::knowledge::Knowledge>> {
         self.knowledge.get().cloned()
+    }
+
+    /// Gives the tools the review engine (once).
+    pub fn set_review(&self, review: Arc<crate::review::Review>) {
+        let _ = self.review.set(review);
+    }
+
+    pub fn review(&self) -> Option<Arc<crate::review::Review>> {
+        self.review.get().cloned()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -206,6 +218,7 @@ impl Dispatcher {
             approvals: Some(self.lookup.clone()),
             progress: req.progress,
             knowledge: self.knowledge(),
+            review: self.review(),
         };
         // Policy judges what will run: the arguments settled (namespace default, kind through
         // discovery, names checked) and the target built from them. A call that cannot be
@@ -352,6 +365,7 @@ pub async fn settle_for_policy(
         approvals: None,
         progress: None,
         knowledge: None,
+        review: None,
     };
     let target = settle(settings, call.as_mut(), &ctx).await?;
     Ok((call.args().clone(), target))

@@ -166,6 +166,8 @@ impl Dispatcher {
         let argocd = self.adapters().argocd.as_ref().map(|a| a.health());
         let memory = self.adapters().memory.health();
         let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
+        let github = self.adapters().github.as_ref().map(|g| g.health());
+        let prquest = self.adapters().prquest.as_ref().map(|p| p.health());
         for h in self
             .adapters()
             .observability
@@ -176,6 +178,8 @@ impl Dispatcher {
             .chain(webhook)
             .chain(memory)
             .chain(embeddings)
+            .chain(github)
+            .chain(prquest)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

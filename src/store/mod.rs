@@ -19,6 +19,7 @@ pub mod config;
 mod intents;
 mod memory_queue;
 pub mod retention;
+mod review;
 mod schema;
 mod tasks;
 mod watch_state;
@@ -41,6 +42,7 @@ pub use audit::{AuditHead, DEFERRED_SYNC_WITHIN, Durability};
 pub use audit_key::{AuditKey, KEY_FILE_SUFFIX, MIN_KEY_BYTES, key_file_of};
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 pub use memory_queue::MemoryQueueRow;
+pub use review::{LeaderRow, ReviewAnalysisRow, ReviewNoteRow, ReviewerRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

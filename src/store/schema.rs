@@ -150,6 +150,75 @@ const DDL: &[&str] = &[
         updated_at_ms BIGINT NOT NULL,
         PRIMARY KEY (cluster, object)
     )",
+    // Review analyses (src/store/review.rs). New in place, like memory_queue. A worker holds an
+    // analysis under a lease (claimed_by, claimed_until_ms); review_cache's primary key makes one
+    // head SHA analysed once; XP is per reviewer and analysis, achievements once per reviewer.
+    "CREATE TABLE IF NOT EXISTS review_analyses (
+        id TEXT PRIMARY KEY,
+        pr_key TEXT NOT NULL,
+        pr_url TEXT NOT NULL,
+        options TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        state TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        progress BIGINT NOT NULL,
+        head_sha TEXT,
+        cache_key TEXT,
+        source_id TEXT,
+        degraded BIGINT NOT NULL,
+        retry_state TEXT,
+        retry_attempts BIGINT NOT NULL,
+        next_retry_at_ms BIGINT,
+        last_error TEXT,
+        result TEXT,
+        diff TEXT,
+        group_request TEXT,
+        claimed_by TEXT,
+        claimed_until_ms BIGINT,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        completed_at_ms BIGINT
+    )",
+    "CREATE INDEX IF NOT EXISTS review_analyses_state ON review_analyses (state, created_at_ms)",
+    "CREATE INDEX IF NOT EXISTS review_analyses_retry ON review_analyses (retry_state, next_retry_at_ms)",
+    "CREATE TABLE IF NOT EXISTS review_cache (
+        cache_key TEXT PRIMARY KEY,
+        analysis_id TEXT NOT NULL,
+        created_at_ms BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS review_reviewers (
+        analysis_id TEXT NOT NULL,
+        reviewer_sub TEXT NOT NULL,
+        reviewer_name TEXT NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        completed_at_ms BIGINT,
+        xp BIGINT NOT NULL,
+        PRIMARY KEY (analysis_id, reviewer_sub)
+    )",
+    "CREATE TABLE IF NOT EXISTS review_steps_done (
+        analysis_id TEXT NOT NULL,
+        reviewer_sub TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (analysis_id, reviewer_sub, step_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS review_notes (
+        id TEXT PRIMARY KEY,
+        analysis_id TEXT NOT NULL,
+        reviewer_sub TEXT NOT NULL,
+        reviewer_name TEXT NOT NULL,
+        step_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS review_notes_analysis ON review_notes (analysis_id, at_ms)",
+    "CREATE TABLE IF NOT EXISTS review_achievements (
+        reviewer_sub TEXT NOT NULL,
+        achievement TEXT NOT NULL,
+        analysis_id TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (reviewer_sub, achievement)
+    )",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

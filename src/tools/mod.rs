@@ -10,6 +10,7 @@ pub mod k8s;
 pub mod knowledge;
 pub mod memory;
 pub mod obs;
+pub mod review;
 pub mod secret;
 
 /// Every tool toolgate offers.
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(secret::tools());
     tools.extend(knowledge::tools());
     tools.extend(argocd::tools());
+    tools.extend(review::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

@@ -67,6 +67,7 @@ impl Env {
             approvals: None,
             progress: None,
             knowledge: None,
+            review: None,
         }
     }
 

@@ -53,6 +53,7 @@ impl Env {
             approvals: None,
             progress: None,
             knowledge: None,
+            review: None,
         }
     }
 
@@ -282,6 +283,7 @@ async fn a_missing_kubeconfig_is_explained_when_a_tool_needs_it() {
         approvals: None,
         progress: None,
         knowledge: None,
+        review: None,
     };
     let tools = toolgate::tools::k8s::tools();
     let get = tools

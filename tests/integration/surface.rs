@@ -437,18 +437,31 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    // Every toolset but those whose own section is not configured (knowledge, memory, secret,
-    // argocd).
+    // Every toolset but those whose own section is not configured (knowledge, memory, review,
+    // secret, argocd).
     let offered = toolgate::tools::all()
         .iter()
         .filter(|t| {
             !matches!(
                 t.spec().toolset,
-                "knowledge" | "memory" | "secret" | "argocd"
+                "knowledge" | "memory" | "review" | "secret" | "argocd"
             )
         })
         .count();
     assert_eq!(listed.len(), offered, "{listed:?}");
+
+    // `review` once a `review:` section exists.
+    let with_review = write_config(
+        dir.path(),
+        &fake,
+        "review:\n  github:\n    token: ghp_test\n",
+    );
+    let listed = names(&stdio_listing(&with_review, &[]).await);
+    assert!(
+        listed.contains(&"review_analyze_pr".to_string()),
+        "{listed:?}"
+    );
+    assert!(!listed.iter().any(|n| n.starts_with("obs_")), "{listed:?}");
 }
 
 #[tokio::test]
@@ -482,7 +495,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
                 && err.contains(
-                    "toolsets: approval, argocd, k8s, knowledge, memory, obs, secret, or `all`"
+                    "toolsets: approval, argocd, k8s, knowledge, memory, obs, review, secret, or `all`"
                 ),
             "{command}: {err}"
         );

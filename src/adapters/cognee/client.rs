@@ -474,6 +474,7 @@ mod tests {
         Reply {
             status: StatusCode::from_u16(status).expect("status"),
             body: body.as_bytes().to_vec(),
+            headers: Default::default(),
         }
     }
 

@@ -56,6 +56,8 @@ impl Settings {
 pub struct Reply {
     pub status: StatusCode,
     pub body: Vec<u8>,
+    /// The answer's headers (rate-limit and retry-after headers, content type).
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Reply {
@@ -86,6 +88,8 @@ pub struct Upstream {
     /// Whether errors may name the URL's path (not when the path is the secret, as in a
     /// Slack-style webhook).
     show_url: bool,
+    /// Whether a rate-limit answer is handed to the caller at once instead of retried.
+    rate_limits_to_caller: bool,
 }
 
 impl Upstream {
@@ -100,12 +104,21 @@ impl Upstream {
             retry: settings.retry,
             max_body: settings.max_response_bytes,
             show_url: true,
+            rate_limits_to_caller: false,
         })
     }
 
     /// Errors and log lines of this upstream never name its URL.
     pub fn hiding_urls(mut self) -> Self {
         self.show_url = false;
+        self
+    }
+
+    /// A rate-limit answer (429, or 403 with `x-ratelimit-remaining: 0`) is returned to the
+    /// caller at once, headers included, so it can say when the limit resets instead of
+    /// retrying blindly (GitHub's rule for its REST API).
+    pub fn answering_rate_limits(mut self) -> Self {
+        self.rate_limits_to_caller = true;
         self
     }
 
@@ -165,6 +178,13 @@ impl Upstream {
             };
             let (outcome, result) = self.attempt(request).await;
             match result {
+                Ok(reply)
+                    if self.rate_limits_to_caller
+                        && reply.status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    self.guard.finish(permit, outcome, Some("rate limited"));
+                    return Ok(reply);
+                }
                 Ok(reply) if outcome.is_fault() => {
                     last = format!(
                         "{} answered HTTP {}{}",
@@ -229,6 +249,7 @@ impl Upstream {
             Err(e) => return (fault_of(&e), Err(self.describe(e))),
         };
         let status = response.status();
+        let headers = response.headers().clone();
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -251,7 +272,11 @@ impl Upstream {
         }
         (
             Outcome::of_status(status.as_u16()),
-            Ok(Reply { status, body }),
+            Ok(Reply {
+                status,
+                body,
+                headers,
+            }),
         )
     }
 }
