@@ -91,6 +91,12 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     /// The embedded knowledge index (runbooks, incidents, backlog) behind `knowledge.*`.
     pub knowledge: Option<crate::knowledge::config::RawKnowledge>,
+    /// Ticket providers (Jira) for `ticket.*` and incident facts.
+    pub ticketing: Option<crate::incidents::config::RawTicketing>,
+    /// Pagers (PagerDuty, Opsgenie) and escalation, for `page.*` and incident facts.
+    pub paging: Option<crate::incidents::config::RawPaging>,
+    /// Where incident facts (`sre.domain.facts.v1`) are read from.
+    pub facts: Option<crate::incidents::config::RawFacts>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -99,10 +105,10 @@ pub struct RawConfig {
     pub alertmanager_integration: Option<seed_blocks::RawSeedAlertmanager>,
     /// Refused until issue 19 (ArgoCD poller and tools) unless `enabled: false`.
     pub argocd_integration: Option<Value>,
-    /// Refused until issue 20 (Jira/GitHub ticketing) unless `enabled: false`.
-    pub ticketing_integration: Option<Value>,
-    /// Refused until issue 20 (PagerDuty/OpsGenie paging) unless `enabled: false`.
-    pub paging_integration: Option<Value>,
+    /// → `ticketing` (the same keys).
+    pub ticketing_integration: Option<crate::incidents::config::RawTicketing>,
+    /// → `paging` (the same keys).
+    pub paging_integration: Option<crate::incidents::config::RawPaging>,
 }
 
 /// Validated configuration.
@@ -133,6 +139,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `None`: no `knowledge:` section (no index; the toolset is not offered by default).
     pub knowledge: Option<crate::knowledge::KnowledgeConfig>,
+    /// Ticketing, paging and the facts source.
+    pub incidents: crate::incidents::config::IncidentsConfig,
 }
 
 /// Credentials and upstream blocks are the upstream kit's types.
@@ -442,8 +450,11 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
     let audit =
         crate::core::config::resolve_audit(raw.audit.unwrap_or_default(), &store.url, problems);
     let knowledge = crate::knowledge::config::resolve(raw.knowledge, &store.url, problems);
+    let incidents =
+        crate::incidents::config::resolve(raw.ticketing, raw.paging, raw.facts, problems);
 
     Config {
+        incidents,
         knowledge,
         limits,
         retention,

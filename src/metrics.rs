@@ -62,6 +62,8 @@ fn metrics() -> &'static Metrics {
         );
         // Per-upstream requests, latency and breaker state: the upstream kit's own families.
         crate::adapters::http::metrics::register(&mut registry);
+        // The incident facts consumer's families.
+        crate::incidents::metrics::register(&mut registry);
         let retention_pruned = Family::<TableLabels, Counter>::default();
         registry.register(
             "retention_pruned",

@@ -5,12 +5,17 @@ pub mod cognee;
 pub mod embeddings;
 pub mod grafana;
 pub mod http;
+pub mod jira;
 pub mod kube;
 pub mod loki;
 pub mod observability;
 pub mod openbao;
+pub mod opsgenie;
+pub mod pager;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod tempo;
+pub mod ticket;
 
 use std::sync::Arc;
 
@@ -23,6 +28,10 @@ pub struct Adapters {
     pub openbao: Option<Arc<openbao::OpenBao>>,
     /// Cognee, the queue of adds made while it was down, and the fallback index (`memory.*`).
     pub memory: Arc<cognee::Memory>,
+    /// Ticket providers (`ticket.*`, the facts consumer), when `ticketing` is configured.
+    pub ticketing: Option<Arc<ticket::Ticketing>>,
+    /// Pagers (`page.*`, the facts consumer), when `paging` is configured.
+    pub paging: Option<Arc<pager::Paging>>,
 }
 
 impl Adapters {
@@ -34,6 +43,8 @@ impl Adapters {
             observability: Default::default(),
             openbao: None,
             memory: Default::default(),
+            ticketing: None,
+            paging: None,
         }
     }
 }

@@ -10,11 +10,7 @@ use crate::adapters::openbao::OpenBaoConfig;
 use crate::adapters::openbao::secret_ref::ref_path;
 
 /// Blocks kept as written and refused unless disabled (their references mean nothing yet).
-const UNREAD_BLOCKS: &[&str] = &[
-    "argocd_integration",
-    "ticketing_integration",
-    "paging_integration",
-];
+const UNREAD_BLOCKS: &[&str] = &["argocd_integration"];
 
 /// Every secret reference in `doc`: `(key, reference as written)`.
 pub fn find(doc: &Value) -> Vec<(String, String)> {
@@ -32,7 +28,9 @@ pub fn find(doc: &Value) -> Vec<(String, String)> {
                     };
                     match child {
                         Value::String(text)
-                            if k == "secret_ref" || k == "kubeconfig_secret_ref" =>
+                            if k == "secret_ref"
+                                || k == "kubeconfig_secret_ref"
+                                || k == "routing_key_ref" =>
                         {
                             out.push((path, text.clone()));
                         }

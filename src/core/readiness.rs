@@ -41,6 +41,10 @@ pub struct Integration {
     pub last_error_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_success_at: Option<String>,
+    /// Counts an integration reports besides its health (the facts consumer: lag,
+    /// dead_lettered).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<&'static str, i64>,
 }
 
 impl From<Health> for Integration {
@@ -51,18 +55,20 @@ impl From<Health> for Integration {
             last_error: h.last_error,
             last_error_at: h.last_error_at,
             last_success_at: h.last_success_at,
+            counters: BTreeMap::new(),
         }
     }
 }
 
 impl Integration {
-    fn plain(state: &'static str, error: Option<String>) -> Self {
+    pub fn plain(state: &'static str, error: Option<String>) -> Self {
         Self {
             state,
             breaker: None,
             last_error: error,
             last_error_at: None,
             last_success_at: None,
+            counters: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +113,8 @@ impl Dispatcher {
         let openbao = self.adapters().openbao.as_ref().map(|o| o.health());
         let memory = self.adapters().memory.health();
         let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
+        let tickets = self.adapters().ticketing.iter().flat_map(|t| t.health());
+        let pages = self.adapters().paging.iter().flat_map(|p| p.health());
         for h in self
             .adapters()
             .observability
@@ -116,6 +124,8 @@ impl Dispatcher {
             .chain(webhook)
             .chain(memory)
             .chain(embeddings)
+            .chain(tickets)
+            .chain(pages)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

@@ -15,6 +15,7 @@ mod audit;
 mod audit_key;
 mod audit_writer;
 pub mod config;
+mod incident_links;
 mod intents;
 mod memory_queue;
 pub mod retention;
@@ -36,6 +37,7 @@ use sqlx::{Any, Transaction};
 
 pub use audit::{AuditHead, DEFERRED_SYNC_WITHIN, Durability};
 pub use audit_key::{AuditKey, KEY_FILE_SUFFIX, MIN_KEY_BYTES, key_file_of};
+pub use incident_links::IncidentLink;
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 pub use memory_queue::MemoryQueueRow;
 

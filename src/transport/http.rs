@@ -37,6 +37,8 @@ pub struct AppState {
     pub intents: crate::intents::Intents,
     /// Where the outbox publisher delivers intents (its health is on `/readyz`).
     pub sink: Arc<dyn crate::intents::publisher::Sink>,
+    /// The incident facts consumer, when ticketing or paging is configured (`/readyz`).
+    pub facts: Option<Arc<crate::incidents::consumer::Consumer>>,
 }
 
 /// Transport label of the approval REST API in audit records.
@@ -390,8 +392,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .health()
         .into_iter()
         .chain(state.sink.health())
+        .chain(state.facts.as_ref().and_then(|f| f.health()))
         .collect();
-    let readiness = state.dispatcher.readiness(extra).await;
+    let mut readiness = state.dispatcher.readiness(extra).await;
+    if let Some(facts) = &state.facts {
+        let (dead_lettered, lag) = crate::incidents::metrics::snapshot();
+        let entry = readiness
+            .integrations
+            .entry("facts".to_string())
+            .or_insert_with(|| crate::core::readiness::Integration::plain("ok", None));
+        entry.counters.insert("dead_lettered", dead_lettered as i64);
+        if facts.health().is_some() {
+            entry.counters.insert("lag", lag);
+        }
+    }
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {
