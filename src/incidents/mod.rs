@@ -24,6 +24,9 @@ use crate::adapters::ticket::{NewTicket, TicketError, Ticketing};
 use crate::store::{IncidentLink, Store};
 use escalation::{Decision, Escalation};
 
+/// How a note says a ticket was created from a later fact.
+const BEFORE_CREATED: &str = "arrived before IncidentCreated";
+
 /// The envelope version this consumer reads.
 pub const FACT_VERSION: u64 = 1;
 
@@ -266,7 +269,11 @@ impl FollowThrough {
         match fact.kind {
             FactKind::Created => {
                 if matches!(link.state.as_str(), "resolved" | "closed") {
-                    if !link.notes.contains("IncidentCreated arrived after") {
+                    // Out of order (the ticket came from a later fact): noted once. A replay
+                    // of a Created already applied changes nothing.
+                    if link.notes.contains(BEFORE_CREATED)
+                        && !link.notes.contains("IncidentCreated arrived after")
+                    {
                         let text = format!(
                             "IncidentCreated arrived after the incident was {}; nothing to do",
                             link.state
@@ -343,8 +350,9 @@ impl FollowThrough {
                 }
             }
         }
-        link.last_seq = link.last_seq.max(fact.seq as i64);
+        // A replay (new sequence, same fact) only moves last_seq: not a change.
         let changed = link != before;
+        link.last_seq = link.last_seq.max(fact.seq as i64);
         self.store.put_incident_link(&link).await?;
         Ok(if changed {
             Applied::Applied
@@ -419,7 +427,7 @@ impl FollowThrough {
         link.ticket_key = Some(ticket.key);
         link.ticket_state = "open".into();
         if let Some(kind) = out_of_order {
-            let text = format!("{kind} arrived before IncidentCreated: ticket created from it");
+            let text = format!("{kind} {BEFORE_CREATED}: ticket created from it");
             if !link.notes.is_empty() {
                 link.notes.push('\n');
             }
