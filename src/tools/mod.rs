@@ -9,7 +9,9 @@ pub mod k8s;
 pub mod knowledge;
 pub mod memory;
 pub mod obs;
+pub mod page;
 pub mod secret;
+pub mod ticket;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
@@ -19,6 +21,8 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(memory::tools());
     tools.extend(secret::tools());
     tools.extend(knowledge::tools());
+    tools.extend(ticket::tools());
+    tools.extend(page::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

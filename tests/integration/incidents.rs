@@ -485,3 +485,110 @@ async fn the_file_source_drives_opsgenie_and_dead_letters_poison_lines() {
         "{dead}"
     );
 }
+
+/// `tools.call` as ALICE (a caller, not an approver): the structured answer, or the error.
+async fn tool(tg: &Toolgate, name: &str, args: Value) -> Result<Value, String> {
+    let result = crate::jsonrpc::call_tool(&tg.url, harness::ALICE, name, args).await;
+    if result["isError"] == json!(true) {
+        Err(result["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    } else {
+        Ok(result["structuredContent"].clone())
+    }
+}
+
+#[tokio::test]
+async fn ticket_and_page_tools_read_at_once_comment_at_once_and_hold_other_writes() {
+    let fake = FakeIncidents::start().await;
+    let kube = FakeKube::start().await;
+    fake.state
+        .issues
+        .lock()
+        .expect("lock")
+        .push(fake_incidents::Issue {
+            key: "SRE-1".into(),
+            summary: "Checkout latency".into(),
+            description: json!({"type": "doc", "version": 1, "content": []}),
+            labels: vec!["incident-42".into()],
+            priority: Some("High".into()),
+            status: "Open".into(),
+            comments: vec![],
+        });
+    // PagerDuty with the Events API only; Opsgenie beside it.
+    let conf = format!(
+        "ticketing:\n  jira:\n    url: {u}\n    project_key: SRE\n    email: {e}\n    api_token: {t}\n\
+         paging:\n  pagerduty:\n    url: {u}\n    routing_key: {r}\n  opsgenie:\n    url: {u}\n    api_key: {k}\n",
+        u = fake.url,
+        e = fake_incidents::JIRA_EMAIL,
+        t = fake_incidents::JIRA_TOKEN,
+        r = fake_incidents::ROUTING_KEY,
+        k = fake_incidents::GENIE_KEY,
+    );
+    let tg = harness::start(&kube, &conf).await;
+
+    let got = tool(&tg, "ticket.get", json!({"key": "SRE-1"}))
+        .await
+        .expect("get");
+    assert_eq!(got["status"], "Open", "{got}");
+    assert_eq!(got["untrusted"], true, "{got}");
+    let found = tool(
+        &tg,
+        "ticket.search",
+        json!({"query": "labels = \"incident-42\""}),
+    )
+    .await
+    .expect("search");
+    assert_eq!(found["count"], 1, "{found}");
+    let missing = tool(&tg, "ticket.get", json!({"key": "SRE-404"}))
+        .await
+        .expect_err("404");
+    assert!(missing.contains("Issue does not exist"), "{missing}");
+
+    // A comment runs at once; creating and transitioning wait for an approver.
+    let done = tool(
+        &tg,
+        "ticket.comment",
+        json!({"key": "SRE-1", "text": "looking"}),
+    )
+    .await
+    .expect("comment");
+    assert_eq!(done["key"], "SRE-1");
+    assert_eq!(fake.issues()[0].comments, ["looking"]);
+    for (name, args) in [
+        ("ticket.create", json!({"summary": "x", "severity": "high"})),
+        (
+            "ticket.transition",
+            json!({"key": "SRE-1", "transition": "Resolved"}),
+        ),
+        (
+            "page.trigger",
+            json!({"incident_id": "i-1", "summary": "x", "severity": "critical", "source": "checkout"}),
+        ),
+        ("page.resolve", json!({"incident_id": "i-1"})),
+    ] {
+        let held = tool(&tg, name, args).await.expect("held");
+        assert_eq!(held["status"], "approval_required", "{name}: {held}");
+    }
+    assert_eq!(fake.issues().len(), 1);
+    assert!(fake.events().is_empty());
+
+    // PagerDuty reads need its REST API: the error says so and what to set.
+    let err = tool(&tg, "page.list_oncall", json!({}))
+        .await
+        .expect_err("no REST API");
+    assert!(
+        err.contains("only the Events API") && err.contains("paging.pagerduty.api_token"),
+        "{err}"
+    );
+    // Opsgenie answers reads with its key.
+    let oncall = tool(
+        &tg,
+        "page.get",
+        json!({"incident_id": "nope", "provider": "opsgenie"}),
+    )
+    .await
+    .expect_err("unknown alias");
+    assert!(oncall.contains("Alert does not exist"), "{oncall}");
+}

@@ -437,10 +437,16 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         listed.contains(&"obs_query_metrics".to_string()),
         "{listed:?}"
     );
-    // Every toolset but those whose own section is not configured (knowledge, memory, secret).
+    // Every toolset but those whose own section is not configured (knowledge, memory, secret,
+    // ticket, page).
     let offered = toolgate::tools::all()
         .iter()
-        .filter(|t| !matches!(t.spec().toolset, "knowledge" | "memory" | "secret"))
+        .filter(|t| {
+            !matches!(
+                t.spec().toolset,
+                "knowledge" | "memory" | "secret" | "ticket" | "page"
+            )
+        })
         .count();
     assert_eq!(listed.len(), offered, "{listed:?}");
 }
@@ -475,7 +481,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
                 && err
-                    .contains("toolsets: approval, k8s, knowledge, memory, obs, secret, or `all`"),
+                    .contains("toolsets: approval, k8s, knowledge, memory, obs, page, secret, ticket, or `all`"),
             "{command}: {err}"
         );
     }
