@@ -345,7 +345,7 @@ impl FollowThrough {
                     }
                     _ => {}
                 }
-                if !(link.state == "closed" && !closing) {
+                if link.state != "closed" || closing {
                     link.state = if closing { "closed" } else { "resolved" }.into();
                 }
             }

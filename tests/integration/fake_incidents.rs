@@ -33,13 +33,16 @@ pub struct Issue {
     pub comments: Vec<String>,
 }
 
+/// An Opsgenie alert: (alias, status, acknowledged, count, the create request's body).
+pub type Alert = (String, String, bool, u32, Value);
+
 #[derive(Default)]
 pub struct Upstreams {
     pub issues: Mutex<Vec<Issue>>,
     /// Every accepted PagerDuty event, in order.
     pub events: Mutex<Vec<Value>>,
-    /// Opsgenie alerts by alias: (status, acknowledged, count, body).
-    pub alerts: Mutex<Vec<(String, String, bool, u32, Value)>>,
+    /// Opsgenie alerts, oldest first.
+    pub alerts: Mutex<Vec<Alert>>,
     /// Requests of every kind, counted (including refused ones).
     pub requests: AtomicUsize,
     /// Answer 503 to everything.
