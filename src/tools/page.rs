@@ -206,6 +206,25 @@ impl TypedTool for PageTrigger {
     }
 }
 
+/// Acknowledges or resolves the incident's page (`action`: what the answer says was done).
+async fn follow_up(
+    ctx: &ToolContext,
+    p: IncidentParams,
+    action: &'static str,
+) -> Result<PageDone, ToolError> {
+    let pager = pager(ctx, p.provider.as_deref())?;
+    if action == "resolved" {
+        pager.resolve(&p.incident_id).await?;
+    } else {
+        pager.acknowledge(&p.incident_id).await?;
+    }
+    Ok(PageDone {
+        incident_id: p.incident_id,
+        action,
+        provider: pager.name().to_string(),
+    })
+}
+
 pub struct PageAcknowledge;
 
 impl TypedTool for PageAcknowledge {
@@ -223,13 +242,7 @@ impl TypedTool for PageAcknowledge {
     }
 
     async fn call(&self, ctx: &ToolContext, p: IncidentParams) -> Result<PageDone, ToolError> {
-        let pager = pager(ctx, p.provider.as_deref())?;
-        pager.acknowledge(&p.incident_id).await?;
-        Ok(PageDone {
-            incident_id: p.incident_id,
-            action: "acknowledged",
-            provider: pager.name().to_string(),
-        })
+        follow_up(ctx, p, "acknowledged").await
     }
 }
 
@@ -250,12 +263,6 @@ impl TypedTool for PageResolve {
     }
 
     async fn call(&self, ctx: &ToolContext, p: IncidentParams) -> Result<PageDone, ToolError> {
-        let pager = pager(ctx, p.provider.as_deref())?;
-        pager.resolve(&p.incident_id).await?;
-        Ok(PageDone {
-            incident_id: p.incident_id,
-            action: "resolved",
-            provider: pager.name().to_string(),
-        })
+        follow_up(ctx, p, "resolved").await
     }
 }
