@@ -142,8 +142,94 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
             )),
             None => None,
         },
+        ticketing: ticketing(&config.incidents)?.map(Arc::new),
+        paging: paging(&config.incidents)?.map(Arc::new),
         ..Adapters::new(Arc::new(KubeAdapter::new(&config.kubernetes)))
     })
+}
+
+/// The ticket providers `ticketing` configures (Jira; GitHub Issues comes with issue 20).
+fn ticketing(
+    config: &crate::incidents::config::IncidentsConfig,
+) -> Result<Option<crate::adapters::ticket::Ticketing>, ConfigError> {
+    let Some(t) = &config.ticketing else {
+        return Ok(None);
+    };
+    let mut providers = std::collections::BTreeMap::new();
+    if let Some(jira) = &t.jira {
+        let jira = crate::adapters::jira::Jira::new(jira.clone())
+            .map_err(|e| ConfigError { problems: vec![e] })?;
+        providers.insert(
+            "jira",
+            Arc::new(jira) as Arc<dyn crate::adapters::ticket::TicketProvider>,
+        );
+    }
+    Ok(Some(crate::adapters::ticket::Ticketing {
+        default_provider: t.default_provider.clone(),
+        providers,
+        resolve_transition: t.resolve_transition.clone(),
+        close_transition: t.close_transition.clone(),
+    }))
+}
+
+/// The pagers `paging` configures.
+fn paging(
+    config: &crate::incidents::config::IncidentsConfig,
+) -> Result<Option<crate::adapters::pager::Paging>, ConfigError> {
+    let Some(p) = &config.paging else {
+        return Ok(None);
+    };
+    let problem = |e: String| ConfigError { problems: vec![e] };
+    let mut providers = std::collections::BTreeMap::new();
+    if let Some(pd) = &p.pagerduty {
+        let pd = crate::adapters::pagerduty::PagerDuty::new(pd.clone()).map_err(problem)?;
+        providers.insert(
+            "pagerduty",
+            Arc::new(pd) as Arc<dyn crate::adapters::pager::Pager>,
+        );
+    }
+    if let Some(og) = &p.opsgenie {
+        let og = crate::adapters::opsgenie::Opsgenie::new(og.clone()).map_err(problem)?;
+        providers.insert(
+            "opsgenie",
+            Arc::new(og) as Arc<dyn crate::adapters::pager::Pager>,
+        );
+    }
+    Ok(Some(crate::adapters::pager::Paging {
+        default_provider: p.default_provider.clone(),
+        providers,
+    }))
+}
+
+/// The incident facts consumer, when ticketing or paging is configured (`None` otherwise).
+pub fn facts_consumer(
+    config: &Config,
+    dispatcher: &Dispatcher,
+) -> Option<Arc<crate::incidents::consumer::Consumer>> {
+    let incidents = &config.incidents;
+    if incidents.ticketing.is_none() && incidents.paging.is_none() {
+        return None;
+    }
+    let adapters = dispatcher.adapters();
+    let follow = crate::incidents::FollowThrough::new(
+        dispatcher.gate().store.clone(),
+        adapters.ticketing.clone(),
+        adapters.paging.clone(),
+        incidents
+            .paging
+            .as_ref()
+            .map(|p| p.escalation.clone())
+            .unwrap_or_default(),
+    );
+    if matches!(incidents.facts, crate::incidents::config::FactSource::None) {
+        tracing::warn!(
+            "ticketing/paging are configured but no facts source is: set facts.nats.url (or facts.file); only the ticket.* and page.* tools work meanwhile"
+        );
+    }
+    Some(crate::incidents::consumer::Consumer::new(
+        Arc::new(follow),
+        incidents.facts.clone(),
+    ))
 }
 
 /// The store behind the memory adapter's queue of adds made while Cognee was down (the adapter
@@ -297,6 +383,12 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     }
     if config.review.is_some() {
         sets.push("review");
+    }
+    if config.incidents.ticketing.is_some() {
+        sets.push("ticket");
+    }
+    if config.incidents.paging.is_some() {
+        sets.push("page");
     }
     sets
 }
@@ -534,7 +626,13 @@ async fn serve_built(
         &intents,
         shutdown.clone(),
     );
+    // Incident facts → tickets and pages, on every replica (JetStream hands each fact to one).
+    let facts = facts_consumer(&config, &dispatcher);
+    if let Some(consumer) = &facts {
+        consumer.spawn(config.incidents.deferred_check_interval, shutdown.clone());
+    }
     let state = AppState {
+        facts,
         dispatcher,
         config: Arc::new(config),
         auth,

@@ -95,6 +95,12 @@ pub struct RawConfig {
     pub knowledge: Option<crate::knowledge::config::RawKnowledge>,
     /// Pull request review: PR-QUEST and GitHub behind `review.*`.
     pub review: Option<crate::review::config::RawReview>,
+    /// Ticket providers (Jira) for `ticket.*` and incident facts.
+    pub ticketing: Option<crate::incidents::config::RawTicketing>,
+    /// Pagers (PagerDuty, Opsgenie) and escalation, for `page.*` and incident facts.
+    pub paging: Option<crate::incidents::config::RawPaging>,
+    /// Where incident facts (`sre.domain.facts.v1`) are read from.
+    pub facts: Option<crate::incidents::config::RawFacts>,
     /// The SRE integration spec's blocks (seed 004), as written: moved onto `kubernetes`, …
     pub kubernetes_integration: Option<seed_blocks::RawKubernetesIntegration>,
     /// … `observability`, `webhooks.alertmanager` and `sli_calculation`, …
@@ -103,10 +109,10 @@ pub struct RawConfig {
     pub alertmanager_integration: Option<seed_blocks::RawSeedAlertmanager>,
     /// … `argocd` (the poller and the `argocd.*` tools).
     pub argocd_integration: Option<seed_blocks::RawArgoCdIntegration>,
-    /// Refused until issue 20 (Jira/GitHub ticketing) unless `enabled: false`.
-    pub ticketing_integration: Option<Value>,
-    /// Refused until issue 20 (PagerDuty/OpsGenie paging) unless `enabled: false`.
-    pub paging_integration: Option<Value>,
+    /// → `ticketing` (the same keys).
+    pub ticketing_integration: Option<crate::incidents::config::RawTicketing>,
+    /// → `paging` (the same keys).
+    pub paging_integration: Option<crate::incidents::config::RawPaging>,
 }
 
 /// Validated configuration.
@@ -141,6 +147,8 @@ pub struct Config {
     pub knowledge: Option<crate::knowledge::KnowledgeConfig>,
     /// `None`: no `review:` section (the toolset is not offered by default).
     pub review: Option<crate::review::config::ReviewConfig>,
+    /// Ticketing, paging and the facts source.
+    pub incidents: crate::incidents::config::IncidentsConfig,
 }
 
 /// Credentials and upstream blocks are the upstream kit's types.
@@ -453,9 +461,12 @@ fn resolve(raw: RawConfig, env: &[(String, String)], problems: &mut Vec<String>)
         crate::core::config::resolve_audit(raw.audit.unwrap_or_default(), &store.url, problems);
     let knowledge = crate::knowledge::config::resolve(raw.knowledge, &store.url, problems);
     let review = crate::review::config::resolve(raw.review, problems);
+    let incidents =
+        crate::incidents::config::resolve(raw.ticketing, raw.paging, raw.facts, problems);
 
     Config {
         review,
+        incidents,
         knowledge,
         limits,
         retention,

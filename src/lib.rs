@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod incidents;
 pub mod integrations;
 pub mod intents;
 pub mod knowledge;

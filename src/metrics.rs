@@ -93,6 +93,8 @@ fn metrics() -> &'static Metrics {
         crate::adapters::http::metrics::register(&mut registry);
         // The ArgoCD poller's cycles.
         crate::intents::argocd::register_metrics(&mut registry);
+        // The incident facts consumer's families.
+        crate::incidents::metrics::register(&mut registry);
         let retention_pruned = Family::<TableLabels, Counter>::default();
         registry.register(
             "retention_pruned",

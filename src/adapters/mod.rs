@@ -7,13 +7,18 @@ pub mod embeddings;
 pub mod github;
 pub mod grafana;
 pub mod http;
+pub mod jira;
 pub mod kube;
 pub mod loki;
 pub mod observability;
 pub mod openbao;
+pub mod opsgenie;
+pub mod pager;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod prquest;
 pub mod tempo;
+pub mod ticket;
 
 use std::sync::Arc;
 
@@ -32,6 +37,10 @@ pub struct Adapters {
     pub github: Option<Arc<github::GitHub>>,
     /// PR-QUEST, when `review.prquest.url` is set.
     pub prquest: Option<Arc<prquest::PrQuest>>,
+    /// Ticket providers (`ticket.*`, the facts consumer), when `ticketing` is configured.
+    pub ticketing: Option<Arc<ticket::Ticketing>>,
+    /// Pagers (`page.*`, the facts consumer), when `paging` is configured.
+    pub paging: Option<Arc<pager::Paging>>,
 }
 
 impl Adapters {
@@ -46,6 +55,8 @@ impl Adapters {
             argocd: None,
             github: None,
             prquest: None,
+            ticketing: None,
+            paging: None,
         }
     }
 }

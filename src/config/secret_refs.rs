@@ -9,18 +9,12 @@ use serde_json::Value;
 use crate::adapters::openbao::OpenBaoConfig;
 use crate::adapters::openbao::secret_ref::ref_path;
 
-/// Blocks kept as written and refused unless disabled (their references mean nothing yet).
-const UNREAD_BLOCKS: &[&str] = &["ticketing_integration", "paging_integration"];
-
 /// Every secret reference in `doc`: `(key, reference as written)`.
 pub fn find(doc: &Value) -> Vec<(String, String)> {
     fn walk(v: &Value, key: &str, out: &mut Vec<(String, String)>) {
         match v {
             Value::Object(map) => {
                 for (k, child) in map {
-                    if key.is_empty() && UNREAD_BLOCKS.contains(&k.as_str()) {
-                        continue;
-                    }
                     let path = if key.is_empty() {
                         k.clone()
                     } else {
@@ -28,7 +22,9 @@ pub fn find(doc: &Value) -> Vec<(String, String)> {
                     };
                     match child {
                         Value::String(text)
-                            if k == "secret_ref" || k == "kubeconfig_secret_ref" =>
+                            if k == "secret_ref"
+                                || k == "kubeconfig_secret_ref"
+                                || k == "routing_key_ref" =>
                         {
                             out.push((path, text.clone()));
                         }

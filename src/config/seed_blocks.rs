@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{RawCluster, RawConfig, RawDuration};
 use crate::adapters::http::config::{RawCredential, RawCredentialSource};
@@ -152,41 +151,26 @@ pub fn apply(raw: &mut RawConfig, problems: &mut Vec<String>) {
     if let Some(argo) = raw.argocd_integration.take() {
         argocd(raw, argo, &mut set);
     }
-    let later = [
-        (
-            "ticketing_integration",
-            raw.ticketing_integration.take(),
-            "Jira/GitHub ticketing from incident facts comes with issue 20 (incident \
-             follow-through); meanwhile CreateIncidentRequested intents \
-             (webhooks.alertmanager.auto_create_incident) reach the SRE domain, which owns tickets",
-        ),
-        (
-            "paging_integration",
-            raw.paging_integration.take(),
-            "PagerDuty/OpsGenie paging from incident facts comes with issue 20 (incident \
-             follow-through); meanwhile keep paging in Alertmanager's own receivers",
-        ),
-    ];
-    for (block, value, why) in later {
-        match value {
-            None => {}
-            // A block that asks for nothing (`enabled: false`) is honoured as it is.
-            Some(Value::Object(map))
-                if map.get("enabled") == Some(&Value::Bool(false)) && map.len() == 1 =>
-            {}
-            Some(Value::Object(map)) if map.get("enabled") == Some(&Value::Bool(false)) => {
-                set.problems.push(format!(
-                    "{block}: not supported yet ({why}); with enabled: false, leave out its other keys ({})",
-                    map.keys()
-                        .filter(|k| *k != "enabled")
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            }
-            Some(_) => set.problems.push(format!(
-                "{block}: not supported yet: {why}; remove the block or set `{block}: {{enabled: false}}`"
-            )),
+    // The ticketing and paging blocks are toolgate's `ticketing` and `paging` sections as
+    // written; one or the other, not both.
+    if let Some(block) = raw.ticketing_integration.take() {
+        if raw.ticketing.is_some() {
+            set.problems.push(
+                "ticketing_integration and ticketing: give one of them (they are the same section)"
+                    .into(),
+            );
+        } else {
+            raw.ticketing = Some(block);
+        }
+    }
+    if let Some(block) = raw.paging_integration.take() {
+        if raw.paging.is_some() {
+            set.problems.push(
+                "paging_integration and paging: give one of them (they are the same section)"
+                    .into(),
+            );
+        } else {
+            raw.paging = Some(block);
         }
     }
 }
@@ -846,27 +830,70 @@ mod tests {
     }
 
     #[test]
-    fn blocks_of_later_issues_are_refused_saying_which_issue_and_what_to_use_meanwhile() {
-        let ticketing = problems(TICKETING);
+    fn ticketing_and_paging_blocks_load_as_written_and_github_as_default_names_issue_20() {
+        // Their references are read from OpenBao: without it, each is named.
+        let got = problems(&format!("{TICKETING}{PAGING}"));
+        assert_eq!(got.len(), 3, "{got:#?}");
         assert!(
-            ticketing[0]
-                .starts_with("ticketing_integration: not supported yet: Jira/GitHub ticketing")
-                && ticketing[0].contains("issue 20"),
-            "{ticketing:?}"
+            got[0].starts_with("paging_integration.pagerduty.routing_key_ref"),
+            "{got:#?}"
         );
-        let paging = problems(PAGING);
         assert!(
-            paging[0]
-                .starts_with("paging_integration: not supported yet: PagerDuty/OpsGenie paging")
-                && paging[0].contains("issue 20")
-                && paging[0].contains("meanwhile keep paging in Alertmanager"),
-            "{paging:?}"
+            got[1].starts_with("ticketing_integration.github.secret_ref"),
+            "{got:#?}"
         );
+        assert!(
+            got[2].starts_with("ticketing_integration.jira.secret_ref"),
+            "{got:#?}"
+        );
+        let bao = "openbao: {address: 'http://127.0.0.1:8200', auth: {token: t}}\n";
+        let c = load(&format!("{TICKETING}{PAGING}{bao}")).expect("the seed blocks load");
+        let t = c.incidents.ticketing.as_ref().expect("ticketing");
+        assert_eq!(t.default_provider, "jira");
+        let jira = t.jira.as_ref().expect("jira");
+        assert_eq!(jira.endpoint.url, "https://company.atlassian.net");
+        assert_eq!(jira.project_key, "SRE");
+        let (email, token) = jira.basic.as_ref().expect("basic credentials");
+        assert_eq!(email.describe(), "openbao platform/jira-credentials#email");
+        assert_eq!(
+            token.describe(),
+            "openbao platform/jira-credentials#api_token"
+        );
+        let p = c.incidents.paging.as_ref().expect("paging");
+        assert_eq!(p.default_provider, "pagerduty");
+        let pd = p.pagerduty.as_ref().expect("pagerduty");
+        assert_eq!(pd.events.url, "https://events.pagerduty.com");
+        assert_eq!(
+            pd.routing_key.describe(),
+            "openbao platform/pagerduty-routing-key"
+        );
+        assert!(pd.api.is_none());
+        assert_eq!(p.escalation.business_hours.zone_name, "UTC");
+        // GitHub as the default provider is refused until its provider lands.
+        let github = TICKETING.replace("default_provider: jira", "default_provider: github");
+        let got = problems(&format!("{github}{bao}"));
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with("ticketing.default_provider: `github` is not available yet")
+                && got[0].contains("issue 20"),
+            "{got:#?}"
+        );
+        // The block and toolgate's own section at once: one of them.
+        let both = format!("{TICKETING}ticketing: {{enabled: false}}\n{bao}");
+        assert_eq!(
+            problems(&both),
+            ["ticketing_integration and ticketing: give one of them (they are the same section)"]
+        );
+    }
+
+    #[test]
+    fn all_six_blocks_load_together_and_a_block_switched_off_asks_for_nothing() {
         // A block switched off asks for nothing, so it loads.
         let off = "argocd_integration: {enabled: false}\nticketing_integration: {enabled: false}\n\
                    paging_integration: {enabled: false}\n";
         assert!(load(off).is_ok());
-        // All six blocks at once: every refusal is reported together.
+        // All six blocks at once: every refusal is reported together (the ticketing and
+        // paging blocks' three secret references without OpenBao among them).
         let all = [
             KUBERNETES,
             ARGOCD,
@@ -877,9 +904,18 @@ mod tests {
         ]
         .concat();
         let got = problems(&all);
-        assert_eq!(got.len(), 4 + 3, "{got:#?}");
+        // Nothing is refused: the eight problems are the blocks' secret references (four
+        // kubeconfigs, Grafana, PagerDuty, Jira, GitHub) without an OpenBao to read them from.
+        assert_eq!(got.len(), 8, "{got:#?}");
+        assert!(
+            got.iter()
+                .all(|p| p.contains("no openbao section is configured")),
+            "{got:#?}"
+        );
+        let bao = "openbao: {address: 'http://127.0.0.1:8200', auth: {token: t}}\n";
+        assert!(load(&format!("{all}{bao}")).is_ok(), "with OpenBao all six load");
         // §4 and §5 repeat the webhook's settings with the same values: they agree, so no
-        // problem comes of it (the 7 above are the refusals alone; ArgoCD's block loads).
+        // problem comes of it.
         let c = load(&format!(
             "{ALERTMANAGER}{}",
             OBSERVABILITY.replace("    secret_ref: platform/grafana-api-key\n", "")

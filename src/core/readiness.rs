@@ -91,7 +91,7 @@ impl Integration {
         }
     }
 
-    fn plain(state: &'static str, error: Option<String>) -> Self {
+    pub fn plain(state: &'static str, error: Option<String>) -> Self {
         Self {
             state,
             breaker: None,
@@ -168,6 +168,8 @@ impl Dispatcher {
         let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
         let github = self.adapters().github.as_ref().map(|g| g.health());
         let prquest = self.adapters().prquest.as_ref().map(|p| p.health());
+        let tickets = self.adapters().ticketing.iter().flat_map(|t| t.health());
+        let pages = self.adapters().paging.iter().flat_map(|p| p.health());
         for h in self
             .adapters()
             .observability
@@ -180,6 +182,8 @@ impl Dispatcher {
             .chain(embeddings)
             .chain(github)
             .chain(prquest)
+            .chain(tickets)
+            .chain(pages)
             .chain(extra)
         {
             integrations.insert(h.name.clone(), Integration::from(h));

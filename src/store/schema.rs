@@ -219,6 +219,25 @@ const DDL: &[&str] = &[
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (reviewer_sub, achievement)
     )",
+    // Incident follow-through (src/store/incident_links.rs): per incident, its ticket, its page
+    // (or the deferred page), and the last fact applied (stream sequence), so redelivered facts
+    // change nothing. New in place, like memory_queue.
+    "CREATE TABLE IF NOT EXISTS incident_links (
+        incident_id TEXT PRIMARY KEY,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        state TEXT NOT NULL,
+        ticket_provider TEXT,
+        ticket_key TEXT,
+        ticket_state TEXT NOT NULL,
+        page_provider TEXT,
+        page_state TEXT NOT NULL,
+        page_deferred_until_ms BIGINT,
+        last_seq BIGINT NOT NULL,
+        notes TEXT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS incident_links_deferred ON incident_links (page_deferred_until_ms)",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

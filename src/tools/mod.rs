@@ -10,8 +10,10 @@ pub mod k8s;
 pub mod knowledge;
 pub mod memory;
 pub mod obs;
+pub mod page;
 pub mod review;
 pub mod secret;
+pub mod ticket;
 
 /// Every tool toolgate offers.
 pub fn all() -> Vec<Arc<dyn Tool>> {
@@ -23,6 +25,8 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
     tools.extend(knowledge::tools());
     tools.extend(argocd::tools());
     tools.extend(review::tools());
+    tools.extend(ticket::tools());
+    tools.extend(page::tools());
     tools.push(crate::core::tool::typed(approval::ApprovalStatus));
     tools
 }

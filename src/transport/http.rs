@@ -39,6 +39,8 @@ pub struct AppState {
     pub sink: Arc<dyn crate::intents::publisher::Sink>,
     /// The Kubernetes watch's health per cluster (on `/readyz`), when the watch is on.
     pub watch: Option<Arc<crate::integrations::kubernetes::WatchHealth>>,
+    /// The incident facts consumer, when ticketing or paging is configured (`/readyz`).
+    pub facts: Option<Arc<crate::incidents::consumer::Consumer>>,
 }
 
 /// Transport label of the approval REST API in audit records.
@@ -392,13 +394,26 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .health()
         .into_iter()
         .chain(state.sink.health())
+        .chain(state.facts.as_ref().and_then(|f| f.health()))
         .collect();
     let signals = state
         .watch
         .as_ref()
         .map(|w| w.entries())
         .unwrap_or_default();
-    let readiness = state.dispatcher.readiness_with(extra, signals).await;
+    let mut readiness = state.dispatcher.readiness_with(extra, signals).await;
+    if let Some(facts) = &state.facts {
+        let (dead_lettered, lag) = crate::incidents::metrics::snapshot();
+        let entry = readiness
+            .integrations
+            .entry("facts".to_string())
+            .or_insert_with(|| crate::core::readiness::Integration::plain("ok", None));
+        let detail = entry.detail.get_or_insert_with(Default::default);
+        detail.insert("dead_lettered".into(), dead_lettered.into());
+        if facts.health().is_some() {
+            detail.insert("lag".into(), lag.into());
+        }
+    }
     let status = if readiness.is_ready() {
         StatusCode::OK
     } else {

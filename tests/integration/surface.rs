@@ -438,13 +438,13 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         "{listed:?}"
     );
     // Every toolset but those whose own section is not configured (knowledge, memory, review,
-    // secret, argocd).
+    // secret, argocd, ticket, page).
     let offered = toolgate::tools::all()
         .iter()
         .filter(|t| {
             !matches!(
                 t.spec().toolset,
-                "knowledge" | "memory" | "review" | "secret" | "argocd"
+                "knowledge" | "memory" | "review" | "secret" | "argocd" | "ticket" | "page"
             )
         })
         .count();
@@ -495,7 +495,7 @@ async fn the_command_line_picks_toolsets_and_read_only_and_refuses_unknown_tools
         assert!(
             err.contains("mcp.toolsets: unknown toolset `tickets`")
                 && err.contains(
-                    "toolsets: approval, argocd, k8s, knowledge, memory, obs, review, secret, or `all`"
+                    "toolsets: approval, argocd, k8s, knowledge, memory, obs, page, review, secret, ticket, or `all`"
                 ),
             "{command}: {err}"
         );
