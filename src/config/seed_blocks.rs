@@ -913,7 +913,10 @@ mod tests {
             "{got:#?}"
         );
         let bao = "openbao: {address: 'http://127.0.0.1:8200', auth: {token: t}}\n";
-        assert!(load(&format!("{all}{bao}")).is_ok(), "with OpenBao all six load");
+        assert!(
+            load(&format!("{all}{bao}")).is_ok(),
+            "with OpenBao all six load"
+        );
         // §4 and §5 repeat the webhook's settings with the same values: they agree, so no
         // problem comes of it.
         let c = load(&format!(

@@ -47,8 +47,7 @@ const EGRESS: &[(&str, &str)] = &[
     ("memory.cognee.url", "toolgate-egress-cognee"),
     ("intents.nats.url", "toolgate-egress-nats"),
     ("knowledge.embeddings.url", "toolgate-egress-embeddings"),
-    // The integrations in progress (review, ArgoCD, ticketing, paging): their policies exist;
-    // these rows name the keys they announced and hold once the keys land.
+    // Review, ArgoCD, ticketing, paging and the incident facts consumer.
     ("review.prquest.url", "toolgate-egress-pr-quest"),
     ("review.github.url", "toolgate-egress-github"),
     ("argocd.url", "toolgate-egress-argocd"),
@@ -58,6 +57,27 @@ const EGRESS: &[(&str, &str)] = &[
     ("paging.pagerduty.url", "toolgate-egress-pagerduty"),
     ("paging.pagerduty.events_url", "toolgate-egress-pagerduty"),
     ("paging.opsgenie.url", "toolgate-egress-opsgenie"),
+    ("paging.pagerduty.api_url", "toolgate-egress-pagerduty"),
+    (
+        "paging_integration.pagerduty.url",
+        "toolgate-egress-pagerduty",
+    ),
+    (
+        "paging_integration.pagerduty.api_url",
+        "toolgate-egress-pagerduty",
+    ),
+    (
+        "paging_integration.opsgenie.url",
+        "toolgate-egress-opsgenie",
+    ),
+    ("ticketing.jira.base_url", "toolgate-egress-jira"),
+    ("ticketing_integration.jira.url", "toolgate-egress-jira"),
+    (
+        "ticketing_integration.jira.base_url",
+        "toolgate-egress-jira",
+    ),
+    ("ticketing_integration.github.url", "toolgate-egress-github"),
+    ("facts.nats.url", "toolgate-egress-nats"),
 ];
 
 /// Keys that look like upstream URLs but are never called, and why.
