@@ -11,11 +11,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::approvals_api::api;
-use crate::daemons::{eventually, free_port, require};
+use crate::daemons::eventually;
 use crate::fake_argocd::{FakeArgo, TOKEN, app};
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, ALICE, BOB, CAROL, Toolgate};
-use crate::intents_nats::{nats, stream_messages};
+use crate::intents_nats::{Nats, start_nats, stream_messages};
 use crate::jsonrpc::call_tool;
 
 fn argocd_yaml(fake: &FakeArgo, extra: &str) -> String {
@@ -243,25 +243,6 @@ fn assert_no_doubles(envelopes: &[Value]) {
     }
     let doubles: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubles.is_empty(), "doubles: {doubles:?}");
-}
-
-struct Nats {
-    url: String,
-    _server: crate::daemons::Daemon,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_nats() -> Nats {
-    require("nats-server", "nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut server = nats(port, &dir.path().join("js"), &dir.path().join("nats.log"));
-    server.wait_tcp(port).await;
-    Nats {
-        url: format!("nats://127.0.0.1:{port}"),
-        _server: server,
-        _dir: dir,
-    }
 }
 
 fn intents_yaml(nats: &Nats) -> String {

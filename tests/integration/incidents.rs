@@ -12,11 +12,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::daemons::{Daemon, eventually, free_port, require};
+use crate::daemons::eventually;
 use crate::fake_incidents::{self, FakeIncidents};
 use crate::fake_kube::FakeKube;
 use crate::harness::{self, Toolgate};
-use crate::intents_nats::nats;
+use crate::intents_nats::start_nats;
 
 const SUBJECT: &str = "sre.domain.facts.v1";
 const DEAD: &str = "sre.domain.facts.v1.dead";
@@ -32,25 +32,6 @@ fn fact(kind: &str, id: &str, severity: &str) -> Value {
 
 fn uuid_like(kind: &str, id: &str) -> String {
     format!("{kind}-{id}")
-}
-
-struct Nats {
-    url: String,
-    _server: Daemon,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_nats() -> Nats {
-    require("nats-server", "nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut server = nats(port, &dir.path().join("js"), &dir.path().join("nats.log"));
-    server.wait_tcp(port).await;
-    Nats {
-        url: format!("nats://127.0.0.1:{port}"),
-        _server: server,
-        _dir: dir,
-    }
 }
 
 async fn jetstream(url: &str) -> async_nats::jetstream::Context {

@@ -61,6 +61,27 @@ pub(crate) async fn stream_messages(url: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// A JetStream server on a free port with its store and log in a temp dir (kept while it runs).
+pub(crate) struct Nats {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    _server: Daemon,
+}
+
+/// Starts `nats-server -js` and waits until it listens.
+pub(crate) async fn start_nats() -> Nats {
+    require("nats-server", "nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut server = nats(port, &dir.path().join("js"), &dir.path().join("nats.log"));
+    server.wait_tcp(port).await;
+    Nats {
+        url: format!("nats://127.0.0.1:{port}"),
+        dir,
+        _server: server,
+    }
+}
+
 pub(crate) fn nats(port: u16, store_dir: &Path, log: &Path) -> Daemon {
     Daemon::spawn(
         "nats-server",

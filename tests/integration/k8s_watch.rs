@@ -6,32 +6,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-use crate::daemons::{Daemon, eventually, free_port, require};
+use crate::daemons::eventually;
 use crate::fake_kube::{FakeKube, objects};
 use crate::harness::{self, ALICE, Toolgate};
-use crate::intents_nats::{nats, stream_messages};
+use crate::intents_nats::{Nats, start_nats, stream_messages};
 use crate::jsonrpc::call_tool;
-
-struct Nats {
-    _daemon: Daemon,
-    url: String,
-    dir: TempDir,
-}
-
-async fn start_nats() -> Nats {
-    require("nats-server", "nats-server");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut daemon = nats(port, &dir.path().join("js"), &dir.path().join("nats.log"));
-    daemon.wait_tcp(port).await;
-    Nats {
-        _daemon: daemon,
-        url: format!("nats://127.0.0.1:{port}"),
-        dir,
-    }
-}
 
 /// toolgate config: intents to NATS, the watch on `shop-*` with this poll interval.
 fn watch_config(nats: &Nats, poll: &str, extra: &str) -> String {
