@@ -19,7 +19,9 @@ pub use error::{ArgoCdError, ErrorClass};
 pub use model::{Application, HistoryEntry, ResourceDiff, ResourceNode};
 pub use poll_status::{PollHealth, PollStatus};
 
-use crate::adapters::http::{CallError, Health, Reply, Retry, Secret, Upstream};
+use crate::adapters::http::{
+    CallError, Credential, Health, Reply, Retry, Secret, Session, Upstream,
+};
 
 /// What `list` asks for.
 #[derive(Debug, Clone, Default)]
@@ -42,8 +44,8 @@ pub struct ArgoCd {
     upstream: Upstream,
     base: reqwest::Url,
     config: ArgoCdConfig,
-    /// The session login's token; dropped on 401 so the next request logs in again.
-    token: tokio::sync::Mutex<Option<Secret>>,
+    /// The session login's token (when `session` is configured).
+    session: Session,
     poll: PollStatus,
 }
 
@@ -63,7 +65,7 @@ impl ArgoCd {
             upstream,
             base,
             config: config.clone(),
-            token: tokio::sync::Mutex::new(None),
+            session: Session::new(),
             poll: PollStatus::default(),
         })
     }
@@ -99,15 +101,8 @@ impl ArgoCd {
         url
     }
 
-    /// The session's token, logging in when there is none (`None` without a session).
-    async fn session_token(&self) -> Result<Option<Secret>, ArgoCdError> {
-        let Some((username, password)) = &self.config.session else {
-            return Ok(None);
-        };
-        let mut token = self.token.lock().await;
-        if let Some(t) = token.as_ref() {
-            return Ok(Some(t.clone()));
-        }
+    /// `POST /api/v1/session` with the configured user: the session's token.
+    async fn login(&self, username: &str, password: &Credential) -> Result<Secret, ArgoCdError> {
         let password = password
             .current()
             .await
@@ -128,16 +123,15 @@ impl ArgoCd {
                 error::error_message(&reply.body)
             )));
         }
-        let fresh = serde_json::from_slice::<Value>(&reply.body)
+        serde_json::from_slice::<Value>(&reply.body)
             .ok()
             .and_then(|v| v.get("token").and_then(Value::as_str).map(Secret::new))
             .filter(|t| !t.expose().is_empty())
-            .ok_or_else(|| ArgoCdError::BadAnswer("the session answer has no token".into()))?;
-        *token = Some(fresh.clone());
-        Ok(Some(fresh))
+            .ok_or_else(|| ArgoCdError::BadAnswer("the session answer has no token".into()))
     }
 
-    /// One request with the credentials; a 401 with a session logs in once more.
+    /// One request with the credentials: the kit's (API token) or, with a session, its token
+    /// (a 401 logs in once more).
     async fn send(
         &self,
         retry: Retry,
@@ -145,29 +139,30 @@ impl ArgoCd {
         url: &reqwest::Url,
         body: Option<&Value>,
     ) -> Result<Reply, ArgoCdError> {
-        let mut logged_in_again = false;
-        loop {
-            let token = self.session_token().await?;
-            let reply = self
-                .upstream
-                .send(retry, || {
-                    let mut request = self.upstream.http().request(method.clone(), url.clone());
-                    if let Some(t) = &token {
-                        request = request.bearer_auth(t.expose());
-                    }
-                    if let Some(b) = body {
-                        request = request.json(b);
-                    }
-                    Ok(request)
-                })
-                .await
-                .map_err(down)?;
-            if reply.status == StatusCode::UNAUTHORIZED && token.is_some() && !logged_in_again {
-                *self.token.lock().await = None;
-                logged_in_again = true;
-                continue;
+        let build = |http: &reqwest::Client| {
+            let request = http.request(method.clone(), url.clone());
+            match body {
+                Some(b) => request.json(b),
+                None => request,
             }
-            return Ok(reply);
+        };
+        match &self.config.session {
+            Some((username, password)) => {
+                self.session
+                    .send(
+                        &self.upstream,
+                        retry,
+                        || self.login(username, password),
+                        build,
+                        down,
+                    )
+                    .await
+            }
+            None => self
+                .upstream
+                .send(retry, || Ok(build(self.upstream.http())))
+                .await
+                .map_err(down),
         }
     }
 

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::config::{CogneeAuth, CogneeConfig};
 use super::datapoint::Document;
-use crate::adapters::http::{CallError, Health, HttpAuth, Reply, Retry, Secret, Upstream};
+use crate::adapters::http::{
+    CallError, Credential, Health, HttpAuth, Reply, Retry, Secret, Session, Upstream,
+};
 
 /// Search types toolgate sends (Cognee's `SearchType`, less the ones that need extra arguments
 /// — CODE, AGENTIC_COMPLETION, CYPHER — and never the removed INSIGHTS).
@@ -94,8 +96,8 @@ pub struct Cognee {
     base: String,
     upstream: Upstream,
     auth: CogneeAuth,
-    /// The login's bearer token; dropped on 401 so the next request logs in again.
-    token: tokio::sync::Mutex<Option<Secret>>,
+    /// The login's bearer token (with `CogneeAuth::Login`).
+    session: Session,
 }
 
 impl Cognee {
@@ -115,7 +117,7 @@ impl Cognee {
             base: config.endpoint.url.clone(),
             upstream,
             auth: config.auth.clone(),
-            token: tokio::sync::Mutex::new(None),
+            session: Session::new(),
         })
     }
 
@@ -127,24 +129,14 @@ impl Cognee {
         format!("{}{path}", self.base)
     }
 
-    /// The login's token, logging in when there is none.
-    async fn bearer(&self) -> Result<Option<Secret>, MemoryError> {
-        let CogneeAuth::Login { username, password } = &self.auth else {
-            return Ok(None);
-        };
-        let mut token = self.token.lock().await;
-        if let Some(t) = token.as_ref() {
-            return Ok(Some(t.clone()));
-        }
+    /// `POST /api/v1/auth/login` (a form): the login's bearer token.
+    async fn login(&self, username: &str, password: &Credential) -> Result<Secret, MemoryError> {
         let password = password
             .current()
             .await
             .map_err(|e| MemoryError::Unavailable(format!("memory.cognee.auth.password: {e}")))?;
         let url = self.url("/api/v1/auth/login");
-        let form = [
-            ("username", username.as_str()),
-            ("password", password.expose()),
-        ];
+        let form = [("username", username), ("password", password.expose())];
         let reply = self
             .upstream
             .send(Retry::Read, || {
@@ -160,54 +152,48 @@ impl Cognee {
             });
         }
         let body = json_body(&reply)?;
-        let fresh = body
-            .get("access_token")
+        body.get("access_token")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| MemoryError::BadAnswer("login answer has no access_token".into()))?;
-        let fresh = Secret::new(fresh);
-        *token = Some(fresh.clone());
-        Ok(Some(fresh))
+            .map(Secret::new)
+            .ok_or_else(|| MemoryError::BadAnswer("login answer has no access_token".into()))
     }
 
-    /// Send a request built by `build` with the credentials; a 401 with a login drops the token
-    /// and tries once more. 401/403 become `Unauthorized`.
+    /// Send a request built by `build` with the credentials (a login's token is renewed once
+    /// on 401). 401/403 become `Unauthorized`.
     async fn send(
         &self,
         retry: Retry,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Reply, MemoryError> {
-        let mut tried_login = false;
-        loop {
-            let token = self.bearer().await?;
-            let reply = self
+        let reply = match &self.auth {
+            CogneeAuth::Login { username, password } => {
+                self.session
+                    .send(
+                        &self.upstream,
+                        retry,
+                        || self.login(username, password),
+                        build,
+                        unavailable,
+                    )
+                    .await?
+            }
+            _ => self
                 .upstream
-                .send(retry, || {
-                    let request = build(self.upstream.http());
-                    Ok(match &token {
-                        Some(t) => request.bearer_auth(t.expose()),
-                        None => request,
-                    })
-                })
+                .send(retry, || Ok(build(self.upstream.http())))
                 .await
-                .map_err(unavailable)?;
-            if reply.status == StatusCode::UNAUTHORIZED && token.is_some() && !tried_login {
-                // The token expired (or Cognee restarted with a new secret): log in again.
-                *self.token.lock().await = None;
-                tried_login = true;
-                continue;
-            }
-            if matches!(
-                reply.status,
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-            ) {
-                return Err(MemoryError::Unauthorized {
-                    status: reply.status.as_u16(),
-                    message: error_text(&reply),
-                });
-            }
-            return Ok(reply);
+                .map_err(unavailable)?,
+        };
+        if matches!(
+            reply.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return Err(MemoryError::Unauthorized {
+                status: reply.status.as_u16(),
+                message: error_text(&reply),
+            });
         }
+        Ok(reply)
     }
 
     /// `POST /api/v1/add`: the documents as `data` file parts of one multipart request.

@@ -20,6 +20,7 @@ pub mod layer;
 pub mod metrics;
 pub mod retry;
 pub mod secret;
+pub mod session;
 pub mod upstream;
 
 pub use auth::{HttpAuth, ServiceTokenSpec, TokenProvider, install_token_provider};
@@ -33,4 +34,5 @@ pub use secret::{
     Credential, Secret, SecretError, SecretRefProvider, SecretRefSpec, SecretSource,
     install_secret_ref_provider,
 };
+pub use session::Session;
 pub use upstream::{CallError, Reply, Settings, Upstream};
