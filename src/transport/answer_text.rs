@@ -8,6 +8,9 @@
 //! - `columns` + `rows` (arrays of cells): the column names, then one line per row, cells
 //!   tab-separated; with two rows or more, a column whose cells are all empty is left out and
 //!   one whose cells are all the same scalar is said once in the header (`source=kubelet`);
+//!   with eight rows or more, a column the rows come grouped by (each value in one run of four
+//!   rows or more on average, as `namespace` in a list across namespaces) is said once in a
+//!   `# namespace=prod` line before its run instead of in every row;
 //! - any other field under its name: text of several lines as it is (documents of a list
 //!   between `---` lines), a list of flat objects as such a table, a list of scalars or a map of
 //!   scalars on one line, anything deeper as YAML;
@@ -67,8 +70,7 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
         section(key, value, &mut out);
     }
     if let Some(t) = table {
-        out.push(t.line(t.columns));
-        out.extend(t.rows.iter().filter_map(Value::as_array).map(|r| t.line(r)));
+        t.lines(&mut out);
     }
     // The text lines go straight into the text: one copy of a log's body, not two.
     let body: Vec<&str> = match &lines {
@@ -97,6 +99,10 @@ pub fn render(mut output: Value, text_lines: Option<&str>) -> Rendered {
 
 const TRUNCATED: &str = "truncated";
 
+/// Grouping rows by a column pays only on longer lists with long runs.
+const GROUP_MIN_ROWS: usize = 8;
+const GROUP_MIN_RUN: usize = 4;
+
 /// A `columns` + `rows` answer as the text shows it: which columns stay in the table, and the
 /// columns said once in the header because every row holds the same value.
 struct Table<'a> {
@@ -106,6 +112,9 @@ struct Table<'a> {
     shown: Vec<bool>,
     /// Columns with one value in every row (name, value), for the header.
     constant: Vec<(&'a String, &'a Value)>,
+    /// The column the rows come grouped by (each value in one run of rows, as a list across
+    /// namespaces is): said once in a `# name=value` line before its run instead of in every row.
+    grouped: Option<usize>,
 }
 
 impl<'a> Table<'a> {
@@ -122,6 +131,7 @@ impl<'a> Table<'a> {
             rows,
             shown: vec![true; columns.len()],
             constant: Vec::new(),
+            grouped: None,
         };
         if rows.len() < 2 {
             return t;
@@ -154,7 +164,72 @@ impl<'a> Table<'a> {
             let name = columns[last].as_str();
             t.constant.retain(|(n, _)| Some(n.as_str()) != name);
         }
+        t.grouped = t.group_column();
+        if let Some(g) = t.grouped {
+            t.shown[g] = false;
+        }
         t
+    }
+
+    /// With at least `GROUP_MIN_ROWS` rows and two columns shown: the shown column of one-line
+    /// strings whose values each fill one run of rows, averaging `GROUP_MIN_RUN` rows or more
+    /// (the fewest runs wins, then the leftmost).
+    fn group_column(&self) -> Option<usize> {
+        if self.rows.len() < GROUP_MIN_ROWS || self.shown.iter().filter(|s| **s).count() < 2 {
+            return None;
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for i in (0..self.columns.len()).filter(|i| self.shown[*i]) {
+            let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            let mut last: Option<&str> = None;
+            let mut runs = 0;
+            let mut ok = true;
+            for r in self.rows {
+                let Some(v) = r.as_array().and_then(|c| c.get(i)).and_then(Value::as_str) else {
+                    ok = false;
+                    break;
+                };
+                if v.is_empty() || v.contains(['\n', '\r']) {
+                    ok = false;
+                    break;
+                }
+                if last != Some(v) {
+                    if !seen.insert(v) {
+                        ok = false;
+                        break;
+                    }
+                    runs += 1;
+                    last = Some(v);
+                }
+            }
+            if ok
+                && runs * GROUP_MIN_RUN <= self.rows.len()
+                && best.is_none_or(|(_, fewest)| runs < fewest)
+            {
+                best = Some((i, runs));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// The table's lines: column names, then the rows, with a group line before each run.
+    fn lines(&self, out: &mut Vec<String>) {
+        out.push(self.line(self.columns));
+        let mut group: Option<&str> = None;
+        for cells in self.rows.iter().filter_map(Value::as_array) {
+            if let Some(g) = self.grouped
+                && let (Some(Value::String(name)), Some(value)) =
+                    (self.columns.get(g), cells.get(g).and_then(Value::as_str))
+                && group != Some(value)
+            {
+                group = Some(value);
+                out.push(format!(
+                    "# {}",
+                    pairs(std::iter::once((name, &cells[g])), " ")
+                ));
+            }
+            out.push(self.line(cells));
+        }
     }
 
     /// One line of the table: the shown cells, tab-separated.
@@ -364,6 +439,54 @@ mod tests {
         // Every column constant: the last one stays, so the rows can be counted.
         let same = json!({"columns": ["status", "ready"], "rows": [["Running", "1/1"], ["Running", "1/1"]]});
         assert_eq!(render(same, None).text, "status=Running\nready\n1/1\n1/1");
+    }
+
+    #[test]
+    fn rows_in_runs_of_one_value_are_grouped_under_a_line_naming_it() {
+        let mut rows = Vec::new();
+        for (ns, n) in [("batch", 5), ("prod", 4)] {
+            for i in 0..n {
+                rows.push(json!([
+                    format!("web-{i}"),
+                    ns,
+                    i % 3,
+                    format!("node-{}", i % 2)
+                ]));
+            }
+        }
+        let out = json!({"kind": "Pod", "columns": ["name", "namespace", "restarts", "node"], "rows": rows});
+        let r = render(out.clone(), None);
+        let lines: Vec<&str> = r.text.lines().collect();
+        assert_eq!(lines[1], "name\trestarts\tnode");
+        assert_eq!(lines[2], "# namespace=batch");
+        assert_eq!(lines[3], "web-0\t0\tnode-0");
+        assert_eq!(lines[8], "# namespace=prod");
+        assert_eq!(lines[9], "web-0\t0\tnode-0");
+        assert_eq!(lines.len(), 1 + 1 + 2 + 9, "{}", r.text);
+        assert_eq!(r.structured, out, "structuredContent keeps every cell");
+
+        // A value that comes back after another one breaks the runs: no grouping.
+        let mut mixed = rows.clone();
+        mixed.swap(0, 8);
+        let r = render(
+            json!({"columns": ["name", "namespace", "restarts", "node"], "rows": mixed}),
+            None,
+        );
+        assert!(
+            r.text.lines().nth(0) == Some("name\tnamespace\trestarts\tnode"),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("# "), "{}", r.text);
+        // Short runs (fewer than four rows a value on average) stay in the rows.
+        let short: Vec<Value> = (0..8)
+            .map(|i| json!([format!("p-{i}"), format!("ns-{}", i / 2)]))
+            .collect();
+        let r = render(
+            json!({"columns": ["name", "namespace"], "rows": short}),
+            None,
+        );
+        assert!(!r.text.contains("# "), "{}", r.text);
     }
 
     #[test]
