@@ -139,7 +139,7 @@ fn metrics() -> &'static Metrics {
             "Intents written by the Kubernetes signal source, by cluster",
             watch.intents.clone(),
         );
-        let (fallbacks, retries) = review();
+        let (fallbacks, retries, notices) = review();
         registry.register(
             "review_fallbacks",
             "Review analyses run without PR-QUEST because it was unavailable",
@@ -149,6 +149,11 @@ fn metrics() -> &'static Metrics {
             "review_retries",
             "Retries of degraded review analyses against PR-QUEST, by outcome",
             retries.clone(),
+        );
+        registry.register(
+            "review_fallback_notices",
+            "Notices of PR-QUEST outages to administrators, by outcome (sent, suppressed: held back within review.notice_interval)",
+            notices.clone(),
         );
         Metrics {
             registry,
@@ -262,15 +267,32 @@ pub fn review_retry(outcome: &str) {
         .inc();
 }
 
+/// A fallback notice to administrators: `sent`, or `suppressed` (held back: the outage was
+/// told less than `review.notice_interval` ago).
+pub fn review_fallback_notice(outcome: &str) {
+    review()
+        .2
+        .get_or_create(&OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
 
+type ReviewFamilies = (
+    Counter,
+    Family<OutcomeLabels, Counter>,
+    Family<OutcomeLabels, Counter>,
+);
+
 /// The review families, registered with the others on first use.
-fn review() -> &'static (Counter, Family<OutcomeLabels, Counter>) {
-    static REVIEW: OnceLock<(Counter, Family<OutcomeLabels, Counter>)> = OnceLock::new();
-    REVIEW.get_or_init(|| (Counter::default(), Family::default()))
+fn review() -> &'static ReviewFamilies {
+    static REVIEW: OnceLock<ReviewFamilies> = OnceLock::new();
+    REVIEW.get_or_init(|| (Counter::default(), Family::default(), Family::default()))
 }
 
 /// The Prometheus text exposition of every metric.

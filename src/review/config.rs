@@ -1,6 +1,6 @@
 //! The `review` config section: PR-QUEST (`review.prquest`, the kit's endpoint keys), GitHub
 //! (`review.github`: url, token), the diff cap, the retry backoff of analyses made without
-//! PR-QUEST, and documentation links per risk rule. `config.rs` embeds the raw block and calls
+//! PR-QUEST, how often an outage is told again, and documentation links per risk rule. `config.rs` embeds the raw block and calls
 //! [`resolve`]; the checks live here.
 
 use std::collections::BTreeMap;
@@ -30,6 +30,9 @@ pub struct RawReview {
     pub retry_max_backoff: Option<RawDuration>,
     /// How often queued analyses and due retries are looked for (default 5s).
     pub poll_interval: Option<RawDuration>,
+    /// Administrators hear of a PR-QUEST outage once, and again only after this long while it
+    /// lasts (default 15m); the notices held back are counted in the next one.
+    pub notice_interval: Option<RawDuration>,
     /// Documentation links per risk rule (replacing the built-in links of that rule).
     pub doc_links: Option<BTreeMap<String, Vec<String>>>,
 }
@@ -42,6 +45,7 @@ pub struct ReviewConfig {
     pub retry_backoff: Duration,
     pub retry_max_backoff: Duration,
     pub poll_interval: Duration,
+    pub notice_interval: Duration,
     pub doc_links: BTreeMap<String, Vec<String>>,
 }
 
@@ -57,6 +61,7 @@ impl ReviewConfig {
             retry_backoff: Duration::from_secs(30),
             retry_max_backoff: Duration::from_secs(1800),
             poll_interval: Duration::from_secs(5),
+            notice_interval: Duration::from_secs(15 * 60),
             doc_links: BTreeMap::new(),
         }
     }
@@ -102,6 +107,13 @@ pub fn resolve(raw: Option<RawReview>, problems: &mut Vec<String>) -> Option<Rev
         range(10, 3600),
         problems,
     );
+    let notice_interval = RawDuration::resolve_or(
+        raw.notice_interval.as_ref(),
+        "review.notice_interval",
+        d.notice_interval,
+        range(10, 7 * 86_400),
+        problems,
+    );
     let doc_links = raw.doc_links.unwrap_or_default();
     for (rule, links) in &doc_links {
         if !crate::review::risk::RULES
@@ -132,6 +144,7 @@ pub fn resolve(raw: Option<RawReview>, problems: &mut Vec<String>) -> Option<Rev
         retry_backoff,
         retry_max_backoff,
         poll_interval,
+        notice_interval,
         doc_links,
     })
 }

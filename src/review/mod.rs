@@ -32,7 +32,7 @@ use crate::adapters::cognee::Memory;
 use crate::adapters::github::{GitHub, GitHubError, PullRequest};
 use crate::adapters::http::correlation;
 use crate::adapters::prquest::{GroupMetadata, GroupRequest, PrQuest, PrQuestError, ReviewPlan};
-use crate::store::{ReviewAnalysisRow, Store, StoreError, now_ms};
+use crate::store::{OutageNotice, ReviewAnalysisRow, Store, StoreError, now_ms};
 
 /// How long a worker holds an analysis past its slowest upstream call before another may take
 /// it (a worker renews the lease at every stage).
@@ -702,23 +702,39 @@ impl Review {
             },
         };
         self.stage(id, "grouping", 50).await?;
-        let (plan, retry, error) =
-            match (&self.prquest, skip_llm, request.diff_index.files.is_empty()) {
-                (_, true, _) | (_, _, true) => (None, false, None),
-                (None, _, _) => (
-                    None,
-                    false,
-                    Some("PR-QUEST is not configured (review.prquest.url)".to_string()),
-                ),
-                (Some(pq), false, false) => match pq.group(&request).await {
-                    Ok(plan) => (Some(plan), false, None),
-                    Err(e) if e.is_outage() => {
-                        self.outage(id, &pr, corr, &e);
-                        (None, true, Some(e.to_string()))
-                    }
-                    Err(e) => (None, false, Some(e.to_string())),
-                },
-            };
+        let (plan, retry, error) = match (
+            &self.prquest,
+            skip_llm,
+            request.diff_index.files.is_empty(),
+        ) {
+            (_, true, _) | (_, _, true) => (None, false, None),
+            (None, _, _) => (
+                None,
+                false,
+                Some("PR-QUEST is not configured (review.prquest.url)".to_string()),
+            ),
+            (Some(pq), false, false) => match pq.group(&request).await {
+                Ok(plan) => {
+                    self.prquest_answered().await;
+                    (Some(plan), false, None)
+                }
+                Err(e) if e.is_outage() => {
+                    self.outage(id, &pr, corr, &e).await;
+                    (None, true, Some(e.to_string()))
+                }
+                Err(e) => {
+                    // Refused or not understood: asking again would not help, so no retry.
+                    tracing::warn!(
+                        analysis = id,
+                        request_id = %corr,
+                        pr = %pr.slug(),
+                        error = %e,
+                        "review: PR-QUEST refused the grouping; analysed with toolgate's own grouping"
+                    );
+                    (None, false, Some(e.to_string()))
+                }
+            },
+        };
         self.stage(id, "risk", 80).await?;
         let degraded = error.is_some();
         let result = build_result(&pr, &pull, &files, plan.as_ref(), degraded, &self.config);
@@ -731,8 +747,11 @@ impl Review {
         })
     }
 
-    /// PR-QUEST failed: log with the correlation id, count, tell administrators.
-    fn outage(&self, id: &str, pr: &PrRef, corr: &str, e: &PrQuestError) {
+    /// PR-QUEST failed: log with the correlation id, count, and tell administrators — once
+    /// per outage, and again only after `notice_interval` while it lasts (the decision is in
+    /// the store, so it holds across restarts and replicas); notices held back are counted in
+    /// a metric and in the next notice.
+    async fn outage(&self, id: &str, pr: &PrRef, corr: &str, e: &PrQuestError) {
         tracing::warn!(
             analysis = id,
             request_id = %corr,
@@ -741,11 +760,48 @@ impl Review {
             "review: PR-QUEST unavailable; analysed with toolgate's own grouping, queued for retry"
         );
         crate::metrics::review_fallback();
-        if let Some(notify) = self.notifier.get() {
-            notify(format!(
-                "toolgate review: PR-QUEST is unavailable ({e}). Analysis {id} of {} ran in fallback mode (no LLM grouping) and is queued for retry. Correlation id {corr}.",
-                pr.slug()
-            ));
+        let Some(notify) = self.notifier.get() else {
+            return;
+        };
+        let now = now_ms();
+        let decision = self
+            .store
+            .review_outage_notice(PRQUEST, now, millis(self.config.notice_interval))
+            .await
+            .unwrap_or_else(|err| {
+                // Better one notice too many than an outage nobody hears of.
+                tracing::warn!(error = %err, "review: cannot read the notice interval; notifying");
+                OutageNotice::Send {
+                    suppressed: 0,
+                    since_ms: now,
+                }
+            });
+        match decision {
+            OutageNotice::Suppressed => crate::metrics::review_fallback_notice("suppressed"),
+            OutageNotice::Send {
+                suppressed,
+                since_ms,
+            } => {
+                crate::metrics::review_fallback_notice("sent");
+                notify(notice_text(
+                    id,
+                    &pr.slug(),
+                    corr,
+                    &e.to_string(),
+                    since_ms,
+                    suppressed,
+                    self.config.notice_interval,
+                ));
+            }
+        }
+    }
+
+    /// PR-QUEST answered: an outage under way is over (the next failure is told at once).
+    async fn prquest_answered(&self) {
+        match self.store.review_upstream_recovered(PRQUEST).await {
+            Ok(true) => tracing::info!("review: PR-QUEST answers again; its outage is over"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "review: cannot record PR-QUEST's recovery"),
         }
     }
 
@@ -811,6 +867,7 @@ impl Review {
         let old: AnalysisResult = serde_json::from_str(row.result.as_deref().unwrap_or_default())
             .map_err(|e| format!("stored result: {e}"))?;
         let plan = pq.group(&request).await.map_err(|e| e.to_string())?;
+        self.prquest_answered().await;
         let files = diff::parse(row.diff.as_deref().unwrap_or_default());
         let pr = PrRef {
             owner: old.pr.owner.clone(),
@@ -854,6 +911,36 @@ fn check_step(result: &AnalysisResult, step_id: &str) -> Result<(), ReviewError>
         "step `{step_id}` is not a step of this analysis; steps: {}",
         ids.join(", ")
     )))
+}
+
+/// The upstream name under which PR-QUEST's outages are kept (`review_notices`).
+const PRQUEST: &str = "pr-quest";
+
+/// The administrators' notice of a fallback analysis.
+fn notice_text(
+    id: &str,
+    pr: &str,
+    corr: &str,
+    error: &str,
+    since_ms: i64,
+    suppressed: i64,
+    interval: Duration,
+) -> String {
+    let since = jiff::Timestamp::from_millisecond(since_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| since_ms.to_string());
+    let mut text = format!(
+        "toolgate review: PR-QUEST is unavailable ({error}), failing since {since}. Analysis {id} of {pr} ran in fallback mode (no LLM grouping) and is queued for retry. Correlation id {corr}."
+    );
+    if suppressed > 0 {
+        text.push_str(&format!(
+            " {suppressed} earlier fallback analyses were not announced (one notice per outage, again after review.notice_interval {}).",
+            jiff::SignedDuration::try_from(interval)
+                .map(|d| format!("{d:#}"))
+                .unwrap_or_else(|_| format!("{interval:?}"))
+        ));
+    }
+    text
 }
 
 fn github_error(e: GitHubError) -> String {

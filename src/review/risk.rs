@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -150,13 +150,23 @@ struct Patterns {
     proto_field: Regex,
     yaml_key: Regex,
     forbidden: Vec<(Regex, &'static str, &'static str)>,
+    /// `secrets`, then `tls_off`, then `forbidden`, in one set: every added line is searched
+    /// once for all of them, and only the patterns that matched are looked at one by one (the
+    /// per-line searches were most of an analysis' time).
+    any_line: RegexSet,
+}
+
+/// Where `tls_off` and `forbidden` start in `Patterns::any_line`.
+struct LineSetIndex {
+    tls_off: usize,
+    forbidden: usize,
 }
 
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
         let re = |s: &str| Regex::new(s).unwrap_or_else(|e| panic!("risk pattern {s}: {e}"));
-        Patterns {
+        let mut p = Patterns {
             secrets: vec![
                 (re(r"-----BEGIN (RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY"), "a private key"),
                 (re(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), "an AWS access key id"),
@@ -188,8 +198,28 @@ fn patterns() -> &'static Patterns {
                 (re(r"(?i)(docker[ -]desktop|docker\.for\.(mac|win))"), "Docker Desktop", "Podman/Buildah"),
                 (re(r"(?i)(docker\.elastic\.co|\belasticsearch\b|\bkibana\b|\blogstash\b|\bfilebeat\b|\belastic/(eck|helm-charts))"), "Elastic Stack", "Loki"),
             ],
-        }
+            any_line: RegexSet::empty(),
+        };
+        let sources: Vec<&str> = p
+            .secrets
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .chain([p.tls_off.as_str()])
+            .chain(p.forbidden.iter().map(|(r, _, _)| r.as_str()))
+            .collect();
+        p.any_line = RegexSet::new(&sources)
+            .unwrap_or_else(|e| panic!("risk pattern set: {e}"));
+        p
     })
+}
+
+impl Patterns {
+    fn line_set_index(&self) -> LineSetIndex {
+        LineSetIndex {
+            tls_off: self.secrets.len(),
+            forbidden: self.secrets.len() + 1,
+        }
+    }
 }
 
 fn is_yaml(path: &str) -> bool {
@@ -249,6 +279,7 @@ fn unpinned(image: &str) -> bool {
 /// Every heuristic finding of `files`.
 pub fn scan(files: &[DiffFile]) -> Vec<Finding> {
     let p = patterns();
+    let at = p.line_set_index();
     let mut out = Vec::new();
     for file in files {
         let mut c = Collector {
@@ -270,13 +301,18 @@ pub fn scan(files: &[DiffFile]) -> Vec<Finding> {
                             || t.starts_with("swagger:")
                             || t.starts_with("openAPIV3Schema:")
                     })));
+        let dockerfile = is_dockerfile(&file.path);
         // Stage names of multi-stage builds are not images.
-        let stages: Vec<String> = all_lines()
-            .filter_map(|l| {
-                let lower = l.text.to_ascii_lowercase();
-                lower.split_once(" as ").map(|(_, s)| s.trim().to_string())
-            })
-            .collect();
+        let stages: Vec<String> = if dockerfile {
+            all_lines()
+                .filter_map(|l| {
+                    let lower = l.text.to_ascii_lowercase();
+                    lower.split_once(" as ").map(|(_, s)| s.trim().to_string())
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut rbac_list: Option<&str> = None;
         for hunk in &file.hunks {
             for line in &hunk.lines {
@@ -289,8 +325,9 @@ pub fn scan(files: &[DiffFile]) -> Vec<Finding> {
                     }
                     continue;
                 }
-                for (re, what) in &p.secrets {
-                    if re.is_match(text)
+                let hits = p.any_line.matches(text);
+                for (i, (_, what)) in p.secrets.iter().enumerate() {
+                    if hits.matched(i)
                         && !(what == &"a literal credential" && p.placeholder.is_match(text))
                     {
                         c.add(
@@ -358,7 +395,7 @@ pub fn scan(files: &[DiffFile]) -> Vec<Finding> {
                         );
                     }
                 }
-                if is_dockerfile(&file.path)
+                if dockerfile
                     && let Some(m) = p.from.captures(text)
                     && let Some(image) = m.get(2).map(|m| m.as_str())
                     && image != "scratch"
@@ -371,15 +408,15 @@ pub fn scan(files: &[DiffFile]) -> Vec<Finding> {
                         format!("base image `{image}` is not pinned to a version or digest"),
                     );
                 }
-                if p.tls_off.is_match(text) {
+                if hits.matched(at.tls_off) {
                     c.add(
                         "tls-verification-disabled",
                         line,
                         format!("turns off certificate checks: {}", snippet(text)),
                     );
                 }
-                for (re, what, instead) in &p.forbidden {
-                    if re.is_match(text) {
+                for (i, (_, what, instead)) in p.forbidden.iter().enumerate() {
+                    if hits.matched(at.forbidden + i) {
                         c.add(
                             "forbidden-technology",
                             line,

@@ -44,7 +44,7 @@ pub use audit_key::{AuditKey, KEY_FILE_SUFFIX, MIN_KEY_BYTES, key_file_of};
 pub use incident_links::IncidentLink;
 pub use intents::{DedupItem, IngestOutcome, IntentRecord, NewIntent};
 pub use memory_queue::MemoryQueueRow;
-pub use review::{LeaderRow, ReviewAnalysisRow, ReviewNoteRow, ReviewerRow};
+pub use review::{LeaderRow, OutageNotice, ReviewAnalysisRow, ReviewNoteRow, ReviewerRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

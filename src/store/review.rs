@@ -109,7 +109,78 @@ pub struct LeaderRow {
     pub achievements: Vec<String>,
 }
 
+/// Whether a degraded analysis is told to administrators (`Store::review_outage_notice`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageNotice {
+    /// Send it: the first of an outage, or the interval since the last one passed.
+    /// `suppressed` notices were held back since the last one sent; the outage began at
+    /// `since_ms`.
+    Send { suppressed: i64, since_ms: i64 },
+    /// Within the interval of this outage's last notice: counted, not sent.
+    Suppressed,
+}
+
 impl Store {
+    /// One fallback notice per outage of `upstream`, or again once `interval_ms` passed since
+    /// the last; every other call is counted for the next notice. Atomic across replicas: the
+    /// UPDATE that sends also takes the count held back (SET reads the row as it was).
+    pub async fn review_outage_notice(
+        &self,
+        upstream: &str,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<OutageNotice, StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO review_notices (upstream, outage_since_ms, last_notice_at_ms, suppressed, \
+             carried) VALUES ($1, NULL, 0, 0, 0) ON CONFLICT (upstream) DO NOTHING",
+        )
+        .bind(upstream)
+        .execute(&mut *tx)
+        .await?;
+        let sent = sqlx::query(
+            "UPDATE review_notices SET carried = suppressed, suppressed = 0, \
+             last_notice_at_ms = $1, outage_since_ms = COALESCE(outage_since_ms, $1) \
+             WHERE upstream = $2 AND (outage_since_ms IS NULL OR last_notice_at_ms <= $3) \
+             RETURNING carried, outage_since_ms",
+        )
+        .bind(now_ms)
+        .bind(upstream)
+        .bind(now_ms.saturating_sub(interval_ms))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let decision = match sent {
+            Some(row) => OutageNotice::Send {
+                suppressed: row.try_get("carried")?,
+                since_ms: row.try_get("outage_since_ms")?,
+            },
+            None => {
+                sqlx::query(
+                    "UPDATE review_notices SET suppressed = suppressed + 1 WHERE upstream = $1",
+                )
+                .bind(upstream)
+                .execute(&mut *tx)
+                .await?;
+                OutageNotice::Suppressed
+            }
+        };
+        tx.commit().await?;
+        Ok(decision)
+    }
+
+    /// `upstream` answered: its outage (if one was under way) is over, so the next failure
+    /// is told at once. True when an outage ended now.
+    pub async fn review_upstream_recovered(&self, upstream: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE review_notices SET outage_since_ms = NULL WHERE upstream = $1 AND \
+             outage_since_ms IS NOT NULL",
+        )
+        .bind(upstream)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn insert_review_analysis(
         &self,
         id: &str,

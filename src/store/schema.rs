@@ -219,6 +219,16 @@ const DDL: &[&str] = &[
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (reviewer_sub, achievement)
     )",
+    // Fallback notices per upstream (src/store/review.rs): the outage under way (NULL once the
+    // upstream answered), when its last notice went out, and how many were held back since
+    // (`carried` passes that count out of the UPDATE that sends). New in place, like memory_queue.
+    "CREATE TABLE IF NOT EXISTS review_notices (
+        upstream TEXT PRIMARY KEY,
+        outage_since_ms BIGINT,
+        last_notice_at_ms BIGINT NOT NULL,
+        suppressed BIGINT NOT NULL,
+        carried BIGINT NOT NULL
+    )",
     // Incident follow-through (src/store/incident_links.rs): per incident, its ticket, its page
     // (or the deferred page), and the last fact applied (stream sequence), so redelivered facts
     // change nothing. New in place, like memory_queue.

@@ -989,3 +989,96 @@ async fn two_replicas_share_the_memory_queue_in_one_order() {
     assert_eq!(pruned, 15);
     assert_eq!(a.pending_memory_adds(100).await.expect("pending").len(), 5);
 }
+
+/// Review analyses on PostgreSQL: two replicas racing for the same head SHA analyse it once
+/// (one owner of the cache key, every other analysis links to it), claim each analysis once,
+/// and share one fallback-notice interval per upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_analyse_one_head_sha_once_and_share_the_notice_interval() {
+    use toolgate::store::OutageNotice;
+    let pg = PgCluster::start();
+    let (a, b) = two_replicas(&pg).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("analysis-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let store = if i % 2 == 0 { &a } else { &b };
+        store
+            .insert_review_analysis(
+                id,
+                "acme/shop#7",
+                "https://github.com/acme/shop/pull/7",
+                "{}",
+                "alice",
+            )
+            .await
+            .expect("insert");
+    }
+    // Both replicas try to claim every analysis at once: each is taken exactly once.
+    let mut claims = Vec::new();
+    for id in &ids {
+        for (worker, store) in [("worker-a", a.clone()), ("worker-b", b.clone())] {
+            let id = id.clone();
+            claims.push(tokio::spawn(async move {
+                store
+                    .claim_review_analysis(&id, worker, 60_000)
+                    .await
+                    .expect("claim")
+                    .then_some(id)
+            }));
+        }
+    }
+    let mut claimed = Vec::new();
+    for c in claims {
+        claimed.extend(c.await.expect("join"));
+    }
+    claimed.sort();
+    assert_eq!(claimed, ids, "every analysis claimed by one replica");
+    // Every analysis reaches the same head at once: one owns the key, the rest link to it.
+    let mut heads = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = id.clone();
+        heads.push(tokio::spawn(async move {
+            store
+                .claim_review_head(&id, "sha-7", "acme/shop#7@sha-7")
+                .await
+                .expect("claim head")
+        }));
+    }
+    let mut owners = Vec::new();
+    for h in heads {
+        owners.push(h.await.expect("join"));
+    }
+    owners.dedup();
+    assert_eq!(owners.len(), 1, "one owner of the head: {owners:?}");
+    assert!(ids.contains(&owners[0]));
+
+    // The fallback notice: racing replicas send one per outage and count the rest.
+    let now = toolgate::store::now_ms();
+    let mut decisions = Vec::new();
+    for i in 0..10 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        decisions.push(tokio::spawn(async move {
+            store
+                .review_outage_notice("pr-quest", now, 900_000)
+                .await
+                .expect("decide")
+        }));
+    }
+    let mut sent = 0;
+    for d in decisions {
+        if matches!(d.await.expect("join"), OutageNotice::Send { .. }) {
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 1, "one notice for ten degraded analyses");
+    assert!(b.review_upstream_recovered("pr-quest").await.expect("ok"));
+    assert_eq!(
+        a.review_outage_notice("pr-quest", now + 1, 900_000)
+            .await
+            .expect("decide"),
+        OutageNotice::Send {
+            suppressed: 9,
+            since_ms: now + 1
+        }
+    );
+}

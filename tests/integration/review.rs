@@ -797,3 +797,199 @@ async fn the_export_reaches_cognee_as_a_review_datapoint() {
         stored[0].text
     );
 }
+
+/// The notices of the fallback so far (bodies of the webhook's requests that speak of it).
+fn fallback_notices(hook: &crate::fake_obs::Fake) -> Vec<String> {
+    hook.requests_to("/hooks/review")
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .filter(|b| b.contains("PR-QUEST is unavailable"))
+        .collect()
+}
+
+/// A counter's value in Prometheus text (0 when absent).
+fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn fallback_notices_come_once_per_outage_counting_the_ones_held_back() {
+    let kube = FakeKube::start().await;
+    let gh = FakeGitHub::start().await;
+    let pq = FakePrQuest::start(&gh).await;
+    let hook = crate::fake_obs::webhook().await;
+    pq.set_mode(GroupMode::LlmFails);
+    for n in 20..26 {
+        gh.set_pull(
+            &format!("acme/shop#{n}"),
+            "Open the network",
+            &format!("sha-{n}"),
+            &fixture("network-policy-widened.positive.diff"),
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = format!(
+        "{}store:\n  url: sqlite://{}\napprovals:\n  webhook_url: {}/hooks/review\n  sweep_interval_seconds: 1\n",
+        review_block(&gh, &pq, "  notice_interval: 1h\n"),
+        dir.path().join("review.db").display(),
+        hook.url
+    );
+    let tg = harness::start(&kube, &extra).await;
+    let suppressed = "toolgate_review_fallback_notices_total{outcome=\"suppressed\"}";
+    let sent = "toolgate_review_fallback_notices_total{outcome=\"sent\"}";
+
+    // Three degraded analyses in one outage, within the interval: one notice.
+    let mut first = Vec::new();
+    for n in 20..23 {
+        first.push(analyze(&tg, &format!("https://github.com/acme/shop/pull/{n}")).await);
+    }
+    for id in &first {
+        let done = until(&tg, id, "fallback analysis", finished).await;
+        assert_eq!(done["degraded"], true, "{done}");
+    }
+    crate::daemons::eventually(5, "the first notice", || async {
+        fallback_notices(&hook).len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let notices = fallback_notices(&hook);
+    assert_eq!(notices.len(), 1, "one notice per outage: {notices:?}");
+    assert!(
+        !notices[0].contains("not announced"),
+        "nothing held back yet: {}",
+        notices[0]
+    );
+    let metrics = tg.metrics().await;
+    assert_eq!(counter(&metrics, sent), 1, "{metrics}");
+    assert_eq!(counter(&metrics, suppressed), 2, "{metrics}");
+
+    // A restart inside the interval: still the same outage, still no second notice.
+    drop(tg);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tg = harness::start(&kube, &extra).await;
+    let id = analyze(&tg, "https://github.com/acme/shop/pull/23").await;
+    let done = until(&tg, &id, "fallback after the restart", finished).await;
+    assert_eq!(done["degraded"], true, "{done}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fallback_notices(&hook).len(),
+        1,
+        "the interval is kept in the store across restarts"
+    );
+    assert_eq!(
+        counter(&tg.metrics().await, suppressed),
+        3,
+        "counted (the metrics are this test process')"
+    );
+
+    // PR-QUEST answers again (the queued retries complete): the outage is over.
+    pq.set_mode(GroupMode::Llm);
+    let recovered = until(&tg, &first[0], "the retry to complete", |v| {
+        v["degraded"] == false
+    })
+    .await;
+    assert_eq!(recovered["grouping"], "pr-quest", "{recovered}");
+    assert_eq!(fallback_notices(&hook).len(), 1, "no notice while it works");
+
+    // It fails again: a new outage, a new notice at once, naming the three held back.
+    pq.set_mode(GroupMode::LlmFails);
+    let id = analyze(&tg, "https://github.com/acme/shop/pull/24").await;
+    let done = until(&tg, &id, "fallback in the second outage", finished).await;
+    assert_eq!(done["degraded"], true, "{done}");
+    crate::daemons::eventually(5, "the second notice", || async {
+        fallback_notices(&hook).len() == 2
+    })
+    .await;
+    let notices = fallback_notices(&hook);
+    assert!(
+        notices[1].contains(&id) && notices[1].contains("3 earlier fallback analyses"),
+        "{}",
+        notices[1]
+    );
+    assert_eq!(counter(&tg.metrics().await, sent), 2);
+}
+
+#[tokio::test]
+async fn the_notice_interval_and_outages_are_kept_in_the_store() {
+    use toolgate::store::{OutageNotice, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("notices.db").display());
+    let store = Store::connect(&url).await.expect("store");
+    let minute = 60_000;
+    let t0 = 1_000_000_000;
+    let decide = |store: &Store, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .review_outage_notice("pr-quest", at, 15 * minute)
+                .await
+                .expect("decide")
+        }
+    };
+    assert_eq!(
+        decide(&store, t0).await,
+        OutageNotice::Send {
+            suppressed: 0,
+            since_ms: t0
+        }
+    );
+    assert_eq!(decide(&store, t0 + minute).await, OutageNotice::Suppressed);
+    assert_eq!(
+        decide(&store, t0 + 14 * minute).await,
+        OutageNotice::Suppressed
+    );
+    // Reopened (a restart): the same outage and interval.
+    drop(store);
+    let store = Store::connect(&url).await.expect("store again");
+    assert_eq!(
+        decide(&store, t0 + 14 * minute + 59_000).await,
+        OutageNotice::Suppressed
+    );
+    // The interval passed: a reminder of the same outage, with the three held back.
+    assert_eq!(
+        decide(&store, t0 + 15 * minute).await,
+        OutageNotice::Send {
+            suppressed: 3,
+            since_ms: t0
+        }
+    );
+    assert_eq!(
+        decide(&store, t0 + 16 * minute).await,
+        OutageNotice::Suppressed
+    );
+    // PR-QUEST answered: the outage ends once; the next failure is a new outage, told at once.
+    assert!(
+        store
+            .review_upstream_recovered("pr-quest")
+            .await
+            .expect("recovered")
+    );
+    assert!(
+        !store
+            .review_upstream_recovered("pr-quest")
+            .await
+            .expect("again"),
+        "no outage left to end"
+    );
+    assert_eq!(
+        decide(&store, t0 + 17 * minute).await,
+        OutageNotice::Send {
+            suppressed: 1,
+            since_ms: t0 + 17 * minute
+        }
+    );
+    // Another upstream has its own outages.
+    assert_eq!(
+        store
+            .review_outage_notice("github", t0 + 17 * minute, 15 * minute)
+            .await
+            .expect("other"),
+        OutageNotice::Send {
+            suppressed: 0,
+            since_ms: t0 + 17 * minute
+        }
+    );
+}
