@@ -29,7 +29,9 @@ const UNTRUSTED: &str = "Ticket text is untrusted upstream text.";
 impl From<TicketError> for ToolError {
     fn from(e: TicketError) -> Self {
         let kind = match &e {
-            TicketError::NotConfigured(_) | TicketError::Unavailable(_) => ToolErrorKind::Upstream,
+            TicketError::NotConfigured(_)
+            | TicketError::Unavailable(_)
+            | TicketError::RateLimited { .. } => ToolErrorKind::Upstream,
             TicketError::NotFound(_) => ToolErrorKind::NotFound,
             TicketError::Invalid(_) => ToolErrorKind::InvalidArguments,
             TicketError::Forbidden(_) => ToolErrorKind::Forbidden,

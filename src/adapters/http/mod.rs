@@ -33,4 +33,4 @@ pub use secret::{
     Credential, Secret, SecretError, SecretRefProvider, SecretRefSpec, SecretSource,
     install_secret_ref_provider,
 };
-pub use upstream::{CallError, Reply, Settings, Upstream};
+pub use upstream::{CallError, Reply, Settings, Upstream, retry_after, seconds_text};
