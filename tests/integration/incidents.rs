@@ -989,7 +989,7 @@ async fn incident_claims_admit_one_replica_until_released_or_expired_on_sqlite_a
         pg.create_database("claims"),
     ];
     for url in urls {
-        let store = toolgate::store::Store::connect(&url).await.expect("store");
+        let store = crate::postgres::connect(&url).await.expect("store");
         let claim = |holder: &'static str, lease_ms: i64| {
             let store = store.clone();
             async move {
