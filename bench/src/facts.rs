@@ -159,6 +159,7 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
+    toolgate::app::init_crypto();
     let work = tempfile::tempdir()?;
     let nats_port = free_port()?;
     let _nats = nats_server(nats_port, work.path())?;
