@@ -148,7 +148,7 @@ pub fn adapters(config: &Config) -> Result<Adapters, ConfigError> {
     })
 }
 
-/// The ticket providers `ticketing` configures (Jira; GitHub Issues comes with issue 20).
+/// The ticket providers `ticketing` configures (Jira, GitHub Issues).
 fn ticketing(
     config: &crate::incidents::config::IncidentsConfig,
 ) -> Result<Option<crate::adapters::ticket::Ticketing>, ConfigError> {
@@ -162,6 +162,14 @@ fn ticketing(
         providers.insert(
             "jira",
             Arc::new(jira) as Arc<dyn crate::adapters::ticket::TicketProvider>,
+        );
+    }
+    if let Some(github) = &t.github {
+        let github = crate::adapters::github::tickets::GitHubIssues::new(github)
+            .map_err(|e| ConfigError { problems: vec![e] })?;
+        providers.insert(
+            "github",
+            Arc::new(github) as Arc<dyn crate::adapters::ticket::TicketProvider>,
         );
     }
     Ok(Some(crate::adapters::ticket::Ticketing {

@@ -60,7 +60,9 @@ impl Embeddings {
             .await
             .map_err(|e| match e {
                 CallError::CircuitOpen(_) => EmbedError::Unavailable(e.to_string()),
-                CallError::Failed(m) => EmbedError::Unavailable(m),
+                CallError::Failed(m) | CallError::RateLimited { message: m, .. } => {
+                    EmbedError::Unavailable(m)
+                }
             })?;
         if !reply.status.is_success() {
             return Err(EmbedError::BadAnswer(format!(

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::http::config::{EndpointFields, RawCredential};
-use super::http::{CallError, Credential, Endpoint, Health, Reply, Retry, Upstream};
+use super::http::{Credential, Endpoint, Health, Reply, Retry, Upstream};
 use super::pager::error_words;
 use super::ticket::{NewTicket, Ticket, TicketError, TicketProvider};
 
@@ -183,9 +183,7 @@ impl Jira {
                 Ok(request)
             })
             .await
-            .map_err(|e| match e {
-                CallError::CircuitOpen(m) | CallError::Failed(m) => TicketError::Unavailable(m),
-            })
+            .map_err(TicketError::from)
     }
 
     /// The answer's JSON, or the error its status says.

@@ -238,7 +238,7 @@ impl HttpApi {
                 upstream: self.name,
                 message: match e {
                     CallError::CircuitOpen(_) => e.to_string(),
-                    CallError::Failed(m) => m,
+                    CallError::Failed(m) | CallError::RateLimited { message: m, .. } => m,
                 },
             })?;
         if matches!(

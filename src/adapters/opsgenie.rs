@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::http::config::RawCredential;
-use super::http::{CallError, Endpoint, Health, HttpAuth, Retry, Upstream};
+use super::http::{Endpoint, Health, HttpAuth, Retry, Upstream};
 use super::pager::{
     OnCall, PageError, PageRequest, PageStatus, Pager, error_words, url_with, with_default_url,
 };
@@ -95,9 +95,7 @@ impl Opsgenie {
                 Ok(r)
             })
             .await
-            .map_err(|e| match e {
-                CallError::CircuitOpen(m) | CallError::Failed(m) => PageError::Unavailable(m),
-            })?;
+            .map_err(PageError::from)?;
         let status = reply.status.as_u16();
         if reply.status.is_success() {
             return Ok(serde_json::from_slice(&reply.body).unwrap_or(Value::Null));

@@ -59,11 +59,41 @@ pub enum PageError {
     /// No answer: down, timed out, 5xx or 429 after retries, breaker open.
     #[error("{0}")]
     Unavailable(String),
+    /// The pager is rate limiting toolgate (a 429 whose `Retry-After` was too long to wait
+    /// out): try again after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl PageError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, PageError::Unavailable(_))
+        matches!(
+            self,
+            PageError::Unavailable(_) | PageError::RateLimited { .. }
+        )
+    }
+
+    /// How long the pager asked to be left alone, when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            PageError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+impl From<super::http::CallError> for PageError {
+    fn from(e: super::http::CallError) -> Self {
+        match e.retry_after() {
+            Some(retry_after) => PageError::RateLimited {
+                message: e.to_string(),
+                retry_after,
+            },
+            None => PageError::Unavailable(e.into_message()),
+        }
     }
 }
 

@@ -268,9 +268,7 @@ impl PagerDuty {
 }
 
 fn unavailable(e: CallError) -> PageError {
-    match e {
-        CallError::CircuitOpen(m) | CallError::Failed(m) => PageError::Unavailable(m),
-    }
+    PageError::from(e)
 }
 
 /// PagerDuty's severities: critical, error, warning, info.

@@ -55,12 +55,42 @@ pub enum TicketError {
     /// No answer: down, timed out, 5xx, 429 after retries, breaker open.
     #[error("{0}")]
     Unavailable(String),
+    /// The provider is rate limiting toolgate: try again after `retry_after` (the message
+    /// says when).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl TicketError {
     /// Whether trying again later may succeed (the fact is redelivered, not dead-lettered).
     pub fn is_transient(&self) -> bool {
-        matches!(self, TicketError::Unavailable(_))
+        matches!(
+            self,
+            TicketError::Unavailable(_) | TicketError::RateLimited { .. }
+        )
+    }
+
+    /// How long the provider asked to be left alone, when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            TicketError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+impl From<super::http::CallError> for TicketError {
+    fn from(e: super::http::CallError) -> Self {
+        match e.retry_after() {
+            Some(retry_after) => TicketError::RateLimited {
+                message: e.to_string(),
+                retry_after,
+            },
+            None => TicketError::Unavailable(e.into_message()),
+        }
     }
 }
 

@@ -830,7 +830,7 @@ mod tests {
     }
 
     #[test]
-    fn ticketing_and_paging_blocks_load_as_written_and_github_as_default_names_issue_20() {
+    fn ticketing_and_paging_blocks_load_as_written_github_issues_included() {
         // Their references are read from OpenBao: without it, each is named.
         let got = problems(&format!("{TICKETING}{PAGING}"));
         assert_eq!(got.len(), 3, "{got:#?}");
@@ -869,14 +869,35 @@ mod tests {
         );
         assert!(pd.api.is_none());
         assert_eq!(p.escalation.business_hours.zone_name, "UTC");
-        // GitHub as the default provider is refused until its provider lands.
+        // The github block loads too: the repository, and the token by its secret reference.
+        let gh = t.github.as_ref().expect("github");
+        assert_eq!(
+            (gh.owner.as_str(), gh.repo.as_str()),
+            ("org", "sre-incidents")
+        );
+        assert_eq!(gh.github.endpoint.url, "https://api.github.com");
+        match &gh.github.endpoint.auth {
+            crate::adapters::http::HttpAuth::Bearer(token) => {
+                assert_eq!(token.describe(), "openbao platform/github-token")
+            }
+            other => panic!("a bearer token, not {other:?}"),
+        }
+        // GitHub as the default provider, as the seed allows.
         let github = TICKETING.replace("default_provider: jira", "default_provider: github");
-        let got = problems(&format!("{github}{bao}"));
-        assert_eq!(got.len(), 1, "{got:#?}");
-        assert!(
-            got[0].starts_with("ticketing.default_provider: `github` is not available yet")
-                && got[0].contains("issue 20"),
-            "{got:#?}"
+        let c = load(&format!("{github}{bao}")).expect("github as the default loads");
+        assert_eq!(
+            c.incidents
+                .ticketing
+                .as_ref()
+                .map(|t| t.default_provider.as_str()),
+            Some("github")
+        );
+        // A repository that is not owner/name is refused, naming the key.
+        let bad = TICKETING.replace("org/sre-incidents", "sre-incidents");
+        let got = problems(&format!("{bad}{bao}"));
+        assert_eq!(
+            got,
+            ["ticketing.github.repo: `sre-incidents` is not owner/name (e.g. org/sre-incidents)"]
         );
         // The block and toolgate's own section at once: one of them.
         let both = format!("{TICKETING}ticketing: {{enabled: false}}\n{bao}");

@@ -81,6 +81,9 @@ impl Webhook {
                     tracing::warn!("approval webhook skipped: its breaker is open")
                 }
                 Err(CallError::Failed(_)) => tracing::warn!("approval webhook unreachable"),
+                Err(CallError::RateLimited { .. }) => {
+                    tracing::warn!("approval webhook rate limited the message")
+                }
             }
         });
     }

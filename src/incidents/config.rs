@@ -11,35 +11,24 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::escalation::{BusinessHours, Escalation, When};
+use crate::adapters::github::config::{GitHubTicketsConfig, RawGitHubTickets};
 use crate::adapters::http::config::RawDuration;
 use crate::adapters::jira::{JiraConfig, RawJira};
 use crate::adapters::opsgenie::RawOpsgenie;
 use crate::adapters::pagerduty::{PagerDutyConfig, RawPagerDuty};
-
-/// The issue that brings the GitHub Issues provider.
-pub const GITHUB_ISSUE: &str = "issue 20";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTicketing {
     /// `false` leaves ticketing off (the rest of the block is then ignored). Default true.
     pub enabled: Option<bool>,
-    /// `jira` (default). `github` is refused until the GitHub Issues provider lands.
+    /// `jira` or `github`. Default: the one configured (jira when both).
     pub default_provider: Option<String>,
     pub jira: Option<RawJira>,
-    /// GitHub Issues: read and checked, not used yet (see `default_provider`).
-    pub github: Option<RawGithubTicketing>,
+    /// GitHub Issues in one repository.
+    pub github: Option<RawGitHubTickets>,
     /// Transition (or status) names used for facts. Default `Resolved` and `Closed`.
     pub transitions: Option<RawTransitions>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawGithubTicketing {
-    /// `owner/name`.
-    pub repo: Option<String>,
-    pub secret_ref: Option<String>,
-    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -127,6 +116,7 @@ pub struct RawFactsNats {
 pub struct TicketingConfig {
     pub default_provider: String,
     pub jira: Option<JiraConfig>,
+    pub github: Option<GitHubTicketsConfig>,
     pub resolve_transition: String,
     pub close_transition: String,
 }
@@ -236,34 +226,32 @@ fn resolve_ticketing(raw: RawTicketing, problems: &mut Vec<String>) -> Option<Ti
         .jira
         .as_ref()
         .and_then(|j| crate::adapters::jira::resolve("ticketing.jira", j, problems));
-    if let Some(github) = &raw.github
-        && github
-            .repo
-            .as_deref()
-            .is_some_and(|r| r.split('/').count() != 2)
-    {
-        problems.push(format!(
-            "ticketing.github.repo: `{}` is not owner/name",
-            github.repo.clone().unwrap_or_default()
-        ));
-    }
-    let default_provider = raw.default_provider.unwrap_or_else(|| "jira".into());
+    let github = raw.github.as_ref().and_then(|g| {
+        crate::adapters::github::config::resolve_tickets("ticketing.github", g, problems)
+    });
+    let default_provider = match raw.default_provider {
+        Some(p) => p,
+        None if jira.is_none() && github.is_some() => "github".into(),
+        None => "jira".into(),
+    };
     match default_provider.as_str() {
         "jira" if jira.is_none() => problems.push(
             "ticketing.default_provider: `jira`, but ticketing.jira has no url (base_url); configure Jira or turn ticketing off with enabled: false".into(),
         ),
-        "jira" => {}
-        "github" => problems.push(format!(
-            "ticketing.default_provider: `github` is not available yet: the GitHub Issues provider comes with {GITHUB_ISSUE} (the ticketing half of the incident follow-through); use `jira` meanwhile"
-        )),
+        // A ticketing.github block that did not resolve has said why already.
+        "github" if raw.github.is_none() => problems.push(
+            "ticketing.default_provider: `github`, but there is no ticketing.github block; add one with repo and secret_ref (or token), or turn ticketing off with enabled: false".into(),
+        ),
+        "jira" | "github" => {}
         other => problems.push(format!(
-            "ticketing.default_provider: `{other}` is not a ticket provider; expected jira (github comes with {GITHUB_ISSUE})"
+            "ticketing.default_provider: `{other}` is not a ticket provider; expected jira or github"
         )),
     }
     let transitions = raw.transitions.unwrap_or_default();
     Some(TicketingConfig {
         default_provider,
         jira,
+        github,
         resolve_transition: transitions.resolve.unwrap_or_else(|| "Resolved".into()),
         close_transition: transitions.close.unwrap_or_else(|| "Closed".into()),
     })

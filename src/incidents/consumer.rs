@@ -90,10 +90,7 @@ impl Consumer {
             }
             Parsed::Poison(reason) => Err((
                 "unknown".into(),
-                Failure {
-                    transient: false,
-                    reason: format!("poison: {reason}"),
-                },
+                Failure::permanent(format!("poison: {reason}")),
             )),
             Parsed::Fact(fact) => match self.follow.apply(&fact).await {
                 Ok(applied) => {
@@ -214,13 +211,7 @@ impl Consumer {
                 Ok(_) => message.ack().await.map_err(|e| format!("nats: ack: {e}"))?,
                 Err((kind, failure)) if failure.transient && delivered < c.max_deliver => {
                     metrics::handled(&kind, "retried");
-                    let step = usize::try_from(delivered.max(1) - 1).unwrap_or(usize::MAX);
-                    let delay = c
-                        .backoff
-                        .get(step)
-                        .or(c.backoff.last())
-                        .copied()
-                        .unwrap_or(Duration::from_secs(1));
+                    let delay = nak_delay(&c.backoff, delivered, failure.retry_after);
                     tracing::warn!(seq, delivered, reason = %failure.reason, ?delay, "a fact failed; redelivering later");
                     message
                         .ack_with(AckKind::Nak(Some(delay)))
@@ -270,9 +261,10 @@ impl Consumer {
                         Err((kind, failure)) if failure.transient => {
                             metrics::handled(&kind, "retried");
                             tracing::warn!(line = seq, reason = %failure.reason, "a fact failed; retrying");
+                            let wait = delay.max(failure.retry_after.unwrap_or_default());
                             tokio::select! {
                                 _ = shutdown.cancelled() => return,
-                                _ = tokio::time::sleep(delay) => {}
+                                _ = tokio::time::sleep(wait) => {}
                             }
                             delay = (delay * 2).min(Duration::from_secs(30));
                         }
@@ -296,6 +288,18 @@ impl Consumer {
             }
         }
     }
+}
+
+/// The wait before a failed fact is delivered again: the backoff step of this delivery (the
+/// last step repeats), or the provider's own `Retry-After` / reset when that is longer.
+pub fn nak_delay(backoff: &[Duration], delivered: i64, retry_after: Option<Duration>) -> Duration {
+    let step = usize::try_from(delivered.max(1) - 1).unwrap_or(usize::MAX);
+    let ours = backoff
+        .get(step)
+        .or(backoff.last())
+        .copied()
+        .unwrap_or(Duration::from_secs(1));
+    ours.max(retry_after.unwrap_or_default())
 }
 
 async fn append_line(path: &std::path::Path, line: &str) {
@@ -346,4 +350,26 @@ async fn publish_dead(
     metrics::dead_lettered();
     tracing::warn!(seq = letter.seq, reason = %letter.reason, subject = %c.dead_letter_subject, "a fact was dead-lettered");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nak_delay_is_the_backoff_step_or_a_longer_retry_after() {
+        let steps = [Duration::from_millis(200), Duration::from_secs(2)];
+        assert_eq!(nak_delay(&steps, 1, None), Duration::from_millis(200));
+        assert_eq!(nak_delay(&steps, 2, None), Duration::from_secs(2));
+        assert_eq!(
+            nak_delay(&steps, 9, None),
+            Duration::from_secs(2),
+            "the last repeats"
+        );
+        let told = Some(Duration::from_secs(30));
+        assert_eq!(nak_delay(&steps, 1, told), Duration::from_secs(30));
+        let shorter = Some(Duration::from_millis(50));
+        assert_eq!(nak_delay(&steps, 2, shorter), Duration::from_secs(2));
+        assert_eq!(nak_delay(&[], 1, None), Duration::from_secs(1));
+    }
 }

@@ -3,7 +3,9 @@
 //! become tickets and pages. [`FollowThrough::apply`] takes one fact and records every side
 //! effect in the store's `incident_links` row before the next, so a redelivered or replayed
 //! fact changes nothing and a crash resumes where it stopped; [`consumer`] feeds it from
-//! JetStream or a JSON Lines file and acks only after `apply` returned.
+//! JetStream or a JSON Lines file and acks only after `apply` returned. One incident's facts
+//! are applied one at a time across replicas: a lock in the process, and a claim in the store
+//! (a lease row, renewed while the side effects run) between processes.
 //!
 //! Uses the ticket and pager adapters and the store; must not touch the dispatch core, tools
 //! or transports. toolgate never emits facts: it only reads them.
@@ -15,6 +17,7 @@ pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -157,12 +160,35 @@ pub struct Failure {
     /// Trying again later may work (a provider down): redeliver. Otherwise dead-letter.
     pub transient: bool,
     pub reason: String,
+    /// The provider asked not to be called again before this long (a 429's `Retry-After`, a
+    /// rate limit's reset): the redelivery waits at least this.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl Failure {
+    /// A failure that trying again later may cure.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Failure {
+            transient: true,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A failure that will not go away by itself.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Failure {
+            transient: false,
+            ..Failure::transient(reason)
+        }
+    }
 }
 
 impl From<TicketError> for Failure {
     fn from(e: TicketError) -> Self {
         Failure {
             transient: e.is_transient(),
+            retry_after: e.retry_after(),
             reason: format!("ticket: {e}"),
         }
     }
@@ -172,6 +198,7 @@ impl From<PageError> for Failure {
     fn from(e: PageError) -> Self {
         Failure {
             transient: e.is_transient(),
+            retry_after: e.retry_after(),
             reason: format!("page: {e}"),
         }
     }
@@ -179,15 +206,19 @@ impl From<PageError> for Failure {
 
 impl From<crate::store::StoreError> for Failure {
     fn from(e: crate::store::StoreError) -> Self {
-        Failure {
-            transient: true,
-            reason: format!("store: {e}"),
-        }
+        Failure::transient(format!("store: {e}"))
     }
 }
 
-/// The clock escalation reads (tests fix it).
+/// The clock escalation and the deferred-page check read (tests set it).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// How long a replica's claim on an incident lasts unless renewed (it is renewed every third
+/// of this while the side effects run; a replica that dies frees it when it runs out).
+pub const CLAIM_LEASE: Duration = Duration::from_secs(30);
+/// How long a fact waits for another replica's claim on its incident before it is handed
+/// back for redelivery.
+pub const CLAIM_WAIT: Duration = Duration::from_secs(5);
 
 /// Applies facts: tickets, pages, and the record of both.
 pub struct FollowThrough {
@@ -198,6 +229,9 @@ pub struct FollowThrough {
     clock: Clock,
     /// One fact per incident at a time in this process.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// This process's name in `incident_claims` (one fact per incident across replicas).
+    holder: String,
+    lease: Duration,
 }
 
 /// A label for the incident that ticket systems accept (no spaces).
@@ -229,12 +263,63 @@ impl FollowThrough {
             escalation,
             clock: Arc::new(Timestamp::now),
             locks: Mutex::new(HashMap::new()),
+            holder: format!("toolgate-{}", uuid::Uuid::new_v4()),
+            lease: CLAIM_LEASE,
         }
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Runs `work` while this process holds the store's claim on incident `id` (waiting up to
+    /// [`CLAIM_WAIT`] for another replica to finish; then a transient failure, so the fact is
+    /// delivered again). The claim is renewed while `work` runs and released after.
+    async fn claimed<T>(
+        &self,
+        id: &str,
+        work: impl std::future::Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        let waiting_since = tokio::time::Instant::now();
+        while !self
+            .store
+            .claim_incident(id, &self.holder, lease_ms)
+            .await?
+        {
+            if waiting_since.elapsed() >= CLAIM_WAIT {
+                return Err(Failure::transient(format!(
+                    "incident {id} is being handled by another replica; trying again later"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let renew = async {
+            let mut tick = tokio::time::interval(self.lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match self.store.claim_incident(id, &self.holder, lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(incident = %id, "the claim on the incident was lost while applying a fact")
+                    }
+                    Err(e) => {
+                        tracing::warn!(incident = %id, error = %e, "renewing the claim on the incident failed")
+                    }
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            () = renew => Err(Failure::transient("the claim renewal ended")),
+        };
+        if let Err(e) = self.store.release_incident(id, &self.holder).await {
+            // It runs out by itself after the lease.
+            tracing::warn!(incident = %id, error = %e, "releasing the claim on the incident failed");
+        }
+        result
     }
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -245,10 +330,15 @@ impl FollowThrough {
         locks.entry(id.to_string()).or_default().clone()
     }
 
-    /// Applies `fact`; every side effect is recorded before the next one.
+    /// Applies `fact`; every side effect is recorded before the next one. Holds the incident
+    /// in this process and, through the store, across replicas.
     pub async fn apply(&self, fact: &Fact) -> Result<Applied, Failure> {
         let lock = self.lock_for(&fact.incident_id);
         let _held = lock.lock().await;
+        self.claimed(&fact.incident_id, self.apply_held(fact)).await
+    }
+
+    async fn apply_held(&self, fact: &Fact) -> Result<Applied, Failure> {
         let existing = self.store.get_incident_link(&fact.incident_id).await?;
         if let Some(link) = &existing
             && fact.seq != 0
@@ -442,10 +532,10 @@ impl FollowThrough {
         link: &IncidentLink,
         fact: &Fact,
     ) -> Result<&Arc<dyn crate::adapters::pager::Pager>, Failure> {
-        let paging = self.paging.as_ref().ok_or_else(|| Failure {
-            transient: false,
-            reason: "paging is no longer configured".into(),
-        })?;
+        let paging = self
+            .paging
+            .as_ref()
+            .ok_or_else(|| Failure::permanent("paging is no longer configured"))?;
         Ok(paging.provider(
             link.page_provider
                 .as_deref()
@@ -493,32 +583,45 @@ impl FollowThrough {
         for candidate in due {
             let lock = self.lock_for(&candidate.incident_id);
             let _held = lock.lock().await;
-            let Some(mut link) = self.store.get_incident_link(&candidate.incident_id).await? else {
-                continue;
-            };
-            if link.page_state != "deferred" {
-                continue;
+            if self
+                .claimed(
+                    &candidate.incident_id,
+                    self.send_deferred(&candidate.incident_id),
+                )
+                .await?
+            {
+                sent += 1;
             }
-            let fact = Fact {
-                kind: FactKind::Created,
-                seq: 0,
-                incident_id: link.incident_id.clone(),
-                severity: link.severity.clone(),
-                title: link.title.clone(),
-                description: String::new(),
-                source: "sre-domain".into(),
-                ticket_provider: None,
-                page_provider: None,
-            };
-            self.pager(&link, &fact)?
-                .trigger(&page_request(&link, &fact))
-                .await?;
-            link.page_state = "triggered".into();
-            link.page_deferred_until_ms = None;
-            self.store.put_incident_link(&link).await?;
-            sent += 1;
         }
         Ok(sent)
+    }
+
+    /// Sends the incident's deferred page if it is still deferred; true when it was sent.
+    async fn send_deferred(&self, id: &str) -> Result<bool, Failure> {
+        let Some(mut link) = self.store.get_incident_link(id).await? else {
+            return Ok(false);
+        };
+        if link.page_state != "deferred" {
+            return Ok(false);
+        }
+        let fact = Fact {
+            kind: FactKind::Created,
+            seq: 0,
+            incident_id: link.incident_id.clone(),
+            severity: link.severity.clone(),
+            title: link.title.clone(),
+            description: String::new(),
+            source: "sre-domain".into(),
+            ticket_provider: None,
+            page_provider: None,
+        };
+        self.pager(&link, &fact)?
+            .trigger(&page_request(&link, &fact))
+            .await?;
+        link.page_state = "triggered".into();
+        link.page_deferred_until_ms = None;
+        self.store.put_incident_link(&link).await?;
+        Ok(true)
     }
 }
 

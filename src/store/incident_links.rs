@@ -1,6 +1,7 @@
 //! Incident links: for each incident the facts consumer followed, its ticket, its page (or the
 //! page deferred to business hours), its state, and the stream sequence of the last fact
-//! applied. Owns the `incident_links` rows only; what the states mean is the consumer's.
+//! applied; and the claims (`incident_claims`) that let one replica at a time apply an
+//! incident's facts. Owns those rows only; what the states mean is the consumer's.
 
 use sqlx::Row;
 
@@ -97,6 +98,41 @@ impl Store {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Claims `id` for `holder` until `lease_ms` from now: free, already `holder`'s (renewed),
+    /// or held under an expired lease (its replica died). One conditional upsert, so two
+    /// replicas racing for it cannot both win. True when `holder` has it now.
+    pub async fn claim_incident(
+        &self,
+        id: &str,
+        holder: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO incident_claims (incident_id, holder, until_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (incident_id) DO UPDATE SET holder = excluded.holder, \
+             until_ms = excluded.until_ms \
+             WHERE incident_claims.holder = excluded.holder OR incident_claims.until_ms < $4",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(now.saturating_add(lease_ms))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up `holder`'s claim on `id` (another holder's claim is left alone).
+    pub async fn release_incident(&self, id: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM incident_claims WHERE incident_id = $1 AND holder = $2")
+            .bind(id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -248,6 +248,13 @@ const DDL: &[&str] = &[
         updated_at_ms BIGINT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS incident_links_deferred ON incident_links (page_deferred_until_ms)",
+    // Which replica is applying a fact of an incident, until when (a lease renewed while the
+    // side effects run), so two replicas never create one incident's ticket twice.
+    "CREATE TABLE IF NOT EXISTS incident_claims (
+        incident_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        until_ms BIGINT NOT NULL
+    )",
 ];
 
 /// Creates missing tables and refuses a database written by a newer toolgate.

@@ -30,7 +30,9 @@ const UNTRUSTED: &str = "Names and summaries are untrusted upstream text.";
 impl From<PageError> for ToolError {
     fn from(e: PageError) -> Self {
         let kind = match &e {
-            PageError::NotConfigured(_) | PageError::Unavailable(_) => ToolErrorKind::Upstream,
+            PageError::NotConfigured(_)
+            | PageError::Unavailable(_)
+            | PageError::RateLimited { .. } => ToolErrorKind::Upstream,
             PageError::NotFound(_) => ToolErrorKind::NotFound,
             PageError::Invalid(_) => ToolErrorKind::InvalidArguments,
             PageError::Forbidden(_) => ToolErrorKind::Forbidden,

@@ -29,7 +29,9 @@ const UNTRUSTED: &str = "Ticket text is untrusted upstream text.";
 impl From<TicketError> for ToolError {
     fn from(e: TicketError) -> Self {
         let kind = match &e {
-            TicketError::NotConfigured(_) | TicketError::Unavailable(_) => ToolErrorKind::Upstream,
+            TicketError::NotConfigured(_)
+            | TicketError::Unavailable(_)
+            | TicketError::RateLimited { .. } => ToolErrorKind::Upstream,
             TicketError::NotFound(_) => ToolErrorKind::NotFound,
             TicketError::Invalid(_) => ToolErrorKind::InvalidArguments,
             TicketError::Forbidden(_) => ToolErrorKind::Forbidden,
@@ -46,7 +48,7 @@ fn provider<'a>(
     let ticketing = ctx.adapters.ticketing.as_ref().ok_or_else(|| {
         ToolError::new(
             ToolErrorKind::Upstream,
-            "ticketing is not configured: add a `ticketing:` section (jira: url, project_key, email, api_token)",
+            "ticketing is not configured: add a `ticketing:` section (jira: url, project_key, email, api_token; or github: repo, secret_ref)",
         )
     })?;
     Ok(ticketing.provider(name)?)
@@ -64,10 +66,12 @@ fn target(provider: Option<&str>, key: Option<&str>) -> Target {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyParams {
-    /// Ticket key, e.g. SRE-12.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    /// Ticket key: Jira `SRE-12`; GitHub Issues `org/repo#12` (or `#12`, `12`).
+    #[schemars(regex(
+        pattern = r"^([A-Za-z0-9_-]{1,64}|([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100})?#[0-9]{1,10})$"
+    ))]
     pub key: String,
-    /// Provider, e.g. jira (default: the configured one).
+    /// Provider, jira or github (default: the configured one).
     pub provider: Option<String>,
 }
 
@@ -96,13 +100,14 @@ impl TypedTool for TicketGet {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
-    /// Query in the provider's language (Jira: JQL), e.g. `labels = incident-42`.
+    /// Query in the provider's language (Jira: JQL, e.g. `labels = incident-42`; GitHub:
+    /// issue search within the repository, e.g. `label:incident-42 state:open`).
     #[schemars(length(min = 1, max = 2000))]
     pub query: String,
     /// Most tickets (default 20).
     #[schemars(range(min = 1, max = 100))]
     pub limit: Option<u32>,
-    /// Provider, e.g. jira (default: the configured one).
+    /// Provider, jira or github (default: the configured one).
     pub provider: Option<String>,
 }
 
@@ -120,7 +125,8 @@ impl TypedTool for TicketSearch {
     const NAME: &'static str = "ticket.search";
     const TOOLSET: &'static str = TOOLSET;
     const TITLE: &'static str = "Search tickets";
-    const DESCRIPTION: &'static str = "Find tickets with a query (Jira: JQL).";
+    const DESCRIPTION: &'static str =
+        "Find tickets with a query (Jira: JQL; GitHub Issues: its search syntax).";
     const RISK: Risk = Risk::Read;
     const IDEMPOTENT: bool = true;
     const BUDGET_FIELD: Option<&'static str> = Some("tickets");
@@ -156,7 +162,7 @@ pub struct CreateParams {
     /// Labels (no spaces).
     #[serde(default)]
     pub labels: Vec<String>,
-    /// Provider, e.g. jira (default: the configured one).
+    /// Provider, jira or github (default: the configured one).
     pub provider: Option<String>,
 }
 
@@ -211,13 +217,15 @@ impl TypedTool for TicketCreate {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentParams {
-    /// Ticket key, e.g. SRE-12.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    /// Ticket key: Jira `SRE-12`; GitHub Issues `org/repo#12` (or `#12`, `12`).
+    #[schemars(regex(
+        pattern = r"^([A-Za-z0-9_-]{1,64}|([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100})?#[0-9]{1,10})$"
+    ))]
     pub key: String,
     /// Plain text.
     #[schemars(length(min = 1, max = 30000))]
     pub text: String,
-    /// Provider, e.g. jira (default: the configured one).
+    /// Provider, jira or github (default: the configured one).
     pub provider: Option<String>,
 }
 
@@ -258,13 +266,16 @@ impl TypedTool for TicketComment {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionParams {
-    /// Ticket key, e.g. SRE-12.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
+    /// Ticket key: Jira `SRE-12`; GitHub Issues `org/repo#12` (or `#12`, `12`).
+    #[schemars(regex(
+        pattern = r"^([A-Za-z0-9_-]{1,64}|([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100})?#[0-9]{1,10})$"
+    ))]
     pub key: String,
-    /// Transition or target status by name, e.g. Resolved.
+    /// Transition or target status by name, e.g. Resolved (GitHub Issues: resolved or closed
+    /// close as completed, not_planned, reopen).
     #[schemars(length(min = 1, max = 100))]
     pub transition: String,
-    /// Provider, e.g. jira (default: the configured one).
+    /// Provider, jira or github (default: the configured one).
     pub provider: Option<String>,
 }
 

@@ -5,7 +5,7 @@
 //! `{result, took, requestId}`, and 429 with `Retry-After` or 503 on demand.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -47,8 +47,10 @@ pub struct Upstreams {
     pub requests: AtomicUsize,
     /// Answer 503 to everything.
     pub down: AtomicBool,
-    /// Answer this many next requests with 429 and `Retry-After: 1`.
+    /// Answer this many next requests with 429 and `Retry-After` (seconds: `retry_after`).
     pub rate_limit: AtomicUsize,
+    /// The `Retry-After` of those answers, in seconds; 0 means 1.
+    pub retry_after: AtomicU64,
 }
 
 pub struct FakeIncidents {
@@ -127,10 +129,11 @@ fn gate(s: &Upstreams) -> Option<Response> {
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
+        let wait = s.retry_after.load(Ordering::SeqCst).max(1).to_string();
         return Some(
             (
                 StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "1")],
+                [("retry-after", wait)],
                 Json(json!({"errorMessages": ["Rate limit exceeded"], "message": "Rate limit exceeded"})),
             )
                 .into_response(),

@@ -5,8 +5,17 @@
 //! GitHub: `GET /repos/{o}/{r}/pulls/{n}` (JSON, or the unified diff with `Accept:
 //! application/vnd.github.diff`), `…/pulls/{n}/files`, `POST /repos/{o}/{r}/issues/{n}/comments`
 //! → 201; a missing `X-GitHub-Api-Version` → 400; a wrong bearer → 401 `{message: "Bad
-//! credentials"}`; unknown → 404 `{message: "Not Found"}`; the rate-limit switch answers 403
-//! with `x-ratelimit-remaining: 0` and `x-ratelimit-reset`.
+//! credentials"}`; unknown → 404 `{message: "Not Found", documentation_url}`; the rate-limit
+//! switch answers 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset`.
+//!
+//! GitHub Issues (REST docs, "Issues" and "Search"): `POST /repos/{o}/{r}/issues` → 201 issue
+//! object (422 `Validation Failed` with `errors: [{resource, code, field}]` without a title),
+//! `GET …/issues?labels=&state=&per_page=` (newest first), `GET …/issues/{n}` (410 `This issue
+//! was deleted` for a deleted one), `PATCH …/issues/{n}` with `state` / `state_reason` (422 for
+//! an unknown value), comments as above, `GET /search/issues?q=` (`repo:`, `is:issue`,
+//! `label:`, `state:` and words of the title). Queued rate limits answer the next requests:
+//! primary (403 or 429 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset`) or secondary
+//! (403 or 429 with `retry-after`), with GitHub's messages.
 //!
 //! PR-QUEST: `GET /api/diff?prUrl=` → the diff as text/plain, or `{error}` 400 (no or bad URL,
 //! only github.com), 404, 413 (over 1 MiB), 429 (GitHub rate limit), 502; `POST /api/group
@@ -15,7 +24,7 @@
 //! files, 502 `{error: "LLM grouping failed. Try again later.", detail}` when the LLM fails.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +45,32 @@ pub struct Pull {
     pub diff: String,
 }
 
+/// An issue of the fake (any repository; numbers are per repository).
+#[derive(Clone, Debug)]
+pub struct GhIssue {
+    pub repo: String,
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    /// `open` | `closed`.
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub comments: Vec<String>,
+    /// Deleted: reads answer 410.
+    pub deleted: bool,
+}
+
+/// A rate-limit answer queued for the next request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GhLimit {
+    /// The primary limit: `status` (403 or 429), `x-ratelimit-remaining: 0`, and
+    /// `x-ratelimit-reset` this many seconds from now.
+    Primary { status: u16, resets_in: u64 },
+    /// A secondary limit: `status` (403 or 429) with `retry-after` seconds.
+    Secondary { status: u16, retry_after: u64 },
+}
+
 #[derive(Default)]
 pub struct GitHubState {
     pub pulls: BTreeMap<String, Pull>,
@@ -43,6 +78,11 @@ pub struct GitHubState {
     pub comments: Vec<(String, String)>,
     /// Requests seen: `METHOD path accept`.
     pub seen: Vec<String>,
+    pub issues: Vec<GhIssue>,
+    /// Answered in turn to the next requests, one each.
+    pub limits: VecDeque<GhLimit>,
+    /// How long creating an issue takes (a slow GitHub, to widen races).
+    pub create_delay: std::time::Duration,
 }
 
 pub struct FakeGitHub {
@@ -63,7 +103,10 @@ fn gh_json(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-fn gh_check(state: &GitHubState, headers: &HeaderMap) -> Option<Response> {
+fn gh_check(state: &mut GitHubState, headers: &HeaderMap) -> Option<Response> {
+    if let Some(limit) = state.limits.pop_front() {
+        return Some(limit_answer(limit));
+    }
     if state.rate_limited {
         return Some(
             (
@@ -121,7 +164,7 @@ async fn gh_pull(
         .to_string();
     st.seen
         .push(format!("GET /repos/{o}/{r}/pulls/{n} {accept}"));
-    if let Some(refused) = gh_check(&st, &headers) {
+    if let Some(refused) = gh_check(&mut st, &headers) {
         return refused;
     }
     let Some(p) = st.pulls.get(&key(&o, &r, &n)).cloned() else {
@@ -155,7 +198,7 @@ async fn gh_files(
 ) -> Response {
     let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
     st.seen.push(format!("GET /repos/{o}/{r}/pulls/{n}/files"));
-    if let Some(refused) = gh_check(&st, &headers) {
+    if let Some(refused) = gh_check(&mut st, &headers) {
         return refused;
     }
     let Some(p) = st.pulls.get(&key(&o, &r, &n)).cloned() else {
@@ -177,10 +220,15 @@ async fn gh_comment(
     let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
     st.seen
         .push(format!("POST /repos/{o}/{r}/issues/{n}/comments"));
-    if let Some(refused) = gh_check(&st, &headers) {
+    if let Some(refused) = gh_check(&mut st, &headers) {
         return refused;
     }
-    if !st.pulls.contains_key(&key(&o, &r, &n)) {
+    let repo = format!("{o}/{r}");
+    let issue = st
+        .issues
+        .iter()
+        .position(|i| i.repo == repo && i.number.to_string() == n);
+    if !st.pulls.contains_key(&key(&o, &r, &n)) && issue.is_none() {
         return not_found();
     }
     let Some(text) = serde_json::from_str::<Value>(&body)
@@ -192,6 +240,12 @@ async fn gh_comment(
             json!({"message": "Validation Failed"}),
         );
     };
+    if let Some(i) = issue {
+        if st.issues[i].deleted {
+            return gone();
+        }
+        st.issues[i].comments.push(text.clone());
+    }
     st.comments.push((key(&o, &r, &n), text.clone()));
     let id = 1000 + st.comments.len();
     gh_json(
@@ -207,6 +261,15 @@ impl FakeGitHub {
             .route("/repos/{o}/{r}/pulls/{n}", get(gh_pull))
             .route("/repos/{o}/{r}/pulls/{n}/files", get(gh_files))
             .route("/repos/{o}/{r}/issues/{n}/comments", post(gh_comment))
+            .route(
+                "/repos/{o}/{r}/issues",
+                post(gh_issue_create).get(gh_issue_list),
+            )
+            .route(
+                "/repos/{o}/{r}/issues/{n}",
+                get(gh_issue_get).patch(gh_issue_update),
+            )
+            .route("/search/issues", get(gh_search))
             .fallback(|| async { not_found() })
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -257,6 +320,333 @@ impl FakeGitHub {
             .seen
             .clone()
     }
+
+    pub fn issues(&self) -> Vec<GhIssue> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issues
+            .clone()
+    }
+
+    /// Answers the next requests with these rate limits, one each.
+    pub fn limit_next(&self, limits: &[GhLimit]) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limits
+            .extend(limits.iter().copied());
+    }
+
+    /// Adds an issue as if opened earlier; returns its number.
+    pub fn add_issue(&self, repo: &str, title: &str, labels: &[&str], state: &str) -> u64 {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let number = st.issues.iter().filter(|i| i.repo == repo).count() as u64 + 1;
+        st.issues.push(GhIssue {
+            repo: repo.into(),
+            number,
+            title: title.into(),
+            body: String::new(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            state: state.into(),
+            state_reason: (state == "closed").then(|| "completed".to_string()),
+            comments: Vec::new(),
+            deleted: false,
+        });
+        number
+    }
+}
+
+// ---------------------------------------------------------------- GitHub issues
+
+fn limit_answer(limit: GhLimit) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (status, headers, message) = match limit {
+        GhLimit::Primary { status, resets_in } => (
+            status,
+            vec![
+                ("x-ratelimit-limit", "5000".to_string()),
+                ("x-ratelimit-remaining", "0".to_string()),
+                ("x-ratelimit-used", "5000".to_string()),
+                ("x-ratelimit-reset", (now + resets_in).to_string()),
+                ("x-ratelimit-resource", "core".to_string()),
+            ],
+            "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID.",
+        ),
+        GhLimit::Secondary {
+            status,
+            retry_after,
+        } => (
+            status,
+            vec![("retry-after", retry_after.to_string())],
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID.",
+        ),
+    };
+    let mut response = gh_json(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
+        json!({"message": message, "documentation_url": "https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api", "status": status.to_string()}),
+    );
+    for (name, value) in headers {
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+fn gone() -> Response {
+    gh_json(
+        StatusCode::GONE,
+        json!({"message": "This issue was deleted", "documentation_url": "https://docs.github.com/rest/issues/issues#get-an-issue", "status": "410"}),
+    )
+}
+
+fn validation_failed(field: &str, code: &str, doc: &str) -> Response {
+    gh_json(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"message": "Validation Failed",
+               "errors": [{"resource": "Issue", "code": code, "field": field}],
+               "documentation_url": format!("https://docs.github.com/rest/issues/issues#{doc}"), "status": "422"}),
+    )
+}
+
+/// The issue object of GitHub's docs (the fields clients read, and the usual others).
+fn issue_object(i: &GhIssue) -> Value {
+    let api = format!(
+        "https://api.github.com/repos/{}/issues/{}",
+        i.repo, i.number
+    );
+    json!({
+        "id": 1_000_000 + i.number, "node_id": format!("I_kw{}", i.number), "url": api,
+        "repository_url": format!("https://api.github.com/repos/{}", i.repo),
+        "comments_url": format!("{api}/comments"),
+        "html_url": format!("https://github.com/{}/issues/{}", i.repo, i.number),
+        "number": i.number, "state": i.state, "state_reason": i.state_reason,
+        "title": i.title, "body": i.body, "user": {"login": "toolgate-bot", "id": 7},
+        "labels": i.labels.iter().enumerate().map(|(n, l)| json!({"id": n + 1, "name": l, "color": "ededed", "default": false, "description": null})).collect::<Vec<_>>(),
+        "assignee": null, "assignees": [], "milestone": null, "locked": false,
+        "comments": i.comments.len(), "created_at": "2026-12-06T10:00:00Z",
+        "updated_at": "2026-12-06T10:00:00Z",
+        "closed_at": if i.state == "closed" { json!("2026-12-06T11:00:00Z") } else { Value::Null },
+        "author_association": "NONE",
+    })
+}
+
+fn body_json(body: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(body).ok()
+}
+
+async fn gh_issue_create(
+    State(s): State<Arc<Mutex<GitHubState>>>,
+    Path((o, r)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let delay = {
+        let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+        st.seen.push(format!("POST /repos/{o}/{r}/issues"));
+        if let Some(refused) = gh_check(&mut st, &headers) {
+            return refused;
+        }
+        st.create_delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let Some(v) = body_json(&body) else {
+        return gh_json(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Problems parsing JSON", "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue", "status": "400"}),
+        );
+    };
+    let Some(title) = v["title"].as_str().filter(|t| !t.trim().is_empty()) else {
+        return validation_failed("title", "missing_field", "create-an-issue");
+    };
+    let labels: Vec<String> = v["labels"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if labels.iter().any(|l| l.chars().count() > 50) {
+        return validation_failed("labels", "invalid", "create-an-issue");
+    }
+    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = format!("{o}/{r}");
+    let number = st.issues.iter().filter(|i| i.repo == repo).count() as u64 + 1;
+    let issue = GhIssue {
+        repo,
+        number,
+        title: title.to_string(),
+        body: v["body"].as_str().unwrap_or_default().to_string(),
+        labels,
+        state: "open".into(),
+        state_reason: None,
+        comments: Vec::new(),
+        deleted: false,
+    };
+    let answer = issue_object(&issue);
+    st.issues.push(issue);
+    gh_json(StatusCode::CREATED, answer)
+}
+
+async fn gh_issue_list(
+    State(s): State<Arc<Mutex<GitHubState>>>,
+    Path((o, r)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+    st.seen.push(format!("GET /repos/{o}/{r}/issues"));
+    if let Some(refused) = gh_check(&mut st, &headers) {
+        return refused;
+    }
+    let repo = format!("{o}/{r}");
+    let wanted: Vec<&str> = q
+        .get("labels")
+        .map(|l| {
+            l.split(',')
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = q.get("state").map(String::as_str).unwrap_or("open");
+    let per_page = q
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .min(100);
+    let list: Vec<Value> = st
+        .issues
+        .iter()
+        .rev()
+        .filter(|i| i.repo == repo && !i.deleted)
+        .filter(|i| state == "all" || i.state == state)
+        .filter(|i| wanted.iter().all(|w| i.labels.iter().any(|l| l == w)))
+        .take(per_page)
+        .map(issue_object)
+        .collect();
+    gh_json(StatusCode::OK, Value::Array(list))
+}
+
+fn find_issue(st: &GitHubState, o: &str, r: &str, n: &str) -> Option<usize> {
+    let repo = format!("{o}/{r}");
+    st.issues
+        .iter()
+        .position(|i| i.repo == repo && i.number.to_string() == n)
+}
+
+async fn gh_issue_get(
+    State(s): State<Arc<Mutex<GitHubState>>>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+    st.seen.push(format!("GET /repos/{o}/{r}/issues/{n}"));
+    if let Some(refused) = gh_check(&mut st, &headers) {
+        return refused;
+    }
+    match find_issue(&st, &o, &r, &n) {
+        None => not_found(),
+        Some(i) if st.issues[i].deleted => gone(),
+        Some(i) => gh_json(StatusCode::OK, issue_object(&st.issues[i])),
+    }
+}
+
+async fn gh_issue_update(
+    State(s): State<Arc<Mutex<GitHubState>>>,
+    Path((o, r, n)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+    st.seen.push(format!("PATCH /repos/{o}/{r}/issues/{n}"));
+    if let Some(refused) = gh_check(&mut st, &headers) {
+        return refused;
+    }
+    let Some(i) = find_issue(&st, &o, &r, &n) else {
+        return not_found();
+    };
+    if st.issues[i].deleted {
+        return gone();
+    }
+    let v = body_json(&body).unwrap_or(Value::Null);
+    let state = v["state"].as_str();
+    if let Some(state) = state
+        && !["open", "closed"].contains(&state)
+    {
+        return validation_failed("state", "invalid", "update-an-issue");
+    }
+    let reason = v["state_reason"].as_str();
+    if let Some(reason) = reason
+        && !["completed", "not_planned", "reopened", "duplicate"].contains(&reason)
+    {
+        return validation_failed("state_reason", "invalid", "update-an-issue");
+    }
+    let issue = &mut st.issues[i];
+    if let Some(state) = state {
+        issue.state = state.to_string();
+        issue.state_reason = match (state, reason) {
+            ("closed", None) => Some("completed".into()),
+            (_, r) => r.map(str::to_string),
+        };
+    }
+    if let Some(title) = v["title"].as_str() {
+        issue.title = title.to_string();
+    }
+    gh_json(StatusCode::OK, issue_object(issue))
+}
+
+/// `q`: `repo:o/r`, `is:issue`, `is:pr`, `label:x`, `state:open|closed`, other words must be in
+/// the title (case-insensitive).
+async fn gh_search(
+    State(s): State<Arc<Mutex<GitHubState>>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+    st.seen.push("GET /search/issues".into());
+    if let Some(refused) = gh_check(&mut st, &headers) {
+        return refused;
+    }
+    let Some(query) = q.get("q").filter(|q| !q.trim().is_empty()) else {
+        return validation_failed("q", "missing", "search-issues-and-pull-requests");
+    };
+    let (mut repo, mut label, mut state, mut words) = (None, Vec::new(), None, Vec::new());
+    for term in query.split_whitespace() {
+        match term.split_once(':') {
+            Some(("repo", v)) => repo = Some(v.to_string()),
+            Some(("label", v)) => label.push(v.trim_matches('"').to_string()),
+            Some(("state", v)) => state = Some(v.to_string()),
+            Some(("is", _)) => {}
+            _ => words.push(term.to_lowercase()),
+        }
+    }
+    let per_page = q
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .min(100);
+    let items: Vec<Value> = st
+        .issues
+        .iter()
+        .filter(|i| !i.deleted && repo.as_ref().is_none_or(|r| &i.repo == r))
+        .filter(|i| state.as_ref().is_none_or(|s| &i.state == s))
+        .filter(|i| label.iter().all(|l| i.labels.contains(l)))
+        .filter(|i| words.iter().all(|w| i.title.to_lowercase().contains(w)))
+        .take(per_page)
+        .map(issue_object)
+        .collect();
+    gh_json(
+        StatusCode::OK,
+        json!({"total_count": items.len(), "incomplete_results": false, "items": items}),
+    )
 }
 
 // ---------------------------------------------------------------- PR-QUEST

@@ -338,6 +338,8 @@ fn down(e: CallError) -> ArgoCdError {
             "circuit open after repeated failures; toolgate tries again after the breaker's cooldown"
                 .into(),
         ),
-        CallError::Failed(message) => ArgoCdError::Down(message),
+        CallError::Failed(message) | CallError::RateLimited { message, .. } => {
+            ArgoCdError::Down(message)
+        }
     }
 }

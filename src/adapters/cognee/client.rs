@@ -363,7 +363,7 @@ fn texts(v: &Value) -> Vec<String> {
 fn unavailable(e: CallError) -> MemoryError {
     MemoryError::Unavailable(match e {
         CallError::CircuitOpen(_) => e.to_string(),
-        CallError::Failed(m) => m,
+        CallError::Failed(m) | CallError::RateLimited { message: m, .. } => m,
     })
 }
 

@@ -4,18 +4,23 @@
 //! limits are answered, not retried blindly: a 429, or a 403 with `x-ratelimit-remaining: 0`,
 //! is [`GitHubError::RateLimited`] naming when the limit resets (`x-ratelimit-reset`,
 //! `retry-after`). Reads are retried on faults; writes go out once. The calls of each API area
-//! live in their own file (`pulls.rs`; issues beside it). Imports only the upstream kit.
+//! live in their own file (`pulls.rs`, `issues.rs`); `tickets.rs` makes GitHub Issues a
+//! [`TicketProvider`](crate::adapters::ticket::TicketProvider). Imports only the upstream kit
+//! and the ticket vocabulary.
 
 pub mod config;
+pub mod issues;
 pub mod pulls;
+pub mod tickets;
 
 use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use self::config::GitHubConfig;
-use crate::adapters::http::{CallError, Health, Reply, Retry, Upstream};
+use crate::adapters::http::{Health, Reply, Retry, Upstream};
 
+pub use self::issues::Issue;
 pub use self::pulls::{Comment, PullFile, PullRequest};
 
 pub const API_VERSION: &str = "2022-11-28";
@@ -27,13 +32,24 @@ pub const DIFF_MEDIA_TYPE: &str = "application/vnd.github.diff";
 pub enum GitHubError {
     #[error("GitHub has no {0} (HTTP 404), or the token cannot see it")]
     NotFound(String),
-    #[error(
-        "GitHub refused toolgate's token (HTTP {status}: {message}); check review.github.token"
-    )]
-    Unauthorized { status: u16, message: String },
-    /// A rate limit: nothing was retried; `resets` says when to try again.
+    #[error("GitHub refused toolgate's token (HTTP {status}: {message}); check {setting}")]
+    Unauthorized {
+        status: u16,
+        message: String,
+        /// The config key of the token (`review.github.token`).
+        setting: String,
+    },
+    /// A rate limit: nothing was retried; `resets` says when to try again, `wait` how long
+    /// that is from now (when GitHub said).
     #[error("GitHub's rate limit is reached (HTTP {status}); {resets}")]
-    RateLimited { status: u16, resets: String },
+    RateLimited {
+        status: u16,
+        resets: String,
+        wait: Option<std::time::Duration>,
+    },
+    /// The resource is gone for good (HTTP 410: a deleted issue, issues turned off).
+    #[error("GitHub says {what} is gone (HTTP 410): {message}")]
+    Gone { what: String, message: String },
     #[error("GitHub rejected the request (HTTP {status}): {message}")]
     Rejected { status: u16, message: String },
     /// Unreachable, timing out, 5xx after every attempt, or its breaker is open.
@@ -47,22 +63,32 @@ pub struct GitHub {
     base: String,
     upstream: Upstream,
     web_host: String,
+    /// The config key of the token, for refusals.
+    token_key: String,
 }
 
 impl GitHub {
+    /// The review client (`review.github`; metrics and `/readyz` as `github`).
     pub fn new(config: &GitHubConfig) -> Result<Self, String> {
+        Self::named(config, "github", "GitHub", "review.github")
+    }
+
+    /// A client of its own for the config block `key` (`ticketing.github`): its own breaker,
+    /// metrics and `/readyz` entry `id`.
+    pub fn named(config: &GitHubConfig, id: &str, name: &str, key: &str) -> Result<Self, String> {
         let upstream = Upstream::new(
-            "github",
-            "GitHub",
+            id,
+            name,
             &config.endpoint.settings,
             config.endpoint.auth.clone(),
         )
-        .map_err(|e| format!("review.github: {e}"))?
+        .map_err(|e| format!("{key}: {e}"))?
         .answering_rate_limits();
         Ok(Self {
             base: config.endpoint.url.clone(),
             upstream,
             web_host: config.web_host.clone(),
+            token_key: format!("{key}.token"),
         })
     }
 
@@ -86,7 +112,8 @@ impl GitHub {
         what: &str,
     ) -> Result<Reply, GitHubError> {
         let url = format!("{}{path}", self.base);
-        let retry = if method == Method::GET {
+        // A PATCH here sets fields to values (an issue's state): repeating it changes nothing.
+        let retry = if method == Method::GET || method == Method::PATCH {
             Retry::Read
         } else {
             Retry::Write
@@ -107,10 +134,8 @@ impl GitHub {
                 Ok(request)
             })
             .await
-            .map_err(|e| match e {
-                CallError::Failed(m) | CallError::CircuitOpen(m) => GitHubError::Unavailable(m),
-            })?;
-        check(reply, what)
+            .map_err(|e| GitHubError::Unavailable(e.into_message()))?;
+        check(reply, what, &self.token_key)
     }
 
     /// A GET answering JSON.
@@ -142,6 +167,18 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// How long until the limit lifts, from `retry-after` or `x-ratelimit-reset`.
+pub fn reset_wait(headers: &HeaderMap) -> Option<std::time::Duration> {
+    if let Some(wait) = crate::adapters::http::retry_after(headers) {
+        return Some(wait);
+    }
+    let epoch = header(headers, "x-ratelimit-reset")?.parse::<i64>().ok()?;
+    let ms = epoch.saturating_mul(1000) - jiff::Timestamp::now().as_millisecond();
+    Some(std::time::Duration::from_millis(
+        u64::try_from(ms).unwrap_or(0),
+    ))
+}
+
 /// When the limit lifts, from `retry-after` (seconds) or `x-ratelimit-reset` (epoch seconds).
 pub fn reset_text(headers: &HeaderMap) -> String {
     if let Some(secs) = header(headers, "retry-after").and_then(|s| s.parse::<u64>().ok()) {
@@ -155,7 +192,7 @@ pub fn reset_text(headers: &HeaderMap) -> String {
     "GitHub did not say when it resets; wait a minute".into()
 }
 
-fn check(reply: Reply, what: &str) -> Result<Reply, GitHubError> {
+fn check(reply: Reply, what: &str, token_key: &str) -> Result<Reply, GitHubError> {
     let status = reply.status;
     if status.is_success() {
         return Ok(reply);
@@ -164,14 +201,20 @@ fn check(reply: Reply, what: &str) -> Result<Reply, GitHubError> {
         return Err(GitHubError::RateLimited {
             status: status.as_u16(),
             resets: reset_text(&reply.headers),
+            wait: reset_wait(&reply.headers),
         });
     }
     let message = error_text(&reply);
     Err(match status {
         StatusCode::NOT_FOUND => GitHubError::NotFound(what.to_string()),
+        StatusCode::GONE => GitHubError::Gone {
+            what: what.to_string(),
+            message,
+        },
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => GitHubError::Unauthorized {
             status: status.as_u16(),
             message,
+            setting: token_key.to_string(),
         },
         s => GitHubError::Rejected {
             status: s.as_u16(),
@@ -180,11 +223,44 @@ fn check(reply: Reply, what: &str) -> Result<Reply, GitHubError> {
     })
 }
 
-/// GitHub's `{message, errors?}`, bounded.
+/// GitHub's `{message, errors?, documentation_url}`: the message, and for a 422 what each
+/// error names (`title: missing_field`), bounded.
 fn error_text(reply: &Reply) -> String {
-    let text = serde_json::from_slice::<Value>(&reply.body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+    let doc = serde_json::from_slice::<Value>(&reply.body).ok();
+    let text = doc
+        .as_ref()
+        .and_then(|v| v.get("message").and_then(Value::as_str))
+        .map(|m| {
+            let details: Vec<String> = doc
+                .as_ref()
+                .and_then(|v| v.get("errors").and_then(Value::as_array))
+                .map(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| match e {
+                            Value::String(s) => s.clone(),
+                            e => {
+                                let field = e.get("field").and_then(Value::as_str);
+                                let words = e
+                                    .get("message")
+                                    .or_else(|| e.get("code"))
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("invalid");
+                                match field {
+                                    Some(f) => format!("{f}: {words}"),
+                                    None => words.to_string(),
+                                }
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if details.is_empty() {
+                m.to_string()
+            } else {
+                format!("{m} ({})", details.join("; "))
+            }
+        })
         .unwrap_or_else(|| reply.text());
     text.lines()
         .next()
@@ -222,20 +298,22 @@ mod tests {
                 ],
             ),
             "pull",
+            "review.github.token",
         )
         .expect_err("limited");
         assert_eq!(
             err.to_string(),
             "GitHub's rate limit is reached (HTTP 403); it resets at 2026-01-01T00:00:00Z (x-ratelimit-reset)"
         );
-        let err = check(reply(429, &[("retry-after", "30")]), "pull").expect_err("limited");
+        let err = check(reply(429, &[("retry-after", "30")]), "pull", "k").expect_err("limited");
         assert!(err.to_string().contains("retry after 30s"), "{err}");
-        let err = check(reply(403, &[("x-ratelimit-remaining", "12")]), "pull").expect_err("403");
+        let err =
+            check(reply(403, &[("x-ratelimit-remaining", "12")]), "pull", "k").expect_err("403");
         assert!(
             matches!(err, GitHubError::Unauthorized { status: 403, .. }),
             "{err:?}"
         );
-        let err = check(reply(404, &[]), "pull request o/r#1").expect_err("404");
+        let err = check(reply(404, &[]), "pull request o/r#1", "k").expect_err("404");
         assert!(err.to_string().contains("no pull request o/r#1"), "{err}");
     }
 }

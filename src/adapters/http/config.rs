@@ -267,6 +267,9 @@ pub struct RawRetry {
     pub backoff: Option<RawDuration>,
     /// Longest backoff. Default 2s.
     pub max_backoff: Option<RawDuration>,
+    /// Longest `Retry-After` of a 429 that an idempotent request waits out before its next
+    /// attempt; a longer one fails the call at once, naming when to retry. Default 10s.
+    pub max_retry_after: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -428,6 +431,13 @@ pub fn resolve_settings(
             &mut retry.max_backoff,
             r.max_backoff.as_ref(),
             &k("max_backoff"),
+            max,
+            problems,
+        );
+        set_duration(
+            &mut retry.max_retry_after,
+            r.max_retry_after.as_ref(),
+            &k("max_retry_after"),
             max,
             problems,
         );

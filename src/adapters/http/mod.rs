@@ -35,4 +35,4 @@ pub use secret::{
     install_secret_ref_provider,
 };
 pub use session::Session;
-pub use upstream::{CallError, Reply, Settings, Upstream};
+pub use upstream::{CallError, Reply, Settings, Upstream, retry_after, seconds_text};

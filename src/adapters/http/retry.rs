@@ -27,6 +27,9 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// No wait is longer than this.
     pub max_backoff: Duration,
+    /// A 429's `Retry-After` up to this long is waited out before the next attempt of an
+    /// idempotent request; a longer one ends the call with [`super::CallError::RateLimited`].
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -35,6 +38,7 @@ impl Default for RetryPolicy {
             attempts: 3,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
+            max_retry_after: Duration::from_secs(10),
         }
     }
 }
@@ -91,6 +95,7 @@ mod tests {
             attempts: 10,
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(500),
+            ..RetryPolicy::default()
         };
         assert_eq!(p.ceiling(1), Duration::from_millis(100));
         assert_eq!(p.ceiling(2), Duration::from_millis(200));

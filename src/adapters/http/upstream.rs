@@ -76,6 +76,56 @@ pub enum CallError {
     /// credential that could not be read.
     #[error("{0}")]
     Failed(String),
+    /// A 429 whose `Retry-After` could not be waited out here (a write, no attempt left, or
+    /// longer than `retry.max_retry_after`): the message names when to retry.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+}
+
+impl CallError {
+    /// The message, whichever kind.
+    pub fn into_message(self) -> String {
+        match self {
+            CallError::CircuitOpen(m) | CallError::Failed(m) => m,
+            CallError::RateLimited { message, .. } => message,
+        }
+    }
+
+    /// How long the upstream asked to be left alone (a 429's `Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// A `Retry-After` header as a wait from now: delay-seconds, or an HTTP date (RFC 9110 §10.2.3;
+/// a date in the past is no wait). `None` when absent or unreadable.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let ms = at.as_millisecond() - jiff::Timestamp::now().as_millisecond();
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+/// How a wait reads in a message: `30s`, `1.5s`.
+pub fn seconds_text(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 /// One upstream: its client, credentials, retry policy and guard.
@@ -148,7 +198,10 @@ impl Upstream {
 
     /// Send a request built by `build` (called once per attempt, so signed client assertions
     /// are fresh). Reads retry transport errors, 429 and 5xx with backoff; writes go out once.
-    /// Other answers (2xx, 4xx) are returned as they are.
+    /// A 429 with `Retry-After` is honoured: a read waits that long before its next attempt
+    /// when it is at most `retry.max_retry_after`; otherwise (a write, the last attempt, a
+    /// longer wait) the call ends at once with [`CallError::RateLimited`] naming when to retry,
+    /// never sooner than told. Other answers (2xx, 4xx) are returned as they are.
     pub async fn send(
         &self,
         retry: Retry,
@@ -160,9 +213,12 @@ impl Upstream {
         // changed (a value rotated at its source): the upstream acted on nothing.
         let mut refreshed = false;
         let mut attempt = 0;
+        // The wait a 429's Retry-After asked for, used instead of the backoff.
+        let mut told: Option<Duration> = None;
         while attempt < attempts {
             if attempt > 0 {
-                tokio::time::sleep(self.retry.backoff(attempt)).await;
+                let wait = told.take().unwrap_or_else(|| self.retry.backoff(attempt));
+                tokio::time::sleep(wait).await;
             }
             let permit = self
                 .guard
@@ -193,6 +249,29 @@ impl Upstream {
                         short_body(&reply.body)
                     );
                     self.guard.finish(permit, outcome, Some(&last));
+                    if reply.status == StatusCode::TOO_MANY_REQUESTS
+                        && let Some(wait) = retry_after(&reply.headers)
+                    {
+                        let last_attempt = attempt + 1 >= attempts;
+                        if last_attempt || wait > self.retry.max_retry_after {
+                            let message = format!(
+                                "{} is rate limiting toolgate (HTTP 429); retry after {} (Retry-After)",
+                                self.name(),
+                                seconds_text(wait)
+                            );
+                            tracing::warn!(
+                                upstream = %self.guard.id(),
+                                request_id = %correlation::current(),
+                                retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                "upstream rate limited the call"
+                            );
+                            return Err(CallError::RateLimited {
+                                message,
+                                retry_after: wait,
+                            });
+                        }
+                        told = Some(wait);
+                    }
                 }
                 Ok(reply) => {
                     self.guard.finish(permit, outcome, None);
@@ -365,12 +444,139 @@ mod tests {
         (format!("http://{addr}/x"), hits, head)
     }
 
+    /// A server answering the raw HTTP answers of `answers` in turn (the last one repeated);
+    /// keeps the instant of each request.
+    async fn scripted(answers: Vec<String>) -> (String, Arc<Mutex<Vec<std::time::Instant>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let seen = times.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let n = {
+                    let mut t = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    t.push(std::time::Instant::now());
+                    t.len()
+                };
+                let answer = &answers[(n - 1).min(answers.len() - 1)];
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        (format!("http://{addr}/x"), times)
+    }
+
+    fn answer(status: &str, extra: &str) -> String {
+        format!("HTTP/1.1 {status}\r\n{extra}content-length: 2\r\nconnection: close\r\n\r\n{{}}")
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_out_a_short_retry_after_and_then_succeeds() {
+        let (url, times) = scripted(vec![
+            answer("429 Too Many Requests", "retry-after: 1\r\n"),
+            answer("200 OK", ""),
+        ])
+        .await;
+        let up = Upstream::new("t-ra-short", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let reply = up
+            .send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect("the second attempt answers");
+        assert_eq!(reply.status, StatusCode::OK);
+        let t = times.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(t.len(), 2);
+        // The backoff is at most 10 ms: the second attempt waited for the Retry-After.
+        assert!(
+            t[1] - t[0] >= Duration::from_millis(950),
+            "waited {:?}",
+            t[1] - t[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_or_a_write_fails_at_once_naming_when_to_retry() {
+        let (url, times) =
+            scripted(vec![answer("429 Too Many Requests", "retry-after: 30\r\n")]).await;
+        let up = Upstream::new("t-ra-long", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let err = up
+            .send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect_err("30 s is over max_retry_after");
+        assert_eq!(
+            err,
+            CallError::RateLimited {
+                message: "Test is rate limiting toolgate (HTTP 429); retry after 30s (Retry-After)"
+                    .into(),
+                retry_after: Duration::from_secs(30),
+            }
+        );
+        assert_eq!(
+            times.lock().map(|t| t.len()).unwrap_or(0),
+            1,
+            "not retried sooner"
+        );
+
+        let (url, times) =
+            scripted(vec![answer("429 Too Many Requests", "retry-after: 1\r\n")]).await;
+        let up = Upstream::new("t-ra-write", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let err = up
+            .send(Retry::Write, || Ok(up.http().post(&url)))
+            .await
+            .expect_err("a write goes out once");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+        assert_eq!(times.lock().map(|t| t.len()).unwrap_or(0), 1);
+
+        // Without Retry-After a 429 is retried with backoff as before, then fails plainly.
+        let (url, times) = scripted(vec![answer("429 Too Many Requests", "")]).await;
+        let up = Upstream::new("t-ra-none", "Test", &fast_retries(), HttpAuth::None).expect("up");
+        let err = up
+            .send(Retry::Read, || Ok(up.http().get(&url)))
+            .await
+            .expect_err("429");
+        assert_eq!(err.retry_after(), None);
+        assert_eq!(times.lock().map(|t| t.len()).unwrap_or(0), 3);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("120"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(120)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date: no wait"
+        );
+        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(90);
+        let text = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&later)
+            .expect("date");
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&text).expect("value"));
+        let wait = retry_after(&h).expect("a date");
+        assert!(
+            wait > Duration::from_secs(85) && wait <= Duration::from_secs(90),
+            "{wait:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
     fn fast_retries() -> Settings {
         Settings {
             retry: RetryPolicy {
                 attempts: 3,
                 backoff: Duration::from_millis(5),
                 max_backoff: Duration::from_millis(10),
+                max_retry_after: Duration::from_secs(10),
             },
             ..Settings::with_timeout(Duration::from_secs(2))
         }

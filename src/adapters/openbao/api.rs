@@ -102,7 +102,9 @@ impl Api {
                     "circuit open because {why}; toolgate tries again after the breaker's cooldown"
                 )))
             }
-            Err(CallError::Failed(message)) => Err(self.fault(message)),
+            Err(CallError::Failed(message) | CallError::RateLimited { message, .. }) => {
+                Err(self.fault(message))
+            }
         }
     }
 

@@ -210,7 +210,9 @@ fn unavailable(e: CallError) -> PrQuestError {
                 Err(_) => body.to_string(),
             })
         }
-        CallError::Failed(m) | CallError::CircuitOpen(m) => PrQuestError::Unavailable(m),
+        CallError::Failed(m)
+        | CallError::CircuitOpen(m)
+        | CallError::RateLimited { message: m, .. } => PrQuestError::Unavailable(m),
     }
 }
 

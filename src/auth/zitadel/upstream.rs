@@ -73,7 +73,9 @@ impl Upstream {
             .await
             .map_err(|e| match e {
                 CallError::CircuitOpen(_) => VerifyError::Unavailable(format!("{what}: {e}")),
-                CallError::Failed(m) => VerifyError::Unavailable(format!("{what}: {m}")),
+                CallError::Failed(m) | CallError::RateLimited { message: m, .. } => {
+                    VerifyError::Unavailable(format!("{what}: {m}"))
+                }
             })?;
         let body = match serde_json::from_slice(&reply.body) {
             Ok(v) => v,
