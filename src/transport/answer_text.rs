@@ -473,7 +473,7 @@ mod tests {
             None,
         );
         assert!(
-            r.text.lines().nth(0) == Some("name\tnamespace\trestarts\tnode"),
+            r.text.lines().next() == Some("name\tnamespace\trestarts\tnode"),
             "{}",
             r.text
         );

@@ -83,6 +83,9 @@ pub struct GitHubState {
     pub limits: VecDeque<GhLimit>,
     /// How long creating an issue takes (a slow GitHub, to widen races).
     pub create_delay: std::time::Duration,
+    /// How long the answer to a create takes after the issue exists (a caller that dies in
+    /// between never hears that it was opened).
+    pub answer_delay: std::time::Duration,
 }
 
 pub struct FakeGitHub {
@@ -476,22 +479,28 @@ async fn gh_issue_create(
     if labels.iter().any(|l| l.chars().count() > 50) {
         return validation_failed("labels", "invalid", "create-an-issue");
     }
-    let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
-    let repo = format!("{o}/{r}");
-    let number = st.issues.iter().filter(|i| i.repo == repo).count() as u64 + 1;
-    let issue = GhIssue {
-        repo,
-        number,
-        title: title.to_string(),
-        body: v["body"].as_str().unwrap_or_default().to_string(),
-        labels,
-        state: "open".into(),
-        state_reason: None,
-        comments: Vec::new(),
-        deleted: false,
+    let (answer, answer_delay) = {
+        let mut st = s.lock().unwrap_or_else(|e| e.into_inner());
+        let repo = format!("{o}/{r}");
+        let number = st.issues.iter().filter(|i| i.repo == repo).count() as u64 + 1;
+        let issue = GhIssue {
+            repo,
+            number,
+            title: title.to_string(),
+            body: v["body"].as_str().unwrap_or_default().to_string(),
+            labels,
+            state: "open".into(),
+            state_reason: None,
+            comments: Vec::new(),
+            deleted: false,
+        };
+        let answer = issue_object(&issue);
+        st.issues.push(issue);
+        (answer, st.answer_delay)
     };
-    let answer = issue_object(&issue);
-    st.issues.push(issue);
+    if !answer_delay.is_zero() {
+        tokio::time::sleep(answer_delay).await;
+    }
     gh_json(StatusCode::CREATED, answer)
 }
 

@@ -1098,3 +1098,44 @@ async fn two_toolgate_processes_given_the_same_facts_open_one_ticket_per_inciden
         assert_eq!(actions(&fake, id), want, "{id}: paged once");
     }
 }
+
+/// kill -9 between the side effect and the ack: GitHub opened the issue, but toolgate died before
+/// it heard so (before it recorded the link and acked the fact). JetStream hands the fact to the
+/// next process after the ack wait; it finds the issue by its `incident-<id>` label and pages:
+/// one issue, one page.
+#[tokio::test]
+async fn a_toolgate_killed_between_the_side_effect_and_the_ack_opens_no_second_ticket() {
+    let nats = start_nats().await;
+    let fake = FakeIncidents::start().await;
+    let gh = FakeGitHub::start().await;
+    let kube = FakeKube::start().await;
+    let js = jetstream(&nats.url).await;
+    gh.state.lock().expect("lock").answer_delay = Duration::from_secs(30);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = format!(
+        "{}store:\n  url: sqlite://{}\n",
+        config_with(&github_ticketing(&gh), &fake, &nats.url, "tg-killed"),
+        dir.path().join("shared.db").display()
+    );
+    let (mut first, _) = replica(&kube, dir.path(), "first", &conf).await;
+    publish_fact(&js, "IncidentCreated", "killed-1", "critical").await;
+    eventually(20, "GitHub opened the issue", || async {
+        gh_issue(&gh, "killed-1").is_some()
+    })
+    .await;
+    first.kill();
+    assert!(
+        actions(&fake, "killed-1").is_empty(),
+        "the page goes out after the ticket: not yet"
+    );
+    gh.state.lock().expect("lock").answer_delay = Duration::ZERO;
+    // The same durable consumer in a new process: the unacked fact comes back after ack_wait.
+    let (_second, _) = replica(&kube, dir.path(), "second", &conf).await;
+    eventually(60, "the page after the redelivery", || async {
+        !actions(&fake, "killed-1").is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(gh.issues().len(), 1, "{:#?}", gh.issues());
+    assert_eq!(actions(&fake, "killed-1"), ["trigger"], "paged once");
+}
