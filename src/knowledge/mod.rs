@@ -1,9 +1,10 @@
 //! The embedded knowledge index behind the `knowledge.*` tools (and the fallback of
 //! `memory.search`): runbook sections, incidents (past ones and the alerts toolgate receives)
-//! and backlog items in SQLite FTS5, ranked by BM25, and — when an embeddings endpoint is
-//! configured — by a hybrid of BM25 and cosine similarity.
+//! and backlog items in SQLite, their full text in a tantivy projection ranked by BM25, and —
+//! when an embeddings endpoint is configured — a hybrid of BM25 and cosine similarity.
 //!
-//! Owns its own database (`index.rs`) and feeds (`files.rs`, `alerts.rs`). Must not touch the
+//! Owns its own database (`index.rs`, with the full-text projection `text.rs`) and feeds
+//! (`files.rs`, `alerts.rs`). Must not touch the
 //! store, the core, tools or transports; it reaches the embeddings endpoint only through its
 //! adapter (`adapters::embeddings`).
 //!
@@ -20,6 +21,7 @@ pub mod memory;
 pub mod relevance;
 pub mod runbooks;
 pub mod search;
+pub mod text;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
