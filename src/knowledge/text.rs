@@ -5,15 +5,19 @@
 //! behind (its commit carries the SQLite write generation it reflects). On disk it is a
 //! directory beside the index file (`<path>.tantivy`); with an in-memory index it is in RAM.
 //!
-//! Scoring: the query's words (stemmed like the text) OR-ed over title (boost 4), body (1) and
-//! tags (2); the kind and the exact tags only filter (they add nothing to the score).
+//! Scoring: the query's words (stemmed like the text) OR-ed over one field holding the title
+//! four times, the body once and each tag twice — the weights of the FTS5 index this replaced,
+//! which multiplied each column's term frequency by its weight within one BM25 (IDF over the
+//! whole document, saturation over the weighted sum; tantivy's per-field scores would add a
+//! title match's full BM25 four times instead). One term scorer per word also keeps block-max
+//! WAND simple. The kind and the exact tags only filter (they add nothing to the score).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, TermQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
@@ -33,10 +37,10 @@ use super::document::Kind;
 /// Bumped whenever the fields or their analysis change: an index of another version is
 /// rebuilt.
 pub const SCHEMA_VERSION: u32 = 1;
-/// Field boosts (the scoring intent of the FTS5 index this replaced).
-const TITLE_BOOST: Score = 4.0;
-const BODY_BOOST: Score = 1.0;
-const TAGS_BOOST: Score = 2.0;
+/// How many times the title, the body and each tag are in the text field (their weights).
+const TITLE_WEIGHT: usize = 4;
+const BODY_WEIGHT: usize = 1;
+const TAGS_WEIGHT: usize = 2;
 /// Longest snippet, in characters.
 const SNIPPET_CHARS: usize = 160;
 /// The indexing memory (one thread).
@@ -74,9 +78,7 @@ pub struct TextQuery {
 struct Fields {
     rowid: Field,
     kind: Field,
-    title: Field,
-    body: Field,
-    tags: Field,
+    text: Field,
     tag: Field,
 }
 
@@ -97,9 +99,7 @@ fn schema() -> (Schema, Fields) {
     let fields = Fields {
         rowid: b.add_i64_field("rowid", INDEXED | FAST),
         kind: b.add_u64_field("kind", FAST),
-        title: b.add_text_field("title", stemmed.clone()),
-        body: b.add_text_field("body", stemmed.clone()),
-        tags: b.add_text_field("tags", stemmed),
+        text: b.add_text_field("text", stemmed),
         tag: b.add_text_field("tag", exact),
     };
     (b.build(), fields)
@@ -212,12 +212,7 @@ impl TextIndex {
         self.write(false, docs.into_iter().map(Op::Add).collect(), None)
     }
 
-    fn write(
-        &self,
-        clear: bool,
-        ops: Vec<Op>,
-        commit: Option<i64>,
-    ) -> Result<(), KnowledgeError> {
+    fn write(&self, clear: bool, ops: Vec<Op>, commit: Option<i64>) -> Result<(), KnowledgeError> {
         let mut writer = self
             .writer
             .lock()
@@ -238,10 +233,16 @@ impl TextIndex {
                         let mut d = TantivyDocument::new();
                         d.add_i64(f.rowid, doc.rowid);
                         d.add_u64(f.kind, kind_code(doc.kind));
-                        d.add_text(f.title, &doc.title);
-                        d.add_text(f.body, &doc.body);
+                        for _ in 0..TITLE_WEIGHT {
+                            d.add_text(f.text, &doc.title);
+                        }
+                        for _ in 0..BODY_WEIGHT {
+                            d.add_text(f.text, &doc.body);
+                        }
                         for tag in &doc.tags {
-                            d.add_text(f.tags, tag);
+                            for _ in 0..TAGS_WEIGHT {
+                                d.add_text(f.text, tag);
+                            }
                             d.add_text(f.tag, tag);
                         }
                         writer.add_document(d)?;
@@ -291,9 +292,8 @@ impl TextIndex {
         out
     }
 
-    /// The scoring query: every (field, stemmed word) once, OR-ed, boosted by field.
+    /// The scoring query: every stemmed word once, OR-ed.
     fn query(&self, q: &TextQuery) -> BooleanQuery {
-        let f = &self.fields;
         let mut stems: Vec<String> = Vec::new();
         for word in &q.words {
             for t in self.tokens(word) {
@@ -302,20 +302,16 @@ impl TextIndex {
                 }
             }
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for stem in &stems {
-            for (field, boost) in [
-                (f.title, TITLE_BOOST),
-                (f.body, BODY_BOOST),
-                (f.tags, TAGS_BOOST),
-            ] {
+        let clauses: Vec<(Occur, Box<dyn Query>)> = stems
+            .iter()
+            .map(|stem| {
                 let term = TermQuery::new(
-                    Term::from_field_text(field, stem),
+                    Term::from_field_text(self.fields.text, stem),
                     IndexRecordOption::WithFreqs,
                 );
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), boost))));
-            }
-        }
+                (Occur::Should, Box::new(term) as Box<dyn Query>)
+            })
+            .collect();
         BooleanQuery::new(clauses)
     }
 
@@ -343,9 +339,7 @@ impl TextIndex {
             let tagged = if tags.is_empty() {
                 None
             } else {
-                let set = self
-                    .tagged(segment, &tags)
-                    .map_err(|e| err(&self.dir, e))?;
+                let set = self.tagged(segment, &tags).map_err(|e| err(&self.dir, e))?;
                 match set {
                     Some(s) => Some(s),
                     None => continue,
@@ -410,7 +404,8 @@ impl TextIndex {
     pub fn snippets(&self, q: &TextQuery) -> Result<Snippets, KnowledgeError> {
         let query = self.query(q);
         let searcher = self.reader.searcher();
-        let mut generator = SnippetGenerator::create(&searcher, &query, self.fields.body)
+        // The query's terms as the text field holds them, found in the body given.
+        let mut generator = SnippetGenerator::create(&searcher, &query, self.fields.text)
             .map_err(|e| err(&self.dir, e))?;
         generator.set_max_num_chars(SNIPPET_CHARS);
         Ok(Snippets(generator))
@@ -429,13 +424,22 @@ impl Snippets {
             return None;
         }
         let range = snippet.fragment_range();
+        let (head, tail) = match (body.get(..range.start), body.get(range.end..)) {
+            (Some(h), Some(t)) => (h, t),
+            _ => return Some(snippet.fragment().to_string()),
+        };
+        // `…` where words were cut; punctuation next to the fragment is kept instead.
         let mut out = String::new();
-        if range.start > 0 {
+        if head.chars().any(char::is_alphanumeric) {
             out.push('…');
+        } else {
+            out.push_str(head.trim_start());
         }
-        out.push_str(snippet.fragment().trim());
-        if range.end < body.len() {
+        out.push_str(snippet.fragment());
+        if tail.chars().any(char::is_alphanumeric) {
             out.push('…');
+        } else {
+            out.push_str(tail.trim_end());
         }
         Some(out)
     }
@@ -469,10 +473,7 @@ impl Ord for Scored {
 
 /// Opens the projection in `dir`, or makes a new one: a directory without an index is used as
 /// it is only when empty; an index of another schema version (or none stamped) is replaced.
-fn open_dir(
-    dir: &Path,
-    schema: Schema,
-) -> Result<(tantivy::Index, Option<Stamp>), String> {
+fn open_dir(dir: &Path, schema: Schema) -> Result<(tantivy::Index, Option<Stamp>), String> {
     let exists = dir.exists();
     if exists {
         let has_meta = dir.join("meta.json").exists();
@@ -514,4 +515,156 @@ fn open_dir(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory: {e}"))?;
     let index = tantivy::Index::create_in_dir(dir, schema).map_err(|e| e.to_string())?;
     Ok((index, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(rowid: i64, kind: Kind, title: &str, body: &str, tags: &[&str]) -> TextDoc {
+        TextDoc {
+            rowid,
+            kind,
+            title: title.into(),
+            body: body.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    /// Several segments (one commit each) of documents sharing a small vocabulary.
+    fn corpus() -> TextIndex {
+        let text = TextIndex::open(None).expect("open");
+        let words = [
+            "latency",
+            "errors",
+            "restart",
+            "disk",
+            "memory",
+            "postgres",
+            "nats",
+            "dns",
+            "certificate",
+            "rollback",
+        ];
+        let kinds = [
+            Kind::Incident,
+            Kind::Runbook,
+            Kind::Backlog,
+            Kind::DataPoint,
+        ];
+        let mut rowid = 0;
+        for batch in 0..4 {
+            let mut ops = Vec::new();
+            for n in 0..250usize {
+                rowid += 1;
+                let a = words[n % words.len()];
+                let b = words[(n / 3 + batch) % words.len()];
+                let c = words[(n * 7 + 1) % words.len()];
+                ops.push(Op::Add(doc(
+                    rowid,
+                    kinds[n % kinds.len()],
+                    &format!("{a} after {b}"),
+                    &format!("{b} {c} seen on the service; {a} then {c} {c}"),
+                    &[if n % 5 == 0 { "Payments" } else { "search" }],
+                )));
+            }
+            text.apply(ops, batch as i64 + 1).expect("apply");
+        }
+        text
+    }
+
+    fn query(words: &[&str], kinds: &[Kind], tags: &[&str]) -> TextQuery {
+        TextQuery {
+            words: words.iter().map(|w| w.to_string()).collect(),
+            kinds: kinds.to_vec(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn pruned_top_k_is_the_head_of_the_full_ranking_with_filters() {
+        let text = corpus();
+        for q in [
+            query(&["restarting", "postgres", "errors"], &[], &[]),
+            query(&["latency", "dns", "rollback"], &[Kind::Incident], &[]),
+            query(
+                &["memory", "disk"],
+                &[Kind::Runbook, Kind::Backlog],
+                &["payments"],
+            ),
+            query(&["certificate"], &[Kind::DataPoint], &["SEARCH"]),
+        ] {
+            let all = text.search(&q, 10_000).expect("search");
+            assert!(all.len() > 10, "{q:?} matched {}", all.len());
+            for k in [1, 3, 5, 10] {
+                let top = text.search(&q, k).expect("search");
+                let scores = |v: &[(i64, f64)]| v.iter().map(|(_, s)| *s).collect::<Vec<_>>();
+                assert_eq!(scores(&top), scores(&all[..k]), "{q:?} k={k}");
+            }
+        }
+        // The filters hold: every match of a kind-and-tag query is of that kind and tag.
+        let q = query(&["memory"], &[Kind::Runbook], &["payments"]);
+        for (rowid, _) in text.search(&q, 10_000).expect("search") {
+            let n = ((rowid - 1) % 250) as usize;
+            assert_eq!(n % 4, 1, "rowid {rowid} is not a runbook");
+            assert_eq!(n % 5, 0, "rowid {rowid} is not tagged payments");
+        }
+    }
+
+    #[test]
+    fn the_title_weighs_more_than_the_body_and_words_are_stemmed() {
+        let text = TextIndex::open(None).expect("open");
+        text.apply(
+            vec![
+                Op::Add(doc(
+                    1,
+                    Kind::Runbook,
+                    "Pod restarts",
+                    "Look at the events.",
+                    &[],
+                )),
+                Op::Add(doc(
+                    2,
+                    Kind::Runbook,
+                    "Events",
+                    "A pod restarted once.",
+                    &[],
+                )),
+                Op::Add(doc(3, Kind::Runbook, "Disk full", "Nothing about it.", &[])),
+            ],
+            1,
+        )
+        .expect("apply");
+        let hits = text
+            .search(&query(&["restarting"], &[], &[]), 5)
+            .expect("search");
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [1, 2]);
+        // Removed and updated documents follow at the next commit.
+        text.apply(
+            vec![
+                Op::Remove(1),
+                Op::Add(doc(
+                    3,
+                    Kind::Runbook,
+                    "Disk full",
+                    "Restart the writer.",
+                    &[],
+                )),
+            ],
+            2,
+        )
+        .expect("apply");
+        let hits = text
+            .search(&query(&["restart"], &[], &[]), 5)
+            .expect("search");
+        let mut ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
+        ids.sort();
+        assert_eq!(ids, [2, 3]);
+        assert_eq!(text.generation(), Some(2));
+        let snippet = text
+            .snippets(&query(&["restart"], &[], &[]))
+            .expect("snippets")
+            .of("Restart the writer.");
+        assert_eq!(snippet.as_deref(), Some("Restart the writer."));
+    }
 }
