@@ -3,7 +3,7 @@
 //! (title ×4, tags ×2, body ×1) with block-max WAND top-k, the kinds and tags asked for only
 //! filtering, normalized by the best match of the query (so the best is 1). Hybrid, when vectors are
 //! configured: the query's vector against every stored one of the asked kinds (brute force
-//! cosine), and each candidate of either list scored
+//! cosine over one contiguous array, `vectors.rs`), and each candidate of either list scored
 //! `(bm25_weight·bm25 + vector_weight·max(cosine, 0)) / (bm25_weight + vector_weight)`.
 //! When the endpoint fails, full text alone answers and the answer says `degraded`.
 
@@ -212,8 +212,8 @@ impl Knowledge {
                             Some(c) => *c,
                             None => stored
                                 .as_ref()
-                                .and_then(|s| s.get(rowid))
-                                .map_or(0.0, |v| dot(&v.values, &query)),
+                                .and_then(|s| s.cosine(*rowid, &query))
+                                .unwrap_or(0.0),
                         });
                     }
                 }
@@ -272,23 +272,8 @@ impl Knowledge {
         let Ok(stored) = self.vectors.read() else {
             return Vec::new();
         };
-        let mut scored: Vec<(i64, f64)> = stored
-            .iter()
-            .filter(|(_, v)| kinds.contains(&v.kind))
-            .filter(|(_, v)| tag_match(&v.tags, tags))
-            .map(|(r, v)| (*r, dot(&v.values, query)))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(n);
-        scored
+        stored.nearest(query, kinds, |t| tag_match(t, tags), n)
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum()
 }
 
 #[cfg(test)]

@@ -462,6 +462,31 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         "{listed:?}"
     );
     assert!(!listed.iter().any(|n| n.starts_with("obs_")), "{listed:?}");
+
+    // `knowledge` and `memory` once a `knowledge:` section exists (the embedded index answers
+    // for memory without Cognee); the default listing stays within 12 KiB.
+    let with_knowledge = write_config(
+        dir.path(),
+        &fake,
+        &format!(
+            "knowledge:\n  runbooks_dir: {}/tests/fixtures/knowledge/runbooks\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let listing = stdio_listing(&with_knowledge, &[]).await;
+    let (bytes, table) = sizes(&listing);
+    let listed = names(&listing);
+    for name in [
+        "knowledge_search_runbooks",
+        "memory_search",
+        "memory_add_datapoints",
+    ] {
+        assert!(listed.contains(&name.to_string()), "{name}: {listed:?}");
+    }
+    assert!(
+        bytes <= 12 * 1024,
+        "the default listing with knowledge is {bytes} bytes, over 12 KiB:\n{table}"
+    );
 }
 
 #[tokio::test]
