@@ -157,8 +157,8 @@ pub fn dot(a: &[f32], b: &[f32]) -> f64 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
+        for ((lane, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
         }
     }
     let tail: f64 = ra.iter().zip(rb).map(|(x, y)| f64::from(x * y)).sum();
