@@ -377,7 +377,8 @@ fn configured_toolsets(config: &Config) -> Vec<&'static str> {
     {
         sets.push("obs");
     }
-    if config.memory.cognee.is_some() {
+    // Memory works from either: Cognee, or the embedded index answering for it.
+    if config.memory.cognee.is_some() || config.knowledge.is_some() {
         sets.push("memory");
     }
     if config.openbao.is_some() {

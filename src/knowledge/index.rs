@@ -1,17 +1,21 @@
-//! The index database: SQLite with FTS5 (the bundled SQLite of sqlx is built with it), of its
-//! own — a file or memory — so it works whichever backend the store uses. `docs` holds the
-//! documents and their vectors, `docs_fts` their text (title, body, tags, kind) for BM25,
-//! `links` who points at whom. Only this file writes SQL.
+//! The index database: SQLite of its own — a file or memory — so it works whichever backend
+//! the store uses. `docs` holds the documents and their vectors (the one source of truth),
+//! `links` who points at whom, `meta` the write generation. The full text is a projection of
+//! `docs` in tantivy (`text.rs`), written after each sync's transaction and stamped with its
+//! generation, rebuilt from `docs` when it is missing, of another version or behind. Only this
+//! file writes SQL.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use super::KnowledgeError;
 use super::document::{Document, Kind};
+use super::text::{Op, Snippets, TextDoc, TextIndex, TextQuery};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS docs (
@@ -31,23 +35,19 @@ const SCHEMA: &[&str] = &[
         vector BLOB
     )",
     "CREATE INDEX IF NOT EXISTS docs_feed ON docs(feed)",
-    // Porter stemming: `restarting`, `restarts` and `restart` meet.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
-        title, body, tags, kind, tokenize = 'porter unicode61')",
+    // The FTS5 table of earlier versions: the full text is in tantivy now.
+    "DROP TABLE IF EXISTS docs_fts",
     "CREATE TABLE IF NOT EXISTS links (from_id TEXT NOT NULL, to_id TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS links_to ON links(to_id)",
     "CREATE INDEX IF NOT EXISTS links_from ON links(from_id)",
+    // `text_generation`: bumped by every sync that changes `docs`; the full-text projection's
+    // commit names the generation it reflects.
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('text_generation', 0)",
 ];
 
-/// Full-text matches, best first: rowid and BM25 only, so SQLite scores every match but reads no
-/// document and makes no snippet for the ones that do not make the cut. Column weights: title
-/// 4, body 1, tags 2, kind 0 (the kind column only filters).
-const TEXT_SEARCH: &str = "SELECT rowid, -bm25(docs_fts, 4.0, 1.0, 2.0, 0.0)
-    FROM docs_fts WHERE docs_fts MATCH ?1 ORDER BY bm25(docs_fts, 4.0, 1.0, 2.0, 0.0) LIMIT ?2";
-
-/// The matched region of one row's body (FTS5 finds the row by rowid, not by scanning).
-const SNIPPET: &str = "SELECT snippet(docs_fts, 1, '', '', '…', 24) FROM docs_fts
-    WHERE docs_fts MATCH ?1 AND rowid = ?2";
+/// Documents read per batch when the projection is rebuilt.
+const REBUILD_BATCH: i64 = 5_000;
 
 /// What a feed's sync changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,9 @@ pub struct Synced {
 
 pub struct Index {
     pool: SqlitePool,
+    text: Arc<TextIndex>,
+    /// One sync at a time, so the projection's commits follow the generations in order.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Index {
@@ -90,7 +93,72 @@ impl Index {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await.map_err(db)?;
         }
-        Ok(Index { pool })
+        let dir = path.map(super::text::dir_beside);
+        let text = blocking(move || TextIndex::open(dir.as_deref())).await?;
+        let index = Index {
+            pool,
+            text: Arc::new(text),
+            writing: tokio::sync::Mutex::new(()),
+        };
+        let generation = index.generation().await?;
+        if index.text.generation() != Some(generation) {
+            let _writing = index.writing.lock().await;
+            index.rebuild_text(generation).await?;
+        }
+        Ok(index)
+    }
+
+    async fn generation(&self) -> Result<i64, KnowledgeError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = 'text_generation'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.get(0))
+    }
+
+    /// Makes the full-text projection again from `docs` (the caller holds `writing`).
+    async fn rebuild_text(&self, generation: i64) -> Result<(), KnowledgeError> {
+        let started = std::time::Instant::now();
+        let text = self.text.clone();
+        blocking(move || text.clear()).await?;
+        let mut after = 0i64;
+        let mut count = 0usize;
+        loop {
+            let rows = sqlx::query(
+                "SELECT rowid, kind, title, body, tags FROM docs WHERE rowid > ?1
+                 ORDER BY rowid LIMIT ?2",
+            )
+            .bind(after)
+            .bind(REBUILD_BATCH)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(0);
+            let docs = rows
+                .iter()
+                .map(|r| {
+                    Ok(TextDoc {
+                        rowid: r.get(0),
+                        kind: kind(r.get(1))?,
+                        title: r.get(2),
+                        body: r.get(3),
+                        tags: tags(r.get(4))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, KnowledgeError>>()?;
+            count += docs.len();
+            let text = self.text.clone();
+            blocking(move || text.add(docs)).await?;
+        }
+        let text = self.text.clone();
+        blocking(move || text.apply(Vec::new(), generation)).await?;
+        tracing::info!(
+            documents = count,
+            took_ms = started.elapsed().as_millis() as u64,
+            "knowledge: full-text index rebuilt from the documents"
+        );
+        Ok(())
     }
 
     /// Makes the documents of `feed` exactly `docs`: new and changed ones written (their
@@ -102,7 +170,9 @@ impl Index {
         docs: &[Document],
         remove_missing: bool,
     ) -> Result<(Synced, Vec<i64>), KnowledgeError> {
+        let _writing = self.writing.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut ops: Vec<Op> = Vec::new();
         let mut known: HashMap<String, (i64, String)> = HashMap::new();
         if remove_missing {
             for row in sqlx::query("SELECT rowid, id, digest FROM docs WHERE feed = ?1")
@@ -139,6 +209,7 @@ impl Index {
             }
             if let Some((rowid, _)) = old {
                 delete_row(&mut tx, *rowid, &doc.id).await?;
+                ops.push(Op::Remove(*rowid));
                 dropped.push(*rowid);
             } else if remove_missing
                 && let Some(row) = sqlx::query("SELECT rowid FROM docs WHERE id = ?1")
@@ -150,21 +221,48 @@ impl Index {
                 // The same id from another feed: the newer write wins.
                 let rowid: i64 = row.get(0);
                 delete_row(&mut tx, rowid, &doc.id).await?;
+                ops.push(Op::Remove(rowid));
                 dropped.push(rowid);
             }
-            insert_row(&mut tx, feed, doc, &digest).await?;
+            let rowid = insert_row(&mut tx, feed, doc, &digest).await?;
+            ops.push(Op::Add(TextDoc {
+                rowid,
+                kind: doc.kind,
+                title: doc.title.clone(),
+                body: doc.body.clone(),
+                tags: doc.tags.clone(),
+            }));
             synced.written += 1;
         }
         if remove_missing {
             for (id, (rowid, _)) in &known {
                 if !seen.contains(id.as_str()) {
                     delete_row(&mut tx, *rowid, id).await?;
+                    ops.push(Op::Remove(*rowid));
                     dropped.push(*rowid);
                     synced.removed += 1;
                 }
             }
         }
+        if ops.is_empty() {
+            tx.commit().await.map_err(db)?;
+            return Ok((synced, dropped));
+        }
+        let generation: i64 = sqlx::query(
+            "UPDATE meta SET value = value + 1 WHERE key = 'text_generation' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .get(0);
         tx.commit().await.map_err(db)?;
+        // The documents are written; the projection follows. Should it fail, it is rebuilt
+        // from them (and, failing that too, at the next open: its generation is behind).
+        let text = self.text.clone();
+        if let Err(e) = blocking(move || text.apply(ops, generation)).await {
+            tracing::warn!(error = %e, "knowledge: updating the full-text index failed; rebuilding it");
+            self.rebuild_text(generation).await?;
+        }
         Ok((synced, dropped))
     }
 
@@ -179,34 +277,18 @@ impl Index {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// BM25 matches of an FTS5 expression, best first: (rowid, score; higher is better).
-    pub async fn text_search(
+    /// The `limit` best full-text matches, best first: (rowid, BM25 score; higher is better).
+    pub fn text_search(
         &self,
-        expression: &str,
+        query: &TextQuery,
         limit: usize,
     ) -> Result<Vec<(i64, f64)>, KnowledgeError> {
-        let rows = sqlx::query(TEXT_SEARCH)
-            .bind(expression)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        self.text.search(query, limit)
     }
 
-    /// The part of row `rowid`'s body that matches `expression` (`None` when it does not).
-    pub async fn snippet(
-        &self,
-        expression: &str,
-        rowid: i64,
-    ) -> Result<Option<String>, KnowledgeError> {
-        let row = sqlx::query(SNIPPET)
-            .bind(expression)
-            .bind(rowid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(row.map(|r| r.get(0)))
+    /// What makes the snippets of `query`'s matches.
+    pub fn snippets(&self, query: &TextQuery) -> Result<Snippets, KnowledgeError> {
+        self.text.snippets(query)
     }
 
     /// Documents by rowid, in the order given (those still there).
@@ -315,7 +397,7 @@ async fn insert_row(
     feed: &str,
     doc: &Document,
     digest: &str,
-) -> Result<(), KnowledgeError> {
+) -> Result<i64, KnowledgeError> {
     let tags_json =
         serde_json::to_string(&doc.tags).map_err(|e| KnowledgeError::Db(e.to_string()))?;
     let links_json =
@@ -341,17 +423,6 @@ async fn insert_row(
     .await
     .map_err(db)?
     .get(0);
-    sqlx::query(
-        "INSERT INTO docs_fts (rowid, title, body, tags, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .bind(rowid)
-    .bind(&doc.title)
-    .bind(&doc.body)
-    .bind(doc.tags.join(" "))
-    .bind(doc.kind.as_str())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
     for link in &doc.links {
         sqlx::query("INSERT INTO links (from_id, to_id) VALUES (?1, ?2)")
             .bind(&doc.id)
@@ -360,7 +431,7 @@ async fn insert_row(
             .await
             .map_err(db)?;
     }
-    Ok(())
+    Ok(rowid)
 }
 
 async fn delete_row(
@@ -368,16 +439,11 @@ async fn delete_row(
     rowid: i64,
     id: &str,
 ) -> Result<(), KnowledgeError> {
-    for sql in [
-        "DELETE FROM docs_fts WHERE rowid = ?1",
-        "DELETE FROM docs WHERE rowid = ?1",
-    ] {
-        sqlx::query(sql)
-            .bind(rowid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-    }
+    sqlx::query("DELETE FROM docs WHERE rowid = ?1")
+        .bind(rowid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
     sqlx::query("DELETE FROM links WHERE from_id = ?1")
         .bind(id)
         .execute(&mut *tx)
@@ -411,6 +477,15 @@ fn kind(text: String) -> Result<Kind, KnowledgeError> {
 
 fn tags(json: String) -> Result<Vec<String>, KnowledgeError> {
     serde_json::from_str(&json).map_err(|e| KnowledgeError::Db(format!("tags: {e}")))
+}
+
+/// Runs blocking work of the full-text index off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, KnowledgeError> + Send + 'static,
+) -> Result<T, KnowledgeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| KnowledgeError::Db(format!("full-text index task: {e}")))?
 }
 
 fn db(e: sqlx::Error) -> KnowledgeError {

@@ -1,9 +1,10 @@
 //! The embedded knowledge index behind the `knowledge.*` tools (and the fallback of
 //! `memory.search`): runbook sections, incidents (past ones and the alerts toolgate receives)
-//! and backlog items in SQLite FTS5, ranked by BM25, and — when an embeddings endpoint is
-//! configured — by a hybrid of BM25 and cosine similarity.
+//! and backlog items in SQLite, their full text in a tantivy projection ranked by BM25, and —
+//! when an embeddings endpoint is configured — a hybrid of BM25 and cosine similarity.
 //!
-//! Owns its own database (`index.rs`) and feeds (`files.rs`, `alerts.rs`). Must not touch the
+//! Owns its own database (`index.rs`, with the full-text projection `text.rs`) and feeds
+//! (`files.rs`, `alerts.rs`). Must not touch the
 //! store, the core, tools or transports; it reaches the embeddings endpoint only through its
 //! adapter (`adapters::embeddings`).
 //!
@@ -20,8 +21,10 @@ pub mod memory;
 pub mod relevance;
 pub mod runbooks;
 pub mod search;
+pub mod text;
+pub mod vectors;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -47,13 +50,6 @@ pub enum KnowledgeError {
     Query(String),
 }
 
-/// A stored vector (unit length, so a dot product is the cosine) with what filters read.
-struct Vector {
-    kind: Kind,
-    tags: Vec<String>,
-    values: Vec<f32>,
-}
-
 /// What one pass over the files changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Refreshed {
@@ -67,7 +63,7 @@ pub struct Knowledge {
     index: Index,
     config: KnowledgeConfig,
     embedder: Option<Arc<dyn Embed>>,
-    vectors: RwLock<HashMap<i64, Vector>>,
+    vectors: RwLock<vectors::Vectors>,
     seen: Mutex<files::Seen>,
     first_pass: std::sync::atomic::AtomicBool,
     alerts_tx: mpsc::Sender<Document>,
@@ -90,9 +86,18 @@ impl Knowledge {
         embedder: Option<Arc<dyn Embed>>,
     ) -> Result<Arc<Knowledge>, KnowledgeError> {
         let index = Index::open(config.path.as_deref()).await?;
-        let mut vectors = HashMap::new();
+        let mut vectors = vectors::Vectors::new();
+        let mut other_length = 0usize;
         for (rowid, kind, tags, values) in index.vectors().await? {
-            vectors.insert(rowid, Vector { kind, tags, values });
+            if !vectors.insert(rowid, kind, tags, &values) {
+                other_length += 1;
+            }
+        }
+        if other_length > 0 {
+            tracing::warn!(
+                vectors = other_length,
+                "knowledge: stored vectors of another length than the others (another embedding model?) are not used"
+            );
         }
         let (alerts_tx, alerts_rx) = mpsc::channel(10_000);
         let knowledge = Arc::new(Knowledge {
@@ -147,7 +152,7 @@ impl Knowledge {
         }
         if let Ok(mut v) = self.vectors.write() {
             for r in rowids {
-                v.remove(r);
+                v.remove(*r);
             }
         }
     }
@@ -269,14 +274,12 @@ impl Knowledge {
                     continue;
                 };
                 if self.index.set_vector(rowid, &doc.digest(), &values).await? {
-                    if let Ok(mut v) = self.vectors.write() {
-                        v.insert(
+                    if let Ok(mut v) = self.vectors.write()
+                        && !v.insert(rowid, doc.kind, doc.tags, &values)
+                    {
+                        tracing::warn!(
                             rowid,
-                            Vector {
-                                kind: doc.kind,
-                                tags: doc.tags,
-                                values,
-                            },
+                            "knowledge: a vector of another length than the stored ones is not used"
                         );
                     }
                     done += 1;

@@ -1,8 +1,9 @@
-//! How a search is made and scored. Full text: the query's words (stop words dropped) OR-ed in
-//! an FTS5 expression over title, body and tags, ranked by BM25 (title ×4, tags ×2, body ×1),
-//! normalized by the best match of the query (so the best is 1). Hybrid, when vectors are
+//! How a search is made and scored. Full text: the query's words (stop words dropped, stemmed)
+//! OR-ed over title, body and tags in the tantivy projection (`text.rs`), ranked by BM25
+//! (title ×4, tags ×2, body ×1) with block-max WAND top-k, the kinds and tags asked for only
+//! filtering, normalized by the best match of the query (so the best is 1). Hybrid, when vectors are
 //! configured: the query's vector against every stored one of the asked kinds (brute force
-//! cosine), and each candidate of either list scored
+//! cosine over one contiguous array, `vectors.rs`), and each candidate of either list scored
 //! `(bm25_weight·bm25 + vector_weight·max(cosine, 0)) / (bm25_weight + vector_weight)`.
 //! When the endpoint fails, full text alone answers and the answer says `degraded`.
 
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::document::{Document, Kind};
+use super::text::TextQuery;
 use super::{Knowledge, KnowledgeError};
 
 /// Most results one search returns.
@@ -85,33 +87,6 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
-/// The FTS5 expression of a request (every word quoted: nothing in it is FTS5 syntax).
-fn expression(terms: &[String], kinds: &[Kind], tags: &[String]) -> String {
-    let quote = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
-    let mut parts = Vec::new();
-    if !kinds.is_empty() && kinds.len() < Kind::ALL.len() {
-        let k: Vec<String> = kinds.iter().map(|k| quote(k.as_str())).collect();
-        parts.push(format!("kind : ({})", k.join(" OR ")));
-    }
-    let tag_phrases: Vec<String> = tags
-        .iter()
-        .map(|t| {
-            t.split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .filter(|t| !t.is_empty())
-        .map(|t| quote(&t))
-        .collect();
-    if !tag_phrases.is_empty() {
-        parts.push(format!("tags : ({})", tag_phrases.join(" OR ")));
-    }
-    let words: Vec<String> = terms.iter().map(|t| quote(t)).collect();
-    parts.push(format!("{{title body tags}} : ({})", words.join(" OR ")));
-    parts.join(" AND ")
-}
-
 /// `v` scaled to unit length; `None` for an empty or zero vector.
 pub fn unit(mut v: Vec<f32>) -> Option<Vec<f32>> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -124,11 +99,14 @@ pub fn unit(mut v: Vec<f32>) -> Option<Vec<f32>> {
     Some(v)
 }
 
+/// Whether a document's tags hold one of `wanted`, whole and ignoring case (as the full-text
+/// index's tag filter does).
 fn tag_match(doc_tags: &[String], wanted: &[String]) -> bool {
     wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| doc_tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+        || wanted.iter().any(|w| {
+            let w = w.to_lowercase();
+            doc_tags.iter().any(|t| t.to_lowercase() == w)
+        })
 }
 
 impl Knowledge {
@@ -157,15 +135,26 @@ impl Knowledge {
         } else {
             req.kinds.clone()
         };
+        // Full text alone needs the best `limit` (the best match, which normalizes, is among
+        // them); hybrid scoring mixes a wider pool of both lists.
         let pool = (req.limit * 4).max(40);
-        let expression = expression(&words, &kinds, &req.tags);
-        let scored = self.index.text_search(&expression, pool).await?;
+        let query = TextQuery {
+            words,
+            kinds: kinds.clone(),
+            tags: req.tags.clone(),
+        };
+        let wanted = if self.embedder.is_some() {
+            pool
+        } else {
+            req.limit
+        };
+        let scored = self.index.text_search(&query, wanted)?;
         let best = scored.iter().map(|(_, s)| *s).fold(0.0_f64, f64::max);
         let bm25: HashMap<i64, f64> = scored.iter().copied().collect();
         let rowids: Vec<i64> = scored.iter().map(|(r, _)| *r).collect();
         let mut found: HashMap<i64, Hit> = HashMap::new();
         for (rowid, doc) in self.index.by_rowid(&rowids).await? {
-            // The FTS filter matches tag words; a tag must match whole.
+            // The index filtered by tag already; this keeps a document rewritten meanwhile out.
             if !tag_match(&doc.tags, &req.tags) {
                 continue;
             }
@@ -223,8 +212,8 @@ impl Knowledge {
                             Some(c) => *c,
                             None => stored
                                 .as_ref()
-                                .and_then(|s| s.get(rowid))
-                                .map_or(0.0, |v| dot(&v.values, &query)),
+                                .and_then(|s| s.cosine(*rowid, &query))
+                                .unwrap_or(0.0),
                         });
                     }
                 }
@@ -251,13 +240,17 @@ impl Knowledge {
                 .then_with(|| a.doc.id.cmp(&b.doc.id))
         });
         hits.truncate(req.limit);
+        let snippets = if hits.iter().any(|(r, _)| bm25.contains_key(r)) {
+            Some(self.index.snippets(&query)?)
+        } else {
+            None
+        };
         let mut out = Vec::with_capacity(hits.len());
         for (rowid, mut h) in hits {
             // Snippets only for what is answered; a match by vector alone shows its beginning.
-            let matched = if bm25.contains_key(&rowid) {
-                self.index.snippet(&expression, rowid).await?
-            } else {
-                None
+            let matched = match &snippets {
+                Some(s) if bm25.contains_key(&rowid) => s.of(&h.doc.body),
+                _ => None,
             };
             h.snippet = matched.unwrap_or_else(|| h.doc.body.chars().take(160).collect());
             h.backlog_ids = if h.doc.kind == Kind::Backlog {
@@ -279,23 +272,8 @@ impl Knowledge {
         let Ok(stored) = self.vectors.read() else {
             return Vec::new();
         };
-        let mut scored: Vec<(i64, f64)> = stored
-            .iter()
-            .filter(|(_, v)| kinds.contains(&v.kind))
-            .filter(|(_, v)| tag_match(&v.tags, tags))
-            .map(|(r, v)| (*r, dot(&v.values, query)))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(n);
-        scored
+        stored.nearest(query, kinds, |t| tag_match(t, tags), n)
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    a.iter().zip(b).map(|(x, y)| f64::from(x * y)).sum()
 }
 
 #[cfg(test)]
@@ -303,12 +281,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn queries_become_quoted_words_with_filters() {
-        let t = terms("Why is the \"payments\" DB OOMKilled again?? (pg-bouncer)");
+    fn queries_become_words_without_stop_words_or_repeats() {
+        let t = terms("Why is the \"payments\" DB OOMKilled again?? (pg-bouncer) payments");
         assert_eq!(t, ["payments", "db", "oomkilled", "pg", "bouncer"]);
-        assert_eq!(
-            expression(&t[..2], &[Kind::Incident], &["cert-manager".into()]),
-            "kind : (\"incident\") AND tags : (\"cert manager\") AND {title body tags} : (\"payments\" OR \"db\")"
-        );
+    }
+
+    #[test]
+    fn tags_match_whole_ignoring_case() {
+        let tags = vec!["Cert-Manager".to_string(), "postgres".to_string()];
+        assert!(tag_match(&tags, &["cert-manager".into()]));
+        assert!(tag_match(&tags, &[]));
+        assert!(!tag_match(&tags, &["cert".into()]));
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use toolgate::config::HttpUpstream;
 use toolgate::knowledge::config::EmbeddingsConfig;
 use toolgate::knowledge::relevance::{evaluate, load_queries};
-use toolgate::knowledge::{Kind, Knowledge, KnowledgeConfig, Mode, SearchRequest};
+use toolgate::knowledge::{Document, Kind, Knowledge, KnowledgeConfig, Mode, SearchRequest};
 
 use crate::daemons::{dead_port, eventually};
 use crate::fake_embeddings::FakeEmbeddings;
@@ -234,6 +234,93 @@ async fn a_rewritten_backlog_file_replaces_its_items_and_a_bad_line_keeps_the_ol
         ids(&k, "partition by month", &[Kind::Backlog]).await,
         ["BL-1"]
     );
+}
+
+fn backlog_item(id: &str, title: &str) -> Document {
+    Document {
+        id: id.into(),
+        kind: Kind::Backlog,
+        title: title.into(),
+        body: String::new(),
+        tags: Vec::new(),
+        source: String::new(),
+        status: None,
+        links: Vec::new(),
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[tokio::test]
+async fn the_full_text_index_is_rebuilt_from_the_documents_when_missing_or_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = KnowledgeConfig {
+        path: Some(dir.path().join("knowledge.db")),
+        ..KnowledgeConfig::in_memory()
+    };
+    let text_dir = dir.path().join("knowledge.db.tantivy");
+    let k = open(config.clone()).await;
+    k.index("api", &[backlog_item("BL-1", "Shard the sessions table")])
+        .await
+        .expect("index");
+    assert!(
+        text_dir.join("meta.json").exists(),
+        "the projection lives beside the file"
+    );
+    // A second toolgate on the same index is refused, naming why.
+    let second = toolgate::app::open_knowledge(&config)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(second.contains("in use by another process"), "{second}");
+    drop(k);
+    let snapshot = dir.path().join("snapshot");
+    copy_dir(&text_dir, &snapshot);
+
+    let k = open(config.clone()).await;
+    assert_eq!(ids(&k, "sessions", &[]).await, ["BL-1"]);
+    k.replace("api", &[backlog_item("BL-2", "Rotate the webhook token")])
+        .await
+        .expect("replace");
+    drop(k);
+
+    // The projection of before the replace: behind the documents, so rebuilt from them.
+    std::fs::remove_dir_all(&text_dir).expect("rm");
+    copy_dir(&snapshot, &text_dir);
+    let k = open(config.clone()).await;
+    assert!(ids(&k, "sessions", &[]).await.is_empty());
+    assert_eq!(ids(&k, "rotating webhooks", &[]).await, ["BL-2"]);
+    drop(k);
+
+    // Missing: rebuilt.
+    std::fs::remove_dir_all(&text_dir).expect("rm");
+    let k = open(config.clone()).await;
+    assert_eq!(ids(&k, "webhook token", &[Kind::Backlog]).await, ["BL-2"]);
+    drop(k);
+
+    // Something else in its place is left alone and named.
+    std::fs::remove_dir_all(&text_dir).expect("rm");
+    std::fs::create_dir(&text_dir).expect("mkdir");
+    std::fs::write(text_dir.join("notes.txt"), "mine").expect("write");
+    let refused = toolgate::app::open_knowledge(&config)
+        .await
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("knowledge.db.tantivy") && refused.contains("move it away"),
+        "{refused}"
+    );
+    assert!(text_dir.join("notes.txt").exists());
 }
 
 fn embeddings(url: &str) -> Option<EmbeddingsConfig> {

@@ -583,7 +583,7 @@ async fn a_bad_datapoint_adds_nothing_and_names_its_item_and_field() {
 }
 
 #[tokio::test]
-async fn without_cognee_memory_is_not_offered_and_says_what_is_missing() {
+async fn without_cognee_or_knowledge_memory_is_not_offered_and_says_what_is_missing() {
     let kube = FakeKube::start().await;
     let tg = harness::start(&kube, "").await;
     let list = rpc(&tg, ALICE, "tools.list", json!({})).await;
@@ -765,13 +765,19 @@ async fn without_cognee_the_embedded_index_keeps_and_answers_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tg = harness::start(
         &kube,
-        &format!(
-            "{}{}mcp:\n  toolsets: [all]\n",
-            knowledge_block(),
-            open_policy(dir.path())
-        ),
+        &format!("{}{}", knowledge_block(), open_policy(dir.path())),
     )
     .await;
+    // Offered by default: the embedded index is enough.
+    let list = rpc(&tg, ALICE, "tools.list", json!({})).await;
+    let listed = list["result"]["tools"].to_string();
+    for name in [
+        "memory.add_datapoints",
+        "memory.search",
+        "memory.suggest_integration_path",
+    ] {
+        assert!(listed.contains(name), "{name} offered by default: {listed}");
+    }
     let added = tool(
         &tg,
         "memory.add_datapoints",

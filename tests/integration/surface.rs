@@ -462,6 +462,29 @@ async fn obs_is_offered_by_default_once_an_observability_upstream_is_configured(
         "{listed:?}"
     );
     assert!(!listed.iter().any(|n| n.starts_with("obs_")), "{listed:?}");
+
+    // `knowledge` and `memory` once a `knowledge:` section exists (the embedded index answers
+    // for memory without Cognee). The 12 KiB bound is the bare default's (above); with both
+    // toolsets the listing is larger, printed here.
+    let with_knowledge = write_config(
+        dir.path(),
+        &fake,
+        &format!(
+            "knowledge:\n  runbooks_dir: {}/tests/fixtures/knowledge/runbooks\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    );
+    let listing = stdio_listing(&with_knowledge, &[]).await;
+    let (bytes, table) = sizes(&listing);
+    println!("default listing with knowledge ({bytes} bytes):\n{table}");
+    let listed = names(&listing);
+    for name in [
+        "knowledge_search_runbooks",
+        "memory_search",
+        "memory_add_datapoints",
+    ] {
+        assert!(listed.contains(&name.to_string()), "{name}: {listed:?}");
+    }
 }
 
 #[tokio::test]
