@@ -100,8 +100,7 @@ impl TypedTool for TicketGet {
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
-    /// Query in the provider's language (Jira: JQL, e.g. `labels = incident-42`; GitHub:
-    /// issue search within the repository, e.g. `label:incident-42 state:open`).
+    /// JQL for Jira, issue search terms for GitHub (e.g. `label:incident-42`).
     #[schemars(length(min = 1, max = 2000))]
     pub query: String,
     /// Most tickets (default 20).
@@ -271,8 +270,7 @@ pub struct TransitionParams {
         pattern = r"^([A-Za-z0-9_-]{1,64}|([A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100})?#[0-9]{1,10})$"
     ))]
     pub key: String,
-    /// Transition or target status by name, e.g. Resolved (GitHub Issues: resolved or closed
-    /// close as completed, not_planned, reopen).
+    /// Transition name, e.g. Resolved; GitHub: resolved, closed, not_planned, reopen.
     #[schemars(length(min = 1, max = 100))]
     pub transition: String,
     /// Provider, jira or github (default: the configured one).
