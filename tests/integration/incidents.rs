@@ -963,8 +963,9 @@ async fn a_deferred_page_goes_out_when_business_hours_begin_unless_resolved_firs
     assert!(fake.events().is_empty(), "{:?}", fake.events());
     // Hours begin: the deferred page goes out, once; the resolved incident's never does.
     now.store(ms("2026-10-26T08:00:00Z"), Ordering::SeqCst);
-    eventually(10, "the deferred page sent", || async {
-        actions(&fake, "night-1") == ["trigger"]
+    // The fake hears the trigger before the store records it: wait for both.
+    eventually(10, "the deferred page sent and recorded", || async {
+        actions(&fake, "night-1") == ["trigger"] && link("night-1").await.page_state == "triggered"
     })
     .await;
     let sent = link("night-1").await;
