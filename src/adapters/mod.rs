@@ -10,6 +10,7 @@ pub mod http;
 pub mod jira;
 pub mod kube;
 pub mod loki;
+pub mod nats;
 pub mod observability;
 pub mod openbao;
 pub mod opsgenie;

@@ -166,6 +166,7 @@ impl Dispatcher {
         let argocd = self.adapters().argocd.as_ref().map(|a| a.health());
         let memory = self.adapters().memory.health();
         let embeddings = self.knowledge().and_then(|k| k.embeddings_health());
+        let topics = self.knowledge().and_then(|k| k.topics_health());
         let github = self.adapters().github.as_ref().map(|g| g.health());
         let prquest = self.adapters().prquest.as_ref().map(|p| p.health());
         let tickets = self.adapters().ticketing.iter().flat_map(|t| t.health());
@@ -180,6 +181,7 @@ impl Dispatcher {
             .chain(webhook)
             .chain(memory)
             .chain(embeddings)
+            .chain(topics)
             .chain(github)
             .chain(prquest)
             .chain(tickets)

@@ -133,21 +133,16 @@ impl Consumer {
     /// One connection's life: set up the streams and the durable consumer, then handle
     /// messages until the connection fails or `shutdown`.
     async fn consume(&self, c: &FactsNats, shutdown: &CancellationToken) -> Result<(), String> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name("toolgate-facts")
-            .connection_timeout(c.timeout);
-        if let Some(path) = &c.credentials_file {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|e| format!("nats: credentials file {}: {e}", path.display()))?;
-        }
-        let client = options
-            .connect(c.url.as_str())
-            .await
-            .map_err(|e| format!("nats: connect: {e}"))?;
-        let mut js = jetstream::new(client);
-        js.set_timeout(c.timeout);
+        let (client, js) = crate::adapters::nats::connect(
+            &crate::adapters::nats::Connect {
+                name: "toolgate-facts",
+                url: &c.url,
+                credentials_file: c.credentials_file.as_deref(),
+                timeout: c.timeout,
+            },
+            |options| options,
+        )
+        .await?;
         let facts = js
             .get_or_create_stream(stream::Config {
                 name: c.stream.clone(),
@@ -193,6 +188,8 @@ impl Consumer {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 next = messages.next() => next,
+                // A server gone for longer than the timeout: reported, then connected anew.
+                reason = crate::adapters::nats::lost(&client, c.timeout) => return Err(reason),
             };
             let message = match next {
                 None => return Err("nats: the message stream ended".into()),

@@ -323,11 +323,7 @@ fn resolve_intents(raw: RawIntents, problems: &mut Vec<String>) -> IntentsConfig
                 );
             }
             let subject = nats.subject.unwrap_or_else(|| DEFAULT_SUBJECT.into());
-            if subject.is_empty()
-                || subject.contains(['*', '>', ' '])
-                || subject.starts_with('.')
-                || subject.ends_with('.')
-            {
+            if !crate::adapters::nats::valid_subject(&subject, false) {
                 problems.push(format!(
                     "intents.nats.subject: `{subject}` is not a literal subject; expected e.g. {DEFAULT_SUBJECT}"
                 ));

@@ -84,27 +84,24 @@ impl NatsSink {
 
     async fn connect(&self) -> Result<NatsState, String> {
         let reconnect = self.config.reconnect;
-        let mut options = async_nats::ConnectOptions::new()
-            .name("toolgate")
-            .connection_timeout(self.config.timeout)
+        let (client, js) = crate::adapters::nats::connect(
+            &crate::adapters::nats::Connect {
+                name: "toolgate",
+                url: &self.config.url,
+                credentials_file: self.config.credentials_file.as_deref(),
+                timeout: self.config.timeout,
+            },
             // Reconnects in the background, a bounded number of times with the kit's backoff;
             // publishes fail (and are retried by the outbox) meanwhile, and a closed client is
             // replaced by a new connection on the next publish.
-            .retry_on_initial_connect()
-            .max_reconnects(Some(reconnect.attempts as usize))
-            .reconnect_delay_callback(move |attempt| reconnect.backoff(attempt as u32));
-        if let Some(path) = &self.config.credentials_file {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|e| format!("nats: credentials file {}: {e}", path.display()))?;
-        }
-        let client = options
-            .connect(self.config.url.as_str())
-            .await
-            .map_err(|e| format!("nats: connect: {e}"))?;
-        let mut js = async_nats::jetstream::new(client.clone());
-        js.set_timeout(self.config.timeout);
+            |options| {
+                options
+                    .retry_on_initial_connect()
+                    .max_reconnects(Some(reconnect.attempts as usize))
+                    .reconnect_delay_callback(move |attempt| reconnect.backoff(attempt as u32))
+            },
+        )
+        .await?;
         Ok(NatsState {
             client,
             js,

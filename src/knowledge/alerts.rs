@@ -1,4 +1,5 @@
-//! Alerts toolgate receives (the `IngestAlertRequested` intents of the Alertmanager webhook) as
+//! Alerts toolgate receives (the `IngestAlertRequested` intents of the Alertmanager webhook and
+//! the Kubernetes watch, or `AlertIngested` facts) as
 //! incident documents: one per firing episode (`alert:<fingerprint>:<startsAt>`), updated in
 //! place when the episode resolves.
 
@@ -6,11 +7,9 @@ use serde_json::Value;
 
 use super::document::{Document, Kind};
 
-/// The document an intent makes, if it is an alert.
-pub fn from_intent(intent_type: &str, payload: &Value) -> Option<Document> {
-    if intent_type != "IngestAlertRequested" {
-        return None;
-    }
+/// The document of an alert's payload (`IngestAlertRequested`, `AlertIngested`); `None`
+/// without a fingerprint.
+pub fn from_payload(payload: &Value) -> Option<Document> {
     let text = |key: &str| payload.get(key).and_then(Value::as_str).unwrap_or_default();
     let map = |key: &str| -> Vec<(String, String)> {
         payload

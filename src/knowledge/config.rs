@@ -27,6 +27,9 @@ pub struct RawKnowledge {
     pub poll_interval: Option<RawDuration>,
     /// An OpenAI-compatible `/v1/embeddings` endpoint; unset: full text only.
     pub embeddings: Option<RawEmbeddings>,
+    /// JetStream subjects whose messages feed the index (backlog item changes, incident
+    /// facts, health checks, alerts), read by every replica from where it stopped.
+    pub topics: Option<RawTopics>,
     /// Weight of the normalized BM25 score in the hybrid score (default 0.5).
     pub bm25_weight: Option<f64>,
     /// Weight of the cosine similarity in the hybrid score (default 0.5).
@@ -41,6 +44,21 @@ crate::raw_endpoint! {
     }
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopics {
+    /// NATS server URL(s), comma-separated, e.g. nats://nats.messaging:4222.
+    pub url: Option<String>,
+    /// Subjects to read, each from the stream that holds it (found by subject, never created),
+    /// e.g. `transformation.domain.facts.v1` (backlog item changes), `sre.domain.facts.v1`
+    /// (incidents, health checks, alerts), `sre.domain.intents.v1`. Wildcards allowed.
+    pub subjects: Option<Vec<String>>,
+    /// NATS credentials file (`.creds`).
+    pub credentials_file: Option<PathBuf>,
+    /// Time limit of connect and JetStream requests. Default 10s.
+    pub timeout: Option<RawDuration>,
+}
+
 /// The validated `knowledge` block (present only when the section is configured).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnowledgeConfig {
@@ -51,8 +69,17 @@ pub struct KnowledgeConfig {
     pub path: Option<PathBuf>,
     pub poll_interval: Duration,
     pub embeddings: Option<EmbeddingsConfig>,
+    pub topics: Option<TopicsConfig>,
     pub bm25_weight: f64,
     pub vector_weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicsConfig {
+    pub url: String,
+    pub subjects: Vec<String>,
+    pub credentials_file: Option<PathBuf>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +98,7 @@ impl KnowledgeConfig {
             path: None,
             poll_interval: Duration::from_secs(5),
             embeddings: None,
+            topics: None,
             bm25_weight: 0.5,
             vector_weight: 0.5,
         }
@@ -107,6 +135,9 @@ pub fn resolve(
         )
     }) {
         config.poll_interval = every;
+    }
+    if let Some(t) = raw.topics {
+        config.topics = topics(t, problems);
     }
     for (key, value, slot) in [
         ("bm25_weight", raw.bm25_weight, &mut config.bm25_weight),
@@ -154,6 +185,56 @@ pub fn resolve(
         }
     }
     Some(config)
+}
+
+fn topics(raw: RawTopics, problems: &mut Vec<String>) -> Option<TopicsConfig> {
+    let before = problems.len();
+    let url = raw.url.filter(|u| !u.trim().is_empty());
+    if url.is_none() {
+        problems.push(
+            "knowledge.topics.url: missing; the NATS server, e.g. nats://nats.messaging:4222"
+                .into(),
+        );
+    }
+    let subjects = raw.subjects.unwrap_or_default();
+    if subjects.is_empty() {
+        problems.push(
+            "knowledge.topics.subjects: empty; name the subjects to read, e.g. [transformation.domain.facts.v1, sre.domain.facts.v1]"
+                .into(),
+        );
+    }
+    for s in &subjects {
+        if !crate::adapters::nats::valid_subject(s, true) {
+            problems.push(format!(
+                "knowledge.topics.subjects: `{s}` is not a NATS subject (dot-separated tokens, `*` or a last `>`), e.g. sre.domain.facts.v1"
+            ));
+        }
+    }
+    if let Some(path) = &raw.credentials_file
+        && !path.is_file()
+    {
+        problems.push(format!(
+            "knowledge.topics.credentials_file: file `{}` does not exist",
+            path.display()
+        ));
+    }
+    let timeout = raw
+        .timeout
+        .and_then(|d| {
+            d.resolve_within(
+                "knowledge.topics.timeout",
+                Duration::from_millis(100),
+                Duration::from_secs(300),
+                problems,
+            )
+        })
+        .unwrap_or(Duration::from_secs(10));
+    (problems.len() == before).then(|| TopicsConfig {
+        url: url.unwrap_or_default(),
+        subjects,
+        credentials_file: raw.credentials_file,
+        timeout,
+    })
 }
 
 /// `knowledge.db` in the directory of a SQLite store file; none for memory or PostgreSQL.

@@ -89,6 +89,19 @@ struct Line {
     updated_at: Option<String>,
 }
 
+/// The fields of a JSON Lines line (and of a backlog item from a topic).
+pub const LINE_FIELDS: [&str; 9] = [
+    "id",
+    "title",
+    "body",
+    "tags",
+    "status",
+    "links",
+    "source",
+    "created_at",
+    "updated_at",
+];
+
 /// The documents of a JSON Lines file; a bad line is an error naming the file, the line and
 /// the field (the whole file is then left as it was indexed).
 pub fn jsonl(
@@ -104,44 +117,61 @@ pub fn jsonl(
             continue;
         }
         let at = || format!("{} line {}", path.display(), n + 1);
-        let line: Line = serde_json::from_str(raw)
+        let value: serde_json::Value = serde_json::from_str(raw)
             .map_err(|e| KnowledgeError::Feed(format!("{}: {e}", at())))?;
-        if line.id.trim().is_empty() {
-            return Err(KnowledgeError::Feed(format!("{}: `id` is empty", at())));
+        let mut doc = item(&value, kind, modified_ms)
+            .map_err(|e| KnowledgeError::Feed(format!("{}: {e}", at())))?;
+        if doc.source.is_empty() {
+            doc.source = format!("{}#{}", file_name(path), doc.id);
         }
-        let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, KnowledgeError> {
-            value
-                .as_deref()
-                .map(|t| {
-                    t.parse::<jiff::Timestamp>()
-                        .map(|t| t.as_millisecond())
-                        .map_err(|_| {
-                            KnowledgeError::Feed(format!(
-                                "{}: `{field}` {t:?} is not an RFC 3339 time, e.g. 2026-03-01T10:00:00Z",
-                                at()
-                            ))
-                        })
-                })
-                .transpose()
-        };
-        let created = time("created_at", &line.created_at)?.unwrap_or(modified_ms);
-        let updated = time("updated_at", &line.updated_at)?.unwrap_or(created);
-        out.push(Document {
-            source: line
-                .source
-                .unwrap_or_else(|| format!("{}#{}", file_name(path), line.id)),
-            id: line.id,
-            kind,
-            title: line.title,
-            body: line.body,
-            tags: line.tags,
-            status: line.status,
-            links: line.links,
-            created_ms: created,
-            updated_ms: updated,
-        });
+        out.push(doc);
     }
     Ok(out)
+}
+
+/// One item (a JSON Lines line's object): an error names the field. Without `source` the
+/// document's source is empty (the caller names where it comes from); without times it was
+/// made at `default_ms`.
+pub fn item(value: &serde_json::Value, kind: Kind, default_ms: i64) -> Result<Document, String> {
+    let line: Line = serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        if at == "." {
+            e.inner().to_string()
+        } else {
+            format!("`{at}`: {}", e.inner())
+        }
+    })?;
+    if line.id.trim().is_empty() {
+        return Err("`id` is empty".into());
+    }
+    let time = |field: &str, value: &Option<String>| -> Result<Option<i64>, String> {
+        value
+            .as_deref()
+            .map(|t| {
+                t.parse::<jiff::Timestamp>()
+                    .map(|t| t.as_millisecond())
+                    .map_err(|_| {
+                        format!(
+                            "`{field}` {t:?} is not an RFC 3339 time, e.g. 2026-03-01T10:00:00Z"
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let created = time("created_at", &line.created_at)?.unwrap_or(default_ms);
+    let updated = time("updated_at", &line.updated_at)?.unwrap_or(created);
+    Ok(Document {
+        source: line.source.unwrap_or_default(),
+        id: line.id,
+        kind,
+        title: line.title,
+        body: line.body,
+        tags: line.tags,
+        status: line.status,
+        links: line.links,
+        created_ms: created,
+        updated_ms: updated,
+    })
 }
 
 fn file_name(path: &Path) -> String {

@@ -310,6 +310,57 @@ impl Index {
         Ok(out)
     }
 
+    /// The document `id`, if indexed.
+    pub async fn get(&self, id: &str) -> Result<Option<Document>, KnowledgeError> {
+        sqlx::query(
+            "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms
+             FROM docs WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .map(|r| document(&r, 0))
+        .transpose()
+    }
+
+    /// The most recently created document of `feed` (a health subject's last episode).
+    pub async fn latest(&self, feed: &str) -> Result<Option<Document>, KnowledgeError> {
+        sqlx::query(
+            "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms
+             FROM docs WHERE feed = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT 1",
+        )
+        .bind(feed)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?
+        .map(|r| document(&r, 0))
+        .transpose()
+    }
+
+    /// A topic's checkpoint: the last stream sequence whose message is indexed.
+    pub async fn checkpoint(&self, key: &str) -> Result<Option<u64>, KnowledgeError> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = ?1")
+            .bind(format!("checkpoint:{key}"))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| u64::try_from(r.get::<i64, _>(0)).unwrap_or_default()))
+    }
+
+    pub async fn set_checkpoint(&self, key: &str, seq: u64) -> Result<(), KnowledgeError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("checkpoint:{key}"))
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     /// Backlog items linked with `id`, either way.
     pub async fn backlog_links(&self, id: &str) -> Result<Vec<String>, KnowledgeError> {
         let rows = sqlx::query(

@@ -15,6 +15,7 @@
 pub mod alerts;
 pub mod config;
 pub mod document;
+pub mod events;
 pub mod files;
 pub mod index;
 pub mod memory;
@@ -22,6 +23,7 @@ pub mod relevance;
 pub mod runbooks;
 pub mod search;
 pub mod text;
+pub mod topics;
 pub mod vectors;
 
 use std::collections::HashSet;
@@ -34,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::embeddings::Embed;
 pub use config::KnowledgeConfig;
 pub use document::{Document, Kind};
+pub use events::Event;
 use index::{Index, Synced};
 pub use search::{Hit, Mode, SearchAnswer, SearchRequest};
 
@@ -66,8 +69,10 @@ pub struct Knowledge {
     vectors: RwLock<vectors::Vectors>,
     seen: Mutex<files::Seen>,
     first_pass: std::sync::atomic::AtomicBool,
-    alerts_tx: mpsc::Sender<Document>,
-    alerts_rx: std::sync::Mutex<Option<mpsc::Receiver<Document>>>,
+    events_tx: mpsc::Sender<Event>,
+    events_rx: std::sync::Mutex<Option<mpsc::Receiver<Event>>>,
+    /// The topics' connection health (breaker, last error), when topics are configured.
+    topics: Option<Arc<crate::adapters::http::Guard>>,
 }
 
 /// A reader of emitted intents (type, payload); the same shape as `intents::Tap`, which this
@@ -99,7 +104,14 @@ impl Knowledge {
                 "knowledge: stored vectors of another length than the others (another embedding model?) are not used"
             );
         }
-        let (alerts_tx, alerts_rx) = mpsc::channel(10_000);
+        let (events_tx, events_rx) = mpsc::channel(10_000);
+        let topics = config.topics.as_ref().map(|_| {
+            Arc::new(crate::adapters::http::Guard::new(
+                "knowledge_topics",
+                "the knowledge topics",
+                crate::adapters::http::BreakerConfig::default(),
+            ))
+        });
         let knowledge = Arc::new(Knowledge {
             index,
             config,
@@ -107,8 +119,9 @@ impl Knowledge {
             vectors: RwLock::new(vectors),
             seen: Mutex::new(files::Seen::new()),
             first_pass: std::sync::atomic::AtomicBool::new(true),
-            alerts_tx,
-            alerts_rx: std::sync::Mutex::new(Some(alerts_rx)),
+            events_tx,
+            events_rx: std::sync::Mutex::new(Some(events_rx)),
+            topics,
         });
         let first = knowledge.refresh().await?;
         for problem in &first.problems {
@@ -124,6 +137,11 @@ impl Knowledge {
     /// The embeddings endpoint's breaker and last results, for `/readyz`.
     pub fn embeddings_health(&self) -> Option<crate::adapters::http::Health> {
         self.embedder.as_ref().and_then(|e| e.health())
+    }
+
+    /// The topics' NATS connection, for `/readyz`.
+    pub fn topics_health(&self) -> Option<crate::adapters::http::Health> {
+        self.topics.as_ref().map(|g| g.health())
     }
 
     /// Whether vectors are configured.
@@ -290,24 +308,69 @@ impl Knowledge {
         }
     }
 
-    /// Where the intents of the Alertmanager webhook go in: each `IngestAlertRequested`
-    /// becomes (or updates) an incident document, indexed by the task [`Knowledge::spawn`]
-    /// starts. Never blocks the webhook: when 10,000 alerts wait, more are dropped (logged).
+    /// Applies the events of one message in order: documents put under their feed (runs of
+    /// puts to one feed in one write), feeds dropped, incident facts merged into the
+    /// incident's document, health changes into the subject's episode.
+    pub async fn apply(&self, events: Vec<Event>) -> Result<(), KnowledgeError> {
+        let mut run: Option<(String, Vec<Document>)> = None;
+        for event in events {
+            if let Event::Put { feed, doc } = event {
+                match &mut run {
+                    Some((f, docs)) if *f == feed => docs.push(doc),
+                    _ => {
+                        if let Some((f, docs)) = run.replace((feed, vec![doc])) {
+                            self.index(&f, &docs).await?;
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Some((f, docs)) = run.take() {
+                self.index(&f, &docs).await?;
+            }
+            match event {
+                Event::Put { .. } => {}
+                Event::Drop { feed } => {
+                    self.replace(&feed, &[]).await?;
+                }
+                Event::Incident(fact) => {
+                    let doc = fact.document(self.index.get(&fact.id).await?);
+                    self.index(&fact.feed(), &[doc]).await?;
+                }
+                Event::Health(change) => {
+                    let feed = change.feed();
+                    if let Some(doc) = change.episode(self.index.latest(&feed).await?) {
+                        self.index(&feed, &[doc]).await?;
+                    }
+                }
+            }
+        }
+        if let Some((f, docs)) = run {
+            self.index(&f, &docs).await?;
+        }
+        Ok(())
+    }
+
+    /// Where the intents toolgate emits go in (alerts of the Alertmanager webhook and the
+    /// Kubernetes watch, health changes of the watch and the ArgoCD poller): indexed by the
+    /// task [`Knowledge::spawn`] starts. Never blocks the emitter: when 10,000 events wait,
+    /// more are dropped (logged).
     pub fn intent_tap(&self) -> IntentTap {
-        let tx = self.alerts_tx.clone();
+        let tx = self.events_tx.clone();
         Arc::new(move |intent_type: &str, payload: &Value| {
-            if let Some(doc) = alerts::from_intent(intent_type, payload)
-                && tx.try_send(doc).is_err()
-            {
-                tracing::warn!("knowledge: alert queue full; an alert was not indexed");
+            let now = jiff::Timestamp::now().as_millisecond();
+            for event in events::from_envelope(intent_type, payload, now).unwrap_or_default() {
+                if tx.try_send(event).is_err() {
+                    tracing::warn!("knowledge: event queue full; an intent was not indexed");
+                }
             }
         })
     }
 
-    /// Background work until `shutdown`: index alerts as they come, poll the files every
-    /// `poll_interval`, embed what has no vector yet.
+    /// Background work until `shutdown`: index emitted intents as they come, read the topics,
+    /// poll the files every `poll_interval`, embed what has no vector yet.
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) {
-        let rx = self.alerts_rx.lock().ok().and_then(|mut r| r.take());
+        let rx = self.events_rx.lock().ok().and_then(|mut r| r.take());
         if let Some(mut rx) = rx {
             let this = self.clone();
             let stop = shutdown.clone();
@@ -315,23 +378,31 @@ impl Knowledge {
                 loop {
                     let first = tokio::select! {
                         _ = stop.cancelled() => break,
-                        doc = rx.recv() => match doc { Some(d) => d, None => break },
+                        event = rx.recv() => match event { Some(e) => e, None => break },
                     };
                     let mut batch = vec![first];
                     while batch.len() < 500 {
                         match rx.try_recv() {
-                            Ok(d) => batch.push(d),
+                            Ok(e) => batch.push(e),
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = this.index(ALERTS_FEED, &batch).await {
-                        tracing::warn!(error = %e, "knowledge: indexing alerts failed");
+                    if let Err(e) = this.apply(batch).await {
+                        tracing::warn!(error = %e, "knowledge: indexing emitted intents failed");
                     }
                     if let Err(e) = this.embed_missing().await {
                         tracing::debug!(error = %e, "knowledge: vectors wait for the embeddings endpoint");
                     }
                 }
             });
+        }
+        if let (Some(config), Some(guard)) = (&self.config.topics, &self.topics) {
+            topics::spawn(
+                self.clone(),
+                config.clone(),
+                guard.clone(),
+                shutdown.clone(),
+            );
         }
         let this = self.clone();
         tokio::spawn(async move {

@@ -47,6 +47,7 @@ const EGRESS: &[(&str, &str)] = &[
     ("memory.cognee.url", "toolgate-egress-cognee"),
     ("intents.nats.url", "toolgate-egress-nats"),
     ("knowledge.embeddings.url", "toolgate-egress-embeddings"),
+    ("knowledge.topics.url", "toolgate-egress-nats"),
     // Review, ArgoCD, ticketing, paging and the incident facts consumer.
     ("review.prquest.url", "toolgate-egress-pr-quest"),
     ("review.github.url", "toolgate-egress-github"),

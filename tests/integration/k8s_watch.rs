@@ -506,3 +506,68 @@ async fn with_one_cluster_down_the_other_serves_and_signals_and_readyz_is_degrad
         "{ready}"
     );
 }
+
+/// The watch's health changes reach the knowledge index in the process (no topic needed): a
+/// crash-looping pod opens a health episode `knowledge.similar_incidents` finds, and its
+/// recovery closes it.
+#[tokio::test]
+async fn a_pods_health_episode_is_searchable_and_closed_when_it_recovers() {
+    let nats = start_nats().await;
+    let fake = FakeKube::start().await;
+    fake.seed_deployment("shop-k", "web", 1);
+    let tg = harness::start(
+        &fake,
+        &watch_config(&nats, "1h", "knowledge:\n  poll_interval: 200ms\n"),
+    )
+    .await;
+    watch_connected(&tg, "fake").await;
+    eventually(10, "the pods watch open", || async {
+        requests(&fake, "/api/v1/pods", true) > 0
+    })
+    .await;
+    let pod = pods(&fake, "shop-k")[0].clone();
+    let original = fake.get("v1", "Pod", Some("shop-k"), &pod).expect("pod");
+    fake.modify("v1", "Pod", Some("shop-k"), &pod, crash);
+    let episode = |url: String| async move {
+        let out = call_tool(
+            &url,
+            ALICE,
+            "knowledge.similar_incidents",
+            json!({"description": "pod web crash looping CrashLoopBackOff in shop-k"}),
+        )
+        .await;
+        out["structuredContent"]["incidents"]
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|i| {
+                        i["id"]
+                            .as_str()
+                            .is_some_and(|id| id.starts_with("health:kubernetes:fake:Pod:shop-k/"))
+                    })
+                    .cloned()
+            })
+    };
+    let url = tg.url.clone();
+    eventually(20, "the open episode", || {
+        let url = url.clone();
+        async move {
+            episode(url)
+                .await
+                .is_some_and(|e| e["status"] == "CrashLoopBackOff")
+        }
+    })
+    .await;
+    fake.modify("v1", "Pod", Some("shop-k"), &pod, |p| {
+        p["status"] = original["status"].clone();
+    });
+    eventually(20, "the episode recovered", || {
+        let url = url.clone();
+        async move {
+            episode(url)
+                .await
+                .is_some_and(|e| e["status"] == "recovered")
+        }
+    })
+    .await;
+}

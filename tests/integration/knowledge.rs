@@ -519,3 +519,327 @@ async fn bad_input_is_refused_naming_the_argument() {
         assert!(message.contains(expected), "{name} {arguments}: {message}");
     }
 }
+
+const BACKLOG_SUBJECT: &str = "transformation.domain.facts.v1";
+const FACTS_SUBJECT: &str = "sre.domain.facts.v1";
+
+/// A JetStream context with the two domains' streams (the domains own them; toolgate only
+/// finds them by subject).
+async fn domain_streams(url: &str) -> async_nats::jetstream::Context {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    for (name, subject) in [
+        ("TRANSFORMATION_FACTS", BACKLOG_SUBJECT),
+        ("SRE_DOMAIN_FACTS", FACTS_SUBJECT),
+    ] {
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    }
+    js
+}
+
+async fn publish(js: &async_nats::jetstream::Context, subject: &'static str, body: String) {
+    js.publish(subject, body.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+fn envelope(kind: &str, at: &str, payload: serde_json::Value) -> String {
+    json!({"type": kind, "version": 1, "id": format!("{kind}-{at}"), "occurred_at": at,
+           "source": "test", "correlation_id": "c", "payload": payload})
+    .to_string()
+}
+
+async fn doc(k: &Knowledge, text: &str, kind: Kind, id: &str) -> Option<Document> {
+    k.search(&SearchRequest {
+        text: text.into(),
+        kinds: vec![kind],
+        tags: Vec::new(),
+        limit: 10,
+    })
+    .await
+    .expect("search")
+    .hits
+    .into_iter()
+    .map(|h| h.doc)
+    .find(|d| d.id == id)
+}
+
+async fn checkpoint(db: &std::path::Path, key: &str) -> Option<i64> {
+    use sqlx::Row;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("index database");
+    let row = sqlx::query("SELECT value FROM meta WHERE key = ?1")
+        .bind(format!("checkpoint:{key}"))
+        .fetch_optional(&pool)
+        .await
+        .expect("meta");
+    pool.close().await;
+    row.map(|r| r.get(0))
+}
+
+/// Backlog item changes of the Transformation domain, the SRE domain's incident facts and
+/// health checks, read from real JetStream topics: items put and deleted, an incident merged
+/// from its facts, a health episode opened and closed, an unusable message passed over; after a
+/// restart the index reads on from its checkpoint (what was published meanwhile arrives).
+#[tokio::test]
+async fn topics_feed_backlog_changes_incident_facts_and_health_and_a_restart_reads_on() {
+    let nats = crate::intents_nats::start_nats().await;
+    let js = domain_streams(&nats.url).await;
+    let item = |id: &str, title: &str| {
+        json!({"id": id, "title": title, "body": "Raise max_connections and add PgBouncer",
+               "tags": ["postgres", "capacity"], "owner": "team-db"})
+    };
+    let at = "2026-12-06T10:00:00Z";
+    for body in [
+        envelope(
+            "BacklogItemCreated",
+            at,
+            item("BL-900", "Connection pool exhausted under checkout load"),
+        ),
+        envelope(
+            "BacklogItemCreated",
+            at,
+            item("BL-901", "Connection pool exhausted on reporting replicas"),
+        ),
+        "not json at all".to_string(),
+        envelope("BacklogItemDeleted", at, json!({"id": "BL-901"})),
+    ] {
+        publish(&js, BACKLOG_SUBJECT, body).await;
+    }
+    for (kind, at, payload) in [
+        (
+            "IncidentCreated",
+            "2026-12-06T10:01:00Z",
+            json!({"incident_id": "INC-900", "severity": "high", "service": "checkout",
+                   "title": "Checkout pods crash looping", "description": "payments-api OOMKilled every few minutes"}),
+        ),
+        (
+            "IncidentResolved",
+            "2026-12-06T10:30:00Z",
+            json!({"incident_id": "INC-900", "resolution": "memory limit raised to 1Gi"}),
+        ),
+        (
+            "HealthCheckRecorded",
+            "2026-12-06T10:02:00Z",
+            json!({"source": "kubernetes", "cluster": "prod", "kind": "Deployment", "namespace": "shop",
+                   "name": "payments-api", "healthy": false, "reason": "1/3 available",
+                   "after": {"status": "ReplicasUnavailable"}, "observed_at": "2026-12-06T10:02:00Z"}),
+        ),
+        (
+            "HealthCheckRecorded",
+            "2026-12-06T10:20:00Z",
+            json!({"source": "kubernetes", "cluster": "prod", "kind": "Deployment", "namespace": "shop",
+                   "name": "payments-api", "healthy": true, "reason": "3/3 available",
+                   "after": {"status": "Available"}, "observed_at": "2026-12-06T10:20:00Z"}),
+        ),
+    ] {
+        publish(&js, FACTS_SUBJECT, envelope(kind, at, payload)).await;
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("knowledge.db");
+    let mut config = KnowledgeConfig::in_memory();
+    config.path = Some(db.clone());
+    config.topics = Some(toolgate::knowledge::config::TopicsConfig {
+        url: nats.url.clone(),
+        subjects: vec![BACKLOG_SUBJECT.into(), FACTS_SUBJECT.into()],
+        credentials_file: None,
+        timeout: Duration::from_secs(5),
+    });
+    let k = open(config.clone()).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    k.spawn(stop.clone());
+    eventually(20, "the incident resolved from its facts", || {
+        let k = k.clone();
+        async move {
+            doc(
+                &k,
+                "checkout crash looping OOMKilled",
+                Kind::Incident,
+                "INC-900",
+            )
+            .await
+            .is_some_and(|d| d.status.as_deref() == Some("resolved"))
+        }
+    })
+    .await;
+    let inc = doc(&k, "checkout crash looping", Kind::Incident, "INC-900")
+        .await
+        .expect("incident");
+    assert_eq!(inc.title, "Checkout pods crash looping");
+    assert_eq!(
+        inc.body,
+        "payments-api OOMKilled every few minutes\nresolution: memory limit raised to 1Gi"
+    );
+    assert!(inc.tags.contains(&"checkout".to_string()), "{:?}", inc.tags);
+    eventually(10, "the backlog items", || {
+        let k = k.clone();
+        async move { ids(&k, "connection pool exhausted", &[Kind::Backlog]).await == ["BL-900"] }
+    })
+    .await;
+    eventually(10, "the health episode, recovered", || {
+        let k = k.clone();
+        async move {
+            let found = ids(
+                &k,
+                "payments-api unhealthy ReplicasUnavailable",
+                &[Kind::Incident],
+            )
+            .await;
+            let Some(id) = found.iter().find(|id| id.starts_with("health:")) else {
+                return false;
+            };
+            doc(&k, "payments-api unhealthy", Kind::Incident, id)
+                .await
+                .is_some_and(|d| d.status.as_deref() == Some("recovered"))
+        }
+    })
+    .await;
+    let episode = ids(
+        &k,
+        "payments-api unhealthy ReplicasUnavailable",
+        &[Kind::Incident],
+    )
+    .await;
+    let health_id = episode
+        .iter()
+        .find(|id| id.starts_with("health:kubernetes:prod:Deployment:shop/payments-api:"))
+        .unwrap_or_else(|| panic!("a health episode in {episode:?}"))
+        .clone();
+    let health = doc(&k, "payments-api unhealthy", Kind::Incident, &health_id)
+        .await
+        .expect("episode");
+    assert_eq!(health.status.as_deref(), Some("recovered"), "{health:?}");
+    assert_eq!(
+        health.body,
+        "ReplicasUnavailable: 1/3 available\nrecovered: Available: 3/3 available"
+    );
+    let key = "TRANSFORMATION_FACTS/transformation.domain.facts.v1";
+    eventually(10, "the backlog topic's checkpoint", || {
+        let db = db.clone();
+        async move { checkpoint(&db, key).await == Some(4) }
+    })
+    .await;
+    stop.cancel();
+    drop(k);
+
+    // Down: an item changes. Up again: it is read from the checkpoint on.
+    publish(
+        &js,
+        BACKLOG_SUBJECT,
+        envelope(
+            "BacklogItemUpdated",
+            "2026-12-06T11:00:00Z",
+            item(
+                "BL-900",
+                "Connection pool exhausted: move checkout to PgBouncer",
+            ),
+        ),
+    )
+    .await;
+    let k = open(config).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    k.spawn(stop.clone());
+    eventually(20, "the change made while down", || {
+        let k = k.clone();
+        async move {
+            doc(&k, "connection pool exhausted", Kind::Backlog, "BL-900")
+                .await
+                .is_some_and(|d| d.title.ends_with("move checkout to PgBouncer"))
+        }
+    })
+    .await;
+    eventually(10, "the checkpoint moved on", || {
+        let db = db.clone();
+        async move { checkpoint(&db, key).await == Some(5) }
+    })
+    .await;
+    assert_eq!(
+        ids(&k, "connection pool exhausted", &[Kind::Backlog]).await,
+        ["BL-900"]
+    );
+    stop.cancel();
+}
+
+/// `knowledge.topics` through the server: a backlog item from the topic answers
+/// `knowledge.search_patterns`, `/readyz` lists the topics' connection, and with NATS gone
+/// it says so while the tools keep answering.
+#[tokio::test]
+async fn the_server_reads_its_topics_and_readyz_names_their_connection() {
+    let nats = crate::intents_nats::start_nats().await;
+    let js = domain_streams(&nats.url).await;
+    publish(
+        &js,
+        BACKLOG_SUBJECT,
+        envelope(
+            "BacklogItemCreated",
+            "2026-12-06T10:00:00Z",
+            json!({"id": "BL-77", "title": "Ingress 502 during node drain", "tags": ["ingress"]}),
+        ),
+    )
+    .await;
+    let fake = FakeKube::start().await;
+    let tg = harness::start(
+        &fake,
+        &format!(
+            "knowledge:\n  poll_interval: 200ms\n  topics:\n    url: {}\n    subjects: [{BACKLOG_SUBJECT}]\n    timeout: 2s\n",
+            nats.url
+        ),
+    )
+    .await;
+    let url = tg.url.clone();
+    eventually(20, "the topic's item matches", || {
+        let url = url.clone();
+        async move {
+            let out = call_tool(
+                &url,
+                ALICE,
+                "knowledge.search_patterns",
+                json!({"symptoms": "502 bad gateway while draining a node"}),
+            )
+            .await;
+            out["structuredContent"]["matches"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|p| p["id"] == "BL-77"))
+        }
+    })
+    .await;
+    let readyz = || async {
+        harness::http()
+            .get(format!("{}/readyz", tg.url))
+            .send()
+            .await
+            .expect("readyz")
+            .json::<serde_json::Value>()
+            .await
+            .expect("JSON")
+    };
+    let ready = readyz().await;
+    assert_eq!(
+        ready["integrations"]["knowledge_topics"]["state"], "ok",
+        "{ready}"
+    );
+    drop(js);
+    drop(nats);
+    eventually(30, "the lost topics on /readyz", || async {
+        readyz().await["integrations"]["knowledge_topics"]["state"] != "ok"
+    })
+    .await;
+    let out = call_tool(
+        &tg.url,
+        ALICE,
+        "knowledge.search_patterns",
+        json!({"symptoms": "ingress 502 node drain"}),
+    )
+    .await;
+    assert!(out.to_string().contains("BL-77"), "{out}");
+}
