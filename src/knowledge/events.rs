@@ -316,6 +316,14 @@ impl HealthObservation {
     /// opens an episode (or extends the open one), a healthy one closes the open episode.
     /// `None`: nothing to write (healthy with no open episode, or the same change again).
     pub fn episode(&self, latest: Option<Document>) -> Option<Document> {
+        // A change from before the latest episode's last one: a replay (the in-process tap and
+        // the intents topic both deliver the watch's changes), or late.
+        if latest.as_ref().is_some_and(|d| {
+            self.at_ms < d.updated_ms
+                || (self.at_ms == d.updated_ms && d.status.as_deref() == Some("recovered"))
+        }) {
+            return None;
+        }
         let open = latest.filter(|d| d.status.as_deref() != Some("recovered"));
         let change = if self.reason.is_empty() {
             self.status.clone()
@@ -342,10 +350,8 @@ impl HealthObservation {
                 } else {
                     format!("then {change}")
                 };
-                // Older than what is indexed (a replay), or no change of status.
-                if self.at_ms < doc.updated_ms
-                    || (!healthy && doc.status.as_deref() == Some(self.status.as_str()))
-                {
+                // No change of status.
+                if !healthy && doc.status.as_deref() == Some(self.status.as_str()) {
                     return None;
                 }
                 let mut lines: Vec<&str> = doc.body.lines().collect();
@@ -479,8 +485,11 @@ mod tests {
             "{}",
             closed.body
         );
-        // Healthy with nothing open: nothing; unhealthy after recovery: a new episode.
+        // Healthy with nothing open: nothing; the opening change again after the recovery (a
+        // replay): nothing; unhealthy after recovery: a new episode.
         assert_eq!(up.episode(Some(closed.clone())), None);
+        assert_eq!(down.episode(Some(closed.clone())), None);
+        assert_eq!(worse.episode(Some(closed.clone())), None);
         assert_eq!(up.episode(None), None);
         let again = observation(false, "ReplicasUnavailable", "2026-12-06T11:00:00Z");
         assert_ne!(again.episode(Some(closed)).expect("new").id, open.id);

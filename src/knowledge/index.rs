@@ -17,6 +17,16 @@ use super::KnowledgeError;
 use super::document::{Document, Kind};
 use super::text::{Op, Snippets, TextDoc, TextIndex, TextQuery};
 
+/// `SELECT` of a document's columns (what [`document`] reads) from `docs`, then `$tail`.
+macro_rules! select_docs {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms FROM docs ",
+            $tail
+        )
+    };
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS docs (
         rowid INTEGER PRIMARY KEY,
@@ -295,14 +305,11 @@ impl Index {
     pub async fn by_rowid(&self, rowids: &[i64]) -> Result<Vec<(i64, Document)>, KnowledgeError> {
         let mut out = Vec::with_capacity(rowids.len());
         for rowid in rowids {
-            if let Some(r) = sqlx::query(
-                "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms
-                 FROM docs WHERE rowid = ?1",
-            )
-            .bind(rowid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
+            if let Some(r) = sqlx::query(select_docs!("WHERE rowid = ?1"))
+                .bind(rowid)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?
             {
                 out.push((*rowid, document(&r, 0)?));
             }
@@ -312,30 +319,31 @@ impl Index {
 
     /// The document `id`, if indexed.
     pub async fn get(&self, id: &str) -> Result<Option<Document>, KnowledgeError> {
-        sqlx::query(
-            "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms
-             FROM docs WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?
-        .map(|r| document(&r, 0))
-        .transpose()
+        self.first(sqlx::query(select_docs!("WHERE id = ?1")).bind(id))
+            .await
     }
 
     /// The most recently created document of `feed` (a health subject's last episode).
     pub async fn latest(&self, feed: &str) -> Result<Option<Document>, KnowledgeError> {
-        sqlx::query(
-            "SELECT id, kind, title, body, tags, source, status, links, created_ms, updated_ms
-             FROM docs WHERE feed = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT 1",
+        self.first(
+            sqlx::query(select_docs!(
+                "WHERE feed = ?1 ORDER BY created_ms DESC, rowid DESC LIMIT 1"
+            ))
+            .bind(feed),
         )
-        .bind(feed)
-        .fetch_optional(&self.pool)
         .await
-        .map_err(db)?
-        .map(|r| document(&r, 0))
-        .transpose()
+    }
+
+    async fn first(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Option<Document>, KnowledgeError> {
+        query
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| document(&r, 0))
+            .transpose()
     }
 
     /// A topic's checkpoint: the last stream sequence whose message is indexed.

@@ -1,16 +1,19 @@
 //! The embedded knowledge index behind the `knowledge.*` tools (and the fallback of
-//! `memory.search`): runbook sections, incidents (past ones and the alerts toolgate receives)
-//! and backlog items in SQLite, their full text in a tantivy projection ranked by BM25, and —
-//! when an embeddings endpoint is configured — a hybrid of BM25 and cosine similarity.
+//! `memory.search`): runbook sections, incidents (past ones, the domain's incident facts, the
+//! alerts toolgate receives, health episodes) and backlog items in SQLite, their full text in
+//! a tantivy projection ranked by BM25, and — when an embeddings endpoint is configured — a
+//! hybrid of BM25 and cosine similarity.
 //!
-//! Owns its own database (`index.rs`, with the full-text projection `text.rs`) and feeds
-//! (`files.rs`, `alerts.rs`). Must not touch the
-//! store, the core, tools or transports; it reaches the embeddings endpoint only through its
-//! adapter (`adapters::embeddings`).
+//! Owns its own database (`index.rs`, with the full-text projection `text.rs`) and feeds: files
+//! (`files.rs`, `runbooks.rs`), the intents toolgate emits and the JetStream topics it reads
+//! (`events.rs` turns a message into changes, `topics.rs` reads the subjects, `alerts.rs`).
+//! Must not touch the store, the core, tools or transports; it reaches the embeddings endpoint
+//! and NATS only through their adapters (`adapters::embeddings`, `adapters::nats`).
 //!
 //! The public API: [`Knowledge::open`], [`Knowledge::index`] (documents of a named feed),
 //! [`Knowledge::search`] (text, kinds, tags, limit), [`Knowledge::refresh`] (re-read the
-//! files), [`Knowledge::intent_tap`] (alerts in), [`Knowledge::spawn`] (the poll loop).
+//! files), [`Knowledge::apply`] (the events of a message), [`Knowledge::intent_tap`] (emitted
+//! intents in), [`Knowledge::spawn`] (the event, topic and poll loops).
 
 pub mod alerts;
 pub mod config;
