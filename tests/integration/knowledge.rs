@@ -729,7 +729,14 @@ async fn topics_feed_backlog_changes_incident_facts_and_health_and_a_restart_rea
         async move { checkpoint(&db, key).await == Some(4) }
     })
     .await;
+    // Closed: its tasks end, and with them the last handle on the index (a second open of a
+    // path in use is refused).
     stop.cancel();
+    eventually(10, "the index closed", || {
+        let only = std::sync::Arc::strong_count(&k) == 1;
+        async move { only }
+    })
+    .await;
     drop(k);
 
     // Down: an item changes. Up again: it is read from the checkpoint on.
