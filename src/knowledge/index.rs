@@ -207,11 +207,19 @@ impl Index {
         }
         let mut synced = Synced::default();
         let mut dropped = Vec::new();
+        // An id given twice (an alert firing then resolved in one batch, an item created then
+        // updated): the last one is what the feed says now.
+        let last: HashMap<&str, usize> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
         let mut seen = HashSet::new();
-        for doc in docs {
-            if !seen.insert(doc.id.as_str()) {
+        for (i, doc) in docs.iter().enumerate() {
+            if last.get(doc.id.as_str()) != Some(&i) {
                 continue;
             }
+            seen.insert(doc.id.as_str());
             let digest = doc.digest();
             let old = known.get(&doc.id);
             if old.is_some_and(|(_, d)| *d == digest) {

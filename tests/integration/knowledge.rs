@@ -850,3 +850,36 @@ async fn the_server_reads_its_topics_and_readyz_names_their_connection() {
     .await;
     assert!(out.to_string().contains("BL-77"), "{out}");
 }
+
+/// One batch naming a document twice (an alert firing then resolved, an item created then
+/// updated before the index wrote): the later one is what stays.
+#[tokio::test]
+async fn the_later_of_two_changes_in_one_batch_is_what_stays() {
+    let k = open(KnowledgeConfig::in_memory()).await;
+    let put = |title: &str, status: &str| toolgate::knowledge::Event::Put {
+        feed: "backlog-item:BL-5".into(),
+        doc: Document {
+            status: Some(status.into()),
+            ..backlog_item("BL-5", title)
+        },
+    };
+    k.apply(vec![
+        put("Disk pressure on build nodes", "open"),
+        put("Disk pressure on build nodes: prune images nightly", "done"),
+    ])
+    .await
+    .expect("applied");
+    let hits = k
+        .search(&SearchRequest {
+            text: "disk pressure build nodes".into(),
+            kinds: vec![Kind::Backlog],
+            tags: Vec::new(),
+            limit: 5,
+        })
+        .await
+        .expect("search")
+        .hits;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0].doc.status.as_deref(), Some("done"));
+    assert!(hits[0].doc.title.ends_with("prune images nightly"));
+}
