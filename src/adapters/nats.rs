@@ -3,12 +3,16 @@
 //! index's topics. Each names itself to the server, bounds connect and JetStream requests by
 //! its timeout and may log in with a credentials file (`.creds`: user JWT and NKey seed); what
 //! differs (the publisher's bounded reconnects) is added through `extra`. Errors are one line,
-//! `nats: …`, naming the file or the step that failed.
+//! `nats: …`, naming the file or the step that failed. The consumers (facts, knowledge topics)
+//! run their connections under [`supervise`] and notice a lost server with [`lost`].
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{Guard, Outcome};
 
 /// Where and how to connect.
 pub struct Connect<'a> {
@@ -44,6 +48,43 @@ pub async fn connect(
     let mut js = jetstream::new(client.clone());
     js.set_timeout(c.timeout);
     Ok((client, js))
+}
+
+/// Runs `session` (one connection's life) until `shutdown`, and again each time it ends: the
+/// end goes through `guard` (a failure counts against the breaker and shows on `/readyz`),
+/// then a wait of 200 ms doubling to 30 s (back to 200 ms after a clean end). `what` names
+/// the reader in the log.
+pub async fn supervise<F, Fut>(
+    guard: &Guard,
+    what: &str,
+    shutdown: &CancellationToken,
+    mut session: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let permit = guard.admit();
+        let result = session().await;
+        if let Ok(permit) = permit {
+            let outcome = if result.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Connect
+            };
+            guard.finish(permit, outcome, result.as_ref().err().map(String::as_str));
+        }
+        match result {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::warn!(error = %e, "{what} lost JetStream; reconnecting"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 /// Resolves when `client` has been disconnected for longer than `grace` (async-nats

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{DeliverPolicy, FactSource, FactsNats};
 use super::{Failure, FollowThrough, Parsed, metrics, parse};
-use crate::adapters::http::{BreakerConfig, Guard, Health, Outcome};
+use crate::adapters::http::{BreakerConfig, Guard, Health};
 
 /// Where facts come from, as running.
 pub struct Consumer {
@@ -103,31 +103,10 @@ impl Consumer {
     }
 
     async fn run_nats(self: Arc<Self>, config: FactsNats, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            let permit = self.guard.admit();
-            let result = self.consume(&config, &shutdown).await;
-            if let Ok(permit) = permit {
-                let outcome = if result.is_ok() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Connect
-                };
-                self.guard
-                    .finish(permit, outcome, result.as_ref().err().map(String::as_str));
-            }
-            match result {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the facts consumer lost JetStream; reconnecting");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        crate::adapters::nats::supervise(&self.guard, "the facts consumer", &shutdown, || {
+            self.consume(&config, &shutdown)
+        })
+        .await;
     }
 
     /// One connection's life: set up the streams and the durable consumer, then handle

@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Knowledge;
 use super::config::TopicsConfig;
-use crate::adapters::http::{Guard, Outcome};
+use crate::adapters::http::Guard;
 
 /// Messages indexed in one write at most (then their checkpoint is stored).
 const BATCH: usize = 200;
 
-/// Reads every subject until `shutdown`, reconnecting with backoff.
+/// Reads every subject until `shutdown`, reconnecting with backoff ([`crate::adapters::nats::supervise`]).
 pub fn spawn(
     knowledge: Arc<Knowledge>,
     config: TopicsConfig,
@@ -30,28 +30,10 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        while !shutdown.is_cancelled() {
-            let permit = guard.admit();
-            let result = run(&knowledge, &config, &shutdown).await;
-            if let Ok(permit) = permit {
-                let outcome = if result.is_ok() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Connect
-                };
-                guard.finish(permit, outcome, result.as_ref().err().map(String::as_str));
-            }
-            match result {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(e) => tracing::warn!(error = %e, "knowledge: a topic failed; reconnecting"),
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
-        }
+        crate::adapters::nats::supervise(&guard, "the knowledge topics", &shutdown, || {
+            run(&knowledge, &config, &shutdown)
+        })
+        .await;
     });
 }
 
