@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::events::{EventRow, fetch_events, newest_rows};
 use super::redact::{LAST_APPLIED, data_keys};
-use super::rows::{age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at};
+use super::rows::{
+    Item, age_since, at, pod_ready, pod_restarts, pod_status, status_summary, str_at,
+};
 use super::target::{Omitted, scope, settle_kind};
 use crate::adapters::kube::EventFilter;
 use crate::core::context::ToolContext;
@@ -183,9 +185,9 @@ impl TypedTool for DescribeResource {
             })
             .unwrap_or_default();
         let status = if info.group.is_empty() && info.kind == "Pod" {
-            pod_status(&obj)
+            pod_status(&Item::of(&obj))
         } else {
-            status_summary(&obj)
+            status_summary(&Item::of(&obj))
         };
 
         Ok(DescribeOutput {
@@ -385,8 +387,9 @@ fn pod_details(pod: &Value, now: Timestamp) -> Value {
             out.insert(key.into(), json!(v));
         }
     }
-    out.insert("ready".into(), json!(pod_ready(pod)));
-    out.insert("restarts".into(), pod_restarts(pod, now));
+    let view = Item::of(pod);
+    out.insert("ready".into(), json!(pod_ready(&view)));
+    out.insert("restarts".into(), pod_restarts(&view, now));
     let init = containers(pod, "initContainers", "initContainerStatuses", now);
     if !init.is_empty() {
         out.insert("init_containers".into(), Value::Array(init));

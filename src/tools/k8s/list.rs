@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::get::to_yaml;
 use super::redact::sanitize;
-use super::rows::table;
+use super::rows::{Item, table};
 use super::target::{Omitted, items, list_params, missing_namespace, scope, settle_kind};
 use crate::core::budget::{Anchor, serialized_len};
 use crate::core::context::ToolContext;
@@ -191,21 +191,18 @@ impl TypedTool for ListResources {
         let info = &t.kind.info;
         let with_namespace = info.namespaced && t.namespace.is_none();
         let now = jiff::Timestamp::now();
-        let render = |objects: &[Value]| -> Result<(Option<Vec<String>>, Vec<Value>), ToolError> {
-            Ok(match format {
-                ListFormat::Compact => {
-                    let tbl = table(&info.group, &info.kind, objects, with_namespace, now);
-                    (Some(tbl.columns), tbl.rows)
-                }
-                ListFormat::Json => (None, objects.iter().map(|o| with_type(o, info)).collect()),
-                ListFormat::Yaml => {
-                    let docs = objects
-                        .iter()
-                        .map(|o| to_yaml(&with_type(o, info)).map(Value::String))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    (None, docs)
-                }
-            })
+        // Compact rows read a typed view of each object (`view`); the other formats whole
+        // objects.
+        let rows =
+            |objects: &[Item<'_>]| table(&info.group, &info.kind, objects, with_namespace, now);
+        let whole = |objects: &[Value]| -> Result<Vec<Value>, ToolError> {
+            match format {
+                ListFormat::Yaml => objects
+                    .iter()
+                    .map(|o| to_yaml(&with_type(o, info)).map(Value::String))
+                    .collect(),
+                _ => Ok(objects.iter().map(|o| with_type(o, info)).collect()),
+            }
         };
         let shape = format!(
             "{}\0{}\0{}\0{format:?}\0{with_namespace}",
@@ -244,8 +241,12 @@ impl TypedTool for ListResources {
             let mut q = query.clone().limit(limit.clamp(1, MAX_LIMIT));
             q.continue_token = read.token.clone();
             q.metadata_only = skipping;
-            let for_rows = !skipping && format == ListFormat::Compact;
-            let Some(mut list) = t.list_page(&q, for_rows).await? else {
+            let page = if skipping || format != ListFormat::Compact {
+                t.list_page(&q).await?.map(Fetched::Whole)
+            } else {
+                t.list_page_text(&q).await?.map(Fetched::Text)
+            };
+            let Some(page) = page else {
                 // The API server forgot the list this token walked (compacted after ~5
                 // minutes). Going on with the token it offers would mix two states of the
                 // cluster; a new list is consistent, and the agent is told.
@@ -258,18 +259,36 @@ impl TypedTool for ListResources {
                 read = Read::new(None, 0);
                 continue;
             };
-            if skipping {
-                read.skip_page(&list);
-                if read.token.is_none() {
-                    break;
+            match page {
+                Fetched::Whole(list) if skipping => {
+                    read.skip_page(&list);
+                    if read.token.is_none() {
+                        break;
+                    }
+                    continue;
                 }
-                continue;
+                Fetched::Whole(mut list) => {
+                    sanitize(&mut list);
+                    let objects = items(&list);
+                    let skipped = read.skip.min(objects.len());
+                    let rows = whole(&objects[skipped..])?;
+                    read.add_page(PageMeta::of(&list), objects.len(), None, rows);
+                }
+                Fetched::Text(text) => {
+                    let page = t.parse_page(&text)?;
+                    let objects = page.items.items();
+                    let skipped = read.skip.min(objects.len());
+                    let tbl = rows(&objects[skipped..]);
+                    let meta = page.metadata.0.as_ref();
+                    let meta = PageMeta {
+                        token: meta
+                            .and_then(|m| m.continue_token.non_empty())
+                            .map(String::from),
+                        remaining: meta.and_then(|m| m.remaining_item_count.0),
+                    };
+                    read.add_page(meta, objects.len(), Some(tbl.columns), tbl.rows);
+                }
             }
-            sanitize(&mut list);
-            let objects = items(&list);
-            let skipped = read.skip.min(objects.len());
-            let (columns, rows) = render(&objects[skipped..])?;
-            read.add_page(&list, objects.len(), columns, rows);
             let full = budget.is_none_or(|max| read.bytes + ENVELOPE_RESERVE >= max);
             if full || read.token.is_none() || read.pages >= MAX_PAGES {
                 break;
@@ -290,9 +309,10 @@ impl TypedTool for ListResources {
             api_version: info.api_version(),
             namespace: t.namespace.clone(),
             // An answer without rows still names its columns.
-            columns: match read.columns {
-                Some(columns) => Some(columns),
-                None => render(&[])?.0,
+            columns: match (read.columns, format) {
+                (Some(columns), _) => Some(columns),
+                (None, ListFormat::Compact) => Some(rows(&[]).columns),
+                (None, _) => None,
             },
             rows: read.rows,
             continue_token: read.token,
@@ -366,7 +386,7 @@ impl Read {
     /// the skip, anchored where they came from.
     fn add_page(
         &mut self,
-        list: &Value,
+        meta: PageMeta,
         objects: usize,
         columns: Option<Vec<String>>,
         rows: Vec<Value>,
@@ -384,26 +404,47 @@ impl Read {
             self.columns = columns;
         }
         self.pages += 1;
-        self.next(list, objects);
+        self.next(meta, objects);
     }
 
     /// A page read only for the token after it: all its objects were delivered before.
     fn skip_page(&mut self, list: &Value) {
-        self.next(list, items(list).len());
+        self.next(PageMeta::of(list), items(list).len());
     }
 
     /// Past a page of `objects` objects: a skip longer than it goes on into the next page.
-    fn next(&mut self, list: &Value, objects: usize) {
+    fn next(&mut self, meta: PageMeta, objects: usize) {
         self.skip -= self.skip.min(objects);
         self.objects += objects;
-        self.token = list
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from);
-        self.remaining = list
-            .pointer("/metadata/remainingItemCount")
-            .and_then(Value::as_i64);
+        self.token = meta.token;
+        self.remaining = meta.remaining;
+    }
+}
+
+/// A page as the API server sent it: whole objects, or text to read for rows.
+enum Fetched {
+    Whole(Value),
+    Text(String),
+}
+
+/// Where the page after one starts, and how many items the API server says are left.
+struct PageMeta {
+    token: Option<String>,
+    remaining: Option<i64>,
+}
+
+impl PageMeta {
+    fn of(list: &Value) -> PageMeta {
+        PageMeta {
+            token: list
+                .pointer("/metadata/continue")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+            remaining: list
+                .pointer("/metadata/remainingItemCount")
+                .and_then(Value::as_i64),
+        }
     }
 }
 

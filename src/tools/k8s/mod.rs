@@ -20,11 +20,11 @@ mod get;
 mod list;
 mod logs;
 pub(crate) mod preview;
-mod prune;
 pub mod redact;
 mod restart;
 pub mod rows;
 pub(crate) mod target;
+pub mod view;
 
 pub fn tools() -> Vec<Arc<dyn Tool>> {
     vec![

@@ -5,6 +5,9 @@
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+pub use super::view::Item;
+use super::view::{ContainerStatus, Terminated};
+
 /// Column names and one row per object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
@@ -13,14 +16,14 @@ pub struct Table {
 }
 
 /// Cells of one row after the name (and namespace).
-type RowFn = fn(&Value, Timestamp) -> Vec<Value>;
+type RowFn = fn(&Item<'_>, Timestamp) -> Vec<Value>;
 
 /// Rows for `items` of `kind` (in group `group`). `with_namespace` adds the namespace column
 /// (a list across namespaces).
 pub fn table(
     group: &str,
     kind: &str,
-    items: &[Value],
+    items: &[Item<'_>],
     with_namespace: bool,
     now: Timestamp,
 ) -> Table {
@@ -38,9 +41,10 @@ pub fn table(
     let rows = items
         .iter()
         .map(|item| {
-            let mut cells = vec![json!(str_at(item, &["metadata", "name"]))];
+            let meta = item.meta();
+            let mut cells = vec![json!(meta.map_or("", |m| m.name.str()))];
             if with_namespace {
-                cells.push(json!(str_at(item, &["metadata", "namespace"])));
+                cells.push(json!(meta.map_or("", |m| m.namespace.str())));
             }
             cells.extend(row(item, now));
             Value::Array(cells)
@@ -55,10 +59,6 @@ pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, key| v.get(key))
-}
-
-fn int_at(v: &Value, path: &[&str]) -> i64 {
-    at(v, path).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// kubectl's age format: `45s`, `5m30s`, `12m`, `3h5m`, `20h`, `3d4h`, `45d`, `2y30d`.
@@ -121,50 +121,50 @@ pub fn age_since(ts: &str, now: Timestamp) -> String {
     }
 }
 
-fn age(item: &Value, now: Timestamp) -> Value {
+fn age(item: &Item<'_>, now: Timestamp) -> Value {
     json!(age_since(
-        str_at(item, &["metadata", "creationTimestamp"]),
+        item.meta().map_or("", |m| m.creation_timestamp.str()),
         now
     ))
 }
 
+/// Why a container ended, as kubectl words it: the reason, else `Signal:N`, else `ExitCode:N`.
+fn ended(t: &Terminated<'_>) -> String {
+    match t.reason.non_empty() {
+        Some(r) => r.to_string(),
+        None => match t.signal.0.filter(|s| *s != 0) {
+            Some(sig) => format!("Signal:{sig}"),
+            None => format!("ExitCode:{}", t.exit_code.0.unwrap_or(0)),
+        },
+    }
+}
+
 /// The STATUS column of `kubectl get pods`: the phase, or why a container waits or ended
 /// (`CrashLoopBackOff`, `Init:0/1`, `OOMKilled`, `Terminating`).
-pub fn pod_status(pod: &Value) -> String {
-    let mut reason = str_at(pod, &["status", "phase"]).to_string();
-    if let Some(r) = at(pod, &["status", "reason"])
-        .and_then(Value::as_str)
-        .filter(|r| !r.is_empty())
-    {
+pub fn pod_status(pod: &Item<'_>) -> String {
+    let status = pod.status.0.as_ref();
+    let mut reason = status.map_or("", |s| s.phase.str()).to_string();
+    if let Some(r) = status.and_then(|s| s.reason.non_empty()) {
         reason = r.to_string();
     }
-    let empty = Vec::new();
-    let init_statuses = at(pod, &["status", "initContainerStatuses"])
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let init_count = at(pod, &["spec", "initContainers"])
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let init_count = pod
+        .spec
+        .0
+        .as_ref()
+        .and_then(|s| s.init_containers.0)
+        .unwrap_or(0);
     let mut initializing = false;
+    let init_statuses = status.map_or(&[][..], |s| s.init_container_statuses.items());
     for (i, c) in init_statuses.iter().enumerate() {
-        if let Some(t) = at(c, &["state", "terminated"]) {
-            if t.get("exitCode").and_then(Value::as_i64) == Some(0) {
+        let c = c.0.as_ref();
+        if let Some(t) = c.and_then(ContainerStatus::terminated) {
+            if t.exit_code.0 == Some(0) {
                 continue;
             }
-            reason = match t
-                .get("reason")
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-            {
-                Some(r) => format!("Init:{r}"),
-                None => match t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
-                    Some(sig) => format!("Init:Signal:{sig}"),
-                    None => format!("Init:ExitCode:{}", int_at(t, &["exitCode"])),
-                },
-            };
-        } else if let Some(r) = at(c, &["state", "waiting", "reason"])
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty() && *r != "PodInitializing")
+            reason = format!("Init:{}", ended(t));
+        } else if let Some(r) = c
+            .and_then(ContainerStatus::waiting_reason)
+            .filter(|r| *r != "PodInitializing")
         {
             reason = format!("Init:{r}");
         } else {
@@ -174,31 +174,14 @@ pub fn pod_status(pod: &Value) -> String {
         break;
     }
     if !initializing {
-        let statuses = at(pod, &["status", "containerStatuses"])
-            .and_then(Value::as_array)
-            .unwrap_or(&empty);
+        let statuses = status.map_or(&[][..], |s| s.container_statuses.items());
         let mut has_running = false;
-        for c in statuses.iter().rev() {
-            if let Some(r) = at(c, &["state", "waiting", "reason"])
-                .and_then(Value::as_str)
-                .filter(|r| !r.is_empty())
-            {
+        for c in statuses.iter().rev().filter_map(|c| c.0.as_ref()) {
+            if let Some(r) = c.waiting_reason() {
                 reason = r.to_string();
-            } else if let Some(t) = at(c, &["state", "terminated"]) {
-                reason = match t
-                    .get("reason")
-                    .and_then(Value::as_str)
-                    .filter(|r| !r.is_empty())
-                {
-                    Some(r) => r.to_string(),
-                    None => match t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
-                        Some(sig) => format!("Signal:{sig}"),
-                        None => format!("ExitCode:{}", int_at(t, &["exitCode"])),
-                    },
-                };
-            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
-                && at(c, &["state", "running"]).is_some()
-            {
+            } else if let Some(t) = c.terminated() {
+                reason = ended(t);
+            } else if c.ready.0 == Some(true) && c.state.0.as_ref().is_some_and(|s| s.running.0) {
                 has_running = true;
             }
         }
@@ -210,8 +193,8 @@ pub fn pod_status(pod: &Value) -> String {
             };
         }
     }
-    if at(pod, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
-        reason = if str_at(pod, &["status", "reason"]) == "NodeLost" {
+    if pod.meta().is_some_and(|m| m.deletion_timestamp.0) {
+        reason = if status.is_some_and(|s| s.reason.str() == "NodeLost") {
             "Unknown".into()
         } else {
             "Terminating".into()
@@ -221,37 +204,45 @@ pub fn pod_status(pod: &Value) -> String {
 }
 
 /// `ready/total` containers of a pod.
-pub fn pod_ready(pod: &Value) -> String {
-    let total = at(pod, &["spec", "containers"])
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    let ready = at(pod, &["status", "containerStatuses"])
-        .and_then(Value::as_array)
-        .map_or(0, |s| {
-            s.iter()
-                .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
-                .count()
-        });
+pub fn pod_ready(pod: &Item<'_>) -> String {
+    let total = pod
+        .spec
+        .0
+        .as_ref()
+        .and_then(|s| s.containers.0)
+        .unwrap_or(0);
+    let ready = pod.status.0.as_ref().map_or(0, |s| {
+        s.container_statuses
+            .items()
+            .iter()
+            .filter(|c| c.0.as_ref().is_some_and(|c| c.ready.0 == Some(true)))
+            .count()
+    });
     format!("{ready}/{total}")
 }
 
 /// Restart count as kubectl shows it: `0`, or `3 (5m ago)` with the last restart's age.
-pub fn pod_restarts(pod: &Value, now: Timestamp) -> Value {
+pub fn pod_restarts(pod: &Item<'_>, now: Timestamp) -> Value {
     let mut restarts = 0;
     let mut last: Option<Timestamp> = None;
-    for field in ["initContainerStatuses", "containerStatuses"] {
-        for c in at(pod, &["status", field])
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+    let status = pod.status.0.as_ref();
+    let all = status.into_iter().flat_map(|s| {
+        s.init_container_statuses
+            .items()
+            .iter()
+            .chain(s.container_statuses.items())
+    });
+    for c in all.filter_map(|c| c.0.as_ref()) {
+        restarts += c.restart_count.0.unwrap_or(0);
+        if let Some(t) = c
+            .last_state
+            .0
+            .as_ref()
+            .and_then(|l| l.terminated.0.as_ref())
+            .and_then(|t| t.finished_at.0.as_deref())
+            .and_then(|s| s.parse().ok())
         {
-            restarts += int_at(c, &["restartCount"]);
-            if let Some(t) = at(c, &["lastState", "terminated", "finishedAt"])
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-            {
-                last = Some(last.map_or(t, |l: Timestamp| l.max(t)));
-            }
+            last = Some(last.map_or(t, |l: Timestamp| l.max(t)));
         }
     }
     match last {
@@ -263,79 +254,64 @@ pub fn pod_restarts(pod: &Value, now: Timestamp) -> Value {
     }
 }
 
-fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
+fn pod_row(pod: &Item<'_>, now: Timestamp) -> Vec<Value> {
     vec![
         json!(pod_status(pod)),
         json!(pod_ready(pod)),
         pod_restarts(pod, now),
         age(pod, now),
-        json!(str_at(pod, &["spec", "nodeName"])),
+        json!(pod.spec.0.as_ref().map_or("", |s| s.node_name.str())),
     ]
 }
 
-fn deployment_row(d: &Value, now: Timestamp) -> Vec<Value> {
-    let desired = at(d, &["spec", "replicas"])
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+fn deployment_row(d: &Item<'_>, now: Timestamp) -> Vec<Value> {
+    let desired = d.spec.0.as_ref().and_then(|s| s.replicas.0).unwrap_or(1);
+    let status = d.status.0.as_ref();
+    let count = |f: fn(&super::view::Status<'_>) -> Option<i64>| status.and_then(f).unwrap_or(0);
     vec![
-        json!(format!(
-            "{}/{desired}",
-            int_at(d, &["status", "readyReplicas"])
-        )),
-        json!(int_at(d, &["status", "updatedReplicas"])),
-        json!(int_at(d, &["status", "availableReplicas"])),
+        json!(format!("{}/{desired}", count(|s| s.ready_replicas.0))),
+        json!(count(|s| s.updated_replicas.0)),
+        json!(count(|s| s.available_replicas.0)),
         age(d, now),
     ]
 }
 
-fn secret_row(s: &Value, now: Timestamp) -> Vec<Value> {
-    let keys = ["data", "stringData"]
-        .iter()
-        .filter_map(|f| s.get(f).and_then(Value::as_object))
-        .map(|m| m.len())
-        .sum::<usize>();
+fn secret_row(s: &Item<'_>, now: Timestamp) -> Vec<Value> {
+    let keys = s.data.0.unwrap_or(0) + s.string_data.0.unwrap_or(0);
     // Redacted secrets carry `data_keys` instead of `data`.
     let keys = if keys == 0 {
-        s.get("data_keys")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len)
+        s.data_keys.0.unwrap_or(0)
     } else {
         keys
     };
-    vec![json!(str_at(s, &["type"])), json!(keys), age(s, now)]
+    vec![json!(s.type_.str()), json!(keys), age(s, now)]
 }
 
-fn generic_row(item: &Value, now: Timestamp) -> Vec<Value> {
+fn generic_row(item: &Item<'_>, now: Timestamp) -> Vec<Value> {
     vec![age(item, now), json!(status_summary(item))]
 }
 
-fn condition_status<'a>(obj: &'a Value, kind: &str) -> Option<&'a str> {
-    at(obj, &["status", "conditions"])?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        .and_then(|c| c.get("status").and_then(Value::as_str))
+fn condition_status<'a>(obj: &'a Item<'_>, kind: &str) -> Option<&'a str> {
+    obj.conditions()
+        .find(|c| c.type_.0.as_deref() == Some(kind))
+        .and_then(|c| c.status.0.as_deref())
 }
 
 /// A short status from what most kinds carry: `status.phase`, else the conditions
 /// (`Ready`, `NotReady: reason`, or the true ones joined: `Available,Progressing`).
-pub fn status_summary(obj: &Value) -> String {
+pub fn status_summary(obj: &Item<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    if let Some(phase) = at(obj, &["status", "phase"])
-        .and_then(Value::as_str)
-        .filter(|p| !p.is_empty())
-    {
+    let status = obj.status.0.as_ref();
+    if let Some(phase) = status.and_then(|s| s.phase.non_empty()) {
         parts.push(phase.to_string());
-    } else if let Some(conditions) = at(obj, &["status", "conditions"]).and_then(Value::as_array) {
-        let ready = conditions
-            .iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"));
+    } else if status.is_some_and(|s| s.conditions.0.is_some()) {
+        let ready = obj
+            .conditions()
+            .find(|c| c.type_.0.as_deref() == Some("Ready"));
         match ready {
-            Some(c) if c.get("status").and_then(Value::as_str) == Some("True") => {
-                parts.push("Ready".into())
-            }
+            Some(c) if c.status.0.as_deref() == Some("True") => parts.push("Ready".into()),
             Some(c) => {
-                let reason = c.get("reason").and_then(Value::as_str).unwrap_or_default();
+                let reason = c.reason.str();
                 parts.push(if reason.is_empty() {
                     "NotReady".into()
                 } else {
@@ -343,10 +319,10 @@ pub fn status_summary(obj: &Value) -> String {
                 });
             }
             None => {
-                let trues: Vec<&str> = conditions
-                    .iter()
-                    .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
-                    .filter_map(|c| c.get("type").and_then(Value::as_str))
+                let trues: Vec<&str> = obj
+                    .conditions()
+                    .filter(|c| c.status.0.as_deref() == Some("True"))
+                    .filter_map(|c| c.type_.0.as_deref())
                     .collect();
                 if !trues.is_empty() {
                     parts.push(trues.join(","));
@@ -354,10 +330,15 @@ pub fn status_summary(obj: &Value) -> String {
             }
         }
     }
-    if at(obj, &["spec", "unschedulable"]).and_then(Value::as_bool) == Some(true) {
+    if obj
+        .spec
+        .0
+        .as_ref()
+        .is_some_and(|s| s.unschedulable.0 == Some(true))
+    {
         parts.push("SchedulingDisabled".into());
     }
-    if at(obj, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+    if obj.meta().is_some_and(|m| m.deletion_timestamp.0) {
         parts.push("Terminating".into());
     }
     parts.join(",")
@@ -406,7 +387,7 @@ mod tests {
             {"name": "app", "ready": false, "restartCount": 7, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
              "lastState": {"terminated": {"reason": "OOMKilled", "finishedAt": "2024-06-01T11:57:00Z"}}},
             {"name": "sidecar", "ready": true, "restartCount": 0, "state": {"running": {}}}]}));
-        let t = table("", "Pod", &[p], true, now());
+        let t = table("", "Pod", &[Item::of(&p)], true, now());
         assert_eq!(
             t.columns,
             vec![
@@ -432,7 +413,8 @@ mod tests {
             ])
         );
 
-        let t = table("", "Pod", &[pod(json!({"phase": "Running"}))], false, now());
+        let p = pod(json!({"phase": "Running"}));
+        let t = table("", "Pod", &[Item::of(&p)], false, now());
         assert_eq!(
             t.columns,
             vec!["name", "status", "ready", "restarts", "age", "node"]
@@ -448,15 +430,15 @@ mod tests {
         let mut p = pod(json!({"phase": "Pending", "initContainerStatuses": [
             {"name": "init", "state": {"waiting": {"reason": "PodInitializing"}}}]}));
         p["spec"]["initContainers"] = json!([{"name": "init"}]);
-        assert_eq!(pod_status(&p), "Init:0/1");
+        assert_eq!(pod_status(&Item::of(&p)), "Init:0/1");
         p["status"]["initContainerStatuses"][0]["state"] =
             json!({"terminated": {"exitCode": 1, "reason": "Error"}});
-        assert_eq!(pod_status(&p), "Init:Error");
+        assert_eq!(pod_status(&Item::of(&p)), "Init:Error");
         let mut p = pod(json!({"phase": "Running"}));
         p["metadata"]["deletionTimestamp"] = json!("2024-06-01T11:00:00Z");
-        assert_eq!(pod_status(&p), "Terminating");
+        assert_eq!(pod_status(&Item::of(&p)), "Terminating");
         let p = pod(json!({"phase": "Failed", "reason": "Evicted"}));
-        assert_eq!(pod_status(&p), "Evicted");
+        assert_eq!(pod_status(&Item::of(&p)), "Evicted");
     }
 
     #[test]
@@ -464,32 +446,34 @@ mod tests {
         let d = json!({"metadata": {"name": "api", "creationTimestamp": "2024-06-01T09:00:00Z"},
             "spec": {"replicas": 3}, "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
         assert_eq!(
-            table("apps", "Deployment", &[d], false, now()).rows[0],
+            table("apps", "Deployment", &[Item::of(&d)], false, now()).rows[0],
             json!(["api", "2/3", 3, 2, "3h"])
         );
 
         let s = json!({"metadata": {"name": "tls"}, "type": "kubernetes.io/tls", "data_keys": [{"name": "a"}, {"name": "b"}]});
         assert_eq!(
-            table("", "Secret", &[s], false, now()).rows[0],
+            table("", "Secret", &[Item::of(&s)], false, now()).rows[0],
             json!(["tls", "kubernetes.io/tls", 2, ""])
         );
 
         let node = json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-        assert_eq!(status_summary(&node), "Ready,SchedulingDisabled");
+        assert_eq!(status_summary(&Item::of(&node)), "Ready,SchedulingDisabled");
         let cert = json!({"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending"}]}});
-        assert_eq!(status_summary(&cert), "NotReady: Pending");
+        assert_eq!(status_summary(&Item::of(&cert)), "NotReady: Pending");
         let hpa = json!({"status": {"conditions": [{"type": "AbleToScale", "status": "True"}, {"type": "ScalingActive", "status": "True"}]}});
-        assert_eq!(status_summary(&hpa), "AbleToScale,ScalingActive");
+        assert_eq!(status_summary(&Item::of(&hpa)), "AbleToScale,ScalingActive");
         assert_eq!(
-            status_summary(&json!({"status": {"phase": "Bound"}})),
+            status_summary(&Item::of(&json!({"status": {"phase": "Bound"}}))),
             "Bound"
         );
-        assert_eq!(status_summary(&json!({"data": {}})), "");
+        assert_eq!(status_summary(&Item::of(&json!({"data": {}}))), "");
         let t = table(
             "",
             "ConfigMap",
-            &[json!({"metadata": {"name": "c", "namespace": "x"}})],
+            &[Item::of(
+                &json!({"metadata": {"name": "c", "namespace": "x"}}),
+            )],
             true,
             now(),
         );

@@ -261,37 +261,37 @@ impl Scope {
         }
     }
 
-    /// One page of the collection, whole or read only for compact rows (parsed from the text
-    /// the API server sent, keeping only what rows read: see `prune`). `None`: the query's
-    /// continue token expired (410: the API server compacted the snapshot the list was read
-    /// from), so the list must start again.
-    pub async fn list_page(
-        &self,
-        query: &ListQuery,
-        for_rows: bool,
-    ) -> Result<Option<Value>, ToolError> {
-        let expired = |e: &KubeError| e.is_expired() && query.continue_token.is_some();
+    /// One page of the collection, whole. `None`: the query's continue token expired (410:
+    /// the API server compacted the snapshot the list was read from), so the list must start
+    /// again.
+    pub async fn list_page(&self, query: &ListQuery) -> Result<Option<Value>, ToolError> {
         let (resource, namespace) = (self.kind.info.resource(), self.namespace.as_deref());
-        if !for_rows {
-            return match self.cluster.list(resource, namespace, query).await {
-                Ok(list) => Ok(Some(list)),
-                Err(e) if expired(&e) => Ok(None),
-                Err(e) => Err(tool_error(e)),
-            };
+        match self.cluster.list(resource, namespace, query).await {
+            Ok(list) => Ok(Some(list)),
+            Err(e) if e.is_expired() && query.continue_token.is_some() => Ok(None),
+            Err(e) => Err(tool_error(e)),
         }
-        let text = match self.cluster.list_text(resource, namespace, query).await {
-            Ok(text) => text,
-            Err(e) if expired(&e) => return Ok(None),
-            Err(e) => return Err(tool_error(e)),
-        };
-        super::prune::parse_list_for_rows(&text)
-            .map(Some)
-            .map_err(|e| {
-                ToolError::upstream(format!(
-                    "cluster `{}`: the API server sent a list that is not valid JSON: {e}",
-                    self.cluster.name()
-                ))
-            })
+    }
+
+    /// One page of the collection as the text the API server sent, to be read for compact
+    /// rows only ([`super::view::parse_page`]); `None` as for [`Self::list_page`].
+    pub async fn list_page_text(&self, query: &ListQuery) -> Result<Option<String>, ToolError> {
+        let (resource, namespace) = (self.kind.info.resource(), self.namespace.as_deref());
+        match self.cluster.list_text(resource, namespace, query).await {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.is_expired() && query.continue_token.is_some() => Ok(None),
+            Err(e) => Err(tool_error(e)),
+        }
+    }
+
+    /// Reads a page's text for rows; text that is not a JSON list is the API server's fault.
+    pub fn parse_page<'t>(&self, text: &'t str) -> Result<super::view::Page<'t>, ToolError> {
+        super::view::parse_page(text).map_err(|e| {
+            ToolError::upstream(format!(
+                "cluster `{}`: the API server sent a list that is not valid JSON: {e}",
+                self.cluster.name()
+            ))
+        })
     }
 
     /// One page of the collection as a raw JSON list.

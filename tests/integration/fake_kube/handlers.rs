@@ -2,13 +2,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use super::registry::{self, ResourceType};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult, json_response};
-use super::store::{ObjKey, meta_str};
+use super::store::{ObjKey, Stored, meta_str};
 use super::table;
 use super::write::scale_of;
 use super::{Req, Shared};
@@ -84,7 +83,7 @@ fn render_one(rt: &ResourceType, obj: &Value, req: &Req, rv: u64) -> Value {
             let include = req.params.get("includeObject").unwrap_or("Metadata");
             table::table(
                 rt,
-                std::slice::from_ref(obj),
+                &[obj],
                 json!({"resourceVersion": rv.to_string()}),
                 include,
                 v,
@@ -187,12 +186,12 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
     // collection's (the selectors filter what is read, as the API server's storage does).
     let unfiltered = labels.is_empty() && fields.is_empty();
     let range = inner.range(t.rt, t.ns.as_deref(), cont.map(|c| c.after));
-    let mut matching: Box<dyn Iterator<Item = &Value>> = if unfiltered {
+    let mut matching: Box<dyn Iterator<Item = &Stored>> = if unfiltered {
         Box::new(range)
     } else {
-        Box::new(range.filter(|o| labels.matches_object(o) && fields.matches(o)))
+        Box::new(range.filter(|s| labels.matches_object(&s.obj) && fields.matches(&s.obj)))
     };
-    let page: Vec<&Value> = if limit > 0 {
+    let page: Vec<&Stored> = if limit > 0 {
         matching.by_ref().take(limit).collect()
     } else {
         matching.by_ref().collect()
@@ -203,7 +202,7 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
         if rest.peek().is_some()
             && let Some(last) = page.last()
         {
-            meta["continue"] = json!(encode_continue(Some(rv), &obj_key(last)));
+            meta["continue"] = json!(encode_continue(Some(rv), &obj_key(&last.obj)));
             // Only a list without selectors knows how many items are left (etcd counts the
             // keys of the range).
             if unfiltered {
@@ -211,10 +210,9 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
             }
         }
     }
-    let matching = page;
     let body = match shape(&req.accept) {
         Shape::Table(v) => {
-            let items: Vec<Value> = matching.into_iter().cloned().collect();
+            let items: Vec<&Value> = page.iter().map(|s| &s.obj).collect();
             table::table(
                 t.rt,
                 &items,
@@ -227,70 +225,32 @@ pub fn list(shared: &Shared, t: &Target, req: &Req) -> ApiResult {
             "kind": "PartialObjectMetadataList",
             "apiVersion": format!("meta.k8s.io/{v}"),
             "metadata": meta,
-            "items": matching.iter().map(|o| table::partial(o, v)).collect::<Vec<_>>(),
+            "items": page.iter().map(|s| table::partial(&s.obj, v)).collect::<Vec<_>>(),
         }),
-        // Full objects are written straight from the store (no copies: lists can be large).
+        // Full objects: each item's encoding is kept with it in the store (as the watch cache
+        // keeps it), so a list writes them without encoding them again.
         Shape::Full => {
-            let body = FullList {
-                rt: t.rt,
-                meta: &meta,
-                items: &matching,
-            };
-            return Ok(bytes_response(
-                200,
-                serde_json::to_vec(&body).unwrap_or_default(),
-            ));
+            let served: Vec<&str> = page.iter().map(|s| s.served(t.rt)).collect();
+            let mut body =
+                Vec::with_capacity(served.iter().map(|s| s.len() + 1).sum::<usize>() + 256);
+            body.extend_from_slice(b"{\"kind\":");
+            body.extend_from_slice(json!(t.rt.list_kind()).to_string().as_bytes());
+            body.extend_from_slice(b",\"apiVersion\":");
+            body.extend_from_slice(json!(t.rt.api_version()).to_string().as_bytes());
+            body.extend_from_slice(b",\"metadata\":");
+            body.extend_from_slice(meta.to_string().as_bytes());
+            body.extend_from_slice(b",\"items\":[");
+            for (i, item) in served.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(item.as_bytes());
+            }
+            body.extend_from_slice(b"]}");
+            return Ok(bytes_response(200, body));
         }
     };
     Ok(json_response(200, &body))
-}
-
-/// A `…List` of full objects as served: built-in kinds' items carry no `apiVersion`/`kind`,
-/// custom resources' items do.
-struct FullList<'a> {
-    rt: &'static ResourceType,
-    meta: &'a Value,
-    items: &'a [&'a Value],
-}
-
-struct FullItem<'a> {
-    rt: &'static ResourceType,
-    obj: &'a Value,
-}
-
-impl Serialize for FullList<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("kind", &self.rt.list_kind())?;
-        m.serialize_entry("apiVersion", &self.rt.api_version())?;
-        m.serialize_entry("metadata", self.meta)?;
-        let items: Vec<FullItem<'_>> = self
-            .items
-            .iter()
-            .map(|obj| FullItem { rt: self.rt, obj })
-            .collect();
-        m.serialize_entry("items", &items)?;
-        m.end()
-    }
-}
-
-impl Serialize for FullItem<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Value::Object(obj) = self.obj else {
-            return self.obj.serialize(s);
-        };
-        let mut m = s.serialize_map(None)?;
-        if !self.rt.is_builtin() {
-            m.serialize_entry("apiVersion", &self.rt.api_version())?;
-            m.serialize_entry("kind", self.rt.kind)?;
-        }
-        for (k, v) in obj {
-            if k != "apiVersion" && k != "kind" {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        m.end()
-    }
 }
 
 fn bytes_response(code: u16, body: Vec<u8>) -> axum::response::Response {

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -54,11 +55,48 @@ pub type ObjKey = (String, String);
 
 const HISTORY: usize = 10_000;
 
+/// A stored object and, once a full list has served it, its encoding as served. The API
+/// server's watch cache keeps each object's serialization the same way (`cachingObject`), so a
+/// list of unchanged objects does not encode them again; a change stores a new `Stored`.
+pub struct Stored {
+    pub obj: Value,
+    served: OnceLock<Box<str>>,
+}
+
+impl Stored {
+    fn new(obj: Value) -> Self {
+        Self {
+            obj,
+            served: OnceLock::new(),
+        }
+    }
+
+    /// The object as a full list's item serves it: a built-in kind's item carries no
+    /// `apiVersion`/`kind`, a custom resource's does.
+    pub fn served(&self, rt: &ResourceType) -> &str {
+        self.served.get_or_init(|| {
+            let mut obj = self.obj.clone();
+            if let Some(m) = obj.as_object_mut() {
+                if rt.is_builtin() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                } else {
+                    m.insert("apiVersion".into(), json!(rt.api_version()));
+                    m.insert("kind".into(), json!(rt.kind));
+                }
+            }
+            serde_json::to_string(&obj)
+                .unwrap_or_default()
+                .into_boxed_str()
+        })
+    }
+}
+
 pub struct Inner {
     rv: u64,
     /// Revisions below this are compacted away (etcd): continue tokens issued at them expire.
     compacted: u64,
-    objects: BTreeMap<TypeKey, BTreeMap<ObjKey, Value>>,
+    objects: BTreeMap<TypeKey, BTreeMap<ObjKey, Stored>>,
     pub history: VecDeque<WatchEvent>,
     pub watch_tx: broadcast::Sender<WatchEvent>,
     pub logs: HashMap<LogKey, Vec<(Timestamp, String)>>,
@@ -112,6 +150,7 @@ impl Inner {
         self.objects
             .get(&tkey(rt))?
             .get(&(ns.to_string(), name.to_string()))
+            .map(|s| &s.obj)
     }
 
     /// Objects of a type in `namespace/name` order, optionally within one namespace.
@@ -123,9 +162,9 @@ impl Inner {
             Some(ns) => m
                 .range((ns.to_string(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v)
+                .map(|(_, v)| &v.obj)
                 .collect(),
-            None => m.values().collect(),
+            None => m.values().map(|v| &v.obj).collect(),
         }
     }
 
@@ -137,7 +176,7 @@ impl Inner {
         rt: &ResourceType,
         ns: Option<&'a str>,
         after: Option<ObjKey>,
-    ) -> impl Iterator<Item = &'a Value> + 'a {
+    ) -> impl Iterator<Item = &'a Stored> + 'a {
         let from = match (ns, after) {
             // A key before the namespace starts at the namespace (a token of another query).
             (Some(ns), Some(k)) if k.0.as_str() >= ns => Bound::Excluded(k),
@@ -176,7 +215,7 @@ impl Inner {
         self.objects
             .entry(tkey(rt))
             .or_default()
-            .insert(key, obj.clone());
+            .insert(key, Stored::new(obj.clone()));
         obj
     }
 
@@ -196,7 +235,7 @@ impl Inner {
             if let Some(rt) = registry::by_plural(group, "v1", plural) {
                 out.extend(
                     m.iter()
-                        .filter(|(_, v)| pred(rt, v))
+                        .filter(|(_, v)| pred(rt, &v.obj))
                         .map(|((ns, name), _)| (rt, ns.clone(), name.clone())),
                 );
             }
@@ -242,7 +281,7 @@ impl Inner {
             .objects
             .entry(tkey(rt))
             .or_default()
-            .insert(key, obj.clone())
+            .insert(key, Stored::new(obj.clone()))
             .is_some();
         self.emit(
             rt,
@@ -258,7 +297,8 @@ impl Inner {
         let obj = self
             .objects
             .get_mut(&tkey(rt))?
-            .remove(&(ns.to_string(), name.to_string()))?;
+            .remove(&(ns.to_string(), name.to_string()))?
+            .obj;
         let rv = self.next_rv();
         let mut gone = obj.clone();
         gone["metadata"]["resourceVersion"] = json!(rv.to_string());

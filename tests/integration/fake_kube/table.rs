@@ -560,7 +560,7 @@ pub fn partial(o: &Value, meta_version: &str) -> Value {
 /// A Table for `objects`; `include_object` is `None`, `Metadata` (default) or `Object`.
 pub fn table(
     rt: &ResourceType,
-    objects: &[Value],
+    objects: &[&Value],
     list_meta: Value,
     include_object: &str,
     meta_version: &str,
@@ -579,7 +579,7 @@ pub fn table(
             match include_object {
                 "None" => {}
                 "Object" => {
-                    let mut full = o.clone();
+                    let mut full = (*o).clone();
                     full["apiVersion"] = json!(rt.api_version());
                     full["kind"] = json!(rt.kind);
                     row["object"] = full;

@@ -78,7 +78,7 @@ pub fn watch(shared: Arc<Shared>, t: &Target, req: &Req) -> ApiResult {
         let object = if as_table {
             table::table(
                 rt,
-                std::slice::from_ref(obj),
+                &[obj],
                 json!({"resourceVersion": meta_str(obj, "resourceVersion")}),
                 "Metadata",
                 "v1",
