@@ -266,22 +266,17 @@ impl Scope {
     /// again.
     pub async fn list_page(&self, query: &ListQuery) -> Result<Option<Value>, ToolError> {
         let (resource, namespace) = (self.kind.info.resource(), self.namespace.as_deref());
-        match self.cluster.list(resource, namespace, query).await {
-            Ok(list) => Ok(Some(list)),
-            Err(e) if e.is_expired() && query.continue_token.is_some() => Ok(None),
-            Err(e) => Err(tool_error(e)),
-        }
+        unless_expired(self.cluster.list(resource, namespace, query).await, query)
     }
 
     /// One page of the collection as the text the API server sent, to be read for compact
     /// rows only ([`super::view::parse_page`]); `None` as for [`Self::list_page`].
     pub async fn list_page_text(&self, query: &ListQuery) -> Result<Option<String>, ToolError> {
         let (resource, namespace) = (self.kind.info.resource(), self.namespace.as_deref());
-        match self.cluster.list_text(resource, namespace, query).await {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.is_expired() && query.continue_token.is_some() => Ok(None),
-            Err(e) => Err(tool_error(e)),
-        }
+        unless_expired(
+            self.cluster.list_text(resource, namespace, query).await,
+            query,
+        )
     }
 
     /// Reads a page's text for rows; text that is not a JSON list is the API server's fault.
@@ -466,6 +461,18 @@ pub async fn missing_namespace(cluster: &dyn KubeOps, ns: &str) -> Option<ToolEr
 }
 
 /// `items` of a list response (empty when absent).
+/// A page read with `query`, or `None` when its continue token expired.
+fn unless_expired<T>(
+    page: Result<T, KubeError>,
+    query: &ListQuery,
+) -> Result<Option<T>, ToolError> {
+    match page {
+        Ok(page) => Ok(Some(page)),
+        Err(e) if e.is_expired() && query.continue_token.is_some() => Ok(None),
+        Err(e) => Err(tool_error(e)),
+    }
+}
+
 pub fn items(list: &Value) -> &[Value] {
     list.get("items")
         .and_then(Value::as_array)
