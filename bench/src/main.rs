@@ -981,15 +981,15 @@ fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
                 false,
             ),
             (
-                "idle RSS <= 0.2x Go",
+                "idle RSS <= 0.25x Go",
                 t.idle_rss_kb as f64 / g.idle_rss_kb as f64,
-                0.2,
+                0.25,
                 false,
             ),
             (
-                "startup <= 0.2x Go",
+                "startup <= 0.25x Go",
                 t.startup_ms / g.startup_ms,
-                0.2,
+                0.25,
                 false,
             ),
             (
