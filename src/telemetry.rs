@@ -45,23 +45,30 @@ pub fn resolve(raw: RawLog, problems: &mut Vec<String>) -> LogConfig {
     LogConfig { format, level }
 }
 
-/// The cap on rmcp's message logging, added to every filter.
+/// The cap on rmcp's message logging, added to a filter that would let more through.
 const RMCP_MESSAGES: &str = "rmcp::service=info";
+
+/// The filter of `level` (or `TOOLGATE_LOG`, `env`, when it parses) with rmcp's message
+/// logging capped at info. rmcp's service logs every MCP message in full at debug: tool answers
+/// (a revealed secret, log lines) and arguments (a value to write) would reach the log whatever
+/// the level asked. The cap is added only to a filter that enables something above info: added
+/// to `warn` it would raise rmcp to info instead of capping it.
+pub fn filter(level: &str, env: Option<&str>) -> EnvFilter {
+    let filter = env
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info")));
+    let verbose = filter
+        .max_level_hint()
+        .is_none_or(|most| most > tracing_subscriber::filter::LevelFilter::INFO);
+    match RMCP_MESSAGES.parse() {
+        Ok(directive) if verbose => filter.add_directive(directive),
+        _ => filter,
+    }
+}
 
 /// Install the global subscriber. `TOOLGATE_LOG` overrides the configured filter.
 pub fn init(log: &LogConfig) {
-    let filter = std::env::var("TOOLGATE_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| {
-            EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"))
-        });
-    // rmcp's service logs every MCP message in full at debug: tool answers (a revealed secret,
-    // log lines) and arguments (a value to write) would reach the log whatever the level asked.
-    let filter = match RMCP_MESSAGES.parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    };
+    let filter = filter(&log.level, std::env::var("TOOLGATE_LOG").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -106,5 +113,64 @@ mod tests {
                 "log.level: `toolgate=loud` is not a tracing filter; expected e.g. `info` or `toolgate=debug,info`",
             ]
         );
+    }
+
+    /// The lines a subscriber with `filter` writes for rmcp's info and debug lines and a
+    /// toolgate debug line.
+    fn logged(filter: EnvFilter) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .map_err(|_| std::io::ErrorKind::Other)?
+                    .extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "rmcp::service::server", "rmcp-info");
+            tracing::debug!(target: "rmcp::service::server", "rmcp-debug");
+            tracing::warn!(target: "rmcp::service::server", "rmcp-warn");
+            tracing::debug!(target: "toolgate::core", "toolgate-debug");
+        });
+        let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let mut seen: Vec<&str> = ["rmcp-info", "rmcp-debug", "rmcp-warn", "toolgate-debug"]
+            .into_iter()
+            .filter(|m| text.contains(m))
+            .collect();
+        seen.sort_unstable();
+        seen.join(" ")
+    }
+
+    #[test]
+    fn rmcp_messages_are_capped_at_info_and_never_raised_above_the_level() {
+        // warn: rmcp's per-session info lines stay out (the cap once raised them to info).
+        assert_eq!(logged(filter("warn", None)), "rmcp-warn");
+        // The default keeps rmcp at warn.
+        assert_eq!(logged(filter("info,rmcp=warn", None)), "rmcp-warn");
+        // debug everywhere: rmcp's message dumps (debug) stay out, its info lines come in.
+        assert_eq!(
+            logged(filter("debug", None)),
+            "rmcp-info rmcp-warn toolgate-debug"
+        );
+        // TOOLGATE_LOG wins when it parses, and is capped the same way.
+        assert_eq!(
+            logged(filter("warn", Some("trace"))),
+            "rmcp-info rmcp-warn toolgate-debug"
+        );
+        assert_eq!(logged(filter("warn", Some("not a = filter"))), "rmcp-warn");
     }
 }
