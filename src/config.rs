@@ -323,18 +323,23 @@ pub fn config_paths() -> Vec<Vec<String>> {
 /// (`store.url` ↔ `TOOLGATE_STORE_URL`). Values are read as YAML scalars or flow
 /// collections (`8080`, `true`, `[a, b]`).
 fn apply_env(doc: &mut Value, env: &[(String, String)], problems: &mut Vec<String>) {
+    let overrides = env.iter().filter(|(name, _)| {
+        name.starts_with("TOOLGATE_")
+            && !NON_CONFIG_ENV.contains(&name.as_str())
+            && !is_service_link(name)
+    });
+    // The key table comes from the whole config schema: built only when there is an override
+    // to look up (a fifth of a start's instructions otherwise).
+    let mut overrides = overrides.peekable();
+    if overrides.peek().is_none() {
+        return;
+    }
     let paths = config_paths();
     let by_env: BTreeMap<String, &Vec<String>> = paths
         .iter()
         .map(|p| (format!("TOOLGATE_{}", p.join("_").to_ascii_uppercase()), p))
         .collect();
-    for (name, value) in env {
-        if !name.starts_with("TOOLGATE_")
-            || NON_CONFIG_ENV.contains(&name.as_str())
-            || is_service_link(name)
-        {
-            continue;
-        }
+    for (name, value) in overrides {
         let Some(path) = by_env.get(name) else {
             let close: Vec<&str> = by_env
                 .keys()

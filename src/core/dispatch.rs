@@ -333,7 +333,10 @@ fn checked_args(entry: &Entry, args: Value) -> Result<Map<String, Value>, ToolEr
     };
     validate::normalize_numbers(&mut args);
     validate::drop_null_optionals(&mut args, &entry.input_schema);
-    validate::check(&entry.validator, &entry.input_schema, &args)
+    let validator = entry
+        .validator()
+        .map_err(|e| ToolError::internal(e.to_string()))?;
+    validate::check(validator, &entry.input_schema, &args)
         .map_err(|msg| ToolError::invalid_arguments(format!("{}: {msg}", entry.spec().name)))?;
     match args {
         Value::Object(map) => Ok(map),

@@ -3,7 +3,7 @@
 //! dotted and the underscored form of a name.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jsonschema::Validator;
 use serde_json::{Map, Value, json};
@@ -22,12 +22,23 @@ pub struct Entry {
     /// one object with the tool's fields, `truncated`/`cursor` on budgeted tools, and the
     /// fields of the `approval_required` answer (policy may hold any call).
     pub output_schema: Option<Arc<Map<String, Value>>>,
-    pub validator: Validator,
+    /// The input validator, compiled at the tool's first call: compiling every tool's schema
+    /// was a quarter of a start's instructions, for tools a session may never call. Every
+    /// tool's schema is compiled by the registry's tests (`every_tool_schema_compiles`).
+    validator: OnceLock<Result<Validator, String>>,
 }
 
 impl Entry {
     pub fn spec(&self) -> &ToolSpec {
         self.tool.spec()
+    }
+
+    /// The compiled input validator (compiled once, at the first ask).
+    pub fn validator(&self) -> Result<&Validator, RegistryError> {
+        self.validator
+            .get_or_init(|| validate::compile(&publish_schemas(self.spec()).0))
+            .as_ref()
+            .map_err(|e| RegistryError::BadSchema(self.spec().name.to_string(), e.clone()))
     }
 }
 
@@ -73,8 +84,6 @@ impl Registry {
         for tool in tools {
             let spec = tool.spec();
             let (checked, output_schema) = publish_schemas(spec);
-            let validator = validate::compile(&checked)
-                .map_err(|e| RegistryError::BadSchema(spec.name.to_string(), e))?;
             let input_schema = listed_input(checked);
             let i = entries.len();
             for alias in [spec.name.to_string(), underscored(spec.name)] {
@@ -88,7 +97,7 @@ impl Registry {
                 tool,
                 input_schema: Arc::new(input_schema),
                 output_schema: output_schema.map(Arc::new),
-                validator,
+                validator: OnceLock::new(),
             });
         }
         Ok(Self {
@@ -349,4 +358,68 @@ pub fn approval_required_schema() -> Value {
         },
         "required": ["status", "approval_id", "expires_at", "required_approvals", "approve_url"]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::context::ToolContext;
+    use crate::core::error::ToolError;
+    use crate::core::tool::{TypedTool, typed};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// Validators are compiled at a tool's first call, not at start: this is what still finds
+    /// a schema that does not compile before any release does.
+    #[test]
+    fn every_tool_schema_compiles() {
+        let registry = Registry::new(crate::tools::all()).expect("registry");
+        assert!(registry.entries().len() > 20);
+        for entry in registry.entries() {
+            let validator = entry.validator().expect("schema compiles");
+            // The compiled validator is the checked one: unknown arguments are refused.
+            assert!(
+                !validator.is_valid(&json!({"no_such_argument_anywhere": 1})),
+                "{}: unknown arguments are refused",
+                entry.spec().name
+            );
+        }
+    }
+
+    #[derive(Deserialize, Serialize, JsonSchema)]
+    struct BadParams {
+        /// A pattern that is not a regular expression.
+        #[schemars(regex(pattern = "(unclosed"))]
+        x: String,
+    }
+
+    struct Bad;
+    impl TypedTool for Bad {
+        type Params = BadParams;
+        type Output = Value;
+        const NAME: &'static str = "test.bad";
+        const TOOLSET: &'static str = "test";
+        const TITLE: &'static str = "Bad";
+        const DESCRIPTION: &'static str = "Has a schema that does not compile.";
+        const RISK: Risk = Risk::Read;
+        async fn call(&self, _: &ToolContext, _: BadParams) -> Result<Value, ToolError> {
+            Ok(json!({}))
+        }
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_named_at_the_first_ask_and_every_later_one() {
+        let registry = Registry::new(vec![typed(Bad)]).expect("registry builds without compiling");
+        let entry = registry.get("test_bad").expect("entry");
+        for _ in 0..2 {
+            let text = match entry.validator() {
+                Ok(_) => panic!("a pattern that is not a regex compiled"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                text.starts_with("tool test.bad: input schema does not compile:"),
+                "{text}"
+            );
+        }
+    }
 }
