@@ -83,6 +83,33 @@ pub fn init(log: &LogConfig) {
     };
 }
 
+/// Test help: a `MakeWriter` target that keeps what a tracing subscriber writes.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl LogCapture {
+    /// Everything written so far.
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for LogCapture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,21 +145,7 @@ mod tests {
     /// The lines a subscriber with `filter` writes for rmcp's info and debug lines and a
     /// toolgate debug line.
     fn logged(filter: EnvFilter) -> String {
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .map_err(|_| std::io::ErrorKind::Other)?
-                    .extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
+        let buf = LogCapture::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -145,8 +158,7 @@ mod tests {
             tracing::warn!(target: "rmcp::service::server", "rmcp-warn");
             tracing::debug!(target: "toolgate::core", "toolgate-debug");
         });
-        let bytes = buf.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = buf.text();
         let mut seen: Vec<&str> = ["rmcp-info", "rmcp-debug", "rmcp-warn", "toolgate-debug"]
             .into_iter()
             .filter(|m| text.contains(m))

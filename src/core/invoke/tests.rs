@@ -598,18 +598,7 @@ async fn recovery_records_the_evidence_of_a_cut_off_run_and_fails_approved_calls
 /// values are escaped.
 #[tokio::test]
 async fn caller_chosen_text_cannot_forge_log_lines() {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map(|mut b| b.extend_from_slice(buf)).ok();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
+    let buffer = crate::telemetry::LogCapture::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -631,7 +620,7 @@ async fn caller_chosen_text_cannot_forge_log_lines() {
         .await
         .expect("known tool");
     assert!(result.is_ok(), "{result:?}");
-    let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+    let text = buffer.text();
     assert!(text.contains("tool call done"), "{text}");
     assert!(text.contains("FORGED"), "the values are logged: {text}");
     for line in text.lines() {
