@@ -274,7 +274,29 @@ fn too_large(tool: &str, size: usize, max_bytes: usize, what: &str) -> ToolError
     )
 }
 
+/// The length of `value` as compact JSON (what `serde_json::to_vec` writes), counted without
+/// writing it: a budget measures every item of an answer, and a log's lines are long strings.
 pub fn serialized_len(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!b),
+        Value::Number(n) => number_len(n),
+        Value::String(s) => escaped_len(s),
+        Value::Array(items) => {
+            2 + items.len().saturating_sub(1) + items.iter().map(serialized_len).sum::<usize>()
+        }
+        Value::Object(map) => {
+            2 + map.len().saturating_sub(1)
+                + map
+                    .iter()
+                    .map(|(k, v)| escaped_len(k) + 1 + serialized_len(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
+/// A number's JSON as serde_json writes it (integers by itoa, floats by ryu).
+fn number_len(n: &serde_json::Number) -> usize {
     struct Counter(usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -287,14 +309,55 @@ pub fn serialized_len(value: &Value) -> usize {
     }
     let mut counter = Counter(0);
     // Writing to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
+    let _ = serde_json::to_writer(&mut counter, n);
     counter.0
+}
+
+/// A string's JSON length: quotes, plus what serde_json's escaping adds (`\"`, `\\`, the
+/// two-character escapes of \b \t \n \f \r, and `\u00XX` for the other control characters).
+fn escaped_len(s: &str) -> usize {
+    2 + s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 1,
+                0x00..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn serialized_len_is_the_length_serde_json_writes() {
+        let every_ascii: String = (0u8..=0x7f).map(char::from).collect();
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-17),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.000123),
+            json!(1e300),
+            json!(""),
+            json!(every_ascii),
+            json!("ts=1 msg=\"a \\ b\" é 日本 \u{2028} \u{7f} 🙂"),
+            json!([]),
+            json!({}),
+            json!([1, "two", [3, {"four": null}], {"a\"b": [true, false]}]),
+            json!({"lines": ["x", "y\nz"], "count": 2, "truncated": false, "k\u{1}": {}}),
+        ];
+        for v in values {
+            let written = serde_json::to_vec(&v).expect("serializes");
+            assert_eq!(serialized_len(&v), written.len(), "{v}");
+        }
+    }
 
     const ROWS: Budget = Budget {
         items_field: "rows",

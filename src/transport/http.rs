@@ -157,7 +157,9 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_legacy_session_mode(state.config.mcp.sessions)
-        .with_json_response(!state.config.mcp.sessions)
+        // Requests served statelessly (sessions off, or protocol 2026-07-28) get JSON answers when
+        // they end without notifications; in a session, `mcp_json::quick_json` does that.
+        .with_json_response(true)
         .with_cancellation_token(shutdown.clone());
     let dispatcher = state.dispatcher.clone();
     let names = state.config.mcp.tool_names;
@@ -192,6 +194,9 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     };
     let mcp_routes = Router::new()
         .fallback_service(mcp_service)
+        .layer(axum::middleware::from_fn(
+            crate::transport::mcp_json::quick_json,
+        ))
         .layer(axum::middleware::from_fn_with_state(cap, session_cap))
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
         .layer(state.tool_auth(mcp::HTTP));
@@ -332,9 +337,8 @@ async fn jsonrpc_framing_errors(req: Request, next: Next) -> Response {
             );
         }
     };
-    let parsed = serde_json::from_slice::<Value>(&bytes);
     let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
     let status = response.status();
     let plain = !response
@@ -351,7 +355,8 @@ async fn jsonrpc_framing_errors(req: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    match parsed {
+    // Parsed only here: a request rmcp accepted needs no second parse.
+    match serde_json::from_slice::<Value>(&bytes) {
         Err(e) => jsonrpc_error(
             StatusCode::BAD_REQUEST,
             Value::Null,

@@ -8,8 +8,8 @@
 //! gets an empty stream, so the answer is lost. A long `approval.status` wait is exactly such a
 //! call.
 //!
-//! `ResumableSessions` wraps it. A task drains each call's stream, forwards every event to the
-//! client while it is there and keeps the events; a stream that ended with the answer stays
+//! `ResumableSessions` wraps it. Each call's stream is kept as it passes to the client (and
+//! drained by a task if the client goes away first); a stream that ended with the answer stays
 //! replayable for `KEEP_FOR`, within `MAX_KEPT_STREAMS` streams and `MAX_KEPT_BYTES` of answers
 //! (oldest dropped first). Whether the client read the answer cannot be known here (a lost
 //! connection shows only when a later write fails), so every answered stream is kept.
@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use rmcp::model::{ServerJsonRpcMessage, ServerResult};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
@@ -37,8 +37,6 @@ pub const KEEP_FOR: Duration = Duration::from_secs(60);
 pub const MAX_KEPT_STREAMS: usize = 256;
 /// …holding at most this many bytes of messages (serialized JSON).
 pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
-/// Events buffered towards a slow client before the drain waits for it.
-const FORWARD_CAPACITY: usize = 16;
 
 type SseStream = Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync + 'static>>;
 
@@ -79,23 +77,20 @@ struct KeptEvent {
     retry: Option<Duration>,
 }
 
-/// A kept message, in the form that costs least to keep and holds about its JSON size in
-/// memory, which is what `MAX_KEPT_BYTES` counts:
-/// - a tool answer that is text with a small structured part (a log: one long string) is held
-///   as sent, shared with the answer already written: nothing is copied or serialized again;
-/// - anything else as its JSON text: a list's rows as parsed values take several times their
-///   JSON (a 26 KB list answer is a tree of a few thousand values).
+/// A kept message, in the form that costs least to keep, counted at about what it holds in
+/// memory, which is what `MAX_KEPT_BYTES` bounds:
+/// - a tool answer is held as sent, shared with the answer already written: nothing is copied
+///   or serialized again; a list's rows as parsed values take more than their JSON, and the
+///   count says so;
+/// - anything else (errors, other results; short and rare) as its JSON text.
 enum KeptMessage {
     Shared(Arc<ServerJsonRpcMessage>, usize),
     Text(String),
 }
 
-/// Values of a structured answer at most, for it to be kept as sent.
-const SHARED_MAX_VALUES: usize = 64;
-
 impl KeptMessage {
     fn of(message: &Arc<ServerJsonRpcMessage>) -> Option<KeptMessage> {
-        if let Some(bytes) = text_answer_bytes(message) {
+        if let Some(bytes) = answer_bytes(message) {
             return Some(KeptMessage::Shared(message.clone(), bytes));
         }
         Some(KeptMessage::Text(serde_json::to_string(&**message).ok()?))
@@ -116,30 +111,26 @@ impl KeptMessage {
     }
 }
 
-/// The bytes a tool answer holds when it is text with at most [`SHARED_MAX_VALUES`] values of
-/// structured content (the text blocks' lengths, and a value's worth per value); `None` for
-/// any other message.
-fn text_answer_bytes(message: &ServerJsonRpcMessage) -> Option<usize> {
+/// The memory a tool answer holds, about: its text blocks, and for its structured content a
+/// `Value` per value plus the strings and keys (with a map entry's overhead per key); `None`
+/// for any other message.
+fn answer_bytes(message: &ServerJsonRpcMessage) -> Option<usize> {
     let ServerJsonRpcMessage::Response(response) = message else {
         return None;
     };
     let ServerResult::CallToolResult(result) = &response.result else {
         return None;
     };
-    let mut values = 0;
+    const ENTRY: usize = std::mem::size_of::<String>() + 16;
     let mut bytes = 0;
     let mut todo: Vec<&serde_json::Value> = result.structured_content.iter().collect();
     while let Some(v) = todo.pop() {
-        values += 1;
-        if values > SHARED_MAX_VALUES {
-            return None;
-        }
         bytes += std::mem::size_of::<serde_json::Value>();
         match v {
             serde_json::Value::String(s) => bytes += s.len(),
             serde_json::Value::Array(items) => todo.extend(items),
             serde_json::Value::Object(map) => {
-                bytes += map.keys().map(String::len).sum::<usize>();
+                bytes += map.keys().map(|k| ENTRY + k.len()).sum::<usize>();
                 todo.extend(map.values());
             }
             _ => {}
@@ -315,56 +306,128 @@ impl ResumableSessions {
         self.kept.lock().ok()?.replay(session, request, index)
     }
 
-    /// Forward `stream` to the client through a task that keeps its events when it ends with
-    /// an answer, whether or not the client was still there to read it.
+    /// `stream` as the client reads it, each event kept as it passes; when the client goes away
+    /// before the end, a task drains the rest, so an answer is kept whether or not the client
+    /// was still there to read it.
     fn drain(
         &self,
         session: SessionId,
-        stream: impl Stream<Item = ServerSseMessage> + Send + 'static,
+        stream: impl Stream<Item = ServerSseMessage> + Send + Sync + 'static,
     ) -> SseStream {
-        let (mut client, rx) = futures::channel::mpsc::channel(FORWARD_CAPACITY);
-        let kept = self.kept.clone();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut events = Vec::new();
-            let mut connected = true;
-            let mut running: Option<((SessionId, u64), Arc<tokio::sync::Notify>)> = None;
-            while let Some(event) = stream.next().await {
-                // Known as running before the client can see an id to resume from.
-                if running.is_none()
-                    && let Some((_, request)) = event.event_id.as_deref().and_then(parse_event_id)
-                    && let Ok(mut kept) = kept.lock()
+        Box::pin(Drain {
+            stream: Some(Box::pin(stream)),
+            seen: Some(Seen {
+                session,
+                kept: self.kept.clone(),
+                events: Vec::new(),
+                running: None,
+            }),
+        })
+    }
+}
+
+/// A call stream on its way to the client (see [`ResumableSessions::drain`]). It is polled by
+/// the connection that writes the answer: no task or channel between rmcp and the client.
+struct Drain {
+    stream: Option<SseStream>,
+    seen: Option<Seen>,
+}
+
+/// What a call stream has sent so far.
+struct Seen {
+    session: SessionId,
+    kept: Arc<Mutex<Kept>>,
+    events: Vec<ServerSseMessage>,
+    /// The call as running (see `Kept::running`), once an event named it.
+    running: Option<((SessionId, u64), Arc<tokio::sync::Notify>)>,
+}
+
+impl Seen {
+    fn saw(&mut self, event: &ServerSseMessage) {
+        // Known as running before the client can see an id to resume from.
+        if self.running.is_none()
+            && let Some((_, request)) = event.event_id.as_deref().and_then(parse_event_id)
+            && let Ok(mut kept) = self.kept.lock()
+        {
+            let key = (self.session.clone(), request);
+            let notify = Arc::new(tokio::sync::Notify::new());
+            kept.running.insert(key.clone(), notify.clone());
+            self.running = Some((key, notify));
+        }
+        self.events.push(event.clone());
+    }
+
+    /// The stream ended: keep it if it ended with its answer, and tell a waiting resume.
+    fn ended(self) {
+        let ended = Ended::of(self.events);
+        if let Ok(mut kept) = self.kept.lock() {
+            if let Some((request, ended)) = ended {
+                kept.insert(self.session, request, ended);
+            }
+            if let Some((key, notify)) = self.running {
+                // A resumed stream of the same call may have registered since.
+                if kept
+                    .running
+                    .get(&key)
+                    .is_some_and(|n| Arc::ptr_eq(n, &notify))
                 {
-                    let key = (session.clone(), request);
-                    let notify = Arc::new(tokio::sync::Notify::new());
-                    kept.running.insert(key.clone(), notify.clone());
-                    running = Some((key, notify));
+                    kept.running.remove(&key);
                 }
-                events.push(event.clone());
-                if connected && client.send(event).await.is_err() {
-                    connected = false;
-                }
+                notify.notify_waiters();
             }
-            drop(client);
-            let ended = Ended::of(events);
-            if let Ok(mut kept) = kept.lock() {
-                if let Some((request, ended)) = ended {
-                    kept.insert(session, request, ended);
+        }
+    }
+}
+
+impl Stream for Drain {
+    type Item = ServerSseMessage;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ServerSseMessage>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(event)) => {
+                if let Some(seen) = this.seen.as_mut() {
+                    seen.saw(&event);
                 }
-                if let Some((key, notify)) = running {
-                    // A resumed stream of the same call may have registered since.
-                    if kept
-                        .running
-                        .get(&key)
-                        .is_some_and(|n| Arc::ptr_eq(n, &notify))
-                    {
-                        kept.running.remove(&key);
+                Poll::Ready(Some(event))
+            }
+            Poll::Ready(None) => {
+                this.stream = None;
+                if let Some(seen) = this.seen.take() {
+                    seen.ended();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Drain {
+    /// The client went away before the end (or its connection was dropped): drain the rest.
+    fn drop(&mut self) {
+        let (Some(mut stream), Some(mut seen)) = (self.stream.take(), self.seen.take()) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    while let Some(event) = stream.next().await {
+                        seen.saw(&event);
                     }
-                    notify.notify_waiters();
-                }
+                    seen.ended();
+                });
             }
-        });
-        Box::pin(rx)
+            // No runtime left (the process is ending): keep what was seen.
+            Err(_) => seen.ended(),
+        }
     }
 }
 
@@ -569,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn a_text_answer_is_kept_as_sent_and_a_list_as_its_json() {
+    fn tool_answers_are_kept_as_sent_and_counted_at_no_less_than_their_json() {
         let mut kept = Kept::default();
         let session: SessionId = Arc::from("s1");
         let log = "ts=1 level=info msg=\"ok\"\n".repeat(500);
@@ -602,10 +665,27 @@ mod tests {
             serde_json::json!({"columns": ["name", "status"], "rows": rows}),
         );
         let sent = list.message.clone().expect("message");
+        let before = kept.bytes;
         kept.keep(session.clone(), vec![event("0/4", false), list]);
         let replayed = kept.replay(&session, 4, 0).expect("kept");
         let message = replayed[0].message.clone().expect("the answer");
-        assert!(!Arc::ptr_eq(&message, &sent), "a list is kept as JSON text");
+        assert!(Arc::ptr_eq(&message, &sent), "a list is shared too");
+        let structured = serde_json::to_vec(&sent).expect("json").len();
+        assert!(
+            kept.bytes - before > structured,
+            "a list's parsed rows count for more than its JSON: {} of {structured}",
+            kept.bytes - before
+        );
+
+        let error = event("1/5", true);
+        let sent = error.message.clone().expect("message");
+        kept.keep(session.clone(), vec![event("0/5", false), error]);
+        let replayed = kept.replay(&session, 5, 0).expect("kept");
+        let message = replayed[0].message.clone().expect("the error");
+        assert!(
+            !Arc::ptr_eq(&message, &sent),
+            "an error is kept as JSON text"
+        );
         assert_eq!(
             serde_json::to_value(&*message).expect("json"),
             serde_json::to_value(&*sent).expect("json"),
