@@ -762,7 +762,6 @@ async fn a_quick_answer_in_a_session_is_one_json_object() {
     let msg = rpc_message(resp).await;
     assert_eq!(msg["id"], json!(6), "{msg}");
     assert!(msg.get("error").is_some(), "{msg}");
-
 }
 
 #[tokio::test]
