@@ -157,8 +157,9 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_legacy_session_mode(state.config.mcp.sessions)
-        // Requests served statelessly (sessions off, or protocol 2026-07-28) get JSON answers when
-        // they end without notifications; in a session, `mcp_json::quick_json` does that.
+        // Requests served statelessly (sessions off, or protocol 2026-07-28) get one JSON answer
+        // unless a notification comes first. In a session every answer stays an SSE stream with
+        // a priming event id, so a lost connection can resume (`mcp_resume`).
         .with_json_response(true)
         .with_cancellation_token(shutdown.clone());
     let dispatcher = state.dispatcher.clone();
@@ -194,9 +195,6 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     };
     let mcp_routes = Router::new()
         .fallback_service(mcp_service)
-        .layer(axum::middleware::from_fn(
-            crate::transport::mcp_json::quick_json,
-        ))
         .layer(axum::middleware::from_fn_with_state(cap, session_cap))
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
         .layer(state.tool_auth(mcp::HTTP));

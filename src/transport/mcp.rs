@@ -269,8 +269,10 @@ pub fn tool_answer(answer: Result<Value, String>, text_lines: Option<&str>) -> C
     match answer {
         Ok(output) => {
             let answer = answer_text::render(output, text_lines);
-            let mut result = CallToolResult::structured(answer.structured);
-            result.content = vec![ContentBlock::text(answer.text)];
+            // Not `CallToolResult::structured`: it renders the structured JSON as text too,
+            // which the rendered text replaces (a whole list serialized for nothing).
+            let mut result = CallToolResult::success(vec![ContentBlock::text(answer.text)]);
+            result.structured_content = Some(answer.structured);
             result
         }
         Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),

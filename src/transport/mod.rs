@@ -9,7 +9,6 @@ pub mod http;
 pub mod inbound;
 pub mod jsonrpc;
 pub mod mcp;
-pub mod mcp_json;
 pub mod mcp_resume;
 pub mod mcp_tasks;
 pub mod server;

@@ -721,50 +721,6 @@ fn content_type(resp: &reqwest::Response) -> String {
 }
 
 #[tokio::test]
-async fn a_quick_answer_in_a_session_is_one_json_object() {
-    let fake = seeded_fake().await;
-    let tg = harness::start(&fake, "").await;
-    let auth = format!("Bearer {}", harness::ALICE);
-    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", version.as_str()),
-    ];
-    let resp = post_mcp(
-        &tg.url,
-        &headers,
-        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
-            "name": "k8s_list_resources", "arguments": {"kind": "pods", "namespace": "shop"}}}),
-    )
-    .await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(content_type(&resp), "application/json");
-    let body = resp.text().await.expect("body");
-    let msg: Value = serde_json::from_str(&body).expect("the body is one JSON-RPC message");
-    assert_eq!(msg["id"], json!(5), "{msg}");
-    assert!(
-        msg["result"]["structuredContent"]
-            .to_string()
-            .contains("web-0"),
-        "{msg}"
-    );
-
-    // An error answer is a message too.
-    let resp = post_mcp(
-        &tg.url,
-        &headers,
-        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
-            "name": "k8s_no_such_tool", "arguments": {}}}),
-    )
-    .await;
-    assert_eq!(content_type(&resp), "application/json");
-    let msg = rpc_message(resp).await;
-    assert_eq!(msg["id"], json!(6), "{msg}");
-    assert!(msg.get("error").is_some(), "{msg}");
-}
-
-#[tokio::test]
 async fn protocol_2026_07_28_stateless_requests_are_served() {
     let fake = seeded_fake().await;
     let tg = harness::start(&fake, "").await;
@@ -790,7 +746,11 @@ async fn protocol_2026_07_28_stateless_requests_are_served() {
         resp.headers().get("mcp-session-id").is_none(),
         "2026-07-28 has no sessions"
     );
-    assert_eq!(content_type(&resp), "application/json", "a quick answer");
+    assert_eq!(
+        content_type(&resp),
+        "application/json",
+        "stateless: one JSON answer"
+    );
     let msg = rpc_message(resp).await;
     assert_eq!(msg["id"], json!(7), "{msg}");
     assert!(
@@ -1050,7 +1010,7 @@ async fn cut_call() -> CutCall {
     assert_eq!(
         content_type(&call),
         "text/event-stream",
-        "a call still running after mcp_json::QUICK is answered as a stream"
+        "an answer in a session is a stream, resumable"
     );
     let mut buffer = String::new();
     let events = sse_events_until(&mut call, &mut buffer, |events| {
