@@ -35,7 +35,8 @@ use rmcp::transport::streamable_http_server::session::{
 pub const KEEP_FOR: Duration = Duration::from_secs(60);
 /// At most this many ended streams are kept…
 pub const MAX_KEPT_STREAMS: usize = 256;
-/// …holding at most this many bytes of messages (serialized JSON).
+/// …holding at most this many bytes of messages (about their size in memory, see
+/// [`KeptMessage`]).
 pub const MAX_KEPT_BYTES: usize = 8 * 1024 * 1024;
 
 type SseStream = Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync + 'static>>;
