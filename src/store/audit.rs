@@ -30,7 +30,7 @@ use super::{AuditEntry, AuditRecord, Backend, BrokenLink, Store, StoreError, Ver
 const KEYED_PREFIX: &str = "hmac-sha256:";
 
 /// prev_hash of the first record.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Advisory lock id serializing audit appends across replicas (ASCII "tg-audit").
 const PG_AUDIT_LOCK: i64 = 0x7467_2d61_7564_6974;
 /// Rows read per round trip by `audit_verify`, so a long log is never held in memory at once.
@@ -147,7 +147,7 @@ const COLUMN_COUNT: usize = 14;
 
 /// `INSERT INTO audit (…) VALUES ($1, …, $14), ($15, …)` for `rows` records: one statement, so
 /// the batch is one round trip and, on SQLite, atomic without an explicit transaction.
-fn insert_sql(rows: usize) -> String {
+pub(super) fn insert_sql(rows: usize) -> String {
     let mut sql = format!("INSERT INTO audit ({COLUMNS}) VALUES ");
     for r in 0..rows {
         if r > 0 {
@@ -166,7 +166,7 @@ fn insert_sql(rows: usize) -> String {
 }
 
 /// Records for `entries` following `tail`, with their canonical args texts.
-fn chain(
+pub(super) fn chain(
     key: &AuditKey,
     entries: &[AuditEntry],
     tail: &Tail,
@@ -273,7 +273,9 @@ impl Store {
     ///
     /// PostgreSQL: in a transaction under the advisory lock, reading the tail there (replicas
     /// share the chain). SQLite: `tail` is where this process's last append ended (`None`: read
-    /// it); the store's one connection serializes appends inside the process, and a record
+    /// it); the store's one connection serializes appends inside the process (this path is
+    /// `sqlite::memory:`'s: a file's writer appends on a connection of its own, see
+    /// `audit_file`, with the same chain rules), and a record
     /// appended by another process on the same file shows as a seq conflict, after which the
     /// tail is read again and the batch retried once. `tail` is left at the new end on success
     /// and cleared on failure.

@@ -11,6 +11,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::{DEFERRED_SYNC_WITHIN, Durability, Tail};
+use super::audit_file::AuditFile;
 use super::{AuditEntry, AuditRecord, Store, StoreError};
 
 /// Records committed together at most.
@@ -38,10 +39,11 @@ impl std::fmt::Debug for AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer task on the current runtime. `store` must not itself hold a writer;
-    /// the task ends when the last `AuditWriter` clone is dropped.
-    pub(crate) fn spawn(store: Store) -> AuditWriter {
+    /// the task ends when the last `AuditWriter` clone is dropped. With `file` (a SQLite
+    /// file's store), appends run on that connection of the writer's own; else on the pool.
+    pub(crate) fn spawn(store: Store, file: Option<AuditFile>) -> AuditWriter {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, jobs));
+        tokio::spawn(run(store, file, jobs));
         AuditWriter { queue }
     }
 
@@ -70,23 +72,57 @@ impl AuditWriter {
     }
 }
 
+/// Syncs what deferred appends committed: a checkpoint on the writer's own connection, else
+/// the store's.
+async fn sync(store: &Store, file: &mut Option<AuditFile>) -> Result<(), StoreError> {
+    match file {
+        Some(file) => file.checkpoint().await,
+        None => store.sync_deferred_audit().await,
+    }
+}
+
+/// Appends a batch on the writer's own connection, else through the store's pool.
+async fn append(
+    store: &Store,
+    file: &mut Option<AuditFile>,
+    entries: &[AuditEntry],
+    durability: Durability,
+    tail: &mut Option<Tail>,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    match file {
+        // Closing the store ends appends too (readiness tests use it as an outage).
+        Some(_) if store.pool.is_closed() => Err(StoreError::Db("the store is closed".into())),
+        Some(file) => {
+            file.append(&store.audit_key, entries, durability, tail)
+                .await
+        }
+        None => store.append_audit_batch(entries, durability, tail).await,
+    }
+}
+
 /// Takes every waiting append (up to [`MAX_BATCH`]) and writes them in one statement. A batch
 /// is deferred only if all of its records are; after a deferred batch, a sync follows within
 /// [`DEFERRED_SYNC_WITHIN`] unless a synced commit (which syncs all before it) comes first.
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut file: Option<AuditFile>, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut tail: Option<Tail> = None;
     let mut unsynced_since: Option<tokio::time::Instant> = None;
     loop {
-        // Due even when appends never pause (a busy writer never times out below).
-        if unsynced_since.is_some_and(|since| since.elapsed() >= DEFERRED_SYNC_WITHIN) {
-            unsynced_since = match store.sync_deferred_audit().await {
-                Ok(()) => None,
+        // Due even when appends never pause (a busy writer never times out below). The
+        // writer's own connection also checkpoints after enough records.
+        let checkpoint_due = file.as_ref().is_some_and(AuditFile::checkpoint_due);
+        if checkpoint_due
+            || unsynced_since.is_some_and(|since| since.elapsed() >= DEFERRED_SYNC_WITHIN)
+        {
+            match sync(&store, &mut file).await {
+                Ok(()) => unsynced_since = None,
                 Err(e) => {
                     tracing::warn!(error = %e, "syncing deferred audit records failed; retrying");
-                    Some(tokio::time::Instant::now())
+                    if unsynced_since.is_some() {
+                        unsynced_since = Some(tokio::time::Instant::now());
+                    }
                 }
-            };
+            }
         }
         let received = match unsynced_since {
             None => jobs.recv_many(&mut batch, MAX_BATCH).await,
@@ -109,10 +145,7 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
         };
         let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
             batch.drain(..).map(|j| (j.entry, j.done)).unzip();
-        match store
-            .append_audit_batch(&entries, durability, &mut tail)
-            .await
-        {
+        match append(&store, &mut file, &entries, durability, &mut tail).await {
             Ok(records) => {
                 unsynced_since = match durability {
                     Durability::Synced => None,
@@ -139,7 +172,7 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>) {
         }
     }
     if unsynced_since.is_some() {
-        let _ = store.sync_deferred_audit().await;
+        let _ = sync(&store, &mut file).await;
     }
 }
 
@@ -260,6 +293,71 @@ mod tests {
             contains(&db),
             "checkpointed (and so synced) after the bound"
         );
+    }
+
+    /// Whether the file at `path` holds `marker`.
+    fn holds(path: &std::path::Path, marker: &str) -> bool {
+        std::fs::read(path)
+            .map(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
+            .unwrap_or(false)
+    }
+
+    // One runtime thread: had the writer waited for the lock in place, nothing else would run.
+    #[tokio::test]
+    async fn an_append_waits_for_another_writers_lock_off_the_runtime_then_commits() {
+        let (store, dir) = sqlite().await;
+        store.append_read_audit(&entry(0)).await.expect("first");
+        let holder = rusqlite::Connection::open(dir.path().join("store.db")).expect("open");
+        holder.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        let pending = tokio::spawn({
+            let store = store.clone();
+            async move { store.append_read_audit(&entry(1)).await }
+        });
+        let started = std::time::Instant::now();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the runtime kept running while the append waited: {:?}",
+            started.elapsed()
+        );
+        assert!(!pending.is_finished(), "the append waits for the lock");
+        holder.execute_batch("COMMIT").expect("unlock");
+        let record = pending.await.expect("task").expect("append");
+        assert_eq!(record.seq, 2);
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 2);
+        assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writers_connection_checkpoints_after_enough_records() {
+        let (store, dir) = sqlite().await;
+        let db = dir.path().join("store.db");
+        let marker = "first-record-marker-8c2d";
+        let mut first = entry(0);
+        first.trace_id = Some(marker.into());
+        // Synced appends start no timed sync, so only the count of records can checkpoint.
+        store.append_audit(&first).await.expect("first");
+        assert!(
+            holds(&dir.path().join("store.db-wal"), marker),
+            "in the WAL"
+        );
+        assert!(!holds(&db, marker), "not yet checkpointed");
+        let tasks: Vec<_> = (1..=super::super::audit_file::CHECKPOINT_EVERY as i64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append_audit(&entry(i)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task").expect("append");
+        }
+        // The checkpoint runs after the batch that reached the count; polled with slack.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !holds(&db, marker) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(holds(&db, marker), "checkpointed into the database file");
     }
 
     #[tokio::test]

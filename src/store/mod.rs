@@ -13,6 +13,7 @@
 mod approvals;
 mod argocd_state;
 mod audit;
+mod audit_file;
 mod audit_key;
 mod audit_writer;
 pub mod config;
@@ -331,6 +332,8 @@ impl Store {
             // One connection serializes every writer inside the process, so SQLite never answers
             // SQLITE_BUSY to ourselves and a decision's read-count-update needs no row lock.
             // Reads are short, so sharing the one connection costs little for a single replica.
+            // The audit writer of a file keeps a second one for its appends (`audit_file`),
+            // which never waits for this one's lock on the runtime's threads.
             // The connection is kept forever, which also keeps `sqlite::memory:` alive.
             Backend::Sqlite => {
                 AnyPoolOptions::new()
@@ -362,13 +365,19 @@ impl Store {
             audit_key: std::sync::Arc::new(AuditKey::ephemeral()?),
         };
         schema::ensure(&store).await?;
+        // A file's audit appends get a connection of the writer's own (see `audit_file`);
+        // `sqlite::memory:` has no file a second connection could open.
+        let file = match &sqlite_file {
+            Some(db) => Some(audit_file::AuditFile::open(db)?),
+            None => None,
+        };
         let key = match (audit_key, sqlite_file) {
             (Some(key), _) => key,
             (None, Some(db)) => store.default_audit_key(&db).await?,
             (None, None) => AuditKey::ephemeral()?,
         };
         store.audit_key = std::sync::Arc::new(key);
-        store.audit_writer = Some(audit_writer::AuditWriter::spawn(store.clone()));
+        store.audit_writer = Some(audit_writer::AuditWriter::spawn(store.clone(), file));
         Ok(store)
     }
 
