@@ -270,27 +270,22 @@ mod tests {
         let marker = "deferred-marker-5f1e";
         let mut e = entry(0);
         e.trace_id = Some(marker.into());
-        let contains = |path: &std::path::Path| {
-            std::fs::read(path)
-                .map(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()))
-                .unwrap_or(false)
-        };
         store.append_read_audit(&e).await.expect("append");
         // Committed into the WAL; the database file gets it at the checkpoint, which syncs the
         // WAL first.
         assert!(
-            contains(&dir.path().join("store.db-wal")),
+            holds(&dir.path().join("store.db-wal"), marker),
             "committed to the WAL"
         );
-        assert!(!contains(&db), "not yet checkpointed");
+        assert!(!holds(&db, marker), "not yet checkpointed");
         // Due after DEFERRED_SYNC_WITHIN; polled with slack for a loaded machine. Nothing else
         // checkpoints this WAL (far below SQLite's 1000-page automatic checkpoint).
         let deadline = std::time::Instant::now() + DEFERRED_SYNC_WITHIN * 4;
-        while !contains(&db) && std::time::Instant::now() < deadline {
+        while !holds(&db, marker) && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert!(
-            contains(&db),
+            holds(&db, marker),
             "checkpointed (and so synced) after the bound"
         );
     }
