@@ -218,13 +218,14 @@ fn bind_insert<'q>(
     q
 }
 
+/// The newest record's seq and hash.
+pub(super) const TAIL_SQL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+
 async fn read_tail<'e, E>(executor: E) -> Result<Tail, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(executor)
-        .await?;
+    let last = sqlx::query(TAIL_SQL).fetch_optional(executor).await?;
     Ok(match last {
         Some(row) => (
             row.try_get::<i64, _>("seq")?,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
 
-use super::audit::{Durability, GENESIS, Tail, chain, insert_sql};
+use super::audit::{Durability, GENESIS, TAIL_SQL, Tail, chain, insert_sql};
 use super::audit_key::AuditKey;
 use super::{AuditEntry, AuditRecord, StoreError};
 
@@ -93,11 +93,9 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 
 fn read_tail(conn: &Connection) -> Result<Tail, Failed> {
     let last = conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-        )
+        .query_row(TAIL_SQL, [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
         .optional()?;
     Ok(last.unwrap_or_else(|| (0, GENESIS.to_string())))
 }
@@ -135,6 +133,7 @@ fn write(
         };
         let (records, texts) =
             chain(key, entries, &start).map_err(|e| Failed::Other(e.to_string()))?;
+        // In the order of `insert_sql`'s columns, as `bind_insert` binds them for sqlx.
         let mut params: Vec<&dyn ToSql> = Vec::with_capacity(records.len() * 14);
         for (r, args) in records.iter().zip(&texts) {
             let e = &r.entry;
