@@ -315,14 +315,26 @@ fn number_len(n: &serde_json::Number) -> usize {
 
 /// A string's JSON length: quotes, plus what serde_json's escaping adds (`\"`, `\\`, the
 /// two-character escapes of \b \t \n \f \r, and `\u00XX` for the other control characters).
+///
+/// Branch-free over chunks with a narrow counter, so the compiler vectorizes it: a log answer
+/// is measured byte by byte on every call.
 fn escaped_len(s: &str) -> usize {
+    // At most 5 extra bytes per input byte, so a chunk's sum fits in a u16.
+    const CHUNK: usize = 4096;
+    let extra = |b: u8| -> u16 {
+        let quote = u16::from(b == b'"') + u16::from(b == b'\\');
+        let control = u16::from(b < 0x20);
+        let short = u16::from(b == 0x08)
+            + u16::from(b == b'\t')
+            + u16::from(b == b'\n')
+            + u16::from(b == 0x0c)
+            + u16::from(b == b'\r');
+        quote + control * 5 - short * 4
+    };
     2 + s.len()
-        + s.bytes()
-            .map(|b| match b {
-                b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 1,
-                0x00..=0x1f => 5,
-                _ => 0,
-            })
+        + s.as_bytes()
+            .chunks(CHUNK)
+            .map(|chunk| usize::from(chunk.iter().map(|&b| extra(b)).sum::<u16>()))
             .sum::<usize>()
 }
 
@@ -348,6 +360,9 @@ mod tests {
             json!(""),
             json!(every_ascii),
             json!("ts=1 msg=\"a \\ b\" é 日本 \u{2028} \u{7f} 🙂"),
+            // Longer than a counting chunk, escapes on and across its edges.
+            json!(every_ascii.repeat(70)),
+            json!(format!("{}\"\n{}", "a".repeat(4095), "\u{1}".repeat(4100))),
             json!([]),
             json!({}),
             json!([1, "two", [3, {"four": null}], {"a\"b": [true, false]}]),

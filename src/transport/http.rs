@@ -193,8 +193,13 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         sessions,
         max: state.config.mcp.max_sessions,
     };
+    // Shared, not cloned per request: the service's clone copies its host and origin lists.
+    let mcp_service = Arc::new(mcp_service);
     let mcp_routes = Router::new()
-        .fallback_service(mcp_service)
+        .fallback(move |request: axum::extract::Request| {
+            let service = Arc::clone(&mcp_service);
+            async move { service.handle(request).await }
+        })
         .layer(axum::middleware::from_fn_with_state(cap, session_cap))
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))
         .layer(state.tool_auth(mcp::HTTP));
