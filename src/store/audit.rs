@@ -39,7 +39,7 @@ const VERIFY_BATCH: i64 = 1_000;
 const SELECT_TAIL: &str = "SELECT seq, at_ms, principal_sub, principal_name, transport, tool, \
      args, decision, rule, approval_id, result_summary, trace_id, prev_hash, hash FROM audit \
      ORDER BY seq DESC LIMIT $1";
-const SELECT_FOR_APPROVAL: &str = "SELECT seq, at_ms, principal_sub, principal_name, transport, \
+pub(super) const SELECT_FOR_APPROVAL: &str = "SELECT seq, at_ms, principal_sub, principal_name, transport, \
      tool, args, decision, rule, approval_id, result_summary, trace_id, prev_hash, hash FROM audit \
      WHERE approval_id = $1 ORDER BY seq";
 const SELECT_AFTER: &str = "SELECT seq, at_ms, principal_sub, principal_name, transport, tool, \

@@ -76,7 +76,12 @@ const DDL: &[&str] = &[
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     )",
-    "CREATE INDEX IF NOT EXISTS audit_approval ON audit (approval_id)",
+    // Only records of approvals are looked up by approval, and reads (most records) have none:
+    // a partial index spares every read's record an index entry (a page write per append).
+    // `approval_id = $1` implies the index's condition, so both databases use it. It replaces
+    // `audit_approval`, which indexed every record; compatible both ways, so no version step.
+    "CREATE INDEX IF NOT EXISTS audit_by_approval ON audit (approval_id) WHERE approval_id IS NOT NULL",
+    "DROP INDEX IF EXISTS audit_approval",
     // A2A tasks (src/store/tasks.rs): listed per owner, newest first; found by approval.
     "CREATE TABLE IF NOT EXISTS a2a_tasks (
         id TEXT PRIMARY KEY,
@@ -308,6 +313,46 @@ mod tests {
     use sqlx::Connection;
 
     use super::super::Store;
+
+    #[tokio::test]
+    async fn records_are_found_by_approval_through_the_partial_index_and_the_old_index_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        drop(Store::connect(&url).await.expect("create"));
+        {
+            // The index as toolgate created it before.
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(&url)
+                .await
+                .expect("open");
+            sqlx::query("CREATE INDEX audit_approval ON audit (approval_id)")
+                .execute(&mut conn)
+                .await
+                .expect("old index");
+        }
+        let store = Store::connect(&url).await.expect("reopen");
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' AND sql IS NOT NULL",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .expect("indexes");
+        assert_eq!(indexes, ["audit_by_approval"]);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::super::audit::SELECT_FOR_APPROVAL.replace("$1", "'a-1'")
+        )))
+        .fetch_all(&store.pool)
+        .await
+        .expect("plan");
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("audit_by_approval")),
+            "{plan:?}"
+        );
+    }
 
     #[tokio::test]
     async fn a_version_1_database_gets_the_call_context_column_and_keeps_its_rows() {
