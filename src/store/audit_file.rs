@@ -69,14 +69,6 @@ pub(crate) struct AuditFile {
     since_checkpoint: usize,
 }
 
-impl std::fmt::Debug for AuditFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditFile")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let db = |e: rusqlite::Error| StoreError::Db(format!("opening the audit connection: {e}"));
     let conn = Connection::open_with_flags(
