@@ -198,7 +198,11 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp_routes = Router::new()
         .fallback(move |request: axum::extract::Request| {
             let service = Arc::clone(&mcp_service);
-            async move { service.handle(request).await }
+            async move {
+                let method = request.method().clone();
+                crate::transport::sse_coalesce::coalesced(&method, service.handle(request).await)
+                    .await
+            }
         })
         .layer(axum::middleware::from_fn_with_state(cap, session_cap))
         .layer(axum::middleware::from_fn(jsonrpc_framing_errors))

@@ -12,4 +12,5 @@ pub mod mcp;
 pub mod mcp_resume;
 pub mod mcp_tasks;
 pub mod server;
+pub mod sse_coalesce;
 pub mod webhooks;
