@@ -141,7 +141,7 @@ impl std::str::FromStr for AuditHead {
     }
 }
 
-const COLUMNS: &str = "seq, at_ms, principal_sub, principal_name, transport, tool, args, \
+pub(super) const COLUMNS: &str = "seq, at_ms, principal_sub, principal_name, transport, tool, args, \
      decision, rule, approval_id, result_summary, trace_id, prev_hash, hash";
 const COLUMN_COUNT: usize = 14;
 

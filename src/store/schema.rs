@@ -17,6 +17,45 @@ const MIGRATIONS: &[(i64, &str)] = &[(2, "ALTER TABLE approvals ADD COLUMN call_
 /// PostgreSQL can fail with a unique violation in the catalog. (ASCII "tg-schem".)
 const PG_SCHEMA_LOCK: i64 = 0x7467_2d73_6368_656d;
 
+/// The audit table, named `$name`, with `seq` of type `$seq`. seq is the chain position; the
+/// primary key rejects a second writer of the same position.
+macro_rules! audit_table {
+    ($name:literal, $seq:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (
+        seq ",
+            $seq,
+            " PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        principal_sub TEXT NOT NULL,
+        principal_name TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        args TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        rule TEXT,
+        approval_id TEXT,
+        result_summary TEXT,
+        trace_id TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    )"
+        )
+    };
+}
+
+/// PostgreSQL's audit table: a heap and its primary-key index, as every table there.
+const AUDIT_TABLE: &str = audit_table!("audit", "BIGINT");
+/// SQLite's: `seq` is the rowid (only `INTEGER PRIMARY KEY` makes it so), so an append writes
+/// the table's page alone. `BIGINT PRIMARY KEY` there is a separate index, a second page written
+/// in every commit, which is how toolgate created the table before; [`ensure`] rebuilds such a
+/// table once. Both layouts read and write the same (an older toolgate works on either), so no
+/// version step.
+const SQLITE_AUDIT_TABLE: &str = audit_table!("audit", "INTEGER");
+const SQLITE_AUDIT_REBUILT: &str = audit_table!("audit_rowid", "INTEGER");
+
 const DDL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS toolgate_schema (
         id BIGINT PRIMARY KEY,
@@ -58,23 +97,6 @@ const DDL: &[&str] = &[
         reason TEXT,
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (approval_id, approver_sub)
-    )",
-    // seq is the chain position; the primary key rejects a second writer of the same position.
-    "CREATE TABLE IF NOT EXISTS audit (
-        seq BIGINT PRIMARY KEY,
-        at_ms BIGINT NOT NULL,
-        principal_sub TEXT NOT NULL,
-        principal_name TEXT NOT NULL,
-        transport TEXT NOT NULL,
-        tool TEXT NOT NULL,
-        args TEXT NOT NULL,
-        decision TEXT NOT NULL,
-        rule TEXT,
-        approval_id TEXT,
-        result_summary TEXT,
-        trace_id TEXT,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
     )",
     // Only records of approvals are looked up by approval, and reads (most records) have none:
     // a partial index spares every read's record an index entry (a page write per append).
@@ -277,6 +299,15 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
             .execute(&mut *tx)
             .await?;
     }
+    match store.backend {
+        Backend::Sqlite => {
+            sqlite_audit_rowid(&mut tx).await?;
+            sqlx::query(SQLITE_AUDIT_TABLE).execute(&mut *tx).await?;
+        }
+        Backend::Postgres => {
+            sqlx::query(AUDIT_TABLE).execute(&mut *tx).await?;
+        }
+    }
     for statement in DDL {
         sqlx::query(*statement).execute(&mut *tx).await?;
     }
@@ -305,6 +336,37 @@ pub(super) async fn ensure(store: &Store) -> Result<(), StoreError> {
             "database schema version {version} is newer than this toolgate supports ({SCHEMA_VERSION}); upgrade toolgate"
         )));
     }
+    Ok(())
+}
+
+/// Rebuilds a SQLite audit table whose primary key is a separate index (`seq BIGINT PRIMARY
+/// KEY`, as toolgate created it before) with `seq` as the rowid: every record copied as it is,
+/// in the schema transaction (all or nothing; the chain's hashes cover the records, not where
+/// they are stored). Its indexes go with the old table and are created again after.
+async fn sqlite_audit_rowid(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
+    let pk_index: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pragma_index_list('audit') WHERE origin = 'pk'")
+            .fetch_one(&mut **tx)
+            .await?;
+    if pk_index == 0 {
+        return Ok(());
+    }
+    let columns = super::audit::COLUMNS;
+    sqlx::query(SQLITE_AUDIT_REBUILT).execute(&mut **tx).await?;
+    let copied = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_rowid ({columns}) SELECT {columns} FROM audit ORDER BY seq"
+    )))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DROP TABLE audit").execute(&mut **tx).await?;
+    sqlx::query("ALTER TABLE audit_rowid RENAME TO audit")
+        .execute(&mut **tx)
+        .await?;
+    tracing::info!(
+        records = copied,
+        "audit table rebuilt with seq as its rowid"
+    );
     Ok(())
 }
 
@@ -352,6 +414,91 @@ mod tests {
             plan.iter().any(|d| d.contains("audit_by_approval")),
             "{plan:?}"
         );
+    }
+
+    /// How many separate primary-key indexes the audit table has (0: `seq` is the rowid).
+    async fn audit_pk_indexes(pool: &sqlx::AnyPool) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM pragma_index_list('audit') WHERE origin = 'pk'")
+            .fetch_one(pool)
+            .await
+            .expect("index list")
+    }
+
+    #[tokio::test]
+    async fn an_audit_table_keyed_by_a_separate_index_is_rebuilt_with_seq_as_its_rowid() {
+        use super::super::audit::tests::entry;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let store = Store::connect(&url).await.expect("create");
+        assert_eq!(audit_pk_indexes(&store.pool).await, 0, "a new table");
+        for i in 1..=5 {
+            store.append_audit(&entry(i)).await.expect("append");
+        }
+        let before = store.audit_tail(10).await.expect("tail");
+        store.close().await;
+        drop(store);
+        {
+            // The table as toolgate created it before: `seq BIGINT PRIMARY KEY`.
+            let mut conn = sqlx::sqlite::SqliteConnection::connect(&url)
+                .await
+                .expect("open");
+            let columns = super::super::audit::COLUMNS;
+            for statement in [
+                audit_table!("audit_bigint", "BIGINT").to_string(),
+                format!("INSERT INTO audit_bigint ({columns}) SELECT {columns} FROM audit"),
+                "DROP TABLE audit".to_string(),
+                "ALTER TABLE audit_bigint RENAME TO audit".to_string(),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut conn)
+                    .await
+                    .expect("old layout");
+            }
+            let pk: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pragma_index_list('audit') WHERE origin = 'pk'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .expect("index list");
+            assert_eq!(pk, 1, "the old layout has its separate index");
+        }
+        let store = Store::connect(&url).await.expect("reopen");
+        assert_eq!(audit_pk_indexes(&store.pool).await, 0, "rebuilt");
+        let after = store.audit_tail(10).await.expect("tail");
+        assert_eq!(
+            serde_json::to_value(&after).expect("json"),
+            serde_json::to_value(&before).expect("json"),
+            "every record as it was"
+        );
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 5);
+        assert!(report.first_broken.is_none(), "{report:?}");
+        // The chain goes on, the approval index is back, and a lookup by seq is a rowid lookup.
+        let next = store.append_audit(&entry(6)).await.expect("append");
+        assert_eq!(
+            (next.seq, next.prev_hash.as_str()),
+            (6, before[4].hash.as_str())
+        );
+        assert_eq!(
+            store.audit_for_approval("ap-3").await.expect("for").len(),
+            1
+        );
+        let rows = sqlx::query("EXPLAIN QUERY PLAN SELECT hash FROM audit WHERE seq = 3")
+            .fetch_all(&store.pool)
+            .await
+            .expect("plan");
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("INTEGER PRIMARY KEY")),
+            "{plan:?}"
+        );
+        // A second start finds nothing to rebuild.
+        drop(store);
+        let again = Store::connect(&url).await.expect("reopen");
+        assert_eq!(again.audit_verify().await.expect("verify").records, 6);
     }
 
     #[tokio::test]
