@@ -399,21 +399,26 @@ mod tests {
         .await
         .expect("indexes");
         assert_eq!(indexes, ["audit_by_approval"]);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            super::super::audit::SELECT_FOR_APPROVAL.replace("$1", "'a-1'")
-        )))
-        .fetch_all(&store.pool)
-        .await
-        .expect("plan");
-        let plan: Vec<String> = rows
-            .iter()
-            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
-            .collect();
+        let plan = query_plan(
+            &store.pool,
+            &super::super::audit::SELECT_FOR_APPROVAL.replace("$1", "'a-1'"),
+        )
+        .await;
         assert!(
             plan.iter().any(|d| d.contains("audit_by_approval")),
             "{plan:?}"
         );
+    }
+
+    /// What SQLite's `EXPLAIN QUERY PLAN` says of `sql`, a line a step.
+    async fn query_plan(pool: &sqlx::AnyPool, sql: &str) -> Vec<String> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .fetch_all(pool)
+            .await
+            .expect("plan");
+        rows.iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
+            .collect()
     }
 
     /// How many separate primary-key indexes the audit table has (0: `seq` is the rowid).
@@ -483,14 +488,7 @@ mod tests {
             store.audit_for_approval("ap-3").await.expect("for").len(),
             1
         );
-        let rows = sqlx::query("EXPLAIN QUERY PLAN SELECT hash FROM audit WHERE seq = 3")
-            .fetch_all(&store.pool)
-            .await
-            .expect("plan");
-        let plan: Vec<String> = rows
-            .iter()
-            .map(|r| sqlx::Row::try_get::<String, _>(r, "detail").unwrap_or_default())
-            .collect();
+        let plan = query_plan(&store.pool, "SELECT hash FROM audit WHERE seq = 3").await;
         assert!(
             plan.iter().any(|d| d.contains("INTEGER PRIMARY KEY")),
             "{plan:?}"
