@@ -12,6 +12,7 @@
 #[path = "../../tests/integration/fake_kube/mod.rs"]
 mod fake_kube;
 mod mcp;
+#[allow(dead_code)]
 mod proc;
 mod serve_cmd;
 
@@ -516,11 +517,14 @@ async fn load(
             (lat, errors, first_error)
         }));
     }
-    // Sample the server's memory (with its children) while the load runs.
-    while Instant::now() < deadline {
-        *peak_rss = (*peak_rss).max(proc::tree_rss_kb(pid));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Sample the server's memory (with its children) while the load runs, on a thread of its
+    // own: reading /proc is blocking work that would stall the load client's runtime.
+    let sampler = std::thread::spawn(move || proc::peak_tree_rss_kb(pid, deadline));
+    *peak_rss = (*peak_rss).max(
+        tokio::task::spawn_blocking(move || sampler.join().unwrap_or(0))
+            .await
+            .unwrap_or(0),
+    );
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {

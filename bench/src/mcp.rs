@@ -94,7 +94,10 @@ impl Session {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
-        let text = resp.text().await?;
+        // Bytes, checked as UTF-8 once: `text()` would run a lossy decode over every answer.
+        let body = resp.bytes().await?;
+        let text =
+            std::str::from_utf8(&body).with_context(|| format!("{method}: answer is not UTF-8"))?;
         if !status.is_success() {
             bail!(
                 "{method}: HTTP {status}: {}",
@@ -102,7 +105,7 @@ impl Session {
             );
         }
         if !sse {
-            return Ok(text);
+            return Ok(text.to_string());
         }
         // The answer is the SSE event whose data is a message with our id.
         let id_marker = format!("\"id\":{id}");

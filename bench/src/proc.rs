@@ -52,6 +52,24 @@ pub fn tree_rss_kb(pid: u32) -> u64 {
     tree(pid).into_iter().map(|p| status_kb(p, "VmRSS")).sum()
 }
 
+/// The largest [`tree_rss_kb`] seen until `deadline`, sampled every 20 ms. The tree is walked
+/// again every half second (the Node peer starts kubectl children); in between only the known
+/// processes' status is read, which keeps the sampler's own CPU small.
+pub fn peak_tree_rss_kb(pid: u32, deadline: std::time::Instant) -> u64 {
+    let mut peak = 0;
+    let mut pids = Vec::new();
+    let mut n = 0u32;
+    while std::time::Instant::now() < deadline {
+        if n.is_multiple_of(25) {
+            pids = tree(pid);
+        }
+        n += 1;
+        peak = peak.max(pids.iter().map(|&p| status_kb(p, "VmRSS")).sum());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    peak
+}
+
 /// Sum of the peak resident sizes of the processes alive in the tree now.
 pub fn tree_hwm_kb(pid: u32) -> u64 {
     tree(pid).into_iter().map(|p| status_kb(p, "VmHWM")).sum()

@@ -78,13 +78,13 @@ pub fn logs(shared: &Shared, ns: &str, name: &str, params: &Params) -> ApiResult
         previous,
     );
     let lines = match inner.logs.get(&key) {
-        Some(l) => l.clone(),
+        Some(l) => std::sync::Arc::clone(l),
         None if previous => {
             return Err(ApiError::bad_request(format!(
                 "previous terminated container \"{container}\" in pod \"{name}\" not found"
             )));
         }
-        None => Vec::new(),
+        None => std::sync::Arc::from([]),
     };
     drop(inner);
 

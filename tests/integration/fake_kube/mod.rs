@@ -394,7 +394,7 @@ impl FakeKube {
             container.to_string(),
             previous,
         );
-        self.shared.lock().logs.insert(key, lines);
+        self.shared.lock().logs.insert(key, lines.into());
     }
 
     /// Sets log lines timestamped one second apart, the last one now.

@@ -99,7 +99,8 @@ pub struct Inner {
     objects: BTreeMap<TypeKey, BTreeMap<ObjKey, Stored>>,
     pub history: VecDeque<WatchEvent>,
     pub watch_tx: broadcast::Sender<WatchEvent>,
-    pub logs: HashMap<LogKey, Vec<(Timestamp, String)>>,
+    /// Shared, so a read takes the lines without copying them under the lock.
+    pub logs: HashMap<LogKey, std::sync::Arc<[(Timestamp, String)]>>,
     pub requests: Vec<RecordedRequest>,
     pub execs: Vec<ExecRecord>,
     /// Counter for generated names and seeded objects.
