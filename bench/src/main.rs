@@ -517,14 +517,10 @@ async fn load(
             (lat, errors, first_error)
         }));
     }
-    // Sample the server's memory (with its children) while the load runs, on a thread of its
-    // own: reading /proc is blocking work that would stall the load client's runtime.
-    let sampler = std::thread::spawn(move || proc::peak_tree_rss_kb(pid, deadline));
-    *peak_rss = (*peak_rss).max(
-        tokio::task::spawn_blocking(move || sampler.join().unwrap_or(0))
-            .await
-            .unwrap_or(0),
-    );
+    // Sample the server's memory (with its children) while the load runs, off the load
+    // client's runtime threads: reading /proc is blocking work that would stall them.
+    let sampled = tokio::task::spawn_blocking(move || proc::peak_tree_rss_kb(pid, deadline)).await;
+    *peak_rss = (*peak_rss).max(sampled.unwrap_or(0));
     let mut all = Vec::new();
     let mut errors = 0;
     for t in tasks {
