@@ -174,6 +174,20 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let sessions = Arc::new(ResumableSessions::new(
         state.config.mcp.session_idle_timeout,
     ));
+    // Plain tool calls of open sessions, answered on their own connection (`mcp_direct`).
+    let direct = Arc::new(crate::transport::mcp_direct::DirectCalls {
+        sessions: sessions.clone(),
+        server: McpServer::new(
+            dispatcher.clone(),
+            tools.clone(),
+            names,
+            mcp::HTTP,
+            Principal::new("unauthenticated", "unauthenticated", Vec::new()),
+        ),
+        max_body: mcp_config.max_request_body_bytes,
+        keep_alive: mcp_config.sse_keep_alive,
+        shutdown: shutdown.clone(),
+    });
     let mcp_service = StreamableHttpService::new(
         // The caller of each request comes from the auth layer (request extensions);
         // this fallback principal has no roles, so policy refuses everything it asks.
@@ -198,10 +212,14 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     let mcp_routes = Router::new()
         .fallback(move |request: axum::extract::Request| {
             let service = Arc::clone(&mcp_service);
+            let direct = Arc::clone(&direct);
             async move {
                 let method = request.method().clone();
-                crate::transport::sse_coalesce::coalesced(&method, service.handle(request).await)
-                    .await
+                let response = match direct.answer(request).await {
+                    Ok(response) => response,
+                    Err(request) => service.handle(request).await.map(Body::new),
+                };
+                crate::transport::sse_coalesce::coalesced(&method, response).await
             }
         })
         .layer(axum::middleware::from_fn_with_state(cap, session_cap))

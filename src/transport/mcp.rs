@@ -30,6 +30,16 @@ use crate::core::registry::{self, Entry, Registry};
 pub const STDIO: &str = "mcp-stdio";
 pub const HTTP: &str = "mcp-http";
 
+/// Who calls, and how the answer may come back: what [`McpServer::call`] needs besides the
+/// call itself.
+pub(crate) struct ToolCall {
+    pub principal: Principal,
+    /// The client declared the tasks extension: a held write answers as a task.
+    pub tasks: bool,
+    pub request_id: String,
+    pub progress: Option<ProgressSink>,
+}
+
 /// The MCP face of the server. Cheap to clone: one per MCP session. Every session shares the
 /// one tool list built at start ([`mcp_tools`]): a session holds no copy of the schemas.
 #[derive(Clone)]
@@ -58,18 +68,80 @@ impl McpServer {
         }
     }
 
+    /// A `tools/call`, run through the dispatch core: by rmcp's handler ([`ServerHandler::call_tool`])
+    /// and by the direct path of plain calls in a session (`mcp_direct`).
+    pub(crate) async fn call(
+        &self,
+        request: CallToolRequestParams,
+        call: ToolCall,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let ToolCall {
+            principal,
+            tasks,
+            request_id,
+            progress,
+        } = call;
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let tool = request.name.to_string();
+        let text_lines = self
+            .dispatcher
+            .registry()
+            .get(&tool)
+            .ok()
+            .and_then(|e| e.spec().text_lines);
+        let call = CallRequest {
+            principal: principal.clone(),
+            transport: self.transport,
+            tool,
+            args,
+            request_id,
+            progress,
+        };
+        match self.dispatcher.dispatch(call).await {
+            // An unknown name is a protocol error (-32602), as the MCP spec asks; the names it
+            // suggests are those this client sees listed.
+            Err(mut unknown) => {
+                for s in &mut unknown.suggestions {
+                    *s = listed_name(s, self.names);
+                }
+                Err(ErrorData::invalid_params(
+                    unknown.to_string(),
+                    Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
+                ))
+            }
+            Ok(Ok(output)) => {
+                if tasks && let Some(id) = held_approval_id(&output) {
+                    // Read back from the store: `tasks/get` on this id answers from now on.
+                    match self.dispatcher.held_call(&principal, id).await {
+                        Ok(view) => return Ok(mcp_tasks::created(&view).into()),
+                        Err(e) => {
+                            tracing::warn!(approval_id = id, error = %e,
+                                "held call answered as approval_required: its task could not be read")
+                        }
+                    }
+                }
+                Ok(tool_answer(Ok(output), text_lines).into())
+            }
+            Ok(Err(err)) => Ok(tool_answer(Err(err.message), text_lines).into()),
+        }
+    }
+
     /// Who sent the request: over HTTP the auth middleware put the caller into it; stdio has
     /// one user.
     fn caller(&self, context: &RequestContext<RoleServer>) -> Principal {
         match context.extensions.get::<http::request::Parts>() {
-            Some(parts) => Caller::of(&parts.extensions)
-                .map(|caller| caller.principal.clone())
-                .unwrap_or_else(|| {
-                    Principal::new("unauthenticated", "unauthenticated", Vec::new())
-                }),
+            Some(parts) => http_caller(&parts.extensions),
             None => self.principal.clone(),
         }
     }
+}
+
+/// The caller the auth middleware put into an HTTP request's extensions; without one, a
+/// principal with no roles, whom policy refuses everything.
+pub(crate) fn http_caller(extensions: &http::Extensions) -> Principal {
+    Caller::of(extensions)
+        .map(|caller| caller.principal.clone())
+        .unwrap_or_else(|| Principal::new("unauthenticated", "unauthenticated", Vec::new()))
 }
 
 /// The tools this server offers, as MCP tool definitions in the configured naming style.
@@ -143,7 +215,6 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
         let principal = self.caller(&context);
         // Per request (2026-07-28 `_meta`) or, in a session, as declared at `initialize`.
         let tasks = context
@@ -164,48 +235,13 @@ impl ServerHandler for McpServer {
             });
             sink
         });
-        let tool = request.name.to_string();
-        let text_lines = self
-            .dispatcher
-            .registry()
-            .get(&tool)
-            .ok()
-            .and_then(|e| e.spec().text_lines);
-        let call = CallRequest {
-            principal: principal.clone(),
-            transport: self.transport,
-            tool,
-            args,
-            request_id: request_id_text(&context),
+        let call = ToolCall {
+            principal,
+            tasks,
+            request_id: request_id_text(&context.id),
             progress,
         };
-        match self.dispatcher.dispatch(call).await {
-            // An unknown name is a protocol error (-32602), as the MCP spec asks; the names it
-            // suggests are those this client sees listed.
-            Err(mut unknown) => {
-                for s in &mut unknown.suggestions {
-                    *s = listed_name(s, self.names);
-                }
-                Err(ErrorData::invalid_params(
-                    unknown.to_string(),
-                    Some(json!({"tool": unknown.name, "suggestions": unknown.suggestions})),
-                ))
-            }
-            Ok(Ok(output)) => {
-                if tasks && let Some(id) = held_approval_id(&output) {
-                    // Read back from the store: `tasks/get` on this id answers from now on.
-                    match self.dispatcher.held_call(&principal, id).await {
-                        Ok(view) => return Ok(mcp_tasks::created(&view).into()),
-                        Err(e) => {
-                            tracing::warn!(approval_id = id, error = %e,
-                                "held call answered as approval_required: its task could not be read")
-                        }
-                    }
-                }
-                Ok(tool_answer(Ok(output), text_lines).into())
-            }
-            Ok(Err(err)) => Ok(tool_answer(Err(err.message), text_lines).into()),
-        }
+        self.call(request, call).await
     }
 
     async fn get_task(
@@ -279,8 +315,9 @@ pub fn tool_answer(answer: Result<Value, String>, text_lines: Option<&str>) -> C
     }
 }
 
-fn request_id_text(context: &RequestContext<RoleServer>) -> String {
-    match serde_json::to_value(&context.id) {
+/// A JSON-RPC request id as audit and logs name it: a string as is, a number as its digits.
+pub(crate) fn request_id_text(id: &rmcp::model::RequestId) -> String {
+    match serde_json::to_value(id) {
         Ok(Value::String(s)) => s,
         Ok(other) => other.to_string(),
         Err(_) => String::new(),

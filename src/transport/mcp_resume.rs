@@ -18,18 +18,23 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use rmcp::model::{ServerJsonRpcMessage, ServerResult};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, RequestId, ServerJsonRpcMessage,
+    ServerResult,
+};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
-    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, SessionConfig,
 };
 use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
 };
+use tokio_util::sync::CancellationToken;
 
 /// How long an ended call stream can still be replayed.
 pub const KEEP_FOR: Duration = Duration::from_secs(60);
@@ -46,6 +51,28 @@ type SseStream = Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync + 'st
 pub struct ResumableSessions {
     inner: LocalSessionManager,
     kept: Arc<Mutex<Kept>>,
+    /// What `initialize` settled for each open session (see [`SessionFacts`]).
+    facts: Mutex<HashMap<SessionId, SessionFacts>>,
+    /// Request ids of the next direct call's stream (see [`DIRECT_IDS_FROM`]).
+    next_direct: AtomicU64,
+    /// Direct calls running now, by session and JSON-RPC id: a `notifications/cancelled`
+    /// drops their answer.
+    direct_calls: Arc<Mutex<HashMap<(SessionId, RequestId), CancellationToken>>>,
+}
+
+/// Stream ids of calls answered by the direct path (`mcp_direct`) count from here, far above
+/// rmcp's per-session count (from 0), so a `Last-Event-ID` names one call or the other.
+pub const DIRECT_IDS_FROM: u64 = 1 << 48;
+
+/// What a session's `initialize` settled, which a direct call needs.
+#[derive(Clone)]
+pub struct SessionFacts {
+    /// The negotiated protocol version.
+    pub protocol: String,
+    /// The client declared the tasks extension.
+    pub tasks: bool,
+    /// When rmcp's session worker last heard of the session (see `ResumableSessions::touch`).
+    touched: Instant,
 }
 
 #[derive(Default)]
@@ -287,8 +314,95 @@ impl ResumableSessions {
         inner.session_config.keep_alive = Some(idle);
         Self {
             inner,
-            kept: Default::default(),
+            next_direct: AtomicU64::new(DIRECT_IDS_FROM),
+            ..Default::default()
         }
+    }
+
+    /// What `initialize` settled for session `id`, while rmcp still has it open.
+    pub async fn facts(&self, id: &SessionId) -> Option<SessionFacts> {
+        let facts = self.facts.lock().ok()?.get(id).cloned()?;
+        self.inner
+            .has_session(id)
+            .await
+            .unwrap_or(false)
+            .then_some(facts)
+    }
+
+    /// A direct call in session `id` is activity rmcp's session worker does not see, so its
+    /// idle timer would close a session in use. At most four times per idle period, tell the
+    /// worker of it: an event (closing a call stream that does not exist) that resets the timer
+    /// and changes nothing else.
+    pub async fn touch(&self, id: &SessionId) {
+        let Some(idle) = self.inner.session_config.keep_alive else {
+            return;
+        };
+        let now = Instant::now();
+        {
+            let Ok(mut facts) = self.facts.lock() else {
+                return;
+            };
+            let Some(facts) = facts.get_mut(id) else {
+                return;
+            };
+            if now.duration_since(facts.touched) < idle / 4 {
+                return;
+            }
+            facts.touched = now;
+        }
+        let handle = self.inner.sessions.read().await.get(id).cloned();
+        if let Some(handle) = handle {
+            tokio::spawn(async move {
+                let _ = handle.close_request_wise_channel(u64::MAX).await;
+            });
+        }
+    }
+
+    /// The answer stream of a direct call: a priming event (an id to resume from, rmcp's retry
+    /// hint), then the answer `call` gives, as rmcp numbers them (`0/N`, `1/N`), kept and
+    /// drained like rmcp's streams. `None` from `call` (cancelled) ends the stream with no
+    /// answer. A `notifications/cancelled` for `request` in `session` resolves to `None` at
+    /// once; the call itself still runs to its end, as in rmcp.
+    pub fn direct_stream(
+        &self,
+        session: SessionId,
+        request: RequestId,
+        call: impl Future<Output = ServerJsonRpcMessage> + Send + 'static,
+    ) -> SseStream {
+        let n = self.next_direct.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        let key = (session.clone(), request);
+        if let Ok(mut calls) = self.direct_calls.lock() {
+            calls.insert(key.clone(), cancel.clone());
+        }
+        let calls = self.direct_calls.clone();
+        let answer = async move {
+            let call = Box::pin(call);
+            let cancelled = Box::pin(cancel.cancelled_owned());
+            let answer = match futures::future::select(call, cancelled).await {
+                futures::future::Either::Left((answer, _)) => Some(answer),
+                futures::future::Either::Right(((), call)) => {
+                    tokio::spawn(call);
+                    None
+                }
+            };
+            if let Ok(mut calls) = calls.lock() {
+                calls.remove(&key);
+            }
+            answer.map(|message| ServerSseMessage::new(format!("1/{n}"), message))
+        };
+        let mut priming = ServerSseMessage::retry(
+            self.inner
+                .session_config
+                .sse_retry
+                .unwrap_or(SessionConfig::DEFAULT_SSE_RETRY),
+        );
+        priming.event_id = Some(format!("0/{n}"));
+        let stream = futures::stream::once(futures::future::ready(Some(priming)))
+            // rmcp's streams are `Sync`; the call is polled only through `&mut`, by one owner.
+            .chain(futures::stream::once(sync_wrapper::SyncFuture::new(answer)))
+            .filter_map(futures::future::ready);
+        self.drain(session, stream)
     }
 
     /// Sessions open now.
@@ -305,6 +419,23 @@ impl ResumableSessions {
         index: usize,
     ) -> Option<Vec<ServerSseMessage>> {
         self.kept.lock().ok()?.replay(session, request, index)
+    }
+
+    /// A future that resolves when the running call `request` of session `id` ends (its stream
+    /// is then kept, if it ended with its answer); `None` if it is not running.
+    fn ended(
+        &self,
+        id: &SessionId,
+        request: u64,
+    ) -> Option<impl Future<Output = ()> + Send + Sync + 'static> {
+        let kept = self.kept.lock().ok()?;
+        let notify = kept.running.get(&(id.clone(), request)).cloned()?;
+        // Registered before the lock is let go: the call ends under the lock, so its end
+        // cannot fall between the look-up and the registration.
+        let mut ended = Box::pin(notify.notified_owned());
+        ended.as_mut().enable();
+        drop(kept);
+        Some(ended)
     }
 
     /// `stream` as the client reads it, each event kept as it passes; when the client goes away
@@ -443,9 +574,30 @@ impl SessionManager for ResumableSessions {
     async fn initialize_session(
         &self,
         id: &SessionId,
-        message: rmcp::model::ClientJsonRpcMessage,
+        message: ClientJsonRpcMessage,
     ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        self.inner.initialize_session(id, message).await
+        let tasks = match &message {
+            ClientJsonRpcMessage::Request(request) => match &request.request {
+                ClientRequest::InitializeRequest(init) => init.params.capabilities.supports_tasks(),
+                _ => false,
+            },
+            _ => false,
+        };
+        let answer = self.inner.initialize_session(id, message).await?;
+        if let ServerJsonRpcMessage::Response(response) = &answer
+            && let ServerResult::InitializeResult(result) = &response.result
+            && let Ok(mut facts) = self.facts.lock()
+        {
+            facts.insert(
+                id.clone(),
+                SessionFacts {
+                    protocol: result.protocol_version.to_string(),
+                    tasks,
+                    touched: Instant::now(),
+                },
+            );
+        }
+        Ok(answer)
     }
 
     async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
@@ -466,13 +618,16 @@ impl SessionManager for ResumableSessions {
             kept.order.retain(|(s, _)| s != id);
             kept.running.retain(|(s, _), _| s != id);
         }
+        if let Ok(mut facts) = self.facts.lock() {
+            facts.remove(id);
+        }
         self.inner.close_session(id).await
     }
 
     async fn create_stream(
         &self,
         id: &SessionId,
-        message: rmcp::model::ClientJsonRpcMessage,
+        message: ClientJsonRpcMessage,
     ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
         let stream = self.inner.create_stream(id, message).await?;
         Ok(self.drain(id.clone(), stream))
@@ -481,8 +636,17 @@ impl SessionManager for ResumableSessions {
     async fn accept_message(
         &self,
         id: &SessionId,
-        message: rmcp::model::ClientJsonRpcMessage,
+        message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
+        // A cancelled direct call: its answer is dropped (rmcp cancels its own calls).
+        if let ClientJsonRpcMessage::Notification(notification) = &message
+            && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+            && let Some(request) = &cancelled.params.request_id
+            && let Ok(calls) = self.direct_calls.lock()
+            && let Some(cancel) = calls.get(&(id.clone(), request.clone()))
+        {
+            cancel.cancel();
+        }
         self.inner.accept_message(id, message).await
     }
 
@@ -506,6 +670,26 @@ impl SessionManager for ResumableSessions {
         let replay = |events: Vec<ServerSseMessage>| -> SseStream {
             Box::pin(futures::stream::iter(events))
         };
+        if let Some(events) = self.replay(id, request, index) {
+            return Ok(replay(events));
+        }
+        // A direct call still running: this stream carries its answer once it has one.
+        if request >= DIRECT_IDS_FROM
+            && let Some(ended) = self.ended(id, request)
+        {
+            let kept = self.kept.clone();
+            let session = id.clone();
+            let stream = futures::stream::once(ended).flat_map(move |()| {
+                let events = kept
+                    .lock()
+                    .ok()
+                    .and_then(|kept| kept.replay(&session, request, index))
+                    .unwrap_or_default();
+                futures::stream::iter(events)
+            });
+            return Ok(Box::pin(stream) as SseStream);
+        }
+        // …or it ended since the first look.
         if let Some(events) = self.replay(id, request, index) {
             return Ok(replay(events));
         }

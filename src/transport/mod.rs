@@ -9,6 +9,7 @@ pub mod http;
 pub mod inbound;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod mcp_direct;
 pub mod mcp_resume;
 pub mod mcp_tasks;
 pub mod server;

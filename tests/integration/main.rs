@@ -38,6 +38,7 @@ mod kubectl;
 mod layers;
 mod limits;
 mod mcp;
+mod mcp_direct;
 mod mcp_tasks;
 mod memory;
 mod obs;

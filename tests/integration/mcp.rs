@@ -712,7 +712,7 @@ pub async fn rpc_message(resp: reqwest::Response) -> Value {
         .unwrap_or_else(|| panic!("no JSON-RPC message in {text}"))
 }
 
-fn content_type(resp: &reqwest::Response) -> String {
+pub fn content_type(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -939,7 +939,7 @@ async fn health_readiness_and_metrics() {
 }
 
 /// Server-sent events read off a response so far: `(id, data)` of each complete event.
-async fn sse_events_until(
+pub async fn sse_events_until(
     resp: &mut reqwest::Response,
     buffer: &mut String,
     done: impl Fn(&[(String, String)]) -> bool,
@@ -1023,6 +1023,12 @@ async fn cut_call() -> CutCall {
         .find(|(id, _)| !id.is_empty())
         .map(|(id, _)| id.clone())
         .expect("an event id");
+    // A plain call: answered off rmcp's path (`mcp_direct`), resumable all the same.
+    let stream: u64 = last_event_id
+        .split_once('/')
+        .and_then(|(_, n)| n.parse().ok())
+        .expect("an event id of a call stream");
+    assert!(stream >= 1 << 48, "{last_event_id}");
     assert!(
         !events.iter().any(|(_, data)| data.contains("\"id\":41")),
         "no answer before the decision: {events:?}"

@@ -1,0 +1,204 @@
+//! A plain `tools/call` in an MCP session, answered on the connection that sent it.
+//!
+//! rmcp serves a session's request through two tasks of the session (its worker and its
+//! service loop) and one task per request, with a channel between each: every call crosses
+//! five task hand-offs before the handler runs and after it answers. A plain tool call needs
+//! none of what they are there for (a server request to the client, progress on the call's
+//! stream), so [`DirectCalls`] takes it off rmcp's path: the call runs through the same
+//! [`McpServer::call`] in the connection's own task, and its stream is the one rmcp would
+//! send — a priming event, then the answer, numbered `0/N` and `1/N` as rmcp numbers them,
+//! kept and resumable by `Last-Event-ID` (`mcp_resume`).
+//!
+//! Taken off rmcp's path only when every check rmcp would make is already known to pass:
+//! a POST accepting JSON and SSE, a JSON body of known length within rmcp's limit, an open
+//! session whose negotiated protocol version the request names (a version before the
+//! standard request headers, none of which it sends), and a `tools/call` request without
+//! `_meta` (no progress token) or input responses. Anything else goes to rmcp unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use rmcp::ErrorData;
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, ProtocolVersion,
+    ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::transport::streamable_http_server::session::SessionId;
+use tokio_util::sync::CancellationToken;
+
+use super::mcp::{McpServer, ToolCall, http_caller, request_id_text};
+use super::mcp_resume::ResumableSessions;
+
+/// Answers plain tool calls of open sessions (see the module docs).
+pub struct DirectCalls {
+    pub sessions: Arc<ResumableSessions>,
+    pub server: McpServer,
+    /// rmcp's limit on a request body.
+    pub max_body: usize,
+    /// rmcp's interval of SSE keep-alive comments on a stream that waits.
+    pub keep_alive: Option<Duration>,
+    /// Ends open streams on shutdown, as rmcp's do.
+    pub shutdown: CancellationToken,
+}
+
+/// A header's value as text, if it is present once and is text.
+fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?.to_str().ok()?;
+    values.next().is_none().then_some(value)
+}
+
+/// The media types of the `Accept` header, without parameters.
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+        })
+}
+
+impl DirectCalls {
+    /// The answer to `request` if it is a plain call of an open session; otherwise the request
+    /// itself, unchanged, for rmcp.
+    pub async fn answer(&self, request: Request) -> Result<Response, Request> {
+        let Some((session, length)) = self.eligible(&request) else {
+            return Err(request);
+        };
+        let Some(facts) = self.sessions.facts(&session).await else {
+            return Err(request);
+        };
+        let version = one(request.headers(), "mcp-protocol-version");
+        if version != Some(facts.protocol.as_str()) {
+            return Err(request);
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, length).await {
+            Ok(bytes) => bytes,
+            // The client did not send the body it announced: it cannot read an answer either.
+            Err(_) => return Ok(axum::http::StatusCode::BAD_REQUEST.into_response()),
+        };
+        let call = match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+            // rmcp moves `_meta` into the request's extensions as it reads the body.
+            Ok(ClientJsonRpcMessage::Request(JsonRpcRequest { id, request, .. }))
+                if request.get_meta().is_empty() =>
+            {
+                match request {
+                    ClientRequest::CallToolRequest(call)
+                        if call.params.meta.as_ref().is_none_or(|m| m.is_empty())
+                            && call.params.input_responses.is_none()
+                            && call.params.request_state.is_none() =>
+                    {
+                        Some((id, call.params))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((id, params)) = call else {
+            return Err(Request::from_parts(parts, Body::from(bytes)));
+        };
+        self.sessions.touch(&session).await;
+        let tool_call = ToolCall {
+            principal: http_caller(&parts.extensions),
+            tasks: facts.tasks,
+            request_id: request_id_text(&id),
+            progress: None,
+        };
+        let server = self.server.clone();
+        let answer_id = id.clone();
+        let call = async move {
+            match server.call(params, tool_call).await.map(ServerResult::from) {
+                Ok(ServerResult::InputRequiredResult(_)) => ServerJsonRpcMessage::error(
+                    ErrorData::invalid_request(
+                        "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
+                        None,
+                    ),
+                    Some(answer_id),
+                ),
+                Ok(mut result) => {
+                    // What rmcp's handler does to a result for a peer before 2026-07-28.
+                    result.strip_result_type_for_legacy_peer();
+                    result.strip_non_object_output_for_legacy_peer();
+                    ServerJsonRpcMessage::response(result, answer_id)
+                }
+                Err(error) => ServerJsonRpcMessage::error(error, Some(answer_id)),
+            }
+        };
+        let stream = self
+            .sessions
+            .direct_stream(session, id, call)
+            .map(|message| {
+                let mut event = Event::default();
+                if let Some(id) = message.event_id {
+                    event = event.id(id);
+                }
+                if let Some(retry) = message.retry {
+                    event = event.retry(retry);
+                }
+                match message.message {
+                    Some(message) => event.json_data(&*message),
+                    // A priming event: an id to resume from and no message.
+                    None => Ok(event.data("")),
+                }
+            })
+            .take_until(self.shutdown.clone().cancelled_owned());
+        let sse = Sse::new(stream);
+        let mut response = match self.keep_alive {
+            Some(interval) => sse
+                .keep_alive(KeepAlive::new().interval(interval))
+                .into_response(),
+            None => sse.into_response(),
+        };
+        response.headers_mut().insert(
+            "x-accel-buffering",
+            axum::http::HeaderValue::from_static("no"),
+        );
+        Ok(response)
+    }
+
+    /// The session and body length of a request that may be a plain call, judged by its
+    /// method and headers alone.
+    fn eligible(&self, request: &Request) -> Option<(SessionId, usize)> {
+        if request.method() != Method::POST {
+            return None;
+        }
+        let headers = request.headers();
+        let json = one(headers, header::CONTENT_TYPE.as_str())?
+            .split(';')
+            .next()?
+            .trim()
+            .eq_ignore_ascii_case("application/json");
+        if !json || !accepts(headers, "application/json") || !accepts(headers, "text/event-stream")
+        {
+            return None;
+        }
+        // From this version on, requests carry standard headers rmcp checks against the body.
+        let version = one(headers, "mcp-protocol-version")?;
+        if version >= ProtocolVersion::STANDARD_HEADERS.as_str()
+            || headers.contains_key("mcp-method")
+            || headers.contains_key("mcp-name")
+        {
+            return None;
+        }
+        let length: usize = one(headers, header::CONTENT_LENGTH.as_str())?
+            .parse()
+            .ok()?;
+        if length > self.max_body {
+            return None;
+        }
+        let session = one(headers, "mcp-session-id")?;
+        Some((SessionId::from(session), length))
+    }
+}

@@ -1,0 +1,218 @@
+//! Plain tool calls of an MCP session are answered on their own connection (`mcp_direct`),
+//! with the stream rmcp would send: the same answer, event ids to resume from, a session that
+//! stays open while used, and a cancelled call that answers nothing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::approvals_api::request_restart;
+use crate::harness::{self, ALICE};
+use crate::mcp::{content_type, open_session, post_mcp, seeded_fake, sse_events_until};
+
+/// Stream ids of direct calls count from here (`mcp_resume::DIRECT_IDS_FROM`); rmcp's from 0.
+const DIRECT_IDS_FROM: u64 = 1 << 48;
+
+/// The stream id of an event id `INDEX/STREAM`.
+fn stream_of(event_id: &str) -> u64 {
+    event_id
+        .split_once('/')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or_else(|| panic!("not an event id of a call stream: {event_id:?}"))
+}
+
+/// The events of a whole call stream, and the answer with JSON-RPC id `id`.
+async fn call_stream(mut resp: reqwest::Response, id: u64) -> (Vec<(String, String)>, Value) {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(content_type(&resp), "text/event-stream");
+    let mut buffer = String::new();
+    let events = sse_events_until(&mut resp, &mut buffer, |events| {
+        events
+            .iter()
+            .any(|(_, data)| data.contains(&format!("\"id\":{id}")))
+    })
+    .await;
+    let answer = events
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .find(|m| m["id"] == json!(id))
+        .expect("the answer");
+    (events, answer)
+}
+
+#[tokio::test]
+async fn a_plain_call_gets_the_answer_and_stream_rmcp_would_send() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let auth = format!("Bearer {ALICE}");
+    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let arguments = json!({"kind": "pods", "namespace": "shop"});
+
+    let direct = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": "k8s_list_resources", "arguments": arguments}}),
+    )
+    .await;
+    let (events, direct) = call_stream(direct, 7).await;
+    // A priming event (an id, a retry hint, no message), then the answer, both of one stream.
+    assert_eq!(events.len(), 2, "{events:?}");
+    let n = stream_of(&events[0].0);
+    assert!(n >= DIRECT_IDS_FROM, "answered off rmcp's path: {events:?}");
+    assert_eq!(events[0].0, format!("0/{n}"));
+    assert_eq!(events[0].1, "");
+    assert_eq!(events[1].0, format!("1/{n}"));
+
+    // With a progress token the call goes through rmcp (progress rides on its stream).
+    let through_rmcp = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+               "params": {"name": "k8s_list_resources", "arguments": arguments,
+                          "_meta": {"progressToken": "p8"}}}),
+    )
+    .await;
+    let (events, through_rmcp) = call_stream(through_rmcp, 8).await;
+    assert!(
+        stream_of(&events[0].0) < DIRECT_IDS_FROM,
+        "answered by rmcp: {events:?}"
+    );
+    assert_eq!(direct["result"], through_rmcp["result"], "the same answer");
+    assert!(
+        direct["result"]["structuredContent"]["rows"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty()),
+        "{direct}"
+    );
+
+    // Errors are the ones rmcp's path gives: an unknown tool is invalid params, with names.
+    let unknown = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+               "params": {"name": "k8s_list_resource", "arguments": {}}}),
+    )
+    .await;
+    let (events, unknown) = call_stream(unknown, 9).await;
+    assert!(stream_of(&events[0].0) >= DIRECT_IDS_FROM);
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(
+        unknown["error"]["data"]["suggestions"]
+            .to_string()
+            .contains("k8s_list_resources"),
+        "{unknown}"
+    );
+
+    // Both calls ran through the one dispatch path, audited and counted.
+    let metrics = tg.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            r#"toolgate_tool_calls_total{tool="k8s.list_resources",transport="mcp-http",outcome="ok"} 2"#
+        )),
+        "{metrics}"
+    );
+
+    // A request naming another protocol version than the session's goes to rmcp, which
+    // refuses an unknown one.
+    let wrong = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "1999-01-01"),
+    ];
+    let refused = post_mcp(
+        &tg.url,
+        &wrong,
+        json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call",
+               "params": {"name": "k8s_list_resources", "arguments": arguments}}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    // An unknown session is rmcp's 404, whatever the request.
+    let gone = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", "no-such-session"),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let gone = post_mcp(
+        &tg.url,
+        &gone,
+        json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+               "params": {"name": "k8s_list_resources", "arguments": arguments}}),
+    )
+    .await;
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn a_session_used_only_by_direct_calls_stays_open_and_expires_once_idle() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "mcp:\n  session_idle_timeout: 1s\n").await;
+    let auth = format!("Bearer {ALICE}");
+    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let list = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "k8s_list_resources", "arguments": {"kind": "namespaces"}}})
+    };
+    // Three idle periods of calls 200 ms apart: rmcp's worker sees none of them.
+    for id in 1..=15 {
+        let resp = post_mcp(&tg.url, &headers, list(id)).await;
+        assert_eq!(resp.status(), 200, "call {id}: the session is still open");
+        let (events, _) = call_stream(resp, id).await;
+        assert!(stream_of(&events[0].0) >= DIRECT_IDS_FROM);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Then idle: the session closes (a call would count as use, so wait first).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let closed = post_mcp(&tg.url, &headers, list(99)).await.status() == 404;
+    assert!(closed, "an idle session was not closed within 3 s");
+}
+
+#[tokio::test]
+async fn a_cancelled_direct_call_ends_its_stream_without_an_answer() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "").await;
+    let approval = request_restart(&tg.url, ALICE).await;
+    let auth = format!("Bearer {ALICE}");
+    let (_, session, version) = open_session(&tg.url, &auth, json!({})).await;
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", version.as_str()),
+    ];
+    let mut call = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+            "name": "approval.status", "arguments": {"approval_id": approval, "wait_seconds": 30}}}),
+    )
+    .await;
+    assert_eq!(call.status(), 200);
+    let mut buffer = String::new();
+    let events = sse_events_until(&mut call, &mut buffer, |events| !events.is_empty()).await;
+    assert!(stream_of(&events[0].0) >= DIRECT_IDS_FROM, "{events:?}");
+    let cancelled = post_mcp(
+        &tg.url,
+        &headers,
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+               "params": {"requestId": 41, "reason": "no longer needed"}}),
+    )
+    .await;
+    assert_eq!(cancelled.status(), 202);
+    // The stream ends, long before the 30 s wait would, and carries no answer.
+    let rest = tokio::time::timeout(Duration::from_secs(10), call.text())
+        .await
+        .expect("the stream ended after the cancellation")
+        .expect("body");
+    assert!(!rest.contains("\"id\":41"), "no answer: {rest}");
+}
