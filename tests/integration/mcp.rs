@@ -973,19 +973,27 @@ pub async fn sse_events_until(
     }
 }
 
-/// A call of `approval.status` waiting for a decision whose POST stream the client dropped
-/// after the priming event.
-struct CutCall {
-    tg: harness::Toolgate,
+/// A call of `approval.status` waiting for a decision, after its priming event (its POST
+/// stream dropped by [`cut_call`], kept open by [`waiting_call`]).
+pub struct CutCall {
+    pub tg: harness::Toolgate,
     _fake: FakeKube,
     approval: String,
-    auth: String,
-    session: String,
-    version: String,
-    last_event_id: String,
+    pub auth: String,
+    pub session: String,
+    pub version: String,
+    pub last_event_id: String,
 }
 
 async fn cut_call() -> CutCall {
+    let (cut, call) = waiting_call().await;
+    drop(call);
+    cut
+}
+
+/// A call of `approval.status` (JSON-RPC id 41) waiting for a decision, and its POST stream,
+/// read up to its priming event.
+pub async fn waiting_call() -> (CutCall, reqwest::Response) {
     use crate::approvals_api::request_restart;
     use crate::harness::ALICE;
     let fake = seeded_fake().await;
@@ -1033,8 +1041,7 @@ async fn cut_call() -> CutCall {
         !events.iter().any(|(_, data)| data.contains("\"id\":41")),
         "no answer before the decision: {events:?}"
     );
-    drop(call);
-    CutCall {
+    let cut = CutCall {
         tg,
         _fake: fake,
         approval,
@@ -1042,7 +1049,8 @@ async fn cut_call() -> CutCall {
         session,
         version,
         last_event_id,
-    }
+    };
+    (cut, call)
 }
 
 impl CutCall {
