@@ -1,8 +1,8 @@
 //! A plain `tools/call` in an MCP session, answered on the connection that sent it.
 //!
 //! rmcp serves a session's request through two tasks of the session (its worker and its
-//! service loop) and one task per request, with a channel between each: every call crosses
-//! five task hand-offs before the handler runs and after it answers. A plain tool call needs
+//! service loop) and one task per request, with a channel between each: a call crosses three
+//! task hand-offs on its way to the handler and three on the way back. A plain tool call needs
 //! none of what they are there for (a server request to the client, progress on the call's
 //! stream), so [`DirectCalls`] takes it off rmcp's path: the call runs through the same
 //! [`McpServer::call`] in the connection's own task, and its stream is the one rmcp would

@@ -15,6 +15,10 @@
 //! connection shows only when a later write fails), so every answered stream is kept.
 //! A `Last-Event-ID` of a kept stream replays what followed that event; any other goes to rmcp
 //! (a call still running, the standalone GET stream).
+//!
+//! Calls answered off rmcp's path (`mcp_direct`) get their streams here too
+//! ([`ResumableSessions::direct_stream`]), numbered from [`DIRECT_IDS_FROM`]: they are kept the
+//! same way, and resuming one that still runs waits for its answer on the new stream.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
