@@ -5,7 +5,7 @@
 //! task hand-offs on its way to the handler and three on the way back. A plain tool call needs
 //! none of what they are there for (a server request to the client, progress on the call's
 //! stream), so [`DirectCalls`] takes it off rmcp's path: the call runs through the same
-//! [`McpServer::call`] in the connection's own task, and its stream is the one rmcp would
+//! `McpServer::call` in the connection's own task, and its stream is the one rmcp would
 //! send — a priming event, then the answer, numbered `0/N` and `1/N` as rmcp numbers them,
 //! kept and resumable by `Last-Event-ID` (`mcp_resume`).
 //!

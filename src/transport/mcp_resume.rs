@@ -59,10 +59,13 @@ pub struct ResumableSessions {
     facts: Mutex<HashMap<SessionId, SessionFacts>>,
     /// Request ids of the next direct call's stream (see [`DIRECT_IDS_FROM`]).
     next_direct: AtomicU64,
-    /// Direct calls running now, by session and JSON-RPC id: a `notifications/cancelled`
-    /// drops their answer.
-    direct_calls: Arc<Mutex<HashMap<(SessionId, RequestId), CancellationToken>>>,
+    /// Direct calls running now, by session and JSON-RPC id, with their stream number: a
+    /// `notifications/cancelled` drops their answer.
+    direct_calls: Arc<Mutex<DirectCalls>>,
 }
+
+/// Running direct calls: (session, JSON-RPC id) → (stream number, cancellation).
+type DirectCalls = HashMap<(SessionId, RequestId), (u64, CancellationToken)>;
 
 /// Stream ids of calls answered by the direct path (`mcp_direct`) count from here, far above
 /// rmcp's per-session count (from 0), so a `Last-Event-ID` names one call or the other.
@@ -377,7 +380,7 @@ impl ResumableSessions {
         let cancel = CancellationToken::new();
         let key = (session.clone(), request);
         if let Ok(mut calls) = self.direct_calls.lock() {
-            calls.insert(key.clone(), cancel.clone());
+            calls.insert(key.clone(), (n, cancel.clone()));
         }
         let calls = self.direct_calls.clone();
         let answer = async move {
@@ -390,7 +393,10 @@ impl ResumableSessions {
                     None
                 }
             };
-            if let Ok(mut calls) = calls.lock() {
+            // Unless a later call of the session reused the JSON-RPC id (then it is that one's).
+            if let Ok(mut calls) = calls.lock()
+                && calls.get(&key).is_some_and(|(m, _)| *m == n)
+            {
                 calls.remove(&key);
             }
             answer.map(|message| ServerSseMessage::new(format!("1/{n}"), message))
@@ -647,7 +653,7 @@ impl SessionManager for ResumableSessions {
             && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
             && let Some(request) = &cancelled.params.request_id
             && let Ok(calls) = self.direct_calls.lock()
-            && let Some(cancel) = calls.get(&(id.clone(), request.clone()))
+            && let Some((_, cancel)) = calls.get(&(id.clone(), request.clone()))
         {
             cancel.cancel();
         }
@@ -887,5 +893,42 @@ mod tests {
         assert_eq!(parse_event_id("3/12"), Some((3, 12)));
         assert_eq!(parse_event_id("3"), None);
         assert_eq!(parse_event_id("x/1"), None);
+    }
+
+    /// Two running calls of one session with one JSON-RPC id: the first one ending must not
+    /// take the later one's cancellation with it.
+    #[tokio::test]
+    async fn a_reused_request_id_leaves_the_later_call_cancellable() {
+        let sessions = ResumableSessions::new(Duration::from_secs(60));
+        let session: SessionId = Arc::from("s1");
+        let id = NumberOrString::Number(7);
+        let answer =
+            || ServerJsonRpcMessage::response(ServerResult::empty(()), NumberOrString::Number(7));
+        let first = sessions.direct_stream(session.clone(), id.clone(), async move { answer() });
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let later = sessions.direct_stream(session.clone(), id, async move {
+            let _ = released.await;
+            answer()
+        });
+        let first: Vec<_> = first.collect().await;
+        assert_eq!(first.len(), 2, "priming event and answer");
+        let mut later = later;
+        let priming = later.next().await.expect("priming event");
+        assert!(priming.message.is_none());
+
+        let cancelled: ClientJsonRpcMessage = serde_json::from_value(serde_json::json!({
+            "jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}
+        }))
+        .expect("a cancellation");
+        // rmcp has no such session; the cancellation is seen before it is asked.
+        let _ = sessions.accept_message(&session, cancelled).await;
+        let rest = tokio::time::timeout(Duration::from_secs(5), later.collect::<Vec<_>>())
+            .await
+            .expect("the cancelled stream ends without waiting for its call");
+        assert!(
+            rest.is_empty(),
+            "no answer after the cancellation: {rest:?}"
+        );
+        drop(release);
     }
 }
