@@ -162,13 +162,19 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         // a priming event id, so a lost connection can resume (`mcp_resume`).
         .with_json_response(true)
         .with_cancellation_token(shutdown.clone());
-    let dispatcher = state.dispatcher.clone();
-    let names = state.config.mcp.tool_names;
-    // Built once and shared by every session.
-    let tools = Arc::new(mcp::mcp_tools(
-        state.dispatcher.registry(),
+    // One MCP server, cloned for each session (it holds the shared tool list, built once).
+    // The caller of each request comes from the auth layer (request extensions); this
+    // fallback principal has no roles, so policy refuses everything it asks.
+    let server = McpServer::new(
+        state.dispatcher.clone(),
+        Arc::new(mcp::mcp_tools(
+            state.dispatcher.registry(),
+            state.config.mcp.tool_names,
+        )),
         state.config.mcp.tool_names,
-    ));
+        mcp::HTTP,
+        Principal::new("unauthenticated", "unauthenticated", Vec::new()),
+    );
     // rmcp's LocalSessionManager, with call streams that stay resumable after they ended,
     // idle sessions closed, and at most `mcp.max_sessions` of them.
     let sessions = Arc::new(ResumableSessions::new(
@@ -177,32 +183,13 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
     // Plain tool calls of open sessions, answered on their own connection (`mcp_direct`).
     let direct = Arc::new(crate::transport::mcp_direct::DirectCalls {
         sessions: sessions.clone(),
-        server: McpServer::new(
-            dispatcher.clone(),
-            tools.clone(),
-            names,
-            mcp::HTTP,
-            Principal::new("unauthenticated", "unauthenticated", Vec::new()),
-        ),
+        server: server.clone(),
         max_body: mcp_config.max_request_body_bytes,
         keep_alive: mcp_config.sse_keep_alive,
         shutdown: shutdown.clone(),
     });
-    let mcp_service = StreamableHttpService::new(
-        // The caller of each request comes from the auth layer (request extensions);
-        // this fallback principal has no roles, so policy refuses everything it asks.
-        move || {
-            Ok(McpServer::new(
-                dispatcher.clone(),
-                tools.clone(),
-                names,
-                mcp::HTTP,
-                Principal::new("unauthenticated", "unauthenticated", Vec::new()),
-            ))
-        },
-        sessions.clone(),
-        mcp_config,
-    );
+    let mcp_service =
+        StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), mcp_config);
     let cap = SessionCap {
         sessions,
         max: state.config.mcp.max_sessions,
