@@ -6,8 +6,14 @@
 //! namespace". Every distinct answer is checked to hold all 200 pod names (all 100 log lines,
 //! every event). Prints tables and toolgate/peer ratios.
 //!
+//! With `--pairs N` it does only the log calls instead, toolgate and the Go peer running side by
+//! side: N rounds, each a run of toolgate and a run of the Go peer at concurrency 1 and 16 (the
+//! order alternating from round to round), then each round's ratio and the median. A ratio of
+//! two runs minutes apart moves with whatever else the machine does; runs seconds apart, in
+//! both orders, share it.
+//!
 //! Run through `bench/run` (which builds and installs what this needs). Arguments:
-//! `--toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node]`.
+//! `--toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node] [--pairs N]`.
 
 #[path = "../../tests/integration/fake_kube/mod.rs"]
 mod fake_kube;
@@ -48,6 +54,8 @@ struct Args {
     seconds: u64,
     json: Option<PathBuf>,
     only: Option<String>,
+    /// Rounds of toolgate and Go peer log runs side by side, instead of the whole bench.
+    pairs: Option<usize>,
 }
 
 fn args() -> Result<Args> {
@@ -57,6 +65,7 @@ fn args() -> Result<Args> {
         seconds: 10,
         json: None,
         only: None,
+        pairs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -67,8 +76,16 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = v()?.parse().context("--seconds: a whole number")?,
             "--json" => a.json = Some(PathBuf::from(v()?)),
             "--only" => a.only = Some(v()?),
+            "--pairs" => {
+                a.pairs = Some(
+                    v()?.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .context("--pairs: a whole number of rounds, 1 or more")?,
+                )
+            }
             other => bail!(
-                "unknown argument {other}; expected --toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node]"
+                "unknown argument {other}; expected --toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node] [--pairs N]"
             ),
         }
     }
@@ -811,6 +828,9 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
+    if let Some(rounds) = a.pairs {
+        return pairs(&a, &fake, &workload, work.path(), &http, rounds).await;
+    }
     let mut results: Vec<(&'static str, &'static str, Result<Figures>)> = Vec::new();
     let builders: [(&str, Build); 3] =
         [("toolgate", toolgate), ("go", go_peer), ("node", node_peer)];
@@ -842,6 +862,119 @@ async fn main() -> Result<()> {
         results.push((key, label, r));
     }
     report(&a, &results)
+}
+
+/// The log calls of toolgate and the Go peer, `rounds` times side by side (see the module docs).
+async fn pairs(
+    a: &Args,
+    fake: &FakeKube,
+    w: &Workload,
+    work: &Path,
+    http: &reqwest::Client,
+    rounds: usize,
+) -> Result<()> {
+    let mut running = Vec::new();
+    for (key, build) in [("toolgate", toolgate as Build), ("go", go_peer as Build)] {
+        let dir = work.join(key);
+        std::fs::create_dir_all(&dir)?;
+        let mut server = build(a, fake, w, &dir)?;
+        let (child, _, _, _) = start(&mut server, http).await?;
+        let pid = child.id().context("server pid")?;
+        running.push((server, child, pid, Arc::new(Mutex::new(Seen::default()))));
+    }
+    eprintln!(
+        "log calls, {rounds} rounds of toolgate and {} side by side, {} s a run",
+        running[1].0.label, a.seconds
+    );
+    // Per concurrency: each round's (toolgate, Go) calls/s.
+    let mut got: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    let mut failure = None;
+    let mut peak = 0;
+    for round in 0..rounds {
+        for (i, c) in [1usize, 16].into_iter().enumerate() {
+            let mut pair = [0.0; 2];
+            let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for k in order {
+                let (server, _, pid, seen) = &running[k];
+                let l = load(
+                    server,
+                    &server.logs,
+                    http,
+                    c,
+                    a.seconds,
+                    seen.clone(),
+                    *pid,
+                    &mut peak,
+                )
+                .await?;
+                report_load(&mut failure, server.key, c, &l);
+                pair[k] = l.calls_per_s;
+            }
+            got[i].push((pair[0], pair[1]));
+        }
+    }
+    let lines = Expect {
+        what: "log lines",
+        expected: &w.log_markers,
+        foreign: &w.old_log_markers,
+    };
+    let mut bad = 0;
+    for (server, mut child, _, seen) in running {
+        let seen = seen.lock().await;
+        let n = check_seen(&seen, &lines, &mut failure);
+        if n > 0 {
+            eprintln!("  {}: {n} wrong answers", server.key);
+        }
+        bad += n;
+        proc::stop(&mut child).await;
+    }
+    println!();
+    println!(
+        "{:<24} {:>10} {:>10} {:>12}",
+        "log calls/s", "toolgate", "Go peer", "toolgate/Go"
+    );
+    for (i, c) in [1usize, 16].into_iter().enumerate() {
+        for (round, (t, g)) in got[i].iter().enumerate() {
+            println!(
+                "{:<24} {t:>10.0} {g:>10.0} {:>12}",
+                format!("c{c}, round {}", round + 1),
+                ratio(*t, *g)
+            );
+        }
+        let mut ratios: Vec<f64> = got[i]
+            .iter()
+            .filter(|(_, g)| *g > 0.0)
+            .map(|(t, g)| t / g)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        if let (Some(lo), Some(hi)) = (ratios.first(), ratios.last()) {
+            println!(
+                "{:<24} {:>10} {:>10} {:>12}",
+                format!("c{c}, median ratio"),
+                "",
+                "",
+                format!("{:.3}x", median(&ratios))
+            );
+            println!(
+                "{:<24} {:>35}",
+                "",
+                format!("(rounds: {lo:.3}x to {hi:.3}x)")
+            );
+        }
+    }
+    match failure {
+        Some(f) => bail!("{f} ({bad} wrong answers)"),
+        None => Ok(()),
+    }
+}
+
+/// The median of sorted `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 fn report(a: &Args, results: &[(&str, &str, Result<Figures>)]) -> Result<()> {
