@@ -10,7 +10,7 @@
 //! side: N rounds, each a run of toolgate and a run of the Go peer at concurrency 1 and 16 (the
 //! order alternating from round to round), then each round's ratio and the median. A ratio of
 //! two runs minutes apart moves with whatever else the machine does; runs seconds apart, in
-//! both orders, share it.
+//! both orders, share more of it.
 //!
 //! Run through `bench/run` (which builds and installs what this needs). Arguments:
 //! `--toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node] [--pairs N]`.
@@ -88,6 +88,11 @@ fn args() -> Result<Args> {
                 "unknown argument {other}; expected --toolgate BIN --peers DIR [--seconds N] [--json FILE] [--only toolgate|go|node] [--pairs N]"
             ),
         }
+    }
+    if a.pairs.is_some() && (a.only.is_some() || a.json.is_some()) {
+        bail!(
+            "--pairs runs toolgate and the Go peer side by side and writes no JSON; leave out --only and --json"
+        );
     }
     Ok(a)
 }
