@@ -258,7 +258,7 @@ impl Store {
         durability: Durability,
     ) -> Result<AuditRecord, StoreError> {
         match &self.audit_writer {
-            Some(writer) => writer.append(e.clone(), durability).await,
+            Some(writer) => writer.append(self, e.clone(), durability).await,
             None => {
                 let mut records = self
                     .append_audit_batch(std::slice::from_ref(e), durability, &mut None)

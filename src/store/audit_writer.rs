@@ -3,12 +3,19 @@
 //! sync each. Instead, appends go to one writer task that takes every record waiting at that
 //! moment (up to [`MAX_BATCH`]) and commits them in one transaction with one sync.
 //!
+//! A deferred append (a read's, on a SQLite file: a commit without a sync, tens of
+//! microseconds) that finds the writer's connection free commits right in the caller's task
+//! instead, saving the two task wake-ups of handing it to the writer task and back. While the
+//! connection is busy, appends queue for the writer as before, which commits them together.
+//!
 //! Still fail closed: [`AuditWriter::append`] returns only after the transaction holding its
 //! record has committed, so a call's result is never given out before its audit record is
 //! durable; if that transaction fails, every caller in the batch gets the error (and refuses
 //! its call), and if the writer task is gone, appends fail.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 
 use super::audit::{DEFERRED_SYNC_WITHIN, Durability, Tail};
 use super::audit_file::AuditFile;
@@ -25,10 +32,61 @@ struct Job {
     done: oneshot::Sender<Result<AuditRecord, String>>,
 }
 
+/// What appending needs, used by one appender at a time: the writer task, or a caller that
+/// found it free.
+struct Appender {
+    file: Option<AuditFile>,
+    /// Where the last append ended (`None`: read it from the database).
+    tail: Option<Tail>,
+    /// When the oldest record not yet synced was committed.
+    unsynced_since: Option<tokio::time::Instant>,
+}
+
+impl Appender {
+    /// Whether a sync is due now: enough records since the last checkpoint, or a deferred
+    /// record older than [`DEFERRED_SYNC_WITHIN`].
+    fn sync_due(&self) -> bool {
+        self.file.as_ref().is_some_and(AuditFile::checkpoint_due)
+            || self
+                .unsynced_since
+                .is_some_and(|since| since.elapsed() >= DEFERRED_SYNC_WITHIN)
+    }
+
+    /// Appends a batch and notes what it leaves unsynced.
+    async fn append(
+        &mut self,
+        store: &Store,
+        entries: &[AuditEntry],
+        durability: Durability,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let records = append(store, &mut self.file, entries, durability, &mut self.tail).await?;
+        self.unsynced_since = match durability {
+            Durability::Synced => None,
+            Durability::Deferred => self
+                .unsynced_since
+                .or_else(|| Some(tokio::time::Instant::now())),
+        };
+        Ok(records)
+    }
+}
+
+/// State shared by the writer task and the senders.
+struct Shared {
+    appender: Mutex<Appender>,
+    /// Wakes the writer when a caller's own append made a sync due or started the clock of
+    /// one (a writer waiting for jobs would not see it otherwise).
+    nudge: Notify,
+}
+
 /// The sending side, held by every clone of the [`Store`] that spawned it.
 #[derive(Clone)]
 pub(crate) struct AuditWriter {
     queue: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    /// Whether a caller may commit a deferred append itself: only on a SQLite file's own
+    /// connection, where such a commit runs in place (elsewhere it is a round trip that the
+    /// writer's batching serves better).
+    inline: bool,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -43,16 +101,46 @@ impl AuditWriter {
     /// file's store), appends run on that connection of the writer's own; else on the pool.
     pub(crate) fn spawn(store: Store, file: Option<AuditFile>) -> AuditWriter {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, file, jobs));
-        AuditWriter { queue }
+        let inline = file.is_some();
+        let shared = Arc::new(Shared {
+            appender: Mutex::new(Appender {
+                file,
+                tail: None,
+                unsynced_since: None,
+            }),
+            nudge: Notify::new(),
+        });
+        tokio::spawn(run(store.clone(), shared.clone(), jobs));
+        AuditWriter {
+            queue,
+            shared,
+            inline,
+        }
     }
 
     /// Appends `entry`; returns once it is committed (and synced, unless deferred).
     pub(crate) async fn append(
         &self,
+        store: &Store,
         entry: AuditEntry,
         durability: Durability,
     ) -> Result<AuditRecord, StoreError> {
+        if self.inline
+            && durability == Durability::Deferred
+            && !self.queue.is_closed()
+            && let Ok(mut appender) = self.shared.appender.try_lock()
+        {
+            let was_unsynced = appender.unsynced_since.is_some();
+            let mut records = appender
+                .append(store, std::slice::from_ref(&entry), durability)
+                .await?;
+            if !was_unsynced || appender.sync_due() {
+                self.shared.nudge.notify_one();
+            }
+            return records
+                .pop()
+                .ok_or_else(|| StoreError::Db("audit append wrote no record".into()));
+        }
         let (done, result) = oneshot::channel();
         self.queue
             .send(Job {
@@ -100,40 +188,47 @@ async fn append(
     }
 }
 
+/// Syncs if a sync is due; a failed sync is retried a bound later.
+async fn sync_if_due(store: &Store, appender: &mut Appender) {
+    if !appender.sync_due() {
+        return;
+    }
+    match sync(store, &mut appender.file).await {
+        Ok(()) => appender.unsynced_since = None,
+        Err(e) => {
+            tracing::warn!(error = %e, "syncing deferred audit records failed; retrying");
+            if appender.unsynced_since.is_some() {
+                appender.unsynced_since = Some(tokio::time::Instant::now());
+            }
+        }
+    }
+}
+
 /// Takes every waiting append (up to [`MAX_BATCH`]) and writes them in one statement. A batch
-/// is deferred only if all of its records are; after a deferred batch, a sync follows within
-/// [`DEFERRED_SYNC_WITHIN`] unless a synced commit (which syncs all before it) comes first.
-async fn run(store: Store, mut file: Option<AuditFile>, mut jobs: mpsc::Receiver<Job>) {
+/// is deferred only if all of its records are; after a deferred batch (the writer's or a
+/// caller's own), a sync follows within [`DEFERRED_SYNC_WITHIN`] unless a synced commit (which
+/// syncs all before it) comes first.
+async fn run(store: Store, shared: Arc<Shared>, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut tail: Option<Tail> = None;
-    let mut unsynced_since: Option<tokio::time::Instant> = None;
     loop {
         // Due even when appends never pause (a busy writer never times out below). The
         // writer's own connection also checkpoints after enough records.
-        let checkpoint_due = file.as_ref().is_some_and(AuditFile::checkpoint_due);
-        if checkpoint_due
-            || unsynced_since.is_some_and(|since| since.elapsed() >= DEFERRED_SYNC_WITHIN)
-        {
-            match sync(&store, &mut file).await {
-                Ok(()) => unsynced_since = None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "syncing deferred audit records failed; retrying");
-                    if unsynced_since.is_some() {
-                        unsynced_since = Some(tokio::time::Instant::now());
-                    }
+        let deadline = {
+            let mut appender = shared.appender.lock().await;
+            sync_if_due(&store, &mut appender).await;
+            appender
+                .unsynced_since
+                .map(|since| since + DEFERRED_SYNC_WITHIN)
+        };
+        let received = tokio::select! {
+            n = jobs.recv_many(&mut batch, MAX_BATCH) => n,
+            () = shared.nudge.notified() => continue,
+            () = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-            }
-        }
-        let received = match unsynced_since {
-            None => jobs.recv_many(&mut batch, MAX_BATCH).await,
-            Some(since) => {
-                let deadline = since + DEFERRED_SYNC_WITHIN;
-                match tokio::time::timeout_at(deadline, jobs.recv_many(&mut batch, MAX_BATCH)).await
-                {
-                    Ok(n) => n,
-                    Err(_) => continue,
-                }
-            }
+            } => continue,
         };
         if received == 0 {
             break;
@@ -145,14 +240,14 @@ async fn run(store: Store, mut file: Option<AuditFile>, mut jobs: mpsc::Receiver
         };
         let (entries, waiters): (Vec<AuditEntry>, Vec<_>) =
             batch.drain(..).map(|j| (j.entry, j.done)).unzip();
-        match append(&store, &mut file, &entries, durability, &mut tail).await {
+        let appended = shared
+            .appender
+            .lock()
+            .await
+            .append(&store, &entries, durability)
+            .await;
+        match appended {
             Ok(records) => {
-                unsynced_since = match durability {
-                    Durability::Synced => None,
-                    Durability::Deferred => {
-                        unsynced_since.or_else(|| Some(tokio::time::Instant::now()))
-                    }
-                };
                 for (done, record) in waiters.into_iter().zip(records) {
                     let _ = done.send(Ok(record));
                 }
@@ -171,8 +266,9 @@ async fn run(store: Store, mut file: Option<AuditFile>, mut jobs: mpsc::Receiver
             }
         }
     }
-    if unsynced_since.is_some() {
-        let _ = sync(&store, &mut file).await;
+    let mut appender = shared.appender.lock().await;
+    if appender.unsynced_since.is_some() {
+        let _ = sync(&store, &mut appender.file).await;
     }
 }
 
@@ -263,6 +359,35 @@ mod tests {
         assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
     }
 
+    // One runtime thread, so the writer task cannot run while the append is polled.
+    #[tokio::test]
+    async fn a_read_on_an_idle_writer_commits_in_its_callers_first_poll() {
+        use futures::FutureExt;
+        let (store, _dir) = sqlite().await;
+        let first = store
+            .append_read_audit(&entry(0))
+            .now_or_never()
+            .expect("committed without waiting for the writer task")
+            .expect("append");
+        assert_eq!(first.seq, 1);
+        // A synced record still goes through the writer (its sync runs off the runtime).
+        let second = entry(1);
+        let synced = store.append_audit(&second);
+        tokio::pin!(synced);
+        assert!(
+            (&mut synced).now_or_never().is_none(),
+            "queued for the writer"
+        );
+        let synced = synced.await.expect("append");
+        assert_eq!(synced.seq, 2);
+        assert_eq!(synced.prev_hash, first.hash);
+        let report = store.audit_verify().await.expect("verify");
+        assert_eq!(report.records, 2);
+        assert!(report.first_broken.is_none(), "{:?}", report.first_broken);
+    }
+
+    // The append commits in its caller (the writer is idle), so only the caller's nudge can
+    // start the writer's clock for the sync.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn deferred_records_are_synced_within_the_bound() {
         let (store, dir) = sqlite().await;
