@@ -36,6 +36,9 @@ pub struct RawMcp {
     pub max_sessions: Option<usize>,
     /// A session with no request for this long is closed (`5m`, `30m`). Default 5m.
     pub session_idle_timeout: Option<RawDuration>,
+    /// A plain tool call of a session that answers within this time gets one JSON body; one
+    /// that runs longer, a resumable SSE stream (`0s`: every answer a stream). Default 20ms.
+    pub json_answer_within: Option<RawDuration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -62,7 +65,13 @@ pub struct McpConfig {
     pub sessions: bool,
     pub max_sessions: usize,
     pub session_idle_timeout: Duration,
+    pub json_answer_within: Duration,
 }
+
+/// Default of `mcp.json_answer_within`: as long as a quick answer stream's first events are
+/// held anyway (`sse_coalesce`), so a call that runs longer gets its stream's priming event as
+/// early as before.
+pub const JSON_ANSWER_WITHIN: Duration = crate::transport::sse_coalesce::COALESCE_FOR;
 
 fn is_loopback_host(host: &str) -> bool {
     matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
@@ -79,6 +88,13 @@ pub fn resolve_mcp(raw: RawMcp, listen: SocketAddr, problems: &mut Vec<String>) 
         "mcp.session_idle_timeout",
         Duration::from_secs(300),
         (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+        problems,
+    );
+    let json_answer_within = RawDuration::resolve_or(
+        raw.json_answer_within.as_ref(),
+        "mcp.json_answer_within",
+        JSON_ANSWER_WITHIN,
+        (Duration::ZERO, Duration::from_secs(60)),
         problems,
     );
     let tool_names = match raw.tool_names.as_deref() {
@@ -132,6 +148,7 @@ pub fn resolve_mcp(raw: RawMcp, listen: SocketAddr, problems: &mut Vec<String>) 
         sessions: raw.sessions.unwrap_or(true),
         max_sessions,
         session_idle_timeout,
+        json_answer_within,
     }
 }
 
@@ -165,6 +182,7 @@ mod tests {
         assert!(mcp.sessions);
         assert_eq!(mcp.max_sessions, 1000);
         assert_eq!(mcp.session_idle_timeout, Duration::from_secs(300));
+        assert_eq!(mcp.json_answer_within, Duration::from_millis(20));
         assert!(mcp.allowed_hosts.contains(&"localhost".to_string()));
         assert!(mcp.allowed_origins.iter().all(|o| o.starts_with("http")));
     }
@@ -176,6 +194,7 @@ mod tests {
             allowed_origins: Some(vec!["app.example.com".into(), "null".into()]),
             max_sessions: Some(0),
             session_idle_timeout: Some(RawDuration::Text("2d".into())),
+            json_answer_within: Some(RawDuration::Text("2m".into())),
             ..RawMcp::default()
         };
         let mut problems = Vec::new();
@@ -185,6 +204,7 @@ mod tests {
             [
                 "mcp.max_sessions: 0 would refuse every client; expected at least 1",
                 "mcp.session_idle_timeout: 2d is out of range; expected 1s to 1d",
+                "mcp.json_answer_within: 2m is out of range; expected 0ms to 1m",
                 "mcp.tool_names: `dots` is not supported; expected `underscored` or `dotted`",
                 "mcp.allowed_origins: `app.example.com` must include a scheme, e.g. https://app.example.com:443 or http://app.example.com:*",
                 "mcp.allowed_hosts: listening on 10.0.0.5:3000 but only loopback Host names are allowed; add the names clients use",

@@ -158,8 +158,9 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         .enforce_origin_validation()
         .with_legacy_session_mode(state.config.mcp.sessions)
         // Requests served statelessly (sessions off, or protocol 2026-07-28) get one JSON answer
-        // unless a notification comes first. In a session every answer stays an SSE stream with
-        // a priming event id, so a lost connection can resume (`mcp_resume`).
+        // unless a notification comes first. In a session rmcp's answers stay SSE streams with
+        // a priming event id, so a lost connection can resume (`mcp_resume`); plain calls that
+        // answer within `mcp.json_answer_within` are one JSON body (`mcp_direct`).
         .with_json_response(true)
         .with_cancellation_token(shutdown.clone());
     // One MCP server, cloned for each session (it holds the shared tool list, built once).
@@ -187,6 +188,7 @@ pub fn router(state: AppState, shutdown: CancellationToken) -> Router {
         max_body: mcp_config.max_request_body_bytes,
         keep_alive: mcp_config.sse_keep_alive,
         shutdown: shutdown.clone(),
+        json_within: state.config.mcp.json_answer_within,
     });
     let mcp_service =
         StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), mcp_config);

@@ -7,7 +7,9 @@
 //! stream), so [`DirectCalls`] takes it off rmcp's path: the call runs through the same
 //! `McpServer::call` in the connection's own task, and its stream is the one rmcp would
 //! send — a priming event, then the answer, numbered `0/N` and `1/N` as rmcp numbers them,
-//! kept and resumable by `Last-Event-ID` (`mcp_resume`).
+//! kept and resumable by `Last-Event-ID` (`mcp_resume`) — unless the answer is ready within
+//! `mcp.json_answer_within`: then it is one `application/json` body (which the streamable HTTP
+//! transport allows for any request), with nothing to frame, keep or resume.
 //!
 //! Taken off rmcp's path only when every check rmcp would make is already known to pass:
 //! a POST accepting JSON and SSE, a JSON body of known length within rmcp's limit, an open
@@ -45,6 +47,24 @@ pub struct DirectCalls {
     pub keep_alive: Option<Duration>,
     /// Ends open streams on shutdown, as rmcp's do.
     pub shutdown: CancellationToken,
+    /// How long a call may run and still be answered with one `application/json` body
+    /// (`mcp.json_answer_within`); one that runs longer gets the resumable stream. A connection
+    /// lost within this time loses the JSON answer (the client sees its request fail and may
+    /// send it again): the price of an answer with no stream to frame and keep.
+    pub json_within: Duration,
+}
+
+/// `message` as one JSON response (a serialization failure is an internal error, which
+/// cannot happen for rmcp's message types).
+fn json_answer(message: &ServerJsonRpcMessage) -> Response {
+    match serde_json::to_vec(message) {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from(body),
+        )
+            .into_response(),
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// A header's value as text, if it is present once and is text.
@@ -136,6 +156,14 @@ impl DirectCalls {
                 Err(error) => ServerJsonRpcMessage::error(error, Some(answer_id)),
             }
         };
+        // An answer ready at once goes out as one JSON body: nothing to resume, and no stream
+        // to frame or keep. A call still running then gets the resumable stream.
+        let mut call = Box::pin(call);
+        if !self.json_within.is_zero()
+            && let Ok(message) = tokio::time::timeout(self.json_within, &mut call).await
+        {
+            return Ok(json_answer(&message));
+        }
         let stream = self
             .sessions
             .direct_stream(session, id, call)

@@ -1,6 +1,7 @@
-//! Plain tool calls of an MCP session are answered on their own connection (`mcp_direct`),
-//! with the stream rmcp would send: the same answer, event ids to resume from, a session that
-//! stays open while used, and a cancelled call that answers nothing.
+//! Plain tool calls of an MCP session are answered on their own connection (`mcp_direct`): the
+//! answer rmcp would send, as one JSON body when it is ready at once and as a resumable stream
+//! (event ids to resume from) when the call runs longer; a session that stays open while used;
+//! a cancelled call that answers nothing.
 
 use std::time::Duration;
 
@@ -64,10 +65,20 @@ async fn call_stream(mut resp: reqwest::Response, id: u64) -> (Vec<(String, Stri
     (events, answer)
 }
 
+/// A whole JSON answer (what a direct call ready at once gets; rmcp's session streams are SSE).
+async fn json_answer(resp: reqwest::Response, id: u64) -> Value {
+    assert_eq!(resp.status(), 200);
+    assert_eq!(content_type(&resp), "application/json");
+    let answer: Value = resp.json().await.expect("a JSON answer");
+    assert_eq!(answer["id"], json!(id), "{answer}");
+    answer
+}
+
 #[tokio::test]
-async fn a_plain_call_gets_the_answer_and_stream_rmcp_would_send() {
+async fn a_plain_call_gets_the_answer_rmcp_would_send_as_one_json_body() {
     let fake = seeded_fake().await;
-    let tg = harness::start(&fake, "").await;
+    // A window no call of this test comes near, even in a debug build on a busy machine.
+    let tg = harness::start(&fake, "mcp:\n  json_answer_within: 30s\n").await;
     let session = Session::open(&tg.url).await;
     let headers = session.headers();
     let arguments = json!({"kind": "pods", "namespace": "shop"});
@@ -79,14 +90,8 @@ async fn a_plain_call_gets_the_answer_and_stream_rmcp_would_send() {
                "params": {"name": "k8s_list_resources", "arguments": arguments}}),
     )
     .await;
-    let (events, direct) = call_stream(direct, 7).await;
-    // A priming event (an id, a retry hint, no message), then the answer, both of one stream.
-    assert_eq!(events.len(), 2, "{events:?}");
-    let n = stream_of(&events[0].0);
-    assert!(n >= DIRECT_IDS_FROM, "answered off rmcp's path: {events:?}");
-    assert_eq!(events[0].0, format!("0/{n}"));
-    assert_eq!(events[0].1, "");
-    assert_eq!(events[1].0, format!("1/{n}"));
+    // Ready at once: no stream to resume, so no priming event either.
+    let direct = json_answer(direct, 7).await;
 
     // With a progress token the call goes through rmcp (progress rides on its stream).
     let through_rmcp = post_mcp(
@@ -118,8 +123,7 @@ async fn a_plain_call_gets_the_answer_and_stream_rmcp_would_send() {
                "params": {"name": "k8s_list_resource", "arguments": {}}}),
     )
     .await;
-    let (events, unknown) = call_stream(unknown, 9).await;
-    assert!(stream_of(&events[0].0) >= DIRECT_IDS_FROM);
+    let unknown = json_answer(unknown, 9).await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     assert!(
         unknown["error"]["data"]["suggestions"]
@@ -162,9 +166,43 @@ async fn a_plain_call_gets_the_answer_and_stream_rmcp_would_send() {
 }
 
 #[tokio::test]
+async fn with_json_answers_off_a_plain_call_gets_the_stream_rmcp_would_send() {
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "mcp:\n  json_answer_within: 0s\n").await;
+    let session = Session::open(&tg.url).await;
+    let direct = post_mcp(
+        &tg.url,
+        &session.headers(),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": "k8s_list_resources",
+                          "arguments": {"kind": "pods", "namespace": "shop"}}}),
+    )
+    .await;
+    let (events, answer) = call_stream(direct, 7).await;
+    // A priming event (an id, a retry hint, no message), then the answer, both of one stream
+    // of the direct path.
+    assert_eq!(events.len(), 2, "{events:?}");
+    let n = stream_of(&events[0].0);
+    assert!(n >= DIRECT_IDS_FROM, "answered off rmcp's path: {events:?}");
+    assert_eq!(events[0].0, format!("0/{n}"));
+    assert_eq!(events[0].1, "");
+    assert_eq!(events[1].0, format!("1/{n}"));
+    assert!(
+        answer["result"]["structuredContent"]["rows"]
+            .as_array()
+            .is_some_and(|rows| !rows.is_empty()),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn a_session_used_only_by_direct_calls_stays_open_and_expires_once_idle() {
     let fake = seeded_fake().await;
-    let tg = harness::start(&fake, "mcp:\n  session_idle_timeout: 1s\n").await;
+    let tg = harness::start(
+        &fake,
+        "mcp:\n  session_idle_timeout: 1s\n  json_answer_within: 30s\n",
+    )
+    .await;
     let session = Session::open(&tg.url).await;
     let headers = session.headers();
     let list = |id: u64| {
@@ -175,8 +213,7 @@ async fn a_session_used_only_by_direct_calls_stays_open_and_expires_once_idle() 
     for id in 1..=15 {
         let resp = post_mcp(&tg.url, &headers, list(id)).await;
         assert_eq!(resp.status(), 200, "call {id}: the session is still open");
-        let (events, _) = call_stream(resp, id).await;
-        assert!(stream_of(&events[0].0) >= DIRECT_IDS_FROM);
+        json_answer(resp, id).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Then idle: the session closes (a call would count as use, so wait first).
@@ -187,6 +224,8 @@ async fn a_session_used_only_by_direct_calls_stays_open_and_expires_once_idle() 
 
 #[tokio::test]
 async fn a_cancelled_direct_call_ends_its_stream_without_an_answer() {
+    // A call that waits past `mcp_direct::STREAM_AFTER` is answered on a resumable stream of
+    // the direct path (the event id the client got is one of its streams).
     let (cut, call) = waiting_call().await;
     assert!(stream_of(&cut.last_event_id) >= DIRECT_IDS_FROM);
     let headers = [
