@@ -54,6 +54,51 @@ pub struct DirectCalls {
     pub json_within: Duration,
 }
 
+/// A call that runs to its end even if its client goes away while it waits for a JSON answer
+/// (the HTTP server then drops the handler): dropped unfinished, it is spawned to finish on
+/// its own, its answer discarded, as rmcp's task per request would. So a write, an approval
+/// request and their audit records are never cut off halfway.
+struct RunToEnd<F: Future + Send + 'static> {
+    call: Option<std::pin::Pin<Box<F>>>,
+}
+
+impl<F: Future + Send + 'static> RunToEnd<F> {
+    fn new(call: F) -> Self {
+        RunToEnd {
+            call: Some(Box::pin(call)),
+        }
+    }
+}
+
+impl<F: Future + Send + 'static> Future for RunToEnd<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let Some(call) = self.call.as_mut() else {
+            // Polled again after it answered: it has nothing more to give.
+            return std::task::Poll::Pending;
+        };
+        let answer = std::task::ready!(call.as_mut().poll(cx));
+        self.call = None;
+        std::task::Poll::Ready(answer)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for RunToEnd<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                call.await;
+            });
+        }
+    }
+}
+
 /// `message` as one JSON response (a serialization failure is an internal error, which
 /// cannot happen for rmcp's message types).
 fn json_answer(message: &ServerJsonRpcMessage) -> Response {
@@ -158,7 +203,7 @@ impl DirectCalls {
         };
         // An answer ready at once goes out as one JSON body: nothing to resume, and no stream
         // to frame or keep. A call still running then gets the resumable stream.
-        let mut call = Box::pin(call);
+        let mut call = RunToEnd::new(call);
         if !self.json_within.is_zero()
             && let Ok(message) = tokio::time::timeout(self.json_within, &mut call).await
         {

@@ -248,3 +248,46 @@ async fn a_cancelled_direct_call_ends_its_stream_without_an_answer() {
         .expect("body");
     assert!(!rest.contains("\"id\":41"), "no answer: {rest}");
 }
+
+/// A client that goes away while its call waits for a JSON answer does not cut the call off:
+/// it runs to its end and is counted (and audited) as answered, as on rmcp's path.
+#[tokio::test]
+async fn a_call_whose_client_left_before_the_json_answer_still_runs_to_its_end() {
+    use crate::approvals_api::request_restart;
+    let fake = seeded_fake().await;
+    let tg = harness::start(&fake, "mcp:\n  json_answer_within: 30s\n").await;
+    let approval = request_restart(&tg.url, ALICE).await;
+    let session = Session::open(&tg.url).await;
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(500),
+        post_mcp(
+            &tg.url,
+            &session.headers(),
+            json!({"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+                "name": "approval.status",
+                "arguments": {"approval_id": approval, "wait_seconds": 30}}}),
+        ),
+    )
+    .await;
+    // Still waiting for the decision (and within the JSON window): no answer yet. The client
+    // gives up and its connection closes.
+    assert!(waiting.is_err(), "answered before the decision");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) =
+        crate::gate::decide(&tg.url, harness::BOB, &approval, "approve", Some("ok")).await;
+    assert_eq!(status, 200, "{body}");
+    let answered =
+        r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = tg.metrics().await;
+        if metrics.lines().any(|l| l.starts_with(answered)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with(answered)),
+        "approval.status ran to its end: {metrics}"
+    );
+}
