@@ -1109,21 +1109,24 @@ async fn a_call_whose_stream_was_cut_is_answered_after_reconnecting_with_last_ev
     let cut = cut_call().await;
     // Decided while the client is disconnected: the call ends and answers into the void.
     cut.decide().await;
+    wait_for_answered_status_call(&cut.tg).await;
+    answer_on(cut.reconnect().await).await;
+}
+
+/// Waits (10 s at most) until toolgate counts an `approval.status` call over MCP HTTP as
+/// answered, i.e. run to its end whether or not its client was still there.
+pub async fn wait_for_answered_status_call(tg: &harness::Toolgate) {
     let answered =
         r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
     let mut metrics = String::new();
     for _ in 0..200 {
-        metrics = cut.tg.metrics().await;
+        metrics = tg.metrics().await;
         if metrics.lines().any(|l| l.starts_with(answered)) {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        metrics.lines().any(|l| l.starts_with(answered)),
-        "approval.status answered: {metrics}"
-    );
-    answer_on(cut.reconnect().await).await;
+    panic!("approval.status was not answered: {metrics}");
 }
 
 /// The same, reconnecting while the call still waits: the answer comes on the new stream.

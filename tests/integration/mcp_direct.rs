@@ -276,18 +276,5 @@ async fn a_call_whose_client_left_before_the_json_answer_still_runs_to_its_end()
     let (status, body) =
         crate::gate::decide(&tg.url, harness::BOB, &approval, "approve", Some("ok")).await;
     assert_eq!(status, 200, "{body}");
-    let answered =
-        r#"toolgate_tool_calls_total{tool="approval.status",transport="mcp-http",outcome="ok"} "#;
-    let mut metrics = String::new();
-    for _ in 0..200 {
-        metrics = tg.metrics().await;
-        if metrics.lines().any(|l| l.starts_with(answered)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        metrics.lines().any(|l| l.starts_with(answered)),
-        "approval.status ran to its end: {metrics}"
-    );
+    crate::mcp::wait_for_answered_status_call(&tg).await;
 }
