@@ -99,19 +99,6 @@ impl<F: Future + Send + 'static> Drop for RunToEnd<F> {
     }
 }
 
-/// `message` as one JSON response (a serialization failure is an internal error, which
-/// cannot happen for rmcp's message types).
-fn json_answer(message: &ServerJsonRpcMessage) -> Response {
-    match serde_json::to_vec(message) {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from(body),
-        )
-            .into_response(),
-        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
-}
-
 /// A header's value as text, if it is present once and is text.
 fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
@@ -207,7 +194,7 @@ impl DirectCalls {
         if !self.json_within.is_zero()
             && let Ok(message) = tokio::time::timeout(self.json_within, &mut call).await
         {
-            return Ok(json_answer(&message));
+            return Ok(axum::Json(message).into_response());
         }
         let stream = self
             .sessions
