@@ -28,8 +28,9 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rmcp::ErrorData;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcRequest, ProtocolVersion,
-    ServerJsonRpcMessage, ServerResult,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, JsonObject,
+    JsonRpcRequest, JsonRpcVersion2_0, ProtocolVersion, RequestId, ServerJsonRpcMessage,
+    ServerResult,
 };
 use rmcp::transport::streamable_http_server::session::SessionId;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +100,77 @@ impl<F: Future + Send + 'static> Drop for RunToEnd<F> {
     }
 }
 
+/// The exact shape of a plain call, and nothing else: `deny_unknown_fields` sends any other
+/// member (`_meta`, `inputResponses`, `requestState`, a task, a response's fields) to rmcp's
+/// parse. Each part is read by rmcp's own type where it has one (the version, the id).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainCall {
+    #[expect(dead_code, reason = "read only to check that it is \"2.0\"")]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    method: PlainMethod,
+    params: PlainParams,
+}
+
+#[derive(serde::Deserialize)]
+enum PlainMethod {
+    #[serde(rename = "tools/call")]
+    ToolsCall,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<JsonObject>,
+}
+
+/// The id and params of `body` if it is a plain `tools/call` request (no `_meta`, so no
+/// progress token; no input responses or request state), as rmcp would read them.
+///
+/// Most calls are the plain shape and are read by [`PlainCall`] directly. rmcp's own message
+/// type reads the body through serde's buffered untagged and flattened enums, which costs
+/// several times more: it is the fallback for every other body, so that what is taken off
+/// rmcp's path never depends on this shape's reading alone.
+fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    fast_plain_call(body).or_else(|| rmcp_plain_call(body))
+}
+
+/// [`plain_call`] by the plain shape alone: `None` for any other body, plain or not.
+fn fast_plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    let call = serde_json::from_slice::<PlainCall>(body).ok()?;
+    let PlainMethod::ToolsCall = call.method;
+    let mut params = CallToolRequestParams::new(call.params.name);
+    if let Some(arguments) = call.params.arguments {
+        params = params.with_arguments(arguments);
+    }
+    Some((call.id, params))
+}
+
+/// [`plain_call`] by rmcp's own reading of the message.
+fn rmcp_plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    match serde_json::from_slice::<ClientJsonRpcMessage>(body) {
+        // rmcp moves `_meta` into the request's extensions as it reads the body.
+        Ok(ClientJsonRpcMessage::Request(JsonRpcRequest { id, request, .. }))
+            if request.get_meta().is_empty() =>
+        {
+            match request {
+                ClientRequest::CallToolRequest(call)
+                    if call.params.meta.as_ref().is_none_or(|m| m.is_empty())
+                        && call.params.input_responses.is_none()
+                        && call.params.request_state.is_none() =>
+                {
+                    Some((id, call.params))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 /// A header's value as text, if it is present once and is text.
 fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
@@ -140,25 +212,7 @@ impl DirectCalls {
             // The client did not send the body it announced: it cannot read an answer either.
             Err(_) => return Ok(axum::http::StatusCode::BAD_REQUEST.into_response()),
         };
-        let call = match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
-            // rmcp moves `_meta` into the request's extensions as it reads the body.
-            Ok(ClientJsonRpcMessage::Request(JsonRpcRequest { id, request, .. }))
-                if request.get_meta().is_empty() =>
-            {
-                match request {
-                    ClientRequest::CallToolRequest(call)
-                        if call.params.meta.as_ref().is_none_or(|m| m.is_empty())
-                            && call.params.input_responses.is_none()
-                            && call.params.request_state.is_none() =>
-                    {
-                        Some((id, call.params))
-                    }
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        let Some((id, params)) = call else {
+        let Some((id, params)) = plain_call(&bytes) else {
             return Err(Request::from_parts(parts, Body::from(bytes)));
         };
         self.sessions.touch(&session).await;
@@ -260,5 +314,101 @@ impl DirectCalls {
         }
         let session = one(headers, "mcp-session-id")?;
         Some((SessionId::from(session), length))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every body the plain shape reads is read by rmcp the same way; the rest is left to rmcp.
+    #[test]
+    fn the_plain_shape_reads_only_what_rmcp_reads_the_same() {
+        let plain = [
+            r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"k8s_get_logs","arguments":{"pod":"web-0","tail_lines":100}}}"#,
+            r#"{"method":"tools/call","params":{"arguments":{"a":[1,{"b":null}]},"name":"x"},"id":"req-1","jsonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"k8s.list_resources"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":null}}"#,
+            r#"{"jsonrpc":"2.0","id":1e2,"method":"tools/call","params":{"name":"x","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":9223372036854775807,"method":"tools/call","params":{"name":"\u0078","arguments":{"k":"\"v\""}}}"#,
+        ];
+        for body in plain {
+            let fast = fast_plain_call(body.as_bytes()).unwrap_or_else(|| panic!("plain: {body}"));
+            let rmcp = rmcp_plain_call(body.as_bytes()).unwrap_or_else(|| panic!("rmcp: {body}"));
+            assert_eq!(fast, rmcp, "{body}");
+        }
+
+        // Not the plain shape: rmcp decides, whether it is a plain call (`Some`) or not.
+        let others: [(&str, bool); 13] = [
+            // A progress token or other `_meta`: the call goes through rmcp.
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"p"}}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{}}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","requestState":"s"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","task":{"ttl":1000}}}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"extra":1}"#,
+                true,
+            ),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1.5,"method":"tools/call","params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"x"}}"#,
+                false,
+            ),
+            (
+                r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}]"#,
+                false,
+            ),
+        ];
+        for (body, rmcp_reads_a_plain_call) in others {
+            assert!(
+                fast_plain_call(body.as_bytes()).is_none(),
+                "read as plain: {body}"
+            );
+            assert_eq!(
+                plain_call(body.as_bytes()).is_some(),
+                rmcp_reads_a_plain_call,
+                "{body}"
+            );
+            assert_eq!(
+                plain_call(body.as_bytes()),
+                rmcp_plain_call(body.as_bytes()),
+                "{body}"
+            );
+        }
     }
 }
