@@ -407,6 +407,13 @@ pub trait TypedTool: Send + Sync + 'static {
         params: Self::Params,
     ) -> impl Future<Output = Result<Self::Output, ToolError>> + Send;
 
+    /// The output as the JSON the core budgets and renders. The default serializes it, which
+    /// copies every string; a tool whose answer is mostly owned text (a log's lines) can move
+    /// that text in instead. Must give what `serde_json::to_value` gives.
+    fn into_value(out: Self::Output) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(out)
+    }
+
     /// What the call acts on; `None` = read `cluster`/`namespace`/`kind`/`name` from the args.
     /// Used when [`TypedTool::resolve`] settles nothing.
     fn target(&self, _params: &Self::Params) -> Option<Target> {
@@ -637,7 +644,7 @@ async fn run_typed<T: TypedTool>(
     params: T::Params,
 ) -> Result<Value, ToolError> {
     let out = tool.call(ctx, params).await?;
-    let mut value = serde_json::to_value(out)
+    let mut value = T::into_value(out)
         .map_err(|e| ToolError::internal(format!("cannot serialize output: {e}")))?;
     if T::UNTRUSTED.is_some()
         && let Value::Object(map) = &mut value

@@ -73,6 +73,19 @@ impl TypedTool for GetLogs {
     const BUDGET_KEEP_LAST: bool = true;
     const TEXT_LINES: Option<&'static str> = Some("lines");
 
+    /// The lines are moved into the JSON, not copied: they are most of the answer.
+    fn into_value(mut out: LogsOutput) -> Result<Value, serde_json::Error> {
+        let lines = std::mem::take(&mut out.lines);
+        let mut value = serde_json::to_value(out)?;
+        if let Value::Object(map) = &mut value {
+            map.insert(
+                "lines".into(),
+                Value::Array(lines.into_iter().map(Value::String).collect()),
+            );
+        }
+        Ok(value)
+    }
+
     async fn resolve(
         &self,
         ctx: &ToolContext,
@@ -273,6 +286,25 @@ impl Grep {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_moved_lines_give_what_serializing_gives() {
+        let out = || LogsOutput {
+            cluster: "c".into(),
+            namespace: "ns".into(),
+            pod: "p".into(),
+            container: Some("app".into()),
+            previous: true,
+            count: 2,
+            scanned: Some(3),
+            lines: vec!["one \"quoted\"".into(), "two\ttabbed".into()],
+        };
+        let moved = GetLogs::into_value(out()).expect("serializes");
+        let serialized = serde_json::to_value(out()).expect("serializes");
+        assert_eq!(moved, serialized);
+        // Field order too: it is the order the text's header and the client see.
+        assert_eq!(moved.to_string(), serialized.to_string());
+    }
 
     #[test]
     fn grep_is_substring_or_slash_regex() {
