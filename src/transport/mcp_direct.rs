@@ -22,15 +22,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, GetMeta, JsonObject,
-    JsonRpcRequest, JsonRpcVersion2_0, ProtocolVersion, RequestId, ServerJsonRpcMessage,
-    ServerResult,
+    CallToolRequestParams, ClientJsonRpcMessage, ClientRequest, ContentBlock, GetMeta, JsonObject,
+    JsonRpcRequest, JsonRpcResponse, JsonRpcVersion2_0, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::transport::streamable_http_server::session::SessionId;
 use tokio_util::sync::CancellationToken;
@@ -171,6 +171,46 @@ fn rmcp_plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     }
 }
 
+/// `message` as one `application/json` body, written into a buffer sized for it up front
+/// ([`size_hint`]). `axum::Json` starts at 128 bytes and grows the buffer eight times, each a
+/// copy of all written so far, to hold a 17 KB log answer.
+fn json_body(message: &ServerJsonRpcMessage) -> Response {
+    let mut body = Vec::with_capacity(size_hint(message));
+    match serde_json::to_writer(&mut body, message) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        // As `axum::Json` answers a value it cannot serialize.
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// About the JSON size of `message`: a tool result's text blocks, a quarter again for their
+/// escapes, and 1 KB for the rest (a structured part larger than that grows the buffer).
+fn size_hint(message: &ServerJsonRpcMessage) -> usize {
+    const REST: usize = 1024;
+    match message {
+        ServerJsonRpcMessage::Response(JsonRpcResponse {
+            result: ServerResult::CallToolResult(result),
+            ..
+        }) => {
+            let text: usize = result
+                .content
+                .iter()
+                .filter_map(ContentBlock::as_text)
+                .map(|t| t.text.len())
+                .sum();
+            text + text / 4 + REST
+        }
+        _ => REST,
+    }
+}
+
 /// A header's value as text, if it is present once and is text.
 fn one<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
@@ -210,7 +250,7 @@ impl DirectCalls {
         let bytes = match axum::body::to_bytes(body, length).await {
             Ok(bytes) => bytes,
             // The client did not send the body it announced: it cannot read an answer either.
-            Err(_) => return Ok(axum::http::StatusCode::BAD_REQUEST.into_response()),
+            Err(_) => return Ok(StatusCode::BAD_REQUEST.into_response()),
         };
         let Some((id, params)) = plain_call(&bytes) else {
             return Err(Request::from_parts(parts, Body::from(bytes)));
@@ -248,7 +288,7 @@ impl DirectCalls {
         if !self.json_within.is_zero()
             && let Ok(message) = tokio::time::timeout(self.json_within, &mut call).await
         {
-            return Ok(axum::Json(message).into_response());
+            return Ok(json_body(&message));
         }
         let stream = self
             .sessions
@@ -320,6 +360,28 @@ impl DirectCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_json_answer_is_the_message_as_serde_json_writes_it_in_a_buffer_that_fits() {
+        let line = r#"ts=2026-12-06T10:00:00.000Z level=info msg="request handled" status=200"#;
+        let text = vec![line; 100].join("\n");
+        let mut result = rmcp::model::CallToolResult::success(vec![ContentBlock::text(text)]);
+        result.structured_content = Some(serde_json::json!({"pod": "web-0", "count": 100}));
+        let message = ServerJsonRpcMessage::response(
+            ServerResult::CallToolResult(result),
+            RequestId::Number(7),
+        );
+        let expected = serde_json::to_vec(&message).expect("serializes");
+        assert!(size_hint(&message) >= expected.len(), "{}", expected.len());
+
+        let response = json_body(&message);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        assert_eq!(body.as_ref(), expected.as_slice());
+    }
 
     /// Every body the plain shape reads is read by rmcp the same way; the rest is left to rmcp.
     #[test]
