@@ -838,6 +838,33 @@ pub(super) mod tests {
         }
     }
 
+    /// The bytes every stored chain was linked over: a change here breaks the verification of
+    /// every existing audit log. The record is written out by hand (keys sorted, compact JSON,
+    /// serde_json's escapes and numbers: `1.5e+300`), and both links were computed apart from
+    /// this code (Python's `hashlib.sha256` and `hmac` over GENESIS followed by that text).
+    #[test]
+    fn a_records_canonical_text_and_links_are_the_ones_stored_chains_were_written_with() {
+        let mut e = entry(3);
+        e.principal_name = "Zoë \"ops\"".to_string();
+        let args = canonical_json(&e.args).expect("canonical");
+        let fields = Fields::of(&e, &args);
+        assert_eq!(
+            canonical_record(42, &fields).expect("canonical"),
+            r#"{"approval_id":"ap-3","args":{"name":"api-3","namespace":"prod","replicas":1.5e+300},"at_ms":1003,"decision":"require_approval","principal_name":"Zoë \"ops\"","principal_sub":"agent-1","result_summary":null,"rule":"writes-need-approval","seq":42,"tool":"k8s.restart","trace_id":"trace-3","transport":"mcp_stdio"}"#
+        );
+        assert_eq!(
+            chain_hash(GENESIS, 42, &fields).expect("hash"),
+            "42488807e9f2eb121a8df2fc8d8d0c81ed8472db673f8d23771a4c7dbb3f434a"
+        );
+        let key = AuditKey::new(b"toolgate-audit-golden-test-key-32".to_vec()).expect("key");
+        let mac = chain_mac(&key, GENESIS, 42, &fields).expect("mac");
+        assert_eq!(
+            mac,
+            "hmac-sha256:9897a9efcae35325a2bf92c6dbab17f767f496989b6959b4a982fe19d5eb73a8"
+        );
+        assert!(mac_matches(&key, GENESIS, 42, &fields, &mac).expect("check"));
+    }
+
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let v = json!({"b": 1, "a": {"z": [true, null, {"y": "é\"", "x": 2}], "c": -0.5}});
