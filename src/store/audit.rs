@@ -617,7 +617,7 @@ fn chain_mac(
 ) -> Result<String, StoreError> {
     let mut mac = new_mac(key)?;
     mac.update(prev_hash.as_bytes());
-    mac.update(canonical_record(seq, f)?.as_bytes());
+    mac.update(&canonical_record(seq, f)?);
     Ok(format!(
         "{KEYED_PREFIX}{}",
         hex(&mac.finalize().into_bytes())
@@ -640,7 +640,7 @@ fn mac_matches(
     };
     let mut mac = new_mac(key)?;
     mac.update(prev_hash.as_bytes());
-    mac.update(canonical_record(seq, f)?.as_bytes());
+    mac.update(&canonical_record(seq, f)?);
     Ok(mac.verify_slice(&tag).is_ok())
 }
 
@@ -677,35 +677,51 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 fn chain_hash(prev_hash: &str, seq: i64, f: &Fields<'_>) -> Result<String, StoreError> {
     let mut hasher = Sha256::new();
     hasher.update(prev_hash.as_bytes());
-    hasher.update(canonical_record(seq, f)?.as_bytes());
+    hasher.update(&canonical_record(seq, f)?);
     Ok(hex(&hasher.finalize()))
 }
 
 /// `{…}`: the record's fields and seq as canonical JSON (keys sorted).
-fn canonical_record(seq: i64, f: &Fields<'_>) -> Result<String, StoreError> {
-    let text = |s: &str| json_string(s);
-    let opt = |s: Option<&str>| s.map_or(Ok("null".to_string()), json_string);
-    let mut members = vec![
-        ("approval_id", opt(f.approval_id)?),
-        ("args", f.args.to_string()),
-        ("at_ms", f.at_ms.to_string()),
-        ("decision", text(f.decision)?),
-        ("principal_name", text(f.principal_name)?),
-        ("principal_sub", text(f.principal_sub)?),
-        ("result_summary", opt(f.result_summary)?),
-        ("rule", opt(f.rule)?),
-        ("seq", seq.to_string()),
-        ("tool", text(f.tool)?),
-        ("trace_id", opt(f.trace_id)?),
-        ("transport", text(f.transport)?),
-    ];
-    members.sort_by(|a, b| a.0.cmp(b.0));
-    let body = members
-        .iter()
-        .map(|(k, v)| format!("\"{k}\":{v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    Ok(format!("{{{body}}}"))
+fn canonical_record(seq: i64, f: &Fields<'_>) -> Result<Vec<u8>, StoreError> {
+    use std::io::Write;
+    // Every record is written on the hot path of every call: one buffer, no string a member.
+    // The members go in the order of their keys, sorted (the golden test pins the bytes).
+    let mut out = Vec::with_capacity(256 + f.args.len());
+    let text = |out: &mut Vec<u8>, s: Option<&str>| -> Result<(), StoreError> {
+        match s {
+            Some(s) => serde_json::to_writer(out, s)
+                .map_err(|e| StoreError::Db(format!("encoding JSON: {e}"))),
+            None => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+        }
+    };
+    out.extend_from_slice(b"{\"approval_id\":");
+    text(&mut out, f.approval_id)?;
+    out.extend_from_slice(b",\"args\":");
+    out.extend_from_slice(f.args.as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, ",\"at_ms\":{}", f.at_ms);
+    out.extend_from_slice(b",\"decision\":");
+    text(&mut out, Some(f.decision))?;
+    out.extend_from_slice(b",\"principal_name\":");
+    text(&mut out, Some(f.principal_name))?;
+    out.extend_from_slice(b",\"principal_sub\":");
+    text(&mut out, Some(f.principal_sub))?;
+    out.extend_from_slice(b",\"result_summary\":");
+    text(&mut out, f.result_summary)?;
+    out.extend_from_slice(b",\"rule\":");
+    text(&mut out, f.rule)?;
+    let _ = write!(out, ",\"seq\":{seq}");
+    out.extend_from_slice(b",\"tool\":");
+    text(&mut out, Some(f.tool))?;
+    out.extend_from_slice(b",\"trace_id\":");
+    text(&mut out, f.trace_id)?;
+    out.extend_from_slice(b",\"transport\":");
+    text(&mut out, Some(f.transport))?;
+    out.push(b'}');
+    Ok(out)
 }
 
 fn json_string(s: &str) -> Result<String, StoreError> {
@@ -849,7 +865,7 @@ pub(super) mod tests {
         let args = canonical_json(&e.args).expect("canonical");
         let fields = Fields::of(&e, &args);
         assert_eq!(
-            canonical_record(42, &fields).expect("canonical"),
+            String::from_utf8(canonical_record(42, &fields).expect("canonical")).expect("UTF-8"),
             r#"{"approval_id":"ap-3","args":{"name":"api-3","namespace":"prod","replicas":1.5e+300},"at_ms":1003,"decision":"require_approval","principal_name":"Zoë \"ops\"","principal_sub":"agent-1","result_summary":null,"rule":"writes-need-approval","seq":42,"tool":"k8s.restart","trace_id":"trace-3","transport":"mcp_stdio"}"#
         );
         assert_eq!(
